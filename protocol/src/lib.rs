@@ -1,0 +1,18 @@
+//! Contract v1 of the TMP Issuer Kit.
+//!
+//! Everything the kit says on the wire is defined here once: the Issuer API, TMP API,
+//! Lifecycle API and processor-event payloads, their enums and error shape, the
+//! Standard-Webhooks signature scheme, JWE field encryption and the sensitive-data types
+//! (`Pan`, `Cvc`, `Otp`, `Expiry`) that mask themselves and zeroize on drop.
+
+pub mod enums;
+pub mod error;
+pub mod headers;
+pub mod issuer_api;
+pub mod jwe;
+pub mod jwk;
+pub mod lifecycle_api;
+pub mod processor;
+pub mod sensitive;
+pub mod tmp_api;
+pub mod webhook;

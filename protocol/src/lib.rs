@@ -5,6 +5,7 @@
 //! Standard-Webhooks signature scheme, JWE field encryption and the sensitive-data types
 //! (`Pan`, `Cvc`, `Otp`, `Expiry`) that mask themselves and zeroize on drop.
 
+pub mod bridge;
 pub mod enums;
 pub mod error;
 pub mod headers;

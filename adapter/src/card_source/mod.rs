@@ -1,0 +1,41 @@
+//! Where card facts come from, behind one trait: the local registry in the adapter's database,
+//! or the issuer's processor through the bridge contract (`docs/bridge.md`).
+
+mod local_registry;
+mod processor_bridge;
+
+pub use local_registry::LocalRegistry;
+pub use processor_bridge::ProcessorBridge;
+
+use async_trait::async_trait;
+use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::issuer_api::CardholderContact;
+use tmp_protocol::sensitive::{Cvc, Expiry, Pan};
+
+/// What the issuer knows about a card. No PAN: only its last four digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardFacts {
+    pub card_id: String,
+    pub status: IssuerCardStatus,
+    pub expiry: Expiry,
+    pub pan_last4: String,
+    pub cardholder: CardholderContact,
+    pub product_category: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CardSourceError {
+    /// The source could not answer (down, 5xx, bad answer); the cause is in the chain.
+    #[error("card source unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+#[async_trait]
+pub trait CardSource: Send + Sync + 'static {
+    /// Short name for metrics and logs (`local_registry`, `processor_bridge`).
+    fn name(&self) -> &'static str;
+    /// The card with this PAN, if the issuer has it.
+    async fn lookup(&self, pan: &Pan) -> Result<Option<CardFacts>, CardSourceError>;
+    /// Whether `cvc` is the card's CVC2. Attempt counting is the caller's job.
+    async fn check_cvc(&self, card: &CardFacts, pan: &Pan, cvc: &Cvc) -> Result<bool, CardSourceError>;
+}

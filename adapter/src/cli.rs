@@ -1,0 +1,191 @@
+//! The command line: `serve` (default), `migrate`, `check-config`, `print-default-config`,
+//! `import`, `keys generate`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{DEFAULT_CONFIG_YAML, Settings};
+use crate::import::{ImportFormat, ImportOptions};
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(name = "tmp-adapter", version, about = "The issuer's daemon for Verestro TMP")]
+pub struct Cli {
+    /// Directory holding base.yaml and <environment>.yaml.
+    #[arg(long, env = "TMP_ADAPTER_CONFIG_DIR", default_value = "config", global = true)]
+    pub config_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Issuer API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load and validate the configuration, print a summary without secrets, and exit.
+    CheckConfig,
+    /// Print the commented reference configuration (config/base.yaml).
+    PrintDefaultConfig,
+    /// Load cards into the local registry from a JSONL or CSV file.
+    Import {
+        file: PathBuf,
+        /// File format; by default taken from the extension (.jsonl/.ndjson or .csv).
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// Import the valid lines even when some are bad (bad lines are still reported).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the Issuer API's OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new key into a new file (never overwrites), or print a new HMAC secret.
+    Generate {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        /// File to create (not needed for `hmac`, which prints the secret).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyKind {
+    /// RSA-2048 JWE decryption key (PKCS#8 PEM): for keys.jwe.
+    Jwe,
+    /// AES-256 data key (64 hex characters): for keys.data_keys.
+    Data,
+    /// HMAC-SHA256 PAN fingerprint key (64 hex characters): for keys.fingerprint_key_file.
+    Fingerprint,
+    /// CVK pair for CVC2 (32 hex characters): for card_source.local_registry.cvk_file.
+    Cvk,
+    /// Standard-Webhooks secret (whsec_…), printed: for auth.hmac_secrets.
+    Hmac,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    Ok(Settings::load(&cli.config_dir)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        None | Some(Command::Serve) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, &settings.log.level);
+            runtime()?.block_on(async {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await?;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Migrate) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, &settings.log.level);
+            runtime()?.block_on(async {
+                let store = crate::store::connect(&settings.database.url, 1).await?;
+                store.migrate().await?;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::CheckConfig) => {
+            let settings = load_settings(&cli)?;
+            println!("configuration is valid");
+            println!("  environment: {:?}", settings.environment);
+            println!("  listen: {}:{}", settings.server.host, settings.server.port);
+            println!("  database: {}", redact_url(&settings.database.url));
+            println!("  auth: {:?} ({} HMAC secret(s))", settings.auth.mode, settings.auth.hmac_secrets.len());
+            println!("  card source: {:?}", settings.card_source.kind);
+            println!("  JWE keys: {}", settings.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::PrintDefaultConfig) => {
+            print!("{DEFAULT_CONFIG_YAML}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Import { file, format, skip_invalid }) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, "warn");
+            let options = ImportOptions { format: *format, skip_invalid: *skip_invalid };
+            let report = runtime()?.block_on(crate::import::run(&settings, file, options))?;
+            for problem in &report.problems {
+                eprintln!("line {}: {}", problem.line, problem.message);
+            }
+            println!(
+                "{} card(s) imported, {} bad line(s){}",
+                report.imported,
+                report.problems.len(),
+                if report.problems.is_empty() || *skip_invalid { "" } else { " — nothing written" }
+            );
+            Ok(if report.problems.is_empty() || *skip_invalid { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Some(Command::Keys { command: KeysCommand::Generate { kind, out } }) => generate_key(*kind, out.as_deref()),
+        Some(Command::Openapi) => {
+            print!("{}", crate::openapi::issuer_api_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn generate_key(kind: KeyKind, out: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use crate::keys::{RSA_BITS, random_hex, write_private};
+    if let KeyKind::Hmac = kind {
+        let (_, whsec) = tmp_protocol::webhook::WebhookSecret::generate();
+        println!("{}", whsec.as_str());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out = out.context("--out FILE is required for this key kind")?;
+    let contents = match kind {
+        KeyKind::Jwe => tmp_protocol::jwk::RsaKeyPair::generate(RSA_BITS)?.to_pkcs8_pem()?,
+        KeyKind::Data | KeyKind::Fingerprint => random_hex(32),
+        KeyKind::Cvk => random_hex(16),
+        KeyKind::Hmac => unreachable!("handled above"),
+    };
+    write_private(out, contents.as_bytes())?;
+    println!("wrote {} (mode 0600)", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL without its password.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

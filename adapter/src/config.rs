@@ -1,0 +1,398 @@
+//! Typed, layered configuration.
+//!
+//! Sources, later ones win:
+//! 1. `config/base.yaml` (every key, commented — also embedded in the binary, so
+//!    `print-default-config` and a missing config directory still work);
+//! 2. `config/{environment}.yaml`, where the environment comes from `TMP_ADAPTER_ENV`
+//!    (`local` by default, or `production`);
+//! 3. environment variables `TMP_ADAPTER__SECTION__KEY` (e.g. `TMP_ADAPTER__SERVER__PORT=9000`);
+//!    lists are comma-separated (`TMP_ADAPTER__AUTH__HMAC_SECRETS=whsec_a,whsec_b`).
+//!
+//! After loading, [`Settings::validate`] rejects inconsistent or unsafe settings with a message
+//! that names the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tmp_protocol::enums::Decision;
+
+/// The commented reference configuration, embedded so the binary is self-describing.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/base.yaml");
+
+/// Development-only HMAC secrets shipped in `config/local.yaml`; production refuses them.
+pub const DEVELOPMENT_HMAC_SECRETS: &[&str] = &["whsec_ZGV2ZWxvcG1lbnQtb25seS10bXAtYWRhcHRlci1zZWNyZXQ="];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub auth: AuthSettings,
+    pub keys: KeySettings,
+    pub card_source: CardSourceSettings,
+    pub policy: PolicySettings,
+    pub housekeeping: HousekeepingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
+    /// Serve HTTPS (and mTLS when `client_ca_file` is set) instead of plain HTTP.
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA that signs the client certificates TMP presents. Set → client certificates required.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://./data/tmp-adapter.db` (created on first start) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Standard-Webhooks HMAC signature on every request (default).
+    Hmac,
+    /// Client certificate verified against `server.tls.client_ca_file`.
+    Mtls,
+    /// Both.
+    HmacAndMtls,
+}
+
+impl AuthMode {
+    pub fn requires_hmac(self) -> bool {
+        matches!(self, AuthMode::Hmac | AuthMode::HmacAndMtls)
+    }
+    pub fn requires_mtls(self) -> bool {
+        matches!(self, AuthMode::Mtls | AuthMode::HmacAndMtls)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// `whsec_…` secrets; all are accepted at once, so a new one can be added before the old
+    /// one is removed.
+    pub hmac_secrets: Vec<String>,
+    /// Signatures older or newer than this are rejected as stale.
+    pub timestamp_tolerance_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// Development only: generate any missing key file below into this directory on first
+    /// start (marked as development keys, which production refuses).
+    pub generate_missing_in: Option<PathBuf>,
+    /// The adapter's JWE decryption keys (PKCS#8 PEM RSA). All are live; all are published.
+    pub jwe: Vec<JweKeySettings>,
+    /// Data keys that encrypt PANs and OTPs at rest (files with 64 hex characters).
+    pub data_keys: DataKeySettings,
+    /// Key of the HMAC-SHA256 PAN fingerprint (file with 64 hex characters).
+    pub fingerprint_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JweKeySettings {
+    pub kid: String,
+    pub private_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataKeySettings {
+    /// Id of the key new data is encrypted under; older keys stay for decryption.
+    pub active: String,
+    pub files: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardSourceKind {
+    LocalRegistry,
+    ProcessorBridge,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardSourceSettings {
+    pub kind: CardSourceKind,
+    pub local_registry: LocalRegistrySettings,
+    pub processor_bridge: ProcessorBridgeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRegistrySettings {
+    /// File with the CVK pair as 32 hex characters (CVK-A || CVK-B).
+    pub cvk_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorBridgeSettings {
+    /// Base URL of the bridge, e.g. `https://processor.internal:9443`.
+    pub base_url: String,
+    /// `whsec_…` secret the adapter signs bridge requests with; none → unsigned.
+    pub hmac_secret: Option<String>,
+    /// CA bundle that signs the bridge's server certificate (default: system roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Budget for the card source (lookup + CVC) within one verification.
+    pub deadline_ms: u64,
+    /// Answer when the card source misses the deadline or fails.
+    pub stand_in_decision: Decision,
+    pub cvc: CvcPolicySettings,
+    /// Policy for token requestors without an entry below.
+    pub default: RequestorPolicy,
+    /// Per wallet (`APPLE_PAY`, `GOOGLE_PAY`, `SAMSUNG_PAY`, `MERCHANT`, `OTHER`).
+    #[serde(default)]
+    pub wallets: BTreeMap<String, RequestorPolicy>,
+    /// Per token requestor id; wins over the wallet entry.
+    #[serde(default)]
+    pub token_requestors: BTreeMap<String, RequestorPolicy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CvcPolicySettings {
+    /// Wrong CVCs per card within the window before `ATTEMPTS_EXCEEDED`.
+    pub max_attempts: u32,
+    pub lockout_window_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestorPolicy {
+    /// Decline when no CVC is sent (Apple Pay requires one).
+    pub require_cvc: bool,
+    /// `REQUIRE_ADDITIONAL_AUTHENTICATION` when the wallet or device score (1–5) is below this;
+    /// 0 disables step-up by score.
+    pub step_up_below_score: u8,
+    /// Decline when the card already has this many tokens that are not deactivated.
+    pub max_live_tokens_per_card: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HousekeepingSettings {
+    /// How often expired OTPs, idempotency records and seen request ids are purged.
+    pub interval_secs: u64,
+    /// How long idempotency records are kept (TMP's retries must fall inside this).
+    pub idempotency_retention_hours: u64,
+}
+
+/// A configuration that cannot run, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads the layered configuration from `config_dir` (see the module docs).
+    pub fn load(config_dir: &Path) -> Result<Settings, ConfigError> {
+        let environment = std::env::var("TMP_ADAPTER_ENV").unwrap_or_else(|_| "local".to_owned());
+        Self::load_with(config_dir, &environment, config::Environment::with_prefix("TMP_ADAPTER"))
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment name and variable source (tests).
+    pub fn load_with(
+        config_dir: &Path,
+        environment: &str,
+        env_source: config::Environment,
+    ) -> Result<Settings, ConfigError> {
+        if !matches!(environment, "local" | "production") {
+            return Err(ConfigError(format!(
+                "TMP_ADAPTER_ENV must be `local` or `production`, not `{environment}`"
+            )));
+        }
+        let base = config_dir.join("base.yaml");
+        let builder = config::Config::builder();
+        let builder = if base.exists() {
+            builder.add_source(config::File::from(base))
+        } else {
+            builder.add_source(config::File::from_str(DEFAULT_CONFIG_YAML, config::FileFormat::Yaml))
+        };
+        let raw = builder
+            .add_source(config::File::from(config_dir.join(format!("{environment}.yaml"))).required(false))
+            .set_override("environment", environment)
+            .map_err(|e| ConfigError(e.to_string()))?
+            .add_source(
+                env_source
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("auth.hmac_secrets"),
+            )
+            .build()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(raw)
+            .map_err(|e| ConfigError(format!("`{}`: {}", e.path(), e.inner())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rejects settings that cannot work or are unsafe, naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |msg: String| Err(ConfigError(msg));
+        if self.server.body_limit_bytes < 1024 || self.server.body_limit_bytes > 16 * 1024 * 1024 {
+            return fail("server.body_limit_bytes must be between 1024 and 16777216".into());
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections must be at least 1".into());
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return fail("database.url must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        if self.auth.mode.requires_hmac() && self.auth.hmac_secrets.is_empty() {
+            return fail("auth.hmac_secrets must hold at least one secret when auth.mode uses hmac".into());
+        }
+        for (i, secret) in self.auth.hmac_secrets.iter().enumerate() {
+            if tmp_protocol::webhook::WebhookSecret::parse(secret).is_err() {
+                return fail(format!("auth.hmac_secrets[{i}] is not a valid whsec_ secret"));
+            }
+        }
+        if self.auth.mode.requires_mtls()
+            && self.server.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none()
+        {
+            return fail("auth.mode uses mtls: set server.tls.cert_file, key_file and client_ca_file".into());
+        }
+        if self.auth.timestamp_tolerance_secs == 0 || self.auth.timestamp_tolerance_secs > 3600 {
+            return fail("auth.timestamp_tolerance_secs must be between 1 and 3600".into());
+        }
+        if self.keys.jwe.is_empty() {
+            return fail("keys.jwe must list at least one key".into());
+        }
+        if !self.keys.data_keys.files.contains_key(&self.keys.data_keys.active) {
+            return fail(format!(
+                "keys.data_keys.active `{}` is not a key of keys.data_keys.files",
+                self.keys.data_keys.active
+            ));
+        }
+        if self.policy.deadline_ms == 0 {
+            return fail("policy.deadline_ms must be positive".into());
+        }
+        if self.policy.cvc.max_attempts == 0 {
+            return fail("policy.cvc.max_attempts must be at least 1".into());
+        }
+        for wallet in self.policy.wallets.keys() {
+            if !matches!(wallet.as_str(), "APPLE_PAY" | "GOOGLE_PAY" | "SAMSUNG_PAY" | "MERCHANT" | "OTHER") {
+                return fail(format!("policy.wallets.{wallet} is not a wallet"));
+            }
+        }
+        for (name, p) in std::iter::once(("default", &self.policy.default))
+            .chain(self.policy.wallets.iter().map(|(k, v)| (k.as_str(), v)))
+            .chain(self.policy.token_requestors.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if p.step_up_below_score > 6 {
+                return fail(format!("policy `{name}`: step_up_below_score must be 0 to 6"));
+            }
+        }
+        if self.card_source.kind == CardSourceKind::ProcessorBridge {
+            let url = &self.card_source.processor_bridge.base_url;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return fail("card_source.processor_bridge.base_url must be an http(s) URL".into());
+            }
+            if let Some(secret) = &self.card_source.processor_bridge.hmac_secret
+                && tmp_protocol::webhook::WebhookSecret::parse(secret).is_err()
+            {
+                return fail("card_source.processor_bridge.hmac_secret is not a valid whsec_ secret".into());
+            }
+        }
+        if self.housekeeping.interval_secs == 0 {
+            return fail("housekeeping.interval_secs must be positive".into());
+        }
+        if self.environment == Environment::Production {
+            self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    /// Production refuses everything that only makes sense on a developer's machine.
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        if self.keys.generate_missing_in.is_some() {
+            return Err(ConfigError(
+                "production: keys.generate_missing_in must be unset (development keys are refused)".into(),
+            ));
+        }
+        if self.auth.hmac_secrets.iter().any(|s| DEVELOPMENT_HMAC_SECRETS.contains(&s.as_str())) {
+            return Err(ConfigError("production: auth.hmac_secrets holds the development secret".into()));
+        }
+        if self.log.level.contains("debug") || self.log.level.contains("trace") {
+            return Err(ConfigError("production: log.level must not be debug or trace".into()));
+        }
+        Ok(())
+    }
+
+    pub fn listen_address(&self) -> Result<SocketAddr, ConfigError> {
+        format!("{}:{}", self.server.host, self.server.port)
+            .parse()
+            .map_err(|_| ConfigError("server.host and server.port do not form a socket address".into()))
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.policy.deadline_ms)
+    }
+}
+
+impl PolicySettings {
+    /// The policy for a token requestor: its own entry, else its wallet's, else the default.
+    pub fn for_requestor(&self, requestor_id: &str, wallet: &str) -> &RequestorPolicy {
+        self.token_requestors
+            .get(requestor_id)
+            .or_else(|| self.wallets.get(wallet))
+            .unwrap_or(&self.default)
+    }
+}

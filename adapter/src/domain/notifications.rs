@@ -1,0 +1,73 @@
+//! User notifications from TMP: validated, the OTP decrypted from its JWE and re-encrypted
+//! at rest under the data key, and queued for the issuer's own systems through the outbox.
+//! The outbox payload never holds the OTP: the relay reads it from the notification row, and
+//! never after `expiresAt`.
+
+use time::OffsetDateTime;
+use tmp_protocol::enums::NotificationType;
+use tmp_protocol::issuer_api::{ActivationCode, NotificationRequest};
+
+use super::token_events::{ISSUER_WEBHOOK, check_id};
+use crate::crypto::at_rest::DataKeyRing;
+use crate::http::error::ApiError;
+use crate::store::{NotificationRecord, OutboxRecord};
+
+pub fn validate(n: &NotificationRequest) -> Result<(), ApiError> {
+    check_id("notificationId", &n.notification_id)?;
+    check_id("cardId", &n.card_id)?;
+    if let Some(token_id) = &n.token_id {
+        check_id("tokenId", token_id)?;
+    }
+    let carries_code = n.notification_type == NotificationType::ActivationCodeDelivery;
+    match (carries_code, &n.encrypted_payload, n.expires_at) {
+        (true, None, _) => Err(ApiError::validation("ACTIVATION_CODE_DELIVERY requires `encryptedPayload`")),
+        (true, Some(_), None) => Err(ApiError::validation("ACTIVATION_CODE_DELIVERY requires `expiresAt`")),
+        (false, Some(_), _) => Err(ApiError::validation(
+            "only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Associated data binding an OTP ciphertext to its notification: a ciphertext copied to
+/// another row does not decrypt.
+pub fn otp_aad(notification_id: &str) -> Vec<u8> {
+    format!("otp:{notification_id}").into_bytes()
+}
+
+pub fn to_records(
+    n: &NotificationRequest,
+    code: Option<&ActivationCode>,
+    data_keys: &DataKeyRing,
+    now: OffsetDateTime,
+) -> (NotificationRecord, OutboxRecord) {
+    let sealed = code.map(|c| data_keys.encrypt(c.otp.expose().as_bytes(), &otp_aad(&n.notification_id)));
+    let record = NotificationRecord {
+        notification_id: n.notification_id.clone(),
+        notification_type: n.notification_type.as_str().into(),
+        card_id: n.card_id.clone(),
+        token_id: n.token_id.clone(),
+        token_requestor_id: n.token_requestor.as_ref().map(|r| r.id.clone()),
+        channel: n.channel.map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+        otp_key_id: sealed.as_ref().map(|s| s.key_id.clone()),
+        otp_ciphertext: sealed.map(|s| s.bytes),
+        expires_at: n.expires_at,
+        occurred_at: n.occurred_at,
+        received_at: now,
+    };
+    let mut payload = serde_json::to_value(n).unwrap_or_default();
+    if let Some(object) = payload.as_object_mut() {
+        // The JWE was for the adapter; the sink gets the code from the relay, re-encrypted.
+        object.remove("encryptedPayload");
+    }
+    let outbox = OutboxRecord {
+        id: uuid::Uuid::new_v4(),
+        destination: ISSUER_WEBHOOK.into(),
+        ordering_key: n.card_id.clone(),
+        event_type: format!("notification.{}", n.notification_type.as_str()),
+        payload,
+        created_at: now,
+        not_after: n.expires_at,
+    };
+    (record, outbox)
+}

@@ -1,0 +1,220 @@
+//! The decision policy (DESIGN §5): card facts → `APPROVED | REQUIRE_ADDITIONAL_AUTHENTICATION |
+//! DECLINED`, per token requestor, never more permissive than the wallet's recommendation.
+//! Pure: everything it needs is in [`DecisionInput`], so every path is unit-tested.
+
+use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus};
+use tmp_protocol::issuer_api::DecisionReason;
+
+use crate::config::RequestorPolicy;
+
+/// What the card source said about the presented card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardOutcome {
+    NotFound,
+    Found {
+        status: IssuerCardStatus,
+        /// The card's own expiry has passed.
+        expired: bool,
+        /// The expiry the wallet presented equals the card's.
+        expiry_matches: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionInput {
+    pub card: CardOutcome,
+    pub cvc: CvcResult,
+    /// Tokens of the card that are not deactivated.
+    pub live_tokens: u32,
+    pub wallet_score: Option<u8>,
+    pub device_score: Option<u8>,
+    pub wallet_recommendation: Option<Decision>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    pub decision: Decision,
+    pub reason: DecisionReason,
+    pub card_status: CardStatus,
+}
+
+/// The card status reported for a card outcome.
+pub fn card_status(card: CardOutcome) -> CardStatus {
+    match card {
+        CardOutcome::NotFound => CardStatus::NotFound,
+        CardOutcome::Found { status: IssuerCardStatus::Closed, .. } => CardStatus::Closed,
+        CardOutcome::Found { status: IssuerCardStatus::Blocked, .. } => CardStatus::Blocked,
+        CardOutcome::Found { expired: true, .. } => CardStatus::Expired,
+        CardOutcome::Found { .. } => CardStatus::Active,
+    }
+}
+
+/// Whether the CVC is worth checking: only for a usable card (a blocked card's CVC attempts
+/// must not lock the cardholder out once it is unblocked).
+pub fn card_is_usable(card: CardOutcome) -> bool {
+    matches!(
+        card,
+        CardOutcome::Found { status: IssuerCardStatus::Active, expired: false, expiry_matches: true }
+    )
+}
+
+pub fn decide(policy: &RequestorPolicy, input: &DecisionInput) -> Assessment {
+    let card_status = card_status(input.card);
+    let (decision, reason) = issuer_decision(policy, input);
+    apply_guardrail(Assessment { decision, reason, card_status }, input.wallet_recommendation)
+}
+
+fn issuer_decision(policy: &RequestorPolicy, input: &DecisionInput) -> (Decision, DecisionReason) {
+    use DecisionReason as R;
+    let declined = |reason| (Decision::Declined, reason);
+    match input.card {
+        CardOutcome::NotFound => return declined(R::CardNotFound),
+        CardOutcome::Found { status: IssuerCardStatus::Closed, .. } => return declined(R::CardClosed),
+        CardOutcome::Found { status: IssuerCardStatus::Blocked, .. } => return declined(R::CardBlocked),
+        CardOutcome::Found { expired: true, .. } => return declined(R::CardExpired),
+        CardOutcome::Found { expiry_matches: false, .. } => return declined(R::ExpiryMismatch),
+        CardOutcome::Found { .. } => {}
+    }
+    match input.cvc {
+        CvcResult::AttemptsExceeded => return declined(R::CvcAttemptsExceeded),
+        CvcResult::NoMatch => return declined(R::CvcNoMatch),
+        CvcResult::NotProvided if policy.require_cvc => return declined(R::CvcRequired),
+        CvcResult::NotProvided | CvcResult::Match => {}
+    }
+    if input.live_tokens >= policy.max_live_tokens_per_card {
+        return declined(R::TooManyTokens);
+    }
+    let lowest_score = [input.wallet_score, input.device_score].into_iter().flatten().min();
+    if lowest_score.is_some_and(|score| score < policy.step_up_below_score) {
+        return (Decision::RequireAdditionalAuthentication, R::LowScoreStepUp);
+    }
+    (Decision::Approved, R::CardVerified)
+}
+
+/// Never more permissive than the wallet's own recommendation.
+pub fn apply_guardrail(assessment: Assessment, wallet_recommendation: Option<Decision>) -> Assessment {
+    match wallet_recommendation {
+        Some(recommended) if recommended.strictness() > assessment.decision.strictness() => Assessment {
+            decision: recommended,
+            reason: DecisionReason::WalletRecommendation,
+            ..assessment
+        },
+        _ => assessment,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RequestorPolicy {
+        RequestorPolicy { require_cvc: false, step_up_below_score: 3, max_live_tokens_per_card: 2 }
+    }
+
+    fn active() -> CardOutcome {
+        CardOutcome::Found { status: IssuerCardStatus::Active, expired: false, expiry_matches: true }
+    }
+
+    fn input(card: CardOutcome) -> DecisionInput {
+        DecisionInput {
+            card,
+            cvc: CvcResult::Match,
+            live_tokens: 0,
+            wallet_score: Some(5),
+            device_score: Some(5),
+            wallet_recommendation: None,
+        }
+    }
+
+    fn decide_for(i: DecisionInput) -> (Decision, DecisionReason) {
+        let a = decide(&policy(), &i);
+        (a.decision, a.reason)
+    }
+
+    #[test]
+    fn green_path_approves() {
+        assert_eq!(decide_for(input(active())), (Decision::Approved, DecisionReason::CardVerified));
+    }
+
+    #[test]
+    fn card_states_decline_with_their_reason_and_status() {
+        let cases = [
+            (CardOutcome::NotFound, DecisionReason::CardNotFound, CardStatus::NotFound),
+            (
+                CardOutcome::Found { status: IssuerCardStatus::Blocked, expired: false, expiry_matches: true },
+                DecisionReason::CardBlocked,
+                CardStatus::Blocked,
+            ),
+            (
+                CardOutcome::Found { status: IssuerCardStatus::Closed, expired: true, expiry_matches: true },
+                DecisionReason::CardClosed,
+                CardStatus::Closed,
+            ),
+            (
+                CardOutcome::Found { status: IssuerCardStatus::Active, expired: true, expiry_matches: true },
+                DecisionReason::CardExpired,
+                CardStatus::Expired,
+            ),
+            (
+                CardOutcome::Found { status: IssuerCardStatus::Active, expired: false, expiry_matches: false },
+                DecisionReason::ExpiryMismatch,
+                CardStatus::Active,
+            ),
+        ];
+        for (card, reason, status) in cases {
+            let a = decide(&policy(), &input(card));
+            assert_eq!((a.decision, a.reason, a.card_status), (Decision::Declined, reason, status));
+        }
+    }
+
+    #[test]
+    fn cvc_results_and_requirement() {
+        let mut i = input(active());
+        i.cvc = CvcResult::NoMatch;
+        assert_eq!(decide_for(i), (Decision::Declined, DecisionReason::CvcNoMatch));
+        i.cvc = CvcResult::AttemptsExceeded;
+        assert_eq!(decide_for(i), (Decision::Declined, DecisionReason::CvcAttemptsExceeded));
+        i.cvc = CvcResult::NotProvided;
+        assert_eq!(decide_for(i), (Decision::Approved, DecisionReason::CardVerified));
+        let strict = RequestorPolicy { require_cvc: true, ..policy() };
+        assert_eq!(decide(&strict, &i).reason, DecisionReason::CvcRequired);
+    }
+
+    #[test]
+    fn token_limit_and_step_up() {
+        let mut i = input(active());
+        i.live_tokens = 2;
+        assert_eq!(decide_for(i), (Decision::Declined, DecisionReason::TooManyTokens));
+        i.live_tokens = 1;
+        i.device_score = Some(2);
+        assert_eq!(decide_for(i), (Decision::RequireAdditionalAuthentication, DecisionReason::LowScoreStepUp));
+        i.device_score = None;
+        i.wallet_score = Some(3);
+        assert_eq!(decide_for(i), (Decision::Approved, DecisionReason::CardVerified));
+        let no_step_up = RequestorPolicy { step_up_below_score: 0, ..policy() };
+        i.wallet_score = Some(1);
+        assert_eq!(decide(&no_step_up, &i).decision, Decision::Approved);
+    }
+
+    #[test]
+    fn never_more_permissive_than_the_wallet() {
+        let all = [Decision::Approved, Decision::RequireAdditionalAuthentication, Decision::Declined];
+        for recommended in all {
+            for card in [active(), CardOutcome::NotFound] {
+                for score in [1, 5] {
+                    let mut i = input(card);
+                    i.wallet_score = Some(score);
+                    i.wallet_recommendation = Some(recommended);
+                    let a = decide(&policy(), &i);
+                    assert!(a.decision.strictness() >= recommended.strictness(), "{a:?} vs {recommended:?}");
+                }
+            }
+        }
+        let mut i = input(active());
+        i.wallet_recommendation = Some(Decision::RequireAdditionalAuthentication);
+        assert_eq!(
+            decide_for(i),
+            (Decision::RequireAdditionalAuthentication, DecisionReason::WalletRecommendation)
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! Token events from TMP: validated, mirrored (with history), and queued for the issuer's own
+//! systems through the outbox.
+
+use time::OffsetDateTime;
+use tmp_protocol::issuer_api::TokenEventRequest;
+
+use crate::http::error::ApiError;
+use crate::store::{OutboxRecord, TokenEventRecord};
+
+/// Outbox destination of everything meant for the issuer's own systems (webhook sinks).
+pub const ISSUER_WEBHOOK: &str = "issuer_webhook";
+
+/// Longest accepted id (event, token, card, notification ids).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Rejects ids that are empty, too long or not printable ASCII.
+pub fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be 1 to {MAX_ID_LEN} printable ASCII characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate(event: &TokenEventRequest) -> Result<(), ApiError> {
+    check_id("eventId", &event.event_id)?;
+    check_id("tokenId", &event.token_id)?;
+    check_id("cardId", &event.card_id)?;
+    check_id("tokenRequestor.id", &event.token_requestor.id)?;
+    if let Some(last4) = &event.token_last4
+        && (last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::validation("`tokenLast4` must be 4 digits"));
+    }
+    if event.reason.as_ref().is_some_and(|r| r.len() > 256) {
+        return Err(ApiError::validation("`reason` must be at most 256 characters"));
+    }
+    Ok(())
+}
+
+pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEventRecord, OutboxRecord) {
+    let record = TokenEventRecord {
+        event_id: event.event_id.clone(),
+        token_id: event.token_id.clone(),
+        card_id: event.card_id.clone(),
+        tsp: event.tsp.as_str().into(),
+        token_requestor_id: event.token_requestor.id.clone(),
+        wallet: event.token_requestor.wallet.as_str().into(),
+        status: event.status,
+        previous_status: event.previous_status,
+        reason: event.reason.clone(),
+        token_last4: event.token_last4.clone(),
+        occurred_at: event.occurred_at,
+        received_at: now,
+    };
+    let outbox = OutboxRecord {
+        id: uuid::Uuid::new_v4(),
+        destination: ISSUER_WEBHOOK.into(),
+        ordering_key: event.card_id.clone(),
+        event_type: "token.status_changed".into(),
+        // The wire event itself: it holds no card data.
+        payload: serde_json::to_value(event).unwrap_or_default(),
+        created_at: now,
+        not_after: None,
+    };
+    (record, outbox)
+}

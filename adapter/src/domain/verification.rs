@@ -1,0 +1,280 @@
+//! Card and CVC verification: asks the card source within the deadline, counts CVC attempts,
+//! applies the policy, and builds the audit record. A card source that misses the deadline or
+//! fails yields the configured stand-in decision, recorded with its reason.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tmp_protocol::enums::{CardStatus, CvcResult, Decision};
+use tmp_protocol::issuer_api::{
+    CardData, DecisionReason, VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
+};
+use tmp_protocol::sensitive::{Cvc, Pan};
+
+use crate::card_source::{CardFacts, CardSource, CardSourceError};
+use crate::config::PolicySettings;
+use crate::domain::policy::{self, Assessment, CardOutcome, DecisionInput};
+use crate::metrics::Metrics;
+use crate::store::{DecisionRecord, DynStore};
+
+pub struct CardVerifier {
+    source: Arc<dyn CardSource>,
+    store: DynStore,
+    policy: PolicySettings,
+    metrics: Metrics,
+}
+
+/// A verification's answer and its audit row (written by the caller with the idempotency
+/// record, in one transaction).
+pub struct Verified<R> {
+    pub response: R,
+    pub audit: DecisionRecord,
+}
+
+/// What the card source found, within the deadline.
+struct SourceAnswer {
+    card: Option<CardFacts>,
+    cvc: CvcResult,
+    live_tokens: u32,
+}
+
+enum StandIn {
+    Timeout,
+    Unavailable,
+}
+
+impl CardVerifier {
+    pub fn new(source: Arc<dyn CardSource>, store: DynStore, policy: PolicySettings, metrics: Metrics) -> Self {
+        CardVerifier { source, store, policy, metrics }
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_millis(self.policy.deadline_ms)
+    }
+
+    #[tracing::instrument(skip_all, fields(tokenization_id = %request.tokenization_id))]
+    pub async fn verify_card(
+        &self,
+        request: &VerifyCardRequest,
+        card: &CardData,
+        correlation_id: &str,
+    ) -> Verified<VerifyCardResponse> {
+        let started = Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let requestor = &request.token_requestor;
+        let requestor_policy = self.policy.for_requestor(&requestor.id, requestor.wallet.as_str());
+
+        let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, now)).await;
+        let (assessment, facts, cvc_result, stand_in) = match answer {
+            Ok(Ok(answer)) => {
+                let outcome = outcome_of(answer.card.as_ref(), card, now);
+                let input = DecisionInput {
+                    card: outcome,
+                    cvc: answer.cvc,
+                    live_tokens: answer.live_tokens,
+                    wallet_score: request.wallet_score,
+                    device_score: request.device_score,
+                    wallet_recommendation: request.wallet_recommendation,
+                };
+                (policy::decide(requestor_policy, &input), answer.card, answer.cvc, false)
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = ?error, "card source failed; answering the stand-in decision");
+                (self.stand_in(StandIn::Unavailable, request.wallet_recommendation), None, NOT_CHECKED, true)
+            }
+            Err(_elapsed) => {
+                tracing::warn!(deadline_ms = self.policy.deadline_ms, "card source missed the deadline; answering the stand-in decision");
+                (self.stand_in(StandIn::Timeout, request.wallet_recommendation), None, NOT_CHECKED, true)
+            }
+        };
+
+        let latency = started.elapsed();
+        self.metrics.decisions.with_label_values(&[assessment.decision.as_str(), assessment.reason.as_str()]).inc();
+        tracing::info!(
+            decision = assessment.decision.as_str(),
+            reason = assessment.reason.as_str(),
+            stand_in,
+            latency_ms = latency.as_millis() as u64,
+            "card verified"
+        );
+        let response = VerifyCardResponse {
+            decision: assessment.decision,
+            reason: assessment.reason,
+            card_status: assessment.card_status,
+            card_id: facts.as_ref().map(|f| f.card_id.clone()),
+            cvc_result,
+            product_category: facts.as_ref().and_then(|f| f.product_category.clone()),
+            // Contact data is only useful (and only disclosed) when TMP will send a code.
+            cardholder: facts
+                .as_ref()
+                .filter(|_| assessment.decision == Decision::RequireAdditionalAuthentication)
+                .map(|f| f.cardholder.clone()),
+            stand_in,
+        };
+        let audit = DecisionRecord {
+            id: uuid::Uuid::new_v4(),
+            decided_at: now,
+            correlation_id: correlation_id.to_owned(),
+            operation: "verify_card".into(),
+            tokenization_id: Some(request.tokenization_id.clone()),
+            card_id: response.card_id.clone(),
+            pan_last4: Some(card.pan.last4().to_owned()),
+            token_requestor_id: Some(requestor.id.clone()),
+            wallet: Some(requestor.wallet.as_str().into()),
+            tsp: Some(request.tsp.as_str().into()),
+            decision: assessment.decision.as_str().into(),
+            reason: assessment.reason.as_str().into(),
+            card_status: assessment.card_status.as_str().into(),
+            cvc_result: cvc_result.as_str().into(),
+            stand_in,
+            latency_ms: latency.as_millis() as i64,
+        };
+        Verified { response, audit }
+    }
+
+    /// Lookup, CVC check with attempt counting, and token count: everything the deadline bounds.
+    async fn ask_source(&self, card: &CardData, now: OffsetDateTime) -> Result<SourceAnswer, anyhow::Error> {
+        let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
+        let Some(facts) = facts else {
+            return Ok(SourceAnswer { card: None, cvc: NOT_CHECKED, live_tokens: 0 });
+        };
+        let outcome = outcome_of(Some(&facts), card, now);
+        let cvc = match &card.cvc {
+            Some(cvc) if policy::card_is_usable(outcome) => self.check_cvc_counted(&facts, &card.pan, cvc, now).await?,
+            Some(_) | None => NOT_CHECKED,
+        };
+        let live_tokens = self.store.count_live_tokens(&facts.card_id).await?;
+        Ok(SourceAnswer { card: Some(facts), cvc, live_tokens })
+    }
+
+    /// Checks a CVC, honouring and updating the per-card attempt counter.
+    async fn check_cvc_counted(
+        &self,
+        facts: &CardFacts,
+        pan: &Pan,
+        cvc: &Cvc,
+        now: OffsetDateTime,
+    ) -> Result<CvcResult, anyhow::Error> {
+        let window = time::Duration::seconds(self.policy.cvc.lockout_window_secs as i64);
+        let failures = self.store.cvc_failures(&facts.card_id, now, window).await?;
+        if failures >= self.policy.cvc.max_attempts {
+            return Ok(CvcResult::AttemptsExceeded);
+        }
+        if self.timed("verify_cvc", self.source.check_cvc(facts, pan, cvc)).await? {
+            self.store.clear_cvc_failures(&facts.card_id).await?;
+            Ok(CvcResult::Match)
+        } else {
+            self.store.record_cvc_failure(&facts.card_id, now, window).await?;
+            Ok(CvcResult::NoMatch)
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T, CardSourceError>>,
+    ) -> Result<T, CardSourceError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .card_source_duration
+            .with_label_values(&[self.source.name(), operation])
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn stand_in(&self, cause: StandIn, wallet_recommendation: Option<Decision>) -> Assessment {
+        let (reason, label) = match cause {
+            StandIn::Timeout => (DecisionReason::StandInTimeout, "timeout"),
+            StandIn::Unavailable => (DecisionReason::StandInUnavailable, "unavailable"),
+        };
+        self.metrics.stand_ins.with_label_values(&[label]).inc();
+        let decision = self.policy.stand_in_decision.at_least_as_strict_as(
+            wallet_recommendation.unwrap_or(Decision::Approved),
+        );
+        // The card could not be looked up: reported as NOT_FOUND with `standIn: true`.
+        Assessment { decision, reason, card_status: CardStatus::NotFound }
+    }
+
+    /// CVC check outside card verification. `Err` only when the card source missed the
+    /// deadline or failed (the caller answers 503; nothing is decided).
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_cvc(
+        &self,
+        request: &VerifyCvcRequest,
+        card: &CardData,
+        cvc: &Cvc,
+        correlation_id: &str,
+    ) -> Result<Verified<VerifyCvcResponse>, anyhow::Error> {
+        let started = Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let work = async {
+            let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
+            let Some(facts) = facts else {
+                return Ok::<_, anyhow::Error>((None, CardStatus::NotFound, CvcResult::NoMatch));
+            };
+            let outcome = outcome_of(Some(&facts), card, now);
+            let status = policy::card_status(outcome);
+            let result = if policy::card_is_usable(outcome) {
+                self.check_cvc_counted(&facts, &card.pan, cvc, now).await?
+            } else {
+                CvcResult::NoMatch
+            };
+            Ok((Some(facts), status, result))
+        };
+        let (facts, card_status, cvc_result) = match tokio::time::timeout(self.deadline(), work).await {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("card source missed the {} ms deadline", self.policy.deadline_ms),
+        };
+        let latency = started.elapsed();
+        tracing::info!(cvc_result = cvc_result.as_str(), latency_ms = latency.as_millis() as u64, "cvc verified");
+        let response = VerifyCvcResponse { cvc_result, card_status, card_id: facts.as_ref().map(|f| f.card_id.clone()) };
+        let audit = DecisionRecord {
+            id: uuid::Uuid::new_v4(),
+            decided_at: now,
+            correlation_id: correlation_id.to_owned(),
+            operation: "verify_cvc".into(),
+            tokenization_id: None,
+            card_id: response.card_id.clone(),
+            pan_last4: Some(card.pan.last4().to_owned()),
+            token_requestor_id: request.token_requestor.as_ref().map(|r| r.id.clone()),
+            wallet: request.token_requestor.as_ref().map(|r| r.wallet.as_str().into()),
+            tsp: None,
+            decision: cvc_result.as_str().into(),
+            reason: cvc_reason(cvc_result, card_status).as_str().into(),
+            card_status: card_status.as_str().into(),
+            cvc_result: cvc_result.as_str().into(),
+            stand_in: false,
+            latency_ms: latency.as_millis() as i64,
+        };
+        Ok(Verified { response, audit })
+    }
+}
+
+fn cvc_reason(result: CvcResult, status: CardStatus) -> DecisionReason {
+    match (result, status) {
+        (_, CardStatus::NotFound) => DecisionReason::CardNotFound,
+        (_, CardStatus::Blocked) => DecisionReason::CardBlocked,
+        (_, CardStatus::Closed) => DecisionReason::CardClosed,
+        (_, CardStatus::Expired) => DecisionReason::CardExpired,
+        (CvcResult::AttemptsExceeded, _) => DecisionReason::CvcAttemptsExceeded,
+        (CvcResult::NoMatch, _) => DecisionReason::CvcNoMatch,
+        _ => DecisionReason::CardVerified,
+    }
+}
+
+/// A CVC that was not checked (none sent, unusable card, stand-in) is reported as
+/// `NOT_PROVIDED`: it was neither matched nor counted as a failure.
+const NOT_CHECKED: CvcResult = CvcResult::NotProvided;
+
+fn outcome_of(facts: Option<&CardFacts>, card: &CardData, now: OffsetDateTime) -> CardOutcome {
+    match facts {
+        None => CardOutcome::NotFound,
+        Some(facts) => CardOutcome::Found {
+            status: facts.status,
+            expired: facts.expiry.is_expired_at(now),
+            expiry_matches: facts.expiry.yymm() == card.expiry.yymm(),
+        },
+    }
+}

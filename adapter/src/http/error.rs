@@ -1,0 +1,118 @@
+//! The one error type of the Issuer API and where it becomes an HTTP response. Every error
+//! answers with the contract's JSON body; internal details go to the log, never to the body.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use tmp_protocol::error::{ErrorBody, ErrorCode};
+
+use super::correlation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidHeader(String),
+    #[error("the request is not signed")]
+    MissingSignature,
+    #[error("the signature does not match")]
+    InvalidSignature,
+    #[error("the signature timestamp is outside the accepted window")]
+    StaleTimestamp,
+    #[error("this request id was already used")]
+    ReplayedRequest,
+    #[error("a client certificate is required")]
+    Unauthenticated,
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    InvalidEncryptedPayload(String),
+    #[error("this idempotency key was used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::MalformedJson(_) => ErrorCode::MalformedJson,
+            ApiError::InvalidHeader(_) => ErrorCode::InvalidHeader,
+            ApiError::MissingSignature => ErrorCode::MissingSignature,
+            ApiError::InvalidSignature => ErrorCode::InvalidSignature,
+            ApiError::StaleTimestamp => ErrorCode::StaleTimestamp,
+            ApiError::ReplayedRequest => ErrorCode::ReplayedRequest,
+            ApiError::Unauthenticated => ErrorCode::Unauthenticated,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::Validation(_) => ErrorCode::ValidationFailed,
+            ApiError::InvalidEncryptedPayload(_) => ErrorCode::InvalidEncryptedPayload,
+            ApiError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::Validation(message.into())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Unavailable(e.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidHeader(_) => StatusCode::BAD_REQUEST,
+            ApiError::MissingSignature
+            | ApiError::InvalidSignature
+            | ApiError::StaleTimestamp
+            | ApiError::ReplayedRequest
+            | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) | ApiError::InvalidEncryptedPayload(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let correlation_id = correlation::current();
+        let status = self.status_code();
+        match self {
+            // The cause chain is logged, under the correlation id, and never sent.
+            ApiError::Unavailable(source) | ApiError::Internal(source) => {
+                tracing::error!(%correlation_id, error = ?source, "request failed");
+            }
+            other => tracing::info!(%correlation_id, code = ?other.code(), "request rejected"),
+        }
+        let body = ErrorBody::new(self.code(), self.to_string(), correlation_id);
+        let mut response = HttpResponse::build(status);
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(body)
+    }
+}

@@ -1,0 +1,92 @@
+//! Inbound `X-Idempotency-Key`: the same key with the same body gets the stored response and
+//! causes no second effect; the same key with another body gets 422. Keys are scoped per route.
+//! The stored response is written in the same transaction as the effect (see `store`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tmp_protocol::headers::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_IDEMPOTENCY_KEY_LEN};
+
+use super::error::ApiError;
+use crate::store::{DynStore, IdempotencyRecord, IdempotentWrite};
+
+/// A request that has not been answered before under its key.
+pub struct Pending {
+    scope: &'static str,
+    key: String,
+    request_hash: Vec<u8>,
+}
+
+pub enum Begin {
+    /// Answered before with the same body: this is the stored answer.
+    Replay(HttpResponse),
+    Fresh(Pending),
+}
+
+fn key_of(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| ApiError::InvalidHeader(format!("{IDEMPOTENCY_KEY} is required")))?;
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::InvalidHeader(format!(
+                "{IDEMPOTENCY_KEY} must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
+            ))
+        })?;
+    Ok(key.to_owned())
+}
+
+/// Looks the request's key up: a replay is answered from the store, a reuse with another body
+/// is refused, anything else proceeds.
+pub async fn begin(store: &DynStore, scope: &'static str, req: &HttpRequest, body: &[u8]) -> Result<Begin, ApiError> {
+    let key = key_of(req)?;
+    let request_hash = Sha256::digest(body).to_vec();
+    match store.find_idempotency(scope, &key).await? {
+        Some(record) => replay(&record, &request_hash).map(Begin::Replay),
+        None => Ok(Begin::Fresh(Pending { scope, key, request_hash })),
+    }
+}
+
+impl Pending {
+    /// The record to commit with the effect.
+    pub fn record(&self, status: StatusCode, body: Vec<u8>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            scope: self.scope.to_owned(),
+            key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            response_status: status.as_u16(),
+            response_body: body,
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// The response to send after the write: ours if committed, else the concurrent winner's.
+    pub fn settle(&self, write: IdempotentWrite, committed: &IdempotencyRecord) -> Result<HttpResponse, ApiError> {
+        match write {
+            IdempotentWrite::Committed => Ok(respond(committed, false)),
+            IdempotentWrite::AlreadyExists(existing) => replay(&existing, &self.request_hash),
+        }
+    }
+}
+
+fn replay(record: &IdempotencyRecord, request_hash: &[u8]) -> Result<HttpResponse, ApiError> {
+    if record.request_hash != request_hash {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Ok(respond(record, true))
+}
+
+fn respond(record: &IdempotencyRecord, replayed: bool) -> HttpResponse {
+    let status = StatusCode::from_u16(record.response_status).unwrap_or(StatusCode::OK);
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
+    if replayed {
+        response.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    response.body(record.response_body.clone())
+}

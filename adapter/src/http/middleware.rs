@@ -1,0 +1,46 @@
+//! Per-request cross-cutting work, in one place: correlation id (header in, header out, span
+//! field, task-local for error bodies), an access log line, and the HTTP metrics.
+
+use std::time::Instant;
+
+use actix_web::Error;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use tracing::Instrument;
+
+use super::AppState;
+use super::correlation;
+
+pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let correlation_id = correlation::from_request(&req);
+    correlation::remember(&req, &correlation_id);
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", correlation_id = %correlation_id, method = %method, route = tracing::field::Empty);
+    let state = req.app_data::<Data<AppState>>().cloned();
+
+    let result = correlation::scope(correlation_id.clone(), next.call(req)).instrument(span.clone()).await;
+    let mut response = result?;
+
+    // The matched pattern, never the raw path: no ids or card data in labels.
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16().to_string();
+    span.record("route", route.as_str());
+    if let Some((name, value)) = correlation::header_pair(&correlation_id) {
+        response.headers_mut().insert(name, value);
+    }
+    if let Some(state) = state {
+        state.metrics.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+        state
+            .metrics
+            .http_duration
+            .with_label_values(&[route.as_str(), status.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(status = %status, latency_ms = started.elapsed().as_millis() as u64, "request served");
+    });
+    Ok(response)
+}

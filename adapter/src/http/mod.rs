@@ -1,0 +1,31 @@
+//! The Issuer API over HTTP: thin handlers over the domain, one error type, one place that
+//! checks size, signature, replay and content type before a handler sees a body.
+
+pub mod body;
+pub mod correlation;
+pub mod error;
+pub mod idempotency;
+pub mod json;
+pub mod middleware;
+pub mod routes;
+
+use std::sync::Arc;
+
+use tmp_protocol::webhook::Verifier;
+
+use crate::config::Settings;
+use crate::domain::verification::CardVerifier;
+use crate::keys::KeyMaterial;
+use crate::metrics::Metrics;
+use crate::store::DynStore;
+
+/// Shared, read-only state of the HTTP handlers.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: DynStore,
+    pub keys: Arc<KeyMaterial>,
+    /// Present when the auth mode requires HMAC signatures.
+    pub signature_verifier: Option<Verifier>,
+    pub verifier: CardVerifier,
+    pub metrics: Metrics,
+}

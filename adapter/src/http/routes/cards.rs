@@ -1,0 +1,110 @@
+//! `POST /issuer-api/v1/cards/verify` and `POST /issuer-api/v1/cards/verify-cvc`.
+
+use actix_web::http::StatusCode;
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
+use tmp_protocol::error::ErrorBody;
+use tmp_protocol::issuer_api::{CardData, VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse};
+
+use super::decrypt;
+use crate::domain::token_events::check_id;
+use crate::http::AppState;
+use crate::http::body::SignedBody;
+use crate::http::correlation;
+use crate::http::error::ApiError;
+use crate::http::idempotency::{self, Begin};
+use crate::http::json::parse_body;
+
+/// Card verification during tokenization.
+#[utoipa::path(
+    post,
+    path = "/issuer-api/v1/cards/verify",
+    tag = "Issuer API",
+    request_body = VerifyCardRequest,
+    params(
+        ("X-Idempotency-Key" = String, Header, description = "Same key + same body → the stored response"),
+        ("webhook-id" = String, Header, description = "Standard-Webhooks message id, unique per request"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds"),
+        ("webhook-signature" = String, Header, description = "`v1,<base64>` entries, space-separated"),
+    ),
+    responses(
+        (status = 200, description = "The decision", body = VerifyCardResponse),
+        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or stale signature; replayed request", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, unknown enum value, bad JWE, idempotency key reused", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBody) -> Result<HttpResponse, ApiError> {
+    let pending = match idempotency::begin(&state.store, "verify_card", &req, &body.bytes).await? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Fresh(pending) => pending,
+    };
+    let request: VerifyCardRequest = parse_body(&body.bytes)?;
+    check_id("tokenizationId", &request.tokenization_id)?;
+    check_id("tokenRequestor.id", &request.token_requestor.id)?;
+    for (field, score) in [("walletScore", request.wallet_score), ("deviceScore", request.device_score)] {
+        if score.is_some_and(|s| !(1..=5).contains(&s)) {
+            return Err(ApiError::validation(format!("`{field}` must be between 1 and 5")));
+        }
+    }
+    let card: CardData = decrypt(&state, &request.encrypted_payload)?;
+
+    let verified = state.verifier.verify_card(&request, &card, &correlation::current()).await;
+    let response_body = serde_json::to_vec(&verified.response).map_err(|e| ApiError::Internal(e.into()))?;
+    let record = pending.record(StatusCode::OK, response_body);
+    let write = state.store.record_decision(&verified.audit, Some(&record)).await?;
+    pending.settle(write, &record)
+}
+
+/// CVC check (Apple Pay requires one).
+#[utoipa::path(
+    post,
+    path = "/issuer-api/v1/cards/verify-cvc",
+    tag = "Issuer API",
+    request_body = VerifyCvcRequest,
+    params(
+        ("X-Idempotency-Key" = String, Header, description = "Same key + same body → the stored response"),
+        ("webhook-id" = String, Header, description = "Standard-Webhooks message id, unique per request"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds"),
+        ("webhook-signature" = String, Header, description = "`v1,<base64>` entries, space-separated"),
+    ),
+    responses(
+        (status = 200, description = "The CVC result", body = VerifyCvcResponse),
+        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or stale signature; replayed request", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, bad JWE, missing CVC, idempotency key reused", body = ErrorBody),
+        (status = 503, description = "Card source missed the deadline or storage unavailable; retry", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn verify_cvc(state: Data<AppState>, req: HttpRequest, body: SignedBody) -> Result<HttpResponse, ApiError> {
+    let pending = match idempotency::begin(&state.store, "verify_cvc", &req, &body.bytes).await? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Fresh(pending) => pending,
+    };
+    let request: VerifyCvcRequest = parse_body(&body.bytes)?;
+    if let Some(requestor) = &request.token_requestor {
+        check_id("tokenRequestor.id", &requestor.id)?;
+    }
+    let card: CardData = decrypt(&state, &request.encrypted_payload)?;
+    let cvc = card
+        .cvc
+        .clone()
+        .ok_or_else(|| ApiError::validation("`encryptedPayload.cvc` is required for a CVC check"))?;
+
+    let verified = state
+        .verifier
+        .verify_cvc(&request, &card, &cvc, &correlation::current())
+        .await
+        .map_err(ApiError::Unavailable)?;
+    let response_body = serde_json::to_vec(&verified.response).map_err(|e| ApiError::Internal(e.into()))?;
+    let record = pending.record(StatusCode::OK, response_body);
+    let write = state.store.record_decision(&verified.audit, Some(&record)).await?;
+    pending.settle(write, &record)
+}

@@ -1,0 +1,62 @@
+//! `POST /issuer-api/v1/notifications`.
+
+use actix_web::http::StatusCode;
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
+use time::OffsetDateTime;
+use tmp_protocol::error::ErrorBody;
+use tmp_protocol::issuer_api::{ActivationCode, NotificationAck, NotificationRequest};
+
+use super::decrypt;
+use crate::domain::notifications;
+use crate::http::AppState;
+use crate::http::body::SignedBody;
+use crate::http::error::ApiError;
+use crate::http::idempotency::{self, Begin};
+use crate::http::json::parse_body;
+
+/// A user notification (e.g. an activation code): stored durably, the code encrypted at rest,
+/// and queued for the issuer's own systems.
+#[utoipa::path(
+    post,
+    path = "/issuer-api/v1/notifications",
+    tag = "Issuer API",
+    request_body = NotificationRequest,
+    params(
+        ("X-Idempotency-Key" = String, Header, description = "Same key + same body → the stored response"),
+        ("webhook-id" = String, Header, description = "Standard-Webhooks message id, unique per request"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds"),
+        ("webhook-signature" = String, Header, description = "`v1,<base64>` entries, space-separated"),
+    ),
+    responses(
+        (status = 200, description = "Stored durably", body = NotificationAck),
+        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or stale signature; replayed request", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid field, unknown type, bad JWE, idempotency key reused", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn notification(state: Data<AppState>, req: HttpRequest, body: SignedBody) -> Result<HttpResponse, ApiError> {
+    let pending = match idempotency::begin(&state.store, "notification", &req, &body.bytes).await? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Fresh(pending) => pending,
+    };
+    let request: NotificationRequest = parse_body(&body.bytes)?;
+    notifications::validate(&request)?;
+    let code: Option<ActivationCode> = request
+        .encrypted_payload
+        .as_deref()
+        .map(|compact| decrypt(&state, compact))
+        .transpose()?;
+    let (record, outbox) = notifications::to_records(&request, code.as_ref(), &state.keys.data_keys, OffsetDateTime::now_utc());
+
+    let ack = NotificationAck { notification_id: request.notification_id.clone(), accepted: true };
+    let response_body = serde_json::to_vec(&ack).map_err(|e| ApiError::Internal(e.into()))?;
+    let idempotency_record = pending.record(StatusCode::OK, response_body);
+    let write = state.store.store_notification(&record, &outbox, &idempotency_record).await?;
+    state.metrics.notifications.with_label_values(&[request.notification_type.as_str()]).inc();
+    pending.settle(write, &idempotency_record)
+}

@@ -1,0 +1,221 @@
+//! `tmp-adapter import FILE`: loads cards into the local registry from JSONL or CSV.
+//!
+//! Every line is checked first and every bad one reported with its line number (never with
+//! its content: it may hold a PAN). Nothing is written when a line is bad, unless
+//! `--skip-invalid`; then the good lines are written, all in one transaction.
+//!
+//! Fields (JSONL keys and CSV header names alike): `cardId`, `pan`, `expiry` (`MM/YY`),
+//! `status` (`ACTIVE`, `BLOCKED`, `CLOSED`; default `ACTIVE`), `phone`, `email`,
+//! `productCategory`.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::sensitive::{Expiry, Pan};
+
+use crate::config::Settings;
+use crate::crypto::at_rest::{DataKeyRing, Fingerprinter};
+use crate::keys::KeyMaterial;
+use crate::store::CardRecord;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    pub format: Option<ImportFormat>,
+    pub skip_invalid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// 1-based line number in the file (the CSV header is line 1).
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub imported: u64,
+    pub problems: Vec<LineProblem>,
+}
+
+/// One card as it appears in the file.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CardLine {
+    card_id: String,
+    pan: Pan,
+    expiry: Expiry,
+    #[serde(default)]
+    status: Option<IssuerCardStatus>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    product_category: Option<String>,
+}
+
+/// Parses, checks and (unless a line is bad and `skip_invalid` is off) writes the file.
+pub async fn run(settings: &Settings, file: &Path, options: ImportOptions) -> anyhow::Result<ImportReport> {
+    let format = options.format.or_else(|| format_from_extension(file)).with_context(|| {
+        format!("cannot tell the format of {} from its extension: pass --format jsonl|csv", file.display())
+    })?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let keys = KeyMaterial::load(settings)?;
+    let (records, problems) = parse(&text, format, &keys.data_keys, &keys.fingerprinter)?;
+    let mut report = ImportReport { imported: 0, problems };
+    if !report.problems.is_empty() && !options.skip_invalid {
+        return Ok(report);
+    }
+    let store = crate::store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    report.imported = store.upsert_cards(&records).await.context("writing the cards")?;
+    Ok(report)
+}
+
+fn format_from_extension(file: &Path) -> Option<ImportFormat> {
+    match file.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "jsonl" | "ndjson" => Some(ImportFormat::Jsonl),
+        "csv" => Some(ImportFormat::Csv),
+        _ => None,
+    }
+}
+
+/// Turns the file into registry records and a list of bad lines.
+pub fn parse(
+    text: &str,
+    format: ImportFormat,
+    data_keys: &DataKeyRing,
+    fingerprinter: &Arc<Fingerprinter>,
+) -> anyhow::Result<(Vec<CardRecord>, Vec<LineProblem>)> {
+    let lines: Vec<(usize, Result<CardLine, String>)> = match format {
+        ImportFormat::Jsonl => text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| (i + 1, parse_json_line(line)))
+            .collect(),
+        ImportFormat::Csv => parse_csv(text)?,
+    };
+
+    let progress = ProgressBar::new(lines.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} checking and encrypting {pos}/{len} cards [{bar:30}] {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let now = OffsetDateTime::now_utc();
+    let mut records = Vec::with_capacity(lines.len());
+    let mut problems = Vec::new();
+    let mut card_ids = HashSet::new();
+    let mut fingerprints = HashSet::new();
+    for (line, parsed) in lines {
+        progress.inc(1);
+        let card = match parsed.and_then(|card| check(card, &mut card_ids)) {
+            Ok(card) => card,
+            Err(message) => {
+                problems.push(LineProblem { line, message });
+                continue;
+            }
+        };
+        let fingerprint = fingerprinter.fingerprint(&card.pan).to_vec();
+        if !fingerprints.insert(fingerprint.clone()) {
+            problems.push(LineProblem { line, message: "the same PAN appears on an earlier line".into() });
+            continue;
+        }
+        let sealed = data_keys.encrypt(card.pan.expose().as_bytes(), &pan_aad(&card.card_id));
+        records.push(CardRecord {
+            card_id: card.card_id,
+            pan_fingerprint: fingerprint,
+            pan_ciphertext: sealed.bytes,
+            pan_key_id: sealed.key_id,
+            pan_last4: card.pan.last4().to_owned(),
+            expiry_yymm: card.expiry.yymm(),
+            status: card.status.unwrap_or(IssuerCardStatus::Active),
+            cardholder_phone: card.phone,
+            cardholder_email: card.email,
+            product_category: card.product_category,
+            updated_at: now,
+        });
+    }
+    progress.finish_and_clear();
+    Ok((records, problems))
+}
+
+/// Associated data binding a PAN ciphertext to its card.
+pub fn pan_aad(card_id: &str) -> Vec<u8> {
+    format!("pan:{card_id}").into_bytes()
+}
+
+fn parse_json_line(line: &str) -> Result<CardLine, String> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
+                // Keep our own parsers' messages and serde's structural ones; drop anything
+                // that could quote the value.
+                if message.starts_with("invalid type") || message.starts_with("invalid value") || message.starts_with("unknown variant") {
+                    format!("`{path}` has an invalid value")
+                } else {
+                    format!("`{path}`: {message}")
+                }
+            }
+            _ => "not a valid JSON object".to_owned(),
+        }
+    })
+}
+
+fn parse_csv(text: &str) -> anyhow::Result<Vec<(usize, Result<CardLine, String>)>> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
+    let headers = reader.headers().context("the CSV file has no header line")?.clone();
+    let mut lines = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let line = record.as_ref().ok().and_then(|r| r.position()).map_or(index + 2, |p| p.line() as usize);
+        let parsed = match record {
+            Err(_) => Err("not a valid CSV record".to_owned()),
+            Ok(record) if record.len() != headers.len() => {
+                Err(format!("has {} fields, the header has {}", record.len(), headers.len()))
+            }
+            Ok(record) => {
+                // Reuse the JSON field rules: empty CSV cells are absent fields.
+                let object: serde_json::Map<String, serde_json::Value> = headers
+                    .iter()
+                    .zip(record.iter())
+                    .filter(|(_, value)| !value.is_empty())
+                    .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value.to_owned())))
+                    .collect();
+                parse_json_line(&serde_json::Value::Object(object).to_string())
+            }
+        };
+        lines.push((line, parsed));
+    }
+    Ok(lines)
+}
+
+fn check(card: CardLine, card_ids: &mut HashSet<String>) -> Result<CardLine, String> {
+    crate::domain::token_events::check_id("cardId", &card.card_id).map_err(|e| e.to_string())?;
+    if !card_ids.insert(card.card_id.clone()) {
+        return Err(format!("card id `{}` appears on an earlier line", card.card_id));
+    }
+    for (field, value) in [("phone", &card.phone), ("email", &card.email), ("productCategory", &card.product_category)] {
+        if value.as_ref().is_some_and(|v| v.len() > 256) {
+            return Err(format!("`{field}` is longer than 256 characters"));
+        }
+    }
+    Ok(card)
+}

@@ -1,0 +1,106 @@
+//! Prometheus metrics, one registry per application instance (so tests can run several).
+//! Labels never carry card data: routes are the matched pattern, not the path.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub decisions: IntCounterVec,
+    pub stand_ins: IntCounterVec,
+    pub card_source_duration: HistogramVec,
+    pub rejected_requests: IntCounterVec,
+    pub token_events: IntCounterVec,
+    pub notifications: IntCounterVec,
+    pub outbox_pending: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("tmp_adapter".into()), None).expect("valid prefix");
+        let buckets = vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route and status")
+                .buckets(buckets.clone()),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let decisions = IntCounterVec::new(
+            Opts::new("decisions_total", "Card verification decisions by decision and reason"),
+            &["decision", "reason"],
+        )
+        .expect("valid metric");
+        let stand_ins = IntCounterVec::new(
+            Opts::new("stand_ins_total", "Stand-in decisions by cause (timeout, unavailable)"),
+            &["cause"],
+        )
+        .expect("valid metric");
+        let card_source_duration = HistogramVec::new(
+            HistogramOpts::new("card_source_duration_seconds", "Card source call latency").buckets(buckets),
+            &["source", "operation"],
+        )
+        .expect("valid metric");
+        let rejected_requests = IntCounterVec::new(
+            Opts::new("rejected_requests_total", "Requests rejected before processing, by error code"),
+            &["code"],
+        )
+        .expect("valid metric");
+        let token_events = IntCounterVec::new(
+            Opts::new("token_events_total", "Token events received, by status"),
+            &["status"],
+        )
+        .expect("valid metric");
+        let notifications = IntCounterVec::new(
+            Opts::new("notifications_total", "Notifications received, by type"),
+            &["type"],
+        )
+        .expect("valid metric");
+        let outbox_pending = IntGauge::new("outbox_pending", "Outbox messages waiting for delivery").expect("valid metric");
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(decisions.clone()),
+            Box::new(stand_ins.clone()),
+            Box::new(card_source_duration.clone()),
+            Box::new(rejected_requests.clone()),
+            Box::new(token_events.clone()),
+            Box::new(notifications.clone()),
+            Box::new(outbox_pending.clone()),
+        ] {
+            registry.register(collector).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            decisions,
+            stand_ins,
+            card_source_duration,
+            rejected_requests,
+            token_events,
+            notifications,
+            outbox_pending,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

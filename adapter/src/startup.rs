@@ -1,0 +1,142 @@
+//! Wiring: configuration → store, keys, card source, policy → the HTTP server and its
+//! background housekeeping. `Application::build` binds the listener (port 0 in tests) and
+//! reports the real port before anything is served.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use time::OffsetDateTime;
+use tmp_protocol::webhook::Verifier;
+
+use crate::card_source::{CardSource, LocalRegistry, ProcessorBridge};
+use crate::config::{CardSourceKind, Settings};
+use crate::domain::verification::CardVerifier;
+use crate::http::AppState;
+use crate::http::body::ClientCertificate;
+use crate::http::error::ApiError;
+use crate::http::{middleware, routes};
+use crate::keys::KeyMaterial;
+use crate::metrics::Metrics;
+use crate::store::{self, DynStore};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    housekeeping: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        crate::tls::install_crypto_provider();
+        let store = store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .context("cannot open the database")?;
+        store.migrate().await.context("cannot migrate the database")?;
+        let keys = Arc::new(KeyMaterial::load(&settings)?);
+        if keys.uses_development_keys {
+            tracing::warn!("RUNNING WITH DEVELOPMENT KEYS: never send real card data to this instance");
+        }
+        let metrics = Metrics::new();
+        let source = card_source(&settings, &store, &keys)?;
+        let signature_verifier = settings.auth.mode.requires_hmac().then(|| {
+            Verifier::new(keys.hmac_secrets.clone(), Duration::from_secs(settings.auth.timestamp_tolerance_secs))
+        });
+        let verifier = CardVerifier::new(source, store.clone(), settings.policy.clone(), metrics.clone());
+        let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
+
+        let listener = TcpListener::bind(settings.listen_address()?)
+            .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let tls = settings.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let shutdown_timeout = settings.server.shutdown_timeout_secs;
+        let state = Data::new(AppState { settings, store, keys, signature_verifier, verifier, metrics });
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(middleware::observe))
+                .configure(routes::configure)
+                .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
+        })
+        .shutdown_timeout(shutdown_timeout)
+        .on_connect(|connection, extensions| {
+            use actix_tls::accept::rustls_0_23::TlsStream;
+            if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+                let (_, session) = tls.get_ref();
+                // rustls has already verified any certificate against the client CA.
+                if session.peer_certificates().is_some_and(|certs| !certs.is_empty()) {
+                    extensions.insert(ClientCertificate);
+                }
+            }
+        });
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
+        .run();
+        tracing::info!(port, "tmp-adapter listening");
+        Ok(Application { port, server, housekeeping })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from another task (tests); in the daemon, SIGTERM/SIGINT do it.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; in-flight requests finish within `server.shutdown_timeout_secs`.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.housekeeping.abort();
+        tracing::info!("tmp-adapter stopped");
+        result
+    }
+}
+
+fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<Arc<dyn CardSource>> {
+    Ok(match settings.card_source.kind {
+        CardSourceKind::LocalRegistry => {
+            let cvk = keys.cvk.clone().context("the local registry needs card_source.local_registry.cvk_file")?;
+            Arc::new(LocalRegistry::new(store.clone(), keys.fingerprinter.clone(), cvk))
+        }
+        CardSourceKind::ProcessorBridge => {
+            Arc::new(ProcessorBridge::new(&settings.card_source.processor_bridge, settings.deadline())?)
+        }
+    })
+}
+
+/// Erases expired OTPs and forgets idempotency records and request ids nobody can reuse.
+async fn housekeeping(store: DynStore, settings: Settings) {
+    let mut interval = tokio::time::interval(Duration::from_secs(settings.housekeeping.interval_secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let now = OffsetDateTime::now_utc();
+        let retention = time::Duration::hours(settings.housekeeping.idempotency_retention_hours as i64);
+        // A request id older than twice the tolerance fails the timestamp check anyway.
+        let seen_horizon = time::Duration::seconds(2 * settings.auth.timestamp_tolerance_secs as i64);
+        let result = async {
+            let otps = store.erase_expired_otps(now).await?;
+            let keys = store.purge_idempotency(now - retention).await?;
+            let ids = store.purge_request_ids(now - seen_horizon).await?;
+            Ok::<_, store::StoreError>((otps, keys, ids))
+        }
+        .await;
+        match result {
+            Ok((otps, keys, ids)) if otps + keys + ids > 0 => {
+                tracing::info!(erased_otps = otps, purged_idempotency = keys, purged_request_ids = ids, "housekeeping");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = ?error, "housekeeping failed; will retry"),
+        }
+    }
+}

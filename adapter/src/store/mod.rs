@@ -1,0 +1,270 @@
+//! Durable state of the adapter behind one trait, with a SQLite implementation (the embedded
+//! default) and a PostgreSQL one (production, several replicas). Both run the same contract;
+//! their migrations live in `adapter/migrations/{sqlite,postgres}` and are kept in lockstep.
+//!
+//! Every method that changes state and answers an idempotent request takes the
+//! [`IdempotencyRecord`] to write *in the same transaction*, so a stored response always
+//! corresponds to an effect that happened, and an effect never happens without its response.
+
+mod postgres;
+mod rows;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+
+/// A card of the local registry. The PAN itself is only ever held encrypted
+/// (`pan_ciphertext` under data key `pan_key_id`) and found by its keyed fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRecord {
+    pub card_id: String,
+    /// HMAC-SHA256 of the PAN under the fingerprint key (32 bytes). Unique.
+    pub pan_fingerprint: Vec<u8>,
+    /// AES-256-GCM `nonce || ciphertext || tag` of the PAN.
+    pub pan_ciphertext: Vec<u8>,
+    pub pan_key_id: String,
+    pub pan_last4: String,
+    /// Expiry as `YYMM`.
+    pub expiry_yymm: String,
+    pub status: IssuerCardStatus,
+    pub cardholder_phone: Option<String>,
+    pub cardholder_email: Option<String>,
+    pub product_category: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What the previous stored answer to an idempotent request was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The route the key was used on (keys are scoped per route).
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of the raw request body: same key + other body → 422.
+    pub request_hash: Vec<u8>,
+    pub response_status: u16,
+    pub response_body: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Result of writing an effect together with its idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotentWrite {
+    /// The effect and the response were committed.
+    Committed,
+    /// Another request with the same scope+key committed first; nothing was written.
+    /// The caller replays the stored record (or answers 422 if the body differs).
+    AlreadyExists(IdempotencyRecord),
+}
+
+/// One audited decision. Never contains PAN, CVC, expiry or OTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub id: uuid::Uuid,
+    pub decided_at: OffsetDateTime,
+    pub correlation_id: String,
+    /// `verify_card` or `verify_cvc`.
+    pub operation: String,
+    pub tokenization_id: Option<String>,
+    pub card_id: Option<String>,
+    pub pan_last4: Option<String>,
+    pub token_requestor_id: Option<String>,
+    pub wallet: Option<String>,
+    pub tsp: Option<String>,
+    /// `APPROVED`, … (or the CVC result for `verify_cvc`).
+    pub decision: String,
+    /// `CARD_VERIFIED`, `STAND_IN_TIMEOUT`, …
+    pub reason: String,
+    pub card_status: String,
+    pub cvc_result: String,
+    pub stand_in: bool,
+    pub latency_ms: i64,
+}
+
+/// One token-status event received from TMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEventRecord {
+    pub event_id: String,
+    pub token_id: String,
+    pub card_id: String,
+    pub tsp: String,
+    pub token_requestor_id: String,
+    pub wallet: String,
+    pub status: TokenStatus,
+    pub previous_status: Option<TokenStatus>,
+    pub reason: Option<String>,
+    pub token_last4: Option<String>,
+    pub occurred_at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+}
+
+/// The adapter's mirror of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token_id: String,
+    pub card_id: String,
+    pub tsp: String,
+    pub token_requestor_id: String,
+    pub wallet: String,
+    pub status: TokenStatus,
+    pub token_last4: Option<String>,
+    /// `occurred_at` of the event that set `status`; older events do not overwrite it.
+    pub status_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Outcome of applying a token event to the mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEventOutcome {
+    /// Mirror state after the event.
+    pub token: TokenRecord,
+    /// False when the event was older than the mirror's state (history only).
+    pub applied: bool,
+}
+
+/// A user notification received from TMP. The OTP, when there is one, is stored only
+/// encrypted and erased once delivered or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    pub notification_id: String,
+    pub notification_type: String,
+    pub card_id: String,
+    pub token_id: Option<String>,
+    pub token_requestor_id: Option<String>,
+    pub channel: Option<String>,
+    /// AES-256-GCM `nonce || ciphertext || tag` of the OTP, under `otp_key_id`.
+    pub otp_ciphertext: Option<Vec<u8>>,
+    pub otp_key_id: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub occurred_at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+}
+
+/// A message waiting for delivery (to the issuer's webhook sinks, TMP or DataCore).
+/// Written in the same transaction as the state change that caused it; delivered in
+/// `ordering_key` FIFO order by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    pub id: uuid::Uuid,
+    /// `issuer_webhook`, `tmp_api`, `lifecycle_api`.
+    pub destination: String,
+    /// Usually the card id: messages with the same key are delivered in insertion order.
+    pub ordering_key: String,
+    /// `token.status_changed`, `notification.ACTIVATION_CODE_DELIVERY`, …
+    pub event_type: String,
+    /// JSON document without sensitive data (an OTP is referenced by notification id).
+    pub payload: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    /// Never deliver after this instant (OTP expiry).
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// Errors of the storage layer. `sqlx` details stay in the source chain for the logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a card with this PAN is already registered under another card id")]
+    DuplicatePan,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending embedded migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- local card registry ----
+    /// Inserts or updates (by `card_id`) all cards in ONE transaction: all or nothing.
+    /// A PAN fingerprint already used by another card id → `DuplicatePan`, nothing written.
+    async fn upsert_cards(&self, cards: &[CardRecord]) -> StoreResult<u64>;
+    async fn find_card_by_fingerprint(&self, fingerprint: &[u8]) -> StoreResult<Option<CardRecord>>;
+    async fn find_card(&self, card_id: &str) -> StoreResult<Option<CardRecord>>;
+
+    // ---- CVC attempt counting (per card, with a lockout window) ----
+    /// Failures counted in the current window (0 when the window has passed).
+    async fn cvc_failures(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32>;
+    /// Atomically counts one failure: restarts the window when it has passed. Returns the
+    /// failures in the window after counting this one.
+    async fn record_cvc_failure(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32>;
+    /// A match clears the counter.
+    async fn clear_cvc_failures(&self, card_id: &str) -> StoreResult<()>;
+
+    // ---- decisions (audit) ----
+    /// Writes the audit row, and the idempotency record when given, in one transaction.
+    async fn record_decision(
+        &self,
+        decision: &DecisionRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<IdempotentWrite>;
+    /// Newest first.
+    async fn decisions_for_card(&self, card_id: &str, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
+
+    // ---- token mirror ----
+    /// Tokens of a card that are not `DEACTIVATED`.
+    async fn count_live_tokens(&self, card_id: &str) -> StoreResult<u32>;
+    /// In one transaction: records the event in the history (ignored if `event_id` is already
+    /// there), updates the mirror unless the event is older than the mirror's `status_at`,
+    /// writes the outbox record and the idempotency record.
+    async fn apply_token_event(
+        &self,
+        event: &TokenEventRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)>;
+    async fn find_token(&self, token_id: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Oldest first.
+    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<TokenEventRecord>>;
+
+    // ---- notifications ----
+    /// In one transaction: stores the notification (ignored if its id is already there),
+    /// the outbox record and the idempotency record.
+    async fn store_notification(
+        &self,
+        notification: &NotificationRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<IdempotentWrite>;
+    async fn find_notification(&self, notification_id: &str) -> StoreResult<Option<NotificationRecord>>;
+    /// Erases OTP ciphertexts whose notification expired before `now`. Returns how many.
+    async fn erase_expired_otps(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    // ---- outbox (delivery is done by the relay) ----
+    /// Pending rows, oldest first (for inspection and tests).
+    async fn pending_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRecord>>;
+
+    // ---- idempotency ----
+    async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Deletes records created before `before`. Returns how many.
+    async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64>;
+
+    // ---- replay protection for signed requests ----
+    /// Remembers a `webhook-id`. Returns false when it was already seen (a replay).
+    async fn remember_request_id(&self, request_id: &str, seen_at: OffsetDateTime) -> StoreResult<bool>;
+    /// Forgets ids seen before `before` (older than the signature tolerance can't be replayed).
+    async fn purge_request_ids(&self, before: OffsetDateTime) -> StoreResult<u64>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by a database URL: `sqlite://…` or `postgres://…`.
+/// SQLite files are created (with their directory) on first use and run in WAL mode.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    }
+}

@@ -1,0 +1,379 @@
+//! What both backends share: row shapes (decoded by `sqlx::FromRow` from either engine) and
+//! their conversion into the store's records, plus the timestamp normalisation.
+//!
+//! Timestamps are stored in UTC with microsecond precision (PostgreSQL's `TIMESTAMPTZ`
+//! resolution). SQLite keeps them as fixed-width RFC 3339 text (see [`sqlite_ts`]) so that
+//! comparing the text in SQL compares the instants. Records read back therefore carry UTC
+//! instants truncated to the microsecond.
+
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+
+use super::{
+    CardRecord, DecisionRecord, IdempotencyRecord, NotificationRecord, OutboxRecord, StoreError, StoreResult,
+    TokenEventRecord, TokenRecord,
+};
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so lexical order is chronological order.
+const SQLITE_TS: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// The instant as stored: in UTC, truncated to the microsecond.
+pub(super) fn normalize_ts(t: OffsetDateTime) -> OffsetDateTime {
+    let utc = t.to_offset(UtcOffset::UTC);
+    let micros_as_nanos = utc.nanosecond() / 1_000 * 1_000;
+    utc.replace_nanosecond(micros_as_nanos).expect("a truncated nanosecond is in range")
+}
+
+/// The SQLite text form of an instant (see the module docs).
+pub(super) fn sqlite_ts(t: OffsetDateTime) -> String {
+    normalize_ts(t).format(SQLITE_TS).expect("a UTC instant with a 4-digit year formats")
+}
+
+pub(super) fn opt_sqlite_ts(t: Option<OffsetDateTime>) -> Option<String> {
+    t.map(sqlite_ts)
+}
+
+/// `now - window`: a window that started at or before this instant has passed.
+pub(super) fn window_cutoff(now: OffsetDateTime, window: time::Duration) -> OffsetDateTime {
+    now - window
+}
+
+pub(super) fn card_status(s: &str) -> StoreResult<IssuerCardStatus> {
+    IssuerCardStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown card status {s:?}")))
+}
+
+pub(super) fn token_status(s: &str) -> StoreResult<TokenStatus> {
+    TokenStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown token status {s:?}")))
+}
+
+/// A count read from the database as a `u32`.
+pub(super) fn count_u32(n: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {n}")))
+}
+
+/// Maps a failed card write: the only unique constraint an upsert by `card_id` can break is
+/// the PAN fingerprint's (a concurrent writer registered the same PAN under another id).
+pub(super) fn card_write_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::DuplicatePan,
+        _ => StoreError::Database(error),
+    }
+}
+
+// Column lists of the row shapes below, for `concat!` into the (static) SQL of both backends.
+
+macro_rules! card_columns {
+    () => {
+        "card_id, pan_fingerprint, pan_ciphertext, pan_key_id, pan_last4, expiry_yymm, status, \
+         cardholder_phone, cardholder_email, product_category, updated_at"
+    };
+}
+macro_rules! idempotency_columns {
+    () => {
+        "scope, idempotency_key, request_hash, response_status, response_body, created_at"
+    };
+}
+macro_rules! decision_columns {
+    () => {
+        "id, decided_at, correlation_id, operation, tokenization_id, card_id, pan_last4, \
+         token_requestor_id, wallet, tsp, decision, reason, card_status, cvc_result, stand_in, \
+         latency_ms"
+    };
+}
+macro_rules! token_columns {
+    () => {
+        "token_id, card_id, tsp, token_requestor_id, wallet, status, token_last4, status_at, \
+         updated_at"
+    };
+}
+macro_rules! token_event_columns {
+    () => {
+        "event_id, token_id, card_id, tsp, token_requestor_id, wallet, status, previous_status, \
+         reason, token_last4, occurred_at, received_at"
+    };
+}
+macro_rules! notification_columns {
+    () => {
+        "notification_id, notification_type, card_id, token_id, token_requestor_id, channel, \
+         otp_ciphertext, otp_key_id, expires_at, occurred_at, received_at"
+    };
+}
+macro_rules! outbox_columns {
+    () => {
+        "id, destination, ordering_key, event_type, payload, created_at, not_after"
+    };
+}
+pub(super) use {
+    card_columns, decision_columns, idempotency_columns, notification_columns, outbox_columns, token_columns,
+    token_event_columns,
+};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CardRow {
+    card_id: String,
+    pan_fingerprint: Vec<u8>,
+    pan_ciphertext: Vec<u8>,
+    pan_key_id: String,
+    pan_last4: String,
+    expiry_yymm: String,
+    status: String,
+    cardholder_phone: Option<String>,
+    cardholder_email: Option<String>,
+    product_category: Option<String>,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<CardRow> for CardRecord {
+    type Error = StoreError;
+
+    fn try_from(row: CardRow) -> StoreResult<Self> {
+        Ok(CardRecord {
+            status: card_status(&row.status)?,
+            card_id: row.card_id,
+            pan_fingerprint: row.pan_fingerprint,
+            pan_ciphertext: row.pan_ciphertext,
+            pan_key_id: row.pan_key_id,
+            pan_last4: row.pan_last4,
+            expiry_yymm: row.expiry_yymm,
+            cardholder_phone: row.cardholder_phone,
+            cardholder_email: row.cardholder_email,
+            product_category: row.product_category,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IdempotencyRow {
+    scope: String,
+    idempotency_key: String,
+    request_hash: Vec<u8>,
+    response_status: i32,
+    response_body: Vec<u8>,
+    created_at: OffsetDateTime,
+}
+
+impl TryFrom<IdempotencyRow> for IdempotencyRecord {
+    type Error = StoreError;
+
+    fn try_from(row: IdempotencyRow) -> StoreResult<Self> {
+        let response_status = u16::try_from(row.response_status)
+            .map_err(|_| StoreError::Corrupt(format!("response status {}", row.response_status)))?;
+        Ok(IdempotencyRecord {
+            scope: row.scope,
+            key: row.idempotency_key,
+            request_hash: row.request_hash,
+            response_status,
+            response_body: row.response_body,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DecisionRow {
+    id: uuid::Uuid,
+    decided_at: OffsetDateTime,
+    correlation_id: String,
+    operation: String,
+    tokenization_id: Option<String>,
+    card_id: Option<String>,
+    pan_last4: Option<String>,
+    token_requestor_id: Option<String>,
+    wallet: Option<String>,
+    tsp: Option<String>,
+    decision: String,
+    reason: String,
+    card_status: String,
+    cvc_result: String,
+    stand_in: bool,
+    latency_ms: i64,
+}
+
+impl From<DecisionRow> for DecisionRecord {
+    fn from(row: DecisionRow) -> Self {
+        DecisionRecord {
+            id: row.id,
+            decided_at: row.decided_at,
+            correlation_id: row.correlation_id,
+            operation: row.operation,
+            tokenization_id: row.tokenization_id,
+            card_id: row.card_id,
+            pan_last4: row.pan_last4,
+            token_requestor_id: row.token_requestor_id,
+            wallet: row.wallet,
+            tsp: row.tsp,
+            decision: row.decision,
+            reason: row.reason,
+            card_status: row.card_status,
+            cvc_result: row.cvc_result,
+            stand_in: row.stand_in,
+            latency_ms: row.latency_ms,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenRow {
+    token_id: String,
+    card_id: String,
+    tsp: String,
+    token_requestor_id: String,
+    wallet: String,
+    status: String,
+    token_last4: Option<String>,
+    status_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> StoreResult<Self> {
+        Ok(TokenRecord {
+            status: token_status(&row.status)?,
+            token_id: row.token_id,
+            card_id: row.card_id,
+            tsp: row.tsp,
+            token_requestor_id: row.token_requestor_id,
+            wallet: row.wallet,
+            token_last4: row.token_last4,
+            status_at: row.status_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenEventRow {
+    event_id: String,
+    token_id: String,
+    card_id: String,
+    tsp: String,
+    token_requestor_id: String,
+    wallet: String,
+    status: String,
+    previous_status: Option<String>,
+    reason: Option<String>,
+    token_last4: Option<String>,
+    occurred_at: OffsetDateTime,
+    received_at: OffsetDateTime,
+}
+
+impl TryFrom<TokenEventRow> for TokenEventRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenEventRow) -> StoreResult<Self> {
+        Ok(TokenEventRecord {
+            status: token_status(&row.status)?,
+            previous_status: row.previous_status.as_deref().map(token_status).transpose()?,
+            event_id: row.event_id,
+            token_id: row.token_id,
+            card_id: row.card_id,
+            tsp: row.tsp,
+            token_requestor_id: row.token_requestor_id,
+            wallet: row.wallet,
+            reason: row.reason,
+            token_last4: row.token_last4,
+            occurred_at: row.occurred_at,
+            received_at: row.received_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct NotificationRow {
+    notification_id: String,
+    notification_type: String,
+    card_id: String,
+    token_id: Option<String>,
+    token_requestor_id: Option<String>,
+    channel: Option<String>,
+    otp_ciphertext: Option<Vec<u8>>,
+    otp_key_id: Option<String>,
+    expires_at: Option<OffsetDateTime>,
+    occurred_at: OffsetDateTime,
+    received_at: OffsetDateTime,
+}
+
+impl From<NotificationRow> for NotificationRecord {
+    fn from(row: NotificationRow) -> Self {
+        NotificationRecord {
+            notification_id: row.notification_id,
+            notification_type: row.notification_type,
+            card_id: row.card_id,
+            token_id: row.token_id,
+            token_requestor_id: row.token_requestor_id,
+            channel: row.channel,
+            otp_ciphertext: row.otp_ciphertext,
+            otp_key_id: row.otp_key_id,
+            expires_at: row.expires_at,
+            occurred_at: row.occurred_at,
+            received_at: row.received_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    id: uuid::Uuid,
+    destination: String,
+    ordering_key: String,
+    event_type: String,
+    payload: sqlx::types::Json<serde_json::Value>,
+    created_at: OffsetDateTime,
+    not_after: Option<OffsetDateTime>,
+}
+
+impl From<OutboxRow> for OutboxRecord {
+    fn from(row: OutboxRow) -> Self {
+        OutboxRecord {
+            id: row.id,
+            destination: row.destination,
+            ordering_key: row.ordering_key,
+            event_type: row.event_type,
+            payload: row.payload.0,
+            created_at: row.created_at,
+            not_after: row.not_after,
+        }
+    }
+}
+
+/// Converts fallible rows into records.
+pub(super) fn convert_all<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn sqlite_timestamps_are_fixed_width_utc_and_sort_chronologically() {
+        let a = datetime!(2025-01-31 12:00:00 +00:00);
+        let b = datetime!(2025-01-31 14:00:00.5 +02:00); // 12:00:00.5 UTC
+        let c = datetime!(2025-01-31 12:00:00.000000999 UTC); // truncated to 12:00:00
+        assert_eq!(sqlite_ts(a), "2025-01-31T12:00:00.000000Z");
+        assert_eq!(sqlite_ts(b), "2025-01-31T12:00:00.500000Z");
+        assert_eq!(sqlite_ts(c), sqlite_ts(a));
+        assert!(sqlite_ts(a) < sqlite_ts(b));
+        let parsed = OffsetDateTime::parse(&sqlite_ts(b), &time::format_description::well_known::Rfc3339).unwrap();
+        assert_eq!(parsed, b);
+        assert_eq!(parsed.offset(), UtcOffset::UTC);
+    }
+
+    #[test]
+    fn unknown_statuses_are_corrupt() {
+        assert!(matches!(card_status("LOST"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(token_status("GONE"), Err(StoreError::Corrupt(_))));
+        assert_eq!(token_status("ACTIVE").unwrap(), TokenStatus::Active);
+    }
+}

@@ -1,0 +1,548 @@
+//! The embedded store: one SQLite file in WAL mode, `synchronous=FULL` so that an
+//! acknowledged write survives a power cut.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE`: they take the write lock up front (waiting
+//! up to the busy timeout for it) instead of upgrading a read lock later, which two concurrent
+//! writers could not both do.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqliteConnection, SqliteExecutor, Transaction};
+use time::OffsetDateTime;
+use tmp_protocol::enums::TokenStatus;
+
+use super::rows::{
+    self, CardRow, DecisionRow, IdempotencyRow, NotificationRow, OutboxRow, TokenEventRow, TokenRow, card_columns,
+    decision_columns, idempotency_columns, notification_columns, opt_sqlite_ts, outbox_columns, sqlite_ts,
+    token_columns, token_event_columns,
+};
+use super::{
+    CardRecord, DecisionRecord, IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord, Store,
+    StoreError, StoreResult, TokenEventOutcome, TokenEventRecord, TokenRecord,
+};
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// [`Store`] on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if missing) the database named by `url`,
+    /// e.g. `sqlite:///var/lib/tmp-adapter/adapter.db` or `sqlite://data/adapter.db`.
+    /// Does not run the migrations: see [`Store::migrate`].
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory
+            && let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Begins a write transaction and, when `idempotency` is given, claims its scope+key in it.
+    /// `Ok(Err(existing))` when another request already holds the key: nothing was written.
+    async fn begin_claiming(
+        &self,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<Result<Transaction<'static, Sqlite>, IdempotencyRecord>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(record) = idempotency else {
+            return Ok(Ok(tx));
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency \
+             (scope, idempotency_key, request_hash, response_status, response_body, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (scope, idempotency_key) DO NOTHING",
+        )
+        .bind(&record.scope)
+        .bind(&record.key)
+        .bind(&record.request_hash)
+        .bind(i32::from(record.response_status))
+        .bind(&record.response_body)
+        .bind(sqlite_ts(record.created_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Ok(tx));
+        }
+        let existing = fetch_idempotency(&mut *tx, &record.scope, &record.key)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+        tx.rollback().await?;
+        Ok(Err(existing))
+    }
+}
+
+async fn fetch_idempotency<'c>(
+    executor: impl SqliteExecutor<'c>,
+    scope: &str,
+    key: &str,
+) -> StoreResult<Option<IdempotencyRecord>> {
+    sqlx::query_as::<_, IdempotencyRow>(concat!(
+        "SELECT ",
+        idempotency_columns!(),
+        " FROM idempotency WHERE scope = ? AND idempotency_key = ?"
+    ))
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(executor)
+    .await?
+    .map(IdempotencyRecord::try_from)
+    .transpose()
+}
+
+async fn fetch_token<'c>(executor: impl SqliteExecutor<'c>, token_id: &str) -> StoreResult<Option<TokenRecord>> {
+    sqlx::query_as::<_, TokenRow>(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = ?"))
+        .bind(token_id)
+        .fetch_optional(executor)
+        .await?
+        .map(TokenRecord::try_from)
+        .transpose()
+}
+
+async fn insert_outbox(conn: &mut SqliteConnection, outbox: &OutboxRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox \
+         (id, destination, ordering_key, event_type, payload, created_at, not_after, \
+          next_attempt_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(outbox.id)
+    .bind(&outbox.destination)
+    .bind(&outbox.ordering_key)
+    .bind(&outbox.event_type)
+    .bind(sqlx::types::Json(&outbox.payload))
+    .bind(sqlite_ts(outbox.created_at))
+    .bind(opt_sqlite_ts(outbox.not_after))
+    .bind(sqlite_ts(outbox.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Upserts the token mirror from `event` unless the mirror holds a newer state.
+/// Returns whether the mirror was written.
+async fn upsert_mirror(conn: &mut SqliteConnection, event: &TokenEventRecord) -> StoreResult<bool> {
+    let written = sqlx::query(
+        "INSERT INTO tokens \
+         (token_id, card_id, tsp, token_requestor_id, wallet, status, token_last4, \
+          status_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (token_id) DO UPDATE SET \
+          card_id = excluded.card_id, \
+          tsp = excluded.tsp, \
+          token_requestor_id = excluded.token_requestor_id, \
+          wallet = excluded.wallet, \
+          status = excluded.status, \
+          token_last4 = COALESCE(excluded.token_last4, tokens.token_last4), \
+          status_at = excluded.status_at, \
+          updated_at = excluded.updated_at \
+         WHERE tokens.status_at <= excluded.status_at",
+    )
+    .bind(&event.token_id)
+    .bind(&event.card_id)
+    .bind(&event.tsp)
+    .bind(&event.token_requestor_id)
+    .bind(&event.wallet)
+    .bind(event.status.as_str())
+    .bind(&event.token_last4)
+    .bind(sqlite_ts(event.occurred_at))
+    .bind(sqlite_ts(event.received_at))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(written == 1)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn upsert_cards(&self, cards: &[CardRecord]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut written = 0;
+        for card in cards {
+            let owner: Option<String> = sqlx::query_scalar("SELECT card_id FROM cards WHERE pan_fingerprint = ?")
+                .bind(&card.pan_fingerprint)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owner.is_some_and(|owner| owner != card.card_id) {
+                tx.rollback().await?;
+                return Err(StoreError::DuplicatePan);
+            }
+            written += sqlx::query(
+                "INSERT INTO cards \
+                 (card_id, pan_fingerprint, pan_ciphertext, pan_key_id, pan_last4, expiry_yymm, \
+                  status, cardholder_phone, cardholder_email, product_category, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (card_id) DO UPDATE SET \
+                  pan_fingerprint = excluded.pan_fingerprint, \
+                  pan_ciphertext = excluded.pan_ciphertext, \
+                  pan_key_id = excluded.pan_key_id, \
+                  pan_last4 = excluded.pan_last4, \
+                  expiry_yymm = excluded.expiry_yymm, \
+                  status = excluded.status, \
+                  cardholder_phone = excluded.cardholder_phone, \
+                  cardholder_email = excluded.cardholder_email, \
+                  product_category = excluded.product_category, \
+                  updated_at = excluded.updated_at",
+            )
+            .bind(&card.card_id)
+            .bind(&card.pan_fingerprint)
+            .bind(&card.pan_ciphertext)
+            .bind(&card.pan_key_id)
+            .bind(&card.pan_last4)
+            .bind(&card.expiry_yymm)
+            .bind(card.status.as_str())
+            .bind(&card.cardholder_phone)
+            .bind(&card.cardholder_email)
+            .bind(&card.product_category)
+            .bind(sqlite_ts(card.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(rows::card_write_error)?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_card_by_fingerprint(&self, fingerprint: &[u8]) -> StoreResult<Option<CardRecord>> {
+        sqlx::query_as::<_, CardRow>(concat!("SELECT ", card_columns!(), " FROM cards WHERE pan_fingerprint = ?"))
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(CardRecord::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_card(&self, card_id: &str) -> StoreResult<Option<CardRecord>> {
+        sqlx::query_as::<_, CardRow>(concat!("SELECT ", card_columns!(), " FROM cards WHERE card_id = ?"))
+            .bind(card_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(CardRecord::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn cvc_failures(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32> {
+        let failures: Option<i64> =
+            sqlx::query_scalar("SELECT failures FROM cvc_attempts WHERE card_id = ? AND window_started_at > ?")
+                .bind(card_id)
+                .bind(sqlite_ts(rows::window_cutoff(now, window)))
+                .fetch_optional(&self.pool)
+                .await?;
+        rows::count_u32(failures.unwrap_or(0), "CVC failures")
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_cvc_failure(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32> {
+        // One statement: SQLite runs it under the write lock, so concurrent failures serialise.
+        let failures: i64 = sqlx::query_scalar(
+            "INSERT INTO cvc_attempts (card_id, failures, window_started_at) VALUES (?1, 1, ?2) \
+             ON CONFLICT (card_id) DO UPDATE SET \
+              failures = CASE WHEN cvc_attempts.window_started_at <= ?3 THEN 1 \
+                              ELSE cvc_attempts.failures + 1 END, \
+              window_started_at = CASE WHEN cvc_attempts.window_started_at <= ?3 \
+                                       THEN excluded.window_started_at \
+                                       ELSE cvc_attempts.window_started_at END \
+             RETURNING failures",
+        )
+        .bind(card_id)
+        .bind(sqlite_ts(now))
+        .bind(sqlite_ts(rows::window_cutoff(now, window)))
+        .fetch_one(&self.pool)
+        .await?;
+        rows::count_u32(failures, "CVC failures")
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn clear_cvc_failures(&self, card_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM cvc_attempts WHERE card_id = ?").bind(card_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_decision(
+        &self,
+        decision: &DecisionRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<IdempotentWrite> {
+        let mut tx = match self.begin_claiming(idempotency).await? {
+            Ok(tx) => tx,
+            Err(existing) => return Ok(IdempotentWrite::AlreadyExists(existing)),
+        };
+        sqlx::query(
+            "INSERT INTO decisions \
+             (id, decided_at, correlation_id, operation, tokenization_id, card_id, pan_last4, \
+              token_requestor_id, wallet, tsp, decision, reason, card_status, cvc_result, \
+              stand_in, latency_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(decision.id)
+        .bind(sqlite_ts(decision.decided_at))
+        .bind(&decision.correlation_id)
+        .bind(&decision.operation)
+        .bind(&decision.tokenization_id)
+        .bind(&decision.card_id)
+        .bind(&decision.pan_last4)
+        .bind(&decision.token_requestor_id)
+        .bind(&decision.wallet)
+        .bind(&decision.tsp)
+        .bind(&decision.decision)
+        .bind(&decision.reason)
+        .bind(&decision.card_status)
+        .bind(&decision.cvc_result)
+        .bind(decision.stand_in)
+        .bind(decision.latency_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IdempotentWrite::Committed)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn decisions_for_card(&self, card_id: &str, limit: u32) -> StoreResult<Vec<DecisionRecord>> {
+        let rows = sqlx::query_as::<_, DecisionRow>(concat!(
+            "SELECT ",
+            decision_columns!(),
+            " FROM decisions WHERE card_id = ? ORDER BY decided_at DESC, id DESC LIMIT ?"
+        ))
+        .bind(card_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(DecisionRecord::from).collect())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_live_tokens(&self, card_id: &str) -> StoreResult<u32> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE card_id = ? AND status <> ?")
+            .bind(card_id)
+            .bind(TokenStatus::Deactivated.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        rows::count_u32(count, "token count")
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apply_token_event(
+        &self,
+        event: &TokenEventRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)> {
+        let mut tx = match self.begin_claiming(Some(idempotency)).await? {
+            Ok(tx) => tx,
+            Err(existing) => return Ok((IdempotentWrite::AlreadyExists(existing), None)),
+        };
+        let new_event = sqlx::query(
+            "INSERT INTO token_events \
+             (event_id, token_id, card_id, tsp, token_requestor_id, wallet, status, \
+              previous_status, reason, token_last4, occurred_at, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.event_id)
+        .bind(&event.token_id)
+        .bind(&event.card_id)
+        .bind(&event.tsp)
+        .bind(&event.token_requestor_id)
+        .bind(&event.wallet)
+        .bind(event.status.as_str())
+        .bind(event.previous_status.map(TokenStatus::as_str))
+        .bind(&event.reason)
+        .bind(&event.token_last4)
+        .bind(sqlite_ts(event.occurred_at))
+        .bind(sqlite_ts(event.received_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+
+        // A duplicate event already had its effect on the mirror (or was superseded by then).
+        let applied = if new_event { upsert_mirror(&mut tx, event).await? } else { false };
+        if new_event {
+            insert_outbox(&mut tx, outbox).await?;
+        }
+        let token = fetch_token(&mut *tx, &event.token_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("token event {} has no mirror row", event.event_id)))?;
+        tx.commit().await?;
+        Ok((IdempotentWrite::Committed, Some(TokenEventOutcome { token, applied })))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_token(&self, token_id: &str) -> StoreResult<Option<TokenRecord>> {
+        fetch_token(&self.pool, token_id).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<TokenEventRecord>> {
+        let rows = sqlx::query_as::<_, TokenEventRow>(concat!(
+            "SELECT ",
+            token_event_columns!(),
+            " FROM token_events WHERE token_id = ? \
+              ORDER BY occurred_at, received_at, event_id"
+        ))
+        .bind(token_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert_all(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn store_notification(
+        &self,
+        notification: &NotificationRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<IdempotentWrite> {
+        let mut tx = match self.begin_claiming(Some(idempotency)).await? {
+            Ok(tx) => tx,
+            Err(existing) => return Ok(IdempotentWrite::AlreadyExists(existing)),
+        };
+        let new_notification = sqlx::query(
+            "INSERT INTO notifications \
+             (notification_id, notification_type, card_id, token_id, token_requestor_id, \
+              channel, otp_ciphertext, otp_key_id, expires_at, occurred_at, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (notification_id) DO NOTHING",
+        )
+        .bind(&notification.notification_id)
+        .bind(&notification.notification_type)
+        .bind(&notification.card_id)
+        .bind(&notification.token_id)
+        .bind(&notification.token_requestor_id)
+        .bind(&notification.channel)
+        .bind(&notification.otp_ciphertext)
+        .bind(&notification.otp_key_id)
+        .bind(opt_sqlite_ts(notification.expires_at))
+        .bind(sqlite_ts(notification.occurred_at))
+        .bind(sqlite_ts(notification.received_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        // A notification already stored was already queued: don't deliver it twice.
+        if new_notification {
+            insert_outbox(&mut tx, outbox).await?;
+        }
+        tx.commit().await?;
+        Ok(IdempotentWrite::Committed)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_notification(&self, notification_id: &str) -> StoreResult<Option<NotificationRecord>> {
+        let row = sqlx::query_as::<_, NotificationRow>(concat!(
+            "SELECT ",
+            notification_columns!(),
+            " FROM notifications WHERE notification_id = ?"
+        ))
+        .bind(notification_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(NotificationRecord::from))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_expired_otps(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let erased = sqlx::query(
+            "UPDATE notifications SET otp_ciphertext = NULL, otp_key_id = NULL \
+             WHERE otp_ciphertext IS NOT NULL AND expires_at < ?",
+        )
+        .bind(sqlite_ts(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(erased)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn pending_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRecord>> {
+        let rows = sqlx::query_as::<_, OutboxRow>(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(OutboxRecord::from).collect())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        fetch_idempotency(&self.pool, scope, key).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
+            .bind(sqlite_ts(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn remember_request_id(&self, request_id: &str, seen_at: OffsetDateTime) -> StoreResult<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO seen_request_ids (request_id, seen_at) VALUES (?, ?) \
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(request_id)
+        .bind(sqlite_ts(seen_at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_request_ids(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM seen_request_ids WHERE seen_at < ?")
+            .bind(sqlite_ts(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+}

@@ -1,0 +1,63 @@
+//! TLS configuration: one rustls crypto provider (ring) for the whole process, the server's
+//! (m)TLS config for the Issuer API, and client configs with a private CA for outbound calls.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::TlsSettings;
+
+/// Installs ring as the process's rustls provider. Idempotent; called before any TLS use,
+/// because a second provider compiled in by a dependency would make rustls refuse to choose.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read certificates from {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} holds an invalid PEM certificate", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(certs)
+}
+
+fn load_roots(path: &Path) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert).with_context(|| format!("{} holds an unusable CA certificate", path.display()))?;
+    }
+    Ok(roots)
+}
+
+/// Server config; with `client_ca_file`, a client certificate signed by that CA is required.
+pub fn server_config(settings: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
+    install_crypto_provider();
+    let certs = load_certs(&settings.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key_file)
+        .with_context(|| format!("cannot read the private key {}", settings.key_file.display()))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &settings.client_ca_file {
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder(Arc::new(load_roots(ca)?))
+                .build()
+                .context("building the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    builder.with_single_cert(certs, key).context("server certificate and key do not match")
+}
+
+/// Client config that trusts only the CAs in `ca_file`.
+pub fn client_config_with_roots(ca_file: &Path) -> anyhow::Result<rustls::ClientConfig> {
+    install_crypto_provider();
+    Ok(rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?).with_no_client_auth())
+}

@@ -1,0 +1,252 @@
+//! The `tmp-adapter` binary's subcommands, run as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::helpers::app::*;
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A config directory with the repository's base.yaml and a local.yaml whose keys and
+    /// database live in the sandbox.
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        std::fs::create_dir(dir.path().join("config")).unwrap();
+        std::fs::copy(root.join("config/base.yaml"), dir.path().join("config/base.yaml")).unwrap();
+        let local = std::fs::read_to_string(root.join("config/local.yaml")).unwrap();
+        std::fs::write(dir.path().join("config/local.yaml"), local).unwrap();
+        std::fs::copy(root.join("config/production.yaml"), dir.path().join("config/production.yaml")).unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs the binary in the sandbox (relative paths such as ./data resolve there).
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tmp-adapter"));
+        command.current_dir(self.dir.path()).args(args).env_remove("RUST_LOG").env("TMP_ADAPTER_ENV", "local");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("tmp-adapter runs")
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+async fn count_cards(sandbox: &Sandbox, ids: &[&str]) -> usize {
+    let url = format!("sqlite://{}", sandbox.path("data/tmp-adapter.db").display());
+    let store = tmp_adapter::store::connect(&url, 1).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut found = 0;
+    for id in ids {
+        if store.find_card(id).await.unwrap().is_some() {
+            found += 1;
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn import_reports_every_bad_line_and_writes_nothing() {
+    let sandbox = Sandbox::new();
+    let lines = [
+        r#"{"cardId": "c1", "pan": "4111111111111111", "expiry": "12/30"}"#,
+        r#"{"cardId": "c2", "pan": "4111111111111112", "expiry": "12/30"}"#,
+        r#"{"cardId": "c3", "pan": "5555555555554444", "expiry": "13/30"}"#,
+        r#"{"cardId": "c4", "pan": "5555555555554444", "expiry": "12/30", "status": "FROZEN"}"#,
+        r#"not json"#,
+        r#"{"cardId": "c1", "pan": "4012888888881881", "expiry": "12/30"}"#,
+        r#"{"cardId": "c6", "pan": "4111111111111111", "expiry": "12/30"}"#,
+    ];
+    std::fs::write(sandbox.path("cards.jsonl"), lines.join("\n")).unwrap();
+    let output = sandbox.run(&["import", "cards.jsonl"], &[]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    for line in ["line 2: ", "line 3: ", "line 4: ", "line 5: ", "line 6: ", "line 7: "] {
+        assert!(out.contains(line), "missing {line}: {out}");
+    }
+    assert!(!out.contains("line 1: "), "{out}");
+    assert!(out.contains("Luhn"), "{out}");
+    assert!(out.contains("nothing written"), "{out}");
+    for pan in ["4111111111111111", "4111111111111112", "5555555555554444", "4012888888881881"] {
+        assert!(!out.contains(pan), "a PAN was printed: {out}");
+    }
+    assert_eq!(count_cards(&sandbox, &["c1", "c2", "c3", "c4", "c6"]).await, 0);
+
+    let output = sandbox.run(&["import", "cards.jsonl", "--skip-invalid"], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("1 card(s) imported"), "{}", text(&output));
+    assert_eq!(count_cards(&sandbox, &["c1"]).await, 1);
+}
+
+#[tokio::test]
+async fn import_reads_csv_and_cards_are_found_by_the_adapter() {
+    let sandbox = Sandbox::new();
+    let csv = "cardId,pan,expiry,status,phone,email,productCategory\n\
+               csv-1,4111111111111111,12/30,ACTIVE,+48500100200,a@example.com,CONSUMER_DEBIT\n\
+               csv-2,5555555555554444,12/30,BLOCKED,,,\n";
+    std::fs::write(sandbox.path("cards.csv"), csv).unwrap();
+    let output = sandbox.run(&["import", "cards.csv"], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("2 card(s) imported"));
+    let url = format!("sqlite://{}", sandbox.path("data/tmp-adapter.db").display());
+    let store = tmp_adapter::store::connect(&url, 1).await.unwrap();
+    let card = store.find_card("csv-2").await.unwrap().expect("imported");
+    assert_eq!(card.status, tmp_protocol::enums::IssuerCardStatus::Blocked);
+    assert_eq!(card.pan_last4, "4444");
+    assert_eq!(card.expiry_yymm, "3012");
+    assert!(card.cardholder_phone.is_none());
+
+    let bad = "cardId,pan,expiry\ncsv-3,4111111111111111\n";
+    std::fs::write(sandbox.path("bad.csv"), bad).unwrap();
+    let output = sandbox.run(&["import", "bad.csv"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("line 2: "), "{}", text(&output));
+}
+
+#[test]
+fn production_refuses_development_keys_and_secrets() {
+    let sandbox = Sandbox::new();
+    // The development HMAC secret from local.yaml, in production.
+    let output = sandbox.run(
+        &["check-config"],
+        &[
+            ("TMP_ADAPTER_ENV", "production"),
+            ("TMP_ADAPTER__AUTH__HMAC_SECRETS", "whsec_ZGV2ZWxvcG1lbnQtb25seS10bXAtYWRhcHRlci1zZWNyZXQ="),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(text(&output).contains("development secret"), "{}", text(&output));
+
+    // Generating development keys, in production.
+    let (_, fresh) = tmp_protocol::webhook::WebhookSecret::generate();
+    let output = sandbox.run(
+        &["check-config"],
+        &[
+            ("TMP_ADAPTER_ENV", "production"),
+            ("TMP_ADAPTER__AUTH__HMAC_SECRETS", &fresh),
+            ("TMP_ADAPTER__KEYS__GENERATE_MISSING_IN", "./data/dev-keys"),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(text(&output).contains("generate_missing_in"), "{}", text(&output));
+
+    // A clean production configuration passes the check and prints no secret.
+    let output = sandbox.run(
+        &["check-config"],
+        &[("TMP_ADAPTER_ENV", "production"), ("TMP_ADAPTER__AUTH__HMAC_SECRETS", &fresh)],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains(&fresh));
+}
+
+#[tokio::test]
+async fn production_refuses_key_files_generated_for_development() {
+    let sandbox = Sandbox::new();
+    // Start once in development: keys are generated and marked.
+    let output = sandbox.run(&["migrate"], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let db = crate::helpers::db::test_databases().await.remove(0);
+    let mut settings = base_settings(&db.url);
+    let dev = sandbox.path("data/dev-keys");
+    settings.keys.generate_missing_in = Some(dev.clone());
+    settings.keys.jwe[0].private_key_file = dev.join("jwe-adapter-dev-1.pem");
+    settings.keys.data_keys.files.insert("dev-1".into(), dev.join("data-key-dev-1.hex"));
+    settings.keys.fingerprint_key_file = dev.join("fingerprint-key.hex");
+    settings.card_source.local_registry.cvk_file = dev.join("cvk.hex");
+    let material = tmp_adapter::keys::KeyMaterial::load(&settings).unwrap();
+    assert!(material.uses_development_keys);
+    assert!(dev.join(tmp_adapter::keys::DEVELOPMENT_MARKER).exists());
+
+    settings.environment = tmp_adapter::config::Environment::Production;
+    settings.keys.generate_missing_in = None;
+    let refused = tmp_adapter::keys::KeyMaterial::load(&settings).err().expect("refused");
+    assert!(refused.to_string().contains("development key"), "{refused}");
+}
+
+#[test]
+fn print_default_config_prints_the_reference_file() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["print-default-config"], &[]);
+    assert!(output.status.success());
+    let reference = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/base.yaml")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), reference);
+}
+
+#[test]
+fn invalid_configuration_names_the_key() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["check-config"], &[("TMP_ADAPTER__POLICY__DEADLINE_MS", "0")]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("policy.deadline_ms"), "{}", text(&output));
+    let output = sandbox.run(&["check-config"], &[("TMP_ADAPTER__SERVER__PORT", "eighty")]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("server.port"), "{}", text(&output));
+    let output = sandbox.run(&["check-config"], &[("TMP_ADAPTER__POLICY__STAND_IN_DECISION", "MAYBE")]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("stand_in_decision"), "{}", text(&output));
+}
+
+#[test]
+fn keys_generate_writes_private_files_and_never_overwrites() {
+    let sandbox = Sandbox::new();
+    for (kind, file, len) in [("data", "d.hex", 64), ("fingerprint", "f.hex", 64), ("cvk", "c.hex", 32)] {
+        let output = sandbox.run(&["keys", "generate", kind, "--out", file], &[]);
+        assert!(output.status.success(), "{}", text(&output));
+        let contents = std::fs::read_to_string(sandbox.path(file)).unwrap();
+        assert_eq!(contents.trim().len(), len);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(sandbox.path(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{file} is readable by others");
+        }
+        let again = sandbox.run(&["keys", "generate", kind, "--out", file], &[]);
+        assert!(!again.status.success(), "must not overwrite {file}");
+    }
+    let output = sandbox.run(&["keys", "generate", "jwe", "--out", "k.pem"], &[]);
+    assert!(output.status.success());
+    let pem = std::fs::read_to_string(sandbox.path("k.pem")).unwrap();
+    assert!(tmp_protocol::jwk::RsaKeyPair::from_pkcs8_pem("k", &pem).is_ok());
+    let output = sandbox.run(&["keys", "generate", "hmac"], &[]);
+    let secret = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(tmp_protocol::webhook::WebhookSecret::parse(&secret).is_ok(), "{secret}");
+}
+
+#[test]
+fn serve_starts_with_development_keys_and_warns() {
+    let sandbox = Sandbox::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tmp-adapter"))
+        .current_dir(sandbox.dir.path())
+        .env("TMP_ADAPTER_ENV", "local")
+        .env("TMP_ADAPTER__SERVER__PORT", "0")
+        .env("TMP_ADAPTER__LOG__FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("tmp-adapter listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("DEVELOPMENT KEY"), "{seen}");
+    assert!(sandbox.path("data/tmp-adapter.db").exists());
+    assert!(sandbox.path("data/dev-keys/jwe-adapter-dev-1.pem").exists());
+}

@@ -1,0 +1,71 @@
+//! A processor bridge for tests: a real HTTP server implementing the bridge contract
+//! (`tmp_protocol::bridge`) over a fixed card list, with a configurable answer delay and an
+//! optional failure status — what a slow or broken processor looks like to the adapter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse, HttpServer};
+use tmp_protocol::bridge::{BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeLookupRequest};
+
+pub struct BridgeCardEntry {
+    pub pan: String,
+    pub card: BridgeCard,
+    pub cvc: String,
+}
+
+pub struct BridgeBehaviour {
+    pub cards: Vec<BridgeCardEntry>,
+    pub delay: Duration,
+    /// Answer every call with this status instead.
+    pub fail_with: Option<u16>,
+}
+
+pub struct TestBridge {
+    pub base_url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestBridge {
+    pub async fn start(behaviour: BridgeBehaviour) -> TestBridge {
+        let behaviour = Data::new(Arc::new(behaviour));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(behaviour.clone())
+                .route(tmp_protocol::bridge::LOOKUP_PATH, web::post().to(lookup))
+                .route(tmp_protocol::bridge::VERIFY_CVC_PATH, web::post().to(verify_cvc))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestBridge { base_url: format!("http://127.0.0.1:{port}"), handle }
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+async fn lookup(b: Data<Arc<BridgeBehaviour>>, body: web::Json<BridgeLookupRequest>) -> HttpResponse {
+    tokio::time::sleep(b.delay).await;
+    if let Some(status) = b.fail_with {
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status")).finish();
+    }
+    match b.cards.iter().find(|c| c.pan == body.pan.expose()) {
+        Some(entry) => HttpResponse::Ok().json(&entry.card),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+async fn verify_cvc(b: Data<Arc<BridgeBehaviour>>, body: web::Json<BridgeCvcRequest>) -> HttpResponse {
+    tokio::time::sleep(b.delay).await;
+    let matches = b.cards.iter().any(|c| c.card.card_id == body.card_id && c.cvc == body.cvc.expose());
+    HttpResponse::Ok().json(BridgeCvcResponse { matches })
+}

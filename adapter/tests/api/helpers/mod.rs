@@ -1,0 +1,5 @@
+//! Shared test fixtures.
+
+pub mod db;
+pub mod app;
+pub mod bridge;

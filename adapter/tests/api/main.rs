@@ -1,0 +1,12 @@
+//! The adapter's one integration-test binary: real HTTP over sockets, real TLS, real JWE,
+//! SQLite always and PostgreSQL when `TEST_DATABASE_URL` is set (always in CI).
+
+mod bad_input;
+mod cli;
+mod helpers;
+mod notifications;
+mod security;
+mod store;
+mod token_events;
+mod verify_card;
+mod verify_cvc;

@@ -1,0 +1,308 @@
+//! mTLS with certificates made here; no card data in logs or in the database file; the
+//! public key set; operational endpoints.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde_json::json;
+use tmp_adapter::config::{AuthMode, TlsSettings};
+
+use crate::helpers::app::*;
+use crate::helpers::db::test_databases;
+use crate::notifications::{OTP, notification_body};
+use crate::verify_card::verify_body;
+
+const VERIFY: &str = "/issuer-api/v1/cards/verify";
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "Test Issuer CA");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+        Pki { dir, ca: Issuer::new(params, key) }
+    }
+
+    /// A leaf certificate for `names`, as (cert PEM, key PEM).
+    fn leaf(&self, names: &[&str], cn: &str) -> (String, String) {
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+fn client(ca_pem: &std::path::Path, identity: Option<(String, String)>) -> reqwest::Client {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    tmp_adapter::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(cert.as_bytes()).map(Result::unwrap).collect(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder().use_preconfigured_tls(config).build().unwrap()
+}
+
+#[tokio::test]
+async fn mtls_admits_only_clients_with_a_certificate_from_the_configured_ca() {
+    let pki = Pki::new();
+    let (server_cert, server_key) = pki.leaf(&["127.0.0.1", "localhost"], "adapter");
+    let (client_cert, client_key) = pki.leaf(&[], "tmp.verestro.test");
+    let rogue = Pki::new();
+    let (rogue_cert, rogue_key) = rogue.leaf(&[], "intruder");
+    let tls = TlsSettings {
+        cert_file: pki.write("server.pem", &server_cert),
+        key_file: pki.write("server.key", &server_key),
+        client_ca_file: Some(pki.dir.path().join("ca.pem")),
+    };
+    for db in test_databases().await {
+        let tls = tls.clone();
+        let mut app = TestApp::spawn_with(&db, |s| {
+            s.server.tls = Some(tls);
+            s.auth.mode = AuthMode::Mtls;
+        })
+        .await;
+        app.import(&fixture_cards()).await;
+        let ca = pki.dir.path().join("ca.pem");
+        let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+
+        // A certificate from the configured CA: admitted, even unsigned by HMAC in mode mtls.
+        app.client = client(&ca, Some((client_cert.clone(), client_key.clone())));
+        let answer = expect_json(app.request(VERIFY).json(&body).signing(Signing::None).send().await, 200).await;
+        assert_eq!(answer["decision"], "APPROVED", "{}", db.backend);
+
+        // No certificate: the TLS connection is allowed (health probes), the API is not.
+        app.client = client(&ca, None);
+        let response = app.request(VERIFY).json(&body).signing(Signing::None).send().await;
+        expect_error(response, 401, "UNAUTHENTICATED").await;
+        assert_eq!(app.get("/healthz").await.status(), 200);
+
+        // A certificate from another CA: the handshake fails.
+        app.client = client(&ca, Some((rogue_cert.clone(), rogue_key.clone())));
+        let refused = app.client.post(format!("{}{}", app.base_url, VERIFY)).json(&body).send().await;
+        assert!(refused.is_err(), "{}: a foreign client certificate must be refused", db.backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn hmac_and_mtls_requires_both() {
+    let pki = Pki::new();
+    let (server_cert, server_key) = pki.leaf(&["127.0.0.1"], "adapter");
+    let (client_cert, client_key) = pki.leaf(&[], "tmp");
+    let tls = TlsSettings {
+        cert_file: pki.write("server.pem", &server_cert),
+        key_file: pki.write("server.key", &server_key),
+        client_ca_file: Some(pki.dir.path().join("ca.pem")),
+    };
+    let db = test_databases().await.remove(0);
+    let mut app = TestApp::spawn_with(&db, |s| {
+        s.server.tls = Some(tls);
+        s.auth.mode = AuthMode::HmacAndMtls;
+    })
+    .await;
+    app.import(&fixture_cards()).await;
+    app.client = client(&pki.dir.path().join("ca.pem"), Some((client_cert, client_key)));
+    let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+    expect_error(app.request(VERIFY).json(&body).signing(Signing::None).send().await, 401, "MISSING_SIGNATURE").await;
+    expect_json(app.request(VERIFY).json(&body).send().await, 200).await;
+    app.stop().await;
+}
+
+/// Captures every log line of the process at debug level.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_card_data_in_logs_or_in_the_database_file() {
+    // nextest runs each test in its own process: this subscriber sees only this test.
+    let capture = Capture::default();
+    for format in [tmp_adapter::config::LogFormat::Json] {
+        let subscriber = tmp_adapter::telemetry::subscriber(format, "debug", capture.clone());
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+    let db = test_databases().await.remove(0);
+    assert_eq!(db.backend, "sqlite");
+    let app = TestApp::spawn(&db).await;
+    app.import(&fixture_cards()).await;
+    let cvc = app.cvc_of(PAN_ACTIVE, EXPIRY);
+    let wrong_cvc = if cvc == "000" { "001" } else { "000" };
+
+    // A full scenario: green, wrong CVC, step-up, CVC check, token event, OTP, bad inputs.
+    for c in [Some(cvc.as_str()), Some(wrong_cvc), None] {
+        let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, c), "APPLE_PAY");
+        expect_json(app.request(VERIFY).json(&body).send().await, 200).await;
+    }
+    let mut step_up = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+    step_up["deviceScore"] = json!(1);
+    expect_json(app.request(VERIFY).json(&step_up).send().await, 200).await;
+    let cvc_check = json!({"encryptedPayload": app.card_payload(PAN_ACTIVE, EXPIRY, Some(&cvc))});
+    expect_json(app.request("/issuer-api/v1/cards/verify-cvc").json(&cvc_check).send().await, 200).await;
+    let event = crate::token_events::event_body("tok-log", "card-active", "ACTIVE", "2026-03-01T10:00:00Z");
+    expect_json(app.request("/issuer-api/v1/tokens/events").json(&event).send().await, 200).await;
+    let otp = notification_body(&app, "ACTIVATION_CODE_DELIVERY", "ntf-log", None);
+    expect_json(app.request("/issuer-api/v1/notifications").json(&otp).send().await, 200).await;
+    // Card data in the wrong places must not be echoed either.
+    let mut leaky = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+    leaky["walletScore"] = json!(PAN_ACTIVE);
+    expect_error(app.request(VERIFY).json(&leaky).send().await, 422, "VALIDATION_FAILED").await;
+    let bad_luhn = verify_body(app.card_payload("4111111111111112", EXPIRY, Some(&cvc)), "GOOGLE_PAY");
+    expect_error(app.request(VERIFY).json(&bad_luhn).send().await, 422, "VALIDATION_FAILED").await;
+    app.stop().await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("card verified"), "the capture saw the scenario:\n{logs}");
+    assert!(logs.contains("correlation_id"), "log lines carry the correlation id");
+    for secret in [PAN_ACTIVE, "4111111111111112", &cvc[..], OTP] {
+        assert!(!logs.contains(secret), "a fixture secret appears in the logs");
+    }
+    // CVCs are short: check them only where they would appear as values.
+    assert!(!logs.contains(&format!("\"{cvc}\"")) && !logs.contains(&format!("\"{wrong_cvc}\"")));
+
+    // The SQLite file (and its WAL) holds no PAN digits in any form we write.
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    let mut bytes = std::fs::read(&path).expect("database file");
+    if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+        bytes.extend(wal);
+    }
+    let haystack = String::from_utf8_lossy(&bytes);
+    for pan in [PAN_ACTIVE, PAN_BLOCKED, PAN_CLOSED, PAN_EXPIRED] {
+        assert!(!haystack.contains(pan), "a fixture PAN appears in the database file");
+    }
+    assert!(!haystack.contains(OTP), "the OTP appears in the database file");
+    assert!(haystack.contains("card-active"), "the scan does read the database");
+}
+
+#[tokio::test]
+async fn the_public_key_set_publishes_every_live_key() {
+    let db = test_databases().await.remove(0);
+    let app = TestApp::spawn(&db).await;
+    let set = expect_json(app.get("/issuer-api/v1/public-key").await, 200).await;
+    let keys = set["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), app.settings.keys.jwe.len());
+    assert_eq!(keys[0]["kty"], "RSA");
+    assert_eq!(keys[0]["alg"], "RSA-OAEP-256");
+    assert_eq!(keys[0]["use"], "enc");
+    assert_eq!(keys[0]["kid"], app.jwk.kid.as_str());
+    assert!(keys[0].get("d").is_none() && keys[0].get("p").is_none(), "no private parts: {set}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_the_old_key_live() {
+    let db = test_databases().await.remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let new_key = dir.path().join("jwe-2.pem");
+    std::fs::write(
+        &new_key,
+        tmp_protocol::jwk::RsaKeyPair::generate(2048).unwrap().to_pkcs8_pem().unwrap().as_bytes(),
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(&db, |s| {
+        s.keys.jwe.push(tmp_adapter::config::JweKeySettings { kid: "adapter-2".into(), private_key_file: new_key });
+    })
+    .await;
+    app.import(&fixture_cards()).await;
+    let set: tmp_protocol::jwk::JwkSet =
+        serde_json::from_value(expect_json(app.get("/issuer-api/v1/public-key").await, 200).await).unwrap();
+    assert_eq!(set.keys.len(), 2);
+    for jwk in &set.keys {
+        let payload = tmp_protocol::jwe::encrypt_json(&json!({"pan": PAN_ACTIVE, "expiry": EXPIRY}), jwk).unwrap();
+        let answer = expect_json(app.request(VERIFY).json(&verify_body(payload, "GOOGLE_PAY")).send().await, 200).await;
+        assert_eq!(answer["decision"], "APPROVED", "kid {}", jwk.kid);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_correlation() {
+    let db = test_databases().await.remove(0);
+    let app = TestApp::spawn(&db).await;
+    assert_eq!(expect_json(app.get("/healthz").await, 200).await["status"], "ok");
+    assert_eq!(expect_json(app.get("/readyz").await, 200).await["status"], "ready");
+    let response = app
+        .client
+        .post(format!("{}{}", app.base_url, VERIFY))
+        .header("X-Correlation-Id", "corr-123")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-correlation-id"], "corr-123");
+    let body = expect_error(response, 401, "MISSING_SIGNATURE").await;
+    assert_eq!(body["error"]["correlationId"], "corr-123");
+    let generated = app.get("/healthz").await;
+    assert!(!generated.headers()["x-correlation-id"].is_empty());
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("tmp_adapter_http_requests_total{method=\"POST\",route=\"/issuer-api/v1/cards/verify\",status=\"401\"} 1"), "{metrics}");
+    assert!(metrics.contains("tmp_adapter_rejected_requests_total{code=\"MISSING_SIGNATURE\"} 1"), "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_checked_in_openapi_document_matches_the_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi/issuer-api.json");
+    let generated = tmp_adapter::openapi::issuer_api_json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/openapi/issuer-api.json is stale: run `cargo run -p tmp-adapter -- openapi > docs/openapi/issuer-api.json`"
+    );
+    let db = test_databases().await.remove(0);
+    let app = TestApp::spawn(&db).await;
+    let served = app.get("/openapi.json").await.text().await.unwrap();
+    assert_eq!(served, generated);
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/issuer-api/v1/cards/verify", "/issuer-api/v1/cards/verify-cvc", "/issuer-api/v1/tokens/events", "/issuer-api/v1/notifications", "/issuer-api/v1/public-key"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    app.stop().await;
+}

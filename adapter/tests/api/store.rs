@@ -1,0 +1,603 @@
+//! The `Store` contract, run against every backend of `helpers::db::test_databases`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tmp_adapter::store::{
+    self, CardRecord, DecisionRecord, DynStore, IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord,
+    StoreError, TokenEventRecord,
+};
+use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+use uuid::Uuid;
+
+use crate::helpers::db::{TestDb, test_databases};
+
+/// A fixed, microsecond-aligned instant (the stores keep microseconds).
+const T0: OffsetDateTime = datetime!(2030-01-01 12:00:00.123456 UTC);
+
+/// Every backend, connected and migrated. Keep the `TestDb` alive while using the store.
+async fn stores() -> Vec<(TestDb, DynStore)> {
+    let mut stores = Vec::new();
+    for db in test_databases().await {
+        let store = store::connect(&db.url, 8).await.unwrap_or_else(|e| panic!("{}: connect: {e:?}", db.backend));
+        store.migrate().await.unwrap_or_else(|e| panic!("{}: migrate: {e:?}", db.backend));
+        stores.push((db, store));
+    }
+    stores
+}
+
+fn card(card_id: &str, fingerprint: u8) -> CardRecord {
+    CardRecord {
+        card_id: card_id.to_owned(),
+        pan_fingerprint: vec![fingerprint; 32],
+        pan_ciphertext: vec![0xC0, 0xFF, 0xEE, fingerprint],
+        pan_key_id: "pan-key-1".to_owned(),
+        pan_last4: "4242".to_owned(),
+        expiry_yymm: "3012".to_owned(),
+        status: IssuerCardStatus::Active,
+        cardholder_phone: Some("+48500100200".to_owned()),
+        cardholder_email: None,
+        product_category: Some("CREDIT".to_owned()),
+        updated_at: T0,
+    }
+}
+
+fn idempotency(scope: &str, key: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        request_hash: vec![7; 32],
+        response_status: 200,
+        response_body: br#"{"decision":"APPROVED"}"#.to_vec(),
+        created_at: T0,
+    }
+}
+
+fn decision(card_id: &str, decided_at: OffsetDateTime) -> DecisionRecord {
+    DecisionRecord {
+        id: Uuid::new_v4(),
+        decided_at,
+        correlation_id: "corr-1".to_owned(),
+        operation: "verify_card".to_owned(),
+        tokenization_id: Some("tok-req-1".to_owned()),
+        card_id: Some(card_id.to_owned()),
+        pan_last4: Some("4242".to_owned()),
+        token_requestor_id: Some("50110030273".to_owned()),
+        wallet: Some("APPLE_PAY".to_owned()),
+        tsp: Some("MDES".to_owned()),
+        decision: "APPROVED".to_owned(),
+        reason: "CARD_VERIFIED".to_owned(),
+        card_status: "ACTIVE".to_owned(),
+        cvc_result: "MATCH".to_owned(),
+        stand_in: false,
+        latency_ms: 42,
+    }
+}
+
+fn token_event(event_id: &str, token_id: &str, status: TokenStatus, occurred_at: OffsetDateTime) -> TokenEventRecord {
+    TokenEventRecord {
+        event_id: event_id.to_owned(),
+        token_id: token_id.to_owned(),
+        card_id: "card-1".to_owned(),
+        tsp: "MDES".to_owned(),
+        token_requestor_id: "50110030273".to_owned(),
+        wallet: "APPLE_PAY".to_owned(),
+        status,
+        previous_status: None,
+        reason: Some("reason".to_owned()),
+        token_last4: Some("9876".to_owned()),
+        occurred_at,
+        received_at: T0 + Duration::minutes(5),
+    }
+}
+
+fn outbox(ordering_key: &str, event_type: &str, n: u32) -> OutboxRecord {
+    OutboxRecord {
+        id: Uuid::new_v4(),
+        destination: "issuer_webhook".to_owned(),
+        ordering_key: ordering_key.to_owned(),
+        event_type: event_type.to_owned(),
+        payload: json!({ "n": n, "nested": { "list": [1, 2, 3], "text": "é" } }),
+        created_at: T0 + Duration::seconds(n.into()),
+        not_after: None,
+    }
+}
+
+fn notification(notification_id: &str, expires_at: Option<OffsetDateTime>) -> NotificationRecord {
+    NotificationRecord {
+        notification_id: notification_id.to_owned(),
+        notification_type: "ACTIVATION_CODE_DELIVERY".to_owned(),
+        card_id: "card-1".to_owned(),
+        token_id: Some("token-1".to_owned()),
+        token_requestor_id: Some("50110030273".to_owned()),
+        channel: Some("SMS".to_owned()),
+        otp_ciphertext: Some(vec![1, 2, 3, 4, 5]),
+        otp_key_id: Some("otp-key-1".to_owned()),
+        expires_at,
+        occurred_at: T0,
+        received_at: T0 + Duration::seconds(1),
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        store.migrate().await.unwrap_or_else(|e| panic!("{b}: second migrate: {e:?}"));
+        store.ping().await.unwrap_or_else(|e| panic!("{b}: ping: {e:?}"));
+        // A second process opening the same database also finds nothing to do.
+        let again = store::connect(&db.url, 2).await.unwrap();
+        again.migrate().await.unwrap_or_else(|e| panic!("{b}: migrate from a new pool: {e:?}"));
+    }
+}
+
+#[tokio::test]
+async fn cards_are_upserted_and_found() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let a = card("card-a", 1);
+        let mut c = card("card-c", 3);
+        c.cardholder_email = Some("jan@example.com".to_owned());
+        c.cardholder_phone = None;
+        // Another offset: stored and read back as the same instant.
+        c.updated_at = datetime!(2030-01-01 14:00:00.5 +02:00);
+        assert_eq!(store.upsert_cards(&[a.clone(), c.clone()]).await.unwrap(), 2, "{b}");
+
+        assert_eq!(store.find_card("card-a").await.unwrap(), Some(a.clone()), "{b}");
+        assert_eq!(store.find_card("card-c").await.unwrap(), Some(c.clone()), "{b}");
+        assert_eq!(store.find_card_by_fingerprint(&[3; 32]).await.unwrap(), Some(c), "{b}");
+        assert_eq!(store.find_card("card-x").await.unwrap(), None, "{b}");
+        assert_eq!(store.find_card_by_fingerprint(&[9; 32]).await.unwrap(), None, "{b}");
+
+        // Update by card id: status, contact and even the PAN (re-issued card).
+        let mut updated = a.clone();
+        updated.status = IssuerCardStatus::Blocked;
+        updated.pan_fingerprint = vec![2; 32];
+        updated.pan_ciphertext = vec![9, 9];
+        updated.cardholder_phone = None;
+        updated.updated_at = T0 + Duration::hours(1);
+        assert_eq!(store.upsert_cards(std::slice::from_ref(&updated)).await.unwrap(), 1, "{b}");
+        assert_eq!(store.find_card("card-a").await.unwrap(), Some(updated.clone()), "{b}");
+        assert_eq!(store.find_card_by_fingerprint(&[1; 32]).await.unwrap(), None, "{b}");
+        assert_eq!(store.find_card_by_fingerprint(&[2; 32]).await.unwrap(), Some(updated), "{b}");
+
+        // Re-importing the same card unchanged is fine, and an empty batch writes nothing.
+        let mut same = card("card-c", 3);
+        same.status = IssuerCardStatus::Closed;
+        assert_eq!(store.upsert_cards(&[same.clone()]).await.unwrap(), 1, "{b}");
+        assert_eq!(store.find_card("card-c").await.unwrap().unwrap().status, IssuerCardStatus::Closed, "{b}");
+        assert_eq!(store.upsert_cards(&[]).await.unwrap(), 0, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_pan_writes_nothing() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let a = card("card-a", 1);
+        store.upsert_cards(std::slice::from_ref(&a)).await.unwrap();
+
+        // The second card of the batch reuses card-a's PAN: the first is not written either.
+        let fresh = card("card-new", 5);
+        let thief = card("card-thief", 1);
+        let mut a_changed = a.clone();
+        a_changed.status = IssuerCardStatus::Closed;
+        let err = store.upsert_cards(&[a_changed, fresh, thief]).await.unwrap_err();
+        assert!(matches!(err, StoreError::DuplicatePan), "{b}: {err:?}");
+        assert_eq!(store.find_card("card-new").await.unwrap(), None, "{b}");
+        assert_eq!(store.find_card("card-thief").await.unwrap(), None, "{b}");
+        assert_eq!(store.find_card("card-a").await.unwrap(), Some(a.clone()), "{b}");
+
+        // Two new cards with the same PAN inside one batch.
+        let err = store.upsert_cards(&[card("card-x", 7), card("card-y", 7)]).await.unwrap_err();
+        assert!(matches!(err, StoreError::DuplicatePan), "{b}: {err:?}");
+        assert_eq!(store.find_card("card-x").await.unwrap(), None, "{b}");
+        assert_eq!(store.find_card_by_fingerprint(&[7; 32]).await.unwrap(), None, "{b}");
+
+        // The store is still usable afterwards (the failed transaction was rolled back).
+        assert_eq!(store.upsert_cards(&[card("card-x", 7)]).await.unwrap(), 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn cvc_failures_count_within_the_window() {
+    let window = Duration::minutes(30);
+    for (db, store) in stores().await {
+        let b = db.backend;
+        assert_eq!(store.cvc_failures("card-1", T0, window).await.unwrap(), 0, "{b}");
+        for expected in 1..=3 {
+            let now = T0 + Duration::minutes(expected.into());
+            assert_eq!(store.record_cvc_failure("card-1", now, window).await.unwrap(), expected, "{b}");
+        }
+        assert_eq!(store.cvc_failures("card-1", T0 + Duration::minutes(4), window).await.unwrap(), 3, "{b}");
+        // Other cards are counted apart.
+        assert_eq!(store.record_cvc_failure("card-2", T0, window).await.unwrap(), 1, "{b}");
+
+        // The window started at the first failure (T0 + 1 min): just before its end it still
+        // counts, at its end it has passed.
+        let end = T0 + Duration::minutes(1) + window;
+        let just_before = end - Duration::microseconds(1);
+        assert_eq!(store.cvc_failures("card-1", just_before, window).await.unwrap(), 3, "{b}");
+        assert_eq!(store.cvc_failures("card-1", end, window).await.unwrap(), 0, "{b}");
+        // A failure in a passed window restarts the count and the window.
+        assert_eq!(store.record_cvc_failure("card-1", end, window).await.unwrap(), 1, "{b}");
+        assert_eq!(store.record_cvc_failure("card-1", end + Duration::minutes(29), window).await.unwrap(), 2, "{b}");
+        assert_eq!(store.cvc_failures("card-1", end + Duration::minutes(29), window).await.unwrap(), 2, "{b}");
+        assert_eq!(store.cvc_failures("card-1", end + window, window).await.unwrap(), 0, "{b}");
+
+        // A match clears the counter (clearing twice, or an unknown card, is fine).
+        store.clear_cvc_failures("card-1").await.unwrap();
+        store.clear_cvc_failures("card-1").await.unwrap();
+        store.clear_cvc_failures("card-unknown").await.unwrap();
+        assert_eq!(store.cvc_failures("card-1", end + Duration::minutes(30), window).await.unwrap(), 0, "{b}");
+        assert_eq!(store.record_cvc_failure("card-1", end + Duration::minutes(30), window).await.unwrap(), 1, "{b}");
+        assert_eq!(store.cvc_failures("card-2", T0, window).await.unwrap(), 1, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cvc_failures_are_all_counted() {
+    let window = Duration::hours(1);
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store.record_cvc_failure("card-race", T0 + Duration::milliseconds(i), window).await
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for task in tasks {
+            seen.push(task.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e:?}")));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=20).collect::<Vec<u32>>(), "{b}: each failure saw a distinct count");
+        assert_eq!(store.cvc_failures("card-race", T0 + Duration::seconds(1), window).await.unwrap(), 20, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn decisions_are_written_with_their_idempotency_record() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let first = decision("card-1", T0);
+        let key = idempotency("verify_card", "key-1");
+        let written = store.record_decision(&first, Some(&key)).await.unwrap();
+        assert_eq!(written, IdempotentWrite::Committed, "{b}");
+        assert_eq!(store.find_idempotency("verify_card", "key-1").await.unwrap(), Some(key.clone()), "{b}");
+        // Keys are scoped per route.
+        assert_eq!(store.find_idempotency("verify_cvc", "key-1").await.unwrap(), None, "{b}");
+
+        // Same scope+key again: nothing written, the stored record comes back.
+        let mut retry_key = key.clone();
+        retry_key.request_hash = vec![8; 32];
+        retry_key.response_status = 500;
+        let retry = decision("card-1", T0 + Duration::seconds(1));
+        let written = store.record_decision(&retry, Some(&retry_key)).await.unwrap();
+        assert_eq!(written, IdempotentWrite::AlreadyExists(key.clone()), "{b}");
+        assert_eq!(store.decisions_for_card("card-1", 10).await.unwrap(), vec![first.clone()], "{b}");
+
+        // Without a key; newest first; limit.
+        let mut second = decision("card-1", T0 + Duration::minutes(1));
+        second.stand_in = true;
+        second.operation = "verify_cvc".to_owned();
+        second.tokenization_id = None;
+        second.wallet = None;
+        second.latency_ms = i64::from(u32::MAX) + 1;
+        assert_eq!(store.record_decision(&second, None).await.unwrap(), IdempotentWrite::Committed, "{b}");
+        let other_card = decision("card-2", T0 + Duration::minutes(2));
+        store.record_decision(&other_card, None).await.unwrap();
+        assert_eq!(store.decisions_for_card("card-1", 10).await.unwrap(), vec![second.clone(), first.clone()], "{b}");
+        assert_eq!(store.decisions_for_card("card-1", 1).await.unwrap(), vec![second.clone()], "{b}");
+        assert_eq!(store.decisions_for_card("card-none", 10).await.unwrap(), vec![], "{b}");
+
+        // Atomicity: when the audit row can't be written (same decision id), the idempotency
+        // record is not kept either.
+        let err = store.record_decision(&second, Some(&idempotency("verify_card", "key-2"))).await.unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{b}: {err:?}");
+        assert_eq!(store.find_idempotency("verify_card", "key-2").await.unwrap(), None, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_with_one_key_commit_once() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let key = idempotency("verify_card", "raced-key");
+                    store.record_decision(&decision("card-r", T0), Some(&key)).await
+                })
+            })
+            .collect();
+        let mut committed = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e:?}")) {
+                IdempotentWrite::Committed => committed += 1,
+                IdempotentWrite::AlreadyExists(existing) => {
+                    assert_eq!(existing, idempotency("verify_card", "raced-key"), "{b}")
+                }
+            }
+        }
+        assert_eq!(committed, 1, "{b}");
+        assert_eq!(store.decisions_for_card("card-r", 100).await.unwrap().len(), 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn token_events_update_the_mirror_in_order() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        assert_eq!(store.find_token("token-1").await.unwrap(), None, "{b}");
+        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 0, "{b}");
+
+        // First event creates the mirror.
+        let t1 = T0 + Duration::minutes(10);
+        let mut activated = token_event("ev-1", "token-1", TokenStatus::Active, t1);
+        activated.previous_status = Some(TokenStatus::Inactive);
+        let (written, outcome) = store
+            .apply_token_event(
+                &activated,
+                &outbox("card-1", "token.status_changed", 1),
+                &idempotency("token_events", "k1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(written, IdempotentWrite::Committed, "{b}");
+        let outcome = outcome.unwrap();
+        assert!(outcome.applied, "{b}");
+        assert_eq!(outcome.token.status, TokenStatus::Active, "{b}");
+        assert_eq!(outcome.token.status_at, t1, "{b}");
+        assert_eq!(outcome.token.updated_at, activated.received_at, "{b}");
+        assert_eq!(outcome.token.token_last4.as_deref(), Some("9876"), "{b}");
+        assert_eq!(store.find_token("token-1").await.unwrap(), Some(outcome.token.clone()), "{b}");
+        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 1, "{b}");
+        assert_eq!(store.pending_outbox(100).await.unwrap().len(), 1, "{b}");
+
+        // An older event arrives late: history only, the mirror keeps the newer state.
+        let late = token_event("ev-0", "token-1", TokenStatus::Inactive, T0);
+        let (written, outcome) = store
+            .apply_token_event(&late, &outbox("card-1", "token.status_changed", 2), &idempotency("token_events", "k0"))
+            .await
+            .unwrap();
+        assert_eq!(written, IdempotentWrite::Committed, "{b}");
+        let outcome = outcome.unwrap();
+        assert!(!outcome.applied, "{b}");
+        assert_eq!(outcome.token.status, TokenStatus::Active, "{b}");
+        assert_eq!(outcome.token.status_at, t1, "{b}");
+        assert_eq!(store.pending_outbox(100).await.unwrap().len(), 2, "{b}: a new event is queued");
+
+        // The same event again under another key: ignored (no history, outbox or mirror change).
+        let (written, outcome) = store
+            .apply_token_event(
+                &activated,
+                &outbox("card-1", "token.status_changed", 3),
+                &idempotency("token_events", "k1-bis"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(written, IdempotentWrite::Committed, "{b}");
+        assert!(!outcome.unwrap().applied, "{b}");
+        assert_eq!(store.pending_outbox(100).await.unwrap().len(), 2, "{b}");
+
+        // The same key again: replayed, nothing written.
+        let (written, outcome) = store
+            .apply_token_event(
+                &token_event("ev-9", "token-1", TokenStatus::Deactivated, t1 + Duration::hours(1)),
+                &outbox("card-1", "token.status_changed", 4),
+                &idempotency("token_events", "k1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(written, IdempotentWrite::AlreadyExists(idempotency("token_events", "k1")), "{b}");
+        assert_eq!(outcome, None, "{b}");
+        assert_eq!(store.find_token("token-1").await.unwrap().unwrap().status, TokenStatus::Active, "{b}");
+
+        let history = store.token_history("token-1").await.unwrap();
+        assert_eq!(history, vec![late.clone(), activated.clone()], "{b}: oldest first");
+
+        // An event at the same instant as the mirror's state applies; without last4 the
+        // known last4 is kept.
+        let mut suspended = token_event("ev-2", "token-1", TokenStatus::Suspended, t1);
+        suspended.token_last4 = None;
+        let (_, outcome) = store
+            .apply_token_event(
+                &suspended,
+                &outbox("card-1", "token.status_changed", 5),
+                &idempotency("token_events", "k2"),
+            )
+            .await
+            .unwrap();
+        let outcome = outcome.unwrap();
+        assert!(outcome.applied, "{b}");
+        assert_eq!(outcome.token.status, TokenStatus::Suspended, "{b}");
+        assert_eq!(outcome.token.token_last4.as_deref(), Some("9876"), "{b}");
+        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 1, "{b}");
+
+        // A second token on the card, then the first is deactivated.
+        store
+            .apply_token_event(
+                &token_event("ev-3", "token-2", TokenStatus::Active, t1),
+                &outbox("card-1", "token.status_changed", 6),
+                &idempotency("token_events", "k3"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 2, "{b}");
+        store
+            .apply_token_event(
+                &token_event("ev-4", "token-1", TokenStatus::Deactivated, t1 + Duration::minutes(1)),
+                &outbox("card-1", "token.status_changed", 7),
+                &idempotency("token_events", "k4"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 1, "{b}");
+        assert_eq!(store.count_live_tokens("card-2").await.unwrap(), 0, "{b}");
+        assert_eq!(store.token_history("token-1").await.unwrap().len(), 4, "{b}");
+        assert_eq!(store.token_history("token-none").await.unwrap(), vec![], "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_token_event_writes_nothing() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let queued = outbox("card-1", "token.status_changed", 1);
+        store
+            .apply_token_event(
+                &token_event("ev-1", "token-1", TokenStatus::Active, T0),
+                &queued,
+                &idempotency("token_events", "k1"),
+            )
+            .await
+            .unwrap();
+        // Reusing the outbox id makes the last write of the transaction fail.
+        let err = store
+            .apply_token_event(
+                &token_event("ev-2", "token-1", TokenStatus::Suspended, T0 + Duration::minutes(1)),
+                &queued,
+                &idempotency("token_events", "k2"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{b}: {err:?}");
+        assert_eq!(store.find_idempotency("token_events", "k2").await.unwrap(), None, "{b}");
+        assert_eq!(store.token_history("token-1").await.unwrap().len(), 1, "{b}");
+        assert_eq!(store.find_token("token-1").await.unwrap().unwrap().status, TokenStatus::Active, "{b}");
+        assert_eq!(store.pending_outbox(10).await.unwrap(), vec![queued], "{b}");
+    }
+}
+
+#[tokio::test]
+async fn notifications_are_stored_and_otps_erased_at_expiry() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let expires_at = T0 + Duration::minutes(10);
+        let with_otp = notification("n-1", Some(expires_at));
+        let mut without_otp = notification("n-2", None);
+        without_otp.notification_type = "TOKEN_ACTIVATED".to_owned();
+        without_otp.otp_ciphertext = None;
+        without_otp.otp_key_id = None;
+        without_otp.token_id = None;
+        without_otp.channel = None;
+        let mut queued = outbox("card-1", "notification.ACTIVATION_CODE_DELIVERY", 1);
+        queued.not_after = Some(expires_at);
+
+        let written = store.store_notification(&with_otp, &queued, &idempotency("notifications", "n-1")).await.unwrap();
+        assert_eq!(written, IdempotentWrite::Committed, "{b}");
+        store
+            .store_notification(
+                &without_otp,
+                &outbox("card-1", "notification.TOKEN_ACTIVATED", 2),
+                &idempotency("notifications", "n-2"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.find_notification("n-1").await.unwrap(), Some(with_otp.clone()), "{b}");
+        assert_eq!(store.find_notification("n-2").await.unwrap(), Some(without_otp.clone()), "{b}");
+        assert_eq!(store.find_notification("n-3").await.unwrap(), None, "{b}");
+        assert_eq!(store.pending_outbox(10).await.unwrap()[0], queued, "{b}");
+
+        // Replay of the key: nothing written. Same notification under a new key: kept once,
+        // not queued twice.
+        let written = store
+            .store_notification(&with_otp, &outbox("card-1", "x", 3), &idempotency("notifications", "n-1"))
+            .await
+            .unwrap();
+        assert_eq!(written, IdempotentWrite::AlreadyExists(idempotency("notifications", "n-1")), "{b}");
+        let written = store
+            .store_notification(&with_otp, &outbox("card-1", "x", 4), &idempotency("notifications", "n-1-bis"))
+            .await
+            .unwrap();
+        assert_eq!(written, IdempotentWrite::Committed, "{b}");
+        assert_eq!(store.pending_outbox(10).await.unwrap().len(), 2, "{b}");
+
+        // Not yet expired (expiry is exclusive), then expired: erased once.
+        assert_eq!(store.erase_expired_otps(expires_at - Duration::seconds(1)).await.unwrap(), 0, "{b}");
+        assert_eq!(store.erase_expired_otps(expires_at).await.unwrap(), 0, "{b}");
+        assert_eq!(store.erase_expired_otps(expires_at + Duration::microseconds(1)).await.unwrap(), 1, "{b}");
+        assert_eq!(store.erase_expired_otps(expires_at + Duration::hours(1)).await.unwrap(), 0, "{b}");
+        let erased = store.find_notification("n-1").await.unwrap().unwrap();
+        assert_eq!(erased.otp_ciphertext, None, "{b}");
+        assert_eq!(erased.otp_key_id, None, "{b}");
+        assert_eq!(erased.expires_at, Some(expires_at), "{b}");
+        assert_eq!(erased.notification_type, with_otp.notification_type, "{b}");
+        assert_eq!(store.find_notification("n-2").await.unwrap(), Some(without_otp), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn outbox_rows_are_kept_in_insertion_order() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let mut expected = Vec::new();
+        for n in 0..6u32 {
+            // Interleave two ordering keys and give later rows earlier created_at: the order
+            // is the insertion order, not the timestamps.
+            let key = if n % 2 == 0 { "card-1" } else { "card-2" };
+            let mut row = outbox(key, "token.status_changed", 100 - n);
+            if n == 3 {
+                row.not_after = Some(T0 + Duration::days(1));
+            }
+            store
+                .apply_token_event(
+                    &token_event(&format!("ev-{n}"), &format!("token-{n}"), TokenStatus::Active, T0),
+                    &row,
+                    &idempotency("token_events", &format!("k{n}")),
+                )
+                .await
+                .unwrap();
+            expected.push(row);
+        }
+        assert_eq!(store.pending_outbox(100).await.unwrap(), expected, "{b}");
+        assert_eq!(store.pending_outbox(4).await.unwrap(), expected[..4].to_vec(), "{b}");
+        assert_eq!(store.pending_outbox(0).await.unwrap(), vec![], "{b}");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_records_are_purged_by_age() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let mut old = idempotency("verify_card", "old");
+        old.created_at = T0 - Duration::days(2);
+        let new = idempotency("verify_card", "new");
+        store.record_decision(&decision("card-1", T0), Some(&old)).await.unwrap();
+        store.record_decision(&decision("card-1", T0), Some(&new)).await.unwrap();
+
+        assert_eq!(store.purge_idempotency(T0 - Duration::days(3)).await.unwrap(), 0, "{b}");
+        assert_eq!(store.purge_idempotency(T0 - Duration::days(1)).await.unwrap(), 1, "{b}");
+        assert_eq!(store.find_idempotency("verify_card", "old").await.unwrap(), None, "{b}");
+        assert_eq!(store.find_idempotency("verify_card", "new").await.unwrap(), Some(new.clone()), "{b}");
+        // Created exactly at the limit: kept (strictly before is purged).
+        assert_eq!(store.purge_idempotency(T0).await.unwrap(), 0, "{b}");
+        // Once purged, the key can be used again.
+        assert_eq!(
+            store.record_decision(&decision("card-1", T0), Some(&old)).await.unwrap(),
+            IdempotentWrite::Committed,
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn request_ids_detect_replays_until_purged() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        assert!(store.remember_request_id("msg_1", T0).await.unwrap(), "{b}");
+        assert!(!store.remember_request_id("msg_1", T0 + Duration::seconds(1)).await.unwrap(), "{b}: replay");
+        assert!(store.remember_request_id("msg_2", T0 + Duration::minutes(10)).await.unwrap(), "{b}");
+
+        assert_eq!(store.purge_request_ids(T0).await.unwrap(), 0, "{b}");
+        assert_eq!(store.purge_request_ids(T0 + Duration::minutes(5)).await.unwrap(), 1, "{b}");
+        assert!(!store.remember_request_id("msg_2", T0 + Duration::minutes(11)).await.unwrap(), "{b}");
+        assert!(store.remember_request_id("msg_1", T0 + Duration::minutes(11)).await.unwrap(), "{b}");
+    }
+}

@@ -1,0 +1,312 @@
+//! `POST /issuer-api/v1/cards/verify`: every decision path, on SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tmp_adapter::config::CardSourceKind;
+use tmp_protocol::bridge::BridgeCard;
+use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::issuer_api::CardholderContact;
+use tmp_protocol::sensitive::Expiry;
+
+use crate::helpers::app::*;
+use crate::helpers::bridge::{BridgeBehaviour, BridgeCardEntry, TestBridge};
+use crate::helpers::db::test_databases;
+
+const VERIFY: &str = "/issuer-api/v1/cards/verify";
+
+pub fn verify_body(payload: String, wallet: &str) -> Value {
+    json!({
+        "tokenizationId": uuid::Uuid::new_v4().to_string(),
+        "tsp": "MDES",
+        "tokenRequestor": {"id": "50110030273", "name": "Test Wallet", "wallet": wallet},
+        "provisioningMethod": "MANUAL",
+        "walletScore": 5,
+        "deviceScore": 5,
+        "encryptedPayload": payload,
+    })
+}
+
+async fn verify(app: &TestApp, body: &Value) -> Value {
+    expect_json(app.request(VERIFY).json(body).send().await, 200).await
+}
+
+async fn audit_reasons(app: &TestApp, card_id: &str) -> Vec<String> {
+    app.store.decisions_for_card(card_id, 100).await.expect("audit").into_iter().map(|d| d.reason).collect()
+}
+
+#[tokio::test]
+async fn green_path_approves_an_active_card_with_matching_cvc() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let cvc = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&cvc)), "APPLE_PAY");
+        let answer = verify(&app, &body).await;
+        assert_eq!(answer["decision"], "APPROVED", "{}: {answer}", db.backend);
+        assert_eq!(answer["reason"], "CARD_VERIFIED");
+        assert_eq!(answer["cardStatus"], "ACTIVE");
+        assert_eq!(answer["cardId"], "card-active");
+        assert_eq!(answer["cvcResult"], "MATCH");
+        assert_eq!(answer["productCategory"], "CONSUMER_DEBIT");
+        assert_eq!(answer["standIn"], false);
+        assert!(answer.get("cardholder").is_none(), "contact only disclosed on step-up: {answer}");
+
+        let audit = app.store.decisions_for_card("card-active", 10).await.expect("audit");
+        assert_eq!(audit.len(), 1, "{}", db.backend);
+        assert_eq!(audit[0].decision, "APPROVED");
+        assert_eq!(audit[0].pan_last4.as_deref(), Some("1111"));
+        assert_eq!(audit[0].wallet.as_deref(), Some("APPLE_PAY"));
+        assert!(!audit[0].stand_in);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn card_states_decline_with_reason_and_status() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let cases = [
+            (PAN_UNKNOWN, EXPIRY, "CARD_NOT_FOUND", "NOT_FOUND"),
+            (PAN_BLOCKED, EXPIRY, "CARD_BLOCKED", "BLOCKED"),
+            (PAN_CLOSED, EXPIRY, "CARD_CLOSED", "CLOSED"),
+            (PAN_EXPIRED, "01/20", "CARD_EXPIRED", "EXPIRED"),
+            (PAN_ACTIVE, "11/29", "EXPIRY_MISMATCH", "ACTIVE"),
+        ];
+        for (pan, expiry, reason, status) in cases {
+            let answer = verify(&app, &verify_body(app.card_payload(pan, expiry, None), "GOOGLE_PAY")).await;
+            assert_eq!(answer["decision"], "DECLINED", "{} {reason}: {answer}", db.backend);
+            assert_eq!(answer["reason"], reason, "{}: {answer}", db.backend);
+            assert_eq!(answer["cardStatus"], status, "{}: {answer}", db.backend);
+        }
+        assert_eq!(audit_reasons(&app, "card-blocked").await, vec!["CARD_BLOCKED"]);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cvc_no_match_counts_attempts_until_locked_out() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let right = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let wrong = if right == "000" { "001" } else { "000" };
+        for attempt in 1..=3 {
+            let answer =
+                verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(wrong)), "APPLE_PAY")).await;
+            assert_eq!(answer["cvcResult"], "NO_MATCH", "{} attempt {attempt}: {answer}", db.backend);
+            assert_eq!(answer["reason"], "CVC_NO_MATCH");
+            assert_eq!(answer["decision"], "DECLINED");
+        }
+        // Locked out: even the right CVC is not checked now.
+        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&right)), "APPLE_PAY")).await;
+        assert_eq!(answer["cvcResult"], "ATTEMPTS_EXCEEDED", "{}: {answer}", db.backend);
+        assert_eq!(answer["reason"], "CVC_ATTEMPTS_EXCEEDED");
+        assert_eq!(answer["decision"], "DECLINED");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_match_clears_earlier_failures() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let right = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let wrong = if right == "000" { "001" } else { "000" };
+        for cvc in [wrong, wrong, &right, wrong, wrong] {
+            verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(cvc)), "APPLE_PAY")).await;
+        }
+        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&right)), "APPLE_PAY")).await;
+        assert_eq!(answer["cvcResult"], "MATCH", "{}: {answer}", db.backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cvc_requirement_follows_the_requestor_policy() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        // Apple Pay requires a CVC (config/base.yaml); Google Pay does not.
+        let apple = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "APPLE_PAY")).await;
+        assert_eq!((apple["decision"].as_str(), apple["reason"].as_str()), (Some("DECLINED"), Some("CVC_REQUIRED")));
+        assert_eq!(apple["cvcResult"], "NOT_PROVIDED");
+        let google = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(google["decision"], "APPROVED", "{}: {google}", db.backend);
+        assert_eq!(google["cvcResult"], "NOT_PROVIDED");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn low_score_steps_up_and_discloses_the_contact() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        body["deviceScore"] = json!(2);
+        let answer = verify(&app, &body).await;
+        assert_eq!(answer["decision"], "REQUIRE_ADDITIONAL_AUTHENTICATION", "{}: {answer}", db.backend);
+        assert_eq!(answer["reason"], "LOW_SCORE_STEP_UP");
+        assert_eq!(answer["cardholder"]["phone"], "+48500100200");
+        assert_eq!(answer["cardholder"]["email"], "holder@example.com");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn never_more_permissive_than_the_wallet_recommendation() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        for (recommended, expected) in [
+            ("DECLINED", "DECLINED"),
+            ("REQUIRE_ADDITIONAL_AUTHENTICATION", "REQUIRE_ADDITIONAL_AUTHENTICATION"),
+            ("APPROVED", "APPROVED"),
+        ] {
+            let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+            body["walletRecommendation"] = json!(recommended);
+            let answer = verify(&app, &body).await;
+            assert_eq!(answer["decision"], expected, "{} {recommended}: {answer}", db.backend);
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn too_many_live_tokens_declines() {
+    for db in test_databases().await {
+        let app = TestApp::spawn_with(&db, |s| {
+            s.policy.default.max_live_tokens_per_card = 1;
+        })
+        .await;
+        app.import(&fixture_cards()).await;
+        let event = crate::token_events::event_body("tok-1", "card-active", "ACTIVE", "2026-01-01T10:00:00Z");
+        expect_json(app.request("/issuer-api/v1/tokens/events").json(&event).send().await, 200).await;
+        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(answer["reason"], "TOO_MANY_TOKENS", "{}: {answer}", db.backend);
+        assert_eq!(answer["decision"], "DECLINED");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn same_idempotency_key_replays_without_a_second_effect() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let right = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let wrong = if right == "000" { "001" } else { "000" };
+        let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(wrong)), "APPLE_PAY");
+        let first = app.request(VERIFY).idempotency_key(Some("idem-1")).json(&body).send().await;
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first = expect_json(first, 200).await;
+        for _ in 0..3 {
+            let again = app.request(VERIFY).idempotency_key(Some("idem-1")).json(&body).send().await;
+            assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+            assert_eq!(expect_json(again, 200).await, first, "{}", db.backend);
+        }
+        // One decision, one counted CVC failure: the replays had no effect.
+        assert_eq!(audit_reasons(&app, "card-active").await.len(), 1, "{}", db.backend);
+        let window = time::Duration::days(1);
+        let failures = app.store.cvc_failures("card-active", time::OffsetDateTime::now_utc(), window).await.unwrap();
+        assert_eq!(failures, 1, "{}", db.backend);
+
+        let other = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&right)), "APPLE_PAY");
+        let reused = app.request(VERIFY).idempotency_key(Some("idem-1")).json(&other).send().await;
+        expect_error(reused, 422, "IDEMPOTENCY_KEY_REUSED").await;
+        assert_eq!(audit_reasons(&app, "card-active").await.len(), 1, "{}", db.backend);
+        app.stop().await;
+    }
+}
+
+fn bridge_card() -> BridgeCardEntry {
+    BridgeCardEntry {
+        pan: PAN_ACTIVE.into(),
+        card: BridgeCard {
+            card_id: "proc-card-1".into(),
+            status: IssuerCardStatus::Active,
+            expiry: Expiry::parse(EXPIRY).unwrap(),
+            pan_last4: "1111".into(),
+            cardholder: CardholderContact { phone: Some("+48500100300".into()), email: None },
+            product_category: Some("CONSUMER_CREDIT".into()),
+        },
+        cvc: "123".into(),
+    }
+}
+
+#[tokio::test]
+async fn processor_bridge_answers_decide_the_card() {
+    let bridge =
+        TestBridge::start(BridgeBehaviour { cards: vec![bridge_card()], delay: Duration::ZERO, fail_with: None }).await;
+    for db in test_databases().await {
+        let url = bridge.base_url.clone();
+        let app = TestApp::spawn_with(&db, |s| {
+            s.card_source.kind = CardSourceKind::ProcessorBridge;
+            s.card_source.processor_bridge.base_url = url;
+        })
+        .await;
+        let ok = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY")).await;
+        assert_eq!((ok["decision"].as_str(), ok["cvcResult"].as_str()), (Some("APPROVED"), Some("MATCH")), "{ok}");
+        assert_eq!(ok["cardId"], "proc-card-1");
+        let wrong = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("124")), "APPLE_PAY")).await;
+        assert_eq!(wrong["cvcResult"], "NO_MATCH", "{wrong}");
+        let unknown = verify(&app, &verify_body(app.card_payload(PAN_UNKNOWN, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(unknown["reason"], "CARD_NOT_FOUND", "{unknown}");
+        app.stop().await;
+    }
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn slow_processor_bridge_yields_the_recorded_stand_in() {
+    let bridge = TestBridge::start(BridgeBehaviour {
+        cards: vec![bridge_card()],
+        delay: Duration::from_millis(1500),
+        fail_with: None,
+    })
+    .await;
+    for db in test_databases().await {
+        let url = bridge.base_url.clone();
+        let app = TestApp::spawn_with(&db, |s| {
+            s.card_source.kind = CardSourceKind::ProcessorBridge;
+            s.card_source.processor_bridge.base_url = url;
+            s.policy.deadline_ms = 200;
+        })
+        .await;
+        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(answer["decision"], "DECLINED", "{}: {answer}", db.backend);
+        assert_eq!(answer["reason"], "STAND_IN_TIMEOUT");
+        assert_eq!(answer["standIn"], true);
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("tmp_adapter_stand_ins_total{cause=\"timeout\"} 1"), "{metrics}");
+        app.stop().await;
+    }
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn failing_processor_bridge_yields_the_configured_stand_in() {
+    let bridge =
+        TestBridge::start(BridgeBehaviour { cards: vec![], delay: Duration::ZERO, fail_with: Some(500) }).await;
+    for db in test_databases().await {
+        let url = bridge.base_url.clone();
+        let app = TestApp::spawn_with(&db, |s| {
+            s.card_source.kind = CardSourceKind::ProcessorBridge;
+            s.card_source.processor_bridge.base_url = url;
+            s.policy.stand_in_decision = tmp_protocol::enums::Decision::RequireAdditionalAuthentication;
+        })
+        .await;
+        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(answer["decision"], "REQUIRE_ADDITIONAL_AUTHENTICATION", "{}: {answer}", db.backend);
+        assert_eq!(answer["reason"], "STAND_IN_UNAVAILABLE");
+        // The guardrail holds for the stand-in too.
+        let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        body["walletRecommendation"] = json!("DECLINED");
+        assert_eq!(verify(&app, &body).await["decision"], "DECLINED");
+        app.stop().await;
+    }
+    bridge.stop().await;
+}

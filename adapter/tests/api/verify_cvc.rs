@@ -1,0 +1,53 @@
+//! `POST /issuer-api/v1/cards/verify-cvc`.
+
+use serde_json::json;
+
+use crate::helpers::app::*;
+use crate::helpers::db::test_databases;
+
+const VERIFY_CVC: &str = "/issuer-api/v1/cards/verify-cvc";
+
+#[tokio::test]
+async fn match_no_match_attempts_exceeded_and_not_found() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let right = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let wrong = if right == "000" { "001" } else { "000" };
+        let check = |pan: &str, cvc: &str| {
+            json!({
+                "tokenRequestor": {"id": "50110030273", "name": "Apple Pay", "wallet": "APPLE_PAY"},
+                "encryptedPayload": app.card_payload(pan, EXPIRY, Some(cvc)),
+            })
+        };
+        let ok = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, &right)).send().await, 200).await;
+        assert_eq!(ok, json!({"cvcResult": "MATCH", "cardStatus": "ACTIVE", "cardId": "card-active"}), "{}", db.backend);
+        for _ in 0..3 {
+            let no = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, wrong)).send().await, 200).await;
+            assert_eq!(no["cvcResult"], "NO_MATCH", "{}", db.backend);
+        }
+        let locked = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, &right)).send().await, 200).await;
+        assert_eq!(locked["cvcResult"], "ATTEMPTS_EXCEEDED", "{}", db.backend);
+        let unknown = expect_json(app.request(VERIFY_CVC).json(&check(PAN_UNKNOWN, "123")).send().await, 200).await;
+        assert_eq!(unknown["cardStatus"], "NOT_FOUND");
+        assert_eq!(unknown["cvcResult"], "NO_MATCH");
+        let blocked = expect_json(app.request(VERIFY_CVC).json(&check(PAN_BLOCKED, "123")).send().await, 200).await;
+        assert_eq!(blocked["cardStatus"], "BLOCKED");
+        let audit = app.store.decisions_for_card("card-active", 10).await.unwrap();
+        assert_eq!(audit.len(), 5, "{}", db.backend);
+        assert!(audit.iter().all(|d| d.operation == "verify_cvc"));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_cvc_check_without_a_cvc_is_invalid() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let body = json!({"encryptedPayload": app.card_payload(PAN_ACTIVE, EXPIRY, None)});
+        expect_error(app.request(VERIFY_CVC).json(&body).send().await, 422, "VALIDATION_FAILED").await;
+        assert!(app.store.decisions_for_card("card-active", 10).await.unwrap().is_empty());
+        app.stop().await;
+    }
+}

@@ -1,0 +1,57 @@
+//! Processor bridge: the JSON-over-HTTP contract an issuer's processor (or a thin shim in front
+//! of it) implements so the adapter can look cards up and check CVCs without a local registry.
+//! Documented in `docs/bridge.md`. The adapter signs each request with Standard Webhooks when a
+//! secret is configured, sends `X-Correlation-Id`, and gives each call the verification deadline.
+//!
+//! | Method | Path | Body → Response |
+//! |---|---|---|
+//! | POST | `/bridge/v1/cards/lookup` | [`BridgeLookupRequest`] → 200 [`BridgeCard`] or 404 |
+//! | POST | `/bridge/v1/cards/verify-cvc` | [`BridgeCvcRequest`] → 200 [`BridgeCvcResponse`] |
+//!
+//! The link carries PANs and CVCs in clear JSON: it must be TLS (use `ca_file` for a private CA)
+//! on a network segment inside the issuer's cardholder-data environment.
+
+use serde::{Deserialize, Serialize};
+
+use crate::enums::IssuerCardStatus;
+use crate::issuer_api::CardholderContact;
+use crate::sensitive::{Cvc, Expiry, Pan};
+
+pub const LOOKUP_PATH: &str = "/bridge/v1/cards/lookup";
+pub const VERIFY_CVC_PATH: &str = "/bridge/v1/cards/verify-cvc";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeLookupRequest {
+    pub pan: Pan,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeCard {
+    pub card_id: String,
+    pub status: IssuerCardStatus,
+    /// `MM/YY`.
+    pub expiry: Expiry,
+    pub pan_last4: String,
+    #[serde(default)]
+    pub cardholder: CardholderContact,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_category: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeCvcRequest {
+    pub card_id: String,
+    pub pan: Pan,
+    pub expiry: Expiry,
+    pub cvc: Cvc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeCvcResponse {
+    #[serde(rename = "match")]
+    pub matches: bool,
+}

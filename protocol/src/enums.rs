@@ -1,0 +1,223 @@
+//! The contract's enums. Unknown values are rejected at deserialisation (serde's default for
+//! enums), which the HTTP layer turns into a 422 — they are never coerced to a default.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Outcome of a card verification during tokenization (green / yellow / red path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    Approved,
+    RequireAdditionalAuthentication,
+    Declined,
+}
+
+impl Decision {
+    /// How restrictive a decision is: a guardrail picks the most restrictive of two.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Decision::Approved => 0,
+            Decision::RequireAdditionalAuthentication => 1,
+            Decision::Declined => 2,
+        }
+    }
+
+    /// The more restrictive of `self` and `other`.
+    pub fn at_least_as_strict_as(self, other: Decision) -> Decision {
+        if other.strictness() > self.strictness() { other } else { self }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "APPROVED",
+            Decision::RequireAdditionalAuthentication => "REQUIRE_ADDITIONAL_AUTHENTICATION",
+            Decision::Declined => "DECLINED",
+        }
+    }
+}
+
+/// User-notification types TMP sends to the issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationType {
+    /// Carries a one-time activation code (OTP) the cardholder types into the wallet.
+    ActivationCodeDelivery,
+    TokenActivated,
+    CardRemovedByCustomer,
+    CardRemovedByIssuer,
+}
+
+impl NotificationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationType::ActivationCodeDelivery => "ACTIVATION_CODE_DELIVERY",
+            NotificationType::TokenActivated => "TOKEN_ACTIVATED",
+            NotificationType::CardRemovedByCustomer => "CARD_REMOVED_BY_CUSTOMER",
+            NotificationType::CardRemovedByIssuer => "CARD_REMOVED_BY_ISSUER",
+        }
+    }
+}
+
+/// Status of a payment token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenStatus {
+    Inactive,
+    Active,
+    Suspended,
+    Deactivated,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Inactive => "INACTIVE",
+            TokenStatus::Active => "ACTIVE",
+            TokenStatus::Suspended => "SUSPENDED",
+            TokenStatus::Deactivated => "DEACTIVATED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenStatus> {
+        Some(match s {
+            "INACTIVE" => TokenStatus::Inactive,
+            "ACTIVE" => TokenStatus::Active,
+            "SUSPENDED" => TokenStatus::Suspended,
+            "DEACTIVATED" => TokenStatus::Deactivated,
+            _ => return None,
+        })
+    }
+}
+
+/// Card status as reported by card verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CardStatus {
+    Active,
+    Blocked,
+    Closed,
+    Expired,
+    NotFound,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Active => "ACTIVE",
+            CardStatus::Blocked => "BLOCKED",
+            CardStatus::Closed => "CLOSED",
+            CardStatus::Expired => "EXPIRED",
+            CardStatus::NotFound => "NOT_FOUND",
+        }
+    }
+}
+
+/// Result of a CVC check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CvcResult {
+    Match,
+    NoMatch,
+    NotProvided,
+    AttemptsExceeded,
+}
+
+impl CvcResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CvcResult::Match => "MATCH",
+            CvcResult::NoMatch => "NO_MATCH",
+            CvcResult::NotProvided => "NOT_PROVIDED",
+            CvcResult::AttemptsExceeded => "ATTEMPTS_EXCEEDED",
+        }
+    }
+}
+
+/// Token service provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Tsp {
+    /// Mastercard Digital Enablement Service.
+    Mdes,
+    /// Visa Token Service.
+    Vts,
+}
+
+impl Tsp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tsp::Mdes => "MDES",
+            Tsp::Vts => "VTS",
+        }
+    }
+}
+
+/// Kind of token requestor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Wallet {
+    ApplePay,
+    GooglePay,
+    SamsungPay,
+    Merchant,
+    Other,
+}
+
+impl Wallet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wallet::ApplePay => "APPLE_PAY",
+            Wallet::GooglePay => "GOOGLE_PAY",
+            Wallet::SamsungPay => "SAMSUNG_PAY",
+            Wallet::Merchant => "MERCHANT",
+            Wallet::Other => "OTHER",
+        }
+    }
+}
+
+/// How the tokenization was started: the cardholder typed the card into the wallet, or the
+/// issuer's app pushed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProvisioningMethod {
+    Manual,
+    Push,
+}
+
+/// Card status in the issuer's systems (processor events, Lifecycle API, TMP API card status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IssuerCardStatus {
+    Active,
+    Blocked,
+    Closed,
+}
+
+impl IssuerCardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerCardStatus::Active => "ACTIVE",
+            IssuerCardStatus::Blocked => "BLOCKED",
+            IssuerCardStatus::Closed => "CLOSED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IssuerCardStatus> {
+        Some(match s {
+            "ACTIVE" => IssuerCardStatus::Active,
+            "BLOCKED" => IssuerCardStatus::Blocked,
+            "CLOSED" => IssuerCardStatus::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// Channel through which a notification should reach the cardholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationChannel {
+    Sms,
+    Email,
+    Push,
+}

@@ -1,0 +1,253 @@
+//! Issuer API: served by the issuer (the adapter), called by TMP.
+//!
+//! | Method | Path | Body → Response |
+//! |---|---|---|
+//! | POST | `/issuer-api/v1/cards/verify` | [`VerifyCardRequest`] → [`VerifyCardResponse`] |
+//! | POST | `/issuer-api/v1/cards/verify-cvc` | [`VerifyCvcRequest`] → [`VerifyCvcResponse`] |
+//! | POST | `/issuer-api/v1/tokens/events` | [`TokenEventRequest`] → [`TokenEventAck`] |
+//! | POST | `/issuer-api/v1/notifications` | [`NotificationRequest`] → [`NotificationAck`] |
+//! | GET | `/issuer-api/v1/public-key` | → [`crate::jwk::JwkSet`] |
+//!
+//! PAN, CVC, expiry and OTP never travel in clear: they are the plaintext of a compact JWE in
+//! `encryptedPayload` ([`CardData`], [`ActivationCode`]), encrypted to the adapter's public key.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::enums::{
+    CardStatus, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod,
+    TokenStatus, Tsp, Wallet,
+};
+use crate::sensitive::{Cvc, Expiry, Otp, Pan};
+
+pub const VERIFY_CARD_PATH: &str = "/issuer-api/v1/cards/verify";
+pub const VERIFY_CVC_PATH: &str = "/issuer-api/v1/cards/verify-cvc";
+pub const TOKEN_EVENTS_PATH: &str = "/issuer-api/v1/tokens/events";
+pub const NOTIFICATIONS_PATH: &str = "/issuer-api/v1/notifications";
+pub const PUBLIC_KEY_PATH: &str = "/issuer-api/v1/public-key";
+
+/// The wallet, merchant or other party asking for a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequestor {
+    /// The TSP's token requestor id (11 digits for MDES/VTS, e.g. `50110030273` for Apple Pay).
+    #[schema(example = "50110030273")]
+    pub id: String,
+    #[schema(example = "Apple Pay")]
+    pub name: String,
+    pub wallet: Wallet,
+}
+
+/// Where TMP (or the issuer's own systems) can reach the cardholder with an activation code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardholderContact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Plaintext of `encryptedPayload` in card verification and CVC verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CardData {
+    pub pan: Pan,
+    /// `MM/YY`.
+    pub expiry: Expiry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cvc: Option<Cvc>,
+}
+
+/// Plaintext of `encryptedPayload` of an `ACTIVATION_CODE_DELIVERY` notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivationCode {
+    pub otp: Otp,
+}
+
+/// Card verification during tokenization (TMP's pre-digitization check).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyCardRequest {
+    /// TMP's id of this tokenization attempt; echoed in the audit trail.
+    #[schema(example = "tkn-req-8f14e45f")]
+    pub tokenization_id: String,
+    pub tsp: Tsp,
+    pub token_requestor: TokenRequestor,
+    pub provisioning_method: ProvisioningMethod,
+    /// The wallet's own recommendation; the issuer's decision is never more permissive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_recommendation: Option<Decision>,
+    /// Wallet account score, 1 (risky) to 5 (trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 5)]
+    pub wallet_score: Option<u8>,
+    /// Device score, 1 (risky) to 5 (trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 5)]
+    pub device_score: Option<u8>,
+    /// Compact JWE (`RSA-OAEP-256`/`A256GCM`, `kid` in the header) of
+    /// `{"pan": "…", "expiry": "MM/YY", "cvc": "…"?}`.
+    pub encrypted_payload: String,
+}
+
+/// Why a decision was taken. Recorded in the audit trail; never contains card data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DecisionReason {
+    /// All checks passed.
+    CardVerified,
+    CardNotFound,
+    CardBlocked,
+    CardClosed,
+    CardExpired,
+    ExpiryMismatch,
+    CvcNoMatch,
+    CvcAttemptsExceeded,
+    /// The token requestor's policy requires a CVC and none was sent.
+    CvcRequired,
+    /// The card already has the maximum number of tokens for this requestor policy.
+    TooManyTokens,
+    /// A wallet or device score is below the policy's step-up threshold.
+    LowScoreStepUp,
+    /// The wallet's own recommendation was stricter than the issuer's decision.
+    WalletRecommendation,
+    /// The card source did not answer within the deadline; the stand-in decision was used.
+    StandInTimeout,
+    /// The card source failed; the stand-in decision was used.
+    StandInUnavailable,
+}
+
+impl DecisionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionReason::CardVerified => "CARD_VERIFIED",
+            DecisionReason::CardNotFound => "CARD_NOT_FOUND",
+            DecisionReason::CardBlocked => "CARD_BLOCKED",
+            DecisionReason::CardClosed => "CARD_CLOSED",
+            DecisionReason::CardExpired => "CARD_EXPIRED",
+            DecisionReason::ExpiryMismatch => "EXPIRY_MISMATCH",
+            DecisionReason::CvcNoMatch => "CVC_NO_MATCH",
+            DecisionReason::CvcAttemptsExceeded => "CVC_ATTEMPTS_EXCEEDED",
+            DecisionReason::CvcRequired => "CVC_REQUIRED",
+            DecisionReason::TooManyTokens => "TOO_MANY_TOKENS",
+            DecisionReason::LowScoreStepUp => "LOW_SCORE_STEP_UP",
+            DecisionReason::WalletRecommendation => "WALLET_RECOMMENDATION",
+            DecisionReason::StandInTimeout => "STAND_IN_TIMEOUT",
+            DecisionReason::StandInUnavailable => "STAND_IN_UNAVAILABLE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyCardResponse {
+    pub decision: Decision,
+    pub reason: DecisionReason,
+    pub card_status: CardStatus,
+    /// The issuer's card id; absent when the card is not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
+    pub cvc_result: CvcResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "CONSUMER_DEBIT")]
+    pub product_category: Option<String>,
+    /// Where to send an activation code on the yellow path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cardholder: Option<CardholderContact>,
+    /// True when the answer is the configured stand-in decision (card source too slow or down).
+    pub stand_in: bool,
+}
+
+/// CVC check outside card verification (Apple Pay requires one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyCvcRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_requestor: Option<TokenRequestor>,
+    /// Compact JWE of `{"pan": "…", "expiry": "MM/YY", "cvc": "…"}`; `cvc` is required here.
+    pub encrypted_payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyCvcResponse {
+    pub cvc_result: CvcResult,
+    pub card_status: CardStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
+}
+
+/// A token changed status at the TSP.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenEventRequest {
+    /// Unique per event; the same event retried carries the same id.
+    #[schema(example = "evt-0001")]
+    pub event_id: String,
+    /// Token unique reference at the TSP.
+    #[schema(example = "DWSPMC000000000132d72d4fcb2f4136a0532d3093ff1a45")]
+    pub token_id: String,
+    pub card_id: String,
+    pub tsp: Tsp,
+    pub token_requestor: TokenRequestor,
+    pub status: TokenStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<TokenStatus>,
+    /// Free-text reason from TMP (e.g. `CARD_BLOCKED`, `CUSTOMER_REQUEST`); no card data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Last four digits of the token (device account number), for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_last4: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenEventAck {
+    pub event_id: String,
+    pub token_id: String,
+    /// Always true in a 2xx: the event is durably stored. An event older than the mirror's
+    /// state is kept in the token's history without changing its status.
+    pub accepted: bool,
+}
+
+/// A user notification for the cardholder (server-to-server delivery).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRequest {
+    #[schema(example = "ntf-0001")]
+    pub notification_id: String,
+    #[serde(rename = "type")]
+    pub notification_type: NotificationType,
+    pub card_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_requestor: Option<TokenRequestor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<NotificationChannel>,
+    /// Required for `ACTIVATION_CODE_DELIVERY` (compact JWE of `{"otp": "123456"}`), absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_payload: Option<String>,
+    /// Required for `ACTIVATION_CODE_DELIVERY`: the code is never delivered after this instant.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationAck {
+    pub notification_id: String,
+    /// Always true in a 2xx: the notification is durably stored for delivery.
+    pub accepted: bool,
+}

@@ -1,0 +1,98 @@
+//! Processor events: what the issuer's card processor posts to the adapter at
+//! `POST /processor/v1/events` (one event, or a JSON array of them), signed with
+//! Standard-Webhooks HMAC. PAN and expiry arrive only as JWE to the adapter's key.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::enums::IssuerCardStatus;
+use crate::issuer_api::CardholderContact;
+
+pub const EVENTS_PATH: &str = "/processor/v1/events";
+
+/// One card event from the processor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessorEvent {
+    /// Unique per event: the deduplication key (same id + same body → accepted once).
+    pub id: String,
+    pub card_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+    #[serde(flatten)]
+    pub body: ProcessorEventBody,
+}
+
+/// `type` and `data` of a processor event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum ProcessorEventBody {
+    #[serde(rename = "card.issued")]
+    CardIssued(CardIssuedData),
+    #[serde(rename = "card.status_changed")]
+    CardStatusChanged(CardStatusChangedData),
+    #[serde(rename = "card.replaced")]
+    CardReplaced(CardReplacedData),
+    #[serde(rename = "card.renewed")]
+    CardRenewed(CardRenewedData),
+    #[serde(rename = "card.closed")]
+    CardClosed(CardClosedData),
+    #[serde(rename = "cardholder.updated")]
+    CardholderUpdated(CardholderContact),
+}
+
+impl ProcessorEventBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ProcessorEventBody::CardIssued(_) => "card.issued",
+            ProcessorEventBody::CardStatusChanged(_) => "card.status_changed",
+            ProcessorEventBody::CardReplaced(_) => "card.replaced",
+            ProcessorEventBody::CardRenewed(_) => "card.renewed",
+            ProcessorEventBody::CardClosed(_) => "card.closed",
+            ProcessorEventBody::CardholderUpdated(_) => "cardholder.updated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardIssuedData {
+    /// Compact JWE of `{"pan", "expiry"}`.
+    pub encrypted_payload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cardholder: Option<CardholderContact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardStatusChangedData {
+    pub status: IssuerCardStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardReplacedData {
+    pub new_card_id: String,
+    /// Compact JWE of `{"pan", "expiry"}` of the new card.
+    pub encrypted_payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardRenewedData {
+    /// Compact JWE of `{"expiry": "MM/YY"}`.
+    pub encrypted_payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardClosedData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

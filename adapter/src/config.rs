@@ -250,9 +250,7 @@ impl Settings {
         env_source: config::Environment,
     ) -> Result<Settings, ConfigError> {
         if !matches!(environment, "local" | "production") {
-            return Err(ConfigError(format!(
-                "TMP_ADAPTER_ENV must be `local` or `production`, not `{environment}`"
-            )));
+            return Err(ConfigError(format!("TMP_ADAPTER_ENV must be `local` or `production`, not `{environment}`")));
         }
         let base = config_dir.join("base.yaml");
         let builder = config::Config::builder();
@@ -275,8 +273,8 @@ impl Settings {
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
-        let settings: Settings = serde_path_to_error::deserialize(raw)
-            .map_err(|e| ConfigError(format!("`{}`: {}", e.path(), e.inner())))?;
+        let settings: Settings =
+            serde_path_to_error::deserialize(raw).map_err(|e| ConfigError(format!("`{}`: {}", e.path(), e.inner())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -304,8 +302,7 @@ impl Settings {
                 return fail(format!("auth.hmac_secrets[{i}] is not a valid whsec_ secret"));
             }
         }
-        if self.auth.mode.requires_mtls()
-            && self.server.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none()
+        if self.auth.mode.requires_mtls() && self.server.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none()
         {
             return fail("auth.mode uses mtls: set server.tls.cert_file, key_file and client_ca_file".into());
         }
@@ -390,9 +387,6 @@ impl Settings {
 impl PolicySettings {
     /// The policy for a token requestor: its own entry, else its wallet's, else the default.
     pub fn for_requestor(&self, requestor_id: &str, wallet: &str) -> &RequestorPolicy {
-        self.token_requestors
-            .get(requestor_id)
-            .or_else(|| self.wallets.get(wallet))
-            .unwrap_or(&self.default)
+        self.token_requestors.get(requestor_id).or_else(|| self.wallets.get(wallet)).unwrap_or(&self.default)
     }
 }

@@ -169,7 +169,10 @@ fn parse_json_line(line: &str) -> Result<CardLine, String> {
                 let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
                 // Keep our own parsers' messages and serde's structural ones; drop anything
                 // that could quote the value.
-                if message.starts_with("invalid type") || message.starts_with("invalid value") || message.starts_with("unknown variant") {
+                if message.starts_with("invalid type")
+                    || message.starts_with("invalid value")
+                    || message.starts_with("unknown variant")
+                {
                     format!("`{path}` has an invalid value")
                 } else {
                     format!("`{path}`: {message}")
@@ -212,7 +215,8 @@ fn check(card: CardLine, card_ids: &mut HashSet<String>) -> Result<CardLine, Str
     if !card_ids.insert(card.card_id.clone()) {
         return Err(format!("card id `{}` appears on an earlier line", card.card_id));
     }
-    for (field, value) in [("phone", &card.phone), ("email", &card.email), ("productCategory", &card.product_category)] {
+    for (field, value) in [("phone", &card.phone), ("email", &card.email), ("productCategory", &card.product_category)]
+    {
         if value.as_ref().is_some_and(|v| v.len() > 256) {
             return Err(format!("`{field}` is longer than 256 characters"));
         }

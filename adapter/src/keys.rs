@@ -69,8 +69,8 @@ impl KeyMaterial {
             note(path)?;
             data_keys.push((id.clone(), read_key_hex::<32>(path)?));
         }
-        let data_keys = DataKeyRing::new(settings.keys.data_keys.active.clone(), data_keys)
-            .context("keys.data_keys")?;
+        let data_keys =
+            DataKeyRing::new(settings.keys.data_keys.active.clone(), data_keys).context("keys.data_keys")?;
 
         note(&settings.keys.fingerprint_key_file)?;
         let fingerprinter = Arc::new(Fingerprinter::new(read_key_hex::<32>(&settings.keys.fingerprint_key_file)?));
@@ -115,9 +115,7 @@ fn is_development_key(path: &Path) -> bool {
 }
 
 fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
-    fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .with_context(|| format!("cannot read key file {}", path.display()))
+    fs::read_to_string(path).map(Zeroizing::new).with_context(|| format!("cannot read key file {}", path.display()))
 }
 
 fn read_key_hex<const N: usize>(path: &Path) -> anyhow::Result<Zeroizing<[u8; N]>> {

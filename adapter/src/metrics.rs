@@ -52,17 +52,14 @@ impl Metrics {
             &["code"],
         )
         .expect("valid metric");
-        let token_events = IntCounterVec::new(
-            Opts::new("token_events_total", "Token events received, by status"),
-            &["status"],
-        )
-        .expect("valid metric");
-        let notifications = IntCounterVec::new(
-            Opts::new("notifications_total", "Notifications received, by type"),
-            &["type"],
-        )
-        .expect("valid metric");
-        let outbox_pending = IntGauge::new("outbox_pending", "Outbox messages waiting for delivery").expect("valid metric");
+        let token_events =
+            IntCounterVec::new(Opts::new("token_events_total", "Token events received, by status"), &["status"])
+                .expect("valid metric");
+        let notifications =
+            IntCounterVec::new(Opts::new("notifications_total", "Notifications received, by type"), &["type"])
+                .expect("valid metric");
+        let outbox_pending =
+            IntGauge::new("outbox_pending", "Outbox messages waiting for delivery").expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),

@@ -66,8 +66,6 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>, correlation_id: impl Into<String>) -> Self {
-        ErrorBody {
-            error: ErrorDetail { code, message: message.into(), correlation_id: correlation_id.into() },
-        }
+        ErrorBody { error: ErrorDetail { code, message: message.into(), correlation_id: correlation_id.into() } }
     }
 }

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::{
-    CardStatus, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod,
-    TokenStatus, Tsp, Wallet,
+    CardStatus, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod, TokenStatus, Tsp,
+    Wallet,
 };
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
 

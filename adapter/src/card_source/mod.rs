@@ -25,6 +25,9 @@ pub struct CardFacts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CardSourceError {
+    /// The source did not answer in time.
+    #[error("card source timed out")]
+    Timeout,
     /// The source could not answer (down, 5xx, bad answer); the cause is in the chain.
     #[error("card source unavailable")]
     Unavailable(#[source] anyhow::Error),

@@ -56,22 +56,23 @@ impl ProcessorBridge {
                 request = request.header(name, value);
             }
         }
-        request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| CardSourceError::Unavailable(anyhow!("processor bridge request failed: {}", e.without_url())))
+        request.body(body).send().await.map_err(|e| match e.is_timeout() {
+            true => CardSourceError::Timeout,
+            false => CardSourceError::Unavailable(anyhow!("processor bridge request failed: {}", e.without_url())),
+        })
     }
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, CardSourceError> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| CardSourceError::Unavailable(anyhow!("processor bridge body: {}", e.without_url())))?;
+    let bytes = response.bytes().await.map_err(|e| match e.is_timeout() {
+        true => CardSourceError::Timeout,
+        false => CardSourceError::Unavailable(anyhow!("processor bridge body: {}", e.without_url())),
+    })?;
     serde_json::from_slice(&bytes)
         // serde_json messages can quote input; the bridge's answers may hold card data.
-        .map_err(|e| CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid body ({:?})", e.classify())))
+        .map_err(|e| {
+            CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid body ({:?})", e.classify()))
+        })
 }
 
 #[async_trait]

@@ -22,9 +22,7 @@ pub fn validate(n: &NotificationRequest) -> Result<(), ApiError> {
     match (carries_code, &n.encrypted_payload, n.expires_at) {
         (true, None, _) => Err(ApiError::validation("ACTIVATION_CODE_DELIVERY requires `encryptedPayload`")),
         (true, Some(_), None) => Err(ApiError::validation("ACTIVATION_CODE_DELIVERY requires `expiresAt`")),
-        (false, Some(_), _) => Err(ApiError::validation(
-            "only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`",
-        )),
+        (false, Some(_), _) => Err(ApiError::validation("only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`")),
         _ => Ok(()),
     }
 }
@@ -48,7 +46,9 @@ pub fn to_records(
         card_id: n.card_id.clone(),
         token_id: n.token_id.clone(),
         token_requestor_id: n.token_requestor.as_ref().map(|r| r.id.clone()),
-        channel: n.channel.map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+        channel: n
+            .channel
+            .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
         otp_key_id: sealed.as_ref().map(|s| s.key_id.clone()),
         otp_ciphertext: sealed.map(|s| s.bytes),
         expires_at: n.expires_at,

@@ -52,10 +52,7 @@ pub fn card_status(card: CardOutcome) -> CardStatus {
 /// Whether the CVC is worth checking: only for a usable card (a blocked card's CVC attempts
 /// must not lock the cardholder out once it is unblocked).
 pub fn card_is_usable(card: CardOutcome) -> bool {
-    matches!(
-        card,
-        CardOutcome::Found { status: IssuerCardStatus::Active, expired: false, expiry_matches: true }
-    )
+    matches!(card, CardOutcome::Found { status: IssuerCardStatus::Active, expired: false, expiry_matches: true })
 }
 
 pub fn decide(policy: &RequestorPolicy, input: &DecisionInput) -> Assessment {
@@ -94,11 +91,9 @@ fn issuer_decision(policy: &RequestorPolicy, input: &DecisionInput) -> (Decision
 /// Never more permissive than the wallet's own recommendation.
 pub fn apply_guardrail(assessment: Assessment, wallet_recommendation: Option<Decision>) -> Assessment {
     match wallet_recommendation {
-        Some(recommended) if recommended.strictness() > assessment.decision.strictness() => Assessment {
-            decision: recommended,
-            reason: DecisionReason::WalletRecommendation,
-            ..assessment
-        },
+        Some(recommended) if recommended.strictness() > assessment.decision.strictness() => {
+            Assessment { decision: recommended, reason: DecisionReason::WalletRecommendation, ..assessment }
+        }
         _ => assessment,
     }
 }
@@ -212,9 +207,6 @@ mod tests {
         }
         let mut i = input(active());
         i.wallet_recommendation = Some(Decision::RequireAdditionalAuthentication);
-        assert_eq!(
-            decide_for(i),
-            (Decision::RequireAdditionalAuthentication, DecisionReason::WalletRecommendation)
-        );
+        assert_eq!(decide_for(i), (Decision::RequireAdditionalAuthentication, DecisionReason::WalletRecommendation));
     }
 }

@@ -80,11 +80,18 @@ impl CardVerifier {
                 (policy::decide(requestor_policy, &input), answer.card, answer.cvc, false)
             }
             Ok(Err(error)) => {
+                let cause = match error.downcast_ref::<CardSourceError>() {
+                    Some(CardSourceError::Timeout) => StandIn::Timeout,
+                    _ => StandIn::Unavailable,
+                };
                 tracing::warn!(error = ?error, "card source failed; answering the stand-in decision");
-                (self.stand_in(StandIn::Unavailable, request.wallet_recommendation), None, NOT_CHECKED, true)
+                (self.stand_in(cause, request.wallet_recommendation), None, NOT_CHECKED, true)
             }
             Err(_elapsed) => {
-                tracing::warn!(deadline_ms = self.policy.deadline_ms, "card source missed the deadline; answering the stand-in decision");
+                tracing::warn!(
+                    deadline_ms = self.policy.deadline_ms,
+                    "card source missed the deadline; answering the stand-in decision"
+                );
                 (self.stand_in(StandIn::Timeout, request.wallet_recommendation), None, NOT_CHECKED, true)
             }
         };
@@ -190,9 +197,8 @@ impl CardVerifier {
             StandIn::Unavailable => (DecisionReason::StandInUnavailable, "unavailable"),
         };
         self.metrics.stand_ins.with_label_values(&[label]).inc();
-        let decision = self.policy.stand_in_decision.at_least_as_strict_as(
-            wallet_recommendation.unwrap_or(Decision::Approved),
-        );
+        let decision =
+            self.policy.stand_in_decision.at_least_as_strict_as(wallet_recommendation.unwrap_or(Decision::Approved));
         // The card could not be looked up: reported as NOT_FOUND with `standIn: true`.
         Assessment { decision, reason, card_status: CardStatus::NotFound }
     }
@@ -229,7 +235,8 @@ impl CardVerifier {
         };
         let latency = started.elapsed();
         tracing::info!(cvc_result = cvc_result.as_str(), latency_ms = latency.as_millis() as u64, "cvc verified");
-        let response = VerifyCvcResponse { cvc_result, card_status, card_id: facts.as_ref().map(|f| f.card_id.clone()) };
+        let response =
+            VerifyCvcResponse { cvc_result, card_status, card_id: facts.as_ref().map(|f| f.card_id.clone()) };
         let audit = DecisionRecord {
             id: uuid::Uuid::new_v4(),
             decided_at: now,

@@ -53,11 +53,8 @@ pub fn code_label(e: &ApiError) -> String {
 
 async fn admit(req: &HttpRequest, state: &AppState, payload: &mut Payload) -> Result<SignedBody, ApiError> {
     let limit = state.settings.server.body_limit_bytes;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
@@ -78,7 +75,13 @@ async fn admit(req: &HttpRequest, state: &AppState, payload: &mut Payload) -> Re
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let now = OffsetDateTime::now_utc();
         verifier
-            .verify(header(WEBHOOK_ID), header(WEBHOOK_TIMESTAMP), header(WEBHOOK_SIGNATURE), &body, now.unix_timestamp())
+            .verify(
+                header(WEBHOOK_ID),
+                header(WEBHOOK_TIMESTAMP),
+                header(WEBHOOK_SIGNATURE),
+                &body,
+                now.unix_timestamp(),
+            )
             .map_err(|e| match e {
                 SignatureError::Missing(_) => ApiError::MissingSignature,
                 SignatureError::Stale => ApiError::StaleTimestamp,

@@ -16,7 +16,9 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Parses the plaintext of an `encryptedPayload`: every error is a 422 about that field.
 pub fn parse_encrypted<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     parse(bytes, "encryptedPayload").map_err(|e| match e {
-        JsonError::Syntax(_) => ApiError::InvalidEncryptedPayload("`encryptedPayload` does not hold a JSON object".into()),
+        JsonError::Syntax(_) => {
+            ApiError::InvalidEncryptedPayload("`encryptedPayload` does not hold a JSON object".into())
+        }
         JsonError::Shape(m) => ApiError::Validation(m),
     })
 }
@@ -33,16 +35,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, JsonError
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => Shape(describe(&inner, prefix, &path)),
-            _ => Syntax(format!(
-                "request body is not valid JSON (line {}, column {})",
-                inner.line(),
-                inner.column()
-            )),
+            _ => Syntax(format!("request body is not valid JSON (line {}, column {})", inner.line(), inner.column())),
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|_| Syntax("request body has trailing characters after the JSON value".into()))?;
+    deserializer.end().map_err(|_| Syntax("request body has trailing characters after the JSON value".into()))?;
     Ok(value)
 }
 
@@ -70,7 +66,10 @@ fn describe(error: &serde_json::Error, prefix: &str, path: &str) -> String {
         let expected = message.split_once(", expected ").map_or("another value", |(_, e)| e);
         return format!("{location}: expected {expected}");
     }
-    if message.starts_with("missing field") || message.starts_with("unknown field") || message.starts_with("duplicate field") {
+    if message.starts_with("missing field")
+        || message.starts_with("unknown field")
+        || message.starts_with("duplicate field")
+    {
         return format!("{location}: {message}");
     }
     // Custom messages come from our own parsers (Pan, Cvc, …), which never quote the input.
@@ -112,7 +111,10 @@ mod tests {
     #[test]
     fn syntax_errors_are_malformed() {
         assert!(matches!(parse_body::<Sample>(b"{\"count\": "), Err(ApiError::MalformedJson(_))));
-        assert!(matches!(parse_body::<Sample>(b"{} x"), Err(ApiError::MalformedJson(_)) | Err(ApiError::Validation(_))));
+        assert!(matches!(
+            parse_body::<Sample>(b"{} x"),
+            Err(ApiError::MalformedJson(_)) | Err(ApiError::Validation(_))
+        ));
         assert!(message(r#"{"kind": "OTHER"}"#).contains("missing field `count`"));
     }
 }

@@ -13,7 +13,10 @@ use tracing::Instrument;
 use super::AppState;
 use super::correlation;
 
-pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, Error> {
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let correlation_id = correlation::from_request(&req);
     correlation::remember(&req, &correlation_id);

@@ -80,8 +80,12 @@ async fn malformed_and_invalid_bodies_are_rejected_without_effect() {
         }
         expect_error(app.request(VERIFY).json(&good).idempotency_key(None).send().await, 400, "INVALID_HEADER").await;
         let long_key = "k".repeat(200);
-        expect_error(app.request(VERIFY).json(&good).idempotency_key(Some(&long_key)).send().await, 400, "INVALID_HEADER")
-            .await;
+        expect_error(
+            app.request(VERIFY).json(&good).idempotency_key(Some(&long_key)).send().await,
+            400,
+            "INVALID_HEADER",
+        )
+        .await;
 
         assert_nothing_changed(&app, "after bad bodies").await;
         // Still serving: the same adapter answers a good request.
@@ -113,7 +117,8 @@ async fn bad_signatures_are_rejected_without_effect() {
         // A replay of a captured, validly signed request (same webhook-id) is refused.
         let first = app.request(VERIFY).json(&good).webhook_id("msg_replay_1").idempotency_key(Some("r1")).send().await;
         expect_json(first, 200).await;
-        let replay = app.request(VERIFY).json(&good).webhook_id("msg_replay_1").idempotency_key(Some("r2")).send().await;
+        let replay =
+            app.request(VERIFY).json(&good).webhook_id("msg_replay_1").idempotency_key(Some("r2")).send().await;
         expect_error(replay, 401, "REPLAYED_REQUEST").await;
         let audit = app.store.decisions_for_card("card-active", 10).await.unwrap();
         assert_eq!(audit.len(), 1, "{}: only the first request decided", db.backend);
@@ -148,7 +153,8 @@ async fn bad_jwe_and_bad_card_data_are_rejected_without_effect() {
         let wrong_key = tmp_protocol::jwe::encrypt_json(&card, &stranger.public_jwk()).unwrap();
         // Encrypted to an unknown kid.
         let unknown_kid =
-            tmp_protocol::jwe::encrypt_json(&card, &stranger.clone().with_kid("rotated-away").unwrap().public_jwk()).unwrap();
+            tmp_protocol::jwe::encrypt_json(&card, &stranger.clone().with_kid("rotated-away").unwrap().public_jwk())
+                .unwrap();
         let good_jwe = app.encrypt(&card);
         let cases = [
             ("wrong key", wrong_key, "could not be decrypted"),
@@ -168,13 +174,28 @@ async fn bad_jwe_and_bad_card_data_are_rejected_without_effect() {
         }
 
         let bad_luhn = app.card_payload("4111111111111112", EXPIRY, None);
-        let body = expect_error(app.request(VERIFY).json(&verify_body(bad_luhn, "GOOGLE_PAY")).send().await, 422, "VALIDATION_FAILED").await;
+        let body = expect_error(
+            app.request(VERIFY).json(&verify_body(bad_luhn, "GOOGLE_PAY")).send().await,
+            422,
+            "VALIDATION_FAILED",
+        )
+        .await;
         assert!(body["error"]["message"].as_str().unwrap().contains("Luhn"), "{body}");
         assert!(!body.to_string().contains("4111111111111112"));
         let bad_expiry = app.card_payload(PAN_ACTIVE, "13/30", None);
-        expect_error(app.request(VERIFY).json(&verify_body(bad_expiry, "GOOGLE_PAY")).send().await, 422, "VALIDATION_FAILED").await;
+        expect_error(
+            app.request(VERIFY).json(&verify_body(bad_expiry, "GOOGLE_PAY")).send().await,
+            422,
+            "VALIDATION_FAILED",
+        )
+        .await;
         let bad_cvc = app.card_payload(PAN_ACTIVE, EXPIRY, Some("12"));
-        expect_error(app.request(VERIFY).json(&verify_body(bad_cvc, "GOOGLE_PAY")).send().await, 422, "VALIDATION_FAILED").await;
+        expect_error(
+            app.request(VERIFY).json(&verify_body(bad_cvc, "GOOGLE_PAY")).send().await,
+            422,
+            "VALIDATION_FAILED",
+        )
+        .await;
 
         assert_nothing_changed(&app, "after bad JWE").await;
         app.stop().await;

@@ -141,10 +141,8 @@ fn production_refuses_development_keys_and_secrets() {
     assert!(text(&output).contains("generate_missing_in"), "{}", text(&output));
 
     // A clean production configuration passes the check and prints no secret.
-    let output = sandbox.run(
-        &["check-config"],
-        &[("TMP_ADAPTER_ENV", "production"), ("TMP_ADAPTER__AUTH__HMAC_SECRETS", &fresh)],
-    );
+    let output = sandbox
+        .run(&["check-config"], &[("TMP_ADAPTER_ENV", "production"), ("TMP_ADAPTER__AUTH__HMAC_SECRETS", &fresh)]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(!text(&output).contains(&fresh));
 }
@@ -160,7 +158,7 @@ async fn production_refuses_key_files_generated_for_development() {
     let dev = sandbox.path("data/dev-keys");
     settings.keys.generate_missing_in = Some(dev.clone());
     settings.keys.jwe[0].private_key_file = dev.join("jwe-adapter-dev-1.pem");
-    settings.keys.data_keys.files.insert("dev-1".into(), dev.join("data-key-dev-1.hex"));
+    settings.keys.data_keys.files.insert("data-1".into(), dev.join("data-key-1.hex"));
     settings.keys.fingerprint_key_file = dev.join("fingerprint-key.hex");
     settings.card_source.local_registry.cvk_file = dev.join("cvk.hex");
     let material = tmp_adapter::keys::KeyMaterial::load(&settings).unwrap();

@@ -33,7 +33,8 @@ pub fn notification_body(app: &TestApp, kind: &str, id: &str, expires_in: Option
 async fn every_notification_type_is_stored_and_queued() {
     for db in test_databases().await {
         let app = TestApp::spawn(&db).await;
-        let kinds = ["ACTIVATION_CODE_DELIVERY", "TOKEN_ACTIVATED", "CARD_REMOVED_BY_CUSTOMER", "CARD_REMOVED_BY_ISSUER"];
+        let kinds =
+            ["ACTIVATION_CODE_DELIVERY", "TOKEN_ACTIVATED", "CARD_REMOVED_BY_CUSTOMER", "CARD_REMOVED_BY_ISSUER"];
         for (i, kind) in kinds.iter().enumerate() {
             let id = format!("ntf-{i}");
             let ack = expect_json(
@@ -70,7 +71,11 @@ async fn the_otp_is_stored_only_encrypted_and_erased_after_expiry() {
         let plain = app
             .keys
             .data_keys
-            .decrypt(stored.otp_key_id.as_deref().unwrap(), &ciphertext, &tmp_adapter::domain::notifications::otp_aad("ntf-otp"))
+            .decrypt(
+                stored.otp_key_id.as_deref().unwrap(),
+                &ciphertext,
+                &tmp_adapter::domain::notifications::otp_aad("ntf-otp"),
+            )
             .expect("decrypts with the data key");
         assert_eq!(plain.as_slice(), OTP.as_bytes());
 

@@ -21,7 +21,12 @@ async fn match_no_match_attempts_exceeded_and_not_found() {
             })
         };
         let ok = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, &right)).send().await, 200).await;
-        assert_eq!(ok, json!({"cvcResult": "MATCH", "cardStatus": "ACTIVE", "cardId": "card-active"}), "{}", db.backend);
+        assert_eq!(
+            ok,
+            json!({"cvcResult": "MATCH", "cardStatus": "ACTIVE", "cardId": "card-active"}),
+            "{}",
+            db.backend
+        );
         for _ in 0..3 {
             let no = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, wrong)).send().await, 200).await;
             assert_eq!(no["cvcResult"], "NO_MATCH", "{}", db.backend);

@@ -93,10 +93,8 @@ pub async fn verify_cvc(state: Data<AppState>, req: HttpRequest, body: SignedBod
         check_id("tokenRequestor.id", &requestor.id)?;
     }
     let card: CardData = decrypt(&state, &request.encrypted_payload)?;
-    let cvc = card
-        .cvc
-        .clone()
-        .ok_or_else(|| ApiError::validation("`encryptedPayload.cvc` is required for a CVC check"))?;
+    let cvc =
+        card.cvc.clone().ok_or_else(|| ApiError::validation("`encryptedPayload.cvc` is required for a CVC check"))?;
 
     let verified = state
         .verifier

@@ -46,12 +46,10 @@ pub async fn notification(state: Data<AppState>, req: HttpRequest, body: SignedB
     };
     let request: NotificationRequest = parse_body(&body.bytes)?;
     notifications::validate(&request)?;
-    let code: Option<ActivationCode> = request
-        .encrypted_payload
-        .as_deref()
-        .map(|compact| decrypt(&state, compact))
-        .transpose()?;
-    let (record, outbox) = notifications::to_records(&request, code.as_ref(), &state.keys.data_keys, OffsetDateTime::now_utc());
+    let code: Option<ActivationCode> =
+        request.encrypted_payload.as_deref().map(|compact| decrypt(&state, compact)).transpose()?;
+    let (record, outbox) =
+        notifications::to_records(&request, code.as_ref(), &state.keys.data_keys, OffsetDateTime::now_utc());
 
     let ack = NotificationAck { notification_id: request.notification_id.clone(), accepted: true };
     let response_body = serde_json::to_vec(&ack).map_err(|e| ApiError::Internal(e.into()))?;

@@ -70,12 +70,9 @@ fn config_dir() -> PathBuf {
 
 /// The repository's `local` configuration, untouched by the test process's environment.
 pub fn base_settings(database_url: &str) -> Settings {
-    let mut settings = Settings::load_with(
-        &config_dir(),
-        "local",
-        config::Environment::with_prefix("TMP_ADAPTER_TEST_ENV_NEVER_SET"),
-    )
-    .expect("config/local.yaml loads");
+    let mut settings =
+        Settings::load_with(&config_dir(), "local", config::Environment::with_prefix("TMP_ADAPTER_TEST_ENV_NEVER_SET"))
+            .expect("config/local.yaml loads");
     settings.database.url = database_url.to_owned();
     settings.server.port = 0;
     settings

@@ -1,5 +1,5 @@
 //! Shared test fixtures.
 
-pub mod db;
 pub mod app;
 pub mod bridge;
+pub mod db;

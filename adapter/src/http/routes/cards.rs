@@ -3,10 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
-use tmp_protocol::error::ErrorBody;
 use tmp_protocol::issuer_api::{CardData, VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse};
 
 use super::decrypt;
+use super::doc::{IssuerApiErrors, SignedRequestHeaders};
 use crate::domain::token_events::check_id;
 use crate::http::AppState;
 use crate::http::body::SignedBody;
@@ -21,20 +21,10 @@ use crate::http::json::parse_body;
     path = "/issuer-api/v1/cards/verify",
     tag = "Issuer API",
     request_body = VerifyCardRequest,
-    params(
-        ("X-Idempotency-Key" = String, Header, description = "Same key + same body → the stored response"),
-        ("webhook-id" = String, Header, description = "Standard-Webhooks message id, unique per request"),
-        ("webhook-timestamp" = i64, Header, description = "Unix seconds"),
-        ("webhook-signature" = String, Header, description = "`v1,<base64>` entries, space-separated"),
-    ),
+    params(SignedRequestHeaders),
     responses(
         (status = 200, description = "The decision", body = VerifyCardResponse),
-        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or stale signature; replayed request", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid field, unknown enum value, bad JWE, idempotency key reused", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        IssuerApiErrors,
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -66,20 +56,10 @@ pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBo
     path = "/issuer-api/v1/cards/verify-cvc",
     tag = "Issuer API",
     request_body = VerifyCvcRequest,
-    params(
-        ("X-Idempotency-Key" = String, Header, description = "Same key + same body → the stored response"),
-        ("webhook-id" = String, Header, description = "Standard-Webhooks message id, unique per request"),
-        ("webhook-timestamp" = i64, Header, description = "Unix seconds"),
-        ("webhook-signature" = String, Header, description = "`v1,<base64>` entries, space-separated"),
-    ),
+    params(SignedRequestHeaders),
     responses(
         (status = 200, description = "The CVC result", body = VerifyCvcResponse),
-        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or stale signature; replayed request", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid field, bad JWE, missing CVC, idempotency key reused", body = ErrorBody),
-        (status = 503, description = "Card source missed the deadline or storage unavailable; retry", body = ErrorBody),
+        IssuerApiErrors,
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -1,6 +1,7 @@
 //! Route table of the Issuer API and the operational endpoints.
 
 pub mod cards;
+mod doc;
 pub mod notifications;
 pub mod public_key;
 pub mod system;

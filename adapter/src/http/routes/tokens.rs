@@ -4,9 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use time::OffsetDateTime;
-use tmp_protocol::error::ErrorBody;
 use tmp_protocol::issuer_api::{TokenEventAck, TokenEventRequest};
 
+use super::doc::{IssuerApiErrors, SignedRequestHeaders};
 use crate::domain::token_events;
 use crate::http::AppState;
 use crate::http::body::SignedBody;
@@ -20,20 +20,10 @@ use crate::http::json::parse_body;
     path = "/issuer-api/v1/tokens/events",
     tag = "Issuer API",
     request_body = TokenEventRequest,
-    params(
-        ("X-Idempotency-Key" = String, Header, description = "Same key + same body → the stored response"),
-        ("webhook-id" = String, Header, description = "Standard-Webhooks message id, unique per request"),
-        ("webhook-timestamp" = i64, Header, description = "Unix seconds"),
-        ("webhook-signature" = String, Header, description = "`v1,<base64>` entries, space-separated"),
-    ),
+    params(SignedRequestHeaders),
     responses(
         (status = 200, description = "Stored durably", body = TokenEventAck),
-        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or stale signature; replayed request", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid field, unknown enum value, idempotency key reused", body = ErrorBody),
-        (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
+        IssuerApiErrors,
     )
 )]
 #[tracing::instrument(skip_all)]

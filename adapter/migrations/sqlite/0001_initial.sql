@@ -51,6 +51,8 @@ CREATE TABLE decisions (
     latency_ms         INTEGER NOT NULL
 );
 CREATE INDEX decisions_card_id_decided_at_idx ON decisions (card_id, decided_at);
+-- Newest decisions across cards (stand-ins have no card).
+CREATE INDEX decisions_decided_at_idx ON decisions (decided_at);
 
 -- Mirror of each token's current state, as told by TMP's token-status events. status_at is
 -- the occurred_at of the event that set status: older events never overwrite it.

@@ -49,28 +49,36 @@ pub fn card_status(card: CardOutcome) -> CardStatus {
     }
 }
 
-/// Whether the CVC is worth checking: only for a usable card (a blocked card's CVC attempts
-/// must not lock the cardholder out once it is unblocked).
-pub fn card_is_usable(card: CardOutcome) -> bool {
-    matches!(card, CardOutcome::Found { status: IssuerCardStatus::Active, expired: false, expiry_matches: true })
-}
-
 pub fn decide(policy: &RequestorPolicy, input: &DecisionInput) -> Assessment {
     let card_status = card_status(input.card);
     let (decision, reason) = issuer_decision(policy, input);
     apply_guardrail(Assessment { decision, reason, card_status }, input.wallet_recommendation)
 }
 
+/// Why a card cannot be tokenized, or `None` when it is usable.
+pub fn card_problem(card: CardOutcome) -> Option<DecisionReason> {
+    use DecisionReason as R;
+    match card {
+        CardOutcome::NotFound => Some(R::CardNotFound),
+        CardOutcome::Found { status: IssuerCardStatus::Closed, .. } => Some(R::CardClosed),
+        CardOutcome::Found { status: IssuerCardStatus::Blocked, .. } => Some(R::CardBlocked),
+        CardOutcome::Found { expired: true, .. } => Some(R::CardExpired),
+        CardOutcome::Found { expiry_matches: false, .. } => Some(R::ExpiryMismatch),
+        CardOutcome::Found { .. } => None,
+    }
+}
+
+/// Whether the CVC is worth checking: only for a usable card (a blocked card's CVC attempts
+/// must not lock the cardholder out once it is unblocked).
+pub fn card_is_usable(card: CardOutcome) -> bool {
+    card_problem(card).is_none()
+}
+
 fn issuer_decision(policy: &RequestorPolicy, input: &DecisionInput) -> (Decision, DecisionReason) {
     use DecisionReason as R;
     let declined = |reason| (Decision::Declined, reason);
-    match input.card {
-        CardOutcome::NotFound => return declined(R::CardNotFound),
-        CardOutcome::Found { status: IssuerCardStatus::Closed, .. } => return declined(R::CardClosed),
-        CardOutcome::Found { status: IssuerCardStatus::Blocked, .. } => return declined(R::CardBlocked),
-        CardOutcome::Found { expired: true, .. } => return declined(R::CardExpired),
-        CardOutcome::Found { expiry_matches: false, .. } => return declined(R::ExpiryMismatch),
-        CardOutcome::Found { .. } => {}
+    if let Some(problem) = card_problem(input.card) {
+        return declined(problem);
     }
     match input.cvc {
         CvcResult::AttemptsExceeded => return declined(R::CvcAttemptsExceeded),

@@ -217,22 +217,24 @@ impl CardVerifier {
         let now = OffsetDateTime::now_utc();
         let work = async {
             let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
-            let Some(facts) = facts else {
-                return Ok::<_, anyhow::Error>((None, CardStatus::NotFound, CvcResult::NoMatch));
+            let outcome = outcome_of(facts.as_ref(), card, now);
+            let result = match (&facts, policy::card_problem(outcome)) {
+                (Some(facts), None) => self.check_cvc_counted(facts, &card.pan, cvc, now).await?,
+                // An unusable card's CVC is not checked, and not counted against it.
+                _ => CvcResult::NoMatch,
             };
-            let outcome = outcome_of(Some(&facts), card, now);
-            let status = policy::card_status(outcome);
-            let result = if policy::card_is_usable(outcome) {
-                self.check_cvc_counted(&facts, &card.pan, cvc, now).await?
-            } else {
-                CvcResult::NoMatch
-            };
-            Ok((Some(facts), status, result))
+            Ok::<_, anyhow::Error>((facts, outcome, result))
         };
-        let (facts, card_status, cvc_result) = match tokio::time::timeout(self.deadline(), work).await {
+        let (facts, outcome, cvc_result) = match tokio::time::timeout(self.deadline(), work).await {
             Ok(result) => result?,
             Err(_) => anyhow::bail!("card source missed the {} ms deadline", self.policy.deadline_ms),
         };
+        let card_status = policy::card_status(outcome);
+        let reason = policy::card_problem(outcome).unwrap_or(match cvc_result {
+            CvcResult::AttemptsExceeded => DecisionReason::CvcAttemptsExceeded,
+            CvcResult::NoMatch => DecisionReason::CvcNoMatch,
+            _ => DecisionReason::CardVerified,
+        });
         let latency = started.elapsed();
         tracing::info!(cvc_result = cvc_result.as_str(), latency_ms = latency.as_millis() as u64, "cvc verified");
         let response =
@@ -249,25 +251,13 @@ impl CardVerifier {
             wallet: request.token_requestor.as_ref().map(|r| r.wallet.as_str().into()),
             tsp: None,
             decision: cvc_result.as_str().into(),
-            reason: cvc_reason(cvc_result, card_status).as_str().into(),
+            reason: reason.as_str().into(),
             card_status: card_status.as_str().into(),
             cvc_result: cvc_result.as_str().into(),
             stand_in: false,
             latency_ms: latency.as_millis() as i64,
         };
         Ok(Verified { response, audit })
-    }
-}
-
-fn cvc_reason(result: CvcResult, status: CardStatus) -> DecisionReason {
-    match (result, status) {
-        (_, CardStatus::NotFound) => DecisionReason::CardNotFound,
-        (_, CardStatus::Blocked) => DecisionReason::CardBlocked,
-        (_, CardStatus::Closed) => DecisionReason::CardClosed,
-        (_, CardStatus::Expired) => DecisionReason::CardExpired,
-        (CvcResult::AttemptsExceeded, _) => DecisionReason::CvcAttemptsExceeded,
-        (CvcResult::NoMatch, _) => DecisionReason::CvcNoMatch,
-        _ => DecisionReason::CardVerified,
     }
 }
 

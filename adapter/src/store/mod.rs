@@ -209,6 +209,8 @@ pub trait Store: Send + Sync + 'static {
         decision: &DecisionRecord,
         idempotency: Option<&IdempotencyRecord>,
     ) -> StoreResult<IdempotentWrite>;
+    /// Newest first, every card (stand-ins, which found no card, included).
+    async fn recent_decisions(&self, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
     /// Newest first.
     async fn decisions_for_card(&self, card_id: &str, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
 

@@ -331,6 +331,19 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn recent_decisions(&self, limit: u32) -> StoreResult<Vec<DecisionRecord>> {
+        let rows = sqlx::query_as::<_, DecisionRow>(concat!(
+            "SELECT ",
+            decision_columns!(),
+            " FROM decisions ORDER BY decided_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(DecisionRecord::from).collect())
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn count_live_tokens(&self, card_id: &str) -> StoreResult<u32> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE card_id = $1 AND status <> $2")
             .bind(card_id)

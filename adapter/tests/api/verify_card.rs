@@ -276,12 +276,17 @@ async fn slow_processor_bridge_yields_the_recorded_stand_in() {
             s.policy.deadline_ms = 200;
         })
         .await;
-        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        let answer = verify(&app, &body).await;
         assert_eq!(answer["decision"], "DECLINED", "{}: {answer}", db.backend);
         assert_eq!(answer["reason"], "STAND_IN_TIMEOUT");
         assert_eq!(answer["standIn"], true);
         let metrics = app.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("tmp_adapter_stand_ins_total{cause=\"timeout\"} 1"), "{metrics}");
+        let audit = app.store.recent_decisions(10).await.unwrap();
+        assert_eq!(audit.len(), 1, "{}", db.backend);
+        assert!(audit[0].stand_in && audit[0].reason == "STAND_IN_TIMEOUT", "{:?}", audit[0]);
+        assert_eq!(audit[0].tokenization_id.as_deref(), body["tokenizationId"].as_str());
         app.stop().await;
     }
     bridge.stop().await;

@@ -99,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         None | Some(Command::Serve) => {
             let settings = load_settings(&cli)?;
-            crate::telemetry::init(settings.log.format, &settings.log.level);
+            crate::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());
             runtime()?.block_on(async {
                 let app = Application::build(settings).await?;
                 app.run_until_stopped().await?;
@@ -109,7 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Migrate) => {
             let settings = load_settings(&cli)?;
-            crate::telemetry::init(settings.log.format, &settings.log.level);
+            crate::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());
             runtime()?.block_on(async {
                 let store = crate::store::connect(&settings.database.url, 1).await?;
                 store.migrate().await?;
@@ -120,6 +120,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::CheckConfig) => {
             let settings = load_settings(&cli)?;
+            settings.listen_address()?;
+            if settings.environment == crate::config::Environment::Production {
+                // Production never generates keys, so loading them only reads and checks them.
+                crate::keys::KeyMaterial::load(&settings)?;
+            }
             println!("configuration is valid");
             println!("  environment: {:?}", settings.environment);
             println!("  listen: {}:{}", settings.server.host, settings.server.port);
@@ -135,7 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Import { file, format, skip_invalid }) => {
             let settings = load_settings(&cli)?;
-            crate::telemetry::init(settings.log.format, "warn");
+            crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
             let options = ImportOptions { format: *format, skip_invalid: *skip_invalid };
             let report = runtime()?.block_on(crate::import::run(&settings, file, options))?;
             for problem in &report.problems {

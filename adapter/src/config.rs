@@ -64,7 +64,9 @@ pub struct ServerSettings {
 pub struct TlsSettings {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    /// CA that signs the client certificates TMP presents. Set → client certificates required.
+    /// CA that signs the client certificates TMP presents. A certificate presented by a client
+    /// must chain to it; the Issuer API requires one when `auth.mode` is `mtls` or
+    /// `hmac_and_mtls` (probes without one still reach /healthz).
     pub client_ca_file: Option<PathBuf>,
 }
 
@@ -273,8 +275,13 @@ impl Settings {
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
-        let settings: Settings =
+        let mut settings: Settings =
             serde_path_to_error::deserialize(raw).map_err(|e| ConfigError(format!("`{}`: {}", e.path(), e.inner())))?;
+        // Environment variable names arrive lower-cased (TMP_ADAPTER__POLICY__WALLETS__APPLE_PAY__…).
+        settings.policy.wallets = std::mem::take(&mut settings.policy.wallets)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), v))
+            .collect();
         settings.validate()?;
         Ok(settings)
     }
@@ -336,6 +343,9 @@ impl Settings {
             if p.step_up_below_score > 6 {
                 return fail(format!("policy `{name}`: step_up_below_score must be 0 to 6"));
             }
+            if p.max_live_tokens_per_card == 0 {
+                return fail(format!("policy `{name}`: max_live_tokens_per_card must be at least 1"));
+            }
         }
         if self.card_source.kind == CardSourceKind::ProcessorBridge {
             let url = &self.card_source.processor_bridge.base_url;
@@ -370,6 +380,13 @@ impl Settings {
         if self.log.level.contains("debug") || self.log.level.contains("trace") {
             return Err(ConfigError("production: log.level must not be debug or trace".into()));
         }
+        if self.card_source.kind == CardSourceKind::ProcessorBridge
+            && !self.card_source.processor_bridge.base_url.starts_with("https://")
+        {
+            return Err(ConfigError(
+                "production: card_source.processor_bridge.base_url must be https (PANs and CVCs cross it)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -377,6 +394,11 @@ impl Settings {
         format!("{}:{}", self.server.host, self.server.port)
             .parse()
             .map_err(|_| ConfigError("server.host and server.port do not form a socket address".into()))
+    }
+
+    /// Whether `RUST_LOG` may replace `log.level` (not in production, whose level is checked).
+    pub fn allows_log_override(&self) -> bool {
+        self.environment != Environment::Production
     }
 
     pub fn deadline(&self) -> Duration {

@@ -1,7 +1,7 @@
 //! Prometheus metrics, one registry per application instance (so tests can run several).
 //! Labels never carry card data: routes are the matched pattern, not the path.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,7 +14,6 @@ pub struct Metrics {
     pub rejected_requests: IntCounterVec,
     pub token_events: IntCounterVec,
     pub notifications: IntCounterVec,
-    pub outbox_pending: IntGauge,
 }
 
 impl Metrics {
@@ -58,8 +57,6 @@ impl Metrics {
         let notifications =
             IntCounterVec::new(Opts::new("notifications_total", "Notifications received, by type"), &["type"])
                 .expect("valid metric");
-        let outbox_pending =
-            IntGauge::new("outbox_pending", "Outbox messages waiting for delivery").expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -69,7 +66,6 @@ impl Metrics {
             Box::new(rejected_requests.clone()),
             Box::new(token_events.clone()),
             Box::new(notifications.clone()),
-            Box::new(outbox_pending.clone()),
         ] {
             registry.register(collector).expect("metric registered once");
         }
@@ -83,7 +79,6 @@ impl Metrics {
             rejected_requests,
             token_events,
             notifications,
-            outbox_pending,
         }
     }
 

@@ -9,11 +9,13 @@ use tracing_subscriber::{EnvFilter, Registry};
 use crate::config::LogFormat;
 
 /// Builds the subscriber; `sink` is where lines go (stdout in the daemon, a buffer in tests).
-pub fn subscriber<W>(format: LogFormat, level: &str, sink: W) -> Box<dyn Subscriber + Send + Sync>
+/// `RUST_LOG`, when set and `env_override` allows it, replaces `level`.
+pub fn subscriber<W>(format: LogFormat, level: &str, env_override: bool, sink: W) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let from_env = if env_override { EnvFilter::try_from_default_env().ok() } else { None };
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     match format {
         LogFormat::Json => Box::new(
             Registry::default().with(filter).with(
@@ -21,7 +23,8 @@ where
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(false)
+                    // Every enclosing span, so each line carries the request span's correlation id.
+                    .with_span_list(true)
                     .with_writer(sink),
             ),
         ),
@@ -33,9 +36,11 @@ where
     }
 }
 
-/// Installs the subscriber process-wide. Call once, first thing in `main`.
-pub fn init(format: LogFormat, level: &str) {
-    let subscriber = subscriber(format, level, std::io::stdout);
+/// Installs the subscriber process-wide. Call once, first thing in `main`. Production passes
+/// `env_override = false`: its level is validated (no debug or trace), and `RUST_LOG` must not
+/// get around that.
+pub fn init(format: LogFormat, level: &str, env_override: bool) {
+    let subscriber = subscriber(format, level, env_override, std::io::stdout);
     // A second call (tests) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -207,7 +207,9 @@ async fn unknown_routes_and_methods_answer_the_contract_error() {
     for db in test_databases().await {
         let app = TestApp::spawn(&db).await;
         expect_error(app.get("/issuer-api/v1/nope").await, 404, "NOT_FOUND").await;
-        expect_error(app.get("/issuer-api/v1/cards/verify").await, 404, "NOT_FOUND").await;
+        expect_error(app.get("/issuer-api/v1/cards/verify").await, 405, "METHOD_NOT_ALLOWED").await;
+        let delete = app.client.delete(format!("{}/issuer-api/v1/public-key", app.base_url)).send().await.unwrap();
+        expect_error(delete, 405, "METHOD_NOT_ALLOWED").await;
         app.stop().await;
     }
 }

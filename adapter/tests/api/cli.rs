@@ -140,7 +140,18 @@ fn production_refuses_development_keys_and_secrets() {
     assert!(!output.status.success());
     assert!(text(&output).contains("generate_missing_in"), "{}", text(&output));
 
-    // A clean production configuration passes the check and prints no secret.
+    // A clean production configuration, with keys made by `keys generate`, passes the check
+    // (which reads every key) and prints no secret.
+    for (kind, file) in [("jwe", "keys/jwe.pem"), ("data", "keys/data.hex"), ("fingerprint", "keys/fp.hex")] {
+        let output = sandbox.run(&["keys", "generate", kind, "--out", file], &[]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let production = std::fs::read_to_string(sandbox.path("config/production.yaml")).unwrap();
+    let production = production
+        .replace("/etc/tmp-adapter/keys/jwe-adapter-1.pem", "./keys/jwe.pem")
+        .replace("/etc/tmp-adapter/keys/data-key-1.hex", "./keys/data.hex")
+        .replace("/etc/tmp-adapter/keys/fingerprint-key.hex", "./keys/fp.hex");
+    std::fs::write(sandbox.path("config/production.yaml"), production).unwrap();
     let output = sandbox
         .run(&["check-config"], &[("TMP_ADAPTER_ENV", "production"), ("TMP_ADAPTER__AUTH__HMAC_SECRETS", &fresh)]);
     assert!(output.status.success(), "{}", text(&output));
@@ -178,6 +189,23 @@ fn print_default_config_prints_the_reference_file() {
     assert!(output.status.success());
     let reference = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/base.yaml")).unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), reference);
+}
+
+#[test]
+fn policy_per_wallet_can_be_set_from_the_environment() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(
+        &["check-config"],
+        &[
+            ("TMP_ADAPTER__POLICY__WALLETS__GOOGLE_PAY__REQUIRE_CVC", "true"),
+            ("TMP_ADAPTER__POLICY__WALLETS__GOOGLE_PAY__STEP_UP_BELOW_SCORE", "4"),
+            ("TMP_ADAPTER__POLICY__WALLETS__GOOGLE_PAY__MAX_LIVE_TOKENS_PER_CARD", "3"),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let output = sandbox.run(&["check-config"], &[("TMP_ADAPTER__POLICY__DEFAULT__MAX_LIVE_TOKENS_PER_CARD", "0")]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("max_live_tokens_per_card"), "{}", text(&output));
 }
 
 #[test]

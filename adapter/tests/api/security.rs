@@ -161,7 +161,8 @@ async fn no_card_data_in_logs_or_in_the_database_file() {
     // nextest runs each test in its own process: this subscriber sees only this test.
     let capture = Capture::default();
     // JSON lines carry every span and event field, so nothing a field could leak is hidden.
-    let subscriber = tmp_adapter::telemetry::subscriber(tmp_adapter::config::LogFormat::Json, "debug", capture.clone());
+    let subscriber =
+        tmp_adapter::telemetry::subscriber(tmp_adapter::config::LogFormat::Json, "debug", false, capture.clone());
     tracing::subscriber::set_global_default(subscriber).expect("first subscriber of this process");
     let db = test_databases().await.remove(0);
     assert_eq!(db.backend, "sqlite");
@@ -194,7 +195,8 @@ async fn no_card_data_in_logs_or_in_the_database_file() {
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("card verified"), "the capture saw the scenario:\n{logs}");
-    assert!(logs.contains("correlation_id"), "log lines carry the correlation id");
+    let verified = logs.lines().find(|l| l.contains("card verified")).expect("a decision line");
+    assert!(verified.contains("correlation_id"), "decision lines carry the correlation id: {verified}");
     for secret in [PAN_ACTIVE, "4111111111111112", OTP] {
         if let Some(at) = logs.find(secret) {
             // Print the surrounding line with the secret itself masked, to find the leak.

@@ -19,15 +19,21 @@ use super::error::ApiError;
 use super::json::parse_encrypted;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(VERIFY_CARD_PATH, web::post().to(cards::verify_card))
-        .route(VERIFY_CVC_PATH, web::post().to(cards::verify_cvc))
-        .route(TOKEN_EVENTS_PATH, web::post().to(tokens::token_event))
-        .route(NOTIFICATIONS_PATH, web::post().to(notifications::notification))
-        .route(PUBLIC_KEY_PATH, web::get().to(public_key::public_key))
-        .route("/healthz", web::get().to(system::healthz))
-        .route("/readyz", web::get().to(system::readyz))
-        .route("/metrics", web::get().to(system::metrics))
-        .route("/openapi.json", web::get().to(system::openapi));
+    // A known path with the wrong method answers 405 with the contract's body, not 404.
+    let resource = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed) }))
+    };
+    cfg.service(resource(VERIFY_CARD_PATH, web::post().to(cards::verify_card)))
+        .service(resource(VERIFY_CVC_PATH, web::post().to(cards::verify_cvc)))
+        .service(resource(TOKEN_EVENTS_PATH, web::post().to(tokens::token_event)))
+        .service(resource(NOTIFICATIONS_PATH, web::post().to(notifications::notification)))
+        .service(resource(PUBLIC_KEY_PATH, web::get().to(public_key::public_key)))
+        .service(resource("/healthz", web::get().to(system::healthz)))
+        .service(resource("/readyz", web::get().to(system::readyz)))
+        .service(resource("/metrics", web::get().to(system::metrics)))
+        .service(resource("/openapi.json", web::get().to(system::openapi)));
 }
 
 /// Decrypts an `encryptedPayload` with the adapter's key ring and parses its plaintext.

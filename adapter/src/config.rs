@@ -89,7 +89,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
-    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it outside production.
     pub level: String,
 }
 

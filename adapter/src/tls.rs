@@ -37,7 +37,8 @@ fn load_roots(path: &Path) -> anyhow::Result<RootCertStore> {
     Ok(roots)
 }
 
-/// Server config; with `client_ca_file`, a client certificate signed by that CA is required.
+/// Server config; with `client_ca_file`, a client certificate, when presented, must chain to
+/// that CA (whether one is required is the Issuer API's decision, by `auth.mode`).
 pub fn server_config(settings: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
     install_crypto_provider();
     let certs = load_certs(&settings.cert_file)?;

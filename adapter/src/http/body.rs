@@ -39,16 +39,11 @@ impl FromRequest for SignedBody {
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))?;
             let result = admit(&req, &state, &mut payload).await;
             if let Err(e) = &result {
-                state.metrics.rejected_requests.with_label_values(&[code_label(e).as_str()]).inc();
+                state.metrics.rejected_requests.with_label_values(&[e.wire_code().as_str()]).inc();
             }
             result
         })
     }
-}
-
-/// The wire name of an error's code (`INVALID_SIGNATURE`, …), for metric labels.
-pub fn code_label(e: &ApiError) -> String {
-    serde_json::to_value(e.code()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 async fn admit(req: &HttpRequest, state: &AppState, payload: &mut Payload) -> Result<SignedBody, ApiError> {

@@ -66,6 +66,11 @@ impl ApiError {
         }
     }
 
+    /// The wire name of the code (`INVALID_SIGNATURE`, …), for logs and metric labels.
+    pub fn wire_code(&self) -> String {
+        serde_json::to_value(self.code()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
     pub fn validation(message: impl Into<String>) -> ApiError {
         ApiError::Validation(message.into())
     }
@@ -103,10 +108,11 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         match self {
             // The cause chain is logged, under the correlation id, and never sent.
+            // The request span carries the correlation id.
             ApiError::Unavailable(source) | ApiError::Internal(source) => {
-                tracing::error!(%correlation_id, error = ?source, "request failed");
+                tracing::error!(error = ?source, "request failed");
             }
-            other => tracing::info!(%correlation_id, code = ?other.code(), "request rejected"),
+            other => tracing::info!(code = %other.wire_code(), "request rejected"),
         }
         let body = ErrorBody::new(self.code(), self.to_string(), correlation_id);
         let mut response = HttpResponse::build(status);

@@ -3,7 +3,6 @@
 //! address before anything is served.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
@@ -130,9 +129,4 @@ pub async fn start(config: MockConfig) -> anyhow::Result<MockHandle> {
     let server_task = tokio::spawn(server);
     tracing::info!(%addr, "mock-tmp listening");
     Ok(MockHandle { addr, scheme, server: handle, mock, server_task, sender_task })
-}
-
-/// Shared for callers that want the `Arc` (e.g. to run the sender elsewhere).
-pub fn shared(handle: &MockHandle) -> Arc<Mock> {
-    handle.mock.clone().into_inner()
 }

@@ -91,7 +91,8 @@ async fn sign(
         Wallet::ApplePay => {
             let input =
                 request.apple_pay.as_ref().ok_or_else(|| MockError::validation("APPLE_PAY requires `applePay`"))?;
-            let hex_ok = |s: &str| !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
+            let hex_ok =
+                |s: &str| !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
             if input.certificates.is_empty() || !hex_ok(&input.nonce) || !hex_ok(&input.nonce_signature) {
                 return Err(MockError::validation(
                     "`applePay` needs certificates and hex `nonce` and `nonceSignature`",

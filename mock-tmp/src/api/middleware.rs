@@ -1,0 +1,131 @@
+//! Per-request work in one place: correlation id, the body read once under the size limit,
+//! the route's fault rules (latency, error status, dropped connection), and the journal entry.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web::{Bytes, BytesMut, Data};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+use tmp_protocol::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID};
+use tracing::Instrument;
+
+use super::correlation;
+use crate::context::Mock;
+use crate::error::MockError;
+use crate::journal::{Direction, JournalEntry, Outcome, mask_bytes};
+
+/// The request body, read once by the middleware (handlers never touch the payload stream).
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let correlation_id = correlation::from_request(&req);
+    let span = tracing::info_span!("request", correlation_id = %correlation_id, method = %req.method());
+    correlation::scope(correlation_id.clone(), handle(req, next, correlation_id)).instrument(span).await
+}
+
+async fn handle(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    correlation_id: String,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let Some(mock) = req.app_data::<Data<Mock>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let route = req.match_pattern();
+    // Reading the journal should not fill the journal.
+    let journaled = !path.starts_with("/_mock/v1/requests");
+    let mut entry = JournalEntry::new(Direction::Received, &method, &path, Outcome::Answered);
+    entry.route = route.clone();
+    entry.correlation_id = Some(correlation_id.clone());
+    entry.idempotency_key = header(&req, IDEMPOTENCY_KEY);
+    entry.webhook_id = header(&req, WEBHOOK_ID);
+
+    let body = match read_body(&mut req, mock.config.server.body_limit_bytes).await {
+        Ok(body) => body,
+        Err(error) => {
+            entry.status = Some(error.status_code().as_u16());
+            if journaled {
+                mock.journal.record(entry);
+            }
+            return Ok(respond(req, error.error_response(), &correlation_id));
+        }
+    };
+    entry.body = mask_bytes(&body);
+    req.extensions_mut().insert(RawBody(body.clone()));
+    req.set_payload(Payload::from(body));
+
+    let fault = mock.faults.decide(&format!("{method} {}", route.as_deref().unwrap_or(&path)));
+    entry.fault_id = fault.rule_id;
+    if let Some(latency) = fault.latency {
+        tokio::time::sleep(latency).await;
+    }
+    let response = if fault.drop_connection {
+        entry.outcome = Outcome::Dropped;
+        entry.note = Some("injected fault: connection dropped".into());
+        // A body whose first item is an error makes actix abort the connection mid-response.
+        let dropped = futures_util::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::other("injected fault: connection dropped"))
+        });
+        req.into_response(HttpResponse::Ok().streaming(dropped))
+    } else if let Some(status) = fault.error_status {
+        entry.note = Some("injected fault".into());
+        respond(req, MockError::Injected(status).error_response(), &correlation_id)
+    } else {
+        let mut response = next.call(req).await?.map_into_boxed_body();
+        set_correlation(response.headers_mut(), &correlation_id);
+        response
+    };
+    if entry.outcome == Outcome::Answered {
+        entry.status = Some(response.status().as_u16());
+    }
+    tracing::info!(status = ?entry.status, outcome = ?entry.outcome, latency_ms = started.elapsed().as_millis() as u64, route = route.as_deref().unwrap_or("unmatched"), "request served");
+    if journaled {
+        mock.journal.record(entry);
+    }
+    Ok(response)
+}
+
+fn header(req: &ServiceRequest, name: &str) -> Option<String> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn respond(req: ServiceRequest, response: HttpResponse, correlation_id: &str) -> ServiceResponse<BoxBody> {
+    let mut response = req.into_response(response);
+    set_correlation(response.headers_mut(), correlation_id);
+    response
+}
+
+fn set_correlation(headers: &mut actix_web::http::header::HeaderMap, correlation_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(correlation_id) {
+        headers.insert(HeaderName::from_static("x-correlation-id"), value);
+    }
+}
+
+async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, MockError> {
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(MockError::PayloadTooLarge { limit });
+    }
+    let mut payload = req.take_payload();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| MockError::MalformedJson("the request body could not be read".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(MockError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,199 @@
+//! The TMP API as `tmp_protocol::tmp_api` defines it: token listing and actions, push
+//! provisioning (`sign`), card status, replacement and renewal, and the public key.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+use tmp_protocol::enums::{IssuerCardStatus, Wallet};
+use tmp_protocol::tmp_api::{
+    ApplePaySignOutput, CardExpiryUpdate, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData,
+    GooglePaySignOutput, ReplacementCardData, SignCardRequest, SignCardResponse, TokenAction, TokenActionRequest,
+    TokenList,
+};
+
+use super::admit::{Signed, idempotency_key, idempotent};
+use super::json::parse_body;
+use crate::context::Mock;
+use crate::error::MockError;
+use crate::simulator::push::PushPayload;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tmp-api/v1/public-key", web::get().to(public_key))
+        .route("/tmp-api/v1/cards/{cardId}/tokens", web::get().to(list_tokens))
+        .route("/tmp-api/v1/cards/{cardId}/sign", web::post().to(sign))
+        .route("/tmp-api/v1/cards/{cardId}/status", web::post().to(card_status))
+        .route("/tmp-api/v1/cards/{cardId}/replace", web::post().to(replace))
+        .route("/tmp-api/v1/cards/{cardId}/expiry", web::post().to(expiry))
+        .route("/tmp-api/v1/tokens/{tokenId}/{action}", web::post().to(token_action));
+}
+
+async fn public_key(mock: Data<Mock>) -> HttpResponse {
+    HttpResponse::Ok().json(mock.keys().tmp_api.jwk_set())
+}
+
+fn check_id(field: &str, value: &str) -> Result<(), MockError> {
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(MockError::validation(format!("`{field}` must be 1 to 128 printable ASCII characters")));
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_tokens(mock: Data<Mock>, _signed: Signed, card_id: Path<String>) -> Result<HttpResponse, MockError> {
+    let state = mock.state.lock().await;
+    let tokens: Vec<_> = state.tokens.values().filter(|t| t.card_id == *card_id).map(|t| t.info()).collect();
+    if tokens.is_empty() && !state.cards.contains_key(card_id.as_str()) {
+        return Err(MockError::NotFound(format!("no card `{card_id}`")));
+    }
+    Ok(HttpResponse::Ok().json(TokenList { card_id: card_id.into_inner(), tokens }))
+}
+
+#[tracing::instrument(skip_all)]
+async fn token_action(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, MockError> {
+    let (token_id, action) = path.into_inner();
+    let action = match action.as_str() {
+        "activate" => TokenAction::Activate,
+        "suspend" => TokenAction::Suspend,
+        "resume" => TokenAction::Resume,
+        "deactivate" => TokenAction::Deactivate,
+        _ => return Err(MockError::NotFound("no such token action".into())),
+    };
+    let key = idempotency_key(&req)?;
+    let request: TokenActionRequest = parse_body(&body)?;
+    if request.reason.trim().is_empty() || request.reason.len() > 256 {
+        return Err(MockError::validation("`reason` must be 1 to 256 characters"));
+    }
+    idempotent(&mock, &req, &key, &body, |state| {
+        let (info, effects) = state.token_action(&token_id, action, request.initiator, &request.reason)?;
+        Ok((StatusCode::OK, Some(json!(info)), effects))
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn sign(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    card_id: Path<String>,
+) -> Result<HttpResponse, MockError> {
+    let key = idempotency_key(&req)?;
+    let request: SignCardRequest = parse_body(&body)?;
+    match request.wallet {
+        Wallet::ApplePay => {
+            let input =
+                request.apple_pay.as_ref().ok_or_else(|| MockError::validation("APPLE_PAY requires `applePay`"))?;
+            let hex_ok =
+                |s: &str| !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if input.certificates.is_empty() || !hex_ok(&input.nonce) || !hex_ok(&input.nonce_signature) {
+                return Err(MockError::validation(
+                    "`applePay` needs certificates and hex `nonce` and `nonceSignature`",
+                ));
+            }
+        }
+        Wallet::GooglePay => {}
+        _ => return Err(MockError::validation("push provisioning is for APPLE_PAY and GOOGLE_PAY")),
+    }
+    let wallet_key = mock.keys().wallet.current().public_jwk();
+    idempotent(&mock, &req, &key, &body, |state| {
+        let card =
+            state.cards.get(card_id.as_str()).ok_or_else(|| MockError::NotFound(format!("no card `{card_id}`")))?;
+        if card.status != IssuerCardStatus::Active || card.replaced_by.is_some() {
+            return Err(MockError::Conflict("only an active card can be pushed to a wallet".into()));
+        }
+        let (Some(pan), Some(expiry)) = (card.pan.clone(), card.expiry.clone()) else {
+            return Err(MockError::Conflict("TMP holds no card data for this card".into()));
+        };
+        let payload = PushPayload::new(&card.card_id, pan, expiry, request.wallet);
+        let jwe = tmp_protocol::jwe::encrypt_json(&payload, &wallet_key).map_err(|e| MockError::Internal(e.into()))?;
+        let response = match request.wallet {
+            Wallet::ApplePay => SignCardResponse {
+                wallet: request.wallet,
+                apple_pay: Some(ApplePaySignOutput {
+                    encrypted_pass_data: jwe,
+                    activation_data: STANDARD.encode(uuid::Uuid::new_v4().as_bytes()),
+                    // Stands for the key agreement PassKit would do; the test wallet needs none.
+                    ephemeral_public_key: STANDARD.encode(wallet_key.thumbprint()),
+                }),
+                google_pay: None,
+            },
+            _ => SignCardResponse {
+                wallet: request.wallet,
+                apple_pay: None,
+                google_pay: Some(GooglePaySignOutput { opaque_payment_card: jwe }),
+            },
+        };
+        Ok((StatusCode::OK, Some(json!(response)), Vec::new()))
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn card_status(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    card_id: Path<String>,
+) -> Result<HttpResponse, MockError> {
+    let key = idempotency_key(&req)?;
+    let update: CardStatusUpdate = parse_body(&body)?;
+    idempotent(&mock, &req, &key, &body, |state| {
+        let (affected, effects) = state.set_card_status(&card_id, update.status, update.reason.as_deref())?;
+        let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
+        Ok((StatusCode::OK, Some(json!(ack)), effects))
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn replace(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    card_id: Path<String>,
+) -> Result<HttpResponse, MockError> {
+    let key = idempotency_key(&req)?;
+    let request: CardReplace = parse_body(&body)?;
+    check_id("newCardId", &request.new_card_id)?;
+    let data: ReplacementCardData = mock
+        .keys()
+        .tmp_api
+        .decrypt_json(&request.encrypted_payload)
+        .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
+    idempotent(&mock, &req, &key, &body, |state| {
+        let (affected, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry)?;
+        let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
+        Ok((StatusCode::OK, Some(json!(ack)), effects))
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn expiry(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    card_id: Path<String>,
+) -> Result<HttpResponse, MockError> {
+    let key = idempotency_key(&req)?;
+    let request: CardExpiryUpdate = parse_body(&body)?;
+    let data: ExpiryData = mock
+        .keys()
+        .tmp_api
+        .decrypt_json(&request.encrypted_payload)
+        .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
+    idempotent(&mock, &req, &key, &body, |state| {
+        let (affected, effects) = state.renew_card(&card_id, data.expiry)?;
+        let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
+        Ok((StatusCode::OK, Some(json!(ack)), effects))
+    })
+    .await
+}

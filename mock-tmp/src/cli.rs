@@ -1,0 +1,98 @@
+//! The `mock-tmp` command line. `mock-tmp --with-adapter` also starts `tmp-adapter` in-process
+//! with the repository's `config/` (environment `local`), so one command runs the kit locally.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, MockConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "mock-tmp", version, about = "A stateful stand-in for Verestro TMP and DataCore")]
+pub struct Cli {
+    /// The configuration file (every key is documented in it).
+    #[arg(long, default_value = "config/mock-tmp.yaml", env = "MOCK_TMP_CONFIG")]
+    pub config: PathBuf,
+    /// Also run tmp-adapter in this process, configured from `--adapter-config-dir`
+    /// (TMP_ADAPTER_ENV, `local` by default); the mock's `issuer.base_url` should point at it.
+    #[arg(long)]
+    pub with_adapter: bool,
+    /// The adapter's configuration directory (base.yaml + <environment>.yaml).
+    #[arg(long, default_value = "config")]
+    pub adapter_config_dir: PathBuf,
+    /// Print the embedded default configuration and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_default_config {
+        print!("{}", crate::config::DEFAULT_CONFIG_YAML);
+        return ExitCode::SUCCESS;
+    }
+    let config = match MockConfig::load(&cli.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log.format, &config.log.level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "mock-tmp failed");
+            eprintln!("mock-tmp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+    };
+}
+
+async fn run(cli: Cli, config: MockConfig) -> anyhow::Result<()> {
+    let adapter = if cli.with_adapter {
+        let settings = tmp_adapter::config::Settings::load(&cli.adapter_config_dir)?;
+        let app = tmp_adapter::startup::Application::build(settings).await?;
+        tracing::info!(port = app.port(), "tmp-adapter started in-process");
+        Some(app)
+    } else {
+        None
+    };
+    let mock = crate::start(config).await?;
+    tracing::info!(url = %mock.base_url(), "mock-tmp ready");
+    match adapter {
+        Some(adapter) => {
+            let adapter_handle = adapter.handle();
+            tokio::select! {
+                result = mock.run_until_stopped() => {
+                    adapter_handle.stop(true).await;
+                    result?;
+                }
+                result = adapter.run_until_stopped() => {
+                    result?;
+                    anyhow::bail!("tmp-adapter stopped");
+                }
+            }
+        }
+        None => mock.run_until_stopped().await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The shared state of one running mock: configuration, state, keys, journal, faults and the
+//! handle of the callback sender. Handlers, the simulator and the sender all work on it.
+
+use std::sync::{Arc, RwLock};
+
+use tmp_protocol::webhook::{Verifier, WebhookSecret};
+
+use crate::config::{MockConfig, SenderBehaviour};
+use crate::error::MockError;
+use crate::faults::Faults;
+use crate::journal::Journal;
+use crate::keys::MockKeys;
+use crate::sender::{Outbox, issuer::IssuerLink};
+use crate::state::persist::Persistence;
+use crate::state::{Effect, MockState};
+
+pub struct Mock {
+    pub config: MockConfig,
+    pub state: tokio::sync::Mutex<MockState>,
+    pub keys: RwLock<MockKeys>,
+    pub persistence: Option<Persistence>,
+    pub journal: Arc<Journal>,
+    pub faults: Arc<Faults>,
+    pub issuer: IssuerLink,
+    pub outbox: Outbox,
+    pub behaviour: RwLock<SenderBehaviour>,
+    /// Present when `auth.mode` requires HMAC signatures.
+    pub verifier: Option<Verifier>,
+}
+
+impl Mock {
+    pub fn new(
+        config: MockConfig,
+        state: MockState,
+        keys: MockKeys,
+        persistence: Option<Persistence>,
+        outbox: Outbox,
+    ) -> anyhow::Result<Mock> {
+        let journal = Arc::new(Journal::new(config.journal.capacity));
+        let faults = Arc::new(Faults::new(&config.faults));
+        let secrets =
+            config.issuer.hmac_secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let issuer = IssuerLink::new(&config.issuer, secrets, journal.clone(), faults.clone())?;
+        let verifier = if config.auth.mode.requires_hmac() {
+            let secrets =
+                config.auth.hmac_secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<Vec<_>, _>>()?;
+            Some(Verifier::new(secrets, std::time::Duration::from_secs(config.auth.timestamp_tolerance_secs)))
+        } else {
+            None
+        };
+        Ok(Mock {
+            behaviour: RwLock::new(config.sender.clone()),
+            config,
+            state: tokio::sync::Mutex::new(state),
+            keys: RwLock::new(keys),
+            persistence,
+            journal,
+            faults,
+            issuer,
+            outbox,
+            verifier,
+        })
+    }
+
+    pub fn keys(&self) -> std::sync::RwLockReadGuard<'_, MockKeys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn keys_mut(&self) -> std::sync::RwLockWriteGuard<'_, MockKeys> {
+        self.keys.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn sender_behaviour(&self) -> SenderBehaviour {
+        self.behaviour.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_sender_behaviour(&self, behaviour: SenderBehaviour) {
+        *self.behaviour.write().unwrap_or_else(|e| e.into_inner()) = behaviour;
+    }
+
+    /// Saves the state (when persistent), then queues the effects for the issuer: a callback
+    /// never announces a change that is not saved.
+    pub async fn commit(&self, state: &mut MockState, effects: Vec<Effect>) -> Result<(), MockError> {
+        self.save(state).await?;
+        for effect in effects {
+            self.outbox.push(effect);
+        }
+        Ok(())
+    }
+
+    pub async fn save(&self, state: &mut MockState) -> Result<(), MockError> {
+        if let Some(persistence) = &self.persistence {
+            state.keys = Some(self.keys().store().map_err(MockError::Internal)?);
+            let result = persistence.save(state).await;
+            state.keys = None;
+            result.map_err(MockError::Unavailable)?;
+        }
+        Ok(())
+    }
+}

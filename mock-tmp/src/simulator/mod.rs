@@ -1,0 +1,565 @@
+//! The simulator: what wallets, TSPs and cardholders do, driving the issuer as TMP does.
+//!
+//! A tokenization decides green / yellow / red:
+//! - approach `external`: the issuer decides through verify-card (and verify-CVC first where
+//!   the wallet requires a CVC check — Apple Pay), within `issuer.verify_card_deadline_ms`;
+//!   when the issuer misses the deadline or fails, the mock stands in with
+//!   `issuer.stand_in_decision` and records it;
+//! - approach `datacore`: the mock decides from DataCore (PAN present, card not blocked or
+//!   closed, expiry matches and not past) and the wallet's scores.
+//!
+//! Green creates an active token; yellow an inactive one plus an `ACTIVATION_CODE_DELIVERY`
+//! carrying a fresh OTP (the cardholder then types it: [`enter_otp`]); red creates none.
+
+pub mod push;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tmp_protocol::enums::{CvcResult, Decision, NotificationType, ProvisioningMethod, TokenStatus, Tsp, Wallet};
+use tmp_protocol::issuer_api::{
+    CardData, CardholderContact, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
+    VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
+};
+use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan};
+
+use crate::config::Approach;
+use crate::context::Mock;
+use crate::error::MockError;
+use crate::journal::{Direction, JournalEntry, Outcome};
+use crate::sender::issuer::Failure;
+use crate::state::{Effect, OtpChallenge, Token, Tokenization};
+
+/// Card data as the cardholder typed it into the wallet.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CardInput {
+    pub pan: Pan,
+    pub expiry: Expiry,
+    #[serde(default)]
+    pub cvc: Option<Cvc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestorInput {
+    pub id: String,
+    pub name: String,
+}
+
+/// `POST /_mock/v1/simulate/tokenizations`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenizeRequest {
+    #[serde(default)]
+    pub approach: Option<Approach>,
+    /// The card typed in; or, without it, the card TMP already holds under `cardId`.
+    #[serde(default)]
+    pub card: Option<CardInput>,
+    #[serde(default)]
+    pub card_id: Option<String>,
+    pub wallet: Wallet,
+    #[serde(default)]
+    pub tsp: Option<Tsp>,
+    #[serde(default)]
+    pub token_requestor: Option<RequestorInput>,
+    #[serde(default)]
+    pub wallet_score: Option<u8>,
+    #[serde(default)]
+    pub device_score: Option<u8>,
+    /// Defaults to one derived from the scores.
+    #[serde(default)]
+    pub wallet_recommendation: Option<Decision>,
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
+/// `POST /_mock/v1/simulate/wallet/push`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushRequest {
+    /// `encryptedPassData` (Apple Pay) or `opaquePaymentCard` (Google Pay) from `sign`.
+    pub payload: String,
+    #[serde(default)]
+    pub approach: Option<Approach>,
+    #[serde(default)]
+    pub tsp: Option<Tsp>,
+    #[serde(default)]
+    pub wallet_score: Option<u8>,
+    #[serde(default)]
+    pub device_score: Option<u8>,
+    #[serde(default)]
+    pub wallet_recommendation: Option<Decision>,
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
+/// The well-known token requestor of a wallet (TSP requestor ids as published for MDES).
+pub fn default_requestor(wallet: Wallet) -> TokenRequestor {
+    let (id, name) = match wallet {
+        Wallet::ApplePay => ("50110030273", "Apple Pay"),
+        Wallet::GooglePay => ("50120834693", "Google Pay"),
+        Wallet::SamsungPay => ("50139059239", "Samsung Pay"),
+        Wallet::Merchant => ("50182743648", "Merchant"),
+        Wallet::Other => ("50100000000", "Other"),
+    };
+    TokenRequestor { id: id.into(), name: name.into(), wallet }
+}
+
+/// The wallet's recommendation from its scores: both ≥ 3 → approve, a 2 → step up, a 1 → decline.
+pub fn recommendation(wallet_score: u8, device_score: u8) -> Decision {
+    match wallet_score.min(device_score) {
+        0 | 1 => Decision::Declined,
+        2 => Decision::RequireAdditionalAuthentication,
+        _ => Decision::Approved,
+    }
+}
+
+struct Attempt {
+    approach: Approach,
+    method: ProvisioningMethod,
+    wallet: Wallet,
+    tsp: Tsp,
+    requestor: TokenRequestor,
+    wallet_score: u8,
+    device_score: u8,
+    recommendation: Decision,
+    device_name: Option<String>,
+    card_id: Option<String>,
+    pan: Pan,
+    expiry: Expiry,
+    cvc: Option<Cvc>,
+}
+
+/// What decided, and on which card.
+struct Verdict {
+    decision: Decision,
+    reason: String,
+    card_id: Option<String>,
+    cardholder: Option<CardholderContact>,
+    stand_in_cause: Option<String>,
+    cvc_result: Option<CvcResult>,
+}
+
+fn score(field: &str, value: Option<u8>) -> Result<u8, MockError> {
+    let value = value.unwrap_or(5);
+    if !(1..=5).contains(&value) {
+        return Err(MockError::validation(format!("`{field}` must be 1 to 5")));
+    }
+    Ok(value)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, MockError> {
+    let wallet_score = score("walletScore", request.wallet_score)?;
+    let device_score = score("deviceScore", request.device_score)?;
+    let (pan, expiry, cvc, card_id) = match (request.card, &request.card_id) {
+        (Some(card), card_id) => (card.pan, card.expiry, card.cvc, card_id.clone()),
+        (None, Some(card_id)) => {
+            let state = mock.state.lock().await;
+            let card = state.cards.get(card_id).ok_or_else(|| MockError::NotFound(format!("no card `{card_id}`")))?;
+            match (&card.pan, &card.expiry) {
+                (Some(pan), Some(expiry)) => (pan.clone(), expiry.clone(), None, Some(card_id.clone())),
+                _ => return Err(MockError::Conflict("TMP holds no card data for this card: send `card`".into())),
+            }
+        }
+        (None, None) => return Err(MockError::validation("send `card` (what the cardholder typed) or `cardId`")),
+    };
+    let mut requestor = default_requestor(request.wallet);
+    if let Some(custom) = request.token_requestor {
+        requestor.id = custom.id;
+        requestor.name = custom.name;
+    }
+    let attempt = Attempt {
+        approach: request.approach.unwrap_or(mock.config.simulator.default_approach),
+        method: ProvisioningMethod::Manual,
+        wallet: request.wallet,
+        tsp: request.tsp.unwrap_or(Tsp::Mdes),
+        requestor,
+        wallet_score,
+        device_score,
+        recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
+        device_name: request.device_name,
+        card_id,
+        pan,
+        expiry,
+        cvc,
+    };
+    run(mock, attempt).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, MockError> {
+    let wallet_score = score("walletScore", request.wallet_score)?;
+    let device_score = score("deviceScore", request.device_score)?;
+    let payload: push::PushPayload =
+        mock.keys().wallet.decrypt_json(&request.payload).map_err(|e| MockError::bad_jwe("payload", e))?;
+    {
+        let mut state = mock.state.lock().await;
+        if !state.used_push_nonces.insert(payload.nonce.clone()) {
+            return Err(MockError::Conflict("this push payload was already used".into()));
+        }
+    }
+    let attempt = Attempt {
+        approach: request.approach.unwrap_or(mock.config.simulator.default_approach),
+        method: ProvisioningMethod::Push,
+        wallet: payload.wallet,
+        tsp: request.tsp.unwrap_or(Tsp::Mdes),
+        requestor: default_requestor(payload.wallet),
+        wallet_score,
+        device_score,
+        recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
+        device_name: request.device_name,
+        card_id: Some(payload.card_id.clone()),
+        pan: payload.pan,
+        expiry: payload.expiry,
+        cvc: None,
+    };
+    run(mock, attempt).await
+}
+
+async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, MockError> {
+    let tokenization_id = format!("tkn-{}", uuid::Uuid::new_v4().simple());
+    let verdict = match attempt.approach {
+        Approach::External => external(mock, &tokenization_id, &attempt).await,
+        Approach::Datacore => datacore(mock, &attempt).await,
+    };
+    let now = OffsetDateTime::now_utc();
+    let path = match verdict.decision {
+        Decision::Approved => "GREEN",
+        Decision::RequireAdditionalAuthentication => "YELLOW",
+        Decision::Declined => "RED",
+    };
+    let mut state = mock.state.lock().await;
+    let mut effects = Vec::new();
+    let mut token_view = None;
+    let mut otp_expires_at = None;
+    // A stand-in without a known card still needs a card reference for the token.
+    let card_id = verdict.card_id.clone().or_else(|| state.find_card_by_pan(&attempt.pan).map(|c| c.card_id.clone()));
+    let card_id = match (verdict.decision, card_id) {
+        (Decision::Declined, card_id) => card_id,
+        (_, Some(card_id)) => Some(card_id),
+        (_, None) => Some(format!("tmp-card-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])),
+    };
+    if verdict.decision != Decision::Declined
+        && let Some(card_id) = &card_id
+    {
+        let card = state.card_mut_or_create(card_id);
+        if card.pan.is_none() {
+            card.set_pan(attempt.pan.clone());
+        }
+        card.expiry.get_or_insert_with(|| attempt.expiry.clone());
+        if card.cardholder.is_none() {
+            card.cardholder = verdict.cardholder.clone();
+        }
+        let has_phone = card.cardholder.as_ref().is_some_and(|c| c.phone.is_some());
+        let prefix = if attempt.tsp == Tsp::Mdes { "DWSPMC" } else { "DNITHE" };
+        let token_id = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+        let green = verdict.decision == Decision::Approved;
+        let mut token = Token {
+            token_id: token_id.clone(),
+            card_id: card_id.clone(),
+            tsp: attempt.tsp,
+            token_requestor: attempt.requestor.clone(),
+            status: if green { TokenStatus::Active } else { TokenStatus::Inactive },
+            suspenders: Default::default(),
+            token_last4: format!("{:04}", rand::random_range(0..10_000u32)),
+            device_name: attempt.device_name.clone(),
+            tokenization_id: tokenization_id.clone(),
+            provisioning_method: attempt.method,
+            otp: None,
+            updated_at: now,
+        };
+        effects.push(Effect::TokenEvent {
+            token: token.info(),
+            previous: None,
+            reason: if green { "TOKENIZATION_APPROVED".into() } else { "TOKENIZATION_REQUIRES_ACTIVATION".into() },
+            at: now,
+        });
+        if !green {
+            let otp = new_otp(mock.config.simulator.otp_length);
+            let expires_at = now + Duration::from_secs(mock.config.simulator.otp_ttl_secs);
+            token.otp = Some(OtpChallenge::new(&token_id, &otp, expires_at));
+            otp_expires_at = Some(expires_at);
+            effects.push(Effect::Notification {
+                kind: NotificationType::ActivationCodeDelivery,
+                card_id: card_id.clone(),
+                token_id: Some(token_id.clone()),
+                token_requestor: Some(attempt.requestor.clone()),
+                otp: Some((otp, expires_at)),
+                has_phone,
+                at: now,
+            });
+        }
+        token_view = Some(token.view());
+        state.tokens.insert(token_id, token);
+    }
+    let record = Tokenization {
+        tokenization_id: tokenization_id.clone(),
+        at: now,
+        approach: attempt.approach,
+        provisioning_method: attempt.method,
+        wallet: attempt.wallet,
+        tsp: attempt.tsp,
+        card_id: card_id.clone(),
+        pan_last4: Some(attempt.pan.last4().to_owned()),
+        decision: verdict.decision,
+        path: path.into(),
+        reason: verdict.reason.clone(),
+        stand_in: verdict.stand_in_cause.is_some(),
+        stand_in_cause: verdict.stand_in_cause.clone(),
+        cvc_result: verdict.cvc_result.map(|r| r.as_str().to_owned()),
+        token_id: token_view.as_ref().and_then(|t| t["tokenId"].as_str().map(str::to_owned)),
+    };
+    state.tokenizations.push(record.clone());
+    mock.save(&mut state).await?;
+    let mut notification_id = None;
+    for effect in effects {
+        let is_code = matches!(&effect, Effect::Notification { kind: NotificationType::ActivationCodeDelivery, .. });
+        let id = mock.outbox.push(effect);
+        if is_code {
+            notification_id = Some(id);
+        }
+    }
+    let mut answer = json!(record);
+    answer["token"] = token_view.unwrap_or(Value::Null);
+    answer["activationNotificationId"] = json!(notification_id);
+    answer["otpExpiresAt"] = json!(otp_expires_at.map(crate::state::rfc3339));
+    Ok(answer)
+}
+
+fn new_otp(length: usize) -> Otp {
+    let digits: String = (0..length).map(|_| char::from(b'0' + rand::random_range(0..10u8))).collect();
+    // `length` is validated to 6..=8, so this always parses.
+    Otp::parse(&digits).unwrap_or_else(|_| Otp::parse("000000").expect("six digits"))
+}
+
+/// Approach `datacore`: TMP's own checks against the cards the issuer loaded.
+async fn datacore(mock: &Mock, attempt: &Attempt) -> Verdict {
+    let state = mock.state.lock().await;
+    let card = match &attempt.card_id {
+        Some(id) => state.cards.get(id).filter(|c| c.in_datacore && c.pan.as_ref() == Some(&attempt.pan)),
+        None => state.cards.values().find(|c| c.in_datacore && c.pan.as_ref() == Some(&attempt.pan)),
+    };
+    let verdict = |decision, reason: &str, card_id: Option<String>| Verdict {
+        decision,
+        reason: reason.into(),
+        card_id,
+        cardholder: None,
+        stand_in_cause: None,
+        cvc_result: None,
+    };
+    let Some(card) = card else {
+        return verdict(Decision::Declined, "CARD_NOT_FOUND", None);
+    };
+    let id = Some(card.card_id.clone());
+    use tmp_protocol::enums::IssuerCardStatus;
+    if card.replaced_by.is_some() || card.status == IssuerCardStatus::Closed {
+        return verdict(Decision::Declined, "CARD_CLOSED", id);
+    }
+    if card.status == IssuerCardStatus::Blocked {
+        return verdict(Decision::Declined, "CARD_BLOCKED", id);
+    }
+    if card.expiry.as_ref() != Some(&attempt.expiry) {
+        return verdict(Decision::Declined, "EXPIRY_MISMATCH", id);
+    }
+    if attempt.expiry.is_expired_at(OffsetDateTime::now_utc()) {
+        return verdict(Decision::Declined, "CARD_EXPIRED", id);
+    }
+    let reason = match attempt.recommendation {
+        Decision::Approved => "CARD_VERIFIED",
+        _ => "WALLET_RECOMMENDATION",
+    };
+    let mut v = verdict(attempt.recommendation, reason, id);
+    v.cardholder = card.cardholder.clone();
+    v
+}
+
+/// Approach `external`: the issuer decides; the mock stands in when it cannot.
+async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verdict {
+    let deadline = Duration::from_millis(mock.config.issuer.verify_card_deadline_ms);
+    let stand_in = |cause: String, reason: &str| Verdict {
+        decision: mock.config.issuer.stand_in_decision.at_least_as_strict_as(attempt.recommendation),
+        reason: reason.into(),
+        card_id: attempt.card_id.clone(),
+        cardholder: None,
+        stand_in_cause: Some(cause),
+        cvc_result: None,
+    };
+    let card = CardData { pan: attempt.pan.clone(), expiry: attempt.expiry.clone(), cvc: attempt.cvc.clone() };
+
+    // Apple Pay checks the CVC on its own before the card verification.
+    let mut cvc_result = None;
+    if attempt.wallet == Wallet::ApplePay && attempt.cvc.is_some() {
+        let request = |payload: String| VerifyCvcRequest {
+            token_requestor: Some(attempt.requestor.clone()),
+            encrypted_payload: payload,
+        };
+        let key = format!("{tokenization_id}-cvc");
+        match call::<_, VerifyCvcResponse>(mock, VERIFY_CVC_PATH, &key, tokenization_id, &card, request, deadline).await
+        {
+            Ok(answer) => {
+                cvc_result = Some(answer.cvc_result);
+                if answer.cvc_result != CvcResult::Match {
+                    return Verdict {
+                        decision: Decision::Declined,
+                        reason: format!("CVC_{}", answer.cvc_result.as_str()),
+                        card_id: answer.card_id,
+                        cardholder: None,
+                        stand_in_cause: None,
+                        cvc_result,
+                    };
+                }
+            }
+            Err(cause) => {
+                record_stand_in(mock, VERIFY_CVC_PATH, tokenization_id, &cause);
+                let reason = if cause.contains("deadline") { "STAND_IN_TIMEOUT" } else { "STAND_IN_UNAVAILABLE" };
+                return stand_in(cause, reason);
+            }
+        }
+    }
+
+    let request = |payload: String| VerifyCardRequest {
+        tokenization_id: tokenization_id.to_owned(),
+        tsp: attempt.tsp,
+        token_requestor: attempt.requestor.clone(),
+        provisioning_method: attempt.method,
+        wallet_recommendation: Some(attempt.recommendation),
+        wallet_score: Some(attempt.wallet_score),
+        device_score: Some(attempt.device_score),
+        encrypted_payload: payload,
+    };
+    match call::<_, VerifyCardResponse>(
+        mock,
+        VERIFY_CARD_PATH,
+        tokenization_id,
+        tokenization_id,
+        &card,
+        request,
+        deadline,
+    )
+    .await
+    {
+        Ok(answer) => Verdict {
+            decision: answer.decision,
+            reason: answer.reason.as_str().to_owned(),
+            card_id: answer.card_id,
+            cardholder: answer.cardholder,
+            stand_in_cause: answer.stand_in.then(|| "the issuer answered with its own stand-in".to_owned()),
+            cvc_result: cvc_result.or(Some(answer.cvc_result)),
+        },
+        Err(cause) => {
+            record_stand_in(mock, VERIFY_CARD_PATH, tokenization_id, &cause);
+            let reason = if cause.contains("deadline") { "STAND_IN_TIMEOUT" } else { "STAND_IN_UNAVAILABLE" };
+            stand_in(cause, reason)
+        }
+    }
+}
+
+fn record_stand_in(mock: &Mock, path: &str, tokenization_id: &str, cause: &str) {
+    let mut entry = JournalEntry::new(Direction::Sent, "POST", path, Outcome::StandIn);
+    entry.route = Some(path.to_owned());
+    entry.idempotency_key = Some(tokenization_id.to_owned());
+    entry.note = Some(format!("stand-in: {cause}"));
+    mock.journal.record(entry);
+    tracing::warn!(path, cause, "the issuer did not decide; standing in");
+}
+
+/// One verification call under the deadline: encrypts the card to the issuer's key (refetched
+/// once if the issuer refuses it), signs, posts, parses. Any failure is the stand-in's cause.
+async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+    mock: &Mock,
+    path: &str,
+    key: &str,
+    correlation_id: &str,
+    card: &CardData,
+    build: impl Fn(String) -> B,
+    deadline: Duration,
+) -> Result<R, String> {
+    let work = async {
+        let mut refresh = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let jwk = mock.issuer.encryption_key(refresh).await.map_err(|f| f.to_string())?;
+            let payload = tmp_protocol::jwe::encrypt_json(card, &jwk).map_err(|e| e.to_string())?;
+            let body = serde_json::to_vec(&build(payload)).map_err(|e| e.to_string())?;
+            match mock.issuer.post(path, key, correlation_id, &body, attempt).await {
+                Ok(answer) if answer.is_success() => {
+                    return serde_json::from_slice::<R>(&answer.body)
+                        .map_err(|_| "the issuer's answer does not follow the contract".to_owned());
+                }
+                Ok(answer) if !refresh && answer.error_code().as_deref() == Some("INVALID_ENCRYPTED_PAYLOAD") => {
+                    refresh = true;
+                }
+                Ok(answer) => return Err(format!("the issuer answered {}", answer.status)),
+                Err(Failure::Dropped) => return Err("the issuer dropped the connection".into()),
+                Err(failure) => return Err(failure.to_string()),
+            }
+        }
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("the issuer missed the {} ms deadline", deadline.as_millis())),
+    }
+}
+
+/// `POST /_mock/v1/simulate/tokens/{tokenId}/otp`: the cardholder types the activation code.
+#[tracing::instrument(skip_all)]
+pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, MockError> {
+    let now = OffsetDateTime::now_utc();
+    let max = mock.config.simulator.otp_max_attempts;
+    let mut state = mock.state.lock().await;
+    let token = state.tokens.get_mut(token_id).ok_or_else(|| MockError::NotFound(format!("no token `{token_id}`")))?;
+    let Some(challenge) = token.otp.as_mut().filter(|_| token.status == TokenStatus::Inactive) else {
+        return Err(MockError::Conflict("the token is not waiting for an activation code".into()));
+    };
+    if challenge.expires_at < now {
+        return Err(MockError::Conflict("the activation code has expired".into()));
+    }
+    let mut effects = Vec::new();
+    let result = if challenge.matches(token_id, otp) {
+        token.otp = None;
+        token.status = TokenStatus::Active;
+        token.updated_at = now;
+        effects.push(Effect::TokenEvent {
+            token: token.info(),
+            previous: Some(TokenStatus::Inactive),
+            reason: "ACTIVATION_CODE_VERIFIED".into(),
+            at: now,
+        });
+        effects.push(Effect::Notification {
+            kind: NotificationType::TokenActivated,
+            card_id: token.card_id.clone(),
+            token_id: Some(token.token_id.clone()),
+            token_requestor: Some(token.token_requestor.clone()),
+            otp: None,
+            has_phone: false,
+            at: now,
+        });
+        json!({"result": "ACCEPTED", "attemptsLeft": max})
+    } else {
+        challenge.wrong_attempts += 1;
+        let left = max.saturating_sub(challenge.wrong_attempts);
+        if left == 0 {
+            token.otp = None;
+            token.status = TokenStatus::Deactivated;
+            token.updated_at = now;
+            effects.push(Effect::TokenEvent {
+                token: token.info(),
+                previous: Some(TokenStatus::Inactive),
+                reason: "ACTIVATION_CODE_ATTEMPTS_EXCEEDED".into(),
+                at: now,
+            });
+            json!({"result": "ATTEMPTS_EXCEEDED", "attemptsLeft": 0})
+        } else {
+            json!({"result": "WRONG_CODE", "attemptsLeft": left})
+        }
+    };
+    let mut answer = result;
+    answer["token"] = token.view();
+    mock.commit(&mut state, effects).await?;
+    Ok(answer)
+}

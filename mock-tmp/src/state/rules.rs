@@ -1,0 +1,353 @@
+//! The automated token lifecycle, as TMP applies it:
+//!
+//! - card **blocked** → its active tokens are suspended, with the block recorded as one of the
+//!   token's suspenders (a token already suspended gets the block added);
+//! - card **unblocked** → the block is lifted; a token resumes only when nobody else (issuer,
+//!   cardholder) still holds it suspended — the multi-suspender rule;
+//! - card **closed** → its tokens are deactivated and `CARD_REMOVED_BY_ISSUER` is sent;
+//! - card **replaced** → its tokens move to the new card;
+//! - card **renewed** → the expiry is updated (tokens keep working; the issuer hears of it).
+//!
+//! Every status change becomes a token event for the issuer.
+
+use std::collections::BTreeSet;
+
+use time::OffsetDateTime;
+use tmp_protocol::enums::{IssuerCardStatus, NotificationType, TokenStatus};
+use tmp_protocol::sensitive::{Expiry, Pan};
+use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenInfo};
+
+use super::{Card, Effect, MockState, Suspender, Token};
+use crate::error::MockError;
+
+fn suspender(initiator: ActionInitiator) -> Suspender {
+    match initiator {
+        ActionInitiator::Issuer => Suspender::Issuer,
+        ActionInitiator::Cardholder => Suspender::Cardholder,
+    }
+}
+
+/// Changes a token's status and records the event.
+fn set_status(token: &mut Token, status: TokenStatus, reason: &str, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+    let previous = token.status;
+    token.status = status;
+    token.updated_at = now;
+    if status != TokenStatus::Suspended {
+        token.suspenders.clear();
+    }
+    effects.push(Effect::TokenEvent { token: token.info(), previous: Some(previous), reason: reason.into(), at: now });
+}
+
+impl MockState {
+    fn token_mut(&mut self, token_id: &str) -> Result<&mut Token, MockError> {
+        self.tokens.get_mut(token_id).ok_or_else(|| MockError::NotFound(format!("no token `{token_id}`")))
+    }
+
+    /// A card the mock knows (it has a record or tokens), or 404.
+    fn known_card(&mut self, card_id: &str) -> Result<&mut Card, MockError> {
+        if !self.cards.contains_key(card_id) && !self.tokens.values().any(|t| t.card_id == card_id) {
+            return Err(MockError::NotFound(format!("no card `{card_id}`")));
+        }
+        Ok(self.card_mut_or_create(card_id))
+    }
+
+    /// `POST /tmp-api/v1/tokens/{tokenId}/{action}`.
+    pub fn token_action(
+        &mut self,
+        token_id: &str,
+        action: TokenAction,
+        initiator: ActionInitiator,
+        reason: &str,
+    ) -> Result<(TokenInfo, Vec<Effect>), MockError> {
+        let now = OffsetDateTime::now_utc();
+        let card_blocked = {
+            let card_id = self.token_mut(token_id)?.card_id.clone();
+            self.cards.get(&card_id).is_some_and(|c| c.status == IssuerCardStatus::Blocked)
+        };
+        let token = self.token_mut(token_id)?;
+        let who = suspender(initiator);
+        let mut effects = Vec::new();
+        let conflict = |what: &str| {
+            Err(MockError::Conflict(format!("cannot {what} a token that is {}", token_status_word(token.status))))
+        };
+        match action {
+            TokenAction::Activate => {
+                if token.status != TokenStatus::Inactive {
+                    return conflict("activate");
+                }
+                if card_blocked {
+                    return Err(MockError::Conflict("the card is blocked".into()));
+                }
+                token.otp = None;
+                set_status(token, TokenStatus::Active, reason, now, &mut effects);
+            }
+            TokenAction::Suspend => match token.status {
+                TokenStatus::Active => {
+                    set_status(token, TokenStatus::Suspended, reason, now, &mut effects);
+                    token.suspenders.insert(who);
+                }
+                // Already suspended: this party now holds it too; nothing changes on the wire.
+                TokenStatus::Suspended if !token.suspenders.contains(&who) => {
+                    token.suspenders.insert(who);
+                    token.updated_at = now;
+                }
+                _ => return conflict("suspend"),
+            },
+            TokenAction::Resume => {
+                if token.status != TokenStatus::Suspended || !token.suspenders.contains(&who) {
+                    return Err(MockError::Conflict(format!(
+                        "the token is not suspended by the {}",
+                        if who == Suspender::Issuer { "issuer" } else { "cardholder" }
+                    )));
+                }
+                token.suspenders.remove(&who);
+                token.updated_at = now;
+                if token.suspenders.is_empty() {
+                    set_status(token, TokenStatus::Active, reason, now, &mut effects);
+                }
+            }
+            TokenAction::Deactivate => {
+                if token.status == TokenStatus::Deactivated {
+                    return conflict("deactivate");
+                }
+                token.otp = None;
+                set_status(token, TokenStatus::Deactivated, reason, now, &mut effects);
+            }
+        }
+        Ok((token.info(), effects))
+    }
+
+    /// `POST /tmp-api/v1/cards/{cardId}/status` and `PATCH /lifecycle/v1/cards/{cardId}`.
+    /// Returns how many tokens changed.
+    pub fn set_card_status(
+        &mut self,
+        card_id: &str,
+        status: IssuerCardStatus,
+        reason: Option<&str>,
+    ) -> Result<(u32, Vec<Effect>), MockError> {
+        let now = OffsetDateTime::now_utc();
+        let card = self.known_card(card_id)?;
+        if card.status == IssuerCardStatus::Closed && status != IssuerCardStatus::Closed {
+            return Err(MockError::Conflict("a closed card cannot change status".into()));
+        }
+        card.status = status;
+        card.updated_at = now;
+        let mut effects = Vec::new();
+        let mut affected = 0;
+        for token_id in self.tokens_of(card_id) {
+            let Some(token) = self.tokens.get_mut(&token_id) else { continue };
+            let before = effects.len();
+            match status {
+                IssuerCardStatus::Blocked => match token.status {
+                    TokenStatus::Active => {
+                        set_status(token, TokenStatus::Suspended, reason.unwrap_or("CARD_BLOCKED"), now, &mut effects);
+                        token.suspenders.insert(Suspender::CardBlock);
+                    }
+                    TokenStatus::Suspended => {
+                        token.suspenders.insert(Suspender::CardBlock);
+                    }
+                    _ => {}
+                },
+                IssuerCardStatus::Active => {
+                    if token.status == TokenStatus::Suspended && token.suspenders.remove(&Suspender::CardBlock) {
+                        token.updated_at = now;
+                        if token.suspenders.is_empty() {
+                            set_status(
+                                token,
+                                TokenStatus::Active,
+                                reason.unwrap_or("CARD_UNBLOCKED"),
+                                now,
+                                &mut effects,
+                            );
+                        }
+                    }
+                }
+                IssuerCardStatus::Closed => {
+                    if token.status != TokenStatus::Deactivated {
+                        token.otp = None;
+                        set_status(token, TokenStatus::Deactivated, reason.unwrap_or("CARD_CLOSED"), now, &mut effects);
+                        effects.push(Effect::Notification {
+                            kind: NotificationType::CardRemovedByIssuer,
+                            card_id: card_id.to_owned(),
+                            token_id: Some(token.token_id.clone()),
+                            token_requestor: Some(token.token_requestor.clone()),
+                            otp: None,
+                            has_phone: false,
+                            at: now,
+                        });
+                    }
+                }
+            }
+            if effects.len() > before {
+                affected += 1;
+            }
+        }
+        Ok((affected, effects))
+    }
+
+    /// `POST /tmp-api/v1/cards/{cardId}/replace` and `POST /lifecycle/v1/cards/{cardId}/replace`:
+    /// the new card takes the old card's tokens (and its status and contact).
+    pub fn replace_card(
+        &mut self,
+        card_id: &str,
+        new_card_id: &str,
+        pan: Pan,
+        expiry: Expiry,
+    ) -> Result<(u32, Vec<Effect>), MockError> {
+        let now = OffsetDateTime::now_utc();
+        if card_id == new_card_id {
+            return Err(MockError::validation("`newCardId` must differ from the card being replaced"));
+        }
+        if self.cards.contains_key(new_card_id) {
+            return Err(MockError::Conflict(format!("card `{new_card_id}` already exists")));
+        }
+        let old = self.known_card(card_id)?;
+        if old.replaced_by.is_some() {
+            return Err(MockError::Conflict("the card was already replaced".into()));
+        }
+        old.replaced_by = Some(new_card_id.to_owned());
+        old.updated_at = now;
+        let mut new = Card::new(new_card_id, old.status);
+        new.cardholder = old.cardholder.clone();
+        new.product_category = old.product_category.clone();
+        new.in_datacore = old.in_datacore;
+        new.set_pan(pan);
+        new.expiry = Some(expiry);
+        self.cards.insert(new_card_id.to_owned(), new);
+        let mut effects = Vec::new();
+        let mut affected = 0;
+        for token_id in self.tokens_of(card_id) {
+            let Some(token) = self.tokens.get_mut(&token_id) else { continue };
+            if token.status == TokenStatus::Deactivated {
+                continue;
+            }
+            token.card_id = new_card_id.to_owned();
+            token.updated_at = now;
+            affected += 1;
+            effects.push(Effect::TokenEvent {
+                token: token.info(),
+                previous: Some(token.status),
+                reason: "CARD_REPLACED".into(),
+                at: now,
+            });
+        }
+        Ok((affected, effects))
+    }
+
+    /// `POST /tmp-api/v1/cards/{cardId}/expiry` and a PATCH with a new expiry.
+    pub fn renew_card(&mut self, card_id: &str, expiry: Expiry) -> Result<(u32, Vec<Effect>), MockError> {
+        let now = OffsetDateTime::now_utc();
+        let card = self.known_card(card_id)?;
+        card.expiry = Some(expiry);
+        card.updated_at = now;
+        let mut effects = Vec::new();
+        for token_id in self.tokens_of(card_id) {
+            let Some(token) = self.tokens.get_mut(&token_id) else { continue };
+            if token.status == TokenStatus::Deactivated {
+                continue;
+            }
+            token.updated_at = now;
+            effects.push(Effect::TokenEvent {
+                token: token.info(),
+                previous: Some(token.status),
+                reason: "CARD_RENEWED".into(),
+                at: now,
+            });
+        }
+        Ok((effects.len() as u32, effects))
+    }
+
+    /// The cardholder removed the card from the wallet.
+    pub fn remove_by_cardholder(&mut self, token_id: &str) -> Result<(TokenInfo, Vec<Effect>), MockError> {
+        let now = OffsetDateTime::now_utc();
+        let token = self.token_mut(token_id)?;
+        if token.status == TokenStatus::Deactivated {
+            return Err(MockError::Conflict("the token is already deactivated".into()));
+        }
+        let mut effects = Vec::new();
+        token.otp = None;
+        set_status(token, TokenStatus::Deactivated, "CUSTOMER_REQUEST", now, &mut effects);
+        effects.push(Effect::Notification {
+            kind: NotificationType::CardRemovedByCustomer,
+            card_id: token.card_id.clone(),
+            token_id: Some(token.token_id.clone()),
+            token_requestor: Some(token.token_requestor.clone()),
+            otp: None,
+            has_phone: false,
+            at: now,
+        });
+        Ok((token.info(), effects))
+    }
+}
+
+fn token_status_word(status: TokenStatus) -> &'static str {
+    match status {
+        TokenStatus::Inactive => "inactive",
+        TokenStatus::Active => "active",
+        TokenStatus::Suspended => "suspended",
+        TokenStatus::Deactivated => "deactivated",
+    }
+}
+
+/// Suspenders as a set, for tests and views.
+pub fn suspenders(token: &Token) -> BTreeSet<Suspender> {
+    token.suspenders.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tmp_protocol::enums::{ProvisioningMethod, Tsp, Wallet};
+    use tmp_protocol::issuer_api::TokenRequestor;
+
+    fn state_with_token(status: TokenStatus) -> MockState {
+        let mut state = MockState::default();
+        state.card_mut_or_create("card-1");
+        state.tokens.insert(
+            "tok-1".into(),
+            Token {
+                token_id: "tok-1".into(),
+                card_id: "card-1".into(),
+                tsp: Tsp::Mdes,
+                token_requestor: TokenRequestor {
+                    id: "50120834693".into(),
+                    name: "Google Pay".into(),
+                    wallet: Wallet::GooglePay,
+                },
+                status,
+                suspenders: BTreeSet::new(),
+                token_last4: "1234".into(),
+                device_name: None,
+                tokenization_id: "tkn-1".into(),
+                provisioning_method: ProvisioningMethod::Manual,
+                otp: None,
+                updated_at: OffsetDateTime::now_utc(),
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn unblock_keeps_a_token_the_cardholder_also_suspended() {
+        let mut state = state_with_token(TokenStatus::Active);
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        state.token_action("tok-1", TokenAction::Suspend, ActionInitiator::Cardholder, "lost phone").unwrap();
+        let (affected, effects) = state.set_card_status("card-1", IssuerCardStatus::Active, None).unwrap();
+        assert_eq!((affected, effects.len()), (0, 0));
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Suspended);
+        assert_eq!(suspenders(&state.tokens["tok-1"]), BTreeSet::from([Suspender::Cardholder]));
+        state.token_action("tok-1", TokenAction::Resume, ActionInitiator::Cardholder, "found").unwrap();
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Active);
+    }
+
+    #[test]
+    fn forbidden_transitions_conflict() {
+        let mut state = state_with_token(TokenStatus::Deactivated);
+        let err = state.token_action("tok-1", TokenAction::Resume, ActionInitiator::Issuer, "x").unwrap_err();
+        assert!(matches!(err, MockError::Conflict(_)));
+        assert!(matches!(
+            state.token_action("nope", TokenAction::Resume, ActionInitiator::Issuer, "x").unwrap_err(),
+            MockError::NotFound(_)
+        ));
+    }
+}

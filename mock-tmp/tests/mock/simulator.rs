@@ -1,0 +1,282 @@
+//! Every simulator path against the real adapter, in both approaches, asserting both sides.
+
+use serde_json::json;
+use tmp_protocol::enums::TokenStatus;
+
+use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, PAN_BLOCKED, PAN_DATACORE};
+
+fn cvc(kit: &Kit, pan: &str) -> String {
+    let pan = tmp_protocol::sensitive::Pan::parse(pan).expect("pan");
+    let expiry = tmp_protocol::sensitive::Expiry::parse(EXPIRY).expect("expiry");
+    kit.adapter_keys.cvk.as_ref().expect("cvk").cvc2(&pan, &expiry).expose().to_owned()
+}
+
+#[tokio::test]
+async fn external_green_google_pay_manual() {
+    let kit = Kit::spawn().await;
+    let token_id = kit.green_token().await;
+    assert_eq!(kit.mock_token(&token_id).await["status"], "ACTIVE");
+    let mirror = kit.adapter_token(&token_id).await;
+    assert_eq!(
+        (mirror.status, mirror.card_id.as_str(), mirror.wallet.as_str()),
+        (TokenStatus::Active, "card-active", "GOOGLE_PAY")
+    );
+    let decisions = kit.store.decisions_for_card("card-active", 10).await.expect("audit");
+    assert_eq!(decisions.len(), 1);
+    assert_eq!((decisions[0].operation.as_str(), decisions[0].decision.as_str()), ("verify_card", "APPROVED"));
+    // The journal never holds the PAN.
+    let journal = kit.get("/_mock/v1/requests").await.to_string();
+    assert!(!journal.contains(PAN_ACTIVE) && journal.contains("************1111"), "{journal}");
+}
+
+#[tokio::test]
+async fn external_green_apple_pay_checks_the_cvc_first() {
+    let kit = Kit::spawn().await;
+    let cvc = cvc(&kit, PAN_ACTIVE);
+    let answer = kit
+        .simulate(
+            json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY, "cvc": cvc}, "wallet": "APPLE_PAY", "tsp": "VTS"}),
+        )
+        .await;
+    assert_eq!((answer["path"].as_str(), answer["cvcResult"].as_str()), (Some("GREEN"), Some("MATCH")), "{answer}");
+    kit.mock.wait_idle().await;
+    let token_id = answer["tokenId"].as_str().expect("token");
+    assert!(token_id.starts_with("DNITHE"));
+    let mirror = kit.adapter_token(token_id).await;
+    assert_eq!((mirror.status, mirror.wallet.as_str(), mirror.tsp.as_str()), (TokenStatus::Active, "APPLE_PAY", "VTS"));
+    let mut operations: Vec<_> = kit
+        .store
+        .decisions_for_card("card-active", 10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|d| d.operation)
+        .collect();
+    operations.sort();
+    assert_eq!(operations, ["verify_card", "verify_cvc"]);
+    assert!(!kit.get("/_mock/v1/requests").await.to_string().contains(&format!("\"{cvc}\"")));
+}
+
+#[tokio::test]
+async fn external_apple_pay_with_a_wrong_cvc_is_red() {
+    let kit = Kit::spawn().await;
+    let right = cvc(&kit, PAN_ACTIVE);
+    let wrong = if right == "000" { "111" } else { "000" };
+    let answer =
+        kit.simulate(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY, "cvc": wrong}, "wallet": "APPLE_PAY"})).await;
+    assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some("CVC_NO_MATCH")), "{answer}");
+    assert!(answer["token"].is_null());
+}
+
+/// Yellow: ACTIVATION_CODE_DELIVERY reaches the adapter; the cardholder types what it got.
+async fn yellow(kit: &Kit, body: serde_json::Value) -> (String, String) {
+    let answer = kit.simulate(body).await;
+    assert_eq!(answer["path"], "YELLOW", "{answer}");
+    kit.mock.wait_idle().await;
+    let token_id = answer["tokenId"].as_str().expect("token").to_owned();
+    assert_eq!(kit.adapter_token(&token_id).await.status, TokenStatus::Inactive);
+    let notification_id = answer["activationNotificationId"].as_str().expect("notification id");
+    let n = kit.store.find_notification(notification_id).await.expect("store").expect("notification");
+    assert_eq!(n.notification_type, "ACTIVATION_CODE_DELIVERY");
+    assert_eq!(n.token_id.as_deref(), Some(token_id.as_str()));
+    let otp = kit.delivered_otp(notification_id).await;
+    assert_eq!(otp.len(), 6);
+    (token_id, otp)
+}
+
+async fn right_otp_activates(kit: &Kit, token_id: &str, otp: &str) {
+    let answer = kit.control(&format!("/_mock/v1/simulate/tokens/{token_id}/otp"), json!({"otp": otp})).await;
+    assert_eq!(answer["result"], "ACCEPTED", "{answer}");
+    kit.mock.wait_idle().await;
+    assert_eq!(kit.mock_token(token_id).await["status"], "ACTIVE");
+    assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
+    let activated = kit.sent(tmp_protocol::issuer_api::NOTIFICATIONS_PATH).await;
+    let activated = activated.iter().find(|e| e["body"]["type"] == "TOKEN_ACTIVATED").expect("TOKEN_ACTIVATED sent");
+    let id = activated["body"]["notificationId"].as_str().expect("id");
+    let stored = kit.store.find_notification(id).await.expect("store").expect("stored");
+    assert_eq!(stored.token_id.as_deref(), Some(token_id));
+}
+
+async fn wrong_otps_deactivate(kit: &Kit, token_id: &str, otp: &str) {
+    let wrong = if otp == "000000" { "111111" } else { "000000" };
+    for left in [2, 1] {
+        let answer = kit.control(&format!("/_mock/v1/simulate/tokens/{token_id}/otp"), json!({"otp": wrong})).await;
+        assert_eq!((answer["result"].as_str(), answer["attemptsLeft"].as_u64()), (Some("WRONG_CODE"), Some(left)));
+    }
+    let answer = kit.control(&format!("/_mock/v1/simulate/tokens/{token_id}/otp"), json!({"otp": wrong})).await;
+    assert_eq!(answer["result"], "ATTEMPTS_EXCEEDED");
+    kit.mock.wait_idle().await;
+    assert_eq!(kit.mock_token(token_id).await["status"], "DEACTIVATED");
+    assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Deactivated);
+    // Even the right code is refused now.
+    let late = kit
+        .client
+        .post(format!("{}/_mock/v1/simulate/tokens/{token_id}/otp", kit.mock_url))
+        .json(&json!({"otp": otp}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(late.status(), 409);
+}
+
+#[tokio::test]
+async fn external_yellow_with_the_right_otp() {
+    let kit = Kit::spawn().await;
+    let body = json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY", "walletScore": 2});
+    let (token_id, otp) = yellow(&kit, body).await;
+    let decisions = kit.store.decisions_for_card("card-active", 10).await.expect("audit");
+    assert_eq!(decisions[0].decision, "REQUIRE_ADDITIONAL_AUTHENTICATION");
+    right_otp_activates(&kit, &token_id, &otp).await;
+}
+
+#[tokio::test]
+async fn external_yellow_with_wrong_otps() {
+    let kit = Kit::spawn().await;
+    let body = json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY", "deviceScore": 2});
+    let (token_id, otp) = yellow(&kit, body).await;
+    wrong_otps_deactivate(&kit, &token_id, &otp).await;
+}
+
+#[tokio::test]
+async fn external_red_for_a_blocked_card() {
+    let kit = Kit::spawn().await;
+    let answer = kit.simulate(json!({"card": {"pan": PAN_BLOCKED, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY"})).await;
+    assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some("CARD_BLOCKED")), "{answer}");
+    assert!(answer["token"].is_null());
+    kit.mock.wait_idle().await;
+    assert!(kit.get("/_mock/v1/tokens").await["tokens"].as_array().expect("tokens").is_empty());
+    let decisions = kit.store.decisions_for_card("card-blocked", 10).await.expect("audit");
+    assert_eq!(decisions[0].decision, "DECLINED");
+    assert!(kit.sent(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH).await.is_empty());
+}
+
+#[tokio::test]
+async fn datacore_green_apple_pay_without_calling_verify_card() {
+    let kit = Kit::spawn().await;
+    kit.load_datacore_card("dc-1", PAN_DATACORE, EXPIRY, "ACTIVE").await;
+    let answer = kit
+        .simulate(
+            json!({"approach": "datacore", "card": {"pan": PAN_DATACORE, "expiry": EXPIRY}, "wallet": "APPLE_PAY"}),
+        )
+        .await;
+    assert_eq!((answer["path"].as_str(), answer["cardId"].as_str()), (Some("GREEN"), Some("dc-1")), "{answer}");
+    kit.mock.wait_idle().await;
+    let token_id = answer["tokenId"].as_str().expect("token");
+    assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
+    assert!(kit.sent(tmp_protocol::issuer_api::VERIFY_CARD_PATH).await.is_empty());
+    assert!(kit.store.decisions_for_card("dc-1", 10).await.expect("audit").is_empty());
+}
+
+#[tokio::test]
+async fn datacore_yellow_right_then_wrong_otp() {
+    let kit = Kit::spawn().await;
+    kit.load_datacore_card("dc-1", PAN_DATACORE, EXPIRY, "ACTIVE").await;
+    let body = json!({"approach": "datacore", "cardId": "dc-1", "wallet": "GOOGLE_PAY", "walletScore": 2});
+    let (token_id, otp) = yellow(&kit, body.clone()).await;
+    right_otp_activates(&kit, &token_id, &otp).await;
+    let (token_id, otp) = yellow(&kit, body).await;
+    wrong_otps_deactivate(&kit, &token_id, &otp).await;
+}
+
+#[tokio::test]
+async fn datacore_red_for_unknown_blocked_or_mismatching_cards() {
+    let kit = Kit::spawn().await;
+    kit.load_datacore_card("dc-1", PAN_DATACORE, EXPIRY, "BLOCKED").await;
+    for (card, reason) in [
+        (json!({"pan": PAN_DATACORE, "expiry": EXPIRY}), "CARD_BLOCKED"),
+        (json!({"pan": PAN_ACTIVE, "expiry": EXPIRY}), "CARD_NOT_FOUND"),
+    ] {
+        let answer = kit.simulate(json!({"approach": "datacore", "card": card, "wallet": "GOOGLE_PAY"})).await;
+        assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some(reason)), "{answer}");
+    }
+    kit.load_datacore_card("dc-2", "5105105105105100", EXPIRY, "ACTIVE").await;
+    let answer = kit
+        .simulate(json!({"approach": "datacore", "card": {"pan": "5105105105105100", "expiry": "11/30"}, "wallet": "SAMSUNG_PAY"}))
+        .await;
+    assert_eq!(answer["reason"], "EXPIRY_MISMATCH", "{answer}");
+    kit.mock.wait_idle().await;
+    assert!(kit.sent(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH).await.is_empty());
+}
+
+/// `sign` as the issuer's app calls it, then the wallet hands the payload back.
+async fn push(kit: &Kit, card_id: &str, wallet: &str, approach: &str) -> serde_json::Value {
+    let sign = match wallet {
+        "APPLE_PAY" => {
+            json!({"wallet": wallet, "applePay": {"certificates": ["MIIB"], "nonce": "0a0b", "nonceSignature": "0c0d"}})
+        }
+        _ => json!({"wallet": wallet, "googlePay": {"clientDeviceId": "dev-1"}}),
+    };
+    let response =
+        kit.signed(reqwest::Method::POST, &format!("/tmp-api/v1/cards/{card_id}/sign")).json(&sign).send().await;
+    let signed = crate::helpers::expect_json(response, 200).await;
+    let payload = signed["applePay"]["encryptedPassData"]
+        .as_str()
+        .or(signed["googlePay"]["opaquePaymentCard"].as_str())
+        .expect("payload")
+        .to_owned();
+    assert_eq!(payload.split('.').count(), 5, "a compact JWE");
+    let answer = kit.control("/_mock/v1/simulate/wallet/push", json!({"payload": payload, "approach": approach})).await;
+    // A payload is single use.
+    let again = kit
+        .client
+        .post(format!("{}/_mock/v1/simulate/wallet/push", kit.mock_url))
+        .json(&json!({"payload": payload}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.status(), 409);
+    kit.mock.wait_idle().await;
+    answer
+}
+
+#[tokio::test]
+async fn push_google_pay_in_both_approaches() {
+    let kit = Kit::spawn().await;
+    kit.control("/_mock/v1/cards", json!({"cardId": "card-active", "pan": PAN_ACTIVE, "expiry": EXPIRY})).await;
+    let answer = push(&kit, "card-active", "GOOGLE_PAY", "external").await;
+    assert_eq!(
+        (answer["path"].as_str(), answer["provisioningMethod"].as_str()),
+        (Some("GREEN"), Some("PUSH")),
+        "{answer}"
+    );
+    let token_id = answer["tokenId"].as_str().expect("token");
+    assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
+    assert_eq!(kit.store.decisions_for_card("card-active", 10).await.expect("audit")[0].decision, "APPROVED");
+
+    kit.load_datacore_card("dc-1", PAN_DATACORE, EXPIRY, "ACTIVE").await;
+    let answer = push(&kit, "dc-1", "GOOGLE_PAY", "datacore").await;
+    assert_eq!(answer["path"], "GREEN", "{answer}");
+    assert_eq!(kit.adapter_token(answer["tokenId"].as_str().expect("token")).await.card_id, "dc-1");
+}
+
+#[tokio::test]
+async fn push_apple_pay_in_both_approaches() {
+    let kit = Kit::spawn().await;
+    kit.load_datacore_card("dc-1", PAN_DATACORE, EXPIRY, "ACTIVE").await;
+    let answer = push(&kit, "dc-1", "APPLE_PAY", "datacore").await;
+    assert_eq!(answer["path"], "GREEN", "{answer}");
+    assert_eq!(kit.adapter_token(answer["tokenId"].as_str().expect("token")).await.wallet, "APPLE_PAY");
+
+    // External: the adapter's APPLE_PAY policy requires a CVC even for push provisioning,
+    // where the wallet has none, so today the issuer declines (CVC_REQUIRED).
+    kit.control("/_mock/v1/cards", json!({"cardId": "card-active", "pan": PAN_ACTIVE, "expiry": EXPIRY})).await;
+    let answer = push(&kit, "card-active", "APPLE_PAY", "external").await;
+    assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some("CVC_REQUIRED")), "{answer}");
+}
+
+#[tokio::test]
+async fn push_apple_pay_external_is_green_when_the_policy_allows_push_without_cvc() {
+    let kit = Kit::spawn_with(
+        |settings| {
+            if let Some(policy) = settings.policy.wallets.get_mut("APPLE_PAY") {
+                policy.require_cvc = false;
+            }
+        },
+        |_| {},
+    )
+    .await;
+    kit.control("/_mock/v1/cards", json!({"cardId": "card-active", "pan": PAN_ACTIVE, "expiry": EXPIRY})).await;
+    let answer = push(&kit, "card-active", "APPLE_PAY", "external").await;
+    assert_eq!(answer["path"], "GREEN", "{answer}");
+    assert_eq!(kit.adapter_token(answer["tokenId"].as_str().expect("token")).await.status, TokenStatus::Active);
+}

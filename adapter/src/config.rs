@@ -215,7 +215,8 @@ pub struct CvcPolicySettings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestorPolicy {
-    /// Decline when no CVC is sent (Apple Pay requires one).
+    /// Decline manual provisioning when no CVC is sent (Apple Pay requires one). Push
+    /// provisioning starts in the issuer's app and carries no CVC, so it is exempt.
     pub require_cvc: bool,
     /// `REQUIRE_ADDITIONAL_AUTHENTICATION` when the wallet or device score (1–5) is below this;
     /// 0 disables step-up by score.

@@ -2,7 +2,7 @@
 //! DECLINED`, per token requestor, never more permissive than the wallet's recommendation.
 //! Pure: everything it needs is in [`DecisionInput`], so every path is unit-tested.
 
-use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus};
+use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus, ProvisioningMethod};
 use tmp_protocol::issuer_api::DecisionReason;
 
 use crate::config::RequestorPolicy;
@@ -24,6 +24,9 @@ pub enum CardOutcome {
 pub struct DecisionInput {
     pub card: CardOutcome,
     pub cvc: CvcResult,
+    /// Push provisioning starts in the issuer's own app, where the cardholder is already
+    /// authenticated, and carries no CVC: `require_cvc` applies to manual provisioning only.
+    pub provisioning: ProvisioningMethod,
     /// Tokens of the card that are not deactivated.
     pub live_tokens: u32,
     pub wallet_score: Option<u8>,
@@ -83,7 +86,9 @@ fn issuer_decision(policy: &RequestorPolicy, input: &DecisionInput) -> (Decision
     match input.cvc {
         CvcResult::AttemptsExceeded => return declined(R::CvcAttemptsExceeded),
         CvcResult::NoMatch => return declined(R::CvcNoMatch),
-        CvcResult::NotProvided if policy.require_cvc => return declined(R::CvcRequired),
+        CvcResult::NotProvided if policy.require_cvc && input.provisioning == ProvisioningMethod::Manual => {
+            return declined(R::CvcRequired);
+        }
         CvcResult::NotProvided | CvcResult::Match => {}
     }
     if input.live_tokens >= policy.max_live_tokens_per_card {
@@ -122,6 +127,7 @@ mod tests {
         DecisionInput {
             card,
             cvc: CvcResult::Match,
+            provisioning: ProvisioningMethod::Manual,
             live_tokens: 0,
             wallet_score: Some(5),
             device_score: Some(5),
@@ -181,6 +187,8 @@ mod tests {
         assert_eq!(decide_for(i), (Decision::Approved, DecisionReason::CardVerified));
         let strict = RequestorPolicy { require_cvc: true, ..policy() };
         assert_eq!(decide(&strict, &i).reason, DecisionReason::CvcRequired);
+        i.provisioning = ProvisioningMethod::Push;
+        assert_eq!(decide(&strict, &i).decision, Decision::Approved, "push provisioning carries no CVC");
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl CardVerifier {
                 let input = DecisionInput {
                     card: outcome,
                     cvc: answer.cvc,
+                    provisioning: request.provisioning_method,
                     live_tokens: answer.live_tokens,
                     wallet_score: request.wallet_score,
                     device_score: request.device_score,

@@ -257,24 +257,8 @@ async fn push_apple_pay_in_both_approaches() {
     assert_eq!(answer["path"], "GREEN", "{answer}");
     assert_eq!(kit.adapter_token(answer["tokenId"].as_str().expect("token")).await.wallet, "APPLE_PAY");
 
-    // External: the adapter's APPLE_PAY policy requires a CVC even for push provisioning,
-    // where the wallet has none, so today the issuer declines (CVC_REQUIRED).
-    kit.control("/_mock/v1/cards", json!({"cardId": "card-active", "pan": PAN_ACTIVE, "expiry": EXPIRY})).await;
-    let answer = push(&kit, "card-active", "APPLE_PAY", "external").await;
-    assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some("CVC_REQUIRED")), "{answer}");
-}
-
-#[tokio::test]
-async fn push_apple_pay_external_is_green_when_the_policy_allows_push_without_cvc() {
-    let kit = Kit::spawn_with(
-        |settings| {
-            if let Some(policy) = settings.policy.wallets.get_mut("APPLE_PAY") {
-                policy.require_cvc = false;
-            }
-        },
-        |_| {},
-    )
-    .await;
+    // External: the adapter requires a CVC from Apple Pay for manual provisioning only; a push
+    // starts in the issuer's app and carries none.
     kit.control("/_mock/v1/cards", json!({"cardId": "card-active", "pan": PAN_ACTIVE, "expiry": EXPIRY})).await;
     let answer = push(&kit, "card-active", "APPLE_PAY", "external").await;
     assert_eq!(answer["path"], "GREEN", "{answer}");

@@ -160,26 +160,9 @@ pub fn pan_aad(card_id: &str) -> Vec<u8> {
 }
 
 fn parse_json_line(line: &str) -> Result<CardLine, String> {
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line)).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = inner.to_string();
-                let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
-                // Keep our own parsers' messages and serde's structural ones; drop anything
-                // that could quote the value.
-                if message.starts_with("invalid type")
-                    || message.starts_with("invalid value")
-                    || message.starts_with("unknown variant")
-                {
-                    format!("`{path}` has an invalid value")
-                } else {
-                    format!("`{path}`: {message}")
-                }
-            }
-            _ => "not a valid JSON object".to_owned(),
-        }
+    tmp_protocol::json::parse(line.as_bytes(), "").map_err(|e| match e {
+        tmp_protocol::json::JsonError::Syntax(_) => "not a valid JSON object".to_owned(),
+        tmp_protocol::json::JsonError::Shape(m) => m,
     })
 }
 

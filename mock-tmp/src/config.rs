@@ -104,6 +104,14 @@ pub struct KeysConfig {
 pub struct IssuerConfig {
     /// Base URL of the issuer's Issuer API (the adapter).
     pub base_url: String,
+    /// With an `https` base URL: trust only the CA(s) in this PEM file for the issuer's server
+    /// certificate (unset: the platform's trust store).
+    pub ca_file: Option<PathBuf>,
+    /// With an `https` base URL: the client certificate chain (PEM) presented to the issuer,
+    /// as Verestro does toward an issuer that authenticates TMP by mTLS. Needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key of `client_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub client_key_file: Option<PathBuf>,
     /// Secrets every callback is signed with (one `v1,` entry each).
     pub hmac_secrets: Vec<String>,
     /// Per-attempt HTTP timeout of callbacks.
@@ -248,6 +256,13 @@ impl MockConfig {
         }
         if !(self.issuer.base_url.starts_with("http://") || self.issuer.base_url.starts_with("https://")) {
             return fail("issuer.base_url must be an http(s) URL");
+        }
+        if self.issuer.client_cert_file.is_some() != self.issuer.client_key_file.is_some() {
+            return fail("issuer.client_cert_file and issuer.client_key_file must be set together");
+        }
+        let issuer_tls = self.issuer.ca_file.is_some() || self.issuer.client_cert_file.is_some();
+        if issuer_tls && !self.issuer.base_url.starts_with("https://") {
+            return fail("issuer.ca_file and issuer.client_cert_file / client_key_file need an https issuer.base_url");
         }
         if self.issuer.request_timeout_ms == 0 || self.issuer.verify_card_deadline_ms == 0 {
             return fail("issuer.request_timeout_ms and issuer.verify_card_deadline_ms must be positive");

@@ -10,6 +10,7 @@ pub mod enums;
 pub mod error;
 pub mod headers;
 pub mod issuer_api;
+pub mod json;
 pub mod jwe;
 pub mod jwk;
 pub mod lifecycle_api;

@@ -111,7 +111,8 @@ impl Kit {
         point_keys_at(&mut settings, &shared_key_dir());
         adapter(&mut settings);
         let app = Application::build(settings.clone()).await.expect("adapter starts");
-        let adapter_url = format!("http://127.0.0.1:{}", app.port());
+        let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
+        let adapter_url = format!("{scheme}://127.0.0.1:{}", app.port());
         let adapter_handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         let adapter_keys = KeyMaterial::load(&settings).expect("keys");

@@ -3,5 +3,6 @@
 mod contract;
 mod helpers;
 mod lifecycle;
+mod mtls;
 mod sender;
 mod simulator;

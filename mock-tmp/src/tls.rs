@@ -56,7 +56,11 @@ pub fn client_config(ca_file: &Path, identity: Option<ClientIdentity<'_>>) -> an
         Some(identity) => builder
             .with_client_auth_cert(load_certs(identity.cert_file)?, load_key(identity.key_file)?)
             .with_context(|| {
-                format!("{} and {} are not a usable certificate and key", identity.cert_file.display(), identity.key_file.display())
+                format!(
+                    "{} and {} are not a usable certificate and key",
+                    identity.cert_file.display(),
+                    identity.key_file.display()
+                )
             }),
         None => Ok(builder.with_no_client_auth()),
     }

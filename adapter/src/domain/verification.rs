@@ -149,8 +149,10 @@ impl CardVerifier {
         };
         let outcome = outcome_of(Some(&facts), card, now);
         let cvc = match &card.cvc {
-            Some(cvc) if policy::card_is_usable(outcome) => self.check_cvc_counted(&facts, &card.pan, cvc, now).await?,
-            Some(_) | None => NOT_CHECKED,
+            _ if !policy::card_is_usable(outcome) => NOT_CHECKED,
+            Some(cvc) => self.check_cvc_counted(&facts, &card.pan, cvc, now).await?,
+            None if self.locked_out(&facts.card_id, now).await? => CvcResult::AttemptsExceeded,
+            None => NOT_CHECKED,
         };
         let live_tokens = self.store.count_live_tokens(&facts.card_id).await?;
         Ok(SourceAnswer { card: Some(facts), cvc, live_tokens })
@@ -164,18 +166,31 @@ impl CardVerifier {
         cvc: &Cvc,
         now: OffsetDateTime,
     ) -> Result<CvcResult, anyhow::Error> {
-        let window = time::Duration::seconds(self.policy.cvc.lockout_window_secs as i64);
-        let failures = self.store.cvc_failures(&facts.card_id, now, window).await?;
-        if failures >= self.policy.cvc.max_attempts {
+        let window = self.lockout_window();
+        let reserved =
+            self.store.reserve_cvc_attempt(&facts.card_id, now, window, self.policy.cvc.max_attempts).await?;
+        if reserved.is_none() {
             return Ok(CvcResult::AttemptsExceeded);
         }
+        // The attempt is already counted as a failure: a check that errors or times out keeps
+        // counting against the card, which errs on the side of the cardholder's security.
         if self.timed("verify_cvc", self.source.check_cvc(facts, pan, cvc)).await? {
             self.store.clear_cvc_failures(&facts.card_id).await?;
             Ok(CvcResult::Match)
         } else {
-            self.store.record_cvc_failure(&facts.card_id, now, window).await?;
             Ok(CvcResult::NoMatch)
         }
+    }
+
+    fn lockout_window(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.policy.cvc.lockout_window_secs).unwrap_or(i64::MAX))
+    }
+
+    /// Whether the card is locked out by earlier wrong CVCs (checked even when no CVC is sent:
+    /// a card under attack must not be tokenized by a requestor that doesn't ask for one).
+    async fn locked_out(&self, card_id: &str, now: OffsetDateTime) -> Result<bool, anyhow::Error> {
+        let failures = self.store.cvc_failures(card_id, now, self.lockout_window()).await?;
+        Ok(failures >= self.policy.cvc.max_attempts)
     }
 
     async fn timed<T>(

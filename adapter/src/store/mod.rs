@@ -196,10 +196,19 @@ pub trait Store: Send + Sync + 'static {
     // ---- CVC attempt counting (per card, with a lockout window) ----
     /// Failures counted in the current window (0 when the window has passed).
     async fn cvc_failures(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32>;
-    /// Atomically counts one failure: restarts the window when it has passed. Returns the
-    /// failures in the window after counting this one.
-    async fn record_cvc_failure(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32>;
-    /// A match clears the counter.
+    /// Atomically reserves one attempt before a CVC is checked: counts it as a failure
+    /// (restarting the window when it has passed) unless `max_attempts` are already counted in
+    /// the window, in which case nothing changes and `None` (locked out) is returned. Counting
+    /// before checking is what stops parallel guesses from all being checked; a match then
+    /// clears the counter.
+    async fn reserve_cvc_attempt(
+        &self,
+        card_id: &str,
+        now: OffsetDateTime,
+        window: time::Duration,
+        max_attempts: u32,
+    ) -> StoreResult<Option<u32>>;
+    /// A match clears the counter (reservations of attempts still in flight included).
     async fn clear_cvc_failures(&self, card_id: &str) -> StoreResult<()>;
 
     // ---- decisions (audit) ----

@@ -251,9 +251,16 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn record_cvc_failure(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32> {
-        // One statement: the upsert locks the row, so concurrent failures serialise.
-        let failures: i32 = sqlx::query_scalar(
+    async fn reserve_cvc_attempt(
+        &self,
+        card_id: &str,
+        now: OffsetDateTime,
+        window: time::Duration,
+        max_attempts: u32,
+    ) -> StoreResult<Option<u32>> {
+        // One statement: the upsert locks the row, so concurrent attempts serialise and at most
+        // `max_attempts` of them get a reservation inside one window.
+        let failures: Option<i32> = sqlx::query_scalar(
             "INSERT INTO cvc_attempts (card_id, failures, window_started_at) VALUES ($1, 1, $2) \
              ON CONFLICT (card_id) DO UPDATE SET \
               failures = CASE WHEN cvc_attempts.window_started_at <= $3 THEN 1 \
@@ -261,14 +268,16 @@ impl Store for PostgresStore {
               window_started_at = CASE WHEN cvc_attempts.window_started_at <= $3 \
                                        THEN excluded.window_started_at \
                                        ELSE cvc_attempts.window_started_at END \
+             WHERE cvc_attempts.window_started_at <= $3 OR cvc_attempts.failures < $4 \
              RETURNING failures",
         )
         .bind(card_id)
         .bind(normalize_ts(now))
         .bind(normalize_ts(rows::window_cutoff(now, window)))
-        .fetch_one(&self.pool)
+        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .fetch_optional(&self.pool)
         .await?;
-        rows::count_u32(failures.into(), "CVC failures")
+        failures.map(|f| rows::count_u32(f.into(), "CVC failures")).transpose()
     }
 
     #[tracing::instrument(skip_all)]

@@ -38,7 +38,8 @@ pub(super) fn opt_sqlite_ts(t: Option<OffsetDateTime>) -> Option<String> {
 
 /// `now - window`: a window that started at or before this instant has passed.
 pub(super) fn window_cutoff(now: OffsetDateTime, window: time::Duration) -> OffsetDateTime {
-    now - window
+    // Saturates instead of panicking on an absurd window (config bounds it anyway).
+    now.checked_sub(window).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 pub(super) fn card_status(s: &str) -> StoreResult<IssuerCardStatus> {

@@ -272,9 +272,16 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn record_cvc_failure(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32> {
-        // One statement: SQLite runs it under the write lock, so concurrent failures serialise.
-        let failures: i64 = sqlx::query_scalar(
+    async fn reserve_cvc_attempt(
+        &self,
+        card_id: &str,
+        now: OffsetDateTime,
+        window: time::Duration,
+        max_attempts: u32,
+    ) -> StoreResult<Option<u32>> {
+        // One statement: SQLite runs it under the write lock, so concurrent attempts serialise
+        // and at most `max_attempts` of them get a reservation inside one window.
+        let failures: Option<i64> = sqlx::query_scalar(
             "INSERT INTO cvc_attempts (card_id, failures, window_started_at) VALUES (?1, 1, ?2) \
              ON CONFLICT (card_id) DO UPDATE SET \
               failures = CASE WHEN cvc_attempts.window_started_at <= ?3 THEN 1 \
@@ -282,14 +289,16 @@ impl Store for SqliteStore {
               window_started_at = CASE WHEN cvc_attempts.window_started_at <= ?3 \
                                        THEN excluded.window_started_at \
                                        ELSE cvc_attempts.window_started_at END \
+             WHERE cvc_attempts.window_started_at <= ?3 OR cvc_attempts.failures < ?4 \
              RETURNING failures",
         )
         .bind(card_id)
         .bind(sqlite_ts(now))
         .bind(sqlite_ts(rows::window_cutoff(now, window)))
-        .fetch_one(&self.pool)
+        .bind(i64::from(max_attempts))
+        .fetch_optional(&self.pool)
         .await?;
-        rows::count_u32(failures, "CVC failures")
+        failures.map(|f| rows::count_u32(f, "CVC failures")).transpose()
     }
 
     #[tracing::instrument(skip_all)]

@@ -209,11 +209,11 @@ async fn cvc_failures_count_within_the_window() {
         assert_eq!(store.cvc_failures("card-1", T0, window).await.unwrap(), 0, "{b}");
         for expected in 1..=3 {
             let now = T0 + Duration::minutes(expected.into());
-            assert_eq!(store.record_cvc_failure("card-1", now, window).await.unwrap(), expected, "{b}");
+            assert_eq!(store.reserve_cvc_attempt("card-1", now, window, 100).await.unwrap(), Some(expected), "{b}");
         }
         assert_eq!(store.cvc_failures("card-1", T0 + Duration::minutes(4), window).await.unwrap(), 3, "{b}");
         // Other cards are counted apart.
-        assert_eq!(store.record_cvc_failure("card-2", T0, window).await.unwrap(), 1, "{b}");
+        assert_eq!(store.reserve_cvc_attempt("card-2", T0, window, 100).await.unwrap(), Some(1), "{b}");
 
         // The window started at the first failure (T0 + 1 min): just before its end it still
         // counts, at its end it has passed.
@@ -222,8 +222,12 @@ async fn cvc_failures_count_within_the_window() {
         assert_eq!(store.cvc_failures("card-1", just_before, window).await.unwrap(), 3, "{b}");
         assert_eq!(store.cvc_failures("card-1", end, window).await.unwrap(), 0, "{b}");
         // A failure in a passed window restarts the count and the window.
-        assert_eq!(store.record_cvc_failure("card-1", end, window).await.unwrap(), 1, "{b}");
-        assert_eq!(store.record_cvc_failure("card-1", end + Duration::minutes(29), window).await.unwrap(), 2, "{b}");
+        assert_eq!(store.reserve_cvc_attempt("card-1", end, window, 100).await.unwrap(), Some(1), "{b}");
+        assert_eq!(
+            store.reserve_cvc_attempt("card-1", end + Duration::minutes(29), window, 100).await.unwrap(),
+            Some(2),
+            "{b}"
+        );
         assert_eq!(store.cvc_failures("card-1", end + Duration::minutes(29), window).await.unwrap(), 2, "{b}");
         assert_eq!(store.cvc_failures("card-1", end + window, window).await.unwrap(), 0, "{b}");
 
@@ -232,7 +236,11 @@ async fn cvc_failures_count_within_the_window() {
         store.clear_cvc_failures("card-1").await.unwrap();
         store.clear_cvc_failures("card-unknown").await.unwrap();
         assert_eq!(store.cvc_failures("card-1", end + Duration::minutes(30), window).await.unwrap(), 0, "{b}");
-        assert_eq!(store.record_cvc_failure("card-1", end + Duration::minutes(30), window).await.unwrap(), 1, "{b}");
+        assert_eq!(
+            store.reserve_cvc_attempt("card-1", end + Duration::minutes(30), window, 100).await.unwrap(),
+            Some(1),
+            "{b}"
+        );
         assert_eq!(store.cvc_failures("card-2", T0, window).await.unwrap(), 1, "{b}");
     }
 }
@@ -246,17 +254,44 @@ async fn concurrent_cvc_failures_are_all_counted() {
             .map(|i| {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
-                    store.record_cvc_failure("card-race", T0 + Duration::milliseconds(i), window).await
+                    store.reserve_cvc_attempt("card-race", T0 + Duration::milliseconds(i), window, 100).await
                 })
             })
             .collect();
         let mut seen = Vec::new();
         for task in tasks {
-            seen.push(task.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e:?}")));
+            seen.push(task.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e:?}")).expect("under the limit"));
         }
         seen.sort_unstable();
         assert_eq!(seen, (1..=20).collect::<Vec<u32>>(), "{b}: each failure saw a distinct count");
         assert_eq!(store.cvc_failures("card-race", T0 + Duration::seconds(1), window).await.unwrap(), 20, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_attempts_get_at_most_max_reservations() {
+    let window = Duration::hours(1);
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store.reserve_cvc_attempt("card-guess", T0 + Duration::milliseconds(i), window, 3).await
+                })
+            })
+            .collect();
+        let mut reserved = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e:?}")).is_some() {
+                reserved += 1;
+            }
+        }
+        assert_eq!(reserved, 3, "{b}: only max_attempts guesses may be checked");
+        assert_eq!(store.cvc_failures("card-guess", T0 + Duration::seconds(1), window).await.unwrap(), 3, "{b}");
+        // Once the window has passed, a new attempt is reserved and restarts the count.
+        let later = T0 + window + Duration::seconds(1);
+        assert_eq!(store.reserve_cvc_attempt("card-guess", later, window, 3).await.unwrap(), Some(1), "{b}");
     }
 }
 

@@ -315,3 +315,28 @@ async fn failing_processor_bridge_yields_the_configured_stand_in() {
     }
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_cvc_guesses_are_limited_and_a_locked_card_is_declined_without_a_cvc() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let right = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let guesses: Vec<String> = (0..30).map(|i| format!("{i:03}")).filter(|g| *g != right).take(20).collect();
+        let requests = guesses.iter().map(|guess| {
+            let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(guess)), "GOOGLE_PAY");
+            let app = &app;
+            async move { expect_json(app.request(VERIFY).json(&body).send().await, 200).await }
+        });
+        let answers = futures_util::future::join_all(requests).await;
+        let checked = answers.iter().filter(|a| a["cvcResult"] == "NO_MATCH").count();
+        let refused = answers.iter().filter(|a| a["cvcResult"] == "ATTEMPTS_EXCEEDED").count();
+        assert_eq!(checked, 3, "{}: only max_attempts guesses may reach the check", db.backend);
+        assert_eq!(refused, 17, "{}", db.backend);
+        // The lockout holds when the next requestor sends no CVC at all.
+        let no_cvc = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(no_cvc["decision"], "DECLINED", "{}: {no_cvc}", db.backend);
+        assert_eq!(no_cvc["cvcResult"], "ATTEMPTS_EXCEEDED");
+        app.stop().await;
+    }
+}

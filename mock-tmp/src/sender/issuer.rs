@@ -16,8 +16,8 @@ use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
 
 use crate::config::IssuerConfig;
 use crate::faults::Faults;
-use crate::tls::ClientIdentity;
 use crate::journal::{Direction, Journal, JournalEntry, Outcome, mask_bytes};
+use crate::tls::ClientIdentity;
 
 /// An HTTP answer from the issuer (any status).
 #[derive(Debug, Clone)]
@@ -213,7 +213,11 @@ fn issuer_client(config: &IssuerConfig) -> anyhow::Result<reqwest::Client> {
             pem.push(b'\n');
             pem.extend(read(identity.key_file)?);
             let identity = reqwest::Identity::from_pem(&pem).with_context(|| {
-                format!("{} and {} are not a usable certificate and key", identity.cert_file.display(), identity.key_file.display())
+                format!(
+                    "{} and {} are not a usable certificate and key",
+                    identity.cert_file.display(),
+                    identity.key_file.display()
+                )
             })?;
             builder.identity(identity)
         }

@@ -44,7 +44,8 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, file);
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.ca).expect("signed");
-        let (cert_file, key_file) = (self.dir.path().join(format!("{file}.pem")), self.dir.path().join(format!("{file}.key")));
+        let (cert_file, key_file) =
+            (self.dir.path().join(format!("{file}.pem")), self.dir.path().join(format!("{file}.key")));
         std::fs::write(&cert_file, cert.pem()).expect("write cert");
         std::fs::write(&key_file, key.serialize_pem()).expect("write key");
         (cert_file, key_file)
@@ -103,12 +104,8 @@ async fn the_tmp_api_over_mtls_admits_only_client_certificates_from_the_configur
     // and the TMP API answers the contract's 401.
     kit.client = client(&pki.ca_file(), None);
     expect_error(tokens_unsigned(&kit).await.expect("answered"), 401, "UNAUTHENTICATED").await;
-    expect_error(
-        kit.signed(Method::GET, "/tmp-api/v1/cards/card-active/tokens").send().await,
-        401,
-        "UNAUTHENTICATED",
-    )
-    .await;
+    expect_error(kit.signed(Method::GET, "/tmp-api/v1/cards/card-active/tokens").send().await, 401, "UNAUTHENTICATED")
+        .await;
     let keys = kit.client.get(format!("{}/tmp-api/v1/public-key", kit.mock_url)).send().await.expect("public key");
     assert_eq!(keys.status(), 200);
     assert_eq!(kit.get("/_mock/v1/tokens").await["tokens"][0]["status"], "SUSPENDED");
@@ -136,6 +133,7 @@ async fn hmac_and_mtls_requires_both_the_certificate_and_the_signature() {
     )
     .await;
     kit.client = client(&pki.ca_file(), Some(&identity));
+    kit.control("/_mock/v1/cards", json!({"cardId": "card-active", "pan": PAN_ACTIVE, "expiry": EXPIRY})).await;
     expect_error(tokens_unsigned(&kit).await.expect("answered"), 401, "MISSING_SIGNATURE").await;
     expect_json(kit.signed(Method::GET, "/tmp-api/v1/cards/card-active/tokens").send().await, 200).await;
     kit.client = client(&pki.ca_file(), None);

@@ -128,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("configuration is valid");
             println!("  environment: {:?}", settings.environment);
             println!("  listen: {}:{}", settings.server.host, settings.server.port);
-            println!("  database: {}", redact_url(&settings.database.url));
+            println!("  database: {}", crate::config::redact_url(&settings.database.url));
             println!("  auth: {:?} ({} HMAC secret(s))", settings.auth.mode, settings.auth.hmac_secrets.len());
             println!("  card source: {:?}", settings.card_source.kind);
             println!("  JWE keys: {}", settings.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "));
@@ -179,18 +179,4 @@ fn generate_key(kind: KeyKind, out: Option<&std::path::Path>) -> anyhow::Result<
     write_private(out, contents.as_bytes())?;
     println!("wrote {} (mode 0600)", out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// A database URL without its password.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }

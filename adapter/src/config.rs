@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub port: u16,
     /// Largest accepted request body; larger ones get 413.
     pub body_limit_bytes: usize,
+    /// How long a request body may take to arrive; slower → 408.
+    pub body_read_timeout_secs: u64,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
     /// Serve HTTPS (and mTLS when `client_ca_file` is set) instead of plain HTTP.
@@ -70,7 +72,7 @@ pub struct TlsSettings {
     pub client_ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://./data/tmp-adapter.db` (created on first start) or `postgres://…`.
@@ -113,7 +115,7 @@ impl AuthMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub mode: AuthMode,
@@ -175,7 +177,7 @@ pub struct LocalRegistrySettings {
     pub cvk_file: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessorBridgeSettings {
     /// Base URL of the bridge, e.g. `https://processor.internal:9443`.
@@ -232,6 +234,61 @@ pub struct HousekeepingSettings {
     pub interval_secs: u64,
     /// How long idempotency records are kept (TMP's retries must fall inside this).
     pub idempotency_retention_hours: u64,
+}
+
+// Settings holding secrets print them masked: a `?settings` in a log line must not leak.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("mode", &self.mode)
+            .field("hmac_secrets", &format_args!("[{} secret(s)]", self.hmac_secrets.len()))
+            .field("timestamp_tolerance_secs", &self.timestamp_tolerance_secs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ProcessorBridgeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorBridgeSettings")
+            .field("base_url", &self.base_url)
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// A database URL without its password (in the userinfo or a `password=` parameter).
+pub fn redact_url(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    if let Some((base, query)) = out.clone().split_once('?') {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}?{}", query.join("&"));
+    }
+    out
 }
 
 /// A configuration that cannot run, with the key at fault.
@@ -329,8 +386,20 @@ impl Settings {
         if self.policy.deadline_ms == 0 {
             return fail("policy.deadline_ms must be positive".into());
         }
-        if self.policy.cvc.max_attempts == 0 {
-            return fail("policy.cvc.max_attempts must be at least 1".into());
+        if self.policy.cvc.max_attempts == 0 || self.policy.cvc.max_attempts > 100 {
+            return fail("policy.cvc.max_attempts must be between 1 and 100".into());
+        }
+        if !(60..=31 * 86_400).contains(&self.policy.cvc.lockout_window_secs) {
+            return fail("policy.cvc.lockout_window_secs must be between 60 and 2678400 (31 days)".into());
+        }
+        if self.policy.deadline_ms > 60_000 {
+            return fail("policy.deadline_ms must be at most 60000".into());
+        }
+        if !(1..=600).contains(&self.server.body_read_timeout_secs) {
+            return fail("server.body_read_timeout_secs must be between 1 and 600".into());
+        }
+        if !(1..=24 * 90).contains(&self.housekeeping.idempotency_retention_hours) {
+            return fail("housekeeping.idempotency_retention_hours must be between 1 and 2160 (90 days)".into());
         }
         for wallet in self.policy.wallets.keys() {
             if !matches!(wallet.as_str(), "APPLE_PAY" | "GOOGLE_PAY" | "SAMSUNG_PAY" | "MERCHANT" | "OTHER") {
@@ -375,11 +444,19 @@ impl Settings {
                 "production: keys.generate_missing_in must be unset (development keys are refused)".into(),
             ));
         }
-        if self.auth.hmac_secrets.iter().any(|s| DEVELOPMENT_HMAC_SECRETS.contains(&s.as_str())) {
+        if self.auth.hmac_secrets.iter().any(|s| is_development_secret(s)) {
             return Err(ConfigError("production: auth.hmac_secrets holds the development secret".into()));
         }
-        if self.log.level.contains("debug") || self.log.level.contains("trace") {
-            return Err(ConfigError("production: log.level must not be debug or trace".into()));
+        if self.card_source.processor_bridge.hmac_secret.as_deref().is_some_and(is_development_secret) {
+            return Err(ConfigError(
+                "production: card_source.processor_bridge.hmac_secret is the development secret".into(),
+            ));
+        }
+        // Parsed, not pattern-matched: `DEBUG`, `5` or `tmp_adapter=trace` are all debug-or-finer.
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|_| ConfigError("log.level is not a valid filter directive".into()))?;
+        if filter.max_level_hint().is_none_or(|level| level > tracing::level_filters::LevelFilter::INFO) {
+            return Err(ConfigError("production: log.level must not enable debug or trace".into()));
         }
         if self.card_source.kind == CardSourceKind::ProcessorBridge
             && !self.card_source.processor_bridge.base_url.starts_with("https://")
@@ -407,9 +484,45 @@ impl Settings {
     }
 }
 
+/// Whether `secret` is a development secret, however it is written (with or without the
+/// `whsec_` prefix or padding): the decoded bytes are compared.
+fn is_development_secret(secret: &str) -> bool {
+    use tmp_protocol::webhook::WebhookSecret;
+    let Ok(candidate) = WebhookSecret::parse(secret) else { return false };
+    DEVELOPMENT_HMAC_SECRETS
+        .iter()
+        .filter_map(|dev| WebhookSecret::parse(dev).ok())
+        .any(|dev| dev.expose() == candidate.expose())
+}
+
 impl PolicySettings {
     /// The policy for a token requestor: its own entry, else its wallet's, else the default.
     pub fn for_requestor(&self, requestor_id: &str, wallet: &str) -> &RequestorPolicy {
         self.token_requestors.get(requestor_id).or_else(|| self.wallets.get(wallet)).unwrap_or(&self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://app:s3cret@db/x"), "postgres://app:***@db/x");
+        assert_eq!(
+            redact_url("postgres://db/x?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/x?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://./data/a.db"), "sqlite://./data/a.db");
+    }
+
+    #[test]
+    fn development_secrets_are_recognised_however_written() {
+        let dev = DEVELOPMENT_HMAC_SECRETS[0];
+        assert!(is_development_secret(dev));
+        assert!(is_development_secret(dev.trim_start_matches("whsec_")));
+        assert!(is_development_secret(dev.trim_start_matches("whsec_").trim_end_matches('=')));
+        let (_, fresh) = tmp_protocol::webhook::WebhookSecret::generate();
+        assert!(!is_development_secret(&fresh));
     }
 }

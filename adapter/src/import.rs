@@ -74,13 +74,26 @@ pub async fn run(settings: &Settings, file: &Path, options: ImportOptions) -> an
     })?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let keys = KeyMaterial::load(settings)?;
-    let (records, problems) = parse(&text, format, &keys.data_keys, &keys.fingerprinter)?;
+    let (lines, mut problems) = parse(&text, format, &keys.data_keys, &keys.fingerprinter)?;
+    let store = crate::store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    // A PAN already registered under another card id is a bad line too, reported before
+    // anything is written (the store would refuse the whole batch).
+    let mut records = Vec::with_capacity(lines.len());
+    for (line, record) in lines {
+        match store.find_card_by_fingerprint(&record.pan_fingerprint).await? {
+            Some(existing) if existing.card_id != record.card_id => problems.push(LineProblem {
+                line,
+                message: format!("this PAN is already registered under card id `{}`", existing.card_id),
+            }),
+            _ => records.push(record),
+        }
+    }
+    problems.sort_by_key(|p| p.line);
     let mut report = ImportReport { imported: 0, problems };
     if !report.problems.is_empty() && !options.skip_invalid {
         return Ok(report);
     }
-    let store = crate::store::connect(&settings.database.url, 1).await?;
-    store.migrate().await?;
     report.imported = store.upsert_cards(&records).await.context("writing the cards")?;
     Ok(report)
 }
@@ -93,13 +106,13 @@ fn format_from_extension(file: &Path) -> Option<ImportFormat> {
     }
 }
 
-/// Turns the file into registry records and a list of bad lines.
+/// Turns the file into registry records (with their line numbers) and a list of bad lines.
 pub fn parse(
     text: &str,
     format: ImportFormat,
     data_keys: &DataKeyRing,
     fingerprinter: &Arc<Fingerprinter>,
-) -> anyhow::Result<(Vec<CardRecord>, Vec<LineProblem>)> {
+) -> anyhow::Result<(Vec<(usize, CardRecord)>, Vec<LineProblem>)> {
     let lines: Vec<(usize, Result<CardLine, String>)> = match format {
         ImportFormat::Jsonl => text
             .lines()
@@ -136,19 +149,22 @@ pub fn parse(
             continue;
         }
         let sealed = data_keys.encrypt(card.pan.expose().as_bytes(), &pan_aad(&card.card_id));
-        records.push(CardRecord {
-            card_id: card.card_id,
-            pan_fingerprint: fingerprint,
-            pan_ciphertext: sealed.bytes,
-            pan_key_id: sealed.key_id,
-            pan_last4: card.pan.last4().to_owned(),
-            expiry_yymm: card.expiry.yymm(),
-            status: card.status.unwrap_or(IssuerCardStatus::Active),
-            cardholder_phone: card.phone,
-            cardholder_email: card.email,
-            product_category: card.product_category,
-            updated_at: now,
-        });
+        records.push((
+            line,
+            CardRecord {
+                card_id: card.card_id,
+                pan_fingerprint: fingerprint,
+                pan_ciphertext: sealed.bytes,
+                pan_key_id: sealed.key_id,
+                pan_last4: card.pan.last4().to_owned(),
+                expiry_yymm: card.expiry.yymm(),
+                status: card.status.unwrap_or(IssuerCardStatus::Active),
+                cardholder_phone: card.phone,
+                cardholder_email: card.email,
+                product_category: card.product_category,
+                updated_at: now,
+            },
+        ));
     }
     progress.finish_and_clear();
     Ok((records, problems))
@@ -194,14 +210,14 @@ fn parse_csv(text: &str) -> anyhow::Result<Vec<(usize, Result<CardLine, String>)
 }
 
 fn check(card: CardLine, card_ids: &mut HashSet<String>) -> Result<CardLine, String> {
-    crate::domain::token_events::check_id("cardId", &card.card_id).map_err(|e| e.to_string())?;
+    crate::domain::fields::check_id("cardId", &card.card_id).map_err(|e| e.to_string())?;
     if !card_ids.insert(card.card_id.clone()) {
         return Err(format!("card id `{}` appears on an earlier line", card.card_id));
     }
     for (field, value) in [("phone", &card.phone), ("email", &card.email), ("productCategory", &card.product_category)]
     {
-        if value.as_ref().is_some_and(|v| v.len() > 256) {
-            return Err(format!("`{field}` is longer than 256 characters"));
+        if let Some(value) = value {
+            crate::domain::fields::check_text(field, value).map_err(|e| e.to_string())?;
         }
     }
     Ok(card)

@@ -28,7 +28,10 @@ pub enum ErrorCode {
     NotFound,
     /// 405: method not allowed on this route.
     MethodNotAllowed,
-    /// 409: the operation conflicts with the resource's state.
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
+    /// 409: the operation conflicts with the resource's state (e.g. an event id reused for
+    /// another event).
     Conflict,
     /// 413: body over the configured limit.
     PayloadTooLarge,

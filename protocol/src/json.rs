@@ -54,7 +54,13 @@ fn describe(error: &serde_json::Error, prefix: &str, path: &str) -> String {
         let expected = message.split_once(", expected ").map_or("another value", |(_, e)| e);
         return format!("{location}: expected {expected}");
     }
-    // Missing / unknown / duplicate field messages quote field names only; custom messages come
+    // An unknown field's name is the sender's text (inside a decrypted payload, it could be
+    // anything): name only the fields we expect.
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let expected = rest.split_once(", expected ").map_or("no other field", |(_, e)| e);
+        return format!("{location}: unknown field, expected {expected}");
+    }
+    // Missing / duplicate field messages quote our field names only; custom messages come
     // from this crate's own parsers (Pan, Cvc, …), which never quote the input.
     format!("{location}: {message}")
 }

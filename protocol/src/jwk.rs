@@ -132,7 +132,8 @@ impl PublicJwk {
         let e = URL_SAFE_NO_PAD.decode(&self.e).map_err(|_| JwkError::InvalidEncoding("e"))?;
         let n = strip_leading_zeros(&n);
         let e = strip_leading_zeros(&e);
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        // An empty (or all-zero) modulus has no bits: rejected below, never an underflow.
+        let bits = n.first().map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
         if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
             return Err(JwkError::KeySize);
         }

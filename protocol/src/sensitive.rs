@@ -55,6 +55,34 @@ fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether free text (a reason, a name, an id) holds something that looks like a PAN: a run
+/// of 12 to 19 digits — single spaces or dashes between digits allowed, as people write card
+/// numbers — that passes the Luhn check. Fields that must never carry card data are refused
+/// with this check, so a PAN pasted into the wrong place never reaches storage or logs.
+pub fn contains_pan_like(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut digits: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i <= bytes.len() {
+        let b = bytes.get(i).copied();
+        match b {
+            Some(d) if d.is_ascii_digit() => digits.push(d),
+            // A separator between two digits continues the run.
+            Some(b' ' | b'-') if !digits.is_empty() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
+            _ => {
+                if (12..=19).contains(&digits.len()) && luhn_valid(&digits) {
+                    digits.zeroize();
+                    return true;
+                }
+                digits.clear();
+            }
+        }
+        i += 1;
+    }
+    digits.zeroize();
+    false
+}
+
 /// Luhn (mod 10) check over ASCII digits; the caller guarantees `digits` are `0`-`9`.
 fn luhn_valid(digits: &[u8]) -> bool {
     let sum: u32 = digits
@@ -609,6 +637,17 @@ mod tests {
         let dec = Expiry::parse("12/28").unwrap();
         assert!(!dec.is_expired_at(datetime!(2028-12-31 23:59:59 UTC)));
         assert!(dec.is_expired_at(datetime!(2029-01-01 00:00:00 UTC)));
+    }
+
+    #[test]
+    fn pan_like_text_is_recognised() {
+        assert!(contains_pan_like("replaced card 4111111111111111 today"));
+        assert!(contains_pan_like("4111 1111 1111 1111"));
+        assert!(contains_pan_like("card:4111-1111-1111-1111."));
+        assert!(!contains_pan_like("4111111111111112"), "not Luhn-valid");
+        assert!(!contains_pan_like("order 12345 of 2026-03-01"));
+        assert!(!contains_pan_like("4111  1111 1111 1111"), "two spaces end a run");
+        assert!(!contains_pan_like(""));
     }
 
     #[test]

@@ -303,10 +303,12 @@ impl Verifier {
     }
 }
 
-/// Unix seconds: ASCII digits only (no sign, no spaces), as the specification sends them.
+/// Unix seconds: ASCII digits only (no sign, no spaces, no leading zeros), as the
+/// specification sends them. The canonical form matters: the MAC is computed over the
+/// re-formatted number, so a zero-padded header must not verify.
 fn parse_timestamp(s: &str) -> Result<i64, SignatureError> {
     let malformed = SignatureError::Malformed(crate::headers::WEBHOOK_TIMESTAMP);
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return Err(malformed);
     }
     s.parse::<i64>().map_err(|_| malformed)

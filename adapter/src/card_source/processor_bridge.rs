@@ -15,6 +15,7 @@ use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
 
 use super::{CardFacts, CardSource, CardSourceError};
 use crate::config::ProcessorBridgeSettings;
+use crate::domain::fields::{check_id, check_text};
 
 pub struct ProcessorBridge {
     client: reqwest::Client,
@@ -63,16 +64,55 @@ impl ProcessorBridge {
     }
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, CardSourceError> {
-    let bytes = response.bytes().await.map_err(|e| match e.is_timeout() {
+/// Largest bridge answer read: a card is a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+async fn json_body<T: serde::de::DeserializeOwned>(mut response: reqwest::Response) -> Result<T, CardSourceError> {
+    let transport = |e: reqwest::Error| match e.is_timeout() {
         true => CardSourceError::Timeout,
         false => CardSourceError::Unavailable(anyhow!("processor bridge body: {}", e.without_url())),
-    })?;
-    serde_json::from_slice(&bytes)
-        // serde_json messages can quote input; the bridge's answers may hold card data.
-        .map_err(|e| {
-            CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid body ({:?})", e.classify()))
-        })
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(CardSourceError::Unavailable(anyhow!(
+                "processor bridge answer exceeds {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    // The protocol's parser never quotes values: the bridge's answers may hold card data.
+    tmp_protocol::json::parse(&bytes, "")
+        .map_err(|e| CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid body: {e}")))
+}
+
+/// The bridge's card, checked like any input: its id and texts end up in the audit trail and
+/// in answers to TMP, so a PAN used as a card id (legacy processors do that) is refused.
+fn checked(card: BridgeCard) -> Result<CardFacts, CardSourceError> {
+    let invalid = |e: crate::http::error::ApiError| {
+        CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid card: {e}"))
+    };
+    check_id("cardId", &card.card_id).map_err(invalid)?;
+    if card.pan_last4.len() != 4 || !card.pan_last4.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid panLast4")));
+    }
+    for (field, value) in [
+        ("productCategory", &card.product_category),
+        ("cardholder.phone", &card.cardholder.phone),
+        ("cardholder.email", &card.cardholder.email),
+    ] {
+        if let Some(value) = value {
+            check_text(field, value).map_err(invalid)?;
+        }
+    }
+    Ok(CardFacts {
+        card_id: card.card_id,
+        status: card.status,
+        expiry: card.expiry,
+        pan_last4: card.pan_last4,
+        cardholder: card.cardholder,
+        product_category: card.product_category,
+    })
 }
 
 #[async_trait]
@@ -88,14 +128,7 @@ impl CardSource for ProcessorBridge {
             reqwest::StatusCode::NOT_FOUND => Ok(None),
             status if status.is_success() => {
                 let card: BridgeCard = json_body(response).await?;
-                Ok(Some(CardFacts {
-                    card_id: card.card_id,
-                    status: card.status,
-                    expiry: card.expiry,
-                    pan_last4: card.pan_last4,
-                    cardholder: card.cardholder,
-                    product_category: card.product_category,
-                }))
+                checked(card).map(Some)
             }
             status => Err(CardSourceError::Unavailable(anyhow!("processor bridge lookup answered {status}"))),
         }

@@ -1,5 +1,6 @@
 //! What the adapter decides and records, independent of HTTP.
 
+pub mod fields;
 pub mod notifications;
 pub mod policy;
 pub mod token_events;

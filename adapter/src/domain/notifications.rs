@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use tmp_protocol::enums::NotificationType;
 use tmp_protocol::issuer_api::{ActivationCode, NotificationRequest};
 
-use super::token_events::{ISSUER_WEBHOOK, check_id};
+use super::fields::{check_id, check_requestor};
+use super::token_events::ISSUER_WEBHOOK;
 use crate::crypto::at_rest::DataKeyRing;
 use crate::http::error::ApiError;
 use crate::store::{NotificationRecord, OutboxRecord};
@@ -17,6 +18,9 @@ pub fn validate(n: &NotificationRequest) -> Result<(), ApiError> {
     check_id("cardId", &n.card_id)?;
     if let Some(token_id) = &n.token_id {
         check_id("tokenId", token_id)?;
+    }
+    if let Some(requestor) = &n.token_requestor {
+        check_requestor("tokenRequestor", requestor)?;
     }
     let carries_code = n.notification_type == NotificationType::ActivationCodeDelivery;
     match (carries_code, &n.encrypted_payload, n.expires_at) {

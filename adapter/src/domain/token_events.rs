@@ -4,37 +4,25 @@
 use time::OffsetDateTime;
 use tmp_protocol::issuer_api::TokenEventRequest;
 
+use super::fields::{check_id, check_requestor, check_text};
 use crate::http::error::ApiError;
 use crate::store::{OutboxRecord, TokenEventRecord};
 
 /// Outbox destination of everything meant for the issuer's own systems (webhook sinks).
 pub const ISSUER_WEBHOOK: &str = "issuer_webhook";
 
-/// Longest accepted id (event, token, card, notification ids).
-pub const MAX_ID_LEN: usize = 128;
-
-/// Rejects ids that are empty, too long or not printable ASCII.
-pub fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > MAX_ID_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::validation(format!(
-            "`{field}` must be 1 to {MAX_ID_LEN} printable ASCII characters without spaces"
-        )));
-    }
-    Ok(())
-}
-
 pub fn validate(event: &TokenEventRequest) -> Result<(), ApiError> {
     check_id("eventId", &event.event_id)?;
     check_id("tokenId", &event.token_id)?;
     check_id("cardId", &event.card_id)?;
-    check_id("tokenRequestor.id", &event.token_requestor.id)?;
+    check_requestor("tokenRequestor", &event.token_requestor)?;
     if let Some(last4) = &event.token_last4
         && (last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(ApiError::validation("`tokenLast4` must be 4 digits"));
     }
-    if event.reason.as_ref().is_some_and(|r| r.len() > 256) {
-        return Err(ApiError::validation("`reason` must be at most 256 characters"));
+    if let Some(reason) = &event.reason {
+        check_text("reason", reason)?;
     }
     Ok(())
 }

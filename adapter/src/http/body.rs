@@ -53,15 +53,23 @@ async fn admit(req: &HttpRequest, state: &AppState, payload: &mut Payload) -> Re
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::MalformedJson("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    // Bounded in time as well as size: a sender trickling bytes must not hold a connection
+    // (and this is before authentication, so anyone could).
+    let secs = state.settings.server.body_read_timeout_secs;
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| ApiError::MalformedJson("the request body could not be read".into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+        Ok(body.freeze())
+    };
+    let body = tokio::time::timeout(std::time::Duration::from_secs(secs), read)
+        .await
+        .map_err(|_| ApiError::RequestTimeout { secs })??;
 
     if state.settings.auth.mode.requires_mtls() && req.conn_data::<ClientCertificate>().is_none() {
         return Err(ApiError::Unauthenticated);

@@ -20,7 +20,13 @@ pub async fn observe(
     let started = Instant::now();
     let correlation_id = correlation::from_request(&req);
     correlation::remember(&req, &correlation_id);
-    let method = req.method().to_string();
+    // A fixed set: any method token is accepted by HTTP, and each new label value would grow
+    // the metrics forever.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_owned();
     let span = tracing::info_span!("request", correlation_id = %correlation_id, method = %method, route = tracing::field::Empty);
     let state = req.app_data::<Data<AppState>>().cloned();
 

@@ -169,6 +169,8 @@ pub struct OutboxRecord {
 pub enum StoreError {
     #[error("a card with this PAN is already registered under another card id")]
     DuplicatePan,
+    #[error("this event id was already used for a different event")]
+    EventConflict,
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]

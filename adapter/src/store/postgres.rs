@@ -397,6 +397,21 @@ impl Store for PostgresStore {
         .rows_affected()
             == 1;
 
+        if !new_event {
+            // The same event id must mean the same event; anything else is a sender's bug that
+            // retrying cannot fix (409, nothing written).
+            let (token_id, status, occurred_at): (String, String, OffsetDateTime) =
+                sqlx::query_as("SELECT token_id, status, occurred_at FROM token_events WHERE event_id = $1")
+                    .bind(&event.event_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if token_id != event.token_id
+                || status != event.status.as_str()
+                || occurred_at != normalize_ts(event.occurred_at)
+            {
+                return Err(StoreError::EventConflict);
+            }
+        }
         // A duplicate event already had its effect on the mirror (or was superseded by then).
         let applied = if new_event { upsert_mirror(&mut tx, event).await? } else { false };
         if new_event {

@@ -86,6 +86,17 @@ async fn import_reports_every_bad_line_and_writes_nothing() {
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("1 card(s) imported"), "{}", text(&output));
     assert_eq!(count_cards(&sandbox, &["c1"]).await, 1);
+
+    // A PAN already registered under another card id is a bad line, reported with its number.
+    let again = [
+        r#"{"cardId": "c8", "pan": "5555555555554444", "expiry": "12/30"}"#,
+        r#"{"cardId": "c9", "pan": "4111111111111111", "expiry": "12/30"}"#,
+    ];
+    std::fs::write(sandbox.path("again.jsonl"), again.join("\n")).unwrap();
+    let output = sandbox.run(&["import", "again.jsonl"], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("line 2: this PAN is already registered under card id `c1`"), "{}", text(&output));
+    assert_eq!(count_cards(&sandbox, &["c8", "c9"]).await, 0);
 }
 
 #[tokio::test]

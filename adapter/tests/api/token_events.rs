@@ -91,3 +91,28 @@ async fn a_retried_event_has_one_effect() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_event_id_reused_for_another_event_is_a_conflict() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        let first = event_body("tok-a", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");
+        expect_json(app.request(EVENTS).json(&first).send().await, 200).await;
+        let mut other = event_body("tok-b", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");
+        other["eventId"] = first["eventId"].clone();
+        expect_error(app.request(EVENTS).json(&other).send().await, 409, "CONFLICT").await;
+        assert!(app.store.find_token("tok-b").await.unwrap().is_none(), "{}", db.backend);
+        // Not remembered under its idempotency key either: a corrected retry can go through.
+        let mut fixed = other.clone();
+        fixed["eventId"] = json!("evt-fixed");
+        expect_json(app.request(EVENTS).json(&fixed).send().await, 200).await;
+        assert!(app.store.find_token("tok-b").await.unwrap().is_some(), "{}", db.backend);
+        // A PAN pasted into free text is refused before anything is stored.
+        let mut leaky = event_body("tok-c", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");
+        leaky["reason"] = json!("replaced card 4111111111111111");
+        let body = expect_error(app.request(EVENTS).json(&leaky).send().await, 422, "VALIDATION_FAILED").await;
+        assert!(!body.to_string().contains("4111111111111111"));
+        assert!(app.store.find_token("tok-c").await.unwrap().is_none(), "{}", db.backend);
+        app.stop().await;
+    }
+}

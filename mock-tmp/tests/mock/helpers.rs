@@ -125,7 +125,7 @@ impl Kit {
         )
         .expect("parse fixtures");
         assert!(problems.is_empty(), "{problems:?}");
-        store.upsert_cards(&records).await.expect("import fixtures");
+        store.upsert_cards(&records.into_iter().map(|(_, r)| r).collect::<Vec<_>>()).await.expect("import fixtures");
 
         let mut config = mock_config(&adapter_url);
         mock(&mut config);

@@ -7,7 +7,7 @@ use tmp_protocol::issuer_api::{CardData, VerifyCardRequest, VerifyCardResponse, 
 
 use super::decrypt;
 use super::doc::{IssuerApiErrors, SignedRequestHeaders};
-use crate::domain::token_events::check_id;
+use crate::domain::fields::{check_id, check_requestor};
 use crate::http::AppState;
 use crate::http::body::SignedBody;
 use crate::http::correlation;
@@ -35,7 +35,7 @@ pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBo
     };
     let request: VerifyCardRequest = parse_body(&body.bytes)?;
     check_id("tokenizationId", &request.tokenization_id)?;
-    check_id("tokenRequestor.id", &request.token_requestor.id)?;
+    check_requestor("tokenRequestor", &request.token_requestor)?;
     for (field, score) in [("walletScore", request.wallet_score), ("deviceScore", request.device_score)] {
         if score.is_some_and(|s| !(1..=5).contains(&s)) {
             return Err(ApiError::validation(format!("`{field}` must be between 1 and 5")));
@@ -70,7 +70,7 @@ pub async fn verify_cvc(state: Data<AppState>, req: HttpRequest, body: SignedBod
     };
     let request: VerifyCvcRequest = parse_body(&body.bytes)?;
     if let Some(requestor) = &request.token_requestor {
-        check_id("tokenRequestor.id", &requestor.id)?;
+        check_requestor("tokenRequestor", requestor)?;
     }
     let card: CardData = decrypt(&state, &request.encrypted_payload)?;
     let cvc =

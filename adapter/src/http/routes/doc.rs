@@ -31,6 +31,12 @@ pub enum IssuerApiErrors {
     /// Missing, invalid or stale signature; replayed request id; missing client certificate.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// The body did not arrive within `server.body_read_timeout_secs`.
+    #[response(status = 408)]
+    RequestTimeout(ErrorBody),
+    /// An event id reused for a different event (token events).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
     /// Body over `server.body_limit_bytes`.
     #[response(status = 413)]
     PayloadTooLarge(ErrorBody),

@@ -151,7 +151,7 @@ impl TestApp {
         )
         .expect("parse");
         assert!(problems.is_empty(), "fixture problems: {problems:?}");
-        self.store.upsert_cards(&records).await.expect("import");
+        self.store.upsert_cards(&records.into_iter().map(|(_, r)| r).collect::<Vec<_>>()).await.expect("import");
     }
 
     pub fn encrypt<T: Serialize>(&self, value: &T) -> String {

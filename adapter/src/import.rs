@@ -106,13 +106,16 @@ fn format_from_extension(file: &Path) -> Option<ImportFormat> {
     }
 }
 
+/// A registry record and the line it came from.
+pub type NumberedCard = (usize, CardRecord);
+
 /// Turns the file into registry records (with their line numbers) and a list of bad lines.
 pub fn parse(
     text: &str,
     format: ImportFormat,
     data_keys: &DataKeyRing,
     fingerprinter: &Arc<Fingerprinter>,
-) -> anyhow::Result<(Vec<(usize, CardRecord)>, Vec<LineProblem>)> {
+) -> anyhow::Result<(Vec<NumberedCard>, Vec<LineProblem>)> {
     let lines: Vec<(usize, Result<CardLine, String>)> = match format {
         ImportFormat::Jsonl => text
             .lines()

@@ -37,6 +37,11 @@ fn describe(error: &serde_json::Error, prefix: &str, path: &str) -> String {
     let full = error.to_string();
     // serde_json appends " at line L column C"; the position is not useful once the path is known.
     let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+    // For an unknown field the path ends with the sender's key: name its parent instead.
+    let path = match message.starts_with("unknown field ") {
+        true => path.rsplit_once('.').map_or(".", |(parent, _)| parent),
+        false => path,
+    };
     let location = match (prefix.is_empty(), path == ".") {
         (true, true) => String::from("body"),
         (true, false) => format!("`{path}`"),
@@ -99,6 +104,23 @@ mod tests {
     fn unknown_enum_names_the_choices_not_the_value() {
         let m = shape(r#"{"count": 1, "kind": "PAYPAL"}"#);
         assert!(m.contains("unknown enum value") && m.contains("APPLE_PAY") && !m.contains("PAYPAL"), "{m}");
+    }
+
+    #[test]
+    fn unknown_field_names_are_not_echoed() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            pan: String,
+        }
+        let Err(JsonError::Shape(m)) =
+            parse::<Strict>(br#"{"pan": "x", "extra4111111111111111": 1}"#, "encryptedPayload")
+        else {
+            panic!("shape error expected")
+        };
+        assert!(!m.contains("extra") && !m.contains("4111"), "{m}");
+        assert!(m.starts_with("`encryptedPayload`: unknown field, expected"), "{m}");
     }
 
     #[test]

@@ -2,5 +2,6 @@
 
 pub mod notifications;
 pub mod policy;
+pub mod processor_events;
 pub mod token_events;
 pub mod verification;

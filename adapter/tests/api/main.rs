@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod forwarding;
 mod helpers;
 mod notifications;
 mod security;

@@ -92,6 +92,8 @@ impl Relay {
                 _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.changed() => {}
             }
+            // Reap every finished delivery before claiming again: one claim for many.
+            while tasks.try_join_next().is_some() {}
         }
         let in_flight = tasks.len();
         tracing::info!(in_flight, "outbox relay stopping: finishing deliveries in flight");

@@ -290,9 +290,9 @@ async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay
         // Connections refused first...
         tmp.pause().await;
         let mut batch = Vec::new();
-        for (card, n) in [("c1", 3), ("c2", 2)] {
+        for (card, n) in [("c1", 3usize), ("c2", 2)] {
             for i in 0..n {
-                let status = if i % 2 == 0 { "BLOCKED" } else { "ACTIVE" };
+                let status = if i.is_multiple_of(2) { "BLOCKED" } else { "ACTIVE" };
                 batch.push(event(
                     &format!("{card}-{i}"),
                     card,

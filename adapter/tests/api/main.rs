@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod forwarding;
+mod forwarding_scale;
 mod helpers;
 mod notifications;
 mod security;

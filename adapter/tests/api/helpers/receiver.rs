@@ -125,6 +125,16 @@ impl Receiver {
         self.shared.log.lock().unwrap().clone()
     }
 
+    /// How many distinct idempotency keys were answered 2xx (cheap: no copy of the log).
+    pub fn unique_accepted(&self) -> usize {
+        let log = self.shared.log.lock().unwrap();
+        log.iter()
+            .filter(|r| (200..300).contains(&r.answered))
+            .map(|r| r.idempotency_key.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
     /// Requests answered 2xx.
     pub fn accepted(&self) -> Vec<Received> {
         self.received().into_iter().filter(|r| (200..300).contains(&r.answered)).collect()

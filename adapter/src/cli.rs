@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `check-config`, `print-default-config`,
-//! `import`, `keys generate`, `openapi`.
+//! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +48,46 @@ pub enum Command {
     },
     /// Print the Issuer API's OpenAPI document.
     Openapi,
+    /// Inspect and re-drive the outbox (deliveries to TMP, DataCore and the webhook sinks).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List rows, newest first (dead letters with their last error: `--status dead`).
+    List {
+        /// pending, delivered or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this card's (ordering key's) rows.
+        #[arg(long)]
+        card: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one row with its delivery state (never card data: the payload holds none in clear).
+    Show { id: uuid::Uuid },
+    /// Make a pending (backing-off) or dead row due now.
+    Retry { id: uuid::Uuid },
+    /// Re-drive dead rows by id, by card, or created in a time range (RFC 3339, [since, until)).
+    Replay {
+        #[arg(long, conflicts_with_all = ["card", "since"])]
+        id: Option<uuid::Uuid>,
+        #[arg(long, conflicts_with = "since")]
+        card: Option<String>,
+        #[arg(long, requires = "until")]
+        since: Option<String>,
+        #[arg(long, requires = "since")]
+        until: Option<String>,
+        /// Deliver rows already delivered once more, too.
+        #[arg(long)]
+        include_delivered: bool,
+    },
+    /// Give up on a pending row: it goes dead and its card's next rows proceed.
+    Skip { id: uuid::Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,8 +195,100 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.problems.is_empty() || *skip_invalid { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Some(Command::Keys { command: KeysCommand::Generate { kind, out } }) => generate_key(*kind, out.as_deref()),
+        Some(Command::Outbox { command }) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
+            runtime()?.block_on(outbox_command(&settings, command))
+        }
         Some(Command::Openapi) => {
             print!("{}", crate::openapi::issuer_api_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::{OutboxEntry, OutboxFilter, ReplaySelector};
+    use time::format_description::well_known::Rfc3339;
+    let store = crate::store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    let ts = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let line = |e: &OutboxEntry| {
+        format!(
+            "{}  {:<9} {:<14} {:<28} key={} attempts={} created={} next={}{}",
+            e.record.id,
+            e.status,
+            e.record.destination,
+            e.record.event_type,
+            e.record.ordering_key,
+            e.attempts,
+            ts(e.record.created_at),
+            ts(e.next_attempt_at),
+            e.last_error.as_deref().map(|err| format!("  last_error={err}")).unwrap_or_default()
+        )
+    };
+    let found = |done: bool, id: &uuid::Uuid, what: &str| {
+        if done {
+            println!("{id}: {what}");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("{id}: no such row in a state that allows this");
+            Ok(ExitCode::from(2))
+        }
+    };
+    match command {
+        OutboxCommand::List { status, card, limit } => {
+            if status.as_deref().is_some_and(|s| !matches!(s, "pending" | "delivered" | "dead")) {
+                anyhow::bail!("--status must be pending, delivered or dead");
+            }
+            let filter = OutboxFilter { status: status.clone(), ordering_key: card.clone(), limit: *limit };
+            for entry in store.list_outbox(&filter).await? {
+                println!("{}", line(&entry));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Show { id } => match store.find_outbox(*id).await? {
+            Some(e) => {
+                println!("{}", line(&e));
+                println!("seq: {}", e.seq);
+                println!(
+                    "lease: {} until {}",
+                    e.lease_owner.as_deref().unwrap_or("-"),
+                    e.lease_until.map(ts).unwrap_or_default()
+                );
+                println!("delivered_at: {}", e.delivered_at.map(ts).unwrap_or_default());
+                println!("not_after: {}", e.record.not_after.map(ts).unwrap_or_default());
+                println!("correlation_id: {}", e.record.correlation_id.as_deref().unwrap_or("-"));
+                let mut payload = e.record.payload.clone();
+                if let Some(sealed) = payload.get_mut("sealed") {
+                    *sealed = serde_json::json!("(encrypted card data)");
+                }
+                println!("payload: {payload}");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("{id}: no such row");
+                Ok(ExitCode::from(2))
+            }
+        },
+        OutboxCommand::Retry { id } => {
+            found(store.retry_outbox(*id, time::OffsetDateTime::now_utc()).await?, id, "due now")
+        }
+        OutboxCommand::Skip { id } => {
+            found(store.skip_outbox(*id, "skipped by an operator").await?, id, "skipped (dead)")
+        }
+        OutboxCommand::Replay { id, card, since, until, include_delivered } => {
+            let parse = |s: &str| {
+                time::OffsetDateTime::parse(s, &Rfc3339).with_context(|| format!("`{s}` is not an RFC 3339 time"))
+            };
+            let selector = match (id, card, since, until) {
+                (Some(id), _, _, _) => ReplaySelector::Id(*id),
+                (_, Some(card), _, _) => ReplaySelector::OrderingKey(card.clone()),
+                (_, _, Some(since), Some(until)) => ReplaySelector::CreatedBetween(parse(since)?, parse(until)?),
+                _ => anyhow::bail!("pass --id, --card, or --since and --until"),
+            };
+            let count = store.replay_outbox(&selector, *include_delivered, time::OffsetDateTime::now_utc()).await?;
+            println!("{count} row(s) queued for delivery again");
             Ok(ExitCode::SUCCESS)
         }
     }

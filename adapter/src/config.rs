@@ -44,6 +44,123 @@ pub struct Settings {
     pub card_source: CardSourceSettings,
     pub policy: PolicySettings,
     pub housekeeping: HousekeepingSettings,
+    pub processor: ProcessorSettings,
+    pub forwarding: ForwardingSettings,
+    pub relay: RelaySettings,
+    /// The issuer's own systems that receive token events and notifications as webhooks.
+    #[serde(default)]
+    pub sinks: Vec<SinkSettings>,
+}
+
+/// `POST /processor/v1/events`: the processor's card events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSettings {
+    /// `whsec_…` secrets the processor signs with (several live at once for rotation).
+    /// Empty: the ingest route is not served (404).
+    pub hmac_secrets: Vec<String>,
+    /// Largest accepted ingest body (batches are larger than Issuer API calls).
+    pub body_limit_bytes: usize,
+    /// Most events accepted in one batch.
+    pub max_batch_events: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approach {
+    /// Cards live at the issuer's processor: events go to the TMP API.
+    External,
+    /// Cards live in Verestro DataCore: events go to the Lifecycle API.
+    Datacore,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingSettings {
+    pub approach: Approach,
+    pub tmp_api: DestinationSettings,
+    pub lifecycle_api: DestinationSettings,
+    /// How long a fetched public key (TMP's or DataCore's) is used before it is fetched again.
+    pub public_key_ttl_secs: u64,
+}
+
+/// An HTTP destination of the relay (TMP API or Lifecycle API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSettings {
+    pub base_url: String,
+    /// `whsec_…` secrets requests are signed with (every one of them: rotation).
+    pub hmac_secrets: Vec<String>,
+    #[serde(default)]
+    pub tls: OutboundTlsSettings,
+}
+
+/// TLS toward a destination: a private CA and/or a client certificate (mTLS).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundTlsSettings {
+    /// CA bundle (PEM) the destination's certificate must chain to; null = the client's defaults.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) presented to the destination; needs `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, PKCS#8).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Run the outbox relay in this process.
+    pub enabled: bool,
+    /// Deliveries in flight at once (different ordering keys; one per key at a time).
+    pub concurrency: usize,
+    /// How often the outbox is polled when there is nothing to do.
+    pub poll_interval_ms: u64,
+    /// How long a claimed row stays reserved for this process; a crashed process's rows are
+    /// taken over after it.
+    pub lease_secs: u64,
+    /// Per-request timeout toward destinations.
+    pub request_timeout_ms: u64,
+    /// Delay before each retry; after the last one the row is `dead`.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Each delay is randomised by up to this many percent either way.
+    pub jitter_percent: u8,
+    /// Upper bound of a destination's `Retry-After`.
+    pub retry_after_max_secs: u64,
+    /// How often the outbox depth/age gauges are refreshed.
+    pub stats_interval_secs: u64,
+}
+
+/// One of the issuer's own systems receiving webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    /// Names the sink in logs, metrics and dead letters.
+    pub name: String,
+    pub url: String,
+    pub hmac_secrets: Vec<String>,
+    /// Event types delivered (`token.status_changed`, `notification.*`, …); empty = all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Public JWK (JSON file) activation codes are encrypted to; null = codes are not sent.
+    #[serde(default)]
+    pub otp_jwk_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls: OutboundTlsSettings,
+}
+
+impl SinkSettings {
+    /// Whether this sink takes `event_type` (`prefix.*` patterns match by prefix).
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.event_types.is_empty()
+            || self.event_types.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => event_type.starts_with(prefix),
+                None => p == event_type,
+            })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,7 +446,11 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("auth.hmac_secrets"),
+                    .with_list_parse_key("auth.hmac_secrets")
+                    .with_list_parse_key("processor.hmac_secrets")
+                    .with_list_parse_key("forwarding.tmp_api.hmac_secrets")
+                    .with_list_parse_key("forwarding.lifecycle_api.hmac_secrets")
+                    .with_list_parse_key("relay.retry_schedule_ms"),
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
@@ -431,8 +552,88 @@ impl Settings {
         if self.housekeeping.interval_secs == 0 {
             return fail("housekeeping.interval_secs must be positive".into());
         }
+        self.validate_forwarding()?;
         if self.environment == Environment::Production {
             self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    fn validate_forwarding(&self) -> Result<(), ConfigError> {
+        let fail = |msg: String| Err(ConfigError(msg));
+        let secrets = |key: &str, list: &[String]| -> Result<(), ConfigError> {
+            for (i, secret) in list.iter().enumerate() {
+                if tmp_protocol::webhook::WebhookSecret::parse(secret).is_err() {
+                    return Err(ConfigError(format!("{key}[{i}] is not a valid whsec_ secret")));
+                }
+            }
+            Ok(())
+        };
+        let tls = |key: &str, t: &OutboundTlsSettings| -> Result<(), ConfigError> {
+            if t.client_cert_file.is_some() != t.client_key_file.is_some() {
+                return Err(ConfigError(format!(
+                    "{key}.tls: set both client_cert_file and client_key_file, or neither"
+                )));
+            }
+            // Without a CA file the client would need the platform roots, which this build
+            // does not carry: a client certificate goes with a private CA.
+            if t.client_cert_file.is_some() && t.ca_file.is_none() {
+                return Err(ConfigError(format!("{key}.tls: a client certificate needs ca_file")));
+            }
+            Ok(())
+        };
+        let url = |key: &str, u: &str| -> Result<(), ConfigError> {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(ConfigError(format!("{key} must be an http(s) URL")));
+            }
+            Ok(())
+        };
+        secrets("processor.hmac_secrets", &self.processor.hmac_secrets)?;
+        if self.processor.body_limit_bytes < 1024 || self.processor.body_limit_bytes > 64 * 1024 * 1024 {
+            return fail("processor.body_limit_bytes must be between 1024 and 67108864".into());
+        }
+        if self.processor.max_batch_events == 0 {
+            return fail("processor.max_batch_events must be at least 1".into());
+        }
+        for (key, d) in [
+            ("forwarding.tmp_api", &self.forwarding.tmp_api),
+            ("forwarding.lifecycle_api", &self.forwarding.lifecycle_api),
+        ] {
+            url(&format!("{key}.base_url"), &d.base_url)?;
+            secrets(&format!("{key}.hmac_secrets"), &d.hmac_secrets)?;
+            tls(key, &d.tls)?;
+        }
+        if self.forwarding.public_key_ttl_secs == 0 {
+            return fail("forwarding.public_key_ttl_secs must be positive".into());
+        }
+        let r = &self.relay;
+        if r.concurrency == 0 || r.concurrency > 1024 {
+            return fail("relay.concurrency must be between 1 and 1024".into());
+        }
+        if r.poll_interval_ms == 0 || r.request_timeout_ms == 0 || r.stats_interval_secs == 0 {
+            return fail("relay.poll_interval_ms, request_timeout_ms and stats_interval_secs must be positive".into());
+        }
+        // A lease shorter than a delivery could expire mid-flight and let another process
+        // send the same row at the same time.
+        if r.lease_secs * 1000 < 2 * r.request_timeout_ms + 1000 {
+            return fail("relay.lease_secs must exceed twice relay.request_timeout_ms by at least a second".into());
+        }
+        if r.retry_schedule_ms.is_empty() {
+            return fail("relay.retry_schedule_ms must list at least one delay".into());
+        }
+        if r.jitter_percent > 50 {
+            return fail("relay.jitter_percent must be at most 50".into());
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if sink.name.is_empty() || self.sinks.iter().filter(|s| s.name == sink.name).count() > 1 {
+                return fail(format!("sinks[{i}].name must be set and unique"));
+            }
+            url(&format!("sinks[{i}].url"), &sink.url)?;
+            if sink.hmac_secrets.is_empty() {
+                return fail(format!("sinks[{i}].hmac_secrets must hold at least one secret"));
+            }
+            secrets(&format!("sinks[{i}].hmac_secrets"), &sink.hmac_secrets)?;
+            tls(&format!("sinks[{i}]"), &sink.tls)?;
         }
         Ok(())
     }
@@ -451,6 +652,9 @@ impl Settings {
             return Err(ConfigError(
                 "production: card_source.processor_bridge.hmac_secret is the development secret".into(),
             ));
+        }
+        if self.processor.hmac_secrets.iter().any(|s| is_development_secret(s)) {
+            return Err(ConfigError("production: processor.hmac_secrets holds the development secret".into()));
         }
         // Parsed, not pattern-matched: `DEBUG`, `5` or `tmp_adapter=trace` are all debug-or-finer.
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log.level)

@@ -19,6 +19,7 @@ pub mod import;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod relay;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 //! Prometheus metrics, one registry per application instance (so tests can run several).
 //! Labels never carry card data: routes are the matched pattern, not the path.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,6 +14,14 @@ pub struct Metrics {
     pub rejected_requests: IntCounterVec,
     pub token_events: IntCounterVec,
     pub notifications: IntCounterVec,
+    pub processor_events: IntCounterVec,
+    /// Delivery attempts by destination and outcome (`delivered`, `retry`, `dead`).
+    pub outbox_attempts: IntCounterVec,
+    /// Rows that went dead, by destination: alert on any increase.
+    pub outbox_dead: IntCounterVec,
+    pub outbox_pending: IntGauge,
+    pub outbox_dead_rows: IntGauge,
+    pub outbox_oldest_pending_age: Gauge,
 }
 
 impl Metrics {
@@ -57,6 +65,26 @@ impl Metrics {
         let notifications =
             IntCounterVec::new(Opts::new("notifications_total", "Notifications received, by type"), &["type"])
                 .expect("valid metric");
+        let processor_events =
+            IntCounterVec::new(Opts::new("processor_events_total", "Processor events stored, by type"), &["type"])
+                .expect("valid metric");
+        let outbox_attempts = IntCounterVec::new(
+            Opts::new("outbox_attempts_total", "Outbox delivery attempts by destination and outcome"),
+            &["destination", "outcome"],
+        )
+        .expect("valid metric");
+        let outbox_dead = IntCounterVec::new(
+            Opts::new("outbox_dead_total", "Outbox rows that went dead (need an operator), by destination"),
+            &["destination"],
+        )
+        .expect("valid metric");
+        let outbox_pending = IntGauge::new("outbox_pending", "Outbox rows waiting for delivery").expect("valid metric");
+        let outbox_dead_rows = IntGauge::new("outbox_dead", "Outbox rows dead (dead letters)").expect("valid metric");
+        let outbox_oldest_pending_age = Gauge::new(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox row waiting for delivery (0 when none)",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -66,6 +94,12 @@ impl Metrics {
             Box::new(rejected_requests.clone()),
             Box::new(token_events.clone()),
             Box::new(notifications.clone()),
+            Box::new(processor_events.clone()),
+            Box::new(outbox_attempts.clone()),
+            Box::new(outbox_dead.clone()),
+            Box::new(outbox_pending.clone()),
+            Box::new(outbox_dead_rows.clone()),
+            Box::new(outbox_oldest_pending_age.clone()),
         ] {
             registry.register(collector).expect("metric registered once");
         }
@@ -79,6 +113,12 @@ impl Metrics {
             rejected_requests,
             token_events,
             notifications,
+            processor_events,
+            outbox_attempts,
+            outbox_dead,
+            outbox_pending,
+            outbox_dead_rows,
+            outbox_oldest_pending_age,
         }
     }
 

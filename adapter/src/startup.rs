@@ -23,12 +23,14 @@ use crate::http::error::ApiError;
 use crate::http::{middleware, routes};
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
+use crate::relay::Relay;
 use crate::store::{self, DynStore};
 
 pub struct Application {
     port: u16,
     server: Server,
     housekeeping: tokio::task::JoinHandle<()>,
+    relay: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -49,13 +51,43 @@ impl Application {
         });
         let verifier = CardVerifier::new(source, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
+        let processor_verifier = (!settings.processor.hmac_secrets.is_empty())
+            .then(|| -> anyhow::Result<Verifier> {
+                let secrets = settings
+                    .processor
+                    .hmac_secrets
+                    .iter()
+                    .map(|s| tmp_protocol::webhook::WebhookSecret::parse(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("processor.hmac_secrets")?;
+                Ok(Verifier::new(secrets, Duration::from_secs(settings.auth.timestamp_tolerance_secs)))
+            })
+            .transpose()?;
+        let relay_wakeup = Arc::new(tokio::sync::Notify::new());
+        let relay = if settings.relay.enabled {
+            let relay =
+                Arc::new(Relay::new(&settings, store.clone(), keys.clone(), metrics.clone(), relay_wakeup.clone())?);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            Some((stop, tokio::spawn(relay.run(stopped))))
+        } else {
+            None
+        };
 
         let listener = TcpListener::bind(settings.listen_address()?)
             .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
         let tls = settings.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
-        let state = Data::new(AppState { settings, store, keys, signature_verifier, verifier, metrics });
+        let state = Data::new(AppState {
+            settings,
+            store,
+            keys,
+            signature_verifier,
+            processor_verifier,
+            relay_wakeup,
+            verifier,
+            metrics,
+        });
 
         let server = HttpServer::new(move || {
             App::new()
@@ -81,7 +113,7 @@ impl Application {
         }
         .run();
         tracing::info!(port, "tmp-adapter listening");
-        Ok(Application { port, server, housekeeping })
+        Ok(Application { port, server, housekeeping, relay })
     }
 
     pub fn port(&self) -> u16 {
@@ -93,10 +125,15 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped; in-flight requests finish within `server.shutdown_timeout_secs`.
+    /// Serves until stopped; in-flight requests finish within `server.shutdown_timeout_secs`,
+    /// then the relay finishes the deliveries it has in flight (claims nothing new).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.housekeeping.abort();
+        if let Some((stop, relay)) = self.relay {
+            let _ = stop.send(true);
+            let _ = relay.await;
+        }
         tracing::info!("tmp-adapter stopped");
         result
     }

@@ -65,3 +65,28 @@ pub fn client_config_with_roots(ca_file: &Path) -> anyhow::Result<rustls::Client
     install_crypto_provider();
     Ok(rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?).with_no_client_auth())
 }
+
+/// An HTTP client toward a relay destination: the private CA and client certificate (mTLS)
+/// of `settings` when set, a per-request timeout, and no redirects (a redirect could carry a
+/// signed request somewhere it was not meant to go).
+pub fn outbound_client(
+    settings: &crate::config::OutboundTlsSettings,
+    timeout: std::time::Duration,
+) -> anyhow::Result<reqwest::Client> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+    if let Some(ca_file) = &settings.ca_file {
+        let roots = rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?);
+        let config = match (&settings.client_cert_file, &settings.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let chain = load_certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("cannot read the private key {}", key.display()))?;
+                roots.with_client_auth_cert(chain, key).context("client certificate and key do not match")?
+            }
+            _ => roots.with_no_client_auth(),
+        };
+        builder = builder.use_preconfigured_tls(config);
+    }
+    builder.build().context("building an outbound HTTP client")
+}

@@ -96,3 +96,13 @@ pub struct CardClosedData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// `202` answer of `POST /processor/v1/events`: every event of the request is durably stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessorEventsAck {
+    /// Events stored by this request.
+    pub accepted: u32,
+    /// Events already stored earlier with the same body (no new effect).
+    pub duplicates: u32,
+}

@@ -3,5 +3,6 @@
 pub mod fields;
 pub mod notifications;
 pub mod policy;
+pub mod processor_events;
 pub mod token_events;
 pub mod verification;

@@ -72,6 +72,7 @@ pub fn to_records(
         payload,
         created_at: now,
         not_after: n.expires_at,
+        correlation_id: Some(crate::http::correlation::current()),
     };
     (record, outbox)
 }

@@ -51,6 +51,7 @@ pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEvent
         payload: serde_json::to_value(event).unwrap_or_default(),
         created_at: now,
         not_after: None,
+        correlation_id: Some(crate::http::correlation::current()),
     };
     (record, outbox)
 }

@@ -37,7 +37,12 @@ impl FromRequest for SignedBody {
                 .app_data::<Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))?;
-            let result = admit(&req, &state, &mut payload).await;
+            let admission = Admission {
+                limit: state.settings.server.body_limit_bytes,
+                require_mtls: state.settings.auth.mode.requires_mtls(),
+                verifier: state.signature_verifier.as_ref(),
+            };
+            let result = admit(&req, &state, &mut payload, admission).await;
             if let Err(e) = &result {
                 state.metrics.rejected_requests.with_label_values(&[e.wire_code().as_str()]).inc();
             }
@@ -46,8 +51,56 @@ impl FromRequest for SignedBody {
     }
 }
 
-async fn admit(req: &HttpRequest, state: &AppState, payload: &mut Payload) -> Result<SignedBody, ApiError> {
-    let limit = state.settings.server.body_limit_bytes;
+/// A processor ingest body: the same admission, under the processor's own secrets
+/// (`processor.hmac_secrets`) and body limit; no client certificate is asked for.
+pub struct ProcessorBody {
+    pub bytes: Bytes,
+}
+
+impl FromRequest for ProcessorBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let state = req
+                .app_data::<Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))?;
+            let Some(verifier) = state.processor_verifier.as_ref() else {
+                return Err(ApiError::NotFound);
+            };
+            let admission = Admission {
+                limit: state.settings.processor.body_limit_bytes,
+                require_mtls: false,
+                verifier: Some(verifier),
+            };
+            let result = admit(&req, &state, &mut payload, admission).await;
+            if let Err(e) = &result {
+                state.metrics.rejected_requests.with_label_values(&[e.wire_code().as_str()]).inc();
+            }
+            result.map(|body| ProcessorBody { bytes: body.bytes })
+        })
+    }
+}
+
+/// What a route requires of a body.
+struct Admission<'a> {
+    limit: usize,
+    require_mtls: bool,
+    /// None: no signature required.
+    verifier: Option<&'a tmp_protocol::webhook::Verifier>,
+}
+
+async fn admit(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: &mut Payload,
+    admission: Admission<'_>,
+) -> Result<SignedBody, ApiError> {
+    let limit = admission.limit;
     let declared =
         req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
@@ -71,10 +124,10 @@ async fn admit(req: &HttpRequest, state: &AppState, payload: &mut Payload) -> Re
         .await
         .map_err(|_| ApiError::RequestTimeout { secs })??;
 
-    if state.settings.auth.mode.requires_mtls() && req.conn_data::<ClientCertificate>().is_none() {
+    if admission.require_mtls && req.conn_data::<ClientCertificate>().is_none() {
         return Err(ApiError::Unauthenticated);
     }
-    if let Some(verifier) = &state.signature_verifier {
+    if let Some(verifier) = admission.verifier {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let now = OffsetDateTime::now_utc();
         verifier

@@ -42,6 +42,8 @@ pub enum ApiError {
     InvalidEncryptedPayload(String),
     #[error("this idempotency key was used with a different request body")]
     IdempotencyKeyReused,
+    #[error("event `{0}` was already received with a different body")]
+    EventIdReused(String),
     #[error("temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -66,7 +68,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::Validation(_) => ErrorCode::ValidationFailed,
             ApiError::InvalidEncryptedPayload(_) => ErrorCode::InvalidEncryptedPayload,
-            ApiError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyReused | ApiError::EventIdReused(_) => ErrorCode::IdempotencyKeyReused,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -106,9 +108,10 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation(_) | ApiError::InvalidEncryptedPayload(_) | ApiError::IdempotencyKeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_)
+            | ApiError::InvalidEncryptedPayload(_)
+            | ApiError::IdempotencyKeyReused
+            | ApiError::EventIdReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

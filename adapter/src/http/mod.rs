@@ -26,6 +26,10 @@ pub struct AppState {
     pub keys: Arc<KeyMaterial>,
     /// Present when the auth mode requires HMAC signatures.
     pub signature_verifier: Option<Verifier>,
+    /// Present when `processor.hmac_secrets` is set: the processor ingest is served.
+    pub processor_verifier: Option<Verifier>,
+    /// Wakes this process's relay when new outbox rows are committed.
+    pub relay_wakeup: Arc<tokio::sync::Notify>,
     pub verifier: CardVerifier,
     pub metrics: Metrics,
 }

@@ -162,6 +162,106 @@ pub struct OutboxRecord {
     pub created_at: OffsetDateTime,
     /// Never deliver after this instant (OTP expiry).
     pub not_after: Option<OffsetDateTime>,
+    /// Correlation id of the request that queued it, sent on as `X-Correlation-Id`.
+    pub correlation_id: Option<String>,
+}
+
+/// An outbox row with its delivery state, as the relay and the operator see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Insertion order: FIFO order within an ordering key.
+    pub seq: i64,
+    pub record: OutboxRecord,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<OffsetDateTime>,
+    /// Why the last attempt failed (status and error code only, never a body).
+    pub last_error: Option<String>,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Delivered,
+    /// Transient failure: try again at `at`.
+    Retry {
+        at: OffsetDateTime,
+        error: String,
+    },
+    /// Permanent failure, schedule exhausted, expired or skipped.
+    Dead {
+        error: String,
+    },
+}
+
+/// Which outbox rows an operator lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxFilter {
+    pub status: Option<String>,
+    pub ordering_key: Option<String>,
+    pub limit: u32,
+}
+
+/// Which rows `outbox replay` re-drives (dead ones; delivered ones too when asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySelector {
+    Id(uuid::Uuid),
+    OrderingKey(String),
+    /// `created_at` in `[from, until)`.
+    CreatedBetween(OffsetDateTime, OffsetDateTime),
+}
+
+/// Outbox gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: u64,
+    pub dead: u64,
+    pub oldest_pending_created_at: Option<OffsetDateTime>,
+}
+
+/// How a processor event changes the local card registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardChange {
+    /// `card.issued`: insert (or overwrite) the card.
+    Register(CardRecord),
+    /// `card.status_changed`, `card.closed`.
+    Status(IssuerCardStatus),
+    /// `card.replaced`: the new card is registered (inheriting the old card's contact and
+    /// product when it has none) and the old one is closed.
+    Replace(CardRecord),
+    /// `card.renewed`.
+    Expiry { expiry_yymm: String },
+    /// `cardholder.updated`: fields given replace the stored ones, absent ones are kept.
+    Contact { phone: Option<String>, email: Option<String> },
+}
+
+/// One processor event, ready to commit: dedup record, registry change, outbox message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorEventRecord {
+    pub event_id: String,
+    /// SHA-256 of the event's canonical JSON.
+    pub body_hash: Vec<u8>,
+    pub card_id: String,
+    pub event_type: String,
+    pub occurred_at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+    pub change: CardChange,
+    /// None when the configured approach forwards nothing for this type.
+    pub outbox: Option<OutboxRecord>,
+}
+
+/// Result of committing a batch of processor events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Committed: `accepted` new events, `duplicates` already known with the same body.
+    Committed { accepted: u32, duplicates: u32 },
+    /// This event id is known with another body: nothing was written.
+    Conflict { event_id: String },
 }
 
 /// Errors of the storage layer. `sqlx` details stay in the source chain for the logs.
@@ -257,6 +357,51 @@ pub trait Store: Send + Sync + 'static {
     // ---- outbox (delivery is done by the relay) ----
     /// Pending rows, oldest first (for inspection and tests).
     async fn pending_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRecord>>;
+
+    /// Erases a notification's OTP ciphertext (once delivered).
+    async fn erase_otp(&self, notification_id: &str) -> StoreResult<()>;
+
+    // ---- processor events ----
+    /// In ONE transaction: deduplicates every event by id, applies its registry change and
+    /// writes its outbox row. All or nothing: a conflicting id or a PAN registered under
+    /// another card id (`DuplicatePan`) writes nothing.
+    async fn ingest_processor_events(&self, events: &[ProcessorEventRecord]) -> StoreResult<IngestOutcome>;
+
+    // ---- outbox relay ----
+    /// Leases up to `limit` deliverable rows to `owner` until `lease_until`: pending, due, not
+    /// leased (or the lease expired), and the oldest pending row of their ordering key (FIFO).
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEntry>>;
+    /// Records an attempt on a row `owner` still leases. False when the lease was lost (taken
+    /// over, or the operator changed the row): nothing written.
+    async fn finish_outbox(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        now: OffsetDateTime,
+        result: &DeliveryResult,
+    ) -> StoreResult<bool>;
+    /// Newest first.
+    async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Vec<OutboxEntry>>;
+    async fn find_outbox(&self, id: uuid::Uuid) -> StoreResult<Option<OutboxEntry>>;
+    /// A pending or dead row becomes due now (a dead one starts a fresh schedule).
+    async fn retry_outbox(&self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Dead rows (and delivered ones when `include_delivered`) matching `selector` become
+    /// pending again with a fresh schedule. Returns how many.
+    async fn replay_outbox(
+        &self,
+        selector: &ReplaySelector,
+        include_delivered: bool,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    /// A pending row becomes dead without delivery (unblocks its ordering key).
+    async fn skip_outbox(&self, id: uuid::Uuid, reason: &str) -> StoreResult<bool>;
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 
     // ---- idempotency ----
     async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;

@@ -8,16 +8,17 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
-use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
 
 use super::rows::{
-    self, CardRow, DecisionRow, IdempotencyRow, NotificationRow, OutboxRow, TokenEventRow, TokenRow, card_columns,
-    decision_columns, idempotency_columns, normalize_ts, notification_columns, outbox_columns, token_columns,
-    token_event_columns,
+    self, CardRow, DecisionRow, IdempotencyRow, NotificationRow, OutboxEntryRow, OutboxRow, TokenEventRow, TokenRow,
+    card_columns, decision_columns, idempotency_columns, normalize_ts, notification_columns, outbox_columns,
+    outbox_entry_columns, token_columns, token_event_columns,
 };
 use super::{
-    CardRecord, DecisionRecord, IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord, Store,
-    StoreError, StoreResult, TokenEventOutcome, TokenEventRecord, TokenRecord,
+    CardChange, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, IdempotentWrite, IngestOutcome,
+    NotificationRecord, OutboxEntry, OutboxFilter, OutboxRecord, OutboxStats, ProcessorEventRecord, ReplaySelector,
+    Store, StoreError, StoreResult, TokenEventOutcome, TokenEventRecord, TokenRecord,
 };
 
 /// [`Store`] on a PostgreSQL database.
@@ -101,12 +102,21 @@ async fn fetch_token<'c>(executor: impl PgExecutor<'c>, token_id: &str) -> Store
         .transpose()
 }
 
+/// Serialises the writers of one ordering key until the transaction ends. `seq` comes from a
+/// sequence, so without this two concurrent transactions for one card could commit in the
+/// opposite order of their seqs, and the relay could deliver the later message first.
+async fn lock_ordering_key(conn: &mut PgConnection, key: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(conn).await?;
+    Ok(())
+}
+
 async fn insert_outbox(conn: &mut PgConnection, outbox: &OutboxRecord) -> StoreResult<()> {
+    lock_ordering_key(conn, &outbox.ordering_key).await?;
     sqlx::query(
         "INSERT INTO outbox \
          (id, destination, ordering_key, event_type, payload, created_at, not_after, \
-          next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+          next_attempt_at, correlation_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(outbox.id)
     .bind(&outbox.destination)
@@ -116,6 +126,7 @@ async fn insert_outbox(conn: &mut PgConnection, outbox: &OutboxRecord) -> StoreR
     .bind(normalize_ts(outbox.created_at))
     .bind(outbox.not_after.map(normalize_ts))
     .bind(normalize_ts(outbox.created_at))
+    .bind(&outbox.correlation_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -155,6 +166,120 @@ async fn upsert_mirror(conn: &mut PgConnection, event: &TokenEventRecord) -> Sto
     Ok(written == 1)
 }
 
+/// Inserts or updates one card by id; a PAN fingerprint owned by another id is `DuplicatePan`.
+async fn upsert_card(conn: &mut PgConnection, card: &CardRecord) -> StoreResult<u64> {
+    let owner: Option<String> = sqlx::query_scalar("SELECT card_id FROM cards WHERE pan_fingerprint = $1")
+        .bind(&card.pan_fingerprint)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if owner.is_some_and(|owner| owner != card.card_id) {
+        return Err(StoreError::DuplicatePan);
+    }
+    Ok(sqlx::query(
+        "INSERT INTO cards \
+         (card_id, pan_fingerprint, pan_ciphertext, pan_key_id, pan_last4, expiry_yymm, \
+          status, cardholder_phone, cardholder_email, product_category, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (card_id) DO UPDATE SET \
+          pan_fingerprint = excluded.pan_fingerprint, \
+          pan_ciphertext = excluded.pan_ciphertext, \
+          pan_key_id = excluded.pan_key_id, \
+          pan_last4 = excluded.pan_last4, \
+          expiry_yymm = excluded.expiry_yymm, \
+          status = excluded.status, \
+          cardholder_phone = excluded.cardholder_phone, \
+          cardholder_email = excluded.cardholder_email, \
+          product_category = excluded.product_category, \
+          updated_at = excluded.updated_at",
+    )
+    .bind(&card.card_id)
+    .bind(&card.pan_fingerprint)
+    .bind(&card.pan_ciphertext)
+    .bind(&card.pan_key_id)
+    .bind(&card.pan_last4)
+    .bind(&card.expiry_yymm)
+    .bind(card.status.as_str())
+    .bind(&card.cardholder_phone)
+    .bind(&card.cardholder_email)
+    .bind(&card.product_category)
+    .bind(normalize_ts(card.updated_at))
+    .execute(conn)
+    .await
+    .map_err(rows::card_write_error)?
+    .rows_affected())
+}
+
+/// Applies one processor event's change to the registry. Changes to a card the registry does
+/// not hold (cards kept at the processor) touch nothing.
+async fn apply_card_change(conn: &mut PgConnection, event: &ProcessorEventRecord) -> StoreResult<()> {
+    let now = normalize_ts(event.received_at);
+    match &event.change {
+        CardChange::Register(card) => {
+            upsert_card(conn, card).await?;
+        }
+        CardChange::Replace(new_card) => {
+            let old =
+                sqlx::query_as::<_, CardRow>(concat!("SELECT ", card_columns!(), " FROM cards WHERE card_id = $1"))
+                    .bind(&event.card_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(CardRecord::try_from)
+                    .transpose()?;
+            let mut new_card = new_card.clone();
+            if let Some(old) = old {
+                new_card.cardholder_phone = new_card.cardholder_phone.or(old.cardholder_phone);
+                new_card.cardholder_email = new_card.cardholder_email.or(old.cardholder_email);
+                new_card.product_category = new_card.product_category.or(old.product_category);
+            }
+            upsert_card(conn, &new_card).await?;
+            sqlx::query("UPDATE cards SET status = $2, updated_at = $3 WHERE card_id = $1")
+                .bind(&event.card_id)
+                .bind(IssuerCardStatus::Closed.as_str())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        CardChange::Status(status) => {
+            sqlx::query("UPDATE cards SET status = $2, updated_at = $3 WHERE card_id = $1")
+                .bind(&event.card_id)
+                .bind(status.as_str())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        CardChange::Expiry { expiry_yymm } => {
+            sqlx::query("UPDATE cards SET expiry_yymm = $2, updated_at = $3 WHERE card_id = $1")
+                .bind(&event.card_id)
+                .bind(expiry_yymm)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        CardChange::Contact { phone, email } => {
+            sqlx::query(
+                "UPDATE cards SET cardholder_phone = COALESCE($2, cardholder_phone), \
+                 cardholder_email = COALESCE($3, cardholder_email), updated_at = $4 WHERE card_id = $1",
+            )
+            .bind(&event.card_id)
+            .bind(phone)
+            .bind(email)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_outbox_entry<'c>(executor: impl PgExecutor<'c>, id: uuid::Uuid) -> StoreResult<Option<OutboxEntry>> {
+    sqlx::query_as::<_, OutboxEntryRow>(concat!("SELECT ", outbox_entry_columns!(), " FROM outbox WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await?
+        .map(OutboxEntry::try_from)
+        .transpose()
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     #[tracing::instrument(skip_all)]
@@ -174,46 +299,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let mut written = 0;
         for card in cards {
-            let owner: Option<String> = sqlx::query_scalar("SELECT card_id FROM cards WHERE pan_fingerprint = $1")
-                .bind(&card.pan_fingerprint)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if owner.is_some_and(|owner| owner != card.card_id) {
-                tx.rollback().await?;
-                return Err(StoreError::DuplicatePan);
-            }
-            written += sqlx::query(
-                "INSERT INTO cards \
-                 (card_id, pan_fingerprint, pan_ciphertext, pan_key_id, pan_last4, expiry_yymm, \
-                  status, cardholder_phone, cardholder_email, product_category, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (card_id) DO UPDATE SET \
-                  pan_fingerprint = excluded.pan_fingerprint, \
-                  pan_ciphertext = excluded.pan_ciphertext, \
-                  pan_key_id = excluded.pan_key_id, \
-                  pan_last4 = excluded.pan_last4, \
-                  expiry_yymm = excluded.expiry_yymm, \
-                  status = excluded.status, \
-                  cardholder_phone = excluded.cardholder_phone, \
-                  cardholder_email = excluded.cardholder_email, \
-                  product_category = excluded.product_category, \
-                  updated_at = excluded.updated_at",
-            )
-            .bind(&card.card_id)
-            .bind(&card.pan_fingerprint)
-            .bind(&card.pan_ciphertext)
-            .bind(&card.pan_key_id)
-            .bind(&card.pan_last4)
-            .bind(&card.expiry_yymm)
-            .bind(card.status.as_str())
-            .bind(&card.cardholder_phone)
-            .bind(&card.cardholder_email)
-            .bind(&card.product_category)
-            .bind(normalize_ts(card.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(rows::card_write_error)?
-            .rows_affected();
+            written += upsert_card(&mut tx, card).await?;
         }
         tx.commit().await?;
         Ok(written)
@@ -521,6 +607,228 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(OutboxRecord::from).collect())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_otp(&self, notification_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE notifications SET otp_ciphertext = NULL, otp_key_id = NULL WHERE notification_id = $1")
+            .bind(notification_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ingest_processor_events(&self, events: &[ProcessorEventRecord]) -> StoreResult<IngestOutcome> {
+        let mut tx = self.pool.begin().await?;
+        // Every ordering key of the batch, locked in one (sorted) order: concurrent batches
+        // sharing cards cannot deadlock.
+        let mut keys: Vec<&str> =
+            events.iter().filter_map(|e| e.outbox.as_ref().map(|o| o.ordering_key.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            lock_ordering_key(&mut tx, key).await?;
+        }
+        let (mut accepted, mut duplicates) = (0, 0);
+        for event in events {
+            let inserted = sqlx::query(
+                "INSERT INTO processor_events \
+                 (event_id, body_hash, card_id, event_type, occurred_at, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&event.event_id)
+            .bind(&event.body_hash)
+            .bind(&event.card_id)
+            .bind(&event.event_type)
+            .bind(normalize_ts(event.occurred_at))
+            .bind(normalize_ts(event.received_at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                let hash: Vec<u8> = sqlx::query_scalar("SELECT body_hash FROM processor_events WHERE event_id = $1")
+                    .bind(&event.event_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if hash != event.body_hash {
+                    tx.rollback().await?;
+                    return Ok(IngestOutcome::Conflict { event_id: event.event_id.clone() });
+                }
+                duplicates += 1;
+                continue;
+            }
+            if let Err(e) = apply_card_change(&mut tx, event).await {
+                tx.rollback().await?;
+                return Err(e);
+            }
+            if let Some(outbox) = &event.outbox {
+                insert_outbox(&mut tx, outbox).await?;
+            }
+            accepted += 1;
+        }
+        tx.commit().await?;
+        Ok(IngestOutcome::Committed { accepted, duplicates })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEntry>> {
+        // SKIP LOCKED: replicas claiming at the same moment take different rows instead of
+        // queueing on each other's locks; the lease keeps a row theirs after the commit.
+        let rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq IN ( \
+               SELECT o.seq FROM outbox o \
+               WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+                 AND (o.lease_until IS NULL OR o.lease_until < $3) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' \
+                                 AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
+               ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING ",
+            outbox_entry_columns!()
+        ))
+        .bind(owner)
+        .bind(normalize_ts(lease_until))
+        .bind(normalize_ts(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;
+        entries.sort_by_key(|e| e.seq);
+        Ok(entries)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn finish_outbox(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        now: OffsetDateTime,
+        result: &DeliveryResult,
+    ) -> StoreResult<bool> {
+        let (status, next, error, delivered_at) = rows::result_columns(result, now);
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = $3, attempts = attempts + 1, \
+              next_attempt_at = COALESCE($4, next_attempt_at), last_error = $5, delivered_at = $6, \
+              lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(delivered_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Vec<OutboxEntry>> {
+        let rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
+            "SELECT ",
+            outbox_entry_columns!(),
+            " FROM outbox WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR ordering_key = $2) \
+              ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(&filter.status)
+        .bind(&filter.ordering_key)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert_all(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_outbox(&self, id: uuid::Uuid) -> StoreResult<Option<OutboxEntry>> {
+        fetch_outbox_entry(&self.pool, id).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_outbox(&self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE outbox SET attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END, \
+              status = 'pending', next_attempt_at = $2 \
+             WHERE id = $1 AND status IN ('pending', 'dead')",
+        )
+        .bind(id)
+        .bind(normalize_ts(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn replay_outbox(
+        &self,
+        selector: &ReplaySelector,
+        include_delivered: bool,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let (id, key, from, until) = match selector {
+            ReplaySelector::Id(id) => (Some(*id), None, None, None),
+            ReplaySelector::OrderingKey(key) => (None, Some(key.as_str()), None, None),
+            ReplaySelector::CreatedBetween(from, until) => {
+                (None, None, Some(normalize_ts(*from)), Some(normalize_ts(*until)))
+            }
+        };
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $6, last_error = NULL, \
+              delivered_at = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE (status = 'dead' OR ($5 AND status = 'delivered')) \
+               AND ($1::uuid IS NULL OR id = $1) AND ($2::text IS NULL OR ordering_key = $2) \
+               AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)",
+        )
+        .bind(id)
+        .bind(key)
+        .bind(from)
+        .bind(until)
+        .bind(include_delivered)
+        .bind(normalize_ts(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn skip_outbox(&self, id: uuid::Uuid, reason: &str) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = 'dead', last_error = $2, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetch_one(&self.pool).await?;
+        let dead: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetch_one(&self.pool).await?;
+        let oldest: Option<OffsetDateTime> =
+            sqlx::query_scalar("SELECT created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(OutboxStats {
+            pending: pending.max(0).unsigned_abs(),
+            dead: dead.max(0).unsigned_abs(),
+            oldest_pending_created_at: oldest,
+        })
     }
 
     #[tracing::instrument(skip_all)]

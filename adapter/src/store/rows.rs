@@ -12,8 +12,8 @@ use time::{OffsetDateTime, UtcOffset};
 use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
 
 use super::{
-    CardRecord, DecisionRecord, IdempotencyRecord, NotificationRecord, OutboxRecord, StoreError, StoreResult,
-    TokenEventRecord, TokenRecord,
+    CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, NotificationRecord, OutboxEntry, OutboxRecord,
+    StoreError, StoreResult, TokenEventRecord, TokenRecord,
 };
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so lexical order is chronological order.
@@ -104,12 +104,18 @@ macro_rules! notification_columns {
 }
 macro_rules! outbox_columns {
     () => {
-        "id, destination, ordering_key, event_type, payload, created_at, not_after"
+        "id, destination, ordering_key, event_type, payload, created_at, not_after, correlation_id"
+    };
+}
+macro_rules! outbox_entry_columns {
+    () => {
+        "seq, id, destination, ordering_key, event_type, payload, created_at, not_after, correlation_id, \
+         status, attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
     };
 }
 pub(super) use {
-    card_columns, decision_columns, idempotency_columns, notification_columns, outbox_columns, token_columns,
-    token_event_columns,
+    card_columns, decision_columns, idempotency_columns, notification_columns, outbox_columns, outbox_entry_columns,
+    token_columns, token_event_columns,
 };
 
 #[derive(sqlx::FromRow)]
@@ -327,6 +333,7 @@ pub(super) struct OutboxRow {
     payload: sqlx::types::Json<serde_json::Value>,
     created_at: OffsetDateTime,
     not_after: Option<OffsetDateTime>,
+    correlation_id: Option<String>,
 }
 
 impl From<OutboxRow> for OutboxRecord {
@@ -339,7 +346,52 @@ impl From<OutboxRow> for OutboxRecord {
             payload: row.payload.0,
             created_at: row.created_at,
             not_after: row.not_after,
+            correlation_id: row.correlation_id,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OutboxEntryRow {
+    seq: i64,
+    #[sqlx(flatten)]
+    record: OutboxRow,
+    status: String,
+    attempts: i32,
+    next_attempt_at: OffsetDateTime,
+    lease_owner: Option<String>,
+    lease_until: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    delivered_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<OutboxEntryRow> for OutboxEntry {
+    type Error = StoreError;
+
+    fn try_from(row: OutboxEntryRow) -> StoreResult<Self> {
+        Ok(OutboxEntry {
+            seq: row.seq,
+            record: row.record.into(),
+            status: row.status,
+            attempts: count_u32(row.attempts.into(), "attempts")?,
+            next_attempt_at: row.next_attempt_at,
+            lease_owner: row.lease_owner,
+            lease_until: row.lease_until,
+            last_error: row.last_error,
+            delivered_at: row.delivered_at,
+        })
+    }
+}
+
+/// The status, next attempt, error and delivery time a [`DeliveryResult`] writes.
+pub(super) fn result_columns(
+    result: &DeliveryResult,
+    now: OffsetDateTime,
+) -> (&'static str, Option<OffsetDateTime>, Option<String>, Option<OffsetDateTime>) {
+    match result {
+        DeliveryResult::Delivered => ("delivered", None, None, Some(normalize_ts(now))),
+        DeliveryResult::Retry { at, error } => ("pending", Some(normalize_ts(*at)), Some(error.clone()), None),
+        DeliveryResult::Dead { error } => ("dead", None, Some(error.clone()), None),
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod cli;
+mod forwarding;
+mod forwarding_scale;
 mod helpers;
 mod notifications;
 mod security;

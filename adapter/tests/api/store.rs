@@ -102,6 +102,7 @@ fn outbox(ordering_key: &str, event_type: &str, n: u32) -> OutboxRecord {
         payload: json!({ "n": n, "nested": { "list": [1, 2, 3], "text": "é" } }),
         created_at: T0 + Duration::seconds(n.into()),
         not_after: None,
+        correlation_id: Some(format!("corr-{n}")),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod cards;
 mod doc;
 pub mod notifications;
+pub mod processor;
 pub mod public_key;
 pub mod system;
 pub mod tokens;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource(TOKEN_EVENTS_PATH, web::post().to(tokens::token_event)))
         .service(resource(NOTIFICATIONS_PATH, web::post().to(notifications::notification)))
         .service(resource(PUBLIC_KEY_PATH, web::get().to(public_key::public_key)))
+        .service(resource(tmp_protocol::processor::EVENTS_PATH, web::post().to(processor::events)))
         .service(resource("/healthz", web::get().to(system::healthz)))
         .service(resource("/readyz", web::get().to(system::readyz)))
         .service(resource("/metrics", web::get().to(system::metrics)))

@@ -92,6 +92,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
     let mut settings = base_settings(&db.url);
     point_keys_at(&mut settings, &shared_key_dir());
     settings.housekeeping.interval_secs = 3600;
+    // Most tests inspect the outbox as written; the relay tests turn it on.
+    settings.relay.enabled = false;
     settings
 }
 

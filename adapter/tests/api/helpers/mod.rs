@@ -3,3 +3,4 @@
 pub mod app;
 pub mod bridge;
 pub mod db;
+pub mod receiver;

@@ -1,0 +1,198 @@
+//! Card events from the processor: validated, applied to the local card registry and queued
+//! for TMP (approach `external`) or DataCore (approach `datacore`) in one transaction.
+//!
+//! Card data (PAN, expiry) arrives as JWE to the adapter's key. It is stored in the registry
+//! encrypted under the data key, and — when the event is forwarded with card data — carried
+//! in the outbox row only sealed under the data key (bound to the row's id), to be
+//! re-encrypted to the destination's key at delivery. The outbox payload itself never holds it.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::processor::{ProcessorEvent, ProcessorEventBody};
+use tmp_protocol::tmp_api::{ExpiryData, ReplacementCardData};
+use zeroize::Zeroizing;
+
+use super::fields::check_id;
+use crate::config::Approach;
+use crate::http::error::ApiError;
+use crate::http::json::parse_body;
+use crate::import::pan_aad;
+use crate::keys::KeyMaterial;
+use crate::store::{CardChange, CardRecord, OutboxRecord, ProcessorEventRecord};
+
+/// Outbox destination of events for the TMP API (approach `external`).
+pub const TMP_API: &str = "tmp_api";
+/// Outbox destination of events for DataCore's Lifecycle API (approach `datacore`).
+pub const LIFECYCLE_API: &str = "lifecycle_api";
+
+const MAX_TEXT_LEN: usize = 256;
+
+/// The card data an event carried encrypted, once decrypted.
+pub enum CardSecret {
+    Card(ReplacementCardData),
+    Expiry(ExpiryData),
+}
+
+/// One event object or a JSON array of them.
+pub fn parse_events(bytes: &[u8], max_batch: usize) -> Result<Vec<ProcessorEvent>, ApiError> {
+    let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let events = if is_batch { parse_body::<Vec<ProcessorEvent>>(bytes)? } else { vec![parse_body(bytes)?] };
+    if events.is_empty() {
+        return Err(ApiError::validation("the batch holds no event"));
+    }
+    if events.len() > max_batch {
+        return Err(ApiError::validation(format!("a batch holds at most {max_batch} events")));
+    }
+    Ok(events)
+}
+
+fn check_text(field: &str, value: Option<&String>) -> Result<(), ApiError> {
+    if value.is_some_and(|v| v.is_empty() || v.chars().count() > MAX_TEXT_LEN) {
+        return Err(ApiError::validation(format!("`{field}` must be 1 to {MAX_TEXT_LEN} characters")));
+    }
+    Ok(())
+}
+
+pub fn validate(event: &ProcessorEvent) -> Result<(), ApiError> {
+    check_id("id", &event.id)?;
+    check_id("cardId", &event.card_id)?;
+    match &event.body {
+        ProcessorEventBody::CardIssued(d) => {
+            check_text("data.productCategory", d.product_category.as_ref())?;
+            if let Some(c) = &d.cardholder {
+                check_text("data.cardholder.phone", c.phone.as_ref())?;
+                check_text("data.cardholder.email", c.email.as_ref())?;
+            }
+        }
+        ProcessorEventBody::CardStatusChanged(d) => check_text("data.reason", d.reason.as_ref())?,
+        ProcessorEventBody::CardReplaced(d) => {
+            check_id("data.newCardId", &d.new_card_id)?;
+            if d.new_card_id == event.card_id {
+                return Err(ApiError::validation("`data.newCardId` must differ from `cardId`"));
+            }
+        }
+        ProcessorEventBody::CardRenewed(_) => {}
+        ProcessorEventBody::CardClosed(d) => check_text("data.reason", d.reason.as_ref())?,
+        ProcessorEventBody::CardholderUpdated(c) => {
+            if c.phone.is_none() && c.email.is_none() {
+                return Err(ApiError::validation("`data` must hold `phone`, `email` or both"));
+            }
+            check_text("data.phone", c.phone.as_ref())?;
+            check_text("data.email", c.email.as_ref())?;
+        }
+    }
+    Ok(())
+}
+
+/// Where an event goes under `approach`; None when that approach has nothing to tell.
+/// (`external`: TMP learns of new cards and contacts by asking the Issuer API.)
+pub fn destination(approach: Approach, body: &ProcessorEventBody) -> Option<&'static str> {
+    match (approach, body) {
+        (Approach::Datacore, _) => Some(LIFECYCLE_API),
+        (Approach::External, ProcessorEventBody::CardIssued(_) | ProcessorEventBody::CardholderUpdated(_)) => None,
+        (Approach::External, _) => Some(TMP_API),
+    }
+}
+
+/// Associated data binding sealed card data to its outbox row.
+pub fn sealed_aad(outbox_id: &uuid::Uuid) -> Vec<u8> {
+    format!("outbox:{outbox_id}").into_bytes()
+}
+
+fn card_record(card_id: &str, card: &ReplacementCardData, keys: &KeyMaterial, now: OffsetDateTime) -> CardRecord {
+    let sealed = keys.data_keys.encrypt(card.pan.expose().as_bytes(), &pan_aad(card_id));
+    CardRecord {
+        card_id: card_id.to_owned(),
+        pan_fingerprint: keys.fingerprinter.fingerprint(&card.pan).to_vec(),
+        pan_ciphertext: sealed.bytes,
+        pan_key_id: sealed.key_id,
+        pan_last4: card.pan.last4().to_owned(),
+        expiry_yymm: card.expiry.yymm(),
+        status: IssuerCardStatus::Active,
+        cardholder_phone: None,
+        cardholder_email: None,
+        product_category: None,
+        updated_at: now,
+    }
+}
+
+/// The records to commit for one validated event and its decrypted card data.
+pub fn to_record(
+    event: &ProcessorEvent,
+    secret: Option<&CardSecret>,
+    keys: &KeyMaterial,
+    approach: Approach,
+    now: OffsetDateTime,
+) -> Result<ProcessorEventRecord, ApiError> {
+    let internal = |what: &str| ApiError::Internal(anyhow::anyhow!("processor event: {what}"));
+    let change = match (&event.body, secret) {
+        (ProcessorEventBody::CardIssued(d), Some(CardSecret::Card(card))) => {
+            let mut record = card_record(&event.card_id, card, keys, now);
+            record.product_category = d.product_category.clone();
+            record.cardholder_phone = d.cardholder.as_ref().and_then(|c| c.phone.clone());
+            record.cardholder_email = d.cardholder.as_ref().and_then(|c| c.email.clone());
+            CardChange::Register(record)
+        }
+        (ProcessorEventBody::CardReplaced(d), Some(CardSecret::Card(card))) => {
+            CardChange::Replace(card_record(&d.new_card_id, card, keys, now))
+        }
+        (ProcessorEventBody::CardRenewed(_), Some(CardSecret::Expiry(e))) => {
+            CardChange::Expiry { expiry_yymm: e.expiry.yymm() }
+        }
+        (ProcessorEventBody::CardStatusChanged(d), None) => CardChange::Status(d.status),
+        (ProcessorEventBody::CardClosed(_), None) => CardChange::Status(IssuerCardStatus::Closed),
+        (ProcessorEventBody::CardholderUpdated(c), None) => {
+            CardChange::Contact { phone: c.phone.clone(), email: c.email.clone() }
+        }
+        _ => return Err(internal("card data does not match the event type")),
+    };
+
+    let canonical = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.into()))?;
+    let outbox = match destination(approach, &event.body) {
+        None => None,
+        Some(destination) => {
+            let id = uuid::Uuid::new_v4();
+            let mut event_json = serde_json::to_value(event).map_err(|e| ApiError::Internal(e.into()))?;
+            if let Some(data) = event_json.get_mut("data").and_then(Value::as_object_mut) {
+                // The JWE was for the adapter; the relay re-encrypts for the destination.
+                data.remove("encryptedPayload");
+            }
+            let mut payload = json!({ "event": event_json });
+            if let Some(secret) = secret {
+                let plaintext = Zeroizing::new(
+                    match secret {
+                        CardSecret::Card(card) => serde_json::to_vec(card),
+                        CardSecret::Expiry(expiry) => serde_json::to_vec(expiry),
+                    }
+                    .map_err(|_| internal("card data does not serialize"))?,
+                );
+                let sealed = keys.data_keys.encrypt(&plaintext, &sealed_aad(&id));
+                payload["sealed"] = json!({ "keyId": sealed.key_id, "data": STANDARD.encode(&sealed.bytes) });
+            }
+            Some(OutboxRecord {
+                id,
+                destination: destination.to_owned(),
+                ordering_key: event.card_id.clone(),
+                event_type: event.body.type_name().to_owned(),
+                payload,
+                created_at: now,
+                not_after: None,
+                correlation_id: Some(crate::http::correlation::current()),
+            })
+        }
+    };
+    Ok(ProcessorEventRecord {
+        event_id: event.id.clone(),
+        body_hash: Sha256::digest(&canonical).to_vec(),
+        card_id: event.card_id.clone(),
+        event_type: event.body.type_name().to_owned(),
+        occurred_at: event.occurred_at,
+        received_at: now,
+        change,
+        outbox,
+    })
+}

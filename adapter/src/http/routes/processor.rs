@@ -1,0 +1,69 @@
+//! `POST /processor/v1/events`: the processor's card events, one or a batch.
+
+use actix_web::HttpResponse;
+use actix_web::web::Data;
+use time::OffsetDateTime;
+use tmp_protocol::processor::{ProcessorEventBody, ProcessorEventsAck};
+
+use super::decrypt;
+use crate::domain::processor_events::{self, CardSecret};
+use crate::http::AppState;
+use crate::http::body::ProcessorBody;
+use crate::http::error::ApiError;
+use crate::store::{IngestOutcome, StoreError};
+
+/// Answers `202` only once every event of the request is committed with its registry change
+/// and outbox row; an event id seen before with the same body is accepted without effect.
+#[tracing::instrument(skip_all)]
+pub async fn events(state: Data<AppState>, body: ProcessorBody) -> Result<HttpResponse, ApiError> {
+    let events = processor_events::parse_events(&body.bytes, state.settings.processor.max_batch_events)?;
+    let now = OffsetDateTime::now_utc();
+    let mut records = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        let at = |e: ApiError| match (events.len() > 1, e) {
+            (true, ApiError::Validation(m)) => ApiError::Validation(format!("event [{index}]: {m}")),
+            (true, ApiError::InvalidEncryptedPayload(m)) => {
+                ApiError::InvalidEncryptedPayload(format!("event [{index}]: {m}"))
+            }
+            (_, e) => e,
+        };
+        processor_events::validate(event).map_err(at)?;
+        let secret = match &event.body {
+            ProcessorEventBody::CardIssued(d) => {
+                Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).map_err(at)?))
+            }
+            ProcessorEventBody::CardReplaced(d) => {
+                Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).map_err(at)?))
+            }
+            ProcessorEventBody::CardRenewed(d) => {
+                Some(CardSecret::Expiry(decrypt(&state, &d.encrypted_payload).map_err(at)?))
+            }
+            _ => None,
+        };
+        records.push(processor_events::to_record(
+            event,
+            secret.as_ref(),
+            &state.keys,
+            state.settings.forwarding.approach,
+            now,
+        )?);
+    }
+    let outcome = match state.store.ingest_processor_events(&records).await {
+        Ok(outcome) => outcome,
+        Err(StoreError::DuplicatePan) => {
+            return Err(ApiError::validation("a card with this PAN is already registered under another card id"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match outcome {
+        IngestOutcome::Conflict { event_id } => Err(ApiError::EventIdReused(event_id)),
+        IngestOutcome::Committed { accepted, duplicates } => {
+            state.relay_wakeup.notify_one();
+            for event in &events {
+                state.metrics.processor_events.with_label_values(&[event.body.type_name()]).inc();
+            }
+            tracing::info!(accepted, duplicates, "processor events stored");
+            Ok(HttpResponse::Accepted().json(ProcessorEventsAck { accepted, duplicates }))
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! One delivery attempt per destination, and the mapping of outbox rows onto each
+//! destination's API (tabled in `docs/forwarding.md`).
+//!
+//! Every request carries `X-Idempotency-Key` = the outbox row's id (stable across attempts),
+//! `X-Correlation-Id`, and a Standard-Webhooks signature with a fresh `webhook-id` per attempt.
+//! Card data is unsealed from the row and JWE-encrypted to the destination's public key only
+//! here, at delivery time; an activation code is read from its notification row, re-encrypted
+//! to the sink's key, and erased once every sink has it.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::headers::{CORRELATION_ID, IDEMPOTENCY_KEY};
+use tmp_protocol::jwk::{JwkSet, PublicJwk};
+use tmp_protocol::lifecycle_api::{LifecycleCard, LifecycleCardReplace, LifecycleCardUpdate};
+use tmp_protocol::tmp_api::{CardExpiryUpdate, CardReplace, CardStatusUpdate};
+use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+use zeroize::Zeroizing;
+
+use crate::config::{DestinationSettings, Settings, SinkSettings};
+use crate::domain::notifications::otp_aad;
+use crate::domain::processor_events::{LIFECYCLE_API, TMP_API, sealed_aad};
+use crate::domain::token_events::ISSUER_WEBHOOK;
+use crate::keys::KeyMaterial;
+use crate::store::{DynStore, OutboxEntry};
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// 408, 429, 5xx, timeout, connection error: worth another try.
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other 4xx, or a row that cannot be delivered at all.
+    Permanent(String),
+}
+
+enum Sent {
+    Ok,
+    /// 422 `INVALID_ENCRYPTED_PAYLOAD`: the destination no longer takes the key we used.
+    KeyRejected,
+    Failed(Attempt),
+}
+
+/// A destination's public key, fetched on first use and again after `ttl` or a rejection.
+struct KeyCache {
+    ttl: Duration,
+    cached: Mutex<Option<(PublicJwk, Instant)>>,
+}
+
+impl KeyCache {
+    fn get_cached(&self) -> Option<PublicJwk> {
+        let guard = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().filter(|(_, at)| at.elapsed() < self.ttl).map(|(k, _)| k.clone())
+    }
+
+    fn store(&self, key: PublicJwk) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, Instant::now()));
+    }
+
+    fn invalidate(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+struct Api {
+    base_url: String,
+    secrets: Vec<WebhookSecret>,
+    client: reqwest::Client,
+    key_path: &'static str,
+    key: KeyCache,
+}
+
+struct Sink {
+    settings: SinkSettings,
+    secrets: Vec<WebhookSecret>,
+    client: reqwest::Client,
+    otp_key: Option<PublicJwk>,
+}
+
+pub(super) struct Destinations {
+    store: DynStore,
+    keys: Arc<KeyMaterial>,
+    tmp: Api,
+    lifecycle: Api,
+    sinks: Vec<Sink>,
+}
+
+fn parse_secrets(key: &str, secrets: &[String]) -> anyhow::Result<Vec<WebhookSecret>> {
+    secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<_, _>>().with_context(|| key.to_owned())
+}
+
+fn load_jwk(path: &Path) -> anyhow::Result<PublicJwk> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let jwk: PublicJwk =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a public JWK", path.display()))?;
+    jwk.to_public_key().with_context(|| format!("{} is not a usable RSA key", path.display()))?;
+    Ok(jwk)
+}
+
+impl Destinations {
+    pub(super) fn new(settings: &Settings, store: DynStore, keys: Arc<KeyMaterial>) -> anyhow::Result<Destinations> {
+        let timeout = Duration::from_millis(settings.relay.request_timeout_ms);
+        let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
+        let api = |key: &str, d: &DestinationSettings, key_path: &'static str| -> anyhow::Result<Api> {
+            Ok(Api {
+                base_url: d.base_url.trim_end_matches('/').to_owned(),
+                secrets: parse_secrets(&format!("{key}.hmac_secrets"), &d.hmac_secrets)?,
+                client: crate::tls::outbound_client(&d.tls, timeout).with_context(|| key.to_owned())?,
+                key_path,
+                key: KeyCache { ttl, cached: Mutex::new(None) },
+            })
+        };
+        let sinks = settings
+            .sinks
+            .iter()
+            .map(|s| {
+                Ok(Sink {
+                    secrets: parse_secrets(&format!("sinks.{}.hmac_secrets", s.name), &s.hmac_secrets)?,
+                    client: crate::tls::outbound_client(&s.tls, timeout)?,
+                    otp_key: s.otp_jwk_file.as_deref().map(load_jwk).transpose()?,
+                    settings: s.clone(),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Destinations {
+            store,
+            keys,
+            tmp: api("forwarding.tmp_api", &settings.forwarding.tmp_api, tmp_protocol::tmp_api::PUBLIC_KEY_PATH)?,
+            lifecycle: api(
+                "forwarding.lifecycle_api",
+                &settings.forwarding.lifecycle_api,
+                tmp_protocol::lifecycle_api::PUBLIC_KEY_PATH,
+            )?,
+            sinks,
+        })
+    }
+
+    pub(super) async fn deliver(&self, entry: &OutboxEntry) -> Attempt {
+        match entry.record.destination.as_str() {
+            ISSUER_WEBHOOK => self.deliver_to_sinks(entry).await,
+            TMP_API => self.forward(&self.tmp, entry, tmp_request).await,
+            LIFECYCLE_API => self.forward(&self.lifecycle, entry, lifecycle_request).await,
+            other => Attempt::Permanent(format!("unknown destination `{other}`")),
+        }
+    }
+
+    /// The card data sealed into the row at ingest (JSON `{"pan","expiry"}` or `{"expiry"}`).
+    fn unseal(&self, entry: &OutboxEntry) -> Result<Option<Zeroizing<Vec<u8>>>, Attempt> {
+        let Some(sealed) = entry.record.payload.get("sealed") else {
+            return Ok(None);
+        };
+        let broken = || Attempt::Permanent("sealed card data cannot be decrypted".into());
+        let key_id = sealed["keyId"].as_str().ok_or_else(broken)?;
+        let bytes = STANDARD.decode(sealed["data"].as_str().ok_or_else(broken)?).map_err(|_| broken())?;
+        let plaintext =
+            self.keys.data_keys.decrypt(key_id, &bytes, &sealed_aad(&entry.record.id)).map_err(|_| broken())?;
+        Ok(Some(plaintext))
+    }
+
+    async fn public_key(&self, api: &Api) -> Result<PublicJwk, Attempt> {
+        if let Some(key) = api.key.get_cached() {
+            return Ok(key);
+        }
+        let unavailable = |what: &str| Attempt::Transient { error: format!("public key: {what}"), retry_after: None };
+        let response = api
+            .client
+            .get(format!("{}{}", api.base_url, api.key_path))
+            .send()
+            .await
+            .map_err(|e| unavailable(transport_error(&e)))?;
+        if !response.status().is_success() {
+            return Err(unavailable(&format!("HTTP {}", response.status().as_u16())));
+        }
+        let set: JwkSet = response.json().await.map_err(|_| unavailable("not a JWK set"))?;
+        let key = set.encryption_key().cloned().ok_or_else(|| unavailable("no encryption key in the set"))?;
+        api.key.store(key.clone());
+        Ok(key)
+    }
+
+    async fn forward(
+        &self,
+        api: &Api,
+        entry: &OutboxEntry,
+        map: fn(&OutboxEntry, Option<String>) -> Result<Request, String>,
+    ) -> Attempt {
+        let sealed = match self.unseal(entry) {
+            Ok(sealed) => sealed,
+            Err(attempt) => return attempt,
+        };
+        // Twice at most: once more with a freshly fetched key when the destination rejects
+        // the one we had (it rotated).
+        for round in 0..2 {
+            let jwe = match &sealed {
+                None => None,
+                Some(plaintext) => {
+                    let key = match self.public_key(api).await {
+                        Ok(key) => key,
+                        Err(attempt) => return attempt,
+                    };
+                    match tmp_protocol::jwe::encrypt(plaintext, &key) {
+                        Ok(jwe) => Some(jwe),
+                        Err(_) => return Attempt::Permanent("cannot encrypt to the destination's key".into()),
+                    }
+                }
+            };
+            let request = match map(entry, jwe) {
+                Ok(request) => request,
+                Err(error) => return Attempt::Permanent(error),
+            };
+            let url = format!("{}{}", api.base_url, request.path);
+            match send(&api.client, request.method, &url, request.body, &api.secrets, entry).await {
+                Sent::Ok => return Attempt::Delivered,
+                Sent::KeyRejected if round == 0 && sealed.is_some() => api.key.invalidate(),
+                Sent::KeyRejected => return Attempt::Permanent("HTTP 422 INVALID_ENCRYPTED_PAYLOAD".into()),
+                Sent::Failed(attempt) => return attempt,
+            }
+        }
+        Attempt::Permanent("HTTP 422 INVALID_ENCRYPTED_PAYLOAD".into())
+    }
+
+    /// Delivers to every sink whose filter takes the event type. A failure at any sink fails
+    /// the attempt and the retry goes to all of them again: sinks deduplicate on
+    /// `X-Idempotency-Key`.
+    async fn deliver_to_sinks(&self, entry: &OutboxEntry) -> Attempt {
+        let sinks: Vec<&Sink> = self.sinks.iter().filter(|s| s.settings.accepts(&entry.record.event_type)).collect();
+        let notification_id = entry
+            .record
+            .event_type
+            .starts_with("notification.")
+            .then(|| entry.record.payload["notificationId"].as_str().map(str::to_owned))
+            .flatten();
+        let otp = match &notification_id {
+            Some(id) if sinks.iter().any(|s| s.otp_key.is_some()) => match self.otp(id).await {
+                Ok(otp) => otp,
+                Err(attempt) => return attempt,
+            },
+            _ => None,
+        };
+        let timestamp = entry.record.created_at.format(&Rfc3339).unwrap_or_default();
+        let mut first_transient = None;
+        let mut permanent = Vec::new();
+        for sink in &sinks {
+            let mut data = entry.record.payload.clone();
+            if let (Some(otp), Some(key)) = (&otp, &sink.otp_key) {
+                #[derive(Serialize)]
+                struct Code<'a> {
+                    otp: &'a str,
+                }
+                match tmp_protocol::jwe::encrypt_json(&Code { otp: otp.as_str() }, key) {
+                    Ok(jwe) => data["encryptedPayload"] = Value::String(jwe),
+                    Err(_) => {
+                        return Attempt::Permanent(format!("sink {}: cannot encrypt to its key", sink.settings.name));
+                    }
+                }
+            }
+            let body = json!({ "type": entry.record.event_type, "timestamp": timestamp, "data": data });
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            match send(&sink.client, Method::POST, &sink.settings.url, Some(body), &sink.secrets, entry).await {
+                Sent::Ok => {}
+                Sent::KeyRejected => permanent.push(format!("sink {}: HTTP 422", sink.settings.name)),
+                Sent::Failed(Attempt::Transient { error, retry_after }) => {
+                    first_transient.get_or_insert(Attempt::Transient {
+                        error: format!("sink {}: {error}", sink.settings.name),
+                        retry_after,
+                    });
+                }
+                Sent::Failed(Attempt::Permanent(error)) => {
+                    permanent.push(format!("sink {}: {error}", sink.settings.name))
+                }
+                Sent::Failed(Attempt::Delivered) => {}
+            }
+        }
+        if let Some(transient) = first_transient {
+            return transient;
+        }
+        if !permanent.is_empty() {
+            return Attempt::Permanent(permanent.join("; "));
+        }
+        if let Some(id) = &notification_id
+            && let Err(error) = self.store.erase_otp(id).await
+        {
+            // Housekeeping erases it at expiry anyway.
+            tracing::warn!(error = ?error, "cannot erase a delivered activation code");
+        }
+        Attempt::Delivered
+    }
+
+    async fn otp(&self, notification_id: &str) -> Result<Option<Zeroizing<String>>, Attempt> {
+        let transient = |e: String| Attempt::Transient { error: e, retry_after: None };
+        let notification = self
+            .store
+            .find_notification(notification_id)
+            .await
+            .map_err(|_| transient("cannot read the notification".into()))?;
+        let Some((Some(ciphertext), Some(key_id))) = notification.map(|n| (n.otp_ciphertext, n.otp_key_id)) else {
+            return Ok(None);
+        };
+        let plaintext = self
+            .keys
+            .data_keys
+            .decrypt(&key_id, &ciphertext, &otp_aad(notification_id))
+            .map_err(|_| Attempt::Permanent("the activation code cannot be decrypted".into()))?;
+        let otp = String::from_utf8(plaintext.to_vec())
+            .map_err(|_| Attempt::Permanent("the activation code is corrupt".into()))?;
+        Ok(Some(Zeroizing::new(otp)))
+    }
+}
+
+/// One HTTP request to a destination.
+pub(super) struct Request {
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+}
+
+fn json_request<T: Serialize>(method: Method, path: String, body: &T) -> Result<Request, String> {
+    let body = serde_json::to_vec(body).map_err(|_| "the request body does not serialize".to_owned())?;
+    Ok(Request { method, path, body: Some(body) })
+}
+
+/// A path segment, percent-encoded.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct EventFields<'a> {
+    card_id: String,
+    data: &'a Value,
+}
+
+fn event_fields(entry: &OutboxEntry) -> Result<EventFields<'_>, String> {
+    let event = &entry.record.payload["event"];
+    let card_id = event["cardId"].as_str().ok_or("the outbox row has no cardId")?;
+    Ok(EventFields { card_id: segment(card_id), data: &event["data"] })
+}
+
+fn text(data: &Value, field: &str) -> Option<String> {
+    data[field].as_str().map(str::to_owned)
+}
+
+fn required(value: Option<String>, what: &str) -> Result<String, String> {
+    value.ok_or_else(|| format!("the outbox row lacks {what}"))
+}
+
+fn status(data: &Value) -> Result<IssuerCardStatus, String> {
+    serde_json::from_value(data["status"].clone()).map_err(|_| "the outbox row has no valid status".to_owned())
+}
+
+/// Approach `external`: the TMP API's card-lifecycle methods.
+fn tmp_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request, String> {
+    let EventFields { card_id, data } = event_fields(entry)?;
+    let base = format!("/tmp-api/v1/cards/{card_id}");
+    match entry.record.event_type.as_str() {
+        "card.status_changed" => json_request(
+            Method::POST,
+            format!("{base}/status"),
+            &CardStatusUpdate { status: status(data)?, reason: text(data, "reason") },
+        ),
+        "card.closed" => json_request(
+            Method::POST,
+            format!("{base}/status"),
+            &CardStatusUpdate { status: IssuerCardStatus::Closed, reason: text(data, "reason") },
+        ),
+        "card.replaced" => json_request(
+            Method::POST,
+            format!("{base}/replace"),
+            &CardReplace {
+                new_card_id: required(text(data, "newCardId"), "newCardId")?,
+                encrypted_payload: required(jwe, "card data")?,
+            },
+        ),
+        "card.renewed" => json_request(
+            Method::POST,
+            format!("{base}/expiry"),
+            &CardExpiryUpdate { encrypted_payload: required(jwe, "card data")? },
+        ),
+        other => Err(format!("no TMP API mapping for `{other}`")),
+    }
+}
+
+/// Approach `datacore`: the Lifecycle API.
+fn lifecycle_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request, String> {
+    let EventFields { card_id, data } = event_fields(entry)?;
+    let card_path = format!("/lifecycle/v1/cards/{card_id}");
+    match entry.record.event_type.as_str() {
+        "card.issued" => json_request(
+            Method::POST,
+            "/lifecycle/v1/cards".to_owned(),
+            &LifecycleCard {
+                card_id: required(entry.record.payload["event"]["cardId"].as_str().map(str::to_owned), "cardId")?,
+                status: IssuerCardStatus::Active,
+                product_category: text(data, "productCategory"),
+                cardholder: serde_json::from_value(data["cardholder"].clone()).ok(),
+                encrypted_payload: required(jwe, "card data")?,
+            },
+        ),
+        "card.status_changed" => json_request(
+            Method::PATCH,
+            card_path,
+            &LifecycleCardUpdate { status: Some(status(data)?), ..Default::default() },
+        ),
+        "card.replaced" => json_request(
+            Method::POST,
+            format!("{card_path}/replace"),
+            &LifecycleCardReplace {
+                new_card_id: required(text(data, "newCardId"), "newCardId")?,
+                encrypted_payload: required(jwe, "card data")?,
+            },
+        ),
+        "card.renewed" => json_request(
+            Method::PATCH,
+            card_path,
+            &LifecycleCardUpdate { encrypted_payload: Some(required(jwe, "card data")?), ..Default::default() },
+        ),
+        "card.closed" => Ok(Request { method: Method::DELETE, path: card_path, body: None }),
+        "cardholder.updated" => json_request(
+            Method::PATCH,
+            card_path,
+            &LifecycleCardUpdate {
+                cardholder: Some(serde_json::from_value(data.clone()).map_err(|_| "invalid cardholder".to_owned())?),
+                ..Default::default()
+            },
+        ),
+        other => Err(format!("no Lifecycle API mapping for `{other}`")),
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "connection error"
+    }
+}
+
+/// Sends one signed request and classifies the answer. Error texts hold the status and the
+/// contract's error code only: a body may echo data and never reaches a log or a row.
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<Vec<u8>>,
+    secrets: &[WebhookSecret],
+    entry: &OutboxEntry,
+) -> Sent {
+    let bytes = body.unwrap_or_default();
+    let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
+    let mut request = client
+        .request(method, url)
+        .header(IDEMPOTENCY_KEY, entry.record.id.to_string())
+        .header(CORRELATION_ID, correlation_id);
+    if !bytes.is_empty() {
+        request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+    }
+    if !secrets.is_empty() {
+        // A fresh webhook-id per attempt: receivers reject a replayed one.
+        match SignatureHeaders::sign_now(secrets, &bytes) {
+            Ok(headers) => {
+                for (name, value) in headers.to_header_pairs() {
+                    request = request.header(name, value);
+                }
+            }
+            Err(_) => return Sent::Failed(Attempt::Permanent("cannot sign the request".into())),
+        }
+    }
+    let response = match request.body(bytes).send().await {
+        Ok(response) => response,
+        Err(e) => return Sent::Failed(Attempt::Transient { error: transport_error(&e).into(), retry_after: None }),
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Sent::Ok;
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let code = response
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+    let error = match &code {
+        Some(code) => format!("HTTP {} {code}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    };
+    if status.as_u16() == 422 && code.as_deref() == Some("INVALID_ENCRYPTED_PAYLOAD") {
+        return Sent::KeyRejected;
+    }
+    if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+        Sent::Failed(Attempt::Transient { error, retry_after })
+    } else {
+        Sent::Failed(Attempt::Permanent(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(segment("card-1_A.b~"), "card-1_A.b~");
+        assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
+    }
+}

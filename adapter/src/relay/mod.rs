@@ -1,0 +1,296 @@
+//! The outbox relay: delivers what the adapter committed to its outbox — processor events to
+//! TMP or DataCore, token events and notifications to the issuer's webhook sinks.
+//!
+//! Modelled on svix's worker: a loop claims due rows up to a concurrency cap and runs one task
+//! per delivery; a failed attempt is rescheduled from the configured retry schedule with
+//! jitter (a destination's `Retry-After` honoured within bounds) or, when permanent or out of
+//! schedule, the row goes `dead` for an operator. What differs from a webhook service:
+//!
+//! - **order**: only the oldest pending row of an ordering key (a card) is ever claimed, so a
+//!   card's next message waits until the previous one is delivered or dead; different cards
+//!   go in parallel;
+//! - **durability**: rows are committed with the state change that caused them, and a claimed
+//!   row is only *leased*: if this process dies, another one (or this one restarted) takes it
+//!   over once the lease ends. Delivery is therefore at least once; receivers deduplicate on
+//!   `X-Idempotency-Key`, which is the row's id and the same on every attempt;
+//! - **several processes** share one PostgreSQL database (`FOR UPDATE SKIP LOCKED` + lease).
+//!
+//! On shutdown the loop stops claiming and waits for the deliveries in flight.
+
+mod deliver;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::keys::KeyMaterial;
+use crate::metrics::Metrics;
+use crate::store::{DeliveryResult, DynStore, OutboxEntry};
+
+pub use deliver::Attempt;
+use deliver::Destinations;
+
+pub struct Relay {
+    store: DynStore,
+    settings: crate::config::RelaySettings,
+    destinations: Destinations,
+    metrics: Metrics,
+    /// Names this process's leases.
+    owner: String,
+    wakeup: Arc<Notify>,
+}
+
+impl Relay {
+    pub fn new(
+        settings: &Settings,
+        store: DynStore,
+        keys: Arc<KeyMaterial>,
+        metrics: Metrics,
+        wakeup: Arc<Notify>,
+    ) -> anyhow::Result<Relay> {
+        let destinations = Destinations::new(settings, store.clone(), keys).context("setting up the relay")?;
+        let owner = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        Ok(Relay { store, settings: settings.relay.clone(), destinations, metrics, owner, wakeup })
+    }
+
+    /// Delivers until `shutdown` turns true, then waits for the deliveries in flight.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let stats_every = Duration::from_secs(self.settings.stats_interval_secs);
+        let mut next_stats = tokio::time::Instant::now();
+        let mut tasks = JoinSet::new();
+        tracing::info!(owner = %self.owner, concurrency = self.settings.concurrency, "outbox relay started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if tokio::time::Instant::now() >= next_stats {
+                self.refresh_stats().await;
+                next_stats = tokio::time::Instant::now() + stats_every;
+            }
+            let free = self.settings.concurrency.saturating_sub(tasks.len());
+            if free > 0 {
+                let now = OffsetDateTime::now_utc();
+                let lease_until = now + Duration::from_secs(self.settings.lease_secs);
+                match self.store.claim_outbox(&self.owner, now, lease_until, free as u32).await {
+                    Ok(entries) => {
+                        for entry in entries {
+                            tasks.spawn(self.clone().process(entry));
+                        }
+                    }
+                    Err(error) => tracing::warn!(error = ?error, "outbox claim failed; will retry"),
+                }
+            }
+            tokio::select! {
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = self.wakeup.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+            // Reap every finished delivery before claiming again: one claim for many.
+            while tasks.try_join_next().is_some() {}
+        }
+        let in_flight = tasks.len();
+        tracing::info!(in_flight, "outbox relay stopping: finishing deliveries in flight");
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn refresh_stats(&self) {
+        match self.store.outbox_stats().await {
+            Ok(stats) => {
+                self.metrics.outbox_pending.set(i64::try_from(stats.pending).unwrap_or(i64::MAX));
+                self.metrics.outbox_dead_rows.set(i64::try_from(stats.dead).unwrap_or(i64::MAX));
+                let age = stats
+                    .oldest_pending_created_at
+                    .map_or(0.0, |t| (OffsetDateTime::now_utc() - t).as_seconds_f64().max(0.0));
+                self.metrics.outbox_oldest_pending_age.set(age);
+            }
+            Err(error) => tracing::warn!(error = ?error, "outbox stats failed"),
+        }
+    }
+
+    /// One attempt at one row, and its bookkeeping.
+    async fn process(self: Arc<Self>, entry: OutboxEntry) {
+        let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
+        let span = tracing::info_span!(
+            "deliver",
+            %correlation_id,
+            outbox_id = %entry.record.id,
+            destination = %entry.record.destination,
+            event_type = %entry.record.event_type,
+            attempt = entry.attempts + 1,
+        );
+        let attempt = {
+            let now = OffsetDateTime::now_utc();
+            if entry.record.not_after.is_some_and(|t| t <= now) {
+                // An activation code past its expiry is useless and must not be sent.
+                Attempt::Permanent("expired before delivery (not_after passed)".into())
+            } else {
+                tracing::Instrument::instrument(self.destinations.deliver(&entry), span.clone()).await
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let result = decide(&self.settings, &entry, attempt, now);
+        let destination = entry.record.destination.as_str();
+        let outcome = match &result {
+            DeliveryResult::Delivered => "delivered",
+            DeliveryResult::Retry { .. } => "retry",
+            DeliveryResult::Dead { .. } => "dead",
+        };
+        self.metrics.outbox_attempts.with_label_values(&[destination, outcome]).inc();
+        match &result {
+            DeliveryResult::Delivered => tracing::info!(parent: &span, "delivered"),
+            DeliveryResult::Retry { at, error } => {
+                tracing::info!(parent: &span, %error, retry_at = %at, "delivery failed; will retry")
+            }
+            DeliveryResult::Dead { error } => {
+                self.metrics.outbox_dead.with_label_values(&[destination]).inc();
+                tracing::warn!(parent: &span, %error, "delivery failed for good: dead letter");
+            }
+        }
+        match self.store.finish_outbox(entry.record.id, &self.owner, now, &result).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(parent: &span, "the row changed hands while in flight; result not recorded"),
+            // The lease runs out and the row is delivered again, with the same idempotency key.
+            Err(error) => tracing::warn!(parent: &span, error = ?error, "cannot record the attempt"),
+        }
+    }
+}
+
+/// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
+/// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
+/// asked — or dead.
+pub fn decide(
+    settings: &crate::config::RelaySettings,
+    entry: &OutboxEntry,
+    attempt: Attempt,
+    now: OffsetDateTime,
+) -> DeliveryResult {
+    match attempt {
+        Attempt::Delivered => DeliveryResult::Delivered,
+        Attempt::Permanent(error) => DeliveryResult::Dead { error },
+        Attempt::Transient { error, retry_after } => {
+            let made = entry.attempts as usize;
+            match settings.retry_schedule_ms.get(made) {
+                None => DeliveryResult::Dead {
+                    error: format!("retry schedule exhausted after {} attempts; last: {error}", made + 1),
+                },
+                Some(base_ms) => {
+                    let delay = jitter(Duration::from_millis(*base_ms), settings.jitter_percent);
+                    let delay = match retry_after {
+                        Some(asked) => {
+                            asked.clamp(delay, delay.max(Duration::from_secs(settings.retry_after_max_secs)))
+                        }
+                        None => delay,
+                    };
+                    DeliveryResult::Retry { at: now + delay, error }
+                }
+            }
+        }
+    }
+}
+
+/// `base` varied uniformly by up to `percent` either way, so retries of many rows that failed
+/// together do not hit the destination together again.
+fn jitter(base: Duration, percent: u8) -> Duration {
+    if percent == 0 {
+        return base;
+    }
+    let unit = (uuid::Uuid::new_v4().as_u128() % 1_000_001) as f64 / 1_000_000.0; // [0, 1]
+    let factor = 1.0 + f64::from(percent) / 100.0 * (2.0 * unit - 1.0);
+    base.mul_f64(factor.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutboxRecord;
+
+    fn settings() -> crate::config::RelaySettings {
+        crate::config::RelaySettings {
+            enabled: true,
+            concurrency: 1,
+            poll_interval_ms: 10,
+            lease_secs: 30,
+            request_timeout_ms: 1000,
+            retry_schedule_ms: vec![1000, 10_000],
+            jitter_percent: 0,
+            retry_after_max_secs: 60,
+            stats_interval_secs: 10,
+        }
+    }
+
+    fn entry(attempts: u32) -> OutboxEntry {
+        let now = OffsetDateTime::now_utc();
+        OutboxEntry {
+            seq: 1,
+            record: OutboxRecord {
+                id: uuid::Uuid::new_v4(),
+                destination: "tmp_api".into(),
+                ordering_key: "card".into(),
+                event_type: "card.closed".into(),
+                payload: serde_json::json!({}),
+                created_at: now,
+                not_after: None,
+                correlation_id: None,
+            },
+            status: "pending".into(),
+            attempts,
+            next_attempt_at: now,
+            lease_owner: None,
+            lease_until: None,
+            last_error: None,
+            delivered_at: None,
+        }
+    }
+
+    fn transient(retry_after: Option<u64>) -> Attempt {
+        Attempt::Transient { error: "HTTP 503".into(), retry_after: retry_after.map(Duration::from_secs) }
+    }
+
+    #[test]
+    fn transient_failures_follow_the_schedule_then_die() {
+        let now = OffsetDateTime::now_utc();
+        let s = settings();
+        assert_eq!(
+            decide(&s, &entry(0), transient(None), now),
+            DeliveryResult::Retry { at: now + Duration::from_secs(1), error: "HTTP 503".into() }
+        );
+        assert_eq!(
+            decide(&s, &entry(1), transient(None), now),
+            DeliveryResult::Retry { at: now + Duration::from_secs(10), error: "HTTP 503".into() }
+        );
+        assert!(matches!(decide(&s, &entry(2), transient(None), now), DeliveryResult::Dead { .. }));
+        assert!(matches!(
+            decide(&s, &entry(0), Attempt::Permanent("HTTP 404".into()), now),
+            DeliveryResult::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_bounds() {
+        let now = OffsetDateTime::now_utc();
+        let s = settings();
+        let at = |r| match decide(&s, &entry(0), transient(Some(r)), now) {
+            DeliveryResult::Retry { at, .. } => at - now,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(at(5), time::Duration::seconds(5));
+        assert_eq!(at(0), time::Duration::seconds(1), "never sooner than the schedule");
+        assert_eq!(at(3600), time::Duration::seconds(60), "never later than retry_after_max_secs");
+    }
+
+    #[test]
+    fn jitter_stays_within_its_percentage() {
+        for _ in 0..1000 {
+            let d = jitter(Duration::from_millis(1000), 20);
+            assert!(d >= Duration::from_millis(800) && d <= Duration::from_millis(1200), "{d:?}");
+        }
+    }
+}

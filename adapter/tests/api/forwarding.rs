@@ -1,0 +1,377 @@
+//! Processor ingest and the outbox relay, end to end over sockets: events posted to
+//! `POST /processor/v1/events` reach a recording TMP / DataCore receiver (a stand-in for
+//! `mock-tmp`, implementing the documented paths) and the issuer's own webhook sink.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tmp_adapter::config::{Approach, Settings, SinkSettings};
+use tmp_protocol::enums::IssuerCardStatus;
+
+use crate::helpers::app::*;
+use crate::helpers::db::test_databases;
+use crate::helpers::receiver::{Receiver, Reply};
+
+pub const EVENTS: &str = "/processor/v1/events";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Relay on, fast schedule, the processor signing with the test secret, forwarding to `to`.
+pub fn forwarding_settings(settings: &mut Settings, approach: Approach, to: &Receiver) {
+    settings.relay.enabled = true;
+    settings.relay.poll_interval_ms = 20;
+    settings.relay.request_timeout_ms = 500;
+    settings.relay.lease_secs = 5;
+    settings.relay.retry_schedule_ms = vec![100, 200, 400];
+    settings.relay.jitter_percent = 0;
+    settings.relay.retry_after_max_secs = 1;
+    settings.processor.hmac_secrets = settings.auth.hmac_secrets.clone();
+    settings.forwarding.approach = approach;
+    for d in [&mut settings.forwarding.tmp_api, &mut settings.forwarding.lifecycle_api] {
+        d.base_url = to.url.clone();
+        d.hmac_secrets = vec![to.secret.to_whsec_string()];
+    }
+}
+
+pub fn event(id: &str, card: &str, kind: &str, data: Value) -> Value {
+    json!({"id": id, "cardId": card, "type": kind, "occurredAt": "2026-03-01T10:00:00Z", "data": data})
+}
+
+#[tokio::test]
+async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
+    for db in test_databases().await {
+        let tmp = Receiver::start().await;
+        let app = TestApp::spawn_with(&db, |s| forwarding_settings(s, Approach::External, &tmp)).await;
+        app.import(&fixture_cards()).await;
+        let batch = json!([
+            event("e1", "card-active", "card.status_changed", json!({"status": "BLOCKED", "reason": "lost"})),
+            event("e2", "card-active", "card.status_changed", json!({"status": "ACTIVE"})),
+            event(
+                "e3",
+                "card-active",
+                "card.renewed",
+                json!({"encryptedPayload": app.encrypt(&json!({"expiry": "11/31"}))})
+            ),
+            event("e4", "card-active", "cardholder.updated", json!({"email": "new@example.com"})),
+            event(
+                "e5",
+                "card-active",
+                "card.replaced",
+                json!({"newCardId": "card-new",
+                "encryptedPayload": app.card_payload(PAN_UNKNOWN, "12/32", None)})
+            ),
+            event("e6", "card-new", "card.closed", json!({"reason": "customer request"})),
+        ]);
+        let ack = expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
+        assert_eq!(ack, json!({"accepted": 6, "duplicates": 0}), "{}", db.backend);
+
+        // cardholder.updated has nothing to tell TMP in approach external: 5 calls.
+        tmp.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 5).await;
+        // Per-card FIFO; different cards go in parallel, so the new card's message is
+        // compared on its own.
+        let all = tmp.accepted();
+        let (got, new_card): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| r.path.contains("card-active"));
+        let got: Vec<_> = got.into_iter().chain(new_card).collect();
+        let paths: Vec<_> = got.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/tmp-api/v1/cards/card-active/status",
+                "/tmp-api/v1/cards/card-active/status",
+                "/tmp-api/v1/cards/card-active/expiry",
+                "/tmp-api/v1/cards/card-active/replace",
+                "/tmp-api/v1/cards/card-new/status",
+            ],
+            "{}",
+            db.backend
+        );
+        assert!(got.iter().all(|r| r.signature_ok && r.method == "POST" && !r.correlation_id.is_empty()));
+        assert_eq!(got[0].body, json!({"status": "BLOCKED", "reason": "lost"}));
+        assert_eq!(got[1].body, json!({"status": "ACTIVE"}));
+        assert_eq!(got[2].decrypted, Some(json!({"expiry": "11/31"})));
+        assert_eq!(got[3].body["newCardId"], "card-new");
+        assert_eq!(got[3].decrypted, Some(json!({"pan": PAN_UNKNOWN, "expiry": "12/32"})));
+        assert_eq!(got[4].body, json!({"status": "CLOSED", "reason": "customer request"}));
+        let mut keys: Vec<_> = got.iter().map(|r| r.idempotency_key.clone()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), 5, "one idempotency key per message");
+
+        // The registry followed, in the same transactions.
+        let old = app.store.find_card("card-active").await.unwrap().unwrap();
+        assert_eq!(old.status, IssuerCardStatus::Closed);
+        assert_eq!(old.expiry_yymm, "3111");
+        assert_eq!(old.cardholder_email.as_deref(), Some("new@example.com"));
+        let new = app.store.find_card("card-new").await.unwrap().unwrap();
+        assert_eq!(new.status, IssuerCardStatus::Closed);
+        assert_eq!(new.pan_last4, &PAN_UNKNOWN[12..]);
+        assert_eq!(new.cardholder_email.as_deref(), Some("new@example.com"), "contact carried over");
+
+        // Same ids, same bodies: accepted, no new effect.
+        let again = expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
+        assert_eq!(again, json!({"accepted": 0, "duplicates": 6}));
+        // Same id, another body: refused, nothing written.
+        let changed = event("e1", "card-active", "card.status_changed", json!({"status": "CLOSED"}));
+        expect_error(app.request(EVENTS).json(&changed).send().await, 422, "IDEMPOTENCY_KEY_REUSED").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(tmp.accepted().len(), 5, "{}: duplicates are not forwarded", db.backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn datacore_events_reach_the_lifecycle_api_with_card_data_encrypted_to_its_key() {
+    for db in test_databases().await {
+        let dc = Receiver::start().await;
+        let app = TestApp::spawn_with(&db, |s| forwarding_settings(s, Approach::Datacore, &dc)).await;
+        let batch = json!([
+            event(
+                "d1",
+                "card-9",
+                "card.issued",
+                json!({"encryptedPayload": app.card_payload(PAN_ACTIVE, "12/30", None),
+                "productCategory": "CONSUMER_DEBIT", "cardholder": {"phone": "+48500100200"}})
+            ),
+            event("d2", "card-9", "card.status_changed", json!({"status": "BLOCKED"})),
+            event("d3", "card-9", "card.status_changed", json!({"status": "ACTIVE"})),
+            event(
+                "d4",
+                "card-9",
+                "card.renewed",
+                json!({"encryptedPayload": app.encrypt(&json!({"expiry": "01/33"}))})
+            ),
+            event("d5", "card-9", "cardholder.updated", json!({"email": "h@example.com"})),
+            event(
+                "d6",
+                "card-9",
+                "card.replaced",
+                json!({"newCardId": "card-10",
+                "encryptedPayload": app.card_payload(PAN_BLOCKED, "02/34", None)})
+            ),
+            event("d7", "card-10", "card.closed", json!({})),
+        ]);
+        expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
+        dc.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 7).await;
+        let all = dc.accepted();
+        let (got, new_card): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| !r.path.contains("card-10"));
+        let got: Vec<_> = got.into_iter().chain(new_card).collect();
+        let calls: Vec<_> = got.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        assert_eq!(
+            calls,
+            [
+                "POST /lifecycle/v1/cards",
+                "PATCH /lifecycle/v1/cards/card-9",
+                "PATCH /lifecycle/v1/cards/card-9",
+                "PATCH /lifecycle/v1/cards/card-9",
+                "PATCH /lifecycle/v1/cards/card-9",
+                "POST /lifecycle/v1/cards/card-9/replace",
+                "DELETE /lifecycle/v1/cards/card-10",
+            ],
+            "{}",
+            db.backend
+        );
+        assert!(got.iter().all(|r| r.signature_ok));
+        assert_eq!(got[0].body["cardId"], "card-9");
+        assert_eq!(got[0].body["status"], "ACTIVE");
+        assert_eq!(got[0].body["cardholder"], json!({"phone": "+48500100200"}));
+        assert_eq!(got[0].decrypted, Some(json!({"pan": PAN_ACTIVE, "expiry": "12/30"})));
+        assert_eq!(got[1].body, json!({"status": "BLOCKED"}));
+        assert_eq!(got[2].body, json!({"status": "ACTIVE"}));
+        assert_eq!(got[3].decrypted, Some(json!({"expiry": "01/33"})));
+        assert_eq!(got[4].body, json!({"cardholder": {"email": "h@example.com"}}));
+        assert_eq!(got[5].body["newCardId"], "card-10");
+        assert_eq!(got[5].decrypted, Some(json!({"pan": PAN_BLOCKED, "expiry": "02/34"})));
+        // No card data at rest in clear: the outbox rows hold it only sealed.
+        for entry in app.store.list_outbox(&Default::default()).await.unwrap() {
+            let text = entry.record.payload.to_string();
+            assert!(!text.contains(PAN_ACTIVE) && !text.contains(PAN_BLOCKED), "{}", db.backend);
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn ingest_refuses_bad_events_and_plaintext_pans_and_unsigned_requests() {
+    for db in test_databases().await {
+        let tmp = Receiver::start().await;
+        let app = TestApp::spawn_with(&db, |s| forwarding_settings(s, Approach::Datacore, &tmp)).await;
+        let plaintext = event("x1", "c", "card.issued", json!({"encryptedPayload": PAN_ACTIVE}));
+        let body =
+            expect_error(app.request(EVENTS).json(&plaintext).send().await, 422, "INVALID_ENCRYPTED_PAYLOAD").await;
+        assert!(!body.to_string().contains(PAN_ACTIVE));
+        let unknown = event("x2", "c", "card.lost", json!({}));
+        expect_error(app.request(EVENTS).json(&unknown).send().await, 422, "VALIDATION_FAILED").await;
+        let status = event("x3", "c", "card.status_changed", json!({"status": "STOLEN"}));
+        expect_error(app.request(EVENTS).json(&status).send().await, 422, "VALIDATION_FAILED").await;
+        let ok = event("x4", "c", "card.closed", json!({}));
+        let bad = event("x5", "", "card.closed", json!({}));
+        let body =
+            expect_error(app.request(EVENTS).json(&json!([ok, bad])).send().await, 422, "VALIDATION_FAILED").await;
+        assert!(body["error"]["message"].as_str().unwrap().contains("[1]"));
+        expect_error(app.request(EVENTS).json(&json!([])).send().await, 422, "VALIDATION_FAILED").await;
+        expect_error(app.request(EVENTS).json(&ok).signing(Signing::None).send().await, 401, "MISSING_SIGNATURE").await;
+        // Nothing of the refused batch was stored.
+        assert!(app.store.list_outbox(&Default::default()).await.unwrap().is_empty(), "{}", db.backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn token_events_and_notifications_reach_the_issuers_sink_signed_with_the_code_reencrypted() {
+    for db in test_databases().await {
+        let sink = Receiver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let jwk_file = dir.path().join("sink.jwk.json");
+        std::fs::write(&jwk_file, serde_json::to_string(&sink.jwk()).unwrap()).unwrap();
+        let app = TestApp::spawn_with(&db, |s| {
+            forwarding_settings(s, Approach::External, &sink);
+            s.sinks = vec![SinkSettings {
+                name: "core".into(),
+                url: format!("{}/hooks", sink.url),
+                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                event_types: vec!["token.status_changed".into(), "notification.*".into()],
+                otp_jwk_file: Some(jwk_file.clone()),
+                tls: Default::default(),
+            }];
+        })
+        .await;
+        let token = crate::token_events::event_body("tok-1", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");
+        expect_json(app.request("/issuer-api/v1/tokens/events").json(&token).send().await, 200).await;
+        let notification = crate::notifications::notification_body(&app, "ACTIVATION_CODE_DELIVERY", "n-1", None);
+        expect_json(app.request("/issuer-api/v1/notifications").json(&notification).send().await, 200).await;
+        sink.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 2).await;
+        let got = sink.accepted();
+        assert!(got.iter().all(|r| r.signature_ok && r.path == "/hooks"), "{}", db.backend);
+        assert_eq!(got[0].body["type"], "token.status_changed");
+        assert_eq!(got[0].body["data"]["tokenId"], "tok-1");
+        assert_eq!(got[1].body["type"], "notification.ACTIVATION_CODE_DELIVERY");
+        assert_eq!(got[1].decrypted, Some(json!({"otp": crate::notifications::OTP})));
+        assert!(!got[1].body.to_string().contains(crate::notifications::OTP));
+        // Erased once delivered.
+        let mut erased = false;
+        for _ in 0..100 {
+            let n = app.store.find_notification("n-1").await.unwrap().unwrap();
+            if n.otp_ciphertext.is_none() {
+                erased = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(erased, "{}: the code is erased after delivery", db.backend);
+        app.stop().await;
+    }
+}
+
+/// Runs `tmp-adapter` with the repository's configuration and `env`.
+pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tmp-adapter"));
+    command
+        .current_dir(dir.path())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("TMP_ADAPTER_ENV", "local")
+        .env("TMP_ADAPTER_CONFIG_DIR", std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("tmp-adapter runs")
+}
+
+#[tokio::test]
+async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for db in test_databases().await {
+        let tmp = Receiver::start().await;
+        let app = TestApp::spawn_with(&db, |s| {
+            forwarding_settings(s, Approach::External, &tmp);
+            s.relay.retry_schedule_ms = vec![100, 200, 400, 800, 1600, 3200, 3200, 3200];
+        })
+        .await;
+        // Connections refused first...
+        tmp.pause().await;
+        let mut batch = Vec::new();
+        for (card, n) in [("c1", 3usize), ("c2", 2)] {
+            for i in 0..n {
+                let status = if i.is_multiple_of(2) { "BLOCKED" } else { "ACTIVE" };
+                batch.push(event(
+                    &format!("{card}-{i}"),
+                    card,
+                    "card.status_changed",
+                    json!({"status": status, "reason": format!("{i}")}),
+                ));
+            }
+        }
+        batch.push(event("perm-0", "card-perm", "card.closed", json!({})));
+        expect_json(app.request(EVENTS).json(&Value::Array(batch)).send().await, 202).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // ...then 503s, then answers slower than the relay's timeout, then normal service;
+        // card-perm is refused for good (404).
+        let calls = Arc::new(AtomicUsize::new(0));
+        tmp.behave(move |r| {
+            if r.path.contains("card-perm") {
+                return Reply::Status(404);
+            }
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0..4 => Reply::Status(503),
+                4..6 => Reply::Delay(Duration::from_millis(800)),
+                _ => Reply::Status(200),
+            }
+        });
+        tmp.resume();
+        tmp.wait_for(WAIT, |r| {
+            let mut keys: Vec<_> = r.iter().filter(|r| r.answered == 200).map(|r| r.idempotency_key.clone()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.len() >= 5
+        })
+        .await;
+        let received = tmp.received();
+        for card in ["c1", "c2"] {
+            // First acceptance of each message, in arrival order: the card's order.
+            let mut seen = Vec::new();
+            for r in received.iter().filter(|r| r.answered == 200 && r.path.contains(&format!("/{card}/"))) {
+                if !seen.contains(&r.idempotency_key) {
+                    seen.push(r.idempotency_key.clone());
+                    assert_eq!(r.body["reason"], format!("{}", seen.len() - 1), "{}: {card} out of order", db.backend);
+                }
+            }
+        }
+        // The backoff is visible: each retry of a message came at least its scheduled delay
+        // after the previous attempt (a lower bound only; slowness cannot fail it).
+        let first_key =
+            received.iter().find(|r| r.answered == 503).expect("503s were answered").idempotency_key.clone();
+        let attempts: Vec<_> = received.iter().filter(|r| r.idempotency_key == first_key).map(|r| r.at).collect();
+        assert!(attempts.len() >= 2, "{}", db.backend);
+        assert!(attempts.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(90)), "{}", db.backend);
+        let webhook_ids: Vec<_> =
+            received.iter().filter(|r| r.idempotency_key == first_key).map(|r| r.webhook_id.clone()).collect();
+        let mut unique = webhook_ids.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), webhook_ids.len(), "a new webhook-id per attempt");
+
+        // The permanent error went to the dead letters, with its error, at once.
+        let dead = app
+            .store
+            .list_outbox(&tmp_adapter::store::OutboxFilter {
+                status: Some("dead".into()),
+                ordering_key: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1, "{}", db.backend);
+        assert_eq!(dead[0].record.ordering_key, "card-perm");
+        assert!(dead[0].last_error.as_deref().unwrap().starts_with("HTTP 404"));
+        let env = [("TMP_ADAPTER__DATABASE__URL", db.url.clone())];
+        let listed = run_cli(&["outbox", "list", "--status", "dead"], &env);
+        assert!(String::from_utf8_lossy(&listed.stdout).contains("last_error=HTTP 404"), "{listed:?}");
+
+        // Fixed at the receiver; the operator re-drives the dead letter.
+        tmp.behave(|_| Reply::Status(200));
+        let replayed = run_cli(&["outbox", "replay", "--card", "card-perm"], &env);
+        assert!(replayed.status.success(), "{replayed:?}");
+        assert!(String::from_utf8_lossy(&replayed.stdout).contains("1 row(s)"));
+        tmp.wait_for(WAIT, |r| r.iter().any(|r| r.answered == 200 && r.path.contains("card-perm"))).await;
+        app.stop().await;
+    }
+}

@@ -16,7 +16,7 @@ use tmp_protocol::processor::{ProcessorEvent, ProcessorEventBody};
 use tmp_protocol::tmp_api::{ExpiryData, ReplacementCardData};
 use zeroize::Zeroizing;
 
-use super::fields::check_id;
+use super::fields::{self, check_id};
 use crate::config::Approach;
 use crate::http::error::ApiError;
 use crate::http::json::parse_body;
@@ -28,8 +28,6 @@ use crate::store::{CardChange, CardRecord, OutboxRecord, ProcessorEventRecord};
 pub const TMP_API: &str = "tmp_api";
 /// Outbox destination of events for DataCore's Lifecycle API (approach `datacore`).
 pub const LIFECYCLE_API: &str = "lifecycle_api";
-
-const MAX_TEXT_LEN: usize = 256;
 
 /// The card data an event carried encrypted, once decrypted.
 pub enum CardSecret {
@@ -50,11 +48,13 @@ pub fn parse_events(bytes: &[u8], max_batch: usize) -> Result<Vec<ProcessorEvent
     Ok(events)
 }
 
+/// Optional free text: when present, non-empty and within the shared rules (length, no PAN).
 fn check_text(field: &str, value: Option<&String>) -> Result<(), ApiError> {
-    if value.is_some_and(|v| v.is_empty() || v.chars().count() > MAX_TEXT_LEN) {
-        return Err(ApiError::validation(format!("`{field}` must be 1 to {MAX_TEXT_LEN} characters")));
+    match value {
+        Some(v) if v.is_empty() => Err(ApiError::validation(format!("`{field}` must not be empty"))),
+        Some(v) => fields::check_text(field, v),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub fn validate(event: &ProcessorEvent) -> Result<(), ApiError> {

@@ -146,6 +146,10 @@ async fn card_status(
     let key = idempotency_key(&req)?;
     let update: CardStatusUpdate = parse_body(&body)?;
     idempotent(&mock, &req, &key, &body, |state| {
+        // In approach `external` cards live at the processor: TMP takes the lifecycle fact for
+        // a card it has never tokenized (nothing to change, 200 with 0 tokens) and remembers
+        // it, rather than a 404 that would dead-letter every event of an untokenized card.
+        state.card_mut_or_create(&card_id);
         let (affected, effects) = state.set_card_status(&card_id, update.status, update.reason.as_deref())?;
         let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
         Ok((StatusCode::OK, Some(json!(ack)), effects))
@@ -169,6 +173,7 @@ async fn replace(
         .decrypt_json(&request.encrypted_payload)
         .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
     idempotent(&mock, &req, &key, &body, |state| {
+        state.card_mut_or_create(&card_id); // see `card_status`
         let (affected, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry)?;
         let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
         Ok((StatusCode::OK, Some(json!(ack)), effects))
@@ -191,6 +196,7 @@ async fn expiry(
         .decrypt_json(&request.encrypted_payload)
         .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
     idempotent(&mock, &req, &key, &body, |state| {
+        state.card_mut_or_create(&card_id); // see `card_status`
         let (affected, effects) = state.renew_card(&card_id, data.expiry)?;
         let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
         Ok((StatusCode::OK, Some(json!(ack)), effects))

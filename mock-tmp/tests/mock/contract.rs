@@ -68,6 +68,14 @@ async fn malformed_unknown_and_undecryptable_requests_are_refused() {
         .send()
         .await;
     expect_error(unknown, 404, "NOT_FOUND").await;
+    // A lifecycle fact for a card TMP never tokenized: accepted, nothing to change.
+    let untokenized = kit
+        .signed(Method::POST, "/tmp-api/v1/cards/never-tokenized/status")
+        .json(&json!({"status": "BLOCKED"}))
+        .send()
+        .await;
+    let ack = expect_json(untokenized, 200).await;
+    assert_eq!(ack["tokensAffected"], 0, "{ack}");
     let bad_initiator = kit
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
         .json(&json!({"initiator": "BANK", "reason": "x"}))

@@ -1,0 +1,423 @@
+//! Processor events forwarded by a real tmp-adapter to mock-tmp, end to end, for both
+//! approaches (docs/forwarding.md): each event goes in through the adapter's signed
+//! `POST /processor/v1/events` (PAN / expiry as JWE to the adapter's key), out through its
+//! outbox relay to the mock's TMP API or Lifecycle API with the documented mapping, and the
+//! tokens follow at the mock and, through the mock's token events, in the adapter's mirror.
+//!
+//! Every wait polls state (the adapter's outbox, the mock's inspection endpoints, the adapter's
+//! mirror) under a generous bound and fails naming what it waited for.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mock_tmp::MockConfig;
+use serde_json::{Value, json};
+use tmp_adapter::config::{Approach, Settings};
+use tmp_adapter::store::{OutboxEntry, OutboxFilter};
+use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::jwk::{JwkSet, PublicJwk};
+use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, PAN_DATACORE};
+
+/// What the processor signs its events with (a test secret, not the development one).
+const PROCESSOR_SECRET: &str = "whsec_bW9jay10bXAtZm9yd2FyZGluZy10ZXN0LXByb2Nlc3Nvcg==";
+/// A replacement card's PAN, unknown to the fixtures.
+const PAN_NEW: &str = "4000056655665556";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it yields a value; fails naming `what` after [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A TCP pass-through bound before the adapter starts: the adapter's forwarding URL must be
+/// known when it is built, the mock's port only once the mock (which needs the adapter's
+/// URL) is up. Connections wait until the mock's address is set.
+struct PassThrough {
+    url: String,
+    target: watch::Sender<Option<SocketAddr>>,
+}
+
+impl PassThrough {
+    async fn start() -> PassThrough {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the pass-through");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (target, rx) = watch::channel(None::<SocketAddr>);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(addr) = rx.wait_for(Option::is_some).await.map(|a| a.expect("set")) else { return };
+                    if let Ok(mut outbound) = TcpStream::connect(addr).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        PassThrough { url, target }
+    }
+}
+
+/// Relay on with a short schedule, the processor's secret, and forwarding (`approach`) to
+/// `url` signed with the secret the mock accepts inbound.
+fn forwarding_settings(settings: &mut Settings, approach: Approach, url: &str) {
+    settings.relay.enabled = true;
+    settings.relay.poll_interval_ms = 20;
+    settings.relay.request_timeout_ms = 5000;
+    settings.relay.lease_secs = 15;
+    settings.relay.retry_schedule_ms = vec![50, 100, 200, 400, 800, 1600];
+    settings.relay.jitter_percent = 0;
+    settings.relay.retry_after_max_secs = 1;
+    settings.processor.hmac_secrets = vec![PROCESSOR_SECRET.to_owned()];
+    settings.forwarding.approach = approach;
+    let mock_secret = MockConfig::defaults().auth.hmac_secrets[0].clone();
+    for d in [&mut settings.forwarding.tmp_api, &mut settings.forwarding.lifecycle_api] {
+        d.base_url = url.to_owned();
+        d.hmac_secrets = vec![mock_secret.clone()];
+    }
+}
+
+struct Forwarding {
+    kit: Kit,
+    adapter_key: PublicJwk,
+    next_event: u32,
+}
+
+impl Forwarding {
+    async fn spawn(approach: Approach) -> Forwarding {
+        let pass = PassThrough::start().await;
+        let url = pass.url.clone();
+        let kit = Kit::spawn_with(|s| forwarding_settings(s, approach, &url), |_| {}).await;
+        pass.target.send_replace(Some(kit.mock.addr()));
+        let set: JwkSet = kit
+            .client
+            .get(format!("{}/issuer-api/v1/public-key", kit.adapter_url))
+            .send()
+            .await
+            .expect("adapter public key")
+            .json()
+            .await
+            .expect("a JWK set");
+        let adapter_key = set.encryption_key().expect("an encryption key").clone();
+        Forwarding { kit, adapter_key, next_event: 0 }
+    }
+
+    fn encrypt(&self, value: &Value) -> String {
+        tmp_protocol::jwe::encrypt_json(value, &self.adapter_key).expect("jwe")
+    }
+
+    fn card(&self, pan: &str, expiry: &str) -> String {
+        self.encrypt(&json!({"pan": pan, "expiry": expiry}))
+    }
+
+    /// Posts one processor event (signed, as the processor does); asserts 202 and waits until
+    /// its forwarded message is delivered. Returns the outbox row.
+    async fn event(&mut self, card_id: &str, kind: &str, data: Value) -> OutboxEntry {
+        self.next_event += 1;
+        let id = format!("evt-{}", self.next_event);
+        let body = json!({"id": id, "cardId": card_id, "type": kind, "occurredAt": "2026-03-01T10:00:00Z",
+                          "data": data});
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let secret = WebhookSecret::parse(PROCESSOR_SECRET).expect("secret");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let headers =
+            SignatureHeaders::sign(&[secret], &tmp_protocol::webhook::new_message_id(), now, &bytes).expect("sign");
+        let mut request = self
+            .kit
+            .client
+            .post(format!("{}/processor/v1/events", self.kit.adapter_url))
+            .header("content-type", "application/json");
+        for (name, value) in headers.to_header_pairs() {
+            request = request.header(name, value);
+        }
+        let response = request.body(bytes).send().await.expect("the adapter answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, 202, "{kind} on {card_id}: {text}");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("json"), json!({"accepted": 1, "duplicates": 0}));
+
+        let store = &self.kit.store;
+        let row = eventually(&format!("the outbox row of {kind} ({id}) to be delivered"), || async {
+            let filter = OutboxFilter { status: None, ordering_key: Some(card_id.to_owned()), limit: 1000 };
+            let rows = store.list_outbox(&filter).await.expect("outbox");
+            let row = rows.into_iter().find(|r| r.record.payload["event"]["id"] == id)?;
+            assert_ne!(row.status, "dead", "{kind} went dead: {:?}", row.last_error);
+            (row.status == "delivered").then_some(row)
+        })
+        .await;
+        // The mock queued its token events before answering: let them reach the adapter.
+        self.kit.mock.wait_idle().await;
+        row
+    }
+
+    /// The request the mock received for an outbox row (its idempotency key is the row id).
+    async fn received(&self, row: &OutboxEntry) -> Value {
+        let key = row.record.id.to_string();
+        let journal = self.kit.get("/_mock/v1/requests").await;
+        let hits: Vec<Value> = journal["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .filter(|e| e["direction"] == "received" && e["idempotencyKey"] == key.as_str())
+            .cloned()
+            .collect();
+        assert!(!hits.is_empty(), "the mock never received row {key} ({})", row.record.event_type);
+        hits.last().cloned().expect("an entry")
+    }
+
+    /// Asserts the mapping of a delivered row: method, path, answer status.
+    async fn assert_call(&self, row: &OutboxEntry, method: &str, path: &str, status: u16) -> Value {
+        let entry = self.received(row).await;
+        assert_eq!(
+            (entry["method"].as_str(), entry["path"].as_str(), entry["status"].as_u64()),
+            (Some(method), Some(path), Some(u64::from(status))),
+            "{} → {entry}",
+            row.record.event_type
+        );
+        assert!(entry["webhookId"].as_str().is_some_and(|w| !w.is_empty()), "signed: {entry}");
+        entry
+    }
+
+    async fn mock_card(&self, card_id: &str) -> Value {
+        let cards = self.kit.get("/_mock/v1/cards").await;
+        cards["cards"]
+            .as_array()
+            .expect("cards")
+            .iter()
+            .find(|c| c["cardId"] == card_id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until every token in `tokens` has `status` and `card_id` at the mock and in the
+    /// adapter's mirror.
+    async fn tokens_follow(&self, tokens: &[String], card_id: &str, status: TokenStatus) {
+        let word = serde_json::to_value(status).expect("status");
+        for token in tokens {
+            let what = format!("token {token} to be {word} on {card_id} at the mock and in the adapter");
+            eventually(&what, || async {
+                let at_mock = self.kit.mock_token(token).await;
+                let mirror = self.kit.store.find_token(token).await.expect("store")?;
+                (at_mock["status"] == word
+                    && at_mock["cardId"] == card_id
+                    && mirror.status == status
+                    && mirror.card_id == card_id)
+                    .then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Waits until the adapter holds a `CARD_REMOVED_BY_ISSUER` notification for each token.
+    async fn removed_by_issuer(&self, tokens: &[String]) {
+        for token in tokens {
+            eventually(&format!("CARD_REMOVED_BY_ISSUER for {token} stored by the adapter"), || async {
+                let sent = self.kit.sent("/issuer-api/v1/notifications").await;
+                let entry = sent.iter().find(|e| {
+                    e["body"]["type"] == "CARD_REMOVED_BY_ISSUER"
+                        && e["body"]["tokenId"] == token.as_str()
+                        && e["status"].as_u64().is_some_and(|s| (200..300).contains(&s))
+                })?;
+                let id = entry["body"]["notificationId"].as_str()?;
+                let stored = self.kit.store.find_notification(id).await.expect("store")?;
+                (stored.notification_type == "CARD_REMOVED_BY_ISSUER"
+                    && stored.token_id.as_deref() == Some(token.as_str()))
+                .then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Waits until nothing is left in the adapter's outbox, and asserts nothing went dead.
+    async fn drained(&self) {
+        let store = &self.kit.store;
+        eventually("the adapter's outbox to drain", || async {
+            store.pending_outbox(1).await.expect("outbox").is_empty().then_some(())
+        })
+        .await;
+        let dead = OutboxFilter { status: Some("dead".into()), ordering_key: None, limit: 100 };
+        let dead = store.list_outbox(&dead).await.expect("outbox");
+        assert!(dead.is_empty(), "dead letters: {:?}", dead.iter().map(|r| &r.last_error).collect::<Vec<_>>());
+    }
+
+    async fn tokenize(&self, body: Value) -> String {
+        let answer = self.kit.simulate(body).await;
+        assert_eq!(answer["path"], "GREEN", "{answer}");
+        self.kit.mock.wait_idle().await;
+        let token = answer["tokenId"].as_str().expect("token id").to_owned();
+        eventually(&format!("the adapter to mirror token {token}"), || async {
+            self.kit.store.find_token(&token).await.expect("store").map(|_| ())
+        })
+        .await;
+        token
+    }
+}
+
+#[tokio::test]
+async fn external_block_unblock_renew_replace_close_reach_tmp_and_the_tokens_follow() {
+    let mut f = Forwarding::spawn(Approach::External).await;
+    // The card as the simulator needs it: known to TMP through green tokenizations, decided by
+    // the adapter (verify-card against its registry).
+    let google = f.tokenize(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY"})).await;
+    let tablet = f
+        .tokenize(
+            json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY", "deviceName": "Tablet"}),
+        )
+        .await;
+    let tokens = vec![google.clone(), tablet.clone()];
+    f.tokens_follow(&tokens, "card-active", TokenStatus::Active).await;
+
+    // Block → POST …/status {status, reason}; tokens suspended by the block.
+    let row = f.event("card-active", "card.status_changed", json!({"status": "BLOCKED", "reason": "lost"})).await;
+    assert_eq!(row.record.destination, "tmp_api");
+    let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/status", 200).await;
+    assert_eq!(call["body"], json!({"status": "BLOCKED", "reason": "lost"}));
+    f.tokens_follow(&tokens, "card-active", TokenStatus::Suspended).await;
+    assert_eq!(f.kit.mock_token(&google).await["suspendedBy"], json!(["CARD_BLOCK"]));
+    assert_eq!(f.mock_card("card-active").await["status"], "BLOCKED");
+
+    // Unblock → resumed.
+    let row = f.event("card-active", "card.status_changed", json!({"status": "ACTIVE"})).await;
+    let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/status", 200).await;
+    assert_eq!(call["body"], json!({"status": "ACTIVE"}));
+    f.tokens_follow(&tokens, "card-active", TokenStatus::Active).await;
+    assert_eq!(f.mock_card("card-active").await["status"], "ACTIVE");
+
+    // Renew → POST …/expiry {encryptedPayload: JWE{expiry}} to TMP's key.
+    let row = f
+        .event("card-active", "card.renewed", json!({"encryptedPayload": f.encrypt(&json!({"expiry": "11/31"}))}))
+        .await;
+    let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/expiry", 200).await;
+    assert!(call["body"]["encryptedPayload"].is_string(), "{call}");
+    let renewed = f.kit.sent("/issuer-api/v1/tokens/events").await;
+    for token in &tokens {
+        assert!(
+            renewed.iter().any(|e| e["body"]["tokenId"] == token.as_str() && e["body"]["reason"] == "CARD_RENEWED"),
+            "a CARD_RENEWED token event for {token}"
+        );
+    }
+    // TMP now holds the new expiry: a tokenization from the card TMP holds (its PAN and
+    // expiry) passes the adapter's verify-card, whose registry was renewed too.
+    let third = f.tokenize(json!({"cardId": "card-active", "wallet": "GOOGLE_PAY"})).await;
+    let tokens = vec![google.clone(), tablet.clone(), third];
+
+    // Replace → POST …/replace {newCardId, encryptedPayload}; the tokens move to the new card.
+    let row = f
+        .event(
+            "card-active",
+            "card.replaced",
+            json!({"newCardId": "card-new", "encryptedPayload": f.card(PAN_NEW, "12/32")}),
+        )
+        .await;
+    let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/replace", 200).await;
+    assert_eq!(call["body"]["newCardId"], "card-new");
+    f.tokens_follow(&tokens, "card-new", TokenStatus::Active).await;
+    assert_eq!(f.mock_card("card-active").await["replacedBy"], "card-new");
+    assert_eq!(f.mock_card("card-new").await["panLast4"], &PAN_NEW[12..]);
+
+    // Close (the new card) → POST …/status {status: CLOSED, reason}; tokens deactivated and
+    // CARD_REMOVED_BY_ISSUER reached the adapter.
+    let row = f.event("card-new", "card.closed", json!({"reason": "customer request"})).await;
+    let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-new/status", 200).await;
+    assert_eq!(call["body"], json!({"status": "CLOSED", "reason": "customer request"}));
+    f.tokens_follow(&tokens, "card-new", TokenStatus::Deactivated).await;
+    f.removed_by_issuer(&tokens).await;
+    assert_eq!(f.mock_card("card-new").await["status"], "CLOSED");
+    f.drained().await;
+}
+
+#[tokio::test]
+async fn datacore_issue_block_unblock_renew_replace_close_reach_the_lifecycle_api_and_the_tokens_follow() {
+    let mut f = Forwarding::spawn(Approach::Datacore).await;
+    let tokenize = |pan: &str, expiry: &str| json!({"card": {"pan": pan, "expiry": expiry}, "wallet": "GOOGLE_PAY", "approach": "datacore"});
+
+    // Issue → POST /lifecycle/v1/cards; the card is in DataCore and a datacore tokenization works.
+    let row = f
+        .event(
+            "card-dc",
+            "card.issued",
+            json!({"encryptedPayload": f.card(PAN_DATACORE, EXPIRY), "productCategory": "CONSUMER_DEBIT",
+                   "cardholder": {"phone": "+48500100400"}}),
+        )
+        .await;
+    assert_eq!(row.record.destination, "lifecycle_api");
+    let call = f.assert_call(&row, "POST", "/lifecycle/v1/cards", 201).await;
+    assert_eq!(call["body"]["cardId"], "card-dc");
+    assert_eq!(call["body"]["status"], "ACTIVE");
+    assert!(call["body"]["encryptedPayload"].is_string(), "{call}");
+    let card = f.mock_card("card-dc").await;
+    assert_eq!(
+        (&card["inDatacore"], &card["panLast4"], &card["status"], &card["productCategory"]),
+        (&json!(true), &json!(&PAN_DATACORE[12..]), &json!("ACTIVE"), &json!("CONSUMER_DEBIT")),
+        "{card}"
+    );
+    let first = f.tokenize(tokenize(PAN_DATACORE, EXPIRY)).await;
+    let second = f.tokenize(tokenize(PAN_DATACORE, EXPIRY)).await;
+    let tokens = vec![first, second];
+    f.tokens_follow(&tokens, "card-dc", TokenStatus::Active).await;
+
+    // Block → PATCH {status}.
+    let row = f.event("card-dc", "card.status_changed", json!({"status": "BLOCKED", "reason": "fraud"})).await;
+    let call = f.assert_call(&row, "PATCH", "/lifecycle/v1/cards/card-dc", 200).await;
+    assert_eq!(call["body"], json!({"status": "BLOCKED"}));
+    f.tokens_follow(&tokens, "card-dc", TokenStatus::Suspended).await;
+    assert_eq!(f.mock_card("card-dc").await["status"], "BLOCKED");
+
+    // Unblock → PATCH {status: ACTIVE}.
+    let row = f.event("card-dc", "card.status_changed", json!({"status": "ACTIVE"})).await;
+    let call = f.assert_call(&row, "PATCH", "/lifecycle/v1/cards/card-dc", 200).await;
+    assert_eq!(call["body"], json!({"status": "ACTIVE"}));
+    f.tokens_follow(&tokens, "card-dc", TokenStatus::Active).await;
+
+    // Contact change → PATCH {cardholder}.
+    let row = f.event("card-dc", "cardholder.updated", json!({"email": "holder@example.com"})).await;
+    let call = f.assert_call(&row, "PATCH", "/lifecycle/v1/cards/card-dc", 200).await;
+    assert_eq!(call["body"], json!({"cardholder": {"email": "holder@example.com"}}));
+
+    // Renew → PATCH {encryptedPayload: JWE{expiry}} to the Lifecycle API's key: DataCore
+    // decides the next tokenization on the new expiry.
+    let row =
+        f.event("card-dc", "card.renewed", json!({"encryptedPayload": f.encrypt(&json!({"expiry": "01/33"}))})).await;
+    let call = f.assert_call(&row, "PATCH", "/lifecycle/v1/cards/card-dc", 200).await;
+    assert!(call["body"]["encryptedPayload"].is_string() && call["body"].get("status").is_none(), "{call}");
+    let renewed = f.tokenize(tokenize(PAN_DATACORE, "01/33")).await;
+    let tokens = vec![tokens[0].clone(), tokens[1].clone(), renewed];
+
+    // Replace → POST …/replace {newCardId, encryptedPayload}; tokens move to the new card.
+    let row = f
+        .event(
+            "card-dc",
+            "card.replaced",
+            json!({"newCardId": "card-dc2", "encryptedPayload": f.card(PAN_NEW, "02/34")}),
+        )
+        .await;
+    let call = f.assert_call(&row, "POST", "/lifecycle/v1/cards/card-dc/replace", 200).await;
+    assert_eq!(call["body"]["newCardId"], "card-dc2");
+    f.tokens_follow(&tokens, "card-dc2", TokenStatus::Active).await;
+    assert_eq!(f.mock_card("card-dc").await["replacedBy"], "card-dc2");
+    let new = f.mock_card("card-dc2").await;
+    assert_eq!((&new["inDatacore"], &new["panLast4"]), (&json!(true), &json!(&PAN_NEW[12..])), "{new}");
+
+    // Close → DELETE; tokens deactivated and CARD_REMOVED_BY_ISSUER reached the adapter.
+    let row = f.event("card-dc2", "card.closed", json!({"reason": "customer request"})).await;
+    f.assert_call(&row, "DELETE", "/lifecycle/v1/cards/card-dc2", 204).await;
+    f.tokens_follow(&tokens, "card-dc2", TokenStatus::Deactivated).await;
+    f.removed_by_issuer(&tokens).await;
+    assert_eq!(f.mock_card("card-dc2").await["status"], "CLOSED");
+    f.drained().await;
+}

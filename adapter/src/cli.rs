@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `check-config`, `print-default-config`,
-//! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`.
+//! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`, `ops token`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,8 +46,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Print the Issuer API's OpenAPI document.
-    Openapi,
+    /// Print the Issuer API's OpenAPI document (or the ops API's, with --ops).
+    Openapi {
+        #[arg(long)]
+        ops: bool,
+    },
+    /// The ops API (the operator's HTTP surface on its own listener).
+    Ops {
+        #[command(subcommand)]
+        command: OpsCommand,
+    },
     /// Inspect and re-drive the outbox (deliveries to TMP, DataCore and the webhook sinks).
     Outbox {
         #[command(subcommand)]
@@ -88,6 +96,13 @@ pub enum OutboxCommand {
     },
     /// Give up on a pending row: it goes dead and its card's next rows proceed.
     Skip { id: uuid::Uuid },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Print a new random bearer token and its SHA-256 digest (the digest goes in ops.api_tokens;
+    /// the token to the operator, and nowhere else).
+    Token,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +186,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("  database: {}", crate::config::redact_url(&settings.database.url));
             println!("  auth: {:?} ({} HMAC secret(s))", settings.auth.mode, settings.auth.hmac_secrets.len());
             println!("  card source: {:?}", settings.card_source.kind);
+            if settings.ops.enabled {
+                println!(
+                    "  ops API: {}:{} ({} token digest(s))",
+                    settings.ops.host,
+                    settings.ops.port,
+                    settings.ops.api_tokens.len()
+                );
+            }
             println!("  JWE keys: {}", settings.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "));
             Ok(ExitCode::SUCCESS)
         }
@@ -200,8 +223,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
             runtime()?.block_on(outbox_command(&settings, command))
         }
-        Some(Command::Openapi) => {
-            print!("{}", crate::openapi::issuer_api_json());
+        Some(Command::Openapi { ops }) => {
+            print!("{}", if *ops { crate::openapi::ops_api_json() } else { crate::openapi::issuer_api_json() });
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Ops { command: OpsCommand::Token }) => {
+            use sha2::{Digest, Sha256};
+            let token = format!("tmpops_{}", crate::keys::random_hex(32).as_str());
+            let digest = hex::encode(Sha256::digest(token.as_bytes()));
+            println!("token:  {token}");
+            println!("digest: {digest}");
+            eprintln!(
+                "Put the digest in ops.api_tokens (TMP_ADAPTER__OPS__API_TOKENS); give the token to the operator."
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

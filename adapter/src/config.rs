@@ -47,13 +47,15 @@ pub struct Settings {
     pub processor: ProcessorSettings,
     pub forwarding: ForwardingSettings,
     pub relay: RelaySettings,
+    /// The operator HTTP surface (outbox administration), on its own listener.
+    pub ops: OpsSettings,
     /// The issuer's own systems that receive token events and notifications as webhooks.
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
 }
 
 /// `POST /processor/v1/events`: the processor's card events.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessorSettings {
     /// `whsec_…` secrets the processor signs with (several live at once for rotation).
@@ -85,7 +87,7 @@ pub struct ForwardingSettings {
 }
 
 /// An HTTP destination of the relay (TMP API or Lifecycle API).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationSettings {
     pub base_url: String,
@@ -134,8 +136,48 @@ pub struct RelaySettings {
     pub stats_interval_secs: u64,
 }
 
+/// The ops API: operator endpoints on a listener of their own, never the Issuer API's port.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Serve the ops API.
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    /// SHA-256 digests (64 hex characters) of the accepted bearer tokens; the tokens themselves
+    /// are never stored (`tmp-adapter ops token` makes one).
+    pub api_tokens: Vec<String>,
+}
+
+impl OpsSettings {
+    pub fn listen_address(&self) -> Result<SocketAddr, ConfigError> {
+        format!("{}:{}", self.host, self.port)
+            .parse()
+            .map_err(|_| ConfigError("ops.host and ops.port do not form a socket address".into()))
+    }
+
+    /// The accepted token digests, decoded (validated at load).
+    pub fn token_digests(&self) -> Vec<[u8; 32]> {
+        self.api_tokens
+            .iter()
+            .filter_map(|d| hex::decode(d.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for OpsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsSettings")
+            .field("enabled", &self.enabled)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("api_tokens", &format_args!("[{} digest(s)]", self.api_tokens.len()))
+            .finish()
+    }
+}
+
 /// One of the issuer's own systems receiving webhooks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkSettings {
     /// Names the sink in logs, metrics and dead letters.
@@ -367,7 +409,7 @@ impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthSettings")
             .field("mode", &self.mode)
-            .field("hmac_secrets", &format_args!("[{} secret(s)]", self.hmac_secrets.len()))
+            .field("hmac_secrets", &SecretCount(self.hmac_secrets.len()))
             .field("timestamp_tolerance_secs", &self.timestamp_tolerance_secs)
             .finish()
     }
@@ -379,6 +421,48 @@ impl std::fmt::Debug for ProcessorBridgeSettings {
             .field("base_url", &self.base_url)
             .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
             .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// How a list of secrets prints: its size only.
+struct SecretCount(usize);
+
+impl std::fmt::Debug for SecretCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} secret(s)]", self.0)
+    }
+}
+
+impl std::fmt::Debug for ProcessorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorSettings")
+            .field("hmac_secrets", &SecretCount(self.hmac_secrets.len()))
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("max_batch_events", &self.max_batch_events)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DestinationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationSettings")
+            .field("base_url", &self.base_url)
+            .field("hmac_secrets", &SecretCount(self.hmac_secrets.len()))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SinkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkSettings")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("hmac_secrets", &SecretCount(self.hmac_secrets.len()))
+            .field("event_types", &self.event_types)
+            .field("otp_jwk_file", &self.otp_jwk_file)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -450,7 +534,8 @@ impl Settings {
                     .with_list_parse_key("processor.hmac_secrets")
                     .with_list_parse_key("forwarding.tmp_api.hmac_secrets")
                     .with_list_parse_key("forwarding.lifecycle_api.hmac_secrets")
-                    .with_list_parse_key("relay.retry_schedule_ms"),
+                    .with_list_parse_key("relay.retry_schedule_ms")
+                    .with_list_parse_key("ops.api_tokens"),
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
@@ -553,6 +638,7 @@ impl Settings {
             return fail("housekeeping.interval_secs must be positive".into());
         }
         self.validate_forwarding()?;
+        self.validate_ops()?;
         if self.environment == Environment::Production {
             self.validate_production()?;
         }
@@ -638,6 +724,28 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_ops(&self) -> Result<(), ConfigError> {
+        let ops = &self.ops;
+        for (i, digest) in ops.api_tokens.iter().enumerate() {
+            let d = digest.trim();
+            if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError(format!(
+                    "ops.api_tokens[{i}] must be the SHA-256 digest of a token (64 hex characters), \
+                     not the token: `tmp-adapter ops token` prints both"
+                )));
+            }
+        }
+        if ops.enabled {
+            ops.listen_address()?;
+            if ops.port != 0 && ops.port == self.server.port {
+                return Err(ConfigError(
+                    "ops.port must differ from server.port (the ops API has its own listener)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Production refuses everything that only makes sense on a developer's machine.
     fn validate_production(&self) -> Result<(), ConfigError> {
         if self.keys.generate_missing_in.is_some() {
@@ -653,8 +761,24 @@ impl Settings {
                 "production: card_source.processor_bridge.hmac_secret is the development secret".into(),
             ));
         }
-        if self.processor.hmac_secrets.iter().any(|s| is_development_secret(s)) {
-            return Err(ConfigError("production: processor.hmac_secrets holds the development secret".into()));
+        let outbound = [
+            ("processor.hmac_secrets", &self.processor.hmac_secrets),
+            ("forwarding.tmp_api.hmac_secrets", &self.forwarding.tmp_api.hmac_secrets),
+            ("forwarding.lifecycle_api.hmac_secrets", &self.forwarding.lifecycle_api.hmac_secrets),
+        ];
+        let sinks = self.sinks.iter().enumerate().map(|(i, sink)| (i, &sink.hmac_secrets));
+        for (key, secrets) in outbound {
+            if secrets.iter().any(|s| is_development_secret(s)) {
+                return Err(ConfigError(format!("production: {key} holds the development secret")));
+            }
+        }
+        for (i, secrets) in sinks {
+            if secrets.iter().any(|s| is_development_secret(s)) {
+                return Err(ConfigError(format!("production: sinks[{i}].hmac_secrets holds the development secret")));
+            }
+        }
+        if self.ops.enabled && self.ops.api_tokens.is_empty() {
+            return Err(ConfigError("production: ops.enabled needs at least one digest in ops.api_tokens".into()));
         }
         // Parsed, not pattern-matched: `DEBUG`, `5` or `tmp_adapter=trace` are all debug-or-finer.
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log.level)
@@ -709,6 +833,18 @@ impl PolicySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let (_, whsec) = tmp_protocol::webhook::WebhookSecret::generate();
+        let destination = DestinationSettings {
+            base_url: "https://tmp.example".into(),
+            hmac_secrets: vec![whsec.clone()],
+            tls: OutboundTlsSettings::default(),
+        };
+        let printed = format!("{destination:?}");
+        assert!(!printed.contains(&whsec) && printed.contains("1 secret"), "{printed}");
+    }
 
     #[test]
     fn urls_are_redacted() {

@@ -1,10 +1,14 @@
-//! The OpenAPI 3 document, generated from the handlers and the protocol types. The checked-in
-//! copy in `docs/openapi/issuer-api.json` is compared with this by a test; regenerate it with
-//! `tmp-adapter openapi > docs/openapi/issuer-api.json`.
+//! The OpenAPI 3 documents, generated from the handlers and the protocol types: the Issuer API
+//! (with the processor ingest; served at the Issuer API's `/openapi.json`) and the ops API
+//! (served at the ops listener's `/openapi.json`). The checked-in copies in `docs/openapi/` are
+//! compared with these by a test; regenerate them with
+//! `UPDATE_OPENAPI=1 cargo nextest run -p tmp-adapter openapi` (or `tmp-adapter openapi [--ops]`).
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
-use crate::http::routes::{cards, notifications, public_key, tokens};
+use crate::http::ops;
+use crate::http::routes::{cards, notifications, processor, public_key, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +24,7 @@ PAN, CVC, expiry and OTP travel only as compact JWE (RSA-OAEP-256 + A256GCM) in 
         tokens::token_event,
         notifications::notification,
         public_key::public_key,
+        processor::events,
     ),
     components(schemas(
         tmp_protocol::error::ErrorBody,
@@ -36,8 +41,14 @@ PAN, CVC, expiry and OTP travel only as compact JWE (RSA-OAEP-256 + A256GCM) in 
         tmp_protocol::issuer_api::DecisionReason,
         tmp_protocol::jwk::JwkSet,
         tmp_protocol::jwk::PublicJwk,
+        processor::ProcessorEventsRequest,
+        tmp_protocol::processor::ProcessorEvent,
+        tmp_protocol::processor::ProcessorEventsAck,
     )),
-    tags((name = "Issuer API", description = "TMP → issuer"))
+    tags(
+        (name = "Issuer API", description = "TMP → issuer"),
+        (name = "Processor", description = "The issuer's card processor → tmp-adapter: card events forwarded to TMP / DataCore")
+    )
 )]
 pub struct IssuerApiDoc;
 
@@ -46,4 +57,51 @@ pub fn issuer_api_json() -> String {
     let mut json = IssuerApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     json.push('\n');
     json
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "TMP Issuer Kit — ops API",
+        version = "1",
+        description = "Served by tmp-adapter on its own listener (`ops.host`/`ops.port`), never on the Issuer API's port. \
+Bearer tokens whose SHA-256 digests are listed in `ops.api_tokens` (`tmp-adapter ops token`). See docs/operations.md."
+    ),
+    paths(ops::list, ops::show, ops::retry, ops::skip, ops::replay),
+    components(schemas(
+        tmp_protocol::error::ErrorBody,
+        tmp_protocol::error::ErrorDetail,
+        tmp_protocol::error::ErrorCode,
+        ops::OutboxStatus,
+        ops::OutboxRow,
+        ops::OutboxRowDetail,
+        ops::OutboxList,
+        ops::ActionRequest,
+        ops::ReplayRequest,
+        ops::ReplayAck,
+    )),
+    modifiers(&BearerAuth),
+    tags((name = "Ops API", description = "Operator → tmp-adapter: outbox administration"))
+)]
+pub struct OpsApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The ops API document, in the checked-in form.
+pub fn ops_api_json() -> String {
+    let mut json = OpsApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    json.push('\n');
+    json
+}
+
+/// Every generated document with its file under `docs/openapi/`.
+pub fn documents() -> [(&'static str, String); 2] {
+    [("issuer-api.json", issuer_api_json()), ("ops-api.json", ops_api_json())]
 }

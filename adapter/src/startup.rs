@@ -15,11 +15,12 @@ use time::OffsetDateTime;
 use tmp_protocol::webhook::Verifier;
 
 use crate::card_source::{CardSource, LocalRegistry, ProcessorBridge};
-use crate::config::{CardSourceKind, Settings};
+use crate::config::{CardSourceKind, OpsSettings, Settings};
 use crate::domain::verification::CardVerifier;
 use crate::http::AppState;
 use crate::http::body::ClientCertificate;
 use crate::http::error::ApiError;
+use crate::http::ops::{self, OpsState};
 use crate::http::{middleware, routes};
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ use crate::store::{self, DynStore};
 pub struct Application {
     port: u16,
     server: Server,
+    /// The ops API's listener (`ops.enabled`): its port and server.
+    ops: Option<(u16, Server)>,
     housekeeping: tokio::task::JoinHandle<()>,
     relay: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
@@ -73,6 +76,7 @@ impl Application {
             None
         };
 
+        let ops_settings = settings.ops.clone();
         let listener = TcpListener::bind(settings.listen_address()?)
             .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -89,6 +93,8 @@ impl Application {
             metrics,
         });
 
+        let ops =
+            if ops_settings.enabled { Some(ops_server(&ops_settings, state.clone(), shutdown_timeout)?) } else { None };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -113,11 +119,16 @@ impl Application {
         }
         .run();
         tracing::info!(port, "tmp-adapter listening");
-        Ok(Application { port, server, housekeeping, relay })
+        Ok(Application { port, server, ops, housekeeping, relay })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The ops API's port, when `ops.enabled`.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|(port, _)| *port)
     }
 
     /// Stops the server from another task (tests); in the daemon, SIGTERM/SIGINT do it.
@@ -127,8 +138,17 @@ impl Application {
 
     /// Serves until stopped; in-flight requests finish within `server.shutdown_timeout_secs`,
     /// then the relay finishes the deliveries it has in flight (claims nothing new).
+    /// The ops listener stops with the Issuer API.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let ops = self.ops.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, ops)) = ops {
+            handle.stop(true).await;
+            let _ = ops.await;
+        }
         self.housekeeping.abort();
         if let Some((stop, relay)) = self.relay {
             let _ = stop.send(true);
@@ -137,6 +157,32 @@ impl Application {
         tracing::info!("tmp-adapter stopped");
         result
     }
+}
+
+/// The ops API on its own listener: same state, metrics and middleware as the Issuer API, only
+/// the ops routes (nothing of the Issuer API is reachable here), bearer tokens checked per route.
+fn ops_server(settings: &OpsSettings, state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(settings.listen_address()?)
+        .with_context(|| format!("cannot listen on {}:{} (ops)", settings.host, settings.port))?;
+    let port = listener.local_addr()?.port();
+    let ops_state = Data::new(OpsState { token_digests: settings.token_digests() });
+    if ops_state.token_digests.is_empty() {
+        tracing::warn!("ops API enabled without ops.api_tokens: every request will be refused");
+    }
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(ops_state.clone())
+            .wrap(from_fn(middleware::observe))
+            .configure(ops::configure)
+            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
+    })
+    .workers(1)
+    .shutdown_timeout(shutdown_timeout)
+    .listen(listener)?
+    .run();
+    tracing::info!(port, "ops API listening");
+    Ok((port, server))
 }
 
 fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<Arc<dyn CardSource>> {

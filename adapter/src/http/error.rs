@@ -24,8 +24,13 @@ pub enum ApiError {
     ReplayedRequest,
     #[error("a client certificate is required")]
     Unauthenticated,
+    #[error("a valid bearer token is required")]
+    InvalidToken,
     #[error("no route for this path")]
     NotFound,
+    /// A well-formed request for something that does not exist (ops API: an unknown row id).
+    #[error("{0}")]
+    UnknownResource(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the request body did not arrive within {secs} s")]
@@ -59,8 +64,8 @@ impl ApiError {
             ApiError::InvalidSignature => ErrorCode::InvalidSignature,
             ApiError::StaleTimestamp => ErrorCode::StaleTimestamp,
             ApiError::ReplayedRequest => ErrorCode::ReplayedRequest,
-            ApiError::Unauthenticated => ErrorCode::Unauthenticated,
-            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::Unauthenticated | ApiError::InvalidToken => ErrorCode::Unauthenticated,
+            ApiError::NotFound | ApiError::UnknownResource(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             ApiError::Conflict(_) => ErrorCode::Conflict,
@@ -101,8 +106,9 @@ impl ResponseError for ApiError {
             | ApiError::InvalidSignature
             | ApiError::StaleTimestamp
             | ApiError::ReplayedRequest
-            | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            | ApiError::Unauthenticated
+            | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -132,6 +138,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if matches!(self, ApiError::Unavailable(_)) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if matches!(self, ApiError::InvalidToken) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(body)
     }

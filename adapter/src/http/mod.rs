@@ -7,6 +7,7 @@ pub mod error;
 pub mod idempotency;
 pub mod json;
 pub mod middleware;
+pub mod ops;
 pub mod routes;
 
 use std::sync::Arc;

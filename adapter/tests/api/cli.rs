@@ -287,3 +287,32 @@ fn serve_starts_with_development_keys_and_warns() {
     assert!(sandbox.path("data/tmp-adapter.db").exists());
     assert!(sandbox.path("data/dev-keys/jwe-adapter-dev-1.pem").exists());
 }
+
+#[test]
+fn ops_token_prints_a_new_token_and_the_digest_the_configuration_takes() {
+    use sha2::{Digest, Sha256};
+    let sandbox = Sandbox::new();
+    let field = |output: &Output, name: &str| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no `{name}` in {}", text(output)))
+    };
+    let first = sandbox.run(&["ops", "token"], &[]);
+    assert!(first.status.success(), "{}", text(&first));
+    let (token, digest) = (field(&first, "token:"), field(&first, "digest:"));
+    assert!(token.starts_with("tmpops_") && token.len() > 40, "{token}");
+    assert_eq!(digest, hex::encode(Sha256::digest(token.as_bytes())));
+    let second = sandbox.run(&["ops", "token"], &[]);
+    assert_ne!(field(&second, "token:"), token, "a new token each time");
+
+    let env = [("TMP_ADAPTER__OPS__ENABLED", "true"), ("TMP_ADAPTER__OPS__API_TOKENS", digest.as_str())];
+    let checked = sandbox.run(&["check-config"], &env);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(text(&checked).contains("ops API: 127.0.0.1:8081 (1 token digest(s))"), "{}", text(&checked));
+    // The token itself is refused where a digest belongs.
+    let env = [("TMP_ADAPTER__OPS__ENABLED", "true"), ("TMP_ADAPTER__OPS__API_TOKENS", token.as_str())];
+    let refused = sandbox.run(&["check-config"], &env);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("ops.api_tokens[0]"), "{}", text(&refused));
+}

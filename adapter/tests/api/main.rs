@@ -7,6 +7,7 @@ mod forwarding;
 mod forwarding_scale;
 mod helpers;
 mod notifications;
+mod ops;
 mod security;
 mod store;
 mod token_events;

@@ -21,6 +21,20 @@ pub struct SignedRequestHeaders(
     String,
 );
 
+/// Headers of a processor event request (`POST /processor/v1/events`), signed with one of
+/// `processor.hmac_secrets`.
+#[derive(IntoParams)]
+#[into_params(names("webhook-id", "webhook-timestamp", "webhook-signature"), parameter_in = Header)]
+#[allow(dead_code)] // Only describes the headers; never constructed.
+pub struct ProcessorRequestHeaders(
+    /// Standard-Webhooks message id, unique per request.
+    String,
+    /// Unix seconds; outside `auth.timestamp_tolerance_secs` → 401 STALE_TIMESTAMP.
+    i64,
+    /// `v1,<base64 HMAC-SHA256 of id.timestamp.body>` entries, space-separated.
+    String,
+);
+
 /// Error answers of every mutating Issuer API operation.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Only describes the answers; never constructed.

@@ -3,15 +3,44 @@
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 use time::OffsetDateTime;
-use tmp_protocol::processor::{ProcessorEventBody, ProcessorEventsAck};
+use tmp_protocol::processor::{ProcessorEvent, ProcessorEventBody, ProcessorEventsAck};
+use utoipa::ToSchema;
 
 use super::decrypt;
+use super::doc::{IssuerApiErrors, ProcessorRequestHeaders};
 use crate::domain::processor_events::{self, CardSecret};
 use crate::http::AppState;
 use crate::http::body::ProcessorBody;
 use crate::http::error::ApiError;
 use crate::store::{IngestOutcome, StoreError};
 
+/// The request body: one event, or a batch as an array (documentation only; parsing is in
+/// `domain::processor_events`).
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)] // Only describes the body; never constructed.
+#[serde(untagged)]
+pub enum ProcessorEventsRequest {
+    One(ProcessorEvent),
+    Batch(Vec<ProcessorEvent>),
+}
+
+/// The processor's card events: committed with the card registry change and the outbox row
+/// before `202`; an event id seen before with the same body is accepted again without effect
+/// (counted in `duplicates`), with another body refused (422 `IDEMPOTENCY_KEY_REUSED`). A batch
+/// is all or nothing. Served only when `processor.hmac_secrets` is set (otherwise 404).
+#[utoipa::path(
+    post,
+    path = "/processor/v1/events",
+    operation_id = "processor_events",
+    tag = "Processor",
+    request_body = ProcessorEventsRequest,
+    params(ProcessorRequestHeaders),
+    responses(
+        (status = 202, description = "Every event of the request is committed (or was already)", body = ProcessorEventsAck),
+        (status = 404, description = "Ingest not configured (`processor.hmac_secrets` is empty)", body = tmp_protocol::error::ErrorBody),
+        IssuerApiErrors,
+    )
+)]
 /// Answers `202` only once every event of the request is committed with its registry change
 /// and outbox row; an event id seen before with the same body is accepted without effect.
 #[tracing::instrument(skip_all)]

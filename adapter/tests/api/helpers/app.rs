@@ -75,6 +75,7 @@ pub fn base_settings(database_url: &str) -> Settings {
             .expect("config/local.yaml loads");
     settings.database.url = database_url.to_owned();
     settings.server.port = 0;
+    settings.ops.port = 0;
     settings
 }
 
@@ -99,6 +100,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
 
 pub struct TestApp {
     pub base_url: String,
+    /// The ops API's base URL, when `ops.enabled`.
+    pub ops_url: Option<String>,
     pub client: reqwest::Client,
     pub secret: WebhookSecret,
     pub jwk: PublicJwk,
@@ -120,6 +123,7 @@ impl TestApp {
         let app = Application::build(settings.clone()).await.expect("adapter starts");
         let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://127.0.0.1:{}", app.port());
+        let ops_url = app.ops_port().map(|port| format!("http://127.0.0.1:{port}"));
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         let keys = KeyMaterial::load(&settings).expect("keys");
@@ -128,6 +132,7 @@ impl TestApp {
         let secret = WebhookSecret::parse(&settings.auth.hmac_secrets[0]).expect("secret");
         TestApp {
             base_url,
+            ops_url,
             client: reqwest::Client::new(),
             secret,
             jwk,

@@ -100,9 +100,20 @@ struct Forwarding {
 
 impl Forwarding {
     async fn spawn(approach: Approach) -> Forwarding {
+        Self::spawn_with(approach, |_| {}).await
+    }
+
+    async fn spawn_with(approach: Approach, customize: impl FnOnce(&mut Settings)) -> Forwarding {
         let pass = PassThrough::start().await;
         let url = pass.url.clone();
-        let kit = Kit::spawn_with(|s| forwarding_settings(s, approach, &url), |_| {}).await;
+        let kit = Kit::spawn_with(
+            |s| {
+                forwarding_settings(s, approach, &url);
+                customize(s);
+            },
+            |_| {},
+        )
+        .await;
         pass.target.send_replace(Some(kit.mock.addr()));
         let set: JwkSet = kit
             .client
@@ -419,5 +430,49 @@ async fn datacore_issue_block_unblock_renew_replace_close_reach_the_lifecycle_ap
     f.tokens_follow(&tokens, "card-dc2", TokenStatus::Deactivated).await;
     f.removed_by_issuer(&tokens).await;
     assert_eq!(f.mock_card("card-dc2").await["status"], "CLOSED");
+    f.drained().await;
+}
+
+#[tokio::test]
+async fn a_tmp_outage_of_dropped_connections_errors_and_timeouts_delays_but_loses_nothing() {
+    // Short relay timeout so a latency fault turns into a client-side timeout quickly.
+    let mut f = Forwarding::spawn_with(Approach::External, |s| s.relay.request_timeout_ms = 300).await;
+    let token = f.tokenize(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY"})).await;
+    let route = "POST /tmp-api/v1/cards/{cardId}/status";
+    for fault in [
+        json!({"route": route, "drop_connection": true, "times": 1}),
+        json!({"route": route, "error_status": 503, "times": 1}),
+        json!({"route": route, "latency_ms": 1000, "times": 1}),
+    ] {
+        f.kit.control("/_mock/v1/faults", fault).await;
+    }
+
+    let row = f.event("card-active", "card.status_changed", json!({"status": "BLOCKED"})).await;
+    assert!(row.attempts >= 4, "three failed attempts before the delivery: {}", row.attempts);
+    f.tokens_follow(std::slice::from_ref(&token), "card-active", TokenStatus::Suspended).await;
+    assert_eq!(f.kit.mock_token(&token).await["suspendedBy"], json!(["CARD_BLOCK"]));
+
+    // At TMP: every attempt carried the row's idempotency key and a fresh webhook id; the
+    // dropped one and the 503 are journalled as such; the effect happened once.
+    let key = row.record.id.to_string();
+    let journal = f.kit.get("/_mock/v1/requests").await;
+    let attempts: Vec<&Value> = journal["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|e| e["direction"] == "received" && e["idempotencyKey"] == key.as_str())
+        .collect();
+    // The timed-out attempt reached TMP and was answered after the adapter had given up; its
+    // retry was then answered from TMP's idempotency store: the journal holds at least the
+    // dropped, the 503 and the answered attempts.
+    assert!(attempts.len() >= 3, "{attempts:?}");
+    assert!(attempts.iter().any(|e| e["outcome"] == "dropped"), "{attempts:?}");
+    assert!(attempts.iter().any(|e| e["status"] == 503), "{attempts:?}");
+    assert_eq!(attempts.last().expect("an attempt")["status"], 200, "{attempts:?}");
+    let ids: std::collections::HashSet<&str> = attempts.iter().filter_map(|e| e["webhookId"].as_str()).collect();
+    assert_eq!(ids.len(), attempts.len(), "a new webhook-id per attempt");
+    let suspensions = f.kit.store.token_history(&token).await.expect("history");
+    let suspended = suspensions.iter().filter(|e| e.status == TokenStatus::Suspended).count();
+    assert_eq!(suspended, 1, "the block took effect once: {suspensions:?}");
     f.drained().await;
 }

@@ -104,6 +104,15 @@ impl Forwarding {
     }
 
     async fn spawn_with(approach: Approach, customize: impl FnOnce(&mut Settings)) -> Forwarding {
+        Self::spawn_full(approach, customize, |_| {}).await
+    }
+
+    /// With the adapter's settings and the mock's configuration customised.
+    async fn spawn_full(
+        approach: Approach,
+        customize: impl FnOnce(&mut Settings),
+        customize_mock: impl FnOnce(&mut MockConfig),
+    ) -> Forwarding {
         let pass = PassThrough::start().await;
         let url = pass.url.clone();
         let kit = Kit::spawn_with(
@@ -111,7 +120,7 @@ impl Forwarding {
                 forwarding_settings(s, approach, &url);
                 customize(s);
             },
-            |_| {},
+            customize_mock,
         )
         .await;
         pass.target.send_replace(Some(kit.mock.addr()));
@@ -474,5 +483,39 @@ async fn a_tmp_outage_of_dropped_connections_errors_and_timeouts_delays_but_lose
     let suspensions = f.kit.store.token_history(&token).await.expect("history");
     let suspended = suspensions.iter().filter(|e| e.status == TokenStatus::Suspended).count();
     assert_eq!(suspended, 1, "the block took effect once: {suspensions:?}");
+    f.drained().await;
+}
+
+#[tokio::test]
+async fn forwarding_presents_the_adapters_client_certificate_to_an_mtls_tmp() {
+    let pki = crate::mtls::Pki::new("Test TMP CA");
+    let server_tls = pki.mock_server_tls(&pki.ca_file());
+    let adapter_identity = pki.leaf("adapter-client", &[]);
+    let (ca, (cert, key)) = (pki.ca_file(), adapter_identity.clone());
+    let mut f = Forwarding::spawn_full(
+        Approach::External,
+        move |s| {
+            // TMP over HTTPS, trusting only its CA, with the adapter's client certificate.
+            s.forwarding.tmp_api.base_url = s.forwarding.tmp_api.base_url.replace("http://", "https://");
+            s.forwarding.tmp_api.tls = tmp_adapter::config::OutboundTlsSettings {
+                ca_file: Some(ca),
+                client_cert_file: Some(cert),
+                client_key_file: Some(key),
+            };
+        },
+        move |config| {
+            config.server.tls = Some(server_tls);
+            config.auth.mode = mock_tmp::config::AuthMode::HmacAndMtls;
+        },
+    )
+    .await;
+    assert!(f.kit.mock_url.starts_with("https://"), "{}", f.kit.mock_url);
+    // The test's own client reaches the mock the same way.
+    f.kit.client = crate::mtls::client(&pki.ca_file(), Some(&adapter_identity));
+    let token = f.tokenize(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY"})).await;
+
+    let row = f.event("card-active", "card.status_changed", json!({"status": "BLOCKED"})).await;
+    f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/status", 200).await;
+    f.tokens_follow(std::slice::from_ref(&token), "card-active", TokenStatus::Suspended).await;
     f.drained().await;
 }

@@ -15,13 +15,13 @@ use mock_tmp::config::{AuthMode, TlsConfig};
 use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, expect_error, expect_json};
 
 /// A test CA with a directory for the PEM files made from it.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     ca: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new(name: &str) -> Pki {
+    pub(crate) fn new(name: &str) -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -32,13 +32,13 @@ impl Pki {
         Pki { dir, ca: Issuer::new(params, key) }
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
     /// A leaf certificate for `names` (subject alternative names) signed by this CA, written to
     /// `<file>.pem` and `<file>.key`; returns both paths.
-    fn leaf(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    pub(crate) fn leaf(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
         params.distinguished_name.push(DnType::CommonName, file);
@@ -52,14 +52,14 @@ impl Pki {
     }
 
     /// A server certificate for 127.0.0.1, as a mock `server.tls`.
-    fn mock_server_tls(&self, client_ca: &Path) -> TlsConfig {
+    pub(crate) fn mock_server_tls(&self, client_ca: &Path) -> TlsConfig {
         let (cert_file, key_file) = self.leaf("mock-server", &["127.0.0.1", "localhost"]);
         TlsConfig { cert_file, key_file, client_ca_file: Some(client_ca.to_path_buf()) }
     }
 }
 
 /// An HTTPS client trusting only `ca`, presenting `identity` (cert file, key file) if given.
-fn client(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> reqwest::Client {
+pub(crate) fn client(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> reqwest::Client {
     let identity = identity.map(|(cert_file, key_file)| mock_tmp::tls::ClientIdentity { cert_file, key_file });
     let config = mock_tmp::tls::client_config(ca, identity).expect("client config");
     reqwest::Client::builder().tls_backend_preconfigured(config).build().expect("client")

@@ -519,3 +519,29 @@ async fn forwarding_presents_the_adapters_client_certificate_to_an_mtls_tmp() {
     f.tokens_follow(std::slice::from_ref(&token), "card-active", TokenStatus::Suspended).await;
     f.drained().await;
 }
+
+#[tokio::test]
+async fn a_rotated_datacore_key_is_fetched_again_when_the_old_one_is_rejected() {
+    // The old key stops decrypting at once after a rotation.
+    let mut f = Forwarding::spawn_full(Approach::Datacore, |_| {}, |c| c.keys.retired_key_ttl_secs = 0).await;
+    // Issue: the adapter fetches and caches DataCore's current key.
+    let issued = f.event("card-dc", "card.issued", json!({"encryptedPayload": f.card(PAN_DATACORE, EXPIRY)})).await;
+    f.assert_call(&issued, "POST", "/lifecycle/v1/cards", 201).await;
+
+    f.kit.control("/_mock/v1/keys/rotate?set=lifecycle_api", json!({})).await;
+    let row =
+        f.event("card-dc", "card.renewed", json!({"encryptedPayload": f.encrypt(&json!({"expiry": "01/33"}))})).await;
+    // First under the cached key (refused), then under the key fetched again.
+    let key = row.record.id.to_string();
+    let journal = f.kit.get("/_mock/v1/requests").await;
+    let statuses: Vec<u64> = journal["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|e| e["direction"] == "received" && e["idempotencyKey"] == key.as_str())
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, [422, 200], "refused under the old key, accepted under the new one");
+    assert_eq!(f.mock_card("card-dc").await["status"], "ACTIVE");
+    f.drained().await;
+}

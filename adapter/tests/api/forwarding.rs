@@ -375,3 +375,49 @@ async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_activation_code_is_never_delivered_after_it_expires() {
+    for db in test_databases().await {
+        let sink = Receiver::start().await;
+        let app = TestApp::spawn_with(&db, |s| {
+            forwarding_settings(s, Approach::External, &sink);
+            s.sinks = vec![SinkSettings {
+                name: "core".into(),
+                url: format!("{}/hooks", sink.url),
+                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                event_types: vec![],
+                otp_jwk_file: None,
+                tls: Default::default(),
+            }];
+        })
+        .await;
+        // Already expired when it arrives (a late TMP retry): accepted, stored, never delivered.
+        let late = crate::notifications::notification_body(
+            &app,
+            "ACTIVATION_CODE_DELIVERY",
+            "n-late",
+            Some(time::Duration::seconds(-1)),
+        );
+        expect_json(app.request("/issuer-api/v1/notifications").json(&late).send().await, 200).await;
+        // The card's next message is queued behind it: its delivery shows the relay moved on.
+        let token = crate::token_events::event_body("tok-1", "card-active", "ACTIVE", "2026-03-01T10:00:00Z");
+        expect_json(app.request("/issuer-api/v1/tokens/events").json(&token).send().await, 200).await;
+        sink.wait_for(WAIT, |r| r.iter().any(|r| r.answered == 200)).await;
+        let got = sink.accepted();
+        assert_eq!(
+            got.len(),
+            1,
+            "{}: only the token event: {:?}",
+            db.backend,
+            got.iter().map(|r| &r.body["type"]).collect::<Vec<_>>()
+        );
+        assert_eq!(got[0].body["type"], "token.status_changed");
+        let filter = tmp_adapter::store::OutboxFilter { status: Some("dead".into()), ordering_key: None, limit: 10 };
+        let dead = app.store.list_outbox(&filter).await.unwrap();
+        assert_eq!(dead.len(), 1, "{}", db.backend);
+        assert_eq!(dead[0].record.event_type, "notification.ACTIVATION_CODE_DELIVERY");
+        assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("expired")), "{:?}", dead[0].last_error);
+        app.stop().await;
+    }
+}

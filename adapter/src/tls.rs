@@ -60,10 +60,32 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<rustls::ServerCon
     builder.with_single_cert(certs, key).context("server certificate and key do not match")
 }
 
+/// A client certificate: its chain file and its private key file.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIdentity<'a> {
+    pub cert_file: &'a Path,
+    pub key_file: &'a Path,
+}
+
+/// Client config that trusts only the CAs in `ca_file` and, with `identity`, presents that
+/// client certificate when the server asks for one (mTLS).
+pub fn client_config(ca_file: &Path, identity: Option<ClientIdentity<'_>>) -> anyhow::Result<rustls::ClientConfig> {
+    install_crypto_provider();
+    let roots = rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?);
+    match identity {
+        Some(identity) => {
+            let chain = load_certs(identity.cert_file)?;
+            let key = PrivateKeyDer::from_pem_file(identity.key_file)
+                .with_context(|| format!("cannot read the private key {}", identity.key_file.display()))?;
+            roots.with_client_auth_cert(chain, key).context("client certificate and key do not match")
+        }
+        None => Ok(roots.with_no_client_auth()),
+    }
+}
+
 /// Client config that trusts only the CAs in `ca_file`.
 pub fn client_config_with_roots(ca_file: &Path) -> anyhow::Result<rustls::ClientConfig> {
-    install_crypto_provider();
-    Ok(rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?).with_no_client_auth())
+    client_config(ca_file, None)
 }
 
 /// An HTTP client toward a relay destination: the private CA and client certificate (mTLS)
@@ -76,17 +98,11 @@ pub fn outbound_client(
     install_crypto_provider();
     let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
     if let Some(ca_file) = &settings.ca_file {
-        let roots = rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?);
-        let config = match (&settings.client_cert_file, &settings.client_key_file) {
-            (Some(cert), Some(key)) => {
-                let chain = load_certs(cert)?;
-                let key = PrivateKeyDer::from_pem_file(key)
-                    .with_context(|| format!("cannot read the private key {}", key.display()))?;
-                roots.with_client_auth_cert(chain, key).context("client certificate and key do not match")?
-            }
-            _ => roots.with_no_client_auth(),
+        let identity = match (&settings.client_cert_file, &settings.client_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(ClientIdentity { cert_file, key_file }),
+            _ => None,
         };
-        builder = builder.use_preconfigured_tls(config);
+        builder = builder.use_preconfigured_tls(client_config(ca_file, identity)?);
     }
     builder.build().context("building an outbound HTTP client")
 }

@@ -864,7 +864,7 @@ impl Store for PostgresStore {
         .bind(&key.name)
         .bind(&key.secret_digest)
         .bind(rows::scopes_text(&key.scopes))
-        .bind(key.rate_limit_per_minute.map(i64::from))
+        .bind(key.rate_limit_per_minute.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
         .bind(normalize_ts(key.created_at))
         .bind(key.revoked_at.map(normalize_ts))
         .execute(&mut *tx)

@@ -134,7 +134,7 @@ pub(super) struct ApiKeyRow {
     name: String,
     secret_digest: Vec<u8>,
     scopes: String,
-    rate_limit_per_minute: Option<i64>,
+    rate_limit_per_minute: Option<i32>,
     created_at: OffsetDateTime,
     revoked_at: Option<OffsetDateTime>,
 }

@@ -871,7 +871,7 @@ impl Store for SqliteStore {
         .bind(&key.name)
         .bind(&key.secret_digest)
         .bind(rows::scopes_text(&key.scopes))
-        .bind(key.rate_limit_per_minute.map(i64::from))
+        .bind(key.rate_limit_per_minute.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
         .bind(sqlite_ts(key.created_at))
         .bind(opt_sqlite_ts(key.revoked_at))
         .execute(&mut *tx)

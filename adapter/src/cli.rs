@@ -1,5 +1,6 @@
 //! The command line: `serve` (default), `migrate`, `check-config`, `print-default-config`,
-//! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`, `ops token`.
+//! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`, `ops token`,
+//! `apikey create|list|revoke`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OpsCommand,
     },
+    /// Scoped API keys of the ops API (stored hashed; the key is printed once).
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Inspect and re-drive the outbox (deliveries to TMP, DataCore and the webhook sinks).
     Outbox {
         #[command(subcommand)]
@@ -96,6 +102,32 @@ pub enum OutboxCommand {
     },
     /// Give up on a pending row: it goes dead and its card's next rows proceed.
     Skip { id: uuid::Uuid },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Make a key and print it once: `tmpk_<id>_<secret>`. Only its SHA-256 digest is stored.
+    Create {
+        /// What the key is for (shown by `list` and in the audit).
+        #[arg(long)]
+        name: String,
+        /// A scope it grants; repeat for several: tokens:read, tokens:write, provisioning,
+        /// audit:read, outbox:admin.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Requests per minute for this key (default: ops.rate_limit.requests_per_minute).
+        #[arg(long)]
+        rate_limit_per_minute: Option<u32>,
+    },
+    /// List the keys (id, name, scopes, rate limit, created, revoked); never a secret.
+    List,
+    /// Revoke a key by id: it is refused from the next request on.
+    Revoke {
+        id: String,
+        /// Why, for the audit.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,10 +220,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("  card source: {:?}", settings.card_source.kind);
             if settings.ops.enabled {
                 println!(
-                    "  ops API: {}:{} ({} token digest(s))",
+                    "  ops API: {}:{}{} ({} operator token digest(s), {} mTLS subject(s), {}/min burst {} per caller)",
                     settings.ops.host,
                     settings.ops.port,
-                    settings.ops.api_tokens.len()
+                    if settings.ops.tls.is_some() { " (https)" } else { "" },
+                    settings.ops.api_tokens.len(),
+                    settings.ops.mtls.subjects.len(),
+                    settings.ops.rate_limit.requests_per_minute,
+                    settings.ops.rate_limit.burst,
                 );
             }
             println!("  JWE keys: {}", settings.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "));
@@ -218,6 +254,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.problems.is_empty() || *skip_invalid { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Some(Command::Keys { command: KeysCommand::Generate { kind, out } }) => generate_key(*kind, out.as_deref()),
+        Some(Command::Apikey { command }) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
+            runtime()?.block_on(apikey_command(&settings, command))
+        }
         Some(Command::Outbox { command }) => {
             let settings = load_settings(&cli)?;
             crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
@@ -237,6 +278,105 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "Put the digest in ops.api_tokens (TMP_ADAPTER__OPS__API_TOKENS); give the token to the operator."
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Who the audit names for a CLI write.
+fn cli_actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    let user: String = user.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+    if user.is_empty() { "cli".to_owned() } else { format!("cli:{user}") }
+}
+
+fn cli_audit(action: &str, target: &str, reason: Option<String>) -> crate::store::OpsAuditRecord {
+    crate::store::OpsAuditRecord {
+        id: uuid::Uuid::new_v4(),
+        at: time::OffsetDateTime::now_utc(),
+        actor: cli_actor(),
+        action: action.to_owned(),
+        target: Some(target.to_owned()),
+        card_id: None,
+        reason,
+        outcome: "ok".to_owned(),
+        status: 0,
+        correlation_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow::Result<ExitCode> {
+    use time::format_description::well_known::Rfc3339;
+
+    use crate::domain::scopes;
+    use crate::http::ops::auth::NewApiKey;
+    let store = crate::store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    let ts = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let text = |field: &str, value: &str| -> anyhow::Result<()> {
+        if value.trim().is_empty()
+            || value.chars().count() > 100
+            || value.chars().any(char::is_control)
+            || tmp_protocol::sensitive::contains_pan_like(value)
+        {
+            anyhow::bail!("{field} must be 1 to 100 characters, without control characters or a card number");
+        }
+        Ok(())
+    };
+    match command {
+        ApikeyCommand::Create { name, scopes: names, rate_limit_per_minute } => {
+            text("--name", name)?;
+            let parsed = scopes::parse_all(names.iter().map(String::as_str))
+                .map_err(|bad| anyhow::anyhow!("`{bad}` is not a scope ({})", scopes::Scope::ALL_NAMES))?;
+            if rate_limit_per_minute.is_some_and(|n| n == 0 || n > 1_000_000) {
+                anyhow::bail!("--rate-limit-per-minute must be 1 to 1000000");
+            }
+            let new = NewApiKey::generate();
+            let record = crate::store::ApiKeyRecord {
+                id: new.id.clone(),
+                name: name.clone(),
+                secret_digest: new.digest.clone(),
+                scopes: parsed.iter().map(|s| s.as_str().to_owned()).collect(),
+                rate_limit_per_minute: *rate_limit_per_minute,
+                created_at: time::OffsetDateTime::now_utc(),
+                revoked_at: None,
+            };
+            let scopes_text = record.scopes.join(" ");
+            let audit = cli_audit("apikey.create", &new.id, Some(format!("{name}: {scopes_text}")));
+            store.create_api_key(&record, &audit).await?;
+            println!("id:     {}", new.id);
+            println!("scopes: {scopes_text}");
+            println!("key:    {}", new.key.as_str());
+            eprintln!(
+                "The key is shown once and stored nowhere: give it to its holder now (Authorization: Bearer <key>)."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ApikeyCommand::List => {
+            for key in store.list_api_keys().await? {
+                println!(
+                    "{}  {:<24} scopes={} rate_limit={} created={} {}",
+                    key.id,
+                    key.name,
+                    key.scopes.join(","),
+                    key.rate_limit_per_minute.map_or_else(|| "default".to_owned(), |n| format!("{n}/min")),
+                    ts(key.created_at),
+                    key.revoked_at.map_or_else(|| "live".to_owned(), |t| format!("revoked={}", ts(t))),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApikeyCommand::Revoke { id, reason } => {
+            if let Some(reason) = reason {
+                text("--reason", reason)?;
+            }
+            let audit = cli_audit("apikey.revoke", id, reason.clone());
+            if store.revoke_api_key(id, time::OffsetDateTime::now_utc(), &audit).await? {
+                println!("{id}: revoked");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{id}: no live key with this id");
+                Ok(ExitCode::from(2))
+            }
         }
     }
 }
@@ -306,10 +446,18 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
             }
         },
         OutboxCommand::Retry { id } => {
-            found(store.retry_outbox(*id, time::OffsetDateTime::now_utc()).await?, id, "due now")
+            let done = store.retry_outbox(*id, time::OffsetDateTime::now_utc()).await?;
+            if done {
+                store.record_ops_audit(&cli_audit("outbox.retry", &id.to_string(), None), None).await?;
+            }
+            found(done, id, "due now")
         }
         OutboxCommand::Skip { id } => {
-            found(store.skip_outbox(*id, "skipped by an operator").await?, id, "skipped (dead)")
+            let done = store.skip_outbox(*id, "skipped by an operator").await?;
+            if done {
+                store.record_ops_audit(&cli_audit("outbox.skip", &id.to_string(), None), None).await?;
+            }
+            found(done, id, "skipped (dead)")
         }
         OutboxCommand::Replay { id, card, since, until, include_delivered } => {
             let parse = |s: &str| {
@@ -322,6 +470,12 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
                 _ => anyhow::bail!("pass --id, --card, or --since and --until"),
             };
             let count = store.replay_outbox(&selector, *include_delivered, time::OffsetDateTime::now_utc()).await?;
+            let target = match &selector {
+                ReplaySelector::Id(id) => id.to_string(),
+                ReplaySelector::OrderingKey(card) => format!("card {card}"),
+                ReplaySelector::CreatedBetween(since, until) => format!("created {} to {}", ts(*since), ts(*until)),
+            };
+            store.record_ops_audit(&cli_audit("outbox.replay", &target, None), None).await?;
             println!("{count} row(s) queued for delivery again");
             Ok(ExitCode::SUCCESS)
         }

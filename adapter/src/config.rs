@@ -144,9 +144,34 @@ pub struct OpsSettings {
     pub enabled: bool,
     pub host: String,
     pub port: u16,
-    /// SHA-256 digests (64 hex characters) of the accepted bearer tokens; the tokens themselves
-    /// are never stored (`tmp-adapter ops token` makes one).
+    /// SHA-256 digests (64 hex characters) of operator bearer tokens with every scope; the
+    /// tokens themselves are never stored (`tmp-adapter ops token` makes one). Scoped API keys
+    /// (`tmp-adapter apikey create`) live in the database.
     pub api_tokens: Vec<String>,
+    /// Serve the ops API over HTTPS; with `client_ca_file`, client certificates authenticate
+    /// (their subject's CN is looked up in `mtls.subjects`).
+    pub tls: Option<TlsSettings>,
+    pub mtls: OpsMtlsSettings,
+    pub rate_limit: RateLimitSettings,
+    /// Timeout of one TMP API call made for the ops API (tokens, sign, token actions).
+    pub tmp_request_timeout_ms: u64,
+}
+
+/// Client certificates of the ops listener: subject common name → scopes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsMtlsSettings {
+    pub subjects: BTreeMap<String, Vec<String>>,
+}
+
+/// The ops API's token bucket per caller (API key, operator token or certificate subject).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Sustained rate; an API key may override it (`apikey create --rate-limit-per-minute`).
+    pub requests_per_minute: u32,
+    /// Requests allowed at once after a quiet period (the bucket's size).
+    pub burst: u32,
 }
 
 impl OpsSettings {
@@ -172,6 +197,10 @@ impl std::fmt::Debug for OpsSettings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("api_tokens", &format_args!("[{} digest(s)]", self.api_tokens.len()))
+            .field("tls", &self.tls)
+            .field("mtls", &self.mtls)
+            .field("rate_limit", &self.rate_limit)
+            .field("tmp_request_timeout_ms", &self.tmp_request_timeout_ms)
             .finish()
     }
 }
@@ -735,6 +764,34 @@ impl Settings {
                 )));
             }
         }
+        let rate = &ops.rate_limit;
+        if !(1..=1_000_000).contains(&rate.requests_per_minute) || !(1..=100_000).contains(&rate.burst) {
+            return Err(ConfigError(
+                "ops.rate_limit.requests_per_minute must be 1 to 1000000 and ops.rate_limit.burst 1 to 100000".into(),
+            ));
+        }
+        if !(1..=60_000).contains(&ops.tmp_request_timeout_ms) {
+            return Err(ConfigError("ops.tmp_request_timeout_ms must be between 1 and 60000".into()));
+        }
+        if !ops.mtls.subjects.is_empty() && ops.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none() {
+            return Err(ConfigError("ops.mtls.subjects needs ops.tls with client_ca_file".into()));
+        }
+        for (subject, scopes) in &ops.mtls.subjects {
+            if subject.trim().is_empty() {
+                return Err(ConfigError("ops.mtls.subjects: a subject must not be empty".into()));
+            }
+            if scopes.is_empty() {
+                return Err(ConfigError(format!("ops.mtls.subjects.{subject} must list at least one scope")));
+            }
+            for scope in scopes {
+                if crate::domain::scopes::Scope::parse(scope).is_none() {
+                    return Err(ConfigError(format!(
+                        "ops.mtls.subjects.{subject}: `{scope}` is not a scope ({})",
+                        crate::domain::scopes::Scope::ALL_NAMES
+                    )));
+                }
+            }
+        }
         if ops.enabled {
             ops.listen_address()?;
             if ops.port != 0 && ops.port == self.server.port {
@@ -776,9 +833,6 @@ impl Settings {
             if secrets.iter().any(|s| is_development_secret(s)) {
                 return Err(ConfigError(format!("production: sinks[{i}].hmac_secrets holds the development secret")));
             }
-        }
-        if self.ops.enabled && self.ops.api_tokens.is_empty() {
-            return Err(ConfigError("production: ops.enabled needs at least one digest in ops.api_tokens".into()));
         }
         // Parsed, not pattern-matched: `DEBUG`, `5` or `tmp_adapter=trace` are all debug-or-finer.
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log.level)

@@ -64,33 +64,79 @@ pub fn issuer_api_json() -> String {
     info(
         title = "TMP Issuer Kit — ops API",
         version = "1",
-        description = "Served by tmp-adapter on its own listener (`ops.host`/`ops.port`), never on the Issuer API's port. \
-Bearer tokens whose SHA-256 digests are listed in `ops.api_tokens` (`tmp-adapter ops token`). See docs/operations.md."
+        description = "Served by tmp-adapter on its own listener (`ops.host`/`ops.port`), never on the Issuer API's port: \
+the issuer's app backend and back office reach TMP through the adapter (a card's tokens, push provisioning, token actions), \
+read the decision audit and administer the outbox. Authenticated by API keys (`Authorization: Bearer tmpk_…`, \
+`tmp-adapter apikey create`) with scopes `tokens:read`, `tokens:write`, `provisioning`, `audit:read`, `outbox:admin`; \
+by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`ops.mtls.subjects`). Rate limited per caller \
+(429 with `Retry-After`); every write is audited. See docs/ops-api.md."
     ),
-    paths(ops::list, ops::show, ops::retry, ops::skip, ops::replay),
+    paths(
+        ops::tokens::list,
+        ops::tokens::action,
+        ops::provisioning::apple_pay,
+        ops::provisioning::google_pay,
+        ops::audit::decisions,
+        ops::audit::list,
+        ops::outbox::list,
+        ops::outbox::show,
+        ops::outbox::retry,
+        ops::outbox::skip,
+        ops::outbox::replay,
+    ),
     components(schemas(
         tmp_protocol::error::ErrorBody,
         tmp_protocol::error::ErrorDetail,
         tmp_protocol::error::ErrorCode,
-        ops::OutboxStatus,
-        ops::OutboxRow,
-        ops::OutboxRowDetail,
-        ops::OutboxList,
-        ops::ActionRequest,
-        ops::ReplayRequest,
-        ops::ReplayAck,
+        tmp_protocol::enums::TokenStatus,
+        tmp_protocol::enums::Wallet,
+        tmp_protocol::tmp_api::ActionInitiator,
+        ops::tokens::OpsToken,
+        ops::tokens::TokenSource,
+        ops::tokens::CardTokens,
+        ops::tokens::TokenActionBody,
+        ops::provisioning::ApplePayPushRequest,
+        ops::provisioning::ApplePayPushResponse,
+        ops::provisioning::GooglePayPushRequest,
+        ops::provisioning::GooglePayPushResponse,
+        ops::audit::Decision,
+        ops::audit::CardDecisions,
+        ops::audit::AuditEntry,
+        ops::audit::AuditList,
+        ops::outbox::OutboxStatus,
+        ops::outbox::OutboxRow,
+        ops::outbox::OutboxRowDetail,
+        ops::outbox::OutboxList,
+        ops::outbox::ActionRequest,
+        ops::outbox::ReplayRequest,
+        ops::outbox::ReplayAck,
     )),
-    modifiers(&BearerAuth),
-    tags((name = "Ops API", description = "Operator → tmp-adapter: outbox administration"))
+    modifiers(&OpsAuth),
+    tags(
+        (name = "Tokens", description = "A card's tokens at TMP (or the local mirror, stale) and token actions"),
+        (name = "Push provisioning", description = "Apple Pay and Google Pay push provisioning through TMP's sign card"),
+        (name = "Audit", description = "The decision audit of a card and the audit of operator writes"),
+        (name = "Outbox", description = "Outbox administration (dead letters, retry, skip, replay)")
+    )
 )]
 pub struct OpsApiDoc;
 
-struct BearerAuth;
+struct OpsAuth;
 
-impl Modify for BearerAuth {
+impl Modify for OpsAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some("An API key `tmpk_…` (scopes of the key) or an operator token (every scope)".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        components.add_security_scheme(
+            "mtls",
+            SecurityScheme::MutualTls {
+                description: Some("A client certificate whose subject CN is listed in ops.mtls.subjects".into()),
+                deprecated: None,
+                extensions: None,
+            },
+        );
     }
 }
 

@@ -25,6 +25,7 @@ use crate::http::{middleware, routes};
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
+use crate::relay::tmp_api::TmpApiClient;
 use crate::store::{self, DynStore};
 
 pub struct Application {
@@ -76,7 +77,6 @@ impl Application {
             None
         };
 
-        let ops_settings = settings.ops.clone();
         let listener = TcpListener::bind(settings.listen_address()?)
             .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -93,8 +93,7 @@ impl Application {
             metrics,
         });
 
-        let ops =
-            if ops_settings.enabled { Some(ops_server(&ops_settings, state.clone(), shutdown_timeout)?) } else { None };
+        let ops = if state.settings.ops.enabled { Some(ops_server(state.clone(), shutdown_timeout)?) } else { None };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -160,15 +159,23 @@ impl Application {
 }
 
 /// The ops API on its own listener: same state, metrics and middleware as the Issuer API, only
-/// the ops routes (nothing of the Issuer API is reachable here), bearer tokens checked per route.
-fn ops_server(settings: &OpsSettings, state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u16, Server)> {
-    let listener = TcpListener::bind(settings.listen_address()?)
-        .with_context(|| format!("cannot listen on {}:{} (ops)", settings.host, settings.port))?;
+/// the ops routes (nothing of the Issuer API is reachable here); plain HTTP or HTTPS, where a
+/// verified client certificate's subject CN is kept on the connection for `ops.mtls.subjects`.
+fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u16, Server)> {
+    let settings = &state.settings;
+    let ops_settings: &OpsSettings = &settings.ops;
+    let listener = TcpListener::bind(ops_settings.listen_address()?)
+        .with_context(|| format!("cannot listen on {}:{} (ops)", ops_settings.host, ops_settings.port))?;
     let port = listener.local_addr()?.port();
-    let ops_state = Data::new(OpsState { token_digests: settings.token_digests() });
-    if ops_state.token_digests.is_empty() {
-        tracing::warn!("ops API enabled without ops.api_tokens: every request will be refused");
+    let ops_state = Data::new(OpsState {
+        auth: ops::auth::Authenticator::new(ops_settings)?,
+        rate_limiter: ops::rate_limit::RateLimiter::new(ops_settings.rate_limit.clone()),
+        tmp: TmpApiClient::new(settings).context("ops API: the TMP API client")?,
+    });
+    if ops_settings.api_tokens.is_empty() && ops_settings.mtls.subjects.is_empty() {
+        tracing::info!("ops API: callers authenticate with API keys only (tmp-adapter apikey create)");
     }
+    let tls = ops_settings.tls.as_ref().map(crate::tls::server_config).transpose().context("ops.tls")?;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -179,7 +186,24 @@ fn ops_server(settings: &OpsSettings, state: Data<AppState>, shutdown_timeout: u
     })
     .workers(1)
     .shutdown_timeout(shutdown_timeout)
-    .listen(listener)?
+    .on_connect(|connection, extensions| {
+        use actix_tls::accept::rustls_0_23::TlsStream;
+        if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+            let (_, session) = tls.get_ref();
+            // rustls has already verified the certificate against ops.tls.client_ca_file.
+            if let Some(subject) = session
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|c| crate::tls::subject_common_name(c))
+            {
+                extensions.insert(ops::OpsClientSubject(subject));
+            }
+        }
+    });
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    }
     .run();
     tracing::info!(port, "ops API listening");
     Ok((port, server))

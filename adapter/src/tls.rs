@@ -106,3 +106,88 @@ pub fn outbound_client(
     }
     builder.build().context("building an outbound HTTP client")
 }
+
+/// The common name (CN) of a DER certificate's subject, when it has one as a UTF-8, printable
+/// or IA5 string. A small DER walk over `Certificate → tbsCertificate → subject`: the
+/// certificate was already verified by rustls against the client CA.
+pub fn subject_common_name(der: &[u8]) -> Option<String> {
+    /// One TLV: (tag, contents, rest).
+    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, &rest[n..])
+        };
+        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+    }
+    const SEQUENCE: u8 = 0x30;
+    const SET: u8 = 0x31;
+    const CN_OID: &[u8] = &[0x55, 0x04, 0x03];
+    let (tag, certificate, _) = tlv(der)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, tbs, _) = tlv(certificate)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let mut rest = tbs;
+    // [0] version (optional), serialNumber, signature, issuer, validity, subject.
+    let (tag, _, after) = tlv(rest)?;
+    if tag == 0xa0 {
+        rest = after;
+    }
+    for _ in 0..4 {
+        rest = tlv(rest)?.2;
+    }
+    let (tag, subject, _) = tlv(rest)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let mut rdns = subject;
+    while !rdns.is_empty() {
+        let (tag, set, next) = tlv(rdns)?;
+        rdns = next;
+        if tag != SET {
+            continue;
+        }
+        let mut attributes = set;
+        while !attributes.is_empty() {
+            let (_, attribute, next) = tlv(attributes)?;
+            attributes = next;
+            let (oid_tag, oid, value) = tlv(attribute)?;
+            if oid_tag == 0x06 && oid == CN_OID {
+                let (string_tag, text, _) = tlv(value)?;
+                if matches!(string_tag, 0x0c | 0x13 | 0x16) {
+                    return std::str::from_utf8(text).ok().map(str::to_owned);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::subject_common_name;
+
+    #[test]
+    fn the_subject_common_name_is_read_from_a_certificate() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["client.example".into()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Bank");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "back-office.bank.example");
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(subject_common_name(cert.der()).as_deref(), Some("back-office.bank.example"));
+        assert_eq!(subject_common_name(b"\x30\x03\x02\x01\x00"), None);
+        assert_eq!(subject_common_name(&[]), None);
+    }
+}

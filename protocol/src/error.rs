@@ -33,6 +33,8 @@ pub enum ErrorCode {
     /// 409: the operation conflicts with the resource's state (e.g. an event id reused for
     /// another event).
     Conflict,
+    /// 409: the token's state forbids the action (ops API: e.g. resuming a deactivated token).
+    InvalidTokenState,
     /// 413: body over the configured limit.
     PayloadTooLarge,
     /// 415: content type is not `application/json`.

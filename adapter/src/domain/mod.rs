@@ -4,5 +4,6 @@ pub mod fields;
 pub mod notifications;
 pub mod policy;
 pub mod processor_events;
+pub mod scopes;
 pub mod token_events;
 pub mod verification;

@@ -26,6 +26,18 @@ pub enum ApiError {
     Unauthenticated,
     #[error("a valid bearer token is required")]
     InvalidToken,
+    /// Ops API: authenticated, but the caller lacks the scope.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Ops API: the caller's rate limit is spent; retry after this many seconds.
+    #[error("too many requests: retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Ops API: TMP refused a token action because of the token's state.
+    #[error("{0}")]
+    InvalidTokenState(String),
+    /// Ops API: TMP is unreachable, slow or failing; retry after this many seconds.
+    #[error("{message}")]
+    UpstreamUnavailable { message: String, retry_after_secs: u64 },
     #[error("no route for this path")]
     NotFound,
     /// A well-formed request for something that does not exist (ops API: an unknown row id).
@@ -65,6 +77,10 @@ impl ApiError {
             ApiError::StaleTimestamp => ErrorCode::StaleTimestamp,
             ApiError::ReplayedRequest => ErrorCode::ReplayedRequest,
             ApiError::Unauthenticated | ApiError::InvalidToken => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::InvalidTokenState(_) => ErrorCode::InvalidTokenState,
+            ApiError::UpstreamUnavailable { .. } => ErrorCode::Unavailable,
             ApiError::NotFound | ApiError::UnknownResource(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::RequestTimeout { .. } => ErrorCode::RequestTimeout,
@@ -108,6 +124,10 @@ impl ResponseError for ApiError {
             | ApiError::ReplayedRequest
             | ApiError::Unauthenticated
             | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InvalidTokenState(_) => StatusCode::CONFLICT,
+            ApiError::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -132,12 +152,19 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(source) | ApiError::Internal(source) => {
                 tracing::error!(error = ?source, "request failed");
             }
+            ApiError::UpstreamUnavailable { message, .. } => tracing::warn!(%message, "TMP unavailable"),
             other => tracing::info!(code = %other.wire_code(), "request rejected"),
         }
         let body = ErrorBody::new(self.code(), self.to_string(), correlation_id);
         let mut response = HttpResponse::build(status);
-        if matches!(self, ApiError::Unavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        match self {
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::RateLimited { retry_after_secs } | ApiError::UpstreamUnavailable { retry_after_secs, .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            }
+            _ => {}
         }
         if matches!(self, ApiError::InvalidToken) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

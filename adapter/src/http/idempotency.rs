@@ -13,7 +13,7 @@ use crate::store::{DynStore, IdempotencyRecord, IdempotentWrite};
 
 /// A request that has not been answered before under its key.
 pub struct Pending {
-    scope: &'static str,
+    scope: String,
     key: String,
     request_hash: Vec<u8>,
 }
@@ -43,20 +43,45 @@ fn key_of(req: &HttpRequest) -> Result<String, ApiError> {
 
 /// Looks the request's key up: a replay is answered from the store, a reuse with another body
 /// is refused, anything else proceeds.
-pub async fn begin(store: &DynStore, scope: &'static str, req: &HttpRequest, body: &[u8]) -> Result<Begin, ApiError> {
+pub async fn begin(store: &DynStore, scope: &str, req: &HttpRequest, body: &[u8]) -> Result<Begin, ApiError> {
     let key = key_of(req)?;
+    lookup(store, scope, key, body).await
+}
+
+/// As [`begin`] where the key is optional (the ops API): `None` without one.
+pub async fn begin_optional(
+    store: &DynStore,
+    scope: &str,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<Begin>, ApiError> {
+    if req.headers().get(IDEMPOTENCY_KEY).is_none() {
+        return Ok(None);
+    }
+    let key = key_of(req)?;
+    lookup(store, scope, key, body).await.map(Some)
+}
+
+async fn lookup(store: &DynStore, scope: &str, key: String, body: &[u8]) -> Result<Begin, ApiError> {
     let request_hash = Sha256::digest(body).to_vec();
     match store.find_idempotency(scope, &key).await? {
         Some(record) => replay(&record, &request_hash).map(Begin::Replay),
-        None => Ok(Begin::Fresh(Pending { scope, key, request_hash })),
+        None => Ok(Begin::Fresh(Pending { scope: scope.to_owned(), key, request_hash })),
     }
 }
 
 impl Pending {
+    /// The idempotency key to send on a downstream call made for this request (the ops API's
+    /// TMP calls): the same for every retry of the request, different across scopes.
+    pub fn downstream_key(&self) -> String {
+        let digest = Sha256::digest(format!("{}\n{}", self.scope, self.key).as_bytes());
+        format!("ops-{}", &hex::encode(digest)[..40])
+    }
+
     /// The record to commit with the effect.
     pub fn record(&self, status: StatusCode, body: Vec<u8>) -> IdempotencyRecord {
         IdempotencyRecord {
-            scope: self.scope.to_owned(),
+            scope: self.scope.clone(),
             key: self.key.clone(),
             request_hash: self.request_hash.clone(),
             response_status: status.as_u16(),

@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use tmp_protocol::enums::IssuerCardStatus;
-use tmp_protocol::headers::{CORRELATION_ID, IDEMPOTENCY_KEY};
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
 use tmp_protocol::lifecycle_api::{LifecycleCard, LifecycleCardReplace, LifecycleCardUpdate};
 use tmp_protocol::tmp_api::{CardExpiryUpdate, CardReplace, CardStatusUpdate};
-use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+use tmp_protocol::webhook::WebhookSecret;
 use zeroize::Zeroizing;
 
+use super::client::{SendError, SignedClient, parse_secrets, read_error, signed_request, transport_error};
 use crate::config::{DestinationSettings, Settings, SinkSettings};
 use crate::domain::notifications::otp_aad;
 use crate::domain::processor_events::{LIFECYCLE_API, TMP_API, sealed_aad};
@@ -75,9 +75,7 @@ impl KeyCache {
 }
 
 struct Api {
-    base_url: String,
-    secrets: Vec<WebhookSecret>,
-    client: reqwest::Client,
+    http: SignedClient,
     key_path: &'static str,
     key: KeyCache,
 }
@@ -97,10 +95,6 @@ pub(super) struct Destinations {
     sinks: Vec<Sink>,
 }
 
-fn parse_secrets(key: &str, secrets: &[String]) -> anyhow::Result<Vec<WebhookSecret>> {
-    secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<_, _>>().with_context(|| key.to_owned())
-}
-
 fn load_jwk(path: &Path) -> anyhow::Result<PublicJwk> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let jwk: PublicJwk =
@@ -115,9 +109,7 @@ impl Destinations {
         let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
         let api = |key: &str, d: &DestinationSettings, key_path: &'static str| -> anyhow::Result<Api> {
             Ok(Api {
-                base_url: d.base_url.trim_end_matches('/').to_owned(),
-                secrets: parse_secrets(&format!("{key}.hmac_secrets"), &d.hmac_secrets)?,
-                client: crate::tls::outbound_client(&d.tls, timeout).with_context(|| key.to_owned())?,
+                http: SignedClient::new(key, d, timeout)?,
                 key_path,
                 key: KeyCache { ttl, cached: Mutex::new(None) },
             })
@@ -175,8 +167,9 @@ impl Destinations {
         }
         let unavailable = |what: &str| Attempt::Transient { error: format!("public key: {what}"), retry_after: None };
         let response = api
+            .http
             .client
-            .get(format!("{}{}", api.base_url, api.key_path))
+            .get(format!("{}{}", api.http.base_url, api.key_path))
             .send()
             .await
             .map_err(|e| unavailable(transport_error(&e)))?;
@@ -219,8 +212,8 @@ impl Destinations {
                 Ok(request) => request,
                 Err(error) => return Attempt::Permanent(error),
             };
-            let url = format!("{}{}", api.base_url, request.path);
-            match send(&api.client, request.method, &url, request.body, &api.secrets, entry).await {
+            let url = format!("{}{}", api.http.base_url, request.path);
+            match send(&api.http.client, request.method, &url, request.body, &api.http.secrets, entry).await {
                 Sent::Ok => return Attempt::Delivered,
                 Sent::KeyRejected if round == 0 && sealed.is_some() => api.key.invalidate(),
                 Sent::KeyRejected => return Attempt::Permanent("HTTP 422 INVALID_ENCRYPTED_PAYLOAD".into()),
@@ -331,7 +324,7 @@ fn json_request<T: Serialize>(method: Method, path: String, body: &T) -> Result<
 }
 
 /// A path segment, percent-encoded.
-fn segment(s: &str) -> String {
+pub(super) fn segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
@@ -442,16 +435,6 @@ fn lifecycle_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request
     }
 }
 
-fn transport_error(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "connection error"
-    }
-}
-
 /// Sends one signed request and classifies the answer. Error texts hold the status and the
 /// contract's error code only: a body may echo data and never reaches a log or a row.
 async fn send(
@@ -462,57 +445,26 @@ async fn send(
     secrets: &[WebhookSecret],
     entry: &OutboxEntry,
 ) -> Sent {
-    let bytes = body.unwrap_or_default();
     let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
-    let mut request = client
-        .request(method, url)
-        .header(IDEMPOTENCY_KEY, entry.record.id.to_string())
-        .header(CORRELATION_ID, correlation_id);
-    if !bytes.is_empty() {
-        request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
-    }
-    if !secrets.is_empty() {
-        // A fresh webhook-id per attempt: receivers reject a replayed one.
-        match SignatureHeaders::sign_now(secrets, &bytes) {
-            Ok(headers) => {
-                for (name, value) in headers.to_header_pairs() {
-                    request = request.header(name, value);
-                }
-            }
-            Err(_) => return Sent::Failed(Attempt::Permanent("cannot sign the request".into())),
-        }
-    }
-    let response = match request.body(bytes).send().await {
+    let key = entry.record.id.to_string();
+    let response = match signed_request(client, method, url, body, secrets, Some(&key), &correlation_id).await {
         Ok(response) => response,
-        Err(e) => return Sent::Failed(Attempt::Transient { error: transport_error(&e).into(), retry_after: None }),
+        Err(SendError::Sign) => return Sent::Failed(Attempt::Permanent("cannot sign the request".into())),
+        Err(SendError::Transport(error)) => {
+            return Sent::Failed(Attempt::Transient { error: error.into(), retry_after: None });
+        }
     };
-    let status = response.status();
-    if status.is_success() {
+    if response.status().is_success() {
         return Sent::Ok;
     }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let code = response
-        .json::<Value>()
-        .await
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
-    let error = match &code {
-        Some(code) => format!("HTTP {} {code}", status.as_u16()),
-        None => format!("HTTP {}", status.as_u16()),
-    };
-    if status.as_u16() == 422 && code.as_deref() == Some("INVALID_ENCRYPTED_PAYLOAD") {
+    let answer = read_error(response).await;
+    if answer.status == 422 && answer.code.as_deref() == Some("INVALID_ENCRYPTED_PAYLOAD") {
         return Sent::KeyRejected;
     }
-    if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
-        Sent::Failed(Attempt::Transient { error, retry_after })
+    if answer.is_transient() {
+        Sent::Failed(Attempt::Transient { error: answer.summary(), retry_after: answer.retry_after })
     } else {
-        Sent::Failed(Attempt::Permanent(error))
+        Sent::Failed(Attempt::Permanent(answer.summary()))
     }
 }
 

@@ -17,7 +17,9 @@
 //!
 //! On shutdown the loop stops claiming and waits for the deliveries in flight.
 
+pub mod client;
 mod deliver;
+pub mod tmp_api;
 
 use std::sync::Arc;
 use std::time::Duration;

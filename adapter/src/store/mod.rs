@@ -264,6 +264,53 @@ pub enum IngestOutcome {
     Conflict { event_id: String },
 }
 
+/// An ops API key. The key itself (`tmpk_<id>_<secret>`) is never stored: only the SHA-256
+/// digest of the whole key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The public part of the key, also its name in the audit (`apikey:<id>`).
+    pub id: String,
+    /// What the key is for, in the operator's words.
+    pub name: String,
+    /// SHA-256 of the whole key.
+    pub secret_digest: Vec<u8>,
+    /// `tokens:read`, `tokens:write`, `provisioning`, `audit:read`, `outbox:admin`.
+    pub scopes: Vec<String>,
+    /// Overrides `ops.rate_limit.requests_per_minute` for this key.
+    pub rate_limit_per_minute: Option<u32>,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// One audited operator write: who, what, on what, why, when and how it ended. Never card
+/// data: a card is named by its card id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsAuditRecord {
+    pub id: uuid::Uuid,
+    pub at: OffsetDateTime,
+    /// `apikey:<id> (<name>)`, `token:<digest prefix>`, `mtls:<subject CN>` or `cli:<user>`.
+    pub actor: String,
+    /// `token.suspend`, `provisioning.apple_pay`, `outbox.retry`, `apikey.create`, …
+    pub action: String,
+    /// The token id, outbox row id, key id, … acted on.
+    pub target: Option<String>,
+    pub card_id: Option<String>,
+    /// Why, as the operator gave it.
+    pub reason: Option<String>,
+    /// `ok`, or the error code the request was answered with.
+    pub outcome: String,
+    /// The HTTP status of the answer (0 for the CLI).
+    pub status: u16,
+    pub correlation_id: String,
+}
+
+/// Which audit rows to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpsAuditFilter {
+    pub card_id: Option<String>,
+    pub limit: u32,
+}
+
 /// Errors of the storage layer. `sqlx` details stay in the source chain for the logs.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -402,6 +449,26 @@ pub trait Store: Send + Sync + 'static {
     /// A pending row becomes dead without delivery (unblocks its ordering key).
     async fn skip_outbox(&self, id: uuid::Uuid, reason: &str) -> StoreResult<bool>;
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+
+    // ---- ops API: keys, audit, token mirror by card ----
+    /// Stores a new key and the audit row of its creation in one transaction.
+    async fn create_api_key(&self, key: &ApiKeyRecord, audit: &OpsAuditRecord) -> StoreResult<()>;
+    async fn find_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes a live key and audits it, in one transaction. False when no live key has this id
+    /// (nothing written).
+    async fn revoke_api_key(&self, id: &str, at: OffsetDateTime, audit: &OpsAuditRecord) -> StoreResult<bool>;
+    /// Writes the audit row, and the idempotency record when given, in one transaction.
+    async fn record_ops_audit(
+        &self,
+        audit: &OpsAuditRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<IdempotentWrite>;
+    /// Newest first.
+    async fn list_ops_audit(&self, filter: &OpsAuditFilter) -> StoreResult<Vec<OpsAuditRecord>>;
+    /// The mirror's tokens of a card, most recently updated first.
+    async fn tokens_for_card(&self, card_id: &str) -> StoreResult<Vec<TokenRecord>>;
 
     // ---- idempotency ----
     async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;

@@ -11,14 +11,15 @@ use time::OffsetDateTime;
 use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
 
 use super::rows::{
-    self, CardRow, DecisionRow, IdempotencyRow, NotificationRow, OutboxEntryRow, OutboxRow, TokenEventRow, TokenRow,
-    card_columns, decision_columns, idempotency_columns, normalize_ts, notification_columns, outbox_columns,
-    outbox_entry_columns, token_columns, token_event_columns,
+    self, ApiKeyRow, CardRow, DecisionRow, IdempotencyRow, NotificationRow, OpsAuditRow, OutboxEntryRow, OutboxRow,
+    TokenEventRow, TokenRow, api_key_columns, card_columns, decision_columns, idempotency_columns, normalize_ts,
+    notification_columns, ops_audit_columns, outbox_columns, outbox_entry_columns, token_columns, token_event_columns,
 };
 use super::{
-    CardChange, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, IdempotentWrite, IngestOutcome,
-    NotificationRecord, OutboxEntry, OutboxFilter, OutboxRecord, OutboxStats, ProcessorEventRecord, ReplaySelector,
-    Store, StoreError, StoreResult, TokenEventOutcome, TokenEventRecord, TokenRecord,
+    ApiKeyRecord, CardChange, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, IdempotentWrite,
+    IngestOutcome, NotificationRecord, OpsAuditFilter, OpsAuditRecord, OutboxEntry, OutboxFilter, OutboxRecord,
+    OutboxStats, ProcessorEventRecord, ReplaySelector, Store, StoreError, StoreResult, TokenEventOutcome,
+    TokenEventRecord, TokenRecord,
 };
 
 /// [`Store`] on a PostgreSQL database.
@@ -278,6 +279,27 @@ async fn fetch_outbox_entry<'c>(executor: impl PgExecutor<'c>, id: uuid::Uuid) -
         .await?
         .map(OutboxEntry::try_from)
         .transpose()
+}
+
+async fn insert_ops_audit(conn: &mut PgConnection, audit: &OpsAuditRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO ops_audit \
+         (id, at, actor, action, target, card_id, reason, outcome, status, correlation_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(audit.id)
+    .bind(normalize_ts(audit.at))
+    .bind(&audit.actor)
+    .bind(&audit.action)
+    .bind(&audit.target)
+    .bind(&audit.card_id)
+    .bind(&audit.reason)
+    .bind(&audit.outcome)
+    .bind(i32::from(audit.status))
+    .bind(&audit.correlation_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -829,6 +851,109 @@ impl Store for PostgresStore {
             dead: dead.max(0).unsigned_abs(),
             oldest_pending_created_at: oldest,
         })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_api_key(&self, key: &ApiKeyRecord, audit: &OpsAuditRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, secret_digest, scopes, rate_limit_per_minute, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.secret_digest)
+        .bind(rows::scopes_text(&key.scopes))
+        .bind(key.rate_limit_per_minute.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+        .bind(normalize_ts(key.created_at))
+        .bind(key.revoked_at.map(normalize_ts))
+        .execute(&mut *tx)
+        .await?;
+        insert_ops_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        sqlx::query_as::<_, ApiKeyRow>(concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ApiKeyRecord::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query_as::<_, ApiKeyRow>(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert_all(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_api_key(&self, id: &str, at: OffsetDateTime, audit: &OpsAuditRecord) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(normalize_ts(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if revoked == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_ops_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_ops_audit(
+        &self,
+        audit: &OpsAuditRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<IdempotentWrite> {
+        let mut tx = match self.begin_claiming(idempotency).await? {
+            Ok(tx) => tx,
+            Err(existing) => return Ok(IdempotentWrite::AlreadyExists(existing)),
+        };
+        insert_ops_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(IdempotentWrite::Committed)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_ops_audit(&self, filter: &OpsAuditFilter) -> StoreResult<Vec<OpsAuditRecord>> {
+        let rows = sqlx::query_as::<_, OpsAuditRow>(concat!(
+            "SELECT ",
+            ops_audit_columns!(),
+            " FROM ops_audit WHERE ($1::TEXT IS NULL OR card_id = $1) ORDER BY at DESC, id DESC LIMIT $2"
+        ))
+        .bind(&filter.card_id)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert_all(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tokens_for_card(&self, card_id: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query_as::<_, TokenRow>(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE card_id = $1 ORDER BY updated_at DESC, token_id"
+        ))
+        .bind(card_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert_all(rows)
     }
 
     #[tracing::instrument(skip_all)]

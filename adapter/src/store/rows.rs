@@ -12,8 +12,8 @@ use time::{OffsetDateTime, UtcOffset};
 use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
 
 use super::{
-    CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, NotificationRecord, OutboxEntry, OutboxRecord,
-    StoreError, StoreResult, TokenEventRecord, TokenRecord,
+    ApiKeyRecord, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, NotificationRecord, OpsAuditRecord,
+    OutboxEntry, OutboxRecord, StoreError, StoreResult, TokenEventRecord, TokenRecord,
 };
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so lexical order is chronological order.
@@ -113,10 +113,91 @@ macro_rules! outbox_entry_columns {
          status, attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
     };
 }
+macro_rules! api_key_columns {
+    () => {
+        "id, name, secret_digest, scopes, rate_limit_per_minute, created_at, revoked_at"
+    };
+}
+macro_rules! ops_audit_columns {
+    () => {
+        "id, at, actor, action, target, card_id, reason, outcome, status, correlation_id"
+    };
+}
 pub(super) use {
-    card_columns, decision_columns, idempotency_columns, notification_columns, outbox_columns, outbox_entry_columns,
-    token_columns, token_event_columns,
+    api_key_columns, card_columns, decision_columns, idempotency_columns, notification_columns, ops_audit_columns,
+    outbox_columns, outbox_entry_columns, token_columns, token_event_columns,
 };
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiKeyRow {
+    id: String,
+    name: String,
+    secret_digest: Vec<u8>,
+    scopes: String,
+    rate_limit_per_minute: Option<i32>,
+    created_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRow) -> StoreResult<Self> {
+        let rate_limit_per_minute = row
+            .rate_limit_per_minute
+            .map(|n| u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("rate limit out of range: {n}"))))
+            .transpose()?;
+        Ok(ApiKeyRecord {
+            id: row.id,
+            name: row.name,
+            secret_digest: row.secret_digest,
+            scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+            rate_limit_per_minute,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// The stored form of a key's scopes.
+pub(super) fn scopes_text(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OpsAuditRow {
+    id: uuid::Uuid,
+    at: OffsetDateTime,
+    actor: String,
+    action: String,
+    target: Option<String>,
+    card_id: Option<String>,
+    reason: Option<String>,
+    outcome: String,
+    status: i32,
+    correlation_id: String,
+}
+
+impl TryFrom<OpsAuditRow> for OpsAuditRecord {
+    type Error = StoreError;
+
+    fn try_from(row: OpsAuditRow) -> StoreResult<Self> {
+        let status =
+            u16::try_from(row.status).map_err(|_| StoreError::Corrupt(format!("audit status {}", row.status)))?;
+        Ok(OpsAuditRecord {
+            id: row.id,
+            at: row.at,
+            actor: row.actor,
+            action: row.action,
+            target: row.target,
+            card_id: row.card_id,
+            reason: row.reason,
+            outcome: row.outcome,
+            status,
+            correlation_id: row.correlation_id,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct CardRow {

@@ -309,10 +309,61 @@ fn ops_token_prints_a_new_token_and_the_digest_the_configuration_takes() {
     let env = [("TMP_ADAPTER__OPS__ENABLED", "true"), ("TMP_ADAPTER__OPS__API_TOKENS", digest.as_str())];
     let checked = sandbox.run(&["check-config"], &env);
     assert!(checked.status.success(), "{}", text(&checked));
-    assert!(text(&checked).contains("ops API: 127.0.0.1:8081 (1 token digest(s))"), "{}", text(&checked));
+    assert!(
+        text(&checked).contains("ops API: 127.0.0.1:8081 (1 operator token digest(s), 0 mTLS subject(s)"),
+        "{}",
+        text(&checked)
+    );
     // The token itself is refused where a digest belongs.
     let env = [("TMP_ADAPTER__OPS__ENABLED", "true"), ("TMP_ADAPTER__OPS__API_TOKENS", token.as_str())];
     let refused = sandbox.run(&["check-config"], &env);
     assert!(!refused.status.success());
     assert!(text(&refused).contains("ops.api_tokens[0]"), "{}", text(&refused));
+}
+
+#[test]
+fn apikey_create_prints_the_key_once_list_never_shows_it_and_revoke_ends_it() {
+    let sandbox = Sandbox::new();
+    let field = |output: &Output, name: &str| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no `{name}` in {}", text(output)))
+    };
+    let created = sandbox.run(
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "back office",
+            "--scope",
+            "audit:read",
+            "--scope",
+            "tokens:read",
+            "--rate-limit-per-minute",
+            "30",
+        ],
+        &[],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let (id, key) = (field(&created, "id:"), field(&created, "key:"));
+    assert!(key.starts_with(&format!("tmpk_{id}_")) && key.len() == 5 + 16 + 1 + 64, "{key}");
+    assert_eq!(field(&created, "scopes:"), "tokens:read audit:read");
+
+    let listed = sandbox.run(&["apikey", "list"], &[]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let listing = text(&listed);
+    assert!(listing.contains(&id) && listing.contains("back office"), "{listing}");
+    assert!(listing.contains("scopes=tokens:read,audit:read") && listing.contains("rate_limit=30/min"), "{listing}");
+    assert!(listing.contains("live") && !listing.contains(&key[22..]), "{listing}");
+
+    let bad = sandbox.run(&["apikey", "create", "--name", "x", "--scope", "tokens:delete"], &[]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("`tokens:delete` is not a scope"), "{}", text(&bad));
+
+    let revoked = sandbox.run(&["apikey", "revoke", &id, "--reason", "laptop lost"], &[]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert!(text(&sandbox.run(&["apikey", "list"], &[])).contains("revoked="));
+    let again = sandbox.run(&["apikey", "revoke", &id], &[]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
 }

@@ -8,6 +8,7 @@ mod forwarding_scale;
 mod helpers;
 mod notifications;
 mod ops;
+mod ops_keys;
 mod security;
 mod store;
 mod token_events;

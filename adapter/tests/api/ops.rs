@@ -235,7 +235,7 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
 }
 
 #[test]
-fn ops_settings_are_validated_and_production_needs_a_token() {
+fn ops_settings_are_validated() {
     let db_url = "sqlite://unused.db";
     let mut settings = base_settings(db_url);
     settings.ops.enabled = true;
@@ -248,7 +248,25 @@ fn ops_settings_are_validated_and_production_needs_a_token() {
     let error = settings.validate().unwrap_err().to_string();
     assert!(error.contains("ops.port"), "{error}");
 
-    // Production: everything else production-ready, the ops API enabled without a digest.
+    // Client certificate subjects need a client CA, and name real scopes.
+    let mut settings = base_settings(db_url);
+    settings.ops.mtls.subjects.insert("back-office".into(), vec!["tokens:read".into()]);
+    let error = settings.validate().unwrap_err().to_string();
+    assert!(error.contains("ops.mtls.subjects needs ops.tls"), "{error}");
+    settings.ops.tls = Some(tmp_adapter::config::TlsSettings {
+        cert_file: "cert.pem".into(),
+        key_file: "key.pem".into(),
+        client_ca_file: Some("ca.pem".into()),
+    });
+    settings.validate().expect("subjects with a client CA");
+    settings.ops.mtls.subjects.insert("back-office".into(), vec!["tokens:delete".into()]);
+    let error = settings.validate().unwrap_err().to_string();
+    assert!(error.contains("`tokens:delete` is not a scope"), "{error}");
+    let mut settings = base_settings(db_url);
+    settings.ops.rate_limit.burst = 0;
+    assert!(settings.validate().unwrap_err().to_string().contains("ops.rate_limit"));
+
+    // Production: API keys live in the database, so the ops API may be enabled without a digest.
     let mut settings = base_settings(db_url);
     settings.environment = tmp_adapter::config::Environment::Production;
     settings.keys.generate_missing_in = None;
@@ -257,10 +275,6 @@ fn ops_settings_are_validated_and_production_needs_a_token() {
     settings.forwarding.tmp_api.hmac_secrets = vec![];
     settings.forwarding.lifecycle_api.hmac_secrets = vec![];
     settings.log.level = "info".into();
-    settings.validate().expect("production-ready apart from ops");
     settings.ops.enabled = true;
-    let error = settings.validate().unwrap_err().to_string();
-    assert!(error.contains("ops.api_tokens"), "{error}");
-    settings.ops.api_tokens = vec![hex::encode(Sha256::digest(TOKEN.as_bytes()))];
-    settings.validate().expect("with a digest");
+    settings.validate().expect("production-ready, API keys only");
 }

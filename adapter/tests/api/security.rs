@@ -15,13 +15,13 @@ use crate::verify_card::verify_body;
 
 const VERIFY: &str = "/issuer-api/v1/cards/verify";
 
-struct Pki {
-    dir: tempfile::TempDir,
+pub(crate) struct Pki {
+    pub(crate) dir: tempfile::TempDir,
     ca: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, "Test Issuer CA");
@@ -33,7 +33,7 @@ impl Pki {
     }
 
     /// A leaf certificate for `names`, as (cert PEM, key PEM).
-    fn leaf(&self, names: &[&str], cn: &str) -> (String, String) {
+    pub(crate) fn leaf(&self, names: &[&str], cn: &str) -> (String, String) {
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         let key = KeyPair::generate().unwrap();
@@ -41,14 +41,14 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
-    fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
         path
     }
 }
 
-fn client(ca_pem: &std::path::Path, identity: Option<(String, String)>) -> reqwest::Client {
+pub(crate) fn client(ca_pem: &std::path::Path, identity: Option<(String, String)>) -> reqwest::Client {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     tmp_adapter::tls::install_crypto_provider();

@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_mock/v1/cards", web::post().to(seed_card))
         .route("/_mock/v1/tokens", web::get().to(tokens))
         .route("/_mock/v1/tokenizations", web::get().to(tokenizations))
+        .route("/_mock/v1/pushes", web::get().to(pushes))
         .route("/_mock/v1/requests", web::get().to(requests))
         .route("/_mock/v1/requests", web::delete().to(clear_requests))
         .route("/_mock/v1/faults", web::get().to(list_faults))
@@ -125,6 +126,20 @@ async fn tokens(mock: Data<Mock>, filter: Query<TokenFilter>) -> HttpResponse {
 async fn tokenizations(mock: Data<Mock>) -> HttpResponse {
     let state = mock.state.lock().await;
     HttpResponse::Ok().json(json!({"tokenizations": state.tokenizations}))
+}
+
+/// What `sign` issued (card, wallet, whether a wallet used it), never the payload.
+async fn pushes(mock: Data<Mock>) -> HttpResponse {
+    let state = mock.state.lock().await;
+    let pushes: Vec<_> = state
+        .push_grants
+        .values()
+        .map(|g| {
+            json!({"cardId": g.card_id, "wallet": g.wallet, "issuedAt": crate::state::rfc3339(g.issued_at),
+                   "hasActivationData": g.activation_data.is_some(), "used": g.used})
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"pushes": pushes}))
 }
 
 async fn requests(mock: Data<Mock>) -> HttpResponse {

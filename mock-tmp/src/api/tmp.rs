@@ -19,6 +19,7 @@ use super::json::parse_body;
 use crate::context::Mock;
 use crate::error::MockError;
 use crate::simulator::push::PushPayload;
+use crate::state::PushGrant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/tmp-api/v1/public-key", web::get().to(public_key))
@@ -114,12 +115,25 @@ async fn sign(
         };
         let payload = PushPayload::new(&card.card_id, pan, expiry, request.wallet);
         let jwe = tmp_protocol::jwe::encrypt_json(&payload, &wallet_key).map_err(|e| MockError::Internal(e.into()))?;
+        let activation_data =
+            (request.wallet == Wallet::ApplePay).then(|| STANDARD.encode(uuid::Uuid::new_v4().as_bytes()));
+        // Remembered so the simulated wallet can check the activation data the app hands it.
+        state.push_grants.insert(
+            payload.nonce.clone(),
+            PushGrant {
+                card_id: card_id.to_string(),
+                wallet: request.wallet,
+                activation_data: activation_data.clone(),
+                issued_at: payload.issued_at,
+                used: false,
+            },
+        );
         let response = match request.wallet {
             Wallet::ApplePay => SignCardResponse {
                 wallet: request.wallet,
                 apple_pay: Some(ApplePaySignOutput {
                     encrypted_pass_data: jwe,
-                    activation_data: STANDARD.encode(uuid::Uuid::new_v4().as_bytes()),
+                    activation_data: activation_data.unwrap_or_default(),
                     // Stands for the key agreement PassKit would do; the test wallet needs none.
                     ephemeral_public_key: STANDARD.encode(wallet_key.thumbprint()),
                 }),

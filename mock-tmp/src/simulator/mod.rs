@@ -94,6 +94,11 @@ pub struct PushRequest {
     pub wallet_recommendation: Option<Decision>,
     #[serde(default)]
     pub device_name: Option<String>,
+    /// Apple Pay: the `activationData` the issuer's app received from `sign`. It must be the
+    /// one issued with the payload; it stands for the cardholder's authentication in the
+    /// issuer's app, so a step-up (yellow) decision activates the token at once.
+    #[serde(default)]
+    pub activation_data: Option<String>,
 }
 
 /// The well-known token requestor of a wallet (TSP requestor ids as published for MDES).
@@ -131,6 +136,8 @@ struct Attempt {
     pan: Pan,
     expiry: Expiry,
     cvc: Option<Cvc>,
+    /// The issuer's app authenticated the cardholder (Apple Pay activation data presented).
+    issuer_authenticated: bool,
 }
 
 /// What decided, and on which card.
@@ -186,6 +193,7 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Mo
         pan,
         expiry,
         cvc,
+        issuer_authenticated: false,
     };
     run(mock, attempt).await
 }
@@ -198,8 +206,18 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, MockError>
         mock.keys().wallet.decrypt_json(&request.payload).map_err(|e| MockError::bad_jwe("payload", e))?;
     {
         let mut state = mock.state.lock().await;
-        if !state.used_push_nonces.insert(payload.nonce.clone()) {
+        if state.used_push_nonces.contains(&payload.nonce) {
             return Err(MockError::Conflict("this push payload was already used".into()));
+        }
+        if let Some(given) = &request.activation_data {
+            let issued = state.push_grants.get(&payload.nonce).and_then(|g| g.activation_data.as_deref());
+            if issued != Some(given.as_str()) {
+                return Err(MockError::Conflict("`activationData` is not the one issued with this payload".into()));
+            }
+        }
+        state.used_push_nonces.insert(payload.nonce.clone());
+        if let Some(grant) = state.push_grants.get_mut(&payload.nonce) {
+            grant.used = true;
         }
     }
     let attempt = Attempt {
@@ -216,6 +234,7 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, MockError>
         pan: payload.pan,
         expiry: payload.expiry,
         cvc: None,
+        issuer_authenticated: request.activation_data.is_some(),
     };
     run(mock, attempt).await
 }
@@ -257,7 +276,10 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, MockError> {
         let has_phone = card.cardholder.as_ref().is_some_and(|c| c.phone.is_some());
         let prefix = if attempt.tsp == Tsp::Mdes { "DWSPMC" } else { "DNITHE" };
         let token_id = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
-        let green = verdict.decision == Decision::Approved;
+        // Activation data from the issuer's app completes a step-up: the cardholder already
+        // authenticated there.
+        let green = verdict.decision == Decision::Approved
+            || (verdict.decision == Decision::RequireAdditionalAuthentication && attempt.issuer_authenticated);
         let mut token = Token {
             token_id: token_id.clone(),
             card_id: card_id.clone(),
@@ -275,7 +297,11 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, MockError> {
         effects.push(Effect::TokenEvent {
             token: token.info(),
             previous: None,
-            reason: if green { "TOKENIZATION_APPROVED".into() } else { "TOKENIZATION_REQUIRES_ACTIVATION".into() },
+            reason: match (green, verdict.decision) {
+                (true, Decision::Approved) => "TOKENIZATION_APPROVED".into(),
+                (true, _) => "ACTIVATED_WITH_ISSUER_ACTIVATION_DATA".into(),
+                (false, _) => "TOKENIZATION_REQUIRES_ACTIVATION".into(),
+            },
             at: now,
         });
         if !green {

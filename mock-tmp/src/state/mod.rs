@@ -190,6 +190,22 @@ pub struct Tokenization {
     pub token_id: Option<String>,
 }
 
+/// A push provisioning `sign` issued: the card, the wallet and (Apple Pay) the activation data
+/// the issuer's app received with it. The payload itself is not kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushGrant {
+    pub card_id: String,
+    pub wallet: tmp_protocol::enums::Wallet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_data: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// Whether a wallet has presented the payload.
+    #[serde(default)]
+    pub used: bool,
+}
+
 /// A stored answer to an idempotent inbound request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
@@ -213,6 +229,9 @@ pub struct MockState {
     /// Nonces of push payloads a wallet has presented (each is single use).
     #[serde(default)]
     pub used_push_nonces: BTreeSet<String>,
+    /// What `sign` issued, by the push payload's nonce.
+    #[serde(default)]
+    pub push_grants: BTreeMap<String, PushGrant>,
     /// Filled only in the persisted snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<StoredKeys>,

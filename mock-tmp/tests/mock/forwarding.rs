@@ -48,13 +48,13 @@ where
 /// A TCP pass-through bound before the adapter starts: the adapter's forwarding URL must be
 /// known when it is built, the mock's port only once the mock (which needs the adapter's
 /// URL) is up. Connections wait until the mock's address is set.
-struct PassThrough {
-    url: String,
-    target: watch::Sender<Option<SocketAddr>>,
+pub(crate) struct PassThrough {
+    pub(crate) url: String,
+    pub(crate) target: watch::Sender<Option<SocketAddr>>,
 }
 
 impl PassThrough {
-    async fn start() -> PassThrough {
+    pub(crate) async fn start() -> PassThrough {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the pass-through");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (target, rx) = watch::channel(None::<SocketAddr>);

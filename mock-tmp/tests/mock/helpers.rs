@@ -81,6 +81,8 @@ pub struct Kit {
     pub mock: MockHandle,
     pub mock_url: String,
     pub adapter_url: String,
+    /// The adapter's ops API, when `ops.enabled`.
+    pub ops_url: Option<String>,
     pub store: DynStore,
     pub adapter_keys: KeyMaterial,
     pub client: reqwest::Client,
@@ -113,6 +115,7 @@ impl Kit {
         let app = Application::build(settings.clone()).await.expect("adapter starts");
         let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
         let adapter_url = format!("{scheme}://127.0.0.1:{}", app.port());
+        let ops_url = app.ops_port().map(|port| format!("http://127.0.0.1:{port}"));
         let adapter_handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         let adapter_keys = KeyMaterial::load(&settings).expect("keys");
@@ -135,6 +138,7 @@ impl Kit {
             mock_url: handle.base_url(),
             mock: handle,
             adapter_url,
+            ops_url,
             store,
             adapter_keys,
             client: reqwest::Client::new(),

@@ -5,5 +5,6 @@ mod forwarding;
 mod helpers;
 mod lifecycle;
 mod mtls;
+mod ops_api;
 mod sender;
 mod simulator;

@@ -1,0 +1,357 @@
+//! The ops API: the issuer's app backend and back office talk to TMP through the adapter, on a
+//! listener of its own (`ops.host`/`ops.port`, optionally HTTPS with client certificates),
+//! never on the Issuer API's port (docs/ops-api.md).
+//!
+//! - [`auth`]: API keys (`tmpk_…`, hashed, scoped, revocable), operator tokens
+//!   (`ops.api_tokens`, every scope) and client certificates (`ops.mtls.subjects`);
+//! - [`rate_limit`]: a token bucket per caller;
+//! - [`tokens`]: a card's tokens (TMP, or the local mirror marked stale) and token actions;
+//! - [`provisioning`]: push provisioning through TMP's sign card (Apple Pay, Google Pay);
+//! - [`audit`]: the decision audit of a card and the audit of operator writes;
+//! - [`outbox`]: outbox administration.
+//!
+//! Every write goes through [`begin_write`] and [`AuditDraft::finish`]: scope check,
+//! `X-Idempotency-Key` (same key and body → the stored answer, other body → 422), then one
+//! audit row (who, what, on what, why, outcome) committed with the idempotency record.
+
+pub mod audit;
+pub mod auth;
+pub mod outbox;
+pub mod provisioning;
+pub mod rate_limit;
+pub mod tokens;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tmp_protocol::error::ErrorBody;
+use utoipa::IntoResponses;
+
+use super::AppState;
+use super::correlation;
+use super::error::ApiError;
+use super::idempotency::{self, Begin, Pending};
+use super::json::parse_body;
+use crate::domain::scopes::Scope;
+use crate::relay::tmp_api::{TmpApiClient, TmpError};
+use crate::store::{IdempotentWrite, OpsAuditRecord};
+
+pub use auth::{OpsClientSubject, Principal};
+
+/// Largest accepted ops request body.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// Longest `reason` kept.
+pub const MAX_REASON: usize = 200;
+
+/// State of the ops listener only.
+pub struct OpsState {
+    pub auth: auth::Authenticator,
+    pub rate_limiter: rate_limit::RateLimiter,
+    pub tmp: TmpApiClient,
+}
+
+/// Route table of the ops listener. Nothing of the Issuer API is served here.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+    };
+    // Literal segments before patterns: `replay` before `{id}`.
+    cfg.service(resource("/ops/v1/cards/{cardId}/tokens", web::get().to(tokens::list)))
+        .service(resource("/ops/v1/tokens/{tokenId}/{action}", web::post().to(tokens::action)))
+        .service(resource(
+            "/ops/v1/cards/{cardId}/push-provisioning/apple-pay",
+            web::post().to(provisioning::apple_pay),
+        ))
+        .service(resource(
+            "/ops/v1/cards/{cardId}/push-provisioning/google-pay",
+            web::post().to(provisioning::google_pay),
+        ))
+        .service(resource("/ops/v1/cards/{cardId}/decisions", web::get().to(audit::decisions)))
+        .service(resource("/ops/v1/audit", web::get().to(audit::list)))
+        .service(resource("/ops/v1/outbox", web::get().to(outbox::list)))
+        .service(resource("/ops/v1/outbox/replay", web::post().to(outbox::replay)))
+        .service(resource("/ops/v1/outbox/{id}", web::get().to(outbox::show)))
+        .service(resource("/ops/v1/outbox/{id}/retry", web::post().to(outbox::retry)))
+        .service(resource("/ops/v1/outbox/{id}/skip", web::post().to(outbox::skip)))
+        .service(resource("/openapi.json", web::get().to(openapi)));
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(crate::openapi::ops_api_json())
+}
+
+/// Error answers of the ops API.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only describes the answers; never constructed.
+pub enum OpsErrors {
+    /// Malformed JSON body, or a malformed `X-Idempotency-Key`.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No credentials, or an unknown or revoked API key, an unknown operator token, a client
+    /// certificate whose subject is not configured (`UNAUTHENTICATED`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The caller lacks the route's scope (`FORBIDDEN`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Unknown outbox row; a card or token TMP does not know (`NOT_FOUND`).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The token's state forbids the action (`INVALID_TOKEN_STATE`); the card or the outbox row
+    /// is in a state that forbids it (`CONFLICT`).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Body over 16 KiB.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// Bad path, query parameter or body field (`VALIDATION_FAILED`); an idempotency key reused
+    /// with another body (`IDEMPOTENCY_KEY_REUSED`).
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// The caller's rate limit is spent; retry after `Retry-After` seconds (`RATE_LIMITED`).
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
+    /// TMP or the database unavailable; retry after `Retry-After` seconds (`UNAVAILABLE`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+// ---- writes: scope, idempotency, audit ----
+
+/// A write that is not a replay: its pending idempotency record when the caller sent a key,
+/// and the idempotency key of the downstream (TMP) call.
+pub struct FreshWrite {
+    pending: Option<Pending>,
+    pub downstream_key: String,
+}
+
+pub enum BeginWrite {
+    /// Answered before under this key with the same body: the stored answer.
+    Replay(HttpResponse),
+    Fresh(FreshWrite),
+}
+
+/// Checks the scope, then `X-Idempotency-Key` (scoped by caller and path).
+pub async fn begin_write(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+    scope: Scope,
+    body: &[u8],
+) -> Result<BeginWrite, ApiError> {
+    principal.require(scope)?;
+    let idempotency_scope = format!("ops {} {}", principal.id, req.path());
+    match idempotency::begin_optional(&state.store, &idempotency_scope, req, body).await? {
+        Some(Begin::Replay(response)) => Ok(BeginWrite::Replay(response)),
+        Some(Begin::Fresh(pending)) => {
+            let downstream_key = pending.downstream_key();
+            Ok(BeginWrite::Fresh(FreshWrite { pending: Some(pending), downstream_key }))
+        }
+        None => Ok(BeginWrite::Fresh(FreshWrite { pending: None, downstream_key: uuid::Uuid::new_v4().to_string() })),
+    }
+}
+
+/// A successful write's answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn ok<T: Serialize>(value: &T) -> Result<Answer, ApiError> {
+        let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Answer { status: StatusCode::OK, body })
+    }
+}
+
+/// What one write did, for the audit row.
+pub struct AuditDraft {
+    pub action: &'static str,
+    pub target: Option<String>,
+    pub card_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl AuditDraft {
+    pub fn new(action: &'static str, target: Option<String>, card_id: Option<String>) -> AuditDraft {
+        AuditDraft { action, target, card_id, reason: None }
+    }
+
+    fn record(&self, principal: &Principal, outcome: String, status: StatusCode) -> OpsAuditRecord {
+        OpsAuditRecord {
+            id: uuid::Uuid::new_v4(),
+            at: OffsetDateTime::now_utc(),
+            actor: principal.actor.clone(),
+            action: self.action.to_owned(),
+            target: self.target.clone(),
+            card_id: self.card_id.clone(),
+            reason: self.reason.clone(),
+            outcome,
+            status: status.as_u16(),
+            correlation_id: correlation::current(),
+        }
+    }
+
+    /// Audits a write refused before it began (scope, idempotency key).
+    pub async fn refused(
+        self,
+        state: &AppState,
+        principal: &Principal,
+        error: ApiError,
+    ) -> Result<HttpResponse, ApiError> {
+        let record = self.record(principal, error.wire_code(), actix_web::ResponseError::status_code(&error));
+        if let Err(e) = state.store.record_ops_audit(&record, None).await {
+            tracing::warn!(error = ?e, "cannot audit a refused ops write");
+        }
+        Err(error)
+    }
+
+    /// Audits the write's outcome — with its idempotency record, in one transaction, when it
+    /// succeeded — and answers.
+    pub async fn finish(
+        self,
+        state: &AppState,
+        principal: &Principal,
+        write: FreshWrite,
+        result: Result<Answer, ApiError>,
+    ) -> Result<HttpResponse, ApiError> {
+        match result {
+            Ok(answer) => {
+                let record = self.record(principal, "ok".into(), answer.status);
+                tracing::info!(
+                    who = %record.actor,
+                    action = %record.action,
+                    target = %record.target.as_deref().unwrap_or("-"),
+                    reason = %record.reason.as_deref().unwrap_or("-"),
+                    "ops write"
+                );
+                match write.pending {
+                    Some(pending) => {
+                        let stored = pending.record(answer.status, answer.body);
+                        let written = state.store.record_ops_audit(&record, Some(&stored)).await?;
+                        pending.settle(written, &stored)
+                    }
+                    None => {
+                        let written = state.store.record_ops_audit(&record, None).await?;
+                        debug_assert_eq!(written, IdempotentWrite::Committed);
+                        Ok(HttpResponse::build(answer.status).content_type("application/json").body(answer.body))
+                    }
+                }
+            }
+            Err(error) => {
+                let record = self.record(principal, error.wire_code(), actix_web::ResponseError::status_code(&error));
+                tracing::info!(who = %record.actor, action = %record.action, outcome = %record.outcome, "ops write refused");
+                if let Err(e) = state.store.record_ops_audit(&record, None).await {
+                    tracing::warn!(error = ?e, "cannot audit a failed ops write");
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+// ---- TMP errors → ops API errors (the one place) ----
+
+/// What the ops API was doing when TMP failed, for the error's wording.
+pub enum TmpCall<'a> {
+    CardTokens { card_id: &'a str },
+    Sign { card_id: &'a str },
+    TokenAction { token_id: &'a str, action: &'a str },
+}
+
+/// Maps a TMP failure onto the ops API's errors: TMP down → 503 with `Retry-After`; an unknown
+/// card or token → 404; a token whose state forbids the action → 409 `INVALID_TOKEN_STATE`; a
+/// card that cannot be pushed → 409 `CONFLICT`; a request TMP found invalid → 422; anything else
+/// (TMP refusing the adapter's own credentials) → 500, logged.
+pub fn tmp_error(call: TmpCall<'_>, error: TmpError) -> ApiError {
+    let says = |answer: &crate::relay::client::ErrorAnswer| {
+        // TMP's own words only when they pass the free-text rules (no card number, short).
+        answer
+            .message
+            .as_deref()
+            .filter(|m| crate::domain::fields::check_text("message", m).is_ok() && !m.chars().any(char::is_control))
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
+    };
+    match error {
+        TmpError::Unavailable { cause, retry_after } => ApiError::UpstreamUnavailable {
+            message: format!("TMP is unavailable ({cause}); retry later"),
+            retry_after_secs: retry_after.map_or(1, |d| d.as_secs().clamp(1, 60)),
+        },
+        TmpError::Refused(answer) => match (answer.status, &call) {
+            (404, TmpCall::CardTokens { card_id } | TmpCall::Sign { card_id }) => {
+                ApiError::UnknownResource(format!("TMP does not know card `{card_id}`"))
+            }
+            (404, TmpCall::TokenAction { token_id, .. }) => {
+                ApiError::UnknownResource(format!("TMP does not know token `{token_id}`"))
+            }
+            (409, TmpCall::TokenAction { token_id, action }) => ApiError::InvalidTokenState(format!(
+                "TMP refused to {action} token `{token_id}` in its current state{}",
+                says(&answer)
+            )),
+            (409, _) => ApiError::Conflict(format!("TMP refused: the card's state forbids this{}", says(&answer))),
+            (422, _) => ApiError::validation(format!("TMP refused the request as invalid{}", says(&answer))),
+            _ => ApiError::Internal(anyhow::anyhow!("TMP refused the adapter's call: {}", answer.summary())),
+        },
+        TmpError::BadAnswer(what) => ApiError::Internal(anyhow::anyhow!("TMP answered outside the contract: {what}")),
+    }
+}
+
+// ---- helpers ----
+
+pub async fn read_body(body: web::Payload) -> Result<Bytes, ApiError> {
+    match body.to_bytes_limited(BODY_LIMIT).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::MalformedJson(format!("request body could not be read: {e}"))),
+        Err(_) => Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT }),
+    }
+}
+
+/// An empty body is the default value.
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_body(bytes) }
+}
+
+/// An optional `reason`: at most [`MAX_REASON`] characters, no control characters, no card
+/// number; blank is none.
+pub fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    match reason {
+        Some(r) if r.chars().count() > MAX_REASON || r.chars().any(char::is_control) => Err(ApiError::validation(
+            format!("`reason` must be at most {MAX_REASON} characters without control characters"),
+        )),
+        Some(r) if r.trim().is_empty() => Ok(None),
+        Some(r) => {
+            crate::domain::fields::check_text("reason", &r)?;
+            Ok(Some(r))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A required `reason` (token actions).
+pub fn required_reason(reason: Option<String>) -> Result<String, ApiError> {
+    optional_reason(reason)?.ok_or_else(|| ApiError::validation("`reason` is required: say why, for the audit"))
+}
+
+/// A `limit` query parameter: 1 to `max`, `default` when absent.
+pub fn limit(value: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = value.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::validation(format!("`limit` must be between 1 and {max}")));
+    }
+    Ok(limit)
+}
+
+/// A path id (card, token): the shared id rules, 422 otherwise.
+pub fn path_id(field: &str, value: &str) -> Result<(), ApiError> {
+    crate::domain::fields::check_id(field, value)
+}
+
+pub fn ts(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}

@@ -1,0 +1,403 @@
+//! The adapter's ops API against mock-tmp over real sockets: a card's tokens, push provisioning
+//! through the simulated wallet to an active token, token actions and their forbidden
+//! transitions, an unknown card, TMP down (the mock's faults), scopes, revoked keys and the rate
+//! limit. The adapter's TMP API client reaches the mock through a pass-through bound before the
+//! adapter starts (the mock needs the adapter's URL first).
+
+use mock_tmp::MockConfig;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tmp_adapter::http::ops::auth::NewApiKey;
+use tmp_adapter::store::{ApiKeyRecord, OpsAuditRecord};
+use tmp_protocol::enums::TokenStatus;
+
+use crate::forwarding::PassThrough;
+use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, PAN_BLOCKED, expect_error, expect_json};
+
+struct Ops {
+    kit: Kit,
+    url: String,
+}
+
+impl Ops {
+    async fn spawn() -> Ops {
+        let pass = PassThrough::start().await;
+        let tmp_url = pass.url.clone();
+        let kit = Kit::spawn_with(
+            |s| {
+                s.ops.enabled = true;
+                s.ops.port = 0;
+                s.ops.tmp_request_timeout_ms = 3000;
+                s.forwarding.tmp_api.base_url = tmp_url;
+                s.forwarding.tmp_api.hmac_secrets = vec![MockConfig::defaults().auth.hmac_secrets[0].clone()];
+            },
+            |_| {},
+        )
+        .await;
+        pass.target.send_replace(Some(kit.mock.addr()));
+        let url = kit.ops_url.clone().expect("the ops listener runs");
+        Ops { kit, url }
+    }
+
+    /// A new API key with `scopes`, as `tmp-adapter apikey create` makes it.
+    async fn key(&self, name: &str, scopes: &[&str], rate_limit_per_minute: Option<u32>) -> (String, String) {
+        let new = NewApiKey::generate();
+        let record = ApiKeyRecord {
+            id: new.id.clone(),
+            name: name.to_owned(),
+            secret_digest: new.digest.clone(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            rate_limit_per_minute,
+            created_at: OffsetDateTime::now_utc(),
+            revoked_at: None,
+        };
+        self.kit.store.create_api_key(&record, &audit_of("apikey.create", &new.id)).await.expect("create key");
+        (new.id, new.key.to_string())
+    }
+
+    async fn get(&self, path: &str, key: &str) -> reqwest::Response {
+        self.kit.client.get(format!("{}{path}", self.url)).bearer_auth(key).send().await.expect("ops request")
+    }
+
+    async fn post(&self, path: &str, key: &str, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut request = self.kit.client.post(format!("{}{path}", self.url)).bearer_auth(key).json(body);
+        if let Some(k) = idempotency_key {
+            request = request.header("X-Idempotency-Key", k);
+        }
+        request.send().await.expect("ops request")
+    }
+
+    async fn tokens(&self, card: &str, key: &str) -> Value {
+        expect_json(self.get(&format!("/ops/v1/cards/{card}/tokens"), key).await, 200).await
+    }
+
+    async fn seed(&self, card_id: &str, pan: &str, status: &str) {
+        self.kit
+            .control("/_mock/v1/cards", json!({"cardId": card_id, "pan": pan, "expiry": EXPIRY, "status": status}))
+            .await;
+    }
+
+    /// The simulated wallet hands the payload of `sign` back.
+    async fn wallet_push(&self, body: Value) -> Value {
+        let answer = self.kit.control("/_mock/v1/simulate/wallet/push", body).await;
+        self.kit.mock.wait_idle().await;
+        answer
+    }
+}
+
+fn audit_of(action: &str, target: &str) -> OpsAuditRecord {
+    OpsAuditRecord {
+        id: uuid::Uuid::new_v4(),
+        at: OffsetDateTime::now_utc(),
+        actor: "cli:test".into(),
+        action: action.into(),
+        target: Some(target.into()),
+        card_id: None,
+        reason: None,
+        outcome: "ok".into(),
+        status: 0,
+        correlation_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+fn token_in<'a>(list: &'a Value, token_id: &str) -> &'a Value {
+    list["tokens"].as_array().expect("tokens").iter().find(|t| t["tokenId"] == token_id).unwrap_or(&Value::Null)
+}
+
+fn apple_pay_input() -> Value {
+    json!({"certificates": ["MIIBszCCAVmgAwIBAgIU", "MIICQjCCAcmgAwIBAgIU"], "nonce": "4a2b9c0d",
+           "nonceSignature": "9f8e7d6c5b4a", "reason": "customer tapped Add to Apple Wallet"})
+}
+
+#[tokio::test]
+async fn push_provisioning_from_the_ops_api_through_the_wallet_ends_in_an_active_token() {
+    let ops = Ops::spawn().await;
+    ops.seed("card-active", PAN_ACTIVE, "ACTIVE").await;
+    let (app_id, app) = ops.key("mobile app backend", &["provisioning", "tokens:read", "tokens:write"], None).await;
+
+    // Google Pay: TMP signs, the wallet pushes, the issuer approves: an active token at once.
+    let signed = expect_json(
+        ops.post(
+            "/ops/v1/cards/card-active/push-provisioning/google-pay",
+            &app,
+            &json!({"clientDeviceId": "device-1", "clientWalletAccountId": "wallet-1", "cardholderName": "Jan Kowalski"}),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!((signed["cardId"].as_str(), signed["wallet"].as_str()), (Some("card-active"), Some("GOOGLE_PAY")));
+    let opc = signed["opaquePaymentCard"].as_str().expect("opaque payment card");
+    assert_eq!(opc.split('.').count(), 5, "a compact JWE to the wallet");
+    let pushed = ops.wallet_push(json!({"payload": opc, "approach": "external"})).await;
+    assert_eq!((pushed["path"].as_str(), pushed["provisioningMethod"].as_str()), (Some("GREEN"), Some("PUSH")));
+    let google = pushed["tokenId"].as_str().expect("token").to_owned();
+    let listed = ops.tokens("card-active", &app).await;
+    assert_eq!((listed["source"].as_str(), listed["stale"].as_bool()), (Some("tmp"), Some(false)), "{listed}");
+    assert_eq!(token_in(&listed, &google)["status"], "ACTIVE", "{listed}");
+    assert_eq!(token_in(&listed, &google)["wallet"], "GOOGLE_PAY", "{listed}");
+
+    // Apple Pay, step-up: the token waits inactive until the app activates it through the ops API.
+    let signed = expect_json(
+        ops.post("/ops/v1/cards/card-active/push-provisioning/apple-pay", &app, &apple_pay_input(), None).await,
+        200,
+    )
+    .await;
+    let pass = signed["encryptedPassData"].as_str().expect("encrypted pass data");
+    assert_eq!(pass.split('.').count(), 5);
+    assert!(!signed["activationData"].as_str().unwrap_or_default().is_empty(), "{signed}");
+    assert!(!signed["ephemeralPublicKey"].as_str().unwrap_or_default().is_empty(), "{signed}");
+    let pushed = ops
+        .wallet_push(json!({"payload": pass, "approach": "external",
+                             "walletRecommendation": "REQUIRE_ADDITIONAL_AUTHENTICATION"}))
+        .await;
+    assert_eq!(pushed["path"], "YELLOW", "{pushed}");
+    let apple = pushed["tokenId"].as_str().expect("token").to_owned();
+    assert_eq!(token_in(&ops.tokens("card-active", &app).await, &apple)["status"], "INACTIVE");
+    let activated = expect_json(
+        ops.post(
+            &format!("/ops/v1/tokens/{apple}/activate"),
+            &app,
+            &json!({"reason": "cardholder authenticated in the bank app"}),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!((activated["status"].as_str(), activated["cardId"].as_str()), (Some("ACTIVE"), Some("card-active")));
+    let listed = ops.tokens("card-active", &app).await;
+    assert_eq!(token_in(&listed, &apple)["status"], "ACTIVE", "{listed}");
+    assert_eq!(token_in(&listed, &apple)["wallet"], "APPLE_PAY", "{listed}");
+    ops.kit.mock.wait_idle().await;
+    assert_eq!(ops.kit.adapter_token(&apple).await.status, TokenStatus::Active, "the mirror follows TMP's events");
+
+    // Apple Pay with the activation data the app received: the wallet completes the step-up.
+    let signed = expect_json(
+        ops.post("/ops/v1/cards/card-active/push-provisioning/apple-pay", &app, &apple_pay_input(), None).await,
+        200,
+    )
+    .await;
+    let wrong = ops
+        .kit
+        .client
+        .post(format!("{}/_mock/v1/simulate/wallet/push", ops.kit.mock_url))
+        .json(&json!({"payload": signed["encryptedPassData"], "activationData": "bm90IGl0"}))
+        .send()
+        .await
+        .expect("mock answers");
+    assert_eq!(wrong.status(), 409, "activation data must be the one issued with the payload");
+    let pushed = ops
+        .wallet_push(json!({"payload": signed["encryptedPassData"], "activationData": signed["activationData"],
+                             "approach": "external", "walletRecommendation": "REQUIRE_ADDITIONAL_AUTHENTICATION"}))
+        .await;
+    let direct = pushed["tokenId"].as_str().expect("token");
+    assert_eq!(token_in(&ops.tokens("card-active", &app).await, direct)["status"], "ACTIVE");
+    let pushes = ops.kit.get("/_mock/v1/pushes").await;
+    assert_eq!(pushes["pushes"].as_array().map(Vec::len), Some(3), "{pushes}");
+
+    // Audited: who, what, on what, why.
+    let (_, auditor) = ops.key("auditor", &["audit:read"], None).await;
+    let audit = expect_json(ops.get("/ops/v1/audit?cardId=card-active", &auditor).await, 200).await;
+    let entries = audit["items"].as_array().expect("items");
+    let actions: Vec<_> = entries.iter().map(|e| e["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(
+        actions,
+        ["provisioning.apple_pay", "token.activate", "provisioning.apple_pay", "provisioning.google_pay"],
+        "{audit}"
+    );
+    let activation = &entries[1];
+    assert_eq!(activation["actor"], format!("apikey:{app_id} (mobile app backend)"));
+    assert_eq!(activation["target"], apple.as_str());
+    assert_eq!(activation["reason"], "cardholder authenticated in the bank app");
+    assert_eq!((activation["outcome"].as_str(), activation["status"].as_u64()), (Some("ok"), Some(200)));
+
+    // The decisions the adapter took during those push tokenizations: no card data.
+    let response = ops.get("/ops/v1/cards/card-active/decisions", &auditor).await;
+    let text = response.text().await.expect("body");
+    assert!(!text.contains(PAN_ACTIVE), "{text}");
+    let decisions: Value = serde_json::from_str(&text).expect("json");
+    let items = decisions["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{decisions}");
+    assert!(items.iter().all(|d| d["operation"] == "verify_card" && d["panLast4"] == "1111"), "{decisions}");
+    assert_eq!(items[2]["decision"], "APPROVED", "{decisions}");
+    assert_eq!(items[1]["decision"], "REQUIRE_ADDITIONAL_AUTHENTICATION", "{decisions}");
+}
+
+#[tokio::test]
+async fn token_actions_follow_tmp_and_forbidden_transitions_are_409() {
+    let ops = Ops::spawn().await;
+    let token = ops.kit.green_token().await;
+    let (_, back_office) = ops.key("back office", &["tokens:read", "tokens:write"], None).await;
+    let act = |action: &str, body: Value, key: Option<&'static str>| {
+        let path = format!("/ops/v1/tokens/{token}/{action}");
+        let ops = &ops;
+        let back_office = back_office.clone();
+        async move { ops.post(&path, &back_office, &body, key).await }
+    };
+    let why = json!({"reason": "fraud suspected by the back office"});
+
+    let suspended = expect_json(act("suspend", why.clone(), None).await, 200).await;
+    assert_eq!(suspended["status"], "SUSPENDED");
+    expect_error(act("suspend", why.clone(), None).await, 409, "INVALID_TOKEN_STATE").await;
+    expect_error(act("activate", why.clone(), None).await, 409, "INVALID_TOKEN_STATE").await;
+    // Only the party that suspended can resume.
+    expect_error(
+        act("resume", json!({"reason": "cardholder asked", "initiator": "CARDHOLDER"}), None).await,
+        409,
+        "INVALID_TOKEN_STATE",
+    )
+    .await;
+    assert_eq!(expect_json(act("resume", json!({"reason": "cleared"}), None).await, 200).await["status"], "ACTIVE");
+
+    // X-Idempotency-Key: the same key and body answer the stored response without a second action.
+    let bye = json!({"reason": "card reported stolen"});
+    let first = act("deactivate", bye.clone(), Some("deactivate-1")).await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    assert_eq!(expect_json(first, 200).await["status"], "DEACTIVATED");
+    let again = act("deactivate", bye.clone(), Some("deactivate-1")).await;
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(expect_json(again, 200).await["status"], "DEACTIVATED");
+    expect_error(
+        act("deactivate", json!({"reason": "another reason"}), Some("deactivate-1")).await,
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+    .await;
+    expect_error(act("deactivate", bye.clone(), None).await, 409, "INVALID_TOKEN_STATE").await;
+    expect_error(act("resume", why.clone(), None).await, 409, "INVALID_TOKEN_STATE").await;
+    assert_eq!(ops.kit.mock_token(&token).await["status"], "DEACTIVATED");
+
+    // Bad input never reaches TMP.
+    expect_error(act("suspend", json!({}), None).await, 422, "VALIDATION_FAILED").await;
+    expect_error(act("suspend", json!({"reason": "x", "initiator": "BANK"}), None).await, 422, "VALIDATION_FAILED")
+        .await;
+    expect_error(act("suspend", json!({"reason": "card 4111 1111 1111 1111"}), None).await, 422, "VALIDATION_FAILED")
+        .await;
+    let malformed = ops
+        .kit
+        .client
+        .post(format!("{}/ops/v1/tokens/{token}/suspend", ops.url))
+        .bearer_auth(&back_office)
+        .header("content-type", "application/json")
+        .body("{\"reason\": ")
+        .send()
+        .await
+        .unwrap();
+    expect_error(malformed, 400, "MALFORMED_JSON").await;
+    expect_error(act("explode", why.clone(), None).await, 404, "NOT_FOUND").await;
+    expect_error(ops.post("/ops/v1/tokens/DWSPMCunknown/suspend", &back_office, &why, None).await, 404, "NOT_FOUND")
+        .await;
+
+    // The mirror followed TMP's token events.
+    ops.kit.mock.wait_idle().await;
+    assert_eq!(ops.kit.adapter_token(&token).await.status, TokenStatus::Deactivated);
+}
+
+#[tokio::test]
+async fn unknown_cards_are_404_and_tmp_down_is_503_or_the_stale_mirror() {
+    let ops = Ops::spawn().await;
+    let token = ops.kit.green_token().await;
+    let (_, key) = ops.key("all", &["tokens:read", "tokens:write", "provisioning", "audit:read"], None).await;
+
+    expect_error(ops.get("/ops/v1/cards/card-nobody/tokens", &key).await, 404, "NOT_FOUND").await;
+    expect_error(
+        ops.post("/ops/v1/cards/card-nobody/push-provisioning/google-pay", &key, &json!({}), None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    // TMP refuses to push a blocked card.
+    ops.seed("card-blocked", PAN_BLOCKED, "BLOCKED").await;
+    expect_error(
+        ops.post("/ops/v1/cards/card-blocked/push-provisioning/apple-pay", &key, &apple_pay_input(), None).await,
+        409,
+        "CONFLICT",
+    )
+    .await;
+
+    // TMP answers 503 to token listing: the mirror answers, marked stale.
+    ops.kit
+        .control("/_mock/v1/faults", json!({"route": "GET /tmp-api/v1/cards/{cardId}/tokens", "error_status": 503}))
+        .await;
+    let listed = ops.tokens("card-active", &key).await;
+    assert_eq!((listed["source"].as_str(), listed["stale"].as_bool()), (Some("mirror"), Some(true)), "{listed}");
+    assert_eq!(token_in(&listed, &token)["status"], "ACTIVE", "{listed}");
+
+    // TMP failing or unreachable on a write: 503 with Retry-After, nothing changed.
+    ops.kit
+        .control(
+            "/_mock/v1/faults",
+            json!({"route": "POST /tmp-api/v1/tokens/{tokenId}/{action}", "error_status": 503, "times": 1}),
+        )
+        .await;
+    let response =
+        ops.post(&format!("/ops/v1/tokens/{token}/suspend"), &key, &json!({"reason": "lost phone"}), None).await;
+    assert!(response.headers().get("retry-after").is_some_and(|v| v.to_str().unwrap().parse::<u64>().unwrap() >= 1));
+    expect_error(response, 503, "UNAVAILABLE").await;
+    ops.kit
+        .control("/_mock/v1/faults", json!({"route": "POST /tmp-api/v1/cards/{cardId}/sign", "drop_connection": true}))
+        .await;
+    let response = ops.post("/ops/v1/cards/card-active/push-provisioning/google-pay", &key, &json!({}), None).await;
+    assert!(response.headers().get("retry-after").is_some());
+    expect_error(response, 503, "UNAVAILABLE").await;
+    assert_eq!(ops.kit.mock_token(&token).await["status"], "ACTIVE");
+
+    // The failed writes are audited with their outcome.
+    let audit = expect_json(ops.get("/ops/v1/audit", &key).await, 200).await;
+    let outcomes: Vec<_> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap_or_default(), e["outcome"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        &outcomes[..4],
+        [
+            ("provisioning.google_pay", "UNAVAILABLE"),
+            ("token.suspend", "UNAVAILABLE"),
+            ("provisioning.apple_pay", "CONFLICT"),
+            ("provisioning.google_pay", "NOT_FOUND"),
+        ],
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_scope_is_403_revoked_key_401_and_the_rate_limit_429() {
+    let ops = Ops::spawn().await;
+    let token = ops.kit.green_token().await;
+    let (reader_id, reader) = ops.key("read only", &["tokens:read"], None).await;
+
+    ops.tokens("card-active", &reader).await;
+    let why = json!({"reason": "fraud"});
+    expect_error(ops.post(&format!("/ops/v1/tokens/{token}/suspend"), &reader, &why, None).await, 403, "FORBIDDEN")
+        .await;
+    expect_error(
+        ops.post("/ops/v1/cards/card-active/push-provisioning/google-pay", &reader, &json!({}), None).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    expect_error(ops.get("/ops/v1/cards/card-active/decisions", &reader).await, 403, "FORBIDDEN").await;
+    expect_error(ops.get("/ops/v1/outbox", &reader).await, 403, "FORBIDDEN").await;
+    assert_eq!(ops.kit.mock_token(&token).await["status"], "ACTIVE");
+
+    assert!(
+        ops.kit
+            .store
+            .revoke_api_key(&reader_id, OffsetDateTime::now_utc(), &audit_of("apikey.revoke", &reader_id))
+            .await
+            .unwrap()
+    );
+    expect_error(ops.get("/ops/v1/cards/card-active/tokens", &reader).await, 401, "UNAUTHENTICATED").await;
+
+    let (_, limited) = ops.key("limited", &["tokens:read"], Some(2)).await;
+    ops.tokens("card-active", &limited).await;
+    ops.tokens("card-active", &limited).await;
+    let response = ops.get("/ops/v1/cards/card-active/tokens", &limited).await;
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    expect_error(response, 429, "RATE_LIMITED").await;
+}

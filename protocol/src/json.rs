@@ -24,12 +24,25 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, JsonE
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => JsonError::Shape(describe(&inner, prefix, &path)),
+            // serde stops at the first error it meets, so `[[[[` reads as a wrong type before
+            // its syntax is seen: a body that is not JSON at all is a syntax error (400).
+            serde_json::error::Category::Data => match syntax_error(bytes) {
+                Some(syntax) => syntax,
+                None => JsonError::Shape(describe(&inner, prefix, &path)),
+            },
             _ => JsonError::Syntax(format!("not valid JSON (line {}, column {})", inner.line(), inner.column())),
         }
     })?;
     deserializer.end().map_err(|_| JsonError::Syntax("trailing characters after the JSON value".into()))?;
     Ok(value)
+}
+
+/// The syntax error of `bytes`, if they are not one well-formed JSON value.
+fn syntax_error(bytes: &[u8]) -> Option<JsonError> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        Ok(_) => None,
+        Err(e) => Some(JsonError::Syntax(format!("not valid JSON (line {}, column {})", e.line(), e.column()))),
+    }
 }
 
 /// A field-level message without the offending value.

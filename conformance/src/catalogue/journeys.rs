@@ -1,0 +1,380 @@
+//! Journeys through the mock's simulator: a wallet tokenizes (manual or push; green, yellow,
+//! red), the cardholder types the activation code, and the card's life (block, unblock,
+//! replace, renew, close) carries its tokens along — TMP and the issuer agreeing at each step.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::forwarding::{DELIVERY, event, ingest, issue_card, received};
+use crate::case;
+use crate::case::{Approach, BOTH, Case, Expect, Failure, Outcome, ensure};
+use crate::client::{Call, Signer};
+use crate::session::{Session, eventually};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            "JRN-001",
+            Journeys,
+            BOTH,
+            Mock,
+            "Manual provisioning, green path",
+            "A trusted wallet and device tokenize an active card: GREEN, the token ACTIVE, the issuer told by a token event.",
+            jrn_manual_green
+        ),
+        case!(
+            "JRN-002",
+            Journeys,
+            BOTH,
+            Spawn,
+            "Manual provisioning, yellow path with the right code",
+            "The wallet recommends step-up: YELLOW, the token INACTIVE, the activation code reaches the issuer's system; typed in, the token is ACTIVE.",
+            jrn_manual_yellow
+        ),
+        case!(
+            "JRN-003",
+            Journeys,
+            BOTH,
+            Mock,
+            "Yellow path with a wrong code",
+            "A wrong activation code is refused and the token stays INACTIVE.",
+            jrn_yellow_wrong_code
+        ),
+        case!(
+            "JRN-004",
+            Journeys,
+            BOTH,
+            Mock,
+            "Manual provisioning, red path",
+            "A blocked card cannot be tokenized: RED, no token.",
+            jrn_manual_red
+        ),
+        case!(
+            "JRN-005",
+            Journeys,
+            BOTH,
+            Mock,
+            "Push provisioning to Google Pay, green path",
+            "The issuer signs the card through the TMP API; the wallet pushes the opaque payment card: GREEN, the token ACTIVE.",
+            jrn_push_green
+        ),
+        case!(
+            "JRN-006",
+            Journeys,
+            BOTH,
+            Spawn,
+            "Push provisioning, yellow path",
+            "A push the wallet wants stepped up: YELLOW; the activation code typed in makes the token ACTIVE.",
+            jrn_push_yellow
+        ),
+        case!(
+            "JRN-007",
+            Journeys,
+            BOTH,
+            Mock,
+            "Push provisioning, red path",
+            "A push the wallet recommends declining: RED, no token.",
+            jrn_push_red
+        ),
+        case!(
+            "JRN-008",
+            Journeys,
+            BOTH,
+            Mock,
+            "Blocking the card suspends its tokens",
+            "After card.status_changed BLOCKED, the card's active tokens are SUSPENDED at TMP.",
+            jrn_block
+        ),
+        case!(
+            "JRN-009",
+            Journeys,
+            BOTH,
+            Mock,
+            "Unblocking the card resumes its tokens",
+            "After the unblock, the tokens the block suspended are ACTIVE again.",
+            jrn_unblock
+        ),
+        case!(
+            "JRN-010",
+            Journeys,
+            BOTH,
+            Mock,
+            "Replacing the card moves its tokens",
+            "After card.replaced, the tokens belong to the new card and stay ACTIVE.",
+            jrn_replace
+        ),
+        case!(
+            "JRN-011",
+            Journeys,
+            BOTH,
+            Mock,
+            "Renewing the card keeps its tokens",
+            "After card.renewed, the renewal reached TMP / DataCore and the tokens stay ACTIVE.",
+            jrn_renew
+        ),
+        case!(
+            "JRN-012",
+            Journeys,
+            BOTH,
+            Mock,
+            "Closing the card deactivates its tokens",
+            "After card.closed, the tokens are DEACTIVATED and the issuer is told CARD_REMOVED_BY_ISSUER.",
+            jrn_close
+        ),
+    ]
+}
+
+// ---- Helpers ----------------------------------------------------------------------------
+
+/// The simulated wallet's tokenization of `card_id` (a card the run made up).
+async fn tokenize(s: &Session, card_id: &str, tweak: impl FnOnce(&mut Value)) -> Result<Value, Failure> {
+    let card = s.client.card(card_id).ok_or_else(|| Failure::new("a card the run made", card_id.to_owned()))?;
+    let mut request = json!({
+        "approach": s.approach.as_str(),
+        "card": {"pan": card.pan.expose(), "expiry": card.expiry.mm_yy()},
+        "wallet": "GOOGLE_PAY",
+        "walletScore": 5,
+        "deviceScore": 5,
+    });
+    tweak(&mut request);
+    let (status, answer) = s.mock()?.tokenize(request).await?;
+    ensure(status == 200, "the mock's tokenization to run", format!("HTTP {status}: {answer}"))?;
+    Ok(answer)
+}
+
+fn token_id(answer: &Value) -> Result<String, Failure> {
+    answer["tokenId"].as_str().map(str::to_owned).ok_or_else(|| Failure::new("a token", format!("no token: {answer}")))
+}
+
+async fn expect_path(answer: &Value, path: &str) -> Outcome {
+    ensure(answer["path"] == path, format!("the {path} path"), answer.to_string())
+}
+
+/// Waits until the mock holds `token` in `status`.
+async fn token_status(s: &Session, token: &str, status: &str) -> Outcome {
+    let mock = s.mock()?;
+    eventually(DELIVERY, || async {
+        let found = mock.token(token).await?.unwrap_or_default();
+        ensure(found["status"] == status, format!("token {status}"), format!("{found}"))
+    })
+    .await
+}
+
+/// A new card with one ACTIVE token (the green manual path).
+async fn card_with_token(s: &Session, prefix: &str) -> Result<(String, String), Failure> {
+    let card_id = issue_card(s, prefix).await?;
+    let answer = tokenize(s, &card_id, |_| {}).await?;
+    expect_path(&answer, "GREEN").await?;
+    let token = token_id(&answer)?;
+    token_status(s, &token, "ACTIVE").await?;
+    Ok((card_id, token))
+}
+
+async fn status_event(s: &Session, card_id: &str, status: &str) -> Outcome {
+    let body = event(s, card_id, "card.status_changed", json!({"status": status, "reason": "CONFORMANCE"}));
+    ingest(s, body, vec![]).await?.status(202)
+}
+
+/// The mock sent the issuer `path` for `token` and the issuer answered 2xx.
+async fn issuer_told(s: &Session, path: &str, token: &str) -> Outcome {
+    let mock = s.mock()?;
+    eventually(DELIVERY, || async {
+        let sent = mock.requests().await?.into_iter().any(|r| {
+            r["direction"] == "sent"
+                && r["path"] == path
+                && r["body"]["tokenId"] == token
+                && r["status"].as_u64().is_some_and(|c| (200..300).contains(&c))
+        });
+        ensure(sent, format!("{path} for the token acknowledged by the issuer"), "not (yet)")
+    })
+    .await
+}
+
+/// The issuer's backend asks TMP to sign the card for a wallet (push provisioning).
+async fn sign(s: &Session, card_id: &str, wallet: &str) -> Result<String, Failure> {
+    let mock = s.mock()?;
+    if s.approach == Approach::External {
+        // Cards at the processor: TMP learns the card for push provisioning.
+        let card = s.client.card(card_id).ok_or_else(|| Failure::new("a card the run made", card_id.to_owned()))?;
+        mock.seed_card(json!({"cardId": card_id, "pan": card.pan.expose(), "expiry": card.expiry.mm_yy()})).await?;
+    }
+    let body = match wallet {
+        "APPLE_PAY" => {
+            json!({"wallet": wallet, "applePay": {"certificates": ["MIIB"], "nonce": "a1b2c3d4", "nonceSignature": "0a0b0c0d"}})
+        }
+        _ => {
+            json!({"wallet": wallet, "googlePay": {"clientDeviceId": "device-1", "clientWalletAccountId": "wallet-1"}})
+        }
+    };
+    let call =
+        Call::post(&mock.base_url, &format!("/tmp-api/v1/cards/{card_id}/sign"), body).signer(Some(Signer::Issuer));
+    let answer = s.send(call).await?;
+    answer.status(200)?;
+    let body = answer.json().unwrap_or_default();
+    body["googlePay"]["opaquePaymentCard"]
+        .as_str()
+        .or(body["applePay"]["encryptedPassData"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| Failure::new("a payload for the wallet", body.to_string()).with(&answer))
+}
+
+async fn push(s: &Session, payload: &str, tweak: impl FnOnce(&mut Value)) -> Result<Value, Failure> {
+    let mut request = json!({"payload": payload, "approach": s.approach.as_str()});
+    tweak(&mut request);
+    let (status, answer) = s.mock()?.push(request).await?;
+    ensure(status == 200, "the wallet's push to run", format!("HTTP {status}: {answer}"))?;
+    Ok(answer)
+}
+
+/// Reads the code at the issuer's sink and types it in.
+async fn activate_with_sink_code(s: &Session, token: &str) -> Outcome {
+    let kit = s.kit()?.clone();
+    let mut code = None;
+    eventually(DELIVERY, || {
+        code = kit.sink.otp_for(token);
+        let found = code.is_some();
+        async move { ensure(found, "the activation code at the issuer's sink", "not yet") }
+    })
+    .await?;
+    let code = code.expect("found");
+    let (status, answer) = s.mock()?.enter_otp(token, code.expose()).await?;
+    ensure(status == 200 && answer["result"] == "ACCEPTED", "the code accepted", format!("HTTP {status}: {answer}"))?;
+    token_status(s, token, "ACTIVE").await
+}
+
+// ---- Cases ------------------------------------------------------------------------------
+
+async fn jrn_manual_green(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "jrn-green").await?;
+    issuer_told(&s, "/issuer-api/v1/tokens/events", &token).await
+}
+
+async fn jrn_manual_yellow(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "jrn-yellow").await?;
+    let answer =
+        tokenize(&s, &card_id, |r| r["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION")).await?;
+    expect_path(&answer, "YELLOW").await?;
+    let token = token_id(&answer)?;
+    token_status(&s, &token, "INACTIVE").await?;
+    activate_with_sink_code(&s, &token).await
+}
+
+async fn jrn_yellow_wrong_code(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "jrn-wrong-code").await?;
+    let answer =
+        tokenize(&s, &card_id, |r| r["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION")).await?;
+    expect_path(&answer, "YELLOW").await?;
+    let token = token_id(&answer)?;
+    let (status, answer) = s.mock()?.enter_otp(&token, "00000000").await?;
+    ensure(status == 200 && answer["result"] == "WRONG_CODE", "WRONG_CODE", format!("HTTP {status}: {answer}"))?;
+    token_status(&s, &token, "INACTIVE").await
+}
+
+async fn jrn_manual_red(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "jrn-red").await?;
+    status_event(&s, &card_id, "BLOCKED").await?;
+    if s.approach == Approach::Datacore {
+        received(&s, &card_id, "PATCH", &format!("/lifecycle/v1/cards/{card_id}")).await?;
+    }
+    let answer = tokenize(&s, &card_id, |_| {}).await?;
+    expect_path(&answer, "RED").await?;
+    ensure(answer["tokenId"].is_null(), "no token", answer.to_string())?;
+    let tokens = s.mock()?.tokens_of(&card_id).await?;
+    ensure(tokens.is_empty(), "no token at TMP", format!("{tokens:?}"))
+}
+
+async fn jrn_push_green(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "jrn-push").await?;
+    let payload = sign(&s, &card_id, "GOOGLE_PAY").await?;
+    let answer = push(&s, &payload, |_| {}).await?;
+    expect_path(&answer, "GREEN").await?;
+    token_status(&s, &token_id(&answer)?, "ACTIVE").await
+}
+
+async fn jrn_push_yellow(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "jrn-push-yellow").await?;
+    let payload = sign(&s, &card_id, "GOOGLE_PAY").await?;
+    let answer = push(&s, &payload, |r| r["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION")).await?;
+    expect_path(&answer, "YELLOW").await?;
+    activate_with_sink_code(&s, &token_id(&answer)?).await
+}
+
+async fn jrn_push_red(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "jrn-push-red").await?;
+    let payload = sign(&s, &card_id, "GOOGLE_PAY").await?;
+    let answer = push(&s, &payload, |r| r["walletRecommendation"] = json!("DECLINED")).await?;
+    expect_path(&answer, "RED").await?;
+    ensure(answer["tokenId"].is_null(), "no token", answer.to_string())
+}
+
+async fn jrn_block(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-block").await?;
+    status_event(&s, &card_id, "BLOCKED").await?;
+    token_status(&s, &token, "SUSPENDED").await
+}
+
+async fn jrn_unblock(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-unblock").await?;
+    status_event(&s, &card_id, "BLOCKED").await?;
+    token_status(&s, &token, "SUSPENDED").await?;
+    status_event(&s, &card_id, "ACTIVE").await?;
+    token_status(&s, &token, "ACTIVE").await
+}
+
+async fn jrn_replace(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-replace").await?;
+    let new_id = s.id("jrn-replacement");
+    s.client.generate_card(&new_id, "12/31")?;
+    let body = event(
+        &s,
+        &card_id,
+        "card.replaced",
+        json!({"newCardId": new_id, "encryptedPayload": crate::client::payload_slot(0)}),
+    );
+    ingest(&s, body, vec![crate::payload::PayloadSpec::card_data(&new_id)]).await?.status(202)?;
+    let mock = s.mock()?;
+    eventually(DELIVERY, || async {
+        let found = mock.token(&token).await?.unwrap_or_default();
+        ensure(
+            found["cardId"] == new_id.as_str() && found["status"] == "ACTIVE",
+            "the token ACTIVE on the new card",
+            found.to_string(),
+        )
+    })
+    .await
+}
+
+async fn jrn_renew(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-renew").await?;
+    let body = event(&s, &card_id, "card.renewed", json!({"encryptedPayload": crate::client::payload_slot(0)}));
+    let renewal = crate::payload::PayloadSpec {
+        plain: crate::payload::Plain::Expiry("12/33".into()),
+        key: crate::payload::KeyChoice::Published,
+    };
+    ingest(&s, body, vec![renewal]).await?.status(202)?;
+    let (method, path) = match s.approach {
+        Approach::External => ("POST", format!("/tmp-api/v1/cards/{card_id}/expiry")),
+        Approach::Datacore => ("PATCH", format!("/lifecycle/v1/cards/{card_id}")),
+    };
+    received(&s, &card_id, method, &path).await?;
+    token_status(&s, &token, "ACTIVE").await
+}
+
+async fn jrn_close(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-close").await?;
+    ingest(&s, event(&s, &card_id, "card.closed", json!({"reason": "CLOSED_BY_HOLDER"})), vec![]).await?.status(202)?;
+    token_status(&s, &token, "DEACTIVATED").await?;
+    let mock = s.mock()?;
+    eventually(DELIVERY, || async {
+        let told = mock.requests().await?.into_iter().any(|r| {
+            r["direction"] == "sent"
+                && r["path"] == "/issuer-api/v1/notifications"
+                && r["body"]["type"] == "CARD_REMOVED_BY_ISSUER"
+                && r["body"]["cardId"] == card_id.as_str()
+                && r["status"].as_u64().is_some_and(|c| (200..300).contains(&c))
+        });
+        ensure(told, "CARD_REMOVED_BY_ISSUER acknowledged by the issuer", "not (yet)")
+    })
+    .await
+}

@@ -1,0 +1,500 @@
+//! Token events (every status transition), notifications (every type), idempotency.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{notification_body, notification_call, token_event_body, token_event_call, verify_call, verify_cvc_call};
+use crate::case;
+use crate::case::{BOTH, Case, EXTERNAL, Expect, Outcome, ensure};
+use crate::payload::{CvcChoice, PayloadSpec};
+use crate::session::Session;
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            "ISS-TOKEN-001",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "New token (INACTIVE) is acknowledged",
+            "A token event for a new INACTIVE token answers 200 with its eventId, tokenId and accepted: true.",
+            token_new_inactive
+        ),
+        case!(
+            "ISS-TOKEN-002",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "INACTIVE → ACTIVE is acknowledged",
+            "Activation of a token is acknowledged with accepted: true.",
+            token_inactive_active
+        ),
+        case!(
+            "ISS-TOKEN-003",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "ACTIVE → SUSPENDED is acknowledged",
+            "Suspension of a token is acknowledged with accepted: true.",
+            token_active_suspended
+        ),
+        case!(
+            "ISS-TOKEN-004",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "SUSPENDED → ACTIVE is acknowledged",
+            "Resumption of a token is acknowledged with accepted: true.",
+            token_suspended_active
+        ),
+        case!(
+            "ISS-TOKEN-005",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "ACTIVE → DEACTIVATED is acknowledged",
+            "Deactivation of an active token is acknowledged with accepted: true.",
+            token_active_deactivated
+        ),
+        case!(
+            "ISS-TOKEN-006",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "SUSPENDED → DEACTIVATED is acknowledged",
+            "Deactivation of a suspended token is acknowledged with accepted: true.",
+            token_suspended_deactivated
+        ),
+        case!(
+            "ISS-TOKEN-007",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "INACTIVE → DEACTIVATED is acknowledged",
+            "A token that never activated (wrong OTPs, expiry) can be deactivated; acknowledged with accepted: true.",
+            token_inactive_deactivated
+        ),
+        case!(
+            "ISS-TOKEN-008",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "A token's whole life in order",
+            "INACTIVE, ACTIVE, SUSPENDED, ACTIVE, DEACTIVATED for one token: each event acknowledged.",
+            token_lifecycle
+        ),
+        case!(
+            "ISS-TOKEN-009",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "A retried event (same eventId, new key) is acknowledged again",
+            "TMP retries with the same eventId: the answer is 200 accepted: true, with no second effect.",
+            token_duplicate_event
+        ),
+        case!(
+            "ISS-TOKEN-010",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "An eventId reused for another event is a conflict",
+            "The same eventId with another status is 409 CONFLICT.",
+            token_event_conflict
+        ),
+        case!(
+            "ISS-TOKEN-011",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "A late event is acknowledged",
+            "An event older than the token's known state (callbacks arrive out of order) is still acknowledged.",
+            token_late_event
+        ),
+        case!(
+            "ISS-TOKEN-012",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "tokenLast4 must be four digits",
+            "A tokenLast4 that is not exactly four digits is 422 VALIDATION_FAILED.",
+            token_bad_last4
+        ),
+        case!(
+            "ISS-TOKEN-013",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "A timestamp without an offset is refused",
+            "occurredAt without a UTC offset is 422 VALIDATION_FAILED.",
+            token_naive_timestamp
+        ),
+        case!(
+            "ISS-NOTIFY-001",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "Activation code delivery is accepted",
+            "ACTIVATION_CODE_DELIVERY with the OTP as JWE and expiresAt answers 200 accepted: true.",
+            notify_activation
+        ),
+        case!(
+            "ISS-NOTIFY-002",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "TOKEN_ACTIVATED is accepted",
+            "A TOKEN_ACTIVATED notification answers 200 accepted: true.",
+            notify_token_activated
+        ),
+        case!(
+            "ISS-NOTIFY-003",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "CARD_REMOVED_BY_CUSTOMER is accepted",
+            "A CARD_REMOVED_BY_CUSTOMER notification answers 200 accepted: true.",
+            notify_removed_by_customer
+        ),
+        case!(
+            "ISS-NOTIFY-004",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "CARD_REMOVED_BY_ISSUER is accepted",
+            "A CARD_REMOVED_BY_ISSUER notification answers 200 accepted: true.",
+            notify_removed_by_issuer
+        ),
+        case!(
+            "ISS-NOTIFY-005",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "An activation code needs its payload",
+            "ACTIVATION_CODE_DELIVERY without encryptedPayload is 422 VALIDATION_FAILED.",
+            notify_activation_without_code
+        ),
+        case!(
+            "ISS-NOTIFY-006",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "Other types carry no payload",
+            "An encryptedPayload on TOKEN_ACTIVATED is 422 VALIDATION_FAILED.",
+            notify_payload_on_other_type
+        ),
+        case!(
+            "ISS-NOTIFY-007",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "An OTP must be 6 to 8 digits",
+            "An activation code of 4 digits is 422 VALIDATION_FAILED.",
+            notify_short_otp
+        ),
+        case!(
+            "ISS-NOTIFY-008",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "A retried notification is acknowledged again",
+            "The same notificationId under a new idempotency key answers 200 accepted: true, with no second delivery.",
+            notify_duplicate
+        ),
+        case!(
+            "ISS-NOTIFY-009",
+            Notifications,
+            BOTH,
+            Spawn,
+            "The activation code reaches the issuer's system, encrypted",
+            "The OTP of an ACTIVATION_CODE_DELIVERY reaches the issuer's webhook sink as JWE to the sink's key and decrypts to the code TMP sent.",
+            notify_reaches_sink
+        ),
+        case!(
+            "ISS-IDEM-001",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "Same key, same body: the stored answer",
+            "A token event resent byte-identical under the same X-Idempotency-Key gets the same status and body, marked Idempotent-Replayed: true.",
+            idem_same_body
+        ),
+        case!(
+            "ISS-IDEM-002",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "Same key, other body: refused",
+            "The same X-Idempotency-Key with another body is 422 IDEMPOTENCY_KEY_REUSED.",
+            idem_other_body
+        ),
+        case!(
+            "ISS-IDEM-003",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "The key is required",
+            "A POST without X-Idempotency-Key is 400 INVALID_HEADER.",
+            idem_missing_key
+        ),
+        case!(
+            "ISS-IDEM-004",
+            Idempotency,
+            EXTERNAL,
+            IssuerApi,
+            "A replayed verification is the same decision",
+            "verify-card resent byte-identical under the same key answers the stored decision.",
+            idem_verify_card
+        ),
+        case!(
+            "ISS-IDEM-005",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "A rejected request does not spend its key",
+            "A request refused with 422 leaves its key unused: the corrected body under the same key is processed.",
+            idem_rejection_not_stored
+        ),
+        case!(
+            "ISS-IDEM-006",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "A replayed CVC check is not counted again",
+            "A wrong CVC replayed under its key more times than the attempt limit does not lock the card.",
+            idem_cvc_not_recounted
+        ),
+        case!(
+            "ISS-IDEM-007",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "A replayed notification is the same answer",
+            "A notification resent byte-identical under the same key answers the stored acknowledgement.",
+            idem_notification
+        ),
+    ]
+}
+
+async fn ack(s: &Session, body: serde_json::Value) -> Outcome {
+    let (event, token) = (body["eventId"].clone(), body["tokenId"].clone());
+    let answer = s.send(token_event_call(s, body)).await?;
+    answer.ok_with(&[("/eventId", event), ("/tokenId", token), ("/accepted", json!(true))])
+}
+
+async fn transition(s: &Session, from: Option<&str>, to: &str) -> Outcome {
+    ack(s, token_event_body(s, to, from)).await
+}
+
+async fn token_new_inactive(s: Arc<Session>) -> Outcome {
+    transition(&s, None, "INACTIVE").await
+}
+async fn token_inactive_active(s: Arc<Session>) -> Outcome {
+    transition(&s, Some("INACTIVE"), "ACTIVE").await
+}
+async fn token_active_suspended(s: Arc<Session>) -> Outcome {
+    transition(&s, Some("ACTIVE"), "SUSPENDED").await
+}
+async fn token_suspended_active(s: Arc<Session>) -> Outcome {
+    transition(&s, Some("SUSPENDED"), "ACTIVE").await
+}
+async fn token_active_deactivated(s: Arc<Session>) -> Outcome {
+    transition(&s, Some("ACTIVE"), "DEACTIVATED").await
+}
+async fn token_suspended_deactivated(s: Arc<Session>) -> Outcome {
+    transition(&s, Some("SUSPENDED"), "DEACTIVATED").await
+}
+async fn token_inactive_deactivated(s: Arc<Session>) -> Outcome {
+    transition(&s, Some("INACTIVE"), "DEACTIVATED").await
+}
+
+async fn token_lifecycle(s: Arc<Session>) -> Outcome {
+    let token = s.id("DWSPMC0000");
+    let start = time::OffsetDateTime::now_utc();
+    let steps = [
+        (None, "INACTIVE"),
+        (Some("INACTIVE"), "ACTIVE"),
+        (Some("ACTIVE"), "SUSPENDED"),
+        (Some("SUSPENDED"), "ACTIVE"),
+        (Some("ACTIVE"), "DEACTIVATED"),
+    ];
+    for (i, (from, to)) in steps.into_iter().enumerate() {
+        let mut body = token_event_body(&s, to, from);
+        body["tokenId"] = json!(token);
+        body["occurredAt"] = json!(super::rfc3339(start + time::Duration::seconds(i as i64)));
+        ack(&s, body).await?;
+    }
+    Ok(())
+}
+
+async fn token_duplicate_event(s: Arc<Session>) -> Outcome {
+    let body = token_event_body(&s, "ACTIVE", Some("INACTIVE"));
+    ack(&s, body.clone()).await?;
+    // TMP's retry: a new request (new idempotency key), same event.
+    ack(&s, body).await
+}
+
+async fn token_event_conflict(s: Arc<Session>) -> Outcome {
+    let body = token_event_body(&s, "ACTIVE", Some("INACTIVE"));
+    ack(&s, body.clone()).await?;
+    let mut other = body;
+    other["status"] = json!("SUSPENDED");
+    s.send(token_event_call(&s, other)).await?.error(409, "CONFLICT")
+}
+
+async fn token_late_event(s: Arc<Session>) -> Outcome {
+    let newer = token_event_body(&s, "SUSPENDED", Some("ACTIVE"));
+    let mut older = token_event_body(&s, "ACTIVE", Some("INACTIVE"));
+    older["tokenId"] = newer["tokenId"].clone();
+    older["occurredAt"] = json!(super::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(5)));
+    ack(&s, newer).await?;
+    ack(&s, older).await
+}
+
+async fn token_bad_last4(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body["tokenLast4"] = json!("43x1");
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn token_naive_timestamp(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body["occurredAt"] = json!("2026-11-25T10:00:00");
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn notify_ok(s: &Session, kind: &str) -> Outcome {
+    let body = notification_body(s, kind);
+    let id = body["notificationId"].clone();
+    let answer = s.send(notification_call(s, body)).await?;
+    answer.ok_with(&[("/notificationId", id), ("/accepted", json!(true))])
+}
+
+async fn notify_activation(s: Arc<Session>) -> Outcome {
+    notify_ok(&s, "ACTIVATION_CODE_DELIVERY").await
+}
+async fn notify_token_activated(s: Arc<Session>) -> Outcome {
+    notify_ok(&s, "TOKEN_ACTIVATED").await
+}
+async fn notify_removed_by_customer(s: Arc<Session>) -> Outcome {
+    notify_ok(&s, "CARD_REMOVED_BY_CUSTOMER").await
+}
+async fn notify_removed_by_issuer(s: Arc<Session>) -> Outcome {
+    notify_ok(&s, "CARD_REMOVED_BY_ISSUER").await
+}
+
+async fn notify_activation_without_code(s: Arc<Session>) -> Outcome {
+    let mut body = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    body.as_object_mut().map(|o| o.remove("encryptedPayload"));
+    s.send(notification_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn notify_payload_on_other_type(s: Arc<Session>) -> Outcome {
+    let mut body = notification_body(&s, "TOKEN_ACTIVATED");
+    body["encryptedPayload"] = crate::client::payload_slot(0);
+    s.send(s.post(tmp_protocol::issuer_api::NOTIFICATIONS_PATH, body).payload(PayloadSpec::otp("482913")))
+        .await?
+        .error(422, "VALIDATION_FAILED")
+}
+
+async fn notify_short_otp(s: Arc<Session>) -> Outcome {
+    let body = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    s.send(s.post(tmp_protocol::issuer_api::NOTIFICATIONS_PATH, body).payload(PayloadSpec::otp("4829")))
+        .await?
+        .error(422, "VALIDATION_FAILED")
+}
+
+async fn notify_duplicate(s: Arc<Session>) -> Outcome {
+    let body = notification_body(&s, "TOKEN_ACTIVATED");
+    let id = body["notificationId"].clone();
+    for _ in 0..2 {
+        let answer = s.send(notification_call(&s, body.clone())).await?;
+        answer.ok_with(&[("/notificationId", id.clone()), ("/accepted", json!(true))])?;
+    }
+    Ok(())
+}
+
+async fn notify_reaches_sink(s: Arc<Session>) -> Outcome {
+    let kit = s.kit()?.clone();
+    let mut body = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    let token = s.id("DWSPMC0000");
+    body["tokenId"] = json!(token);
+    s.send(notification_call(&s, body)).await?.status(200)?;
+    crate::session::eventually(std::time::Duration::from_secs(15), || {
+        let found = kit.sink.otp_for(&token);
+        async move {
+            let otp = found.ok_or_else(|| crate::case::Failure::new("the code at the sink", "nothing yet"))?;
+            ensure(otp.expose() == "482913", "the code TMP sent", "another code")
+        }
+    })
+    .await
+}
+
+async fn idem_same_body(s: Arc<Session>) -> Outcome {
+    let prepared = s.prepare(token_event_call(&s, token_event_body(&s, "ACTIVE", Some("INACTIVE")))).await?;
+    let first = s.send_prepared(&prepared).await?;
+    first.status(200)?;
+    let second = s.send_prepared(&prepared).await?;
+    second.status(200)?;
+    ensure(second.body == first.body, "the stored body", format!("another body: {}", second.text()))
+        .map_err(|f| f.with(&second))?;
+    ensure(
+        second.header("idempotent-replayed").as_deref() == Some("true"),
+        "Idempotent-Replayed: true",
+        format!("{:?}", second.header("idempotent-replayed")),
+    )
+    .map_err(|f| f.with(&second))
+}
+
+async fn idem_other_body(s: Arc<Session>) -> Outcome {
+    let key = uuid::Uuid::new_v4().to_string();
+    let first = token_event_call(&s, token_event_body(&s, "ACTIVE", None)).idempotency_key(Some(&key));
+    s.send(first).await?.status(200)?;
+    let second = token_event_call(&s, token_event_body(&s, "SUSPENDED", None)).idempotency_key(Some(&key));
+    s.send(second).await?.error(422, "IDEMPOTENCY_KEY_REUSED")
+}
+
+async fn idem_missing_key(s: Arc<Session>) -> Outcome {
+    let call = token_event_call(&s, token_event_body(&s, "ACTIVE", None)).idempotency_key(None);
+    s.send(call).await?.error(400, "INVALID_HEADER")
+}
+
+async fn idem_verify_card(s: Arc<Session>) -> Outcome {
+    let prepared = s.prepare(verify_call(&s, PayloadSpec::card("active"), |_| {})).await?;
+    let first = s.send_prepared(&prepared).await?;
+    first.field("/decision", "APPROVED")?;
+    let second = s.send_prepared(&prepared).await?;
+    second.status(200)?;
+    ensure(second.body == first.body, "the stored decision", second.text()).map_err(|f| f.with(&second))
+}
+
+async fn idem_rejection_not_stored(s: Arc<Session>) -> Outcome {
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut bad = token_event_body(&s, "ACTIVE", None);
+    bad["status"] = json!("PAUSED");
+    s.send(token_event_call(&s, bad).idempotency_key(Some(&key))).await?.error(422, "VALIDATION_FAILED")?;
+    let good = token_event_body(&s, "ACTIVE", None);
+    s.send(token_event_call(&s, good).idempotency_key(Some(&key))).await?.ok_with(&[("/accepted", json!(true))])
+}
+
+async fn idem_cvc_not_recounted(s: Arc<Session>) -> Outcome {
+    let prepared = s.prepare(verify_cvc_call(&s, PayloadSpec::card("active").cvc(CvcChoice::Wrong))).await?;
+    for _ in 0..=s.client.profile.cvc_max_attempts {
+        s.send_prepared(&prepared).await?.field("/cvcResult", "NO_MATCH")?;
+    }
+    // One wrong attempt counted: the right CVC still matches (and clears it).
+    verify_cvc(&s).await
+}
+
+async fn verify_cvc(s: &Session) -> Outcome {
+    s.send(verify_cvc_call(s, PayloadSpec::card("active"))).await?.field("/cvcResult", "MATCH")
+}
+
+async fn idem_notification(s: Arc<Session>) -> Outcome {
+    let prepared = s.prepare(notification_call(&s, notification_body(&s, "TOKEN_ACTIVATED"))).await?;
+    let first = s.send_prepared(&prepared).await?;
+    first.status(200)?;
+    let second = s.send_prepared(&prepared).await?;
+    second.status(200)?;
+    ensure(second.body == first.body, "the stored acknowledgement", second.text()).map_err(|f| f.with(&second))
+}

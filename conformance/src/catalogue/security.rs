@@ -1,0 +1,439 @@
+//! Signatures, hostile and malformed input, field encryption and the public key set.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tmp_protocol::issuer_api::TOKEN_EVENTS_PATH;
+
+use super::{token_event_body, token_event_call, verify_cvc_call};
+use crate::case;
+use crate::case::{BOTH, Case, Expect, Failure, Outcome, ensure};
+use crate::client::Signing;
+use crate::payload::{KeyChoice, PayloadSpec};
+use crate::session::Session;
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            "ISS-SIG-001",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "Unsigned requests are refused",
+            "A POST without webhook-id / webhook-timestamp / webhook-signature is 401 MISSING_SIGNATURE.",
+            sig_missing
+        ),
+        case!(
+            "ISS-SIG-002",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A signature by another secret is refused",
+            "A request signed with a secret the issuer does not hold is 401 INVALID_SIGNATURE.",
+            sig_wrong_secret
+        ),
+        case!(
+            "ISS-SIG-003",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A body changed after signing is refused",
+            "The signature covers the raw body: one byte more is 401 INVALID_SIGNATURE.",
+            sig_tampered
+        ),
+        case!(
+            "ISS-SIG-004",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A stale timestamp is refused",
+            "A webhook-timestamp ten minutes old is 401 STALE_TIMESTAMP.",
+            sig_stale
+        ),
+        case!(
+            "ISS-SIG-005",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A timestamp from the future is refused",
+            "A webhook-timestamp ten minutes ahead is 401 STALE_TIMESTAMP.",
+            sig_future
+        ),
+        case!(
+            "ISS-SIG-006",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A replayed webhook-id is refused",
+            "A second request with an already accepted webhook-id is 401 REPLAYED_REQUEST.",
+            sig_replay
+        ),
+        case!(
+            "ISS-SIG-007",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A malformed signature header is refused",
+            "A webhook-signature with no v1 entry is 400 INVALID_HEADER.",
+            sig_malformed
+        ),
+        case!(
+            "ISS-SIG-008",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A refused request changes nothing",
+            "A token event refused for its signature leaves no trace: the same event, signed, is then processed as new (no Idempotent-Replayed).",
+            sig_refusal_changes_nothing
+        ),
+        case!(
+            "ISS-INPUT-001",
+            Input,
+            BOTH,
+            IssuerApi,
+            "Malformed JSON is refused",
+            "A body that is not JSON is 400 MALFORMED_JSON.",
+            input_malformed
+        ),
+        case!(
+            "ISS-INPUT-002",
+            Input,
+            BOTH,
+            IssuerApi,
+            "A wrong type is refused",
+            "A number where the contract has a string is 422 VALIDATION_FAILED.",
+            input_wrong_type
+        ),
+        case!(
+            "ISS-INPUT-003",
+            Input,
+            BOTH,
+            IssuerApi,
+            "A missing field is refused",
+            "A token event without tokenId is 422 VALIDATION_FAILED.",
+            input_missing_field
+        ),
+        case!(
+            "ISS-INPUT-004",
+            Input,
+            BOTH,
+            IssuerApi,
+            "An oversized body is refused",
+            "A body four times the limit is 413 PAYLOAD_TOO_LARGE.",
+            input_oversized
+        ),
+        case!(
+            "ISS-INPUT-005",
+            Input,
+            BOTH,
+            IssuerApi,
+            "Another content type is refused",
+            "Content-Type text/plain is 415 UNSUPPORTED_MEDIA_TYPE.",
+            input_content_type
+        ),
+        case!(
+            "ISS-INPUT-006",
+            Input,
+            BOTH,
+            IssuerApi,
+            "An unknown enum value is refused, never coerced",
+            "tokenRequestor.wallet DIGITAL_PURSE is 422 VALIDATION_FAILED.",
+            input_unknown_enum
+        ),
+        case!(
+            "ISS-INPUT-007",
+            Input,
+            BOTH,
+            IssuerApi,
+            "A PAN in free text is refused",
+            "A reason holding a PAN-like run of digits is 422 VALIDATION_FAILED.",
+            input_pan_in_text
+        ),
+        case!(
+            "ISS-INPUT-008",
+            Input,
+            BOTH,
+            IssuerApi,
+            "An id that is a PAN is refused",
+            "A cardId that is a Luhn-valid PAN is 422 VALIDATION_FAILED.",
+            input_pan_as_id
+        ),
+        case!(
+            "ISS-INPUT-009",
+            Input,
+            BOTH,
+            IssuerApi,
+            "An unknown path is a JSON 404",
+            "A path outside the contract is 404 NOT_FOUND with the contract's error body.",
+            input_unknown_path
+        ),
+        case!(
+            "ISS-INPUT-010",
+            Input,
+            BOTH,
+            IssuerApi,
+            "A wrong method is a JSON 405",
+            "GET on a POST route is 405 METHOD_NOT_ALLOWED with the contract's error body.",
+            input_wrong_method
+        ),
+        case!(
+            "ISS-INPUT-011",
+            Input,
+            BOTH,
+            IssuerApi,
+            "A score outside 1–5 is refused",
+            "walletScore 9 is 422 VALIDATION_FAILED.",
+            input_score_range
+        ),
+        case!(
+            "ISS-INPUT-012",
+            Input,
+            BOTH,
+            IssuerApi,
+            "The service keeps serving after hostile input",
+            "After a burst of malformed, oversized and unsigned requests, the public key and a valid token event are served.",
+            input_keeps_serving
+        ),
+        case!(
+            "ISS-JWE-001",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "A payload for another key is refused",
+            "A JWE made with another RSA key under the issuer's kid is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_wrong_key
+        ),
+        case!(
+            "ISS-JWE-002",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "An unknown kid is refused",
+            "A JWE naming a kid the issuer never published is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_unknown_kid
+        ),
+        case!(
+            "ISS-JWE-003",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "A tampered ciphertext is refused",
+            "A JWE with one ciphertext character changed is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_tampered
+        ),
+        case!(
+            "ISS-JWE-004",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "Another algorithm is refused",
+            "A JWE whose header says RSA1_5 is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_wrong_alg
+        ),
+        case!(
+            "ISS-JWE-005",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "Something that is not a JWE is refused",
+            "encryptedPayload \"not-a-jwe\" is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_not_jwe
+        ),
+        case!(
+            "ISS-KEYS-001",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "The public key set is well formed",
+            "GET /issuer-api/v1/public-key is a JWK set of RSA keys with unique kids, use enc, alg RSA-OAEP-256, and no private members.",
+            keys_well_formed
+        ),
+        case!(
+            "ISS-KEYS-002",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "Every published key decrypts (rotation)",
+            "A payload encrypted to each published key in turn is accepted: a new key can be rolled in before the old one goes.",
+            keys_every_key_decrypts
+        ),
+    ]
+}
+
+fn event(s: &Session) -> crate::client::Call {
+    token_event_call(s, token_event_body(s, "ACTIVE", Some("INACTIVE")))
+}
+
+async fn sig_missing(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::Missing)).await?.error(401, "MISSING_SIGNATURE")
+}
+async fn sig_wrong_secret(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::WrongSecret)).await?.error(401, "INVALID_SIGNATURE")
+}
+async fn sig_tampered(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::TamperedBody)).await?.error(401, "INVALID_SIGNATURE")
+}
+async fn sig_stale(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::Stale)).await?.error(401, "STALE_TIMESTAMP")
+}
+async fn sig_future(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::Future)).await?.error(401, "STALE_TIMESTAMP")
+}
+async fn sig_malformed(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::MalformedHeader)).await?.error(400, "INVALID_HEADER")
+}
+
+async fn sig_replay(s: Arc<Session>) -> Outcome {
+    let id = tmp_protocol::webhook::new_message_id();
+    s.send(event(&s).signing(Signing::WithId(id.clone()))).await?.status(200)?;
+    s.send(event(&s).signing(Signing::WithId(id))).await?.error(401, "REPLAYED_REQUEST")
+}
+
+async fn sig_refusal_changes_nothing(s: Arc<Session>) -> Outcome {
+    let key = uuid::Uuid::new_v4().to_string();
+    let body = token_event_body(&s, "ACTIVE", Some("INACTIVE"));
+    let refused = token_event_call(&s, body.clone()).idempotency_key(Some(&key)).signing(Signing::WrongSecret);
+    s.send(refused).await?.error(401, "INVALID_SIGNATURE")?;
+    let answer = s.send(token_event_call(&s, body).idempotency_key(Some(&key))).await?;
+    answer.ok_with(&[("/accepted", json!(true))])?;
+    ensure(answer.header("idempotent-replayed").is_none(), "a fresh answer", "a replayed one")
+        .map_err(|f| f.with(&answer))
+}
+
+async fn input_malformed(s: Arc<Session>) -> Outcome {
+    let call = event(&s).raw(b"{\"eventId\": ".to_vec(), "'{\"eventId\": '");
+    s.send(call).await?.error(400, "MALFORMED_JSON")
+}
+
+async fn input_wrong_type(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body["tokenId"] = json!(12345);
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_missing_field(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body.as_object_mut().map(|o| o.remove("tokenId"));
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_oversized(s: Arc<Session>) -> Outcome {
+    let size = s.client.profile.body_limit_bytes * 4;
+    let bytes = format!("{{\"pad\":\"{}\"}}", "a".repeat(size)).into_bytes();
+    let shell = format!("\"{{\\\"pad\\\":\\\"$(head -c {size} /dev/zero | tr '\\0' a)\\\"}}\"");
+    s.send(event(&s).raw(bytes, &shell)).await?.error(413, "PAYLOAD_TOO_LARGE")
+}
+
+async fn input_content_type(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).content_type(Some("text/plain"))).await?.error(415, "UNSUPPORTED_MEDIA_TYPE")
+}
+
+async fn input_unknown_enum(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body["tokenRequestor"]["wallet"] = json!("DIGITAL_PURSE");
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_pan_in_text(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "SUSPENDED", Some("ACTIVE"));
+    body["reason"] = json!("customer called about 4111 1111 1111 1111");
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_pan_as_id(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body["cardId"] = json!("4111111111111111");
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_unknown_path(s: Arc<Session>) -> Outcome {
+    s.send(s.get("/issuer-api/v1/no-such-route")).await?.error(404, "NOT_FOUND")
+}
+
+async fn input_wrong_method(s: Arc<Session>) -> Outcome {
+    s.send(s.get(TOKEN_EVENTS_PATH)).await?.error(405, "METHOD_NOT_ALLOWED")
+}
+
+async fn input_score_range(s: Arc<Session>) -> Outcome {
+    let call = super::verify_call(&s, PayloadSpec::card("active"), |b| b["walletScore"] = json!(9));
+    s.send(call).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_keeps_serving(s: Arc<Session>) -> Outcome {
+    for _ in 0..5 {
+        s.send(event(&s).raw(b"[[[[".to_vec(), "'[[[['")).await?.status(400)?;
+        s.send(event(&s).signing(Signing::Missing)).await?.status(401)?;
+        let size = s.client.profile.body_limit_bytes * 2;
+        let shell = format!("\"$(head -c {size} /dev/zero | tr '\\0' a)\"");
+        s.send(event(&s).raw(vec![b'a'; size], &shell)).await?.status(413)?;
+    }
+    s.send(s.get(tmp_protocol::issuer_api::PUBLIC_KEY_PATH)).await?.status(200)?;
+    s.send(event(&s)).await?.ok_with(&[("/accepted", json!(true))])
+}
+
+async fn jwe_refused(s: &Session, key: KeyChoice) -> Outcome {
+    let call = verify_cvc_call(s, PayloadSpec::card("active").key(key));
+    s.send(call).await?.error(422, "INVALID_ENCRYPTED_PAYLOAD")
+}
+
+async fn jwe_wrong_key(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::Wrong).await
+}
+async fn jwe_unknown_kid(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::UnknownKid).await
+}
+async fn jwe_tampered(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::Tampered).await
+}
+async fn jwe_wrong_alg(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::WrongAlgorithm).await
+}
+async fn jwe_not_jwe(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::NotJwe).await
+}
+
+async fn keys_well_formed(s: Arc<Session>) -> Outcome {
+    let answer = s.send(s.get(tmp_protocol::issuer_api::PUBLIC_KEY_PATH)).await?;
+    answer.status(200)?;
+    let body = answer.json().unwrap_or_default();
+    let Some(keys) = body["keys"].as_array().filter(|k| !k.is_empty()) else {
+        return Err(Failure::new("a JWK set with at least one key", body.to_string()).with(&answer));
+    };
+    let mut kids = Vec::new();
+    for key in keys {
+        let private = ["d", "p", "q", "dp", "dq", "qi"].iter().any(|m| key.get(m).is_some());
+        let good = key["kty"] == "RSA"
+            && key["use"] == "enc"
+            && key["alg"] == "RSA-OAEP-256"
+            && key["n"].is_string()
+            && key["e"].is_string()
+            && key["kid"].as_str().is_some_and(|k| !k.is_empty())
+            && !private;
+        ensure(good, "kty RSA, use enc, alg RSA-OAEP-256, n, e, a kid, no private member", key.to_string())
+            .map_err(|f| f.with(&answer))?;
+        kids.push(key["kid"].as_str().unwrap_or_default().to_owned());
+    }
+    let count = kids.len();
+    kids.sort();
+    kids.dedup();
+    ensure(kids.len() == count, "unique kids", format!("{count} keys, {} distinct kids", kids.len()))
+        .map_err(|f| f.with(&answer))?;
+    // A key set parses as one, and each key as an RSA public key.
+    let set: tmp_protocol::jwk::JwkSet =
+        serde_json::from_slice(&answer.body).map_err(|e| Failure::new("a JWK set", e.to_string()).with(&answer))?;
+    for key in &set.keys {
+        key.to_public_key().map_err(|e| Failure::new("a usable RSA public key", e.to_string()).with(&answer))?;
+    }
+    s.note(format!("{count} published key(s)"));
+    Ok(())
+}
+
+async fn keys_every_key_decrypts(s: Arc<Session>) -> Outcome {
+    let keys = s.client.keys(true).await?;
+    for key in &keys.keys {
+        let call = verify_cvc_call(&s, PayloadSpec::card("active").key(KeyChoice::Kid(key.kid.clone())));
+        s.send(call).await?.field("/cvcResult", "MATCH")?;
+    }
+    s.note(format!("{} key(s) decrypt", keys.keys.len()));
+    Ok(())
+}

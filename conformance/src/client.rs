@@ -1,0 +1,421 @@
+//! Calls to the target as TMP (or the card processor) makes them: signed with Standard Webhooks,
+//! card data as JWE to the target's published key, an `X-Idempotency-Key` — with a knob to break
+//! each part. Every call is kept as an [`Exchange`], so that a failure can be shown with what was
+//! sent, what came back, and a reproduction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+use tmp_protocol::jwk::JwkSet;
+use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+
+use crate::payload::PayloadSpec;
+use crate::profile::Profile;
+
+/// How long the suite waits for any one answer. Generous: the latency case judges speed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which secret signs a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// TMP's secret toward the Issuer API.
+    Tmp,
+    /// The card processor's secret toward `POST /processor/v1/events`.
+    Processor,
+    /// The issuer's secret toward the TMP API (push provisioning on the mock).
+    Issuer,
+}
+
+/// The secrets a run signs with; each is optional, a case that needs a missing one fails.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub tmp: Option<WebhookSecret>,
+    pub processor: Option<WebhookSecret>,
+    pub issuer: Option<WebhookSecret>,
+}
+
+/// How a request is signed, or broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signing {
+    Valid,
+    /// No `webhook-*` headers at all.
+    Missing,
+    /// Signed with a secret the target does not hold.
+    WrongSecret,
+    /// Timestamp ten minutes in the past / future.
+    Stale,
+    Future,
+    /// Signed, then a byte is appended to the body.
+    TamperedBody,
+    /// A `webhook-signature` header with no `v1,…` entry.
+    MalformedHeader,
+    /// Valid, with this `webhook-id` (a replay when it was used before).
+    WithId(String),
+}
+
+impl Signing {
+    /// Seconds the timestamp is moved by.
+    fn skew(&self) -> i64 {
+        match self {
+            Signing::Stale => -600,
+            Signing::Future => 600,
+            _ => 0,
+        }
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Empty,
+    /// JSON; a string `"@@payload<i>@@"` is replaced by the i-th payload's JWE.
+    Json(Value),
+    /// Bytes as they are, with the shell expression that makes them for a reproduction.
+    Raw {
+        bytes: Vec<u8>,
+        shell: String,
+    },
+}
+
+/// Marks where the i-th [`PayloadSpec`] of a call goes in its JSON body.
+pub fn payload_slot(index: usize) -> Value {
+    Value::String(format!("@@payload{index}@@"))
+}
+
+/// One request to make.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: reqwest::Method,
+    pub base_url: String,
+    pub path: String,
+    pub body: Body,
+    pub payloads: Vec<PayloadSpec>,
+    pub content_type: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub signer: Option<Signer>,
+    pub signing: Signing,
+}
+
+impl Call {
+    pub fn post(base_url: &str, path: &str, body: Value) -> Call {
+        Call {
+            method: reqwest::Method::POST,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            path: path.to_owned(),
+            body: Body::Json(body),
+            payloads: Vec::new(),
+            content_type: Some("application/json".to_owned()),
+            idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+            signer: Some(Signer::Tmp),
+            signing: Signing::Valid,
+        }
+    }
+
+    pub fn get(base_url: &str, path: &str) -> Call {
+        Call {
+            method: reqwest::Method::GET,
+            body: Body::Empty,
+            content_type: None,
+            idempotency_key: None,
+            signer: None,
+            ..Call::post(base_url, path, Value::Null)
+        }
+    }
+
+    pub fn payload(mut self, spec: PayloadSpec) -> Call {
+        self.payloads.push(spec);
+        self
+    }
+    pub fn signing(mut self, signing: Signing) -> Call {
+        self.signing = signing;
+        self
+    }
+    pub fn signer(mut self, signer: Option<Signer>) -> Call {
+        self.signer = signer;
+        self
+    }
+    pub fn idempotency_key(mut self, key: Option<&str>) -> Call {
+        self.idempotency_key = key.map(str::to_owned);
+        self
+    }
+    pub fn content_type(mut self, content_type: Option<&str>) -> Call {
+        self.content_type = content_type.map(str::to_owned);
+        self
+    }
+    pub fn raw(mut self, bytes: Vec<u8>, shell: &str) -> Call {
+        self.body = Body::Raw { bytes, shell: shell.to_owned() };
+        self
+    }
+    /// Whether the JSON body has a slot for a payload.
+    pub fn body_mentions_payload(&self) -> bool {
+        matches!(&self.body, Body::Json(value) if value.to_string().contains("@@payload0@@"))
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", self.base_url, self.path)
+    }
+}
+
+/// A call with its body bytes fixed (JWEs made once), so it can be sent again byte-identical.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub call: Call,
+    pub bytes: Vec<u8>,
+}
+
+/// What one sending of a call gave.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub call: Call,
+    /// The `webhook-id` it was signed with, if any.
+    pub webhook_id: Option<String>,
+    pub status: Option<u16>,
+    /// The answer's body (the suite's targets never put card data in one), or the transport error.
+    pub response: String,
+    pub elapsed: Duration,
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+    pub elapsed: Duration,
+    pub exchange: Arc<Exchange>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+/// The connection to the target and what it takes to sign and encrypt for it.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub profile: Profile,
+    secrets: Secrets,
+    /// Cards the run made up (forwarding, journeys), beside the profile's.
+    generated: std::sync::Mutex<std::collections::BTreeMap<String, crate::profile::CardFixture>>,
+    keys: tokio::sync::Mutex<Option<JwkSet>>,
+    /// Where the target's key set is published.
+    pub key_url: String,
+}
+
+impl Client {
+    pub fn new(profile: Profile, target: &str, secrets: Secrets) -> anyhow::Result<Client> {
+        let tls = match &profile.tls {
+            Some(tls) => tmp_adapter::config::OutboundTlsSettings {
+                ca_file: Some(tls.ca_file.clone()),
+                client_cert_file: tls.client_cert_file.clone(),
+                client_key_file: tls.client_key_file.clone(),
+            },
+            None => tmp_adapter::config::OutboundTlsSettings::default(),
+        };
+        let http = tmp_adapter::tls::outbound_client(&tls, REQUEST_TIMEOUT)?;
+        let key_url = format!("{}{}", target.trim_end_matches('/'), tmp_protocol::issuer_api::PUBLIC_KEY_PATH);
+        Ok(Client {
+            http,
+            profile,
+            secrets,
+            generated: Default::default(),
+            keys: tokio::sync::Mutex::new(None),
+            key_url,
+        })
+    }
+
+    /// Makes a card up: a Luhn-valid PAN in the Visa test range `4000 00…`, never a real card,
+    /// known to payloads as `name`.
+    pub fn generate_card(&self, name: &str, expiry: &str) -> anyhow::Result<crate::profile::CardFixture> {
+        let mut digits: Vec<u8> = vec![4, 0, 0, 0, 0, 0];
+        digits.extend((0..9).map(|_| rand::random_range(0..10u8)));
+        digits.push(luhn_check_digit(&digits));
+        let pan: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+        let card = crate::profile::CardFixture {
+            pan: tmp_protocol::sensitive::Pan::parse(&pan)?,
+            expiry: tmp_protocol::sensitive::Expiry::parse(expiry)?,
+            cvc: None,
+            card_id: Some(name.to_owned()),
+        };
+        self.generated.lock().expect("cards").insert(name.to_owned(), card.clone());
+        Ok(card)
+    }
+
+    /// A card of the profile or one the run made up.
+    pub fn card(&self, name: &str) -> Option<crate::profile::CardFixture> {
+        self.profile.cards.get(name).cloned().or_else(|| self.generated.lock().expect("cards").get(name).cloned())
+    }
+
+    pub fn has_processor_secret(&self) -> bool {
+        self.secrets.processor.is_some()
+    }
+
+    /// The target's published key set (fetched once; `refresh` fetches again).
+    pub async fn keys(&self, refresh: bool) -> anyhow::Result<JwkSet> {
+        let mut cached = self.keys.lock().await;
+        if refresh || cached.is_none() {
+            let answer = self.http.get(&self.key_url).send().await.context("cannot fetch the target's public key")?;
+            let status = answer.status();
+            let text = answer.text().await?;
+            anyhow::ensure!(status.is_success(), "GET {} answered {status}", self.key_url);
+            *cached = Some(serde_json::from_str(&text).context("the public key set is not a JWK set")?);
+        }
+        Ok(cached.clone().expect("just fetched"))
+    }
+
+    /// Fixes the body bytes of `call`: makes its JWEs.
+    pub async fn prepare(&self, call: Call) -> anyhow::Result<Prepared> {
+        let bytes = match &call.body {
+            Body::Empty => Vec::new(),
+            Body::Raw { bytes, .. } => bytes.clone(),
+            Body::Json(value) => {
+                let mut text = value.to_string();
+                if !call.payloads.is_empty() {
+                    let keys = self.keys(false).await?;
+                    let mut profile = self.profile.clone();
+                    profile.cards.extend(self.generated.lock().expect("cards").clone());
+                    for (i, spec) in call.payloads.iter().enumerate() {
+                        let jwe = spec.encrypt(&profile, &keys)?;
+                        text = text.replace(&format!("@@payload{i}@@"), &jwe);
+                    }
+                }
+                text.into_bytes()
+            }
+        };
+        Ok(Prepared { call, bytes })
+    }
+
+    /// Prepares and sends once.
+    pub async fn send(&self, call: Call) -> anyhow::Result<Answer> {
+        let prepared = self.prepare(call).await?;
+        self.send_prepared(&prepared).await
+    }
+
+    /// Sends a prepared call (a fresh `webhook-id` each time unless the call fixes one).
+    /// A transport failure is an `Err` that names the URL; the target's answers are `Ok`.
+    pub async fn send_prepared(&self, prepared: &Prepared) -> anyhow::Result<Answer> {
+        let call = &prepared.call;
+        let mut request = self.http.request(call.method.clone(), call.url());
+        if let Some(ct) = &call.content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(key) = &call.idempotency_key {
+            request = request.header(tmp_protocol::headers::IDEMPOTENCY_KEY, key);
+        }
+        let mut body = prepared.bytes.clone();
+        let mut webhook_id = None;
+        if let Some(signer) = call.signer {
+            let secret = match signer {
+                Signer::Tmp => self.secrets.tmp.clone(),
+                Signer::Processor => self.secrets.processor.clone(),
+                Signer::Issuer => self.secrets.issuer.clone(),
+            }
+            .context("no secret to sign with: set the variable the profile names")?;
+            if let Some((id, pairs)) = signature_headers(&call.signing, &secret, &body)? {
+                webhook_id = Some(id);
+                for (name, value) in pairs {
+                    request = request.header(name, value);
+                }
+            }
+            if call.signing == Signing::TamperedBody {
+                body.push(b' ');
+            }
+        }
+        let started = Instant::now();
+        let outcome = request.body(body).send().await;
+        let (status, headers, bytes) = match outcome {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                match response.bytes().await {
+                    Ok(bytes) => (status, headers, bytes.to_vec()),
+                    Err(e) => anyhow::bail!("{} {}: the answer broke off: {e}", call.method, call.url()),
+                }
+            }
+            Err(e) => anyhow::bail!("{} {}: no answer: {}", call.method, call.url(), describe(&e)),
+        };
+        let elapsed = started.elapsed();
+        let exchange = Arc::new(Exchange {
+            call: call.clone(),
+            webhook_id,
+            status: Some(status),
+            response: truncate(&String::from_utf8_lossy(&bytes), 2000),
+            elapsed,
+        });
+        Ok(Answer { status, headers, body: bytes, elapsed, exchange })
+    }
+}
+
+/// The `webhook-*` headers for `signing`, or `None` when none are sent.
+#[allow(clippy::type_complexity)]
+pub fn signature_headers(
+    signing: &Signing,
+    secret: &WebhookSecret,
+    body: &[u8],
+) -> anyhow::Result<Option<(String, Vec<(&'static str, String)>)>> {
+    let id = match signing {
+        Signing::Missing => return Ok(None),
+        Signing::WithId(id) => id.clone(),
+        _ => tmp_protocol::webhook::new_message_id(),
+    };
+    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp() + signing.skew();
+    let secret = match signing {
+        Signing::WrongSecret => WebhookSecret::generate().0,
+        _ => secret.clone(),
+    };
+    let headers = SignatureHeaders::sign(&[secret], &id, timestamp, body)?;
+    let mut pairs: Vec<(&'static str, String)> = headers.to_header_pairs().into_iter().collect();
+    if *signing == Signing::MalformedHeader {
+        pairs[2].1 = "not-a-signature".to_owned();
+    }
+    Ok(Some((id, pairs)))
+}
+
+/// The digit that makes `digits` + it pass the Luhn check.
+fn luhn_check_digit(digits: &[u8]) -> u8 {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "connection refused or unreachable".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}

@@ -1,0 +1,173 @@
+//! Runs the selected cases one after another (cases share the target's state: one card's CVC
+//! counter, the mock's faults), with live progress, and collects their results.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::case::{Approach, Area, Case, Needs};
+use crate::client::Exchange;
+use crate::session::Session;
+
+/// The longest one case may take before it counts as failed.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub id: &'static str,
+    pub area: Area,
+    pub title: &'static str,
+    pub requirement: &'static str,
+    pub verdict: Verdict,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureReport {
+    pub expected: String,
+    pub actual: String,
+    /// A bash script that sends the case's requests again, secrets and card data redacted.
+    pub reproduction: String,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// What the run could do: which needs are met.
+pub struct Capabilities {
+    pub mock: bool,
+    pub spawn: bool,
+}
+
+impl Capabilities {
+    fn lacks(&self, needs: Needs) -> Option<&'static str> {
+        match needs {
+            Needs::IssuerApi => None,
+            Needs::Mock if !self.mock => {
+                Some("needs a mock-tmp the target forwards to and the processor secret (--mock, or --spawn)")
+            }
+            Needs::Spawn if !self.spawn => Some("needs a kit started by the suite (--spawn)"),
+            _ => None,
+        }
+    }
+}
+
+pub struct Run {
+    pub approach: Approach,
+    pub target: String,
+    pub seed: u64,
+    pub results: Vec<CaseResult>,
+    pub duration: Duration,
+}
+
+impl Run {
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.results.iter().filter(|r| r.verdict == verdict).count()
+    }
+    pub fn passed(&self) -> bool {
+        self.count(Verdict::Failed) == 0
+    }
+}
+
+/// Runs `cases`, printing one line per case to `progress` as it finishes.
+pub async fn run(session: Arc<Session>, cases: Vec<Case>, caps: &Capabilities, progress: &mut dyn Write) -> Run {
+    let started = Instant::now();
+    let total = cases.len();
+    let mut results = Vec::with_capacity(total);
+    for (i, case) in cases.into_iter().enumerate() {
+        let _ = write!(progress, "[{:>3}/{total}] {:<16} {} … ", i + 1, case.id, case.title);
+        let _ = progress.flush();
+        let result = run_case(&session, &case, caps).await;
+        let mark = match result.verdict {
+            Verdict::Passed => format!("ok ({} ms)", result.duration.as_millis()),
+            Verdict::Failed => format!("FAILED ({} ms)", result.duration.as_millis()),
+            Verdict::Skipped => format!("skipped: {}", result.skipped_because.as_deref().unwrap_or_default()),
+        };
+        let _ = writeln!(progress, "{mark}");
+        for note in &result.notes {
+            let _ = writeln!(progress, "          {note}");
+        }
+        if let Some(failure) = &result.failure {
+            let _ = writeln!(progress, "          expected: {}", failure.expected);
+            let _ = writeln!(progress, "          actual:   {}", failure.actual);
+        }
+        results.push(result);
+    }
+    Run {
+        approach: session.approach,
+        target: session.target.clone(),
+        seed: session.seed,
+        results,
+        duration: started.elapsed(),
+    }
+}
+
+async fn run_case(session: &Arc<Session>, case: &Case, caps: &Capabilities) -> CaseResult {
+    let mut result = CaseResult {
+        id: case.id,
+        area: case.area,
+        title: case.title,
+        requirement: case.requirement,
+        verdict: Verdict::Passed,
+        duration: Duration::ZERO,
+        notes: Vec::new(),
+        skipped_because: None,
+        failure: None,
+    };
+    if let Some(reason) = caps.lacks(case.needs) {
+        result.verdict = Verdict::Skipped;
+        result.skipped_because = Some(reason.to_owned());
+        return result;
+    }
+    session.begin_case();
+    let started = Instant::now();
+    // Each case runs as its own task: a panic in one is that case's failure, not the run's end.
+    let task = tokio::spawn((case.run)(session.clone()));
+    let outcome = match tokio::time::timeout(CASE_TIMEOUT, task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(join)) => Err(crate::case::Failure::new("the case to run to its end", format!("it panicked: {join}"))),
+        Err(_) => Err(crate::case::Failure::new(
+            format!("the case to finish within {} s", CASE_TIMEOUT.as_secs()),
+            "it did not",
+        )),
+    };
+    result.duration = started.elapsed();
+    result.notes = session.case_notes();
+    if let Err(failure) = outcome {
+        result.verdict = Verdict::Failed;
+        let log = session.case_log();
+        let exchanges = relevant(&log, &failure.exchanges);
+        result.failure = Some(FailureReport {
+            expected: failure.expected,
+            actual: failure.actual,
+            reproduction: crate::report::repro::script(session, case.id, &exchanges, log.len()),
+        });
+    }
+    result
+}
+
+/// The exchanges a reproduction replays: the case's requests up to the one that failed, at
+/// most the last six.
+fn relevant(log: &[Arc<Exchange>], failed: &[Arc<Exchange>]) -> Vec<Arc<Exchange>> {
+    let end = failed.last().and_then(|f| log.iter().rposition(|e| Arc::ptr_eq(e, f))).map_or(log.len(), |i| i + 1);
+    let start = end.saturating_sub(6);
+    log[start..end].to_vec()
+}

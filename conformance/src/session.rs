@@ -1,0 +1,146 @@
+//! One run against one target: the client, the optional mock and spawned kit, unique ids, and
+//! the log of the current case's exchanges (the material of a failure's reproduction).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::case::{Approach, Failure, Outcome};
+use crate::client::{Answer, Call, Client, Exchange, Prepared};
+use crate::mock_api::MockApi;
+use crate::spawn::Kit;
+
+pub struct Session {
+    pub client: Client,
+    /// The Issuer API's base URL.
+    pub target: String,
+    pub approach: Approach,
+    /// The mock the target forwards to and that drives it (forwarding and journey cases).
+    pub mock: Option<MockApi>,
+    /// The kit this run started (`--spawn`).
+    pub kit: Option<Arc<Kit>>,
+    /// Where the reproduction finds the profile (`tmp-conformance encrypt --profile …`).
+    pub profile_path: Option<String>,
+    pub seed: u64,
+    run_id: String,
+    counter: AtomicU64,
+    log: Mutex<Vec<Arc<Exchange>>>,
+    notes: Mutex<Vec<String>>,
+}
+
+impl Session {
+    pub fn new(client: Client, target: &str, approach: Approach, seed: u64) -> Session {
+        // Ids must be new on every run (a persistent target remembers earlier runs' ids), so
+        // they carry the start time; the seed fixes everything else.
+        let run_id = format!("{:x}", time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000 % 0xffff_ffff);
+        Session {
+            client,
+            target: target.trim_end_matches('/').to_owned(),
+            approach,
+            mock: None,
+            kit: None,
+            profile_path: None,
+            seed,
+            run_id,
+            counter: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new id, unique in this run and across runs: `<prefix>-<run>-<n>`.
+    pub fn id(&self, prefix: &str) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{}-{n}", self.run_id)
+    }
+
+    /// The mock, or a failure saying the case needs one.
+    pub fn mock(&self) -> Result<&MockApi, Failure> {
+        self.mock.as_ref().ok_or_else(|| Failure::new("a mock-tmp to drive (--mock or --spawn)", "none"))
+    }
+
+    pub fn kit(&self) -> Result<&Arc<Kit>, Failure> {
+        self.kit.as_ref().ok_or_else(|| Failure::new("a kit started by the suite (--spawn)", "none"))
+    }
+
+    /// A call to the target's Issuer API.
+    pub fn post(&self, path: &str, body: serde_json::Value) -> Call {
+        Call::post(&self.target, path, body)
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        Call::get(&self.target, path)
+    }
+
+    pub async fn prepare(&self, call: Call) -> Result<Prepared, Failure> {
+        Ok(self.client.prepare(call).await?)
+    }
+
+    pub async fn send(&self, call: Call) -> Result<Answer, Failure> {
+        let prepared = self.prepare(call).await?;
+        self.send_prepared(&prepared).await
+    }
+
+    pub async fn send_prepared(&self, prepared: &Prepared) -> Result<Answer, Failure> {
+        match self.client.send_prepared(prepared).await {
+            Ok(answer) => {
+                self.log.lock().expect("log").push(answer.exchange.clone());
+                Ok(answer)
+            }
+            Err(e) => {
+                let exchange = Arc::new(Exchange {
+                    call: prepared.call.clone(),
+                    webhook_id: None,
+                    status: None,
+                    response: format!("{e:#}"),
+                    elapsed: Duration::ZERO,
+                });
+                self.log.lock().expect("log").push(exchange.clone());
+                Err(Failure { expected: "an answer".into(), actual: format!("{e:#}"), exchanges: vec![exchange] })
+            }
+        }
+    }
+
+    /// Starts a new case's exchange log.
+    pub fn begin_case(&self) {
+        self.log.lock().expect("log").clear();
+        self.notes.lock().expect("notes").clear();
+    }
+
+    /// A measurement or remark reported with the case's result (e.g. latency percentiles).
+    pub fn note(&self, text: String) {
+        self.notes.lock().expect("notes").push(text);
+    }
+
+    pub fn case_notes(&self) -> Vec<String> {
+        self.notes.lock().expect("notes").clone()
+    }
+
+    /// The exchanges of the current case so far.
+    pub fn case_log(&self) -> Vec<Arc<Exchange>> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+/// Retries `check` until it passes or `within` has elapsed; fails with its last failure.
+/// For effects that happen asynchronously (the outbox relay, the mock's callbacks).
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Outcome
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(()) => return Ok(()),
+            Err(failure) if Instant::now() >= deadline => {
+                return Err(Failure {
+                    actual: format!("{} (still after {} s)", failure.actual, within.as_secs()),
+                    ..failure
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `--spawn`: the kit checks itself the way an issuer checks its own implementation. Starts, in
+//! this process and on ports chosen by the system, a `mock-tmp` (TMP + DataCore), a
+//! `tmp-adapter` forwarding to it (SQLite in a temporary directory, or a fresh database on the
+//! PostgreSQL server of `--database-url`), and a webhook sink for the adapter's deliveries. Every
+//! secret and key is generated for the run. The fixture cards go in through processor ingest.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use actix_web::dev::ServerHandle;
+use anyhow::{Context, bail};
+use serde_json::json;
+use sqlx::Connection;
+use tmp_adapter::config::{Approach as AdapterApproach, JweKeySettings, Settings, SinkSettings};
+use tmp_adapter::keys::KeyMaterial;
+use tmp_adapter::startup::Application;
+use tmp_protocol::sensitive::{Expiry, Pan};
+use tmp_protocol::webhook::WebhookSecret;
+use tokio::sync::Mutex;
+
+use crate::case::Approach;
+use crate::client::Secrets;
+use crate::profile::{CardFixture, Profile};
+use crate::sink::Sink;
+
+/// The test cards of a spawned kit: well-known test PANs, never real ones.
+const FIXTURES: [(&str, &str, &str); 6] = [
+    ("active", "4111111111111111", "12/30"),
+    ("blocked", "5555555555554444", "12/30"),
+    ("closed", "4012888888881881", "12/30"),
+    ("expired", "5105105105105100", "01/20"),
+    ("lockout", "4000056655665556", "12/30"),
+    ("unknown", "6011111111111117", "12/30"),
+];
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct SpawnOptions {
+    pub approach: Approach,
+    /// `None`: SQLite in a temporary directory. A PostgreSQL URL: a fresh database on that
+    /// server, dropped at the end.
+    pub database_url: Option<String>,
+}
+
+struct RunningAdapter {
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A running kit: mock, adapter and sink.
+pub struct Kit {
+    pub adapter_url: String,
+    pub mock_url: String,
+    pub sink: Sink,
+    pub profile: Profile,
+    pub secrets: Secrets,
+    settings: Settings,
+    adapter: Mutex<Option<RunningAdapter>>,
+    mock: Mutex<Option<mock_tmp::MockHandle>>,
+    database: Database,
+    _dir: tempfile::TempDir,
+}
+
+enum Database {
+    Sqlite,
+    Postgres { admin_url: String, name: String },
+}
+
+impl Kit {
+    pub async fn start(options: &SpawnOptions) -> anyhow::Result<Kit> {
+        let dir = tempfile::Builder::new().prefix("tmp-conformance-").tempdir()?;
+        let (database_url, database) = match &options.database_url {
+            None => (format!("sqlite://{}", dir.path().join("adapter.db").display()), Database::Sqlite),
+            Some(admin_url) if admin_url.starts_with("postgres") => {
+                let name = format!("tmp_conformance_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(admin_url)
+                    .await
+                    .with_context(|| format!("cannot connect to {}", tmp_adapter::config::redact_url(admin_url)))?;
+                // The name is generated above (hex digits only): safe to splice.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
+                let _ = admin.close().await;
+                (with_database(admin_url, &name), Database::Postgres { admin_url: admin_url.clone(), name })
+            }
+            Some(other) => bail!("--database-url must be a postgres:// URL (SQLite is the default), not {other}"),
+        };
+
+        let (tmp_secret, tmp_text) = WebhookSecret::generate();
+        let (processor_secret, processor_text) = WebhookSecret::generate();
+        let (issuer_secret, issuer_text) = WebhookSecret::generate();
+        let sink = Sink::start().await?;
+        let mock_port = free_port()?;
+        let mock_url = format!("http://127.0.0.1:{mock_port}");
+
+        let mut settings = adapter_settings(dir.path(), &database_url, options.approach, &mock_url)?;
+        settings.auth.hmac_secrets = vec![tmp_text.clone()];
+        settings.processor.hmac_secrets = vec![processor_text];
+        settings.forwarding.tmp_api.hmac_secrets = vec![issuer_text.clone()];
+        settings.forwarding.lifecycle_api.hmac_secrets = vec![issuer_text.clone()];
+        let jwk_file = dir.path().join("sink-otp.jwk.json");
+        std::fs::write(&jwk_file, &sink.otp_jwk_json)?;
+        settings.sinks = vec![SinkSettings {
+            name: "conformance".into(),
+            url: sink.url.clone(),
+            hmac_secrets: vec![sink.secret.clone()],
+            event_types: Vec::new(),
+            otp_jwk_file: Some(jwk_file),
+            tls: Default::default(),
+        }];
+        settings.validate().context("the spawned adapter's settings")?;
+
+        let app = Application::build(settings.clone()).await.context("the adapter did not start")?;
+        settings.server.port = app.port();
+        let adapter_url = format!("http://127.0.0.1:{}", app.port());
+        let adapter = RunningAdapter { handle: app.handle(), task: tokio::spawn(app.run_until_stopped()) };
+
+        let mut mock_config = mock_tmp::MockConfig::defaults();
+        mock_config.server.host = "127.0.0.1".into();
+        mock_config.server.port = mock_port;
+        mock_config.issuer.base_url = adapter_url.clone();
+        mock_config.issuer.hmac_secrets = vec![tmp_text];
+        mock_config.auth.hmac_secrets = vec![issuer_text];
+        mock_config.sender.backoff_initial_ms = 20;
+        mock_config.sender.backoff_max_ms = 200;
+        let mock = mock_tmp::start(mock_config).await.context("the mock did not start")?;
+
+        let keys = KeyMaterial::load(&settings)?;
+        let profile = fixture_profile(&keys, &settings)?;
+        Ok(Kit {
+            adapter_url,
+            mock_url,
+            sink,
+            profile,
+            secrets: Secrets { tmp: Some(tmp_secret), processor: Some(processor_secret), issuer: Some(issuer_secret) },
+            settings,
+            adapter: Mutex::new(Some(adapter)),
+            mock: Mutex::new(Some(mock)),
+            database,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the adapter (in-flight work finishes), then starts it again on the same port and
+    /// database — the `--spawn` restart the forwarding cases use.
+    pub async fn stop_adapter(&self) -> anyhow::Result<()> {
+        if let Some(running) = self.adapter.lock().await.take() {
+            running.handle.stop(true).await;
+            let _ = running.task.await;
+        }
+        Ok(())
+    }
+
+    pub async fn start_adapter(&self) -> anyhow::Result<()> {
+        let mut slot = self.adapter.lock().await;
+        if slot.is_some() {
+            return Ok(());
+        }
+        // The port was just released; a moment may pass before the kernel lets it go.
+        let mut last = None;
+        for _ in 0..50 {
+            match Application::build(self.settings.clone()).await {
+                Ok(app) => {
+                    *slot = Some(RunningAdapter { handle: app.handle(), task: tokio::spawn(app.run_until_stopped()) });
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(last.expect("tried").context("the adapter did not start again"))
+    }
+
+    /// Stops everything and drops a PostgreSQL database made for the run.
+    pub async fn stop(&self) {
+        let _ = self.stop_adapter().await;
+        if let Some(mock) = self.mock.lock().await.take() {
+            mock.stop().await;
+        }
+        self.sink.stop().await;
+        if let Database::Postgres { admin_url, name } = &self.database
+            && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
+        {
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// The adapter's settings for a run: the embedded defaults (the `local` environment without a
+/// file), keys generated into `dir`, two JWE keys (rotation), forwarding to the mock, fast retries.
+fn adapter_settings(dir: &Path, database_url: &str, approach: Approach, mock_url: &str) -> anyhow::Result<Settings> {
+    // The loader validates, and an adapter without secrets is invalid: start from a file that
+    // holds placeholders, replaced by the run's generated secrets below.
+    let config_dir = dir.join("config");
+    std::fs::create_dir_all(&config_dir)?;
+    let placeholder = WebhookSecret::generate().1;
+    std::fs::write(config_dir.join("local.yaml"), format!("auth:\n  hmac_secrets: [\"{placeholder}\"]\n"))?;
+    let never = config::Environment::with_prefix("TMP_CONFORMANCE_NEVER_SET");
+    let mut settings = Settings::load_with(&config_dir, "local", never)?;
+    settings.database.url = database_url.to_owned();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.ops.enabled = false;
+    let keys = dir.join("keys");
+    settings.keys.generate_missing_in = Some(keys.clone());
+    settings.keys.jwe = vec![
+        JweKeySettings { kid: "conformance-1".into(), private_key_file: keys.join("jwe-1.pem") },
+        JweKeySettings { kid: "conformance-2".into(), private_key_file: keys.join("jwe-2.pem") },
+    ];
+    settings.keys.data_keys.active = "data-1".into();
+    settings.keys.data_keys.files = BTreeMap::from([("data-1".to_owned(), keys.join("data-1.hex"))]);
+    settings.keys.fingerprint_key_file = keys.join("fingerprint.hex");
+    settings.card_source.local_registry.cvk_file = keys.join("cvk.hex");
+    settings.forwarding.approach = match approach {
+        Approach::External => AdapterApproach::External,
+        Approach::Datacore => AdapterApproach::Datacore,
+    };
+    settings.forwarding.tmp_api.base_url = mock_url.to_owned();
+    settings.forwarding.lifecycle_api.base_url = mock_url.to_owned();
+    settings.relay.enabled = true;
+    settings.relay.poll_interval_ms = 50;
+    settings.relay.retry_schedule_ms = vec![100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000, 1000];
+    settings.relay.jitter_percent = 0;
+    settings.housekeeping.interval_secs = 3600;
+    Ok(settings)
+}
+
+/// The profile of the spawned kit: the fixtures with the CVCs the adapter's CVK gives them.
+fn fixture_profile(keys: &KeyMaterial, settings: &Settings) -> anyhow::Result<Profile> {
+    let cvk = keys.cvk.as_ref().context("the spawned adapter has no CVK")?;
+    let mut cards = BTreeMap::new();
+    for (name, pan, expiry) in FIXTURES {
+        let pan = Pan::parse(pan)?;
+        let expiry = Expiry::parse(expiry)?;
+        let cvc = (name != "unknown").then(|| cvk.cvc2(&pan, &expiry));
+        let card_id = (name != "unknown").then(|| format!("card-{name}"));
+        cards.insert(name.to_owned(), CardFixture { pan, expiry, cvc, card_id });
+    }
+    let profile = Profile {
+        secret_env: crate::profile::DEFAULT_SECRET_ENV.into(),
+        processor_secret_env: crate::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        deadline_ms: settings.policy.deadline_ms,
+        latency_requests: 50,
+        cvc_max_attempts: settings.policy.cvc.max_attempts,
+        body_limit_bytes: settings.server.body_limit_bytes,
+        tls: None,
+        cards,
+    };
+    profile.validate()?;
+    Ok(profile)
+}
+
+/// The fixture cards' processor events: issued, then blocked or closed where the fixture says.
+pub fn fixture_events(run: &str) -> Vec<(String, serde_json::Value)> {
+    let mut events = Vec::new();
+    for (name, _, _) in FIXTURES.iter().filter(|(name, _, _)| *name != "unknown") {
+        let card_id = format!("card-{name}");
+        let issued = json!({
+            "id": format!("fixture-{run}-{name}-issued"),
+            "cardId": card_id,
+            "type": "card.issued",
+            "occurredAt": "2026-01-01T00:00:00Z",
+            "data": {"encryptedPayload": "@@payload0@@", "productCategory": "CONSUMER_DEBIT",
+                     "cardholder": {"phone": "+48500100200", "email": "holder@example.com"}},
+        });
+        events.push((name.to_string(), issued));
+        let change = match *name {
+            "blocked" => Some(json!({"status": "BLOCKED", "reason": "LOST"})),
+            "closed" => Some(json!({"status": "CLOSED", "reason": "CLOSED_BY_HOLDER"})),
+            _ => None,
+        };
+        if let Some(data) = change {
+            events.push((
+                name.to_string(),
+                json!({"id": format!("fixture-{run}-{name}-status"), "cardId": card_id, "type": "card.status_changed",
+                       "occurredAt": "2026-01-01T00:00:01Z", "data": data}),
+            ));
+        }
+    }
+    events
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `admin_url` with its database replaced by `database` (query string kept).
+fn with_database(admin_url: &str, database: &str) -> String {
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let server = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_is_replaced_in_the_url() {
+        assert_eq!(super::with_database("postgres://p@h:5432/postgres", "x"), "postgres://p@h:5432/x");
+        assert_eq!(super::with_database("postgres://p@h?sslmode=disable", "x"), "postgres://p@h/x?sslmode=disable");
+    }
+}

@@ -198,11 +198,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let kit = Arc::new(
             Kit::start(&SpawnOptions { approach: args.approach, database_url: args.database_url.clone() }).await?,
         );
-        let client = Client::new(kit.profile.clone(), &kit.adapter_url, kit.secrets.clone())?;
-        let mut session = Session::new(client, &kit.adapter_url, args.approach, args.seed);
-        session.mock = Some(MockApi::new(&kit.mock_url)?);
-        session.kit = Some(kit.clone());
-        load_fixtures(&session).await.context("loading the fixture cards into the spawned kit")?;
+        let session = spawned_session(&kit, &kit.adapter_url, args.approach, args.seed).await?;
         eprintln!("adapter {} · mock {}", kit.adapter_url, kit.mock_url);
         (session, Some(kit))
     } else {
@@ -241,6 +237,20 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A session against a spawned kit: its profile and secrets, its mock, its fixture cards
+/// loaded. `target` is the kit's adapter, or something in front of it (tests put a broken
+/// proxy there).
+pub async fn spawned_session(kit: &Arc<Kit>, target: &str, approach: Approach, seed: u64) -> anyhow::Result<Session> {
+    let client = Client::new(kit.profile.clone(), target, kit.secrets.clone())?;
+    // The fixtures go to the adapter itself, whatever stands in front of it.
+    let mut session = Session::new(client, &kit.adapter_url, approach, seed);
+    session.mock = Some(MockApi::new(&kit.mock_url)?);
+    session.kit = Some(kit.clone());
+    load_fixtures(&session).await.context("loading the fixture cards into the spawned kit")?;
+    session.target = target.trim_end_matches('/').to_owned();
+    Ok(session)
 }
 
 /// Puts the spawned kit's fixture cards in through processor ingest, and (datacore) waits

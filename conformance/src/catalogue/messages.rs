@@ -243,7 +243,7 @@ pub fn cases() -> Vec<Case> {
             EXTERNAL,
             IssuerApi,
             "A replayed verification is the same decision",
-            "verify-card resent byte-identical under the same key answers the stored decision.",
+            "verify-card resent byte-identical under the same key answers the stored decision, marked Idempotent-Replayed: true.",
             idem_verify_card
         ),
         case!(
@@ -270,7 +270,7 @@ pub fn cases() -> Vec<Case> {
             BOTH,
             IssuerApi,
             "A replayed notification is the same answer",
-            "A notification resent byte-identical under the same key answers the stored acknowledgement.",
+            "A notification resent byte-identical under the same key answers the stored acknowledgement, marked Idempotent-Replayed: true.",
             idem_notification
         ),
     ]
@@ -310,6 +310,7 @@ async fn token_inactive_deactivated(s: Arc<Session>) -> Outcome {
 
 async fn token_lifecycle(s: Arc<Session>) -> Outcome {
     let token = s.id("DWSPMC0000");
+    let card = s.id("card-tkn");
     let start = time::OffsetDateTime::now_utc();
     let steps = [
         (None, "INACTIVE"),
@@ -321,6 +322,7 @@ async fn token_lifecycle(s: Arc<Session>) -> Outcome {
     for (i, (from, to)) in steps.into_iter().enumerate() {
         let mut body = token_event_body(&s, to, from);
         body["tokenId"] = json!(token);
+        body["cardId"] = json!(card);
         body["occurredAt"] = json!(super::rfc3339(start + time::Duration::seconds(i as i64)));
         ack(&s, body).await?;
     }
@@ -346,6 +348,7 @@ async fn token_late_event(s: Arc<Session>) -> Outcome {
     let newer = token_event_body(&s, "SUSPENDED", Some("ACTIVE"));
     let mut older = token_event_body(&s, "ACTIVE", Some("INACTIVE"));
     older["tokenId"] = newer["tokenId"].clone();
+    older["cardId"] = newer["cardId"].clone();
     older["occurredAt"] = json!(super::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(5)));
     ack(&s, newer).await?;
     ack(&s, older).await
@@ -432,10 +435,19 @@ async fn notify_reaches_sink(s: Arc<Session>) -> Outcome {
 
 async fn idem_same_body(s: Arc<Session>) -> Outcome {
     let prepared = s.prepare(token_event_call(&s, token_event_body(&s, "ACTIVE", Some("INACTIVE")))).await?;
-    let first = s.send_prepared(&prepared).await?;
-    first.status(200)?;
-    let second = s.send_prepared(&prepared).await?;
-    second.status(200)?;
+    replayed(&s, &prepared, |first| first.status(200)).await
+}
+
+/// Sends `prepared` twice: the second answer must be the first one, replayed.
+async fn replayed(
+    s: &Session,
+    prepared: &crate::client::Prepared,
+    check_first: impl FnOnce(&crate::client::Answer) -> Outcome,
+) -> Outcome {
+    let first = s.send_prepared(prepared).await?;
+    check_first(&first)?;
+    let second = s.send_prepared(prepared).await?;
+    second.status(first.status)?;
     ensure(second.body == first.body, "the stored body", format!("another body: {}", second.text()))
         .map_err(|f| f.with(&second))?;
     ensure(
@@ -461,11 +473,7 @@ async fn idem_missing_key(s: Arc<Session>) -> Outcome {
 
 async fn idem_verify_card(s: Arc<Session>) -> Outcome {
     let prepared = s.prepare(verify_call(&s, PayloadSpec::card("active"), |_| {})).await?;
-    let first = s.send_prepared(&prepared).await?;
-    first.field("/decision", "APPROVED")?;
-    let second = s.send_prepared(&prepared).await?;
-    second.status(200)?;
-    ensure(second.body == first.body, "the stored decision", second.text()).map_err(|f| f.with(&second))
+    replayed(&s, &prepared, |first| first.field("/decision", "APPROVED")).await
 }
 
 async fn idem_rejection_not_stored(s: Arc<Session>) -> Outcome {
@@ -492,9 +500,5 @@ async fn verify_cvc(s: &Session) -> Outcome {
 
 async fn idem_notification(s: Arc<Session>) -> Outcome {
     let prepared = s.prepare(notification_call(&s, notification_body(&s, "TOKEN_ACTIVATED"))).await?;
-    let first = s.send_prepared(&prepared).await?;
-    first.status(200)?;
-    let second = s.send_prepared(&prepared).await?;
-    second.status(200)?;
-    ensure(second.body == first.body, "the stored acknowledgement", second.text()).map_err(|f| f.with(&second))
+    replayed(&s, &prepared, |first| first.status(200)).await
 }

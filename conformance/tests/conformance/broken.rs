@@ -16,7 +16,6 @@ pub struct Checked {
     pub kit: Arc<Kit>,
     pub proxy: Proxy,
     pub run: Run,
-    pub session: Arc<tmp_conformance::session::Session>,
 }
 
 pub async fn run_against(fault: Fault) -> Checked {
@@ -34,8 +33,8 @@ pub async fn run_against(fault: Fault) -> Checked {
     // The Issuer API cases only: forwarding and journeys do not pass through the proxy.
     let caps = Capabilities { mock: false, spawn: false };
     let cases = tmp_conformance::catalogue::select(Approach::External, None);
-    let run = tmp_conformance::runner::run(session.clone(), cases, &caps, &mut std::io::sink()).await;
-    Checked { kit, proxy, run, session }
+    let run = tmp_conformance::runner::run(session, cases, &caps, &mut std::io::sink()).await;
+    Checked { kit, proxy, run }
 }
 
 impl Checked {

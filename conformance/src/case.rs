@@ -91,6 +91,16 @@ pub enum Needs {
     Spawn,
 }
 
+impl Needs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Needs::IssuerApi => "issuer-api",
+            Needs::Mock => "mock",
+            Needs::Spawn => "spawn",
+        }
+    }
+}
+
 pub type CaseFn = fn(Arc<Session>) -> BoxFuture<'static, Result<(), Failure>>;
 
 pub struct Case {

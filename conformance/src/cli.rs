@@ -34,6 +34,9 @@ pub enum Command {
         /// Only the cases whose id matches (`*` wildcards, comma-separated).
         #[arg(long = "case")]
         pattern: Option<String>,
+        /// The whole catalogue as the Markdown table of docs/conformance.md.
+        #[arg(long, conflicts_with = "pattern")]
+        markdown: bool,
     },
     /// Prints a compact JWE of a profile payload for the target's published key
     /// (what a reproduction puts in `encryptedPayload`).
@@ -128,7 +131,11 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run(args).await,
-        Command::List { pattern } => {
+        Command::List { pattern, markdown } => {
+            if markdown {
+                print!("{}", crate::catalogue::markdown());
+                return Ok(ExitCode::SUCCESS);
+            }
             list(pattern.as_deref());
             Ok(ExitCode::SUCCESS)
         }

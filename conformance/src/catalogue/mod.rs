@@ -49,6 +49,24 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
+/// The catalogue as the Markdown table of `docs/conformance.md`.
+pub fn markdown() -> String {
+    let mut out = String::from("| Id | Area | Approaches | Needs | Requirement |\n|---|---|---|---|---|\n");
+    for case in all() {
+        let approaches: Vec<_> = case.approaches.iter().map(|a| a.as_str()).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | **{}.** {} |\n",
+            case.id,
+            case.area.as_str(),
+            approaches.join(", "),
+            case.needs.as_str(),
+            case.title,
+            case.requirement.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 // ---- Request builders shared by the cases ----------------------------------------------
 
 pub fn requestor(wallet: &str) -> Value {

@@ -5,3 +5,4 @@
 mod broken;
 mod proxy;
 mod reports;
+mod catalogue_doc;

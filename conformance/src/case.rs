@@ -58,6 +58,8 @@ pub enum Area {
     Forwarding,
     #[serde(rename = "journeys")]
     Journeys,
+    #[serde(rename = "ops-api")]
+    Ops,
 }
 
 impl Area {
@@ -74,6 +76,7 @@ impl Area {
             Area::Latency => "latency",
             Area::Forwarding => "forwarding",
             Area::Journeys => "journeys",
+            Area::Ops => "ops-api",
         }
     }
 }

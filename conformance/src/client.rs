@@ -84,6 +84,20 @@ pub fn payload_slot(index: usize) -> Value {
     Value::String(format!("@@payload{index}@@"))
 }
 
+/// An `Authorization: Bearer` credential (the ops API), named by the environment variable a
+/// reproduction reads it from; its value never prints.
+#[derive(Clone)]
+pub struct Bearer {
+    pub env: &'static str,
+    pub token: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bearer(${})", self.env)
+    }
+}
+
 /// One request to make.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -96,6 +110,7 @@ pub struct Call {
     pub idempotency_key: Option<String>,
     pub signer: Option<Signer>,
     pub signing: Signing,
+    pub bearer: Option<Bearer>,
 }
 
 impl Call {
@@ -110,6 +125,7 @@ impl Call {
             idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
             signer: Some(Signer::Tmp),
             signing: Signing::Valid,
+            bearer: None,
         }
     }
 
@@ -126,6 +142,10 @@ impl Call {
 
     pub fn payload(mut self, spec: PayloadSpec) -> Call {
         self.payloads.push(spec);
+        self
+    }
+    pub fn bearer(mut self, bearer: Option<Bearer>) -> Call {
+        self.bearer = bearer;
         self
     }
     pub fn signing(mut self, signing: Signing) -> Call {
@@ -310,6 +330,9 @@ impl Client {
         }
         if let Some(key) = &call.idempotency_key {
             request = request.header(tmp_protocol::headers::IDEMPOTENCY_KEY, key);
+        }
+        if let Some(bearer) = &call.bearer {
+            request = request.bearer_auth(bearer.token.as_str());
         }
         let mut body = prepared.bytes.clone();
         let mut webhook_id = None;

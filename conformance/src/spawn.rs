@@ -17,6 +17,7 @@ use tmp_adapter::startup::Application;
 use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::webhook::WebhookSecret;
 use tokio::sync::Mutex;
+use zeroize::Zeroizing;
 
 use crate::case::Approach;
 use crate::client::Secrets;
@@ -51,6 +52,10 @@ struct RunningAdapter {
 pub struct Kit {
     pub adapter_url: String,
     pub mock_url: String,
+    /// The adapter's ops API, with a key holding every scope and one holding `tokens:read` only.
+    pub ops_url: String,
+    pub ops_key: Zeroizing<String>,
+    pub ops_read_only_key: Zeroizing<String>,
     pub sink: Sink,
     pub profile: Profile,
     pub secrets: Secrets,
@@ -109,7 +114,12 @@ impl Kit {
         settings.validate().context("the spawned adapter's settings")?;
 
         let app = Application::build(settings.clone()).await.context("the adapter did not start")?;
+        // A restart comes back on the same ports.
         settings.server.port = app.port();
+        settings.ops.port = app.ops_port().context("the ops listener did not start")?;
+        let ops_url = format!("http://127.0.0.1:{}", settings.ops.port);
+        let ops_key = create_api_key(&settings, "conformance: every scope", &SCOPES).await?;
+        let ops_read_only_key = create_api_key(&settings, "conformance: read only", &["tokens:read"]).await?;
         let adapter_url = format!("http://127.0.0.1:{}", app.port());
         let adapter = RunningAdapter { handle: app.handle(), task: tokio::spawn(app.run_until_stopped()) };
 
@@ -128,6 +138,9 @@ impl Kit {
         Ok(Kit {
             adapter_url,
             mock_url,
+            ops_url,
+            ops_key,
+            ops_read_only_key,
             sink,
             profile,
             secrets: Secrets { tmp: Some(tmp_secret), processor: Some(processor_secret), issuer: Some(issuer_secret) },
@@ -200,7 +213,9 @@ fn adapter_settings(dir: &Path, database_url: &str, approach: Approach, mock_url
     settings.database.url = database_url.to_owned();
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
-    settings.ops.enabled = false;
+    settings.ops.enabled = true;
+    settings.ops.host = "127.0.0.1".into();
+    settings.ops.port = 0;
     let keys = dir.join("keys");
     settings.keys.generate_missing_in = Some(keys.clone());
     settings.keys.jwe = vec![
@@ -278,6 +293,39 @@ pub fn fixture_events(run: &str) -> Vec<(String, serde_json::Value)> {
         }
     }
     events
+}
+
+const SCOPES: [&str; 5] = ["tokens:read", "tokens:write", "provisioning", "audit:read", "outbox:admin"];
+
+/// An ops API key, stored (as its digest) the way `tmp-adapter apikey create` stores one.
+async fn create_api_key(settings: &Settings, name: &str, scopes: &[&str]) -> anyhow::Result<Zeroizing<String>> {
+    use tmp_adapter::store::{ApiKeyRecord, OpsAuditRecord};
+    let key = tmp_adapter::http::ops::auth::NewApiKey::generate();
+    let store = tmp_adapter::store::connect(&settings.database.url, 1).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let record = ApiKeyRecord {
+        id: key.id.clone(),
+        name: name.to_owned(),
+        secret_digest: key.digest.clone(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        rate_limit_per_minute: None,
+        created_at: now,
+        revoked_at: None,
+    };
+    let audit = OpsAuditRecord {
+        id: uuid::Uuid::new_v4(),
+        at: now,
+        actor: "cli:tmp-conformance".into(),
+        action: "apikey.create".into(),
+        target: Some(key.id.clone()),
+        card_id: None,
+        reason: Some("conformance run".into()),
+        outcome: "ok".into(),
+        status: 0,
+        correlation_id: uuid::Uuid::new_v4().to_string(),
+    };
+    store.create_api_key(&record, &audit).await?;
+    Ok(key.key)
 }
 
 fn free_port() -> anyhow::Result<u16> {

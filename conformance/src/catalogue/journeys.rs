@@ -143,16 +143,16 @@ async fn tokenize(s: &Session, card_id: &str, tweak: impl FnOnce(&mut Value)) ->
     Ok(answer)
 }
 
-fn token_id(answer: &Value) -> Result<String, Failure> {
+pub(super) fn token_id(answer: &Value) -> Result<String, Failure> {
     answer["tokenId"].as_str().map(str::to_owned).ok_or_else(|| Failure::new("a token", format!("no token: {answer}")))
 }
 
-async fn expect_path(answer: &Value, path: &str) -> Outcome {
+pub(super) async fn expect_path(answer: &Value, path: &str) -> Outcome {
     ensure(answer["path"] == path, format!("the {path} path"), answer.to_string())
 }
 
 /// Waits until the mock holds `token` in `status`.
-async fn token_status(s: &Session, token: &str, status: &str) -> Outcome {
+pub(super) async fn token_status(s: &Session, token: &str, status: &str) -> Outcome {
     let mock = s.mock()?;
     eventually(DELIVERY, || async {
         let found = mock.token(token).await?.unwrap_or_default();
@@ -162,7 +162,7 @@ async fn token_status(s: &Session, token: &str, status: &str) -> Outcome {
 }
 
 /// A new card with one ACTIVE token (the green manual path).
-async fn card_with_token(s: &Session, prefix: &str) -> Result<(String, String), Failure> {
+pub(super) async fn card_with_token(s: &Session, prefix: &str) -> Result<(String, String), Failure> {
     let card_id = issue_card(s, prefix).await?;
     let answer = tokenize(s, &card_id, |_| {}).await?;
     expect_path(&answer, "GREEN").await?;
@@ -177,7 +177,7 @@ async fn status_event(s: &Session, card_id: &str, status: &str) -> Outcome {
 }
 
 /// The mock sent the issuer `path` for `token` and the issuer answered 2xx.
-async fn issuer_told(s: &Session, path: &str, token: &str) -> Outcome {
+pub(super) async fn issuer_told(s: &Session, path: &str, token: &str) -> Outcome {
     let mock = s.mock()?;
     eventually(DELIVERY, || async {
         let sent = mock.requests().await?.into_iter().any(|r| {
@@ -191,14 +191,21 @@ async fn issuer_told(s: &Session, path: &str, token: &str) -> Outcome {
     .await
 }
 
+/// Makes sure TMP holds the card's data, as push provisioning needs: in `datacore` DataCore has
+/// it already; with cards at the processor, TMP learns the card (the mock's seed).
+pub(super) async fn known_to_tmp(s: &Session, card_id: &str) -> Outcome {
+    if s.approach == Approach::External {
+        let card = s.client.card(card_id).ok_or_else(|| Failure::new("a card the run made", card_id.to_owned()))?;
+        let seed = json!({"cardId": card_id, "pan": card.pan.expose(), "expiry": card.expiry.mm_yy()});
+        s.mock()?.seed_card(seed).await?;
+    }
+    Ok(())
+}
+
 /// The issuer's backend asks TMP to sign the card for a wallet (push provisioning).
 async fn sign(s: &Session, card_id: &str, wallet: &str) -> Result<String, Failure> {
     let mock = s.mock()?;
-    if s.approach == Approach::External {
-        // Cards at the processor: TMP learns the card for push provisioning.
-        let card = s.client.card(card_id).ok_or_else(|| Failure::new("a card the run made", card_id.to_owned()))?;
-        mock.seed_card(json!({"cardId": card_id, "pan": card.pan.expose(), "expiry": card.expiry.mm_yy()})).await?;
-    }
+    known_to_tmp(s, card_id).await?;
     let body = match wallet {
         "APPLE_PAY" => {
             json!({"wallet": wallet, "applePay": {"certificates": ["MIIB"], "nonce": "a1b2c3d4", "nonceSignature": "0a0b0c0d"}})
@@ -219,7 +226,7 @@ async fn sign(s: &Session, card_id: &str, wallet: &str) -> Result<String, Failur
         .ok_or_else(|| Failure::new("a payload for the wallet", body.to_string()).with(&answer))
 }
 
-async fn push(s: &Session, payload: &str, tweak: impl FnOnce(&mut Value)) -> Result<Value, Failure> {
+pub(super) async fn push(s: &Session, payload: &str, tweak: impl FnOnce(&mut Value)) -> Result<Value, Failure> {
     let mut request = json!({"payload": payload, "approach": s.approach.as_str()});
     tweak(&mut request);
     let (status, answer) = s.mock()?.push(request).await?;

@@ -5,6 +5,7 @@ mod card_checks;
 mod forwarding;
 mod journeys;
 mod messages;
+mod ops;
 mod security;
 
 pub use forwarding::ingest_call;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(security::cases());
     cases.extend(forwarding::cases());
     cases.extend(journeys::cases());
+    cases.extend(ops::cases());
     cases
 }
 

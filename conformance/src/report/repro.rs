@@ -24,6 +24,7 @@ pub fn script(session: &Session, case_id: &str, exchanges: &[Arc<Exchange>], tot
     };
     let _ = writeln!(out, "# {case_id}: run with bash; needs curl and tmp-conformance on PATH.");
     let mut envs: Vec<String> = exchanges.iter().filter_map(|e| e.call.signer).map(secret_env).collect();
+    envs.extend(exchanges.iter().filter_map(|e| e.call.bearer.as_ref()).map(|b| b.env.to_owned()));
     envs.sort();
     envs.dedup();
     for env in &envs {
@@ -75,6 +76,9 @@ pub fn script(session: &Session, case_id: &str, exchanges: &[Arc<Exchange>], tot
                 let _ = writeln!(out, "{var}=$(cat /proc/sys/kernel/random/uuid)");
             }
             let _ = write!(command, " -H \"X-Idempotency-Key: ${var}\"");
+        }
+        if let Some(bearer) = &call.bearer {
+            let _ = write!(command, " -H \"Authorization: Bearer ${}\"", bearer.env);
         }
         if let Some(signer) = call.signer {
             let mut sign = format!("tmp-conformance sign --secret-env {} --body \"$BODY\"", secret_env(signer));

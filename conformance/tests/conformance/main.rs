@@ -3,6 +3,6 @@
 //! the same failure when run by hand.
 
 mod broken;
+mod catalogue_doc;
 mod proxy;
 mod reports;
-mod catalogue_doc;

@@ -1,0 +1,361 @@
+//! The adapter's ops API (docs/ops-api.md) against the mock as TMP: a card's tokens, push
+//! provisioning to a wallet, token actions with their forbidden transitions, TMP down, scopes,
+//! idempotency and the audits. Run with `--spawn`, where the suite holds the API keys.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::forwarding::issue_card;
+use super::journeys::{card_with_token, expect_path, issuer_told, known_to_tmp, push, token_id, token_status};
+use super::verify_cvc_call;
+use crate::case;
+use crate::case::{BOTH, Case, Expect, Failure, Outcome, ensure};
+use crate::client::{Answer, Bearer, Call};
+use crate::payload::PayloadSpec;
+use crate::session::Session;
+
+/// The variable a reproduction reads the ops API key from.
+pub const OPS_KEY_ENV: &str = "TMP_CONFORMANCE_OPS_KEY";
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            "OPS-001",
+            Ops,
+            BOTH,
+            Spawn,
+            "A card's tokens come from TMP",
+            "GET /ops/v1/cards/{id}/tokens lists the card's tokens as TMP holds them (source tmp, not stale).",
+            ops_tokens_from_tmp
+        ),
+        case!(
+            "OPS-002",
+            Ops,
+            BOTH,
+            Spawn,
+            "Google Pay push provisioning ends in an active token",
+            "The ops API signs the card through TMP; the wallet pushes the opaque payment card; the ACTIVE token is visible through the ops API.",
+            ops_push_google_pay
+        ),
+        case!(
+            "OPS-003",
+            Ops,
+            BOTH,
+            Spawn,
+            "Apple Pay push provisioning returns what PassKit needs",
+            "Certificates, nonce and nonce signature give encrypted pass data, activation data and an ephemeral public key; with the activation data the wallet's token is ACTIVE.",
+            ops_push_apple_pay
+        ),
+        case!(
+            "OPS-004",
+            Ops,
+            BOTH,
+            Spawn,
+            "Suspend and resume a token",
+            "suspend then resume, each with a reason, leave the token SUSPENDED then ACTIVE at TMP.",
+            ops_suspend_resume
+        ),
+        case!(
+            "OPS-005",
+            Ops,
+            BOTH,
+            Spawn,
+            "Resuming an active token is a forbidden transition",
+            "resume of a token nobody suspended is 409 INVALID_TOKEN_STATE.",
+            ops_forbidden_resume
+        ),
+        case!(
+            "OPS-006",
+            Ops,
+            BOTH,
+            Spawn,
+            "A deactivated token stays deactivated",
+            "deactivate gives DEACTIVATED; activate afterwards is 409 INVALID_TOKEN_STATE.",
+            ops_deactivate
+        ),
+        case!(
+            "OPS-007",
+            Ops,
+            BOTH,
+            Spawn,
+            "Unknown cards and tokens are 404",
+            "The tokens of a card TMP does not know, and an action on a token it does not know, are 404 NOT_FOUND.",
+            ops_unknown
+        ),
+        case!(
+            "OPS-008",
+            Ops,
+            BOTH,
+            Spawn,
+            "TMP down: reads from the mirror, writes 503",
+            "With TMP answering 503, a card's tokens come from the adapter's mirror marked stale, and a token action is 503 UNAVAILABLE with Retry-After.",
+            ops_tmp_down
+        ),
+        case!(
+            "OPS-009",
+            Ops,
+            BOTH,
+            Spawn,
+            "A key without the scope is refused",
+            "A tokens:read key lists tokens but its suspend is 403 FORBIDDEN.",
+            ops_wrong_scope
+        ),
+        case!(
+            "OPS-010",
+            Ops,
+            BOTH,
+            Spawn,
+            "No key, no access",
+            "Without credentials, or with an unknown key, the answer is 401 UNAUTHENTICATED.",
+            ops_unauthenticated
+        ),
+        case!(
+            "OPS-011",
+            Ops,
+            BOTH,
+            Spawn,
+            "A token action needs a reason",
+            "A token action without a reason is 422 VALIDATION_FAILED.",
+            ops_reason_required
+        ),
+        case!(
+            "OPS-012",
+            Ops,
+            BOTH,
+            Spawn,
+            "Writes honour X-Idempotency-Key",
+            "The same key and body answer the stored result (Idempotent-Replayed: true); the same key with another body is 422 IDEMPOTENCY_KEY_REUSED.",
+            ops_idempotency
+        ),
+        case!(
+            "OPS-013",
+            Ops,
+            BOTH,
+            Spawn,
+            "The decision audit shows why, never card data",
+            "GET /ops/v1/cards/{id}/decisions lists the card's verifications with their reasons and no PAN.",
+            ops_decision_audit
+        ),
+        case!(
+            "OPS-014",
+            Ops,
+            BOTH,
+            Spawn,
+            "Every write is audited with who, what and why",
+            "After a suspend, GET /ops/v1/audit holds token.suspend with the API key, the token and the reason.",
+            ops_write_audit
+        ),
+    ]
+}
+
+// ---- Helpers ----------------------------------------------------------------------------
+
+fn bearer(token: &zeroize::Zeroizing<String>) -> Bearer {
+    Bearer { env: OPS_KEY_ENV, token: token.clone() }
+}
+
+/// A call to the ops API with the key that holds every scope.
+fn ops(s: &Session, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Call, Failure> {
+    let kit = s.kit()?;
+    let mut call = match body {
+        Some(body) => Call::post(&kit.ops_url, path, body),
+        None => Call::get(&kit.ops_url, path),
+    };
+    call.method = method;
+    Ok(call.signer(None).idempotency_key(None).bearer(Some(bearer(&kit.ops_key))))
+}
+
+async fn action(s: &Session, token: &str, verb: &str, reason: &str) -> Result<Answer, Failure> {
+    let call =
+        ops(s, reqwest::Method::POST, &format!("/ops/v1/tokens/{token}/{verb}"), Some(json!({"reason": reason})))?;
+    s.send(call).await
+}
+
+async fn tokens(s: &Session, card_id: &str) -> Result<Answer, Failure> {
+    s.send(ops(s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?).await
+}
+
+fn listed(answer: &Answer, token: &str, status: &str) -> Outcome {
+    let body = answer.json().unwrap_or_default();
+    let found =
+        body["tokens"].as_array().is_some_and(|all| all.iter().any(|t| t["tokenId"] == token && t["status"] == status));
+    ensure(found, format!("token {token} listed as {status}"), body.to_string()).map_err(|f| f.with(answer))
+}
+
+// ---- Cases ------------------------------------------------------------------------------
+
+async fn ops_tokens_from_tmp(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "ops-list").await?;
+    let answer = tokens(&s, &card_id).await?;
+    answer.ok_with(&[("/source", json!("tmp")), ("/stale", json!(false))])?;
+    listed(&answer, &token, "ACTIVE")
+}
+
+async fn ops_push_google_pay(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "ops-gpay").await?;
+    known_to_tmp(&s, &card_id).await?;
+    let body = json!({"clientDeviceId": "device-1", "clientWalletAccountId": "wallet-1", "reason": "Add to Google Pay tapped"});
+    let path = format!("/ops/v1/cards/{card_id}/push-provisioning/google-pay");
+    let answer = s.send(ops(&s, reqwest::Method::POST, &path, Some(body))?).await?;
+    answer.status(200)?;
+    let opc = answer.json().unwrap_or_default()["opaquePaymentCard"].as_str().map(str::to_owned);
+    let opc = opc.ok_or_else(|| Failure::new("an opaquePaymentCard", answer.text()).with(&answer))?;
+    let pushed = push(&s, &opc, |_| {}).await?;
+    expect_path(&pushed, "GREEN").await?;
+    let token = token_id(&pushed)?;
+    token_status(&s, &token, "ACTIVE").await?;
+    listed(&tokens(&s, &card_id).await?, &token, "ACTIVE")
+}
+
+async fn ops_push_apple_pay(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "ops-apay").await?;
+    known_to_tmp(&s, &card_id).await?;
+    let body = json!({"certificates": ["MIIBconformanceLeaf", "MIIBconformanceSubCA"], "nonce": "4a2b9c0d",
+                      "nonceSignature": "9f8e7d6c", "reason": "Add to Apple Wallet tapped"});
+    let path = format!("/ops/v1/cards/{card_id}/push-provisioning/apple-pay");
+    let answer = s.send(ops(&s, reqwest::Method::POST, &path, Some(body))?).await?;
+    answer.status(200)?;
+    let body = answer.json().unwrap_or_default();
+    let part = |name: &str| body[name].as_str().filter(|v| !v.is_empty()).map(str::to_owned);
+    let (Some(pass), Some(activation), Some(_key)) =
+        (part("encryptedPassData"), part("activationData"), part("ephemeralPublicKey"))
+    else {
+        return Err(
+            Failure::new("encryptedPassData, activationData and ephemeralPublicKey", body.to_string()).with(&answer)
+        );
+    };
+    let pushed = push(&s, &pass, |r| {
+        r["activationData"] = json!(activation);
+        r["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION");
+    })
+    .await?;
+    token_status(&s, &token_id(&pushed)?, "ACTIVE").await
+}
+
+async fn ops_suspend_resume(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "ops-suspend").await?;
+    action(&s, &token, "suspend", "fraud case 4411").await?.ok_with(&[("/status", json!("SUSPENDED"))])?;
+    token_status(&s, &token, "SUSPENDED").await?;
+    action(&s, &token, "resume", "fraud case 4411 closed").await?.ok_with(&[("/status", json!("ACTIVE"))])?;
+    token_status(&s, &token, "ACTIVE").await
+}
+
+async fn ops_forbidden_resume(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "ops-resume").await?;
+    action(&s, &token, "resume", "nothing to resume").await?.error(409, "INVALID_TOKEN_STATE")
+}
+
+async fn ops_deactivate(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "ops-deactivate").await?;
+    action(&s, &token, "deactivate", "device reported stolen").await?.ok_with(&[("/status", json!("DEACTIVATED"))])?;
+    token_status(&s, &token, "DEACTIVATED").await?;
+    action(&s, &token, "activate", "try to bring it back").await?.error(409, "INVALID_TOKEN_STATE")
+}
+
+async fn ops_unknown(s: Arc<Session>) -> Outcome {
+    tokens(&s, &s.id("ops-no-such-card")).await?.error(404, "NOT_FOUND")?;
+    action(&s, &s.id("DWSPMC-no-such-token"), "suspend", "checking").await?.error(404, "NOT_FOUND")
+}
+
+async fn ops_tmp_down(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "ops-down").await?;
+    // The mirror learns the token from TMP's token event.
+    issuer_told(&s, "/issuer-api/v1/tokens/events", &token).await?;
+    let mock = s.mock()?;
+    let list = mock.add_fault(json!({"route": "GET /tmp-api/v1/cards/{cardId}/tokens", "error_status": 503})).await?;
+    let act =
+        mock.add_fault(json!({"route": "POST /tmp-api/v1/tokens/{tokenId}/{action}", "error_status": 503})).await?;
+    let result = async {
+        let answer = tokens(&s, &card_id).await?;
+        answer.ok_with(&[("/source", json!("mirror")), ("/stale", json!(true))])?;
+        listed(&answer, &token, "ACTIVE")?;
+        let answer = action(&s, &token, "suspend", "while TMP is down").await?;
+        answer.error(503, "UNAVAILABLE")?;
+        ensure(answer.header("retry-after").is_some(), "a Retry-After header", "none").map_err(|f| f.with(&answer))
+    }
+    .await;
+    mock.remove_fault(list).await.ok();
+    mock.remove_fault(act).await.ok();
+    result
+}
+
+async fn ops_wrong_scope(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "ops-scope").await?;
+    let read_only = Some(bearer(&s.kit()?.ops_read_only_key));
+    let list =
+        ops(&s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?.bearer(read_only.clone());
+    s.send(list).await?.status(200)?;
+    let path = format!("/ops/v1/tokens/{token}/suspend");
+    let write = ops(&s, reqwest::Method::POST, &path, Some(json!({"reason": "not allowed"})))?.bearer(read_only);
+    s.send(write).await?.error(403, "FORBIDDEN")?;
+    token_status(&s, &token, "ACTIVE").await
+}
+
+async fn ops_unauthenticated(s: Arc<Session>) -> Outcome {
+    let path = "/ops/v1/cards/card-active/tokens";
+    s.send(ops(&s, reqwest::Method::GET, path, None)?.bearer(None)).await?.error(401, "UNAUTHENTICATED")?;
+    let stranger = Bearer { env: OPS_KEY_ENV, token: zeroize::Zeroizing::new("tmpk_0000000000000000_unknown".into()) };
+    s.send(ops(&s, reqwest::Method::GET, path, None)?.bearer(Some(stranger))).await?.error(401, "UNAUTHENTICATED")
+}
+
+async fn ops_reason_required(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "ops-reason").await?;
+    let call = ops(&s, reqwest::Method::POST, &format!("/ops/v1/tokens/{token}/suspend"), Some(json!({})))?;
+    s.send(call).await?.error(422, "VALIDATION_FAILED")?;
+    token_status(&s, &token, "ACTIVE").await
+}
+
+async fn ops_idempotency(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "ops-idem").await?;
+    let key = uuid::Uuid::new_v4().to_string();
+    let path = format!("/ops/v1/tokens/{token}/suspend");
+    let call = ops(&s, reqwest::Method::POST, &path, Some(json!({"reason": "case 1"})))?.idempotency_key(Some(&key));
+    let prepared = s.prepare(call).await?;
+    let first = s.send_prepared(&prepared).await?;
+    first.ok_with(&[("/status", json!("SUSPENDED"))])?;
+    let second = s.send_prepared(&prepared).await?;
+    second.status(200)?;
+    ensure(
+        second.header("idempotent-replayed").as_deref() == Some("true"),
+        "Idempotent-Replayed: true",
+        "a fresh answer",
+    )
+    .map_err(|f| f.with(&second))?;
+    let other = ops(&s, reqwest::Method::POST, &path, Some(json!({"reason": "case 2"})))?.idempotency_key(Some(&key));
+    s.send(other).await?.error(422, "IDEMPOTENCY_KEY_REUSED")
+}
+
+async fn ops_decision_audit(s: Arc<Session>) -> Outcome {
+    s.send(verify_cvc_call(&s, PayloadSpec::card("active"))).await?.field("/cvcResult", "MATCH")?;
+    let card_id = super::card_id(&s, "active");
+    let answer =
+        s.send(ops(&s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/decisions?limit=5"), None)?).await?;
+    answer.status(200)?;
+    let body = answer.json().unwrap_or_default();
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    ensure(items.iter().any(|i| i["reason"].is_string()), "decisions with their reasons", body.to_string())
+        .map_err(|f| f.with(&answer))?;
+    let pan = s.client.profile.card("active")?.pan.expose().to_owned();
+    ensure(!answer.text().contains(&pan), "no PAN in the audit", "the PAN").map_err(|f| f.with(&answer))
+}
+
+async fn ops_write_audit(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "ops-audit").await?;
+    let reason = format!("audit check {}", s.id("case"));
+    action(&s, &token, "suspend", &reason).await?.status(200)?;
+    let answer = s.send(ops(&s, reqwest::Method::GET, &format!("/ops/v1/audit?cardId={card_id}"), None)?).await?;
+    answer.status(200)?;
+    let body = answer.json().unwrap_or_default();
+    let found = body["items"].as_array().is_some_and(|items| {
+        items.iter().any(|i| {
+            i["action"] == "token.suspend"
+                && i["target"] == token.as_str()
+                && i["reason"] == reason.as_str()
+                && i["actor"].as_str().is_some_and(|a| a.starts_with("apikey:"))
+                && i["outcome"] == "ok"
+        })
+    });
+    ensure(found, "token.suspend by the API key, with the token and the reason", body.to_string())
+        .map_err(|f| f.with(&answer))
+}

@@ -2,7 +2,9 @@
 //! a value sent in the wrong place (a PAN in clear, say) must not be echoed into an error body
 //! or a log. Every service of the kit parses request bodies through here.
 
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
 /// Why a JSON document was refused. Messages carry field paths and expectations only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,17 +21,33 @@ pub enum JsonError {
 /// Parses `bytes` as one JSON document of type `T`. `prefix` names where the document sits
 /// (e.g. `encryptedPayload` for a decrypted plaintext) and is prepended to field paths.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, JsonError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    // JSON text is UTF-8 (RFC 8259 §8.1). serde_json checks that only in the strings it
+    // decodes, not in the members it skips (an unknown field's name or value), so a body with
+    // invalid UTF-8 there would be accepted: check the whole document first.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let (line, column) = position(&bytes[..e.valid_up_to()]);
+        JsonError::Syntax(format!("not valid JSON (invalid UTF-8 at line {line}, column {column})"))
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
+        let segments: Vec<Segment> = e.path().iter().cloned().collect();
         let inner = e.into_inner();
         match inner.classify() {
             // serde stops at the first error it meets, so `[[[[` reads as a wrong type before
             // its syntax is seen: a body that is not JSON at all is a syntax error (400).
-            serde_json::error::Category::Data => match syntax_error(bytes) {
-                Some(syntax) => syntax,
-                None => JsonError::Shape(describe(&inner, prefix, &path)),
-            },
+            serde_json::error::Category::Data if !well_formed(text) => syntax_error(text),
+            serde_json::error::Category::Data => JsonError::Shape(describe(&inner, prefix, &segments)),
+            // serde_json reports some well-formed documents as syntax errors: a number, `null`,
+            // `true` or an array where an enum is expected ("expected value"), or a value it
+            // cannot decode (a lone surrogate escape, a number beyond f64). Those are documents
+            // of the wrong shape (422), not malformed ones (400).
+            _ if well_formed(text) => JsonError::Shape(if decodable(text) {
+                format!("{}: invalid value", location(prefix, &segments))
+            } else {
+                // The undecodable value may sit in members buffered under the sender's own
+                // names (`#[serde(flatten)]`), which the path would then echo: no path.
+                format!("{}: holds a lone surrogate escape or a number out of range", location(prefix, &[]))
+            }),
             _ => JsonError::Syntax(format!("not valid JSON (line {}, column {})", inner.line(), inner.column())),
         }
     })?;
@@ -37,50 +55,100 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, JsonE
     Ok(value)
 }
 
-/// The syntax error of `bytes`, if they are not one well-formed JSON value.
-fn syntax_error(bytes: &[u8]) -> Option<JsonError> {
-    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        Ok(_) => None,
-        Err(e) => Some(JsonError::Syntax(format!("not valid JSON (line {}, column {})", e.line(), e.column()))),
-    }
+/// The syntax error of a document that is not well-formed JSON.
+fn syntax_error(text: &str) -> JsonError {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let error = match serde::de::IgnoredAny::deserialize(&mut deserializer) {
+        Err(e) => e,
+        Ok(_) => match deserializer.end() {
+            Err(e) => e,
+            Ok(()) => return JsonError::Syntax("not valid JSON".into()),
+        },
+    };
+    JsonError::Syntax(format!("not valid JSON (line {}, column {})", error.line(), error.column()))
 }
 
-/// A field-level message without the offending value.
-fn describe(error: &serde_json::Error, prefix: &str, path: &str) -> String {
-    let full = error.to_string();
-    // serde_json appends " at line L column C"; the position is not useful once the path is known.
-    let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
-    // For an unknown field the path ends with the sender's key: name its parent instead.
-    let path = match message.starts_with("unknown field ") {
-        true => path.rsplit_once('.').map_or(".", |(parent, _)| parent),
-        false => path,
-    };
-    let location = match (prefix.is_empty(), path == ".") {
+/// Whether `text` is one well-formed JSON value, whatever its shape.
+fn well_formed(text: &str) -> bool {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde::de::IgnoredAny::deserialize(&mut deserializer).is_ok() && deserializer.end().is_ok()
+}
+
+/// Whether serde_json can decode every value of `text` (it refuses lone surrogate escapes and
+/// numbers beyond f64, which the JSON grammar allows).
+fn decodable(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok()
+}
+
+/// Line and column (both from 1, the column in bytes) just after `before`.
+fn position(before: &[u8]) -> (usize, usize) {
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, column)
+}
+
+/// Where a path points, for messages: `body`, `` `field.sub[0]` `` or `` `prefix.field` ``.
+fn location(prefix: &str, segments: &[Segment]) -> String {
+    // As `serde_path_to_error::Path` displays itself.
+    let mut path = String::new();
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 && !matches!(segment, Segment::Seq { .. }) {
+            path.push('.');
+        }
+        path.push_str(&segment.to_string());
+    }
+    match (prefix.is_empty(), path.is_empty()) {
         (true, true) => String::from("body"),
         (true, false) => format!("`{path}`"),
         (false, true) => format!("`{prefix}`"),
         (false, false) => format!("`{prefix}.{path}`"),
+    }
+}
+
+/// A field-level message without the offending value.
+fn describe(error: &serde_json::Error, prefix: &str, segments: &[Segment]) -> String {
+    let full = error.to_string();
+    // serde_json appends " at line L column C"; the position is not useful once the path is known.
+    let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+    // For an unknown field the path ends with the sender's key: name its parent instead. (The
+    // key is arbitrary text, dots included: drop the segment, not the text after a dot.)
+    let segments = match message.starts_with("unknown field ") {
+        true => segments.split_last().map_or(segments, |(_, parent)| parent),
+        false => segments,
     };
-    if let Some(rest) = message.strip_prefix("unknown variant ") {
-        let expected = rest.split_once(", expected ").map_or("a known value", |(_, e)| e);
+    let location = location(prefix, segments);
+    if message.starts_with("unknown variant ") {
+        let expected = expectation(message, "a known value");
         return format!("{location}: unknown enum value, expected {expected}");
     }
     if message.starts_with("invalid type")
         || message.starts_with("invalid value")
         || message.starts_with("invalid length")
     {
-        let expected = message.split_once(", expected ").map_or("another value", |(_, e)| e);
+        let expected = expectation(message, "another value");
         return format!("{location}: expected {expected}");
     }
     // An unknown field's name is the sender's text (inside a decrypted payload, it could be
     // anything): name only the fields we expect.
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        let expected = rest.split_once(", expected ").map_or("no other field", |(_, e)| e);
+    if message.starts_with("unknown field ") {
+        let expected = expectation(message, "no other field");
         return format!("{location}: unknown field, expected {expected}");
     }
     // Missing / duplicate field messages quote our field names only; custom messages come
     // from this crate's own parsers (Pan, Cvc, …), which never quote the input.
     format!("{location}: {message}")
+}
+
+/// The `{expected}` of a serde message `… {quoted input}, expected {expected}`, or `otherwise`.
+///
+/// The quoted input is the sender's text and may itself contain ", expected ", so the split is
+/// at the last one (our expectations never contain it); and when serde says "there are no
+/// fields" (or variants) instead, any ", expected " is the sender's.
+fn expectation<'a>(message: &'a str, otherwise: &'a str) -> &'a str {
+    if message.ends_with(", there are no fields") || message.ends_with(", there are no variants") {
+        return otherwise;
+    }
+    message.rsplit_once(", expected ").map_or(otherwise, |(_, e)| e)
 }
 
 #[cfg(test)]
@@ -134,6 +202,29 @@ mod tests {
         };
         assert!(!m.contains("extra") && !m.contains("4111"), "{m}");
         assert!(m.starts_with("`encryptedPayload`: unknown field, expected"), "{m}");
+        // A key with dots is one segment, however it splits.
+        let Err(JsonError::Shape(m)) = parse::<Strict>(br#"{"pan": "x", "4111111111111111.x": 1}"#, "encryptedPayload")
+        else {
+            panic!("shape error expected")
+        };
+        assert_eq!(m, "`encryptedPayload`: unknown field, expected `pan`");
+        // A key (or value) that reads like the rest of serde's message.
+        let Err(JsonError::Shape(m)) = parse::<Strict>(br#"{"pan": "x", "a`, expected 4111111111111111": 1}"#, "")
+        else {
+            panic!("shape error expected")
+        };
+        assert_eq!(m, "body: unknown field, expected `pan`");
+        let m = shape(r#"{"count": 1, "kind": "a`, expected 4111111111111111"}"#);
+        assert!(m.starts_with("`kind`: unknown enum value, expected one of `APPLE_PAY`"), "{m}");
+        let m = shape(r#"{"count": "a\", expected 4111111111111111", "kind": "OTHER"}"#);
+        assert_eq!(m, "`count`: expected u8");
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Empty {}
+        let Err(JsonError::Shape(m)) = parse::<Empty>(br#"{"a`, expected 4111111111111111": 1}"#, "") else {
+            panic!("shape error expected")
+        };
+        assert_eq!(m, "body: unknown field, expected no other field");
     }
 
     #[test]
@@ -146,5 +237,31 @@ mod tests {
             panic!("shape error expected")
         };
         assert!(m.starts_with("`encryptedPayload.count`"), "{m}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_syntax_error_even_where_nothing_is_decoded() {
+        // In an unknown member (skipped, not decoded), and in a decoded value.
+        let skipped = b"{\"count\": 1, \"kind\": \"OTHER\",\n \"x\": \"\x96\"}";
+        let Err(JsonError::Syntax(m)) = parse::<Sample>(skipped, "") else { panic!("syntax error expected") };
+        assert_eq!(m, "not valid JSON (invalid UTF-8 at line 2, column 8)");
+        assert!(matches!(parse::<Sample>(b"{\"kind\": \"\xff\"}", ""), Err(JsonError::Syntax(_))));
+    }
+
+    #[test]
+    fn well_formed_values_serde_json_calls_syntax_errors_are_shape_errors() {
+        // serde_json answers "expected value" for a non-string where an enum is expected.
+        for kind in ["1", "null", "true", "[]", "18446744073709551616"] {
+            let body = format!(r#"{{"count": 1, "kind": {kind}}}"#);
+            let Err(JsonError::Shape(m)) = parse::<Sample>(body.as_bytes(), "") else {
+                panic!("shape error expected for {body}")
+            };
+            assert_eq!(m, "`kind`: invalid value", "{body}");
+        }
+        // A lone surrogate escape is well formed, but not a string serde_json can decode.
+        let Err(JsonError::Shape(m)) = parse::<Sample>(br#"{"count": 1, "kind": "\ud800"}"#, "encryptedPayload") else {
+            panic!("shape error expected")
+        };
+        assert_eq!(m, "`encryptedPayload`: holds a lone surrogate escape or a number out of range");
     }
 }

@@ -1,7 +1,9 @@
 //! Integration tests of the `tmp-protocol` security primitives, through the public API
 //! only, including interoperability with independent implementations:
-//! `picky` (JOSE/JWE) and `standardwebhooks` (the Standard Webhooks reference crate).
+//! `picky` (JOSE/JWE) and `standardwebhooks` (the Standard Webhooks reference crate); and the
+//! inputs the fuzz targets found (`fuzz_regressions`).
 
+mod fuzz_regressions;
 mod jwe;
 mod leaks;
 mod sensitive;

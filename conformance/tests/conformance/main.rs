@@ -4,4 +4,5 @@
 
 mod broken;
 mod proxy;
+mod load;
 mod reports;

@@ -179,6 +179,7 @@ async fn soak(kit: &Arc<Kit>, args: &SoakArgs, database: &str) -> anyhow::Result
         if report.lost == 0 || Instant::now() >= deadline {
             break report;
         }
+        eprintln!("  draining: {} of {acknowledged} applied", report.applied);
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     let final_state = final_states(&mock, &expected).await?;
@@ -252,7 +253,7 @@ pub fn check_entries(entries: &[Value], expected: &BTreeMap<String, u64>) -> Rep
     let mut applied_order: HashMap<&str, Vec<u64>> = HashMap::new();
     let mut keys: HashMap<(&str, u64), HashSet<&str>> = HashMap::new();
     for entry in entries {
-        if entry["direction"] != "received" || entry["route"] != STATUS_ROUTE {
+        if entry["direction"] != "received" || entry["method"] != "POST" {
             continue;
         }
         let Some(card_id) = entry["path"]

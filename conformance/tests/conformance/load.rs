@@ -47,7 +47,7 @@ async fn a_fast_server_keeps_up_and_errors_are_counted() {
 }
 
 fn delivery(card: &str, k: u64, key: &str, status: u16) -> Value {
-    json!({"direction": "received", "route": "POST /tmp-api/v1/cards/{cardId}/status",
+    json!({"direction": "received", "method": "POST",
            "path": format!("/tmp-api/v1/cards/{card}/status"), "status": status,
            "idempotencyKey": key, "body": {"status": "BLOCKED", "reason": format!("soak-{k}")}})
 }

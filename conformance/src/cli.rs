@@ -205,7 +205,12 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL")
         );
         let kit = Arc::new(
-            Kit::start(&SpawnOptions { approach: args.approach, database_url: args.database_url.clone(), mock_journal_capacity: None }).await?,
+            Kit::start(&SpawnOptions {
+                approach: args.approach,
+                database_url: args.database_url.clone(),
+                mock_journal_capacity: None,
+            })
+            .await?,
         );
         let session = spawned_session(&kit, &kit.adapter_url, args.approach, args.seed).await?;
         eprintln!("adapter {} · mock {}", kit.adapter_url, kit.mock_url);

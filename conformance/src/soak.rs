@@ -170,7 +170,10 @@ async fn soak(kit: &Arc<Kit>, args: &SoakArgs, database: &str) -> anyhow::Result
         expected.insert(card_id, count);
     }
     let acknowledged: u64 = expected.values().sum();
-    eprintln!("soak: load stopped after {} s; {acknowledged} events acknowledged; draining …", started.elapsed().as_secs());
+    eprintln!(
+        "soak: load stopped after {} s; {acknowledged} events acknowledged; draining …",
+        started.elapsed().as_secs()
+    );
 
     // Drain: wait until every acknowledged event has been applied (or 180 s).
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -269,7 +272,8 @@ pub fn check_entries(entries: &[Value], expected: &BTreeMap<String, u64>) -> Rep
             continue;
         }
         report.ok_responses += 1;
-        let Some(k) = entry["body"]["reason"].as_str().and_then(|r| r.strip_prefix("soak-")).and_then(|k| k.parse().ok())
+        let Some(k) =
+            entry["body"]["reason"].as_str().and_then(|r| r.strip_prefix("soak-")).and_then(|k| k.parse().ok())
         else {
             report.unexpected += 1;
             continue;

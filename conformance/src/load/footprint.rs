@@ -76,7 +76,12 @@ struct Child {
     ready_after: Duration,
 }
 
-async fn start(bin: &PathBuf, config_dir: &PathBuf, dir: &std::path::Path, database_url: &str) -> anyhow::Result<Child> {
+async fn start(
+    bin: &PathBuf,
+    config_dir: &PathBuf,
+    dir: &std::path::Path,
+    database_url: &str,
+) -> anyhow::Result<Child> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let started = Instant::now();
     let process = tokio::process::Command::new(bin)
@@ -161,7 +166,10 @@ async fn measure(
     println!("# tmp-conformance footprint · {database} · {}", bin.display());
     println!("| figure | value |");
     println!("|---|---:|");
-    println!("| time to ready, first start (key generation, schema) | {:.0} ms |", first.ready_after.as_secs_f64() * 1e3);
+    println!(
+        "| time to ready, first start (key generation, schema) | {:.0} ms |",
+        first.ready_after.as_secs_f64() * 1e3
+    );
     println!("| time to ready, restart | {:.0} ms |", child.ready_after.as_secs_f64() * 1e3);
     println!("| RSS idle (2 s after ready) | {idle:.1} MB |");
     println!(

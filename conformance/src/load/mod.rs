@@ -125,8 +125,8 @@ async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], databa
         let jwe = session.client.prepare(verify_call(&session, 0, "x")).await?;
         let body: Value = serde_json::from_slice(&jwe.bytes)?;
         let jwe = body["encryptedPayload"].as_str().context("a JWE")?.to_owned();
-        let rate = tokio::task::spawn_blocking(move || ceilings::rsa_decrypts_per_sec(keys, jwe, cores, ceiling_time))
-            .await?;
+        let rate =
+            tokio::task::spawn_blocking(move || ceilings::rsa_decrypts_per_sec(keys, jwe, cores, ceiling_time)).await?;
         println!("ceiling  rsa-oaep-256 decrypt ({cores} threads): {rate:.0}/s");
         ceilings.insert("rsa", rate);
     }
@@ -233,9 +233,13 @@ where
     F: FnMut(f64, Duration) -> Fut,
     Fut: std::future::Future<Output = RunStats>,
 {
-    open_loop::find_peak(args.start_rate, args.max_rate, args.refine, |rate| step_fn(rate, step), |stats| {
-        print_step(name, stats)
-    })
+    open_loop::find_peak(
+        args.start_rate,
+        args.max_rate,
+        args.refine,
+        |rate| step_fn(rate, step),
+        |stats| print_step(name, stats),
+    )
     .await
 }
 
@@ -248,7 +252,11 @@ fn print_step(name: &str, stats: &RunStats) {
         stats.percentile_ms(0.99),
         stats.percentile_ms(0.999),
         stats.errors,
-        stats.first_error.as_deref().map(|e| format!(" (first: {})", crate::client::truncate(e, 160))).unwrap_or_default(),
+        stats
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first: {})", crate::client::truncate(e, 160)))
+            .unwrap_or_default(),
     );
 }
 
@@ -289,13 +297,10 @@ async fn request_sender(session: &Arc<Session>, scenario: Scenario) -> anyhow::R
         Box::pin(async move {
             let call = match scenario {
                 Scenario::VerifyCard => verify_call(&session, i, &pool[i as usize % pool.len()]),
-                Scenario::TokenEvents => {
-                    session.post(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH, token_event_body(&session, "ACTIVE", None))
-                }
-                Scenario::Notifications => session.post(
-                    tmp_protocol::issuer_api::NOTIFICATIONS_PATH,
-                    notification_body(&session, "TOKEN_ACTIVATED"),
-                ),
+                Scenario::TokenEvents => session
+                    .post(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH, token_event_body(&session, "ACTIVE", None)),
+                Scenario::Notifications => session
+                    .post(tmp_protocol::issuer_api::NOTIFICATIONS_PATH, notification_body(&session, "TOKEN_ACTIVATED")),
                 Scenario::Ingest => unreachable!("ingest has its own step"),
             };
             send_json(&session, call).await
@@ -379,9 +384,10 @@ async fn deliveries(mock: &crate::mock_api::MockApi, prefix: &str) -> anyhow::Re
         }
         let Some(rest) = entry["path"].as_str().and_then(|p| p.strip_prefix(prefix)) else { continue };
         let Some(i) = rest.strip_suffix("/status").and_then(|n| n.parse::<u64>().ok()) else { continue };
-        let Some(at) = entry["at"].as_str().and_then(|t| {
-            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        }) else {
+        let Some(at) = entry["at"]
+            .as_str()
+            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        else {
             continue;
         };
         first.entry(i).and_modify(|t| *t = (*t).min(at)).or_insert(at);

@@ -15,7 +15,8 @@ use hdrhistogram::Histogram;
 /// One request's outcome: `Ok(())` when the target answered what the scenario expects.
 pub type Outcome = anyhow::Result<()>;
 /// Sends request `i`.
-pub type Send = Arc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = Outcome> + std::marker::Send>> + Sync + std::marker::Send>;
+pub type Send =
+    Arc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = Outcome> + std::marker::Send>> + Sync + std::marker::Send>;
 
 /// What one open-loop run measured.
 #[derive(Debug, Clone)]

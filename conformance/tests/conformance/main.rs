@@ -3,6 +3,6 @@
 //! the same failure when run by hand.
 
 mod broken;
-mod proxy;
 mod load;
+mod proxy;
 mod reports;

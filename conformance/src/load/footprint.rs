@@ -39,6 +39,7 @@ pub struct FootprintArgs {
 }
 
 pub async fn run(args: FootprintArgs) -> anyhow::Result<std::process::ExitCode> {
+    tmp_adapter::tls::install_crypto_provider();
     let bin = match &args.adapter_bin {
         Some(bin) => bin.clone(),
         None => std::env::current_exe()?.with_file_name("tmp-adapter"),
@@ -128,7 +129,6 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = super::rss_mb(&child.pid)?;
 
-    tmp_adapter::tls::install_crypto_provider();
     let secret = tmp_protocol::webhook::WebhookSecret::parse(DEV_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
     let profile = Profile {
         secret_env: crate::profile::DEFAULT_SECRET_ENV.into(),

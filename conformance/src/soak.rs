@@ -141,7 +141,7 @@ async fn soak(kit: &Arc<Kit>, args: &SoakArgs, database: &str) -> anyhow::Result
         let phase_end = (Instant::now() + Duration::from_secs(7)).min(end);
         while Instant::now() < phase_end {
             if Instant::now() >= next_restart {
-                if restarts % 2 == 0 {
+                if restarts.is_multiple_of(2) {
                     kit.kill_adapter().await;
                     kills += 1;
                 } else {
@@ -228,7 +228,7 @@ fn event(session: &Session, card_id: &str, k: u64) -> Prepared {
 }
 
 fn status_of(k: u64) -> &'static str {
-    if k % 2 == 0 { "BLOCKED" } else { "ACTIVE" }
+    if k.is_multiple_of(2) { "BLOCKED" } else { "ACTIVE" }
 }
 
 #[derive(Debug, Default)]

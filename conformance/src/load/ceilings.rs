@@ -96,7 +96,7 @@ pub async fn sqlite_commits_per_sec(
         let pool = pool.clone();
         async move {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            insert_row(&mut *tx).await?;
+            insert_row(&mut tx).await?;
             tx.commit().await?;
             Ok(())
         }

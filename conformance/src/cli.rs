@@ -29,6 +29,12 @@ pub struct Cli {
 pub enum Command {
     /// Runs the cases against a target (or against a kit it starts itself with --spawn).
     Run(RunArgs),
+    /// Throughput of a spawned kit as ratios of its ceilings, and latency at half of peak.
+    Load(crate::load::LoadArgs),
+    /// The real tmp-adapter binary: time to ready, memory idle and under load.
+    Footprint(crate::load::footprint::FootprintArgs),
+    /// Sustained events under faults and restarts; checks none lost, misordered or doubled.
+    Soak(crate::soak::SoakArgs),
     /// Prints the catalogue: id, area, approaches, needs, title.
     List {
         /// Only the cases whose id matches (`*` wildcards, comma-separated).
@@ -131,6 +137,9 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run(args).await,
+        Command::Load(args) => crate::load::run(args).await,
+        Command::Footprint(args) => crate::load::footprint::run(args).await,
+        Command::Soak(args) => crate::soak::run(args).await,
         Command::List { pattern, markdown } => {
             if markdown {
                 print!("{}", crate::catalogue::markdown());
@@ -203,7 +212,12 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL")
         );
         let kit = Arc::new(
-            Kit::start(&SpawnOptions { approach: args.approach, database_url: args.database_url.clone() }).await?,
+            Kit::start(&SpawnOptions {
+                approach: args.approach,
+                database_url: args.database_url.clone(),
+                mock_journal_capacity: None,
+            })
+            .await?,
         );
         let session = spawned_session(&kit, &kit.adapter_url, args.approach, args.seed).await?;
         eprintln!("adapter {} · mock {}", kit.adapter_url, kit.mock_url);

@@ -63,6 +63,12 @@ impl MockApi {
         self.ok(reqwest::Method::POST, "/_mock/v1/cards", Some(card)).await
     }
 
+    /// Every card the mock holds.
+    pub async fn cards(&self) -> anyhow::Result<Vec<Value>> {
+        let cards = self.ok(reqwest::Method::GET, "/_mock/v1/cards", None).await?;
+        Ok(cards["cards"].as_array().cloned().unwrap_or_default())
+    }
+
     pub async fn card(&self, card_id: &str) -> anyhow::Result<Option<Value>> {
         let cards = self.ok(reqwest::Method::GET, "/_mock/v1/cards", None).await?;
         Ok(cards["cards"].as_array().and_then(|all| all.iter().find(|c| c["cardId"] == card_id)).cloned())
@@ -97,6 +103,11 @@ impl MockApi {
                     || r["body"]["cardId"] == card_id
             })
             .collect())
+    }
+
+    /// Empties the journal.
+    pub async fn clear_requests(&self) -> anyhow::Result<()> {
+        self.ok(reqwest::Method::DELETE, "/_mock/v1/requests", None).await.map(drop)
     }
 
     /// Adds a fault rule; answers its id.

@@ -41,6 +41,9 @@ pub struct SpawnOptions {
     /// `None`: SQLite in a temporary directory. A PostgreSQL URL: a fresh database on that
     /// server, dropped at the end.
     pub database_url: Option<String>,
+    /// The mock's journal size (`GET /_mock/v1/requests`); its configured default when `None`.
+    /// Load and soak runs read every delivery from it.
+    pub mock_journal_capacity: Option<usize>,
 }
 
 struct RunningAdapter {
@@ -131,6 +134,9 @@ impl Kit {
         mock_config.auth.hmac_secrets = vec![issuer_text];
         mock_config.sender.backoff_initial_ms = 20;
         mock_config.sender.backoff_max_ms = 200;
+        if let Some(capacity) = options.mock_journal_capacity {
+            mock_config.journal.capacity = capacity;
+        }
         let mock = mock_tmp::start(mock_config).await.context("the mock did not start")?;
 
         let keys = KeyMaterial::load(&settings)?;
@@ -150,6 +156,21 @@ impl Kit {
             database,
             _dir: dir,
         })
+    }
+
+    /// The spawned adapter's settings (its keys, database, secrets).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Stops the adapter abruptly: connections in flight are dropped, not drained (the relay
+    /// still finishes the deliveries it has started, as a killed process's would be retried
+    /// after their lease). The soak's "kill".
+    pub async fn kill_adapter(&self) {
+        if let Some(running) = self.adapter.lock().await.take() {
+            running.handle.stop(false).await;
+            let _ = running.task.await;
+        }
     }
 
     /// Stops the adapter (in-flight work finishes), then starts it again on the same port and
@@ -333,7 +354,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// `admin_url` with its database replaced by `database` (query string kept).
-fn with_database(admin_url: &str, database: &str) -> String {
+pub(crate) fn with_database(admin_url: &str, database: &str) -> String {
     let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let authority = base.find("://").map_or(0, |i| i + 3);
     let server = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);

@@ -20,7 +20,9 @@ pub struct Checked {
 
 pub async fn run_against(fault: Fault) -> Checked {
     let kit = Arc::new(
-        Kit::start(&SpawnOptions { approach: Approach::External, database_url: None }).await.expect("the kit starts"),
+        Kit::start(&SpawnOptions { approach: Approach::External, database_url: None, mock_journal_capacity: None })
+            .await
+            .expect("the kit starts"),
     );
     let secret = kit.secrets.tmp.clone().expect("the kit's TMP secret");
     let proxy = Proxy::start(&kit.adapter_url, fault, secret).await;

@@ -4,5 +4,6 @@
 
 mod broken;
 mod catalogue_doc;
+mod load;
 mod proxy;
 mod reports;

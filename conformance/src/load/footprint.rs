@@ -1,0 +1,180 @@
+//! `tmp-conformance footprint`: the real `tmp-adapter` binary as a child process — time from
+//! process start to `/readyz` 200, resident memory idle and under load (`/proc/<pid>/status`).
+//! It runs with the repository's `local` configuration (development keys generated in a
+//! temporary directory) and the development secret that configuration accepts.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::Connection;
+
+use crate::case::Approach;
+use crate::client::{Client, Secrets};
+use crate::profile::Profile;
+use crate::session::Session;
+
+/// The development secret of `config/local.yaml` (refused in production).
+const DEV_SECRET: &str = "whsec_ZGV2ZWxvcG1lbnQtb25seS10bXAtYWRhcHRlci1zZWNyZXQ=";
+
+#[derive(Debug, clap::Args)]
+pub struct FootprintArgs {
+    /// The `tmp-adapter` binary (default: beside this one).
+    #[arg(long)]
+    pub adapter_bin: Option<PathBuf>,
+    /// The adapter's configuration directory (base.yaml, local.yaml).
+    #[arg(long, default_value = "config")]
+    pub config_dir: PathBuf,
+    /// A PostgreSQL server (a fresh database is made and dropped); SQLite otherwise.
+    #[arg(long, env = "TMP_CONFORMANCE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Token events per second for the loaded figure.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+}
+
+pub async fn run(args: FootprintArgs) -> anyhow::Result<std::process::ExitCode> {
+    tmp_adapter::tls::install_crypto_provider();
+    let bin = match &args.adapter_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("tmp-adapter"),
+    };
+    anyhow::ensure!(bin.exists(), "{} not found (cargo build --release -p tmp-adapter)", bin.display());
+    let config_dir = std::fs::canonicalize(&args.config_dir)
+        .with_context(|| format!("the configuration directory {}", args.config_dir.display()))?;
+    let dir = tempfile::Builder::new().prefix("tmp-footprint-").tempdir()?;
+    let (database_url, admin) = match &args.database_url {
+        Some(admin_url) => {
+            let name = format!("tmp_footprint_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
+            let _ = admin.close().await;
+            (crate::spawn::with_database(admin_url, &name), Some((admin_url.clone(), name)))
+        }
+        None => (format!("sqlite://{}", dir.path().join("adapter.db").display()), None),
+    };
+    let database = if admin.is_some() { "PostgreSQL" } else { "SQLite" };
+    let result = measure(&bin, &config_dir, dir.path(), &database_url, &args, database).await;
+    if let Some((admin_url, name)) = admin
+        && let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await
+    {
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+    }
+    result?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+struct Child {
+    process: tokio::process::Child,
+    pid: String,
+    url: String,
+    ready_after: Duration,
+}
+
+async fn start(
+    bin: &PathBuf,
+    config_dir: &PathBuf,
+    dir: &std::path::Path,
+    database_url: &str,
+) -> anyhow::Result<Child> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let started = Instant::now();
+    let process = tokio::process::Command::new(bin)
+        .current_dir(dir)
+        .env("TMP_ADAPTER_CONFIG_DIR", config_dir)
+        .env("TMP_ADAPTER_ENV", "local")
+        .env("TMP_ADAPTER__SERVER__HOST", "127.0.0.1")
+        .env("TMP_ADAPTER__SERVER__PORT", port.to_string())
+        .env("TMP_ADAPTER__DATABASE__URL", database_url)
+        .env("TMP_ADAPTER__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let pid = process.id().context("the child has a pid")?.to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let ready_url = format!("{url}/readyz");
+    loop {
+        if let Ok(answer) = http.get(&ready_url).send().await
+            && answer.status().is_success()
+        {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the adapter was not ready within 120 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(Child { process, pid, url, ready_after: started.elapsed() })
+}
+
+async fn measure(
+    bin: &PathBuf,
+    config_dir: &PathBuf,
+    dir: &std::path::Path,
+    database_url: &str,
+    args: &FootprintArgs,
+    database: &str,
+) -> anyhow::Result<()> {
+    // The first start generates the development keys and creates the schema.
+    let mut first = start(bin, config_dir, dir, database_url).await?;
+    first.process.kill().await?;
+    let mut child = start(bin, config_dir, dir, database_url).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = super::rss_mb(&child.pid)?;
+
+    let secret = tmp_protocol::webhook::WebhookSecret::parse(DEV_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profile = Profile {
+        secret_env: crate::profile::DEFAULT_SECRET_ENV.into(),
+        processor_secret_env: crate::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        deadline_ms: 2000,
+        latency_requests: 0,
+        cvc_max_attempts: 3,
+        body_limit_bytes: 65536,
+        tls: None,
+        cards: Default::default(),
+    };
+    let client = Client::new(profile, &child.url, Secrets { tmp: Some(secret), ..Secrets::default() })?;
+    let session = Arc::new(Session::new(client, &child.url, Approach::External, 0));
+    let send = super::request_sender(&session, super::Scenario::TokenEvents).await?;
+    let pid = child.pid.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut peak: f64 = 0.0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mb) = super::rss_mb(&pid) {
+                    peak = peak.max(mb);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        }
+    });
+    let stats = super::open_loop::run(args.rate, Duration::from_secs(args.duration), send).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await?.max(super::rss_mb(&child.pid).unwrap_or(0.0));
+    let _ = child.process.kill().await;
+
+    println!("# tmp-conformance footprint · {database} · {}", bin.display());
+    println!("| figure | value |");
+    println!("|---|---:|");
+    println!(
+        "| time to ready, first start (key generation, schema) | {:.0} ms |",
+        first.ready_after.as_secs_f64() * 1e3
+    );
+    println!("| time to ready, restart | {:.0} ms |", child.ready_after.as_secs_f64() * 1e3);
+    println!("| RSS idle (2 s after ready) | {idle:.1} MB |");
+    println!(
+        "| peak RSS during {} s of token events at {:.0}/s (achieved {:.0}/s, {} errors) | {peak:.1} MB |",
+        args.duration, args.rate, stats.achieved_rate, stats.errors
+    );
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! `tmp-conformance load`: throughput and latency of a spawned kit, each as a ratio of its
+//! ceiling measured in the same run (DESIGN.md §11, docs/performance.md).
+//!
+//! For each scenario: the peak (the highest open-loop rate answered at ≥ 95% with no error,
+//! found by doubling then bisecting), then latency percentiles at half of that peak.
+//! Request bodies are made before the clock starts where they need JWE encryption (a pool of
+//! payloads), so the generator's own crypto does not limit what it measures.
+
+pub mod ceilings;
+pub mod footprint;
+pub mod open_loop;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::case::Approach;
+use crate::catalogue::{notification_body, requestor, token_event_body};
+use crate::client::{Call, Prepared, Signer};
+use crate::payload::PayloadSpec;
+use crate::session::Session;
+use crate::spawn::{Kit, SpawnOptions};
+use open_loop::{RunStats, Send};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// `POST /issuer-api/v1/cards/verify` (a JWE to decrypt per request) vs the RSA ceiling.
+    VerifyCard,
+    /// `POST /issuer-api/v1/tokens/events` vs the HTTP ceiling.
+    TokenEvents,
+    /// `POST /issuer-api/v1/notifications` (TOKEN_ACTIVATED) vs the HTTP ceiling.
+    Notifications,
+    /// `POST /processor/v1/events` until delivery at mock-tmp vs the database commit ceiling.
+    Ingest,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::VerifyCard => "verify-card",
+            Scenario::TokenEvents => "token-events",
+            Scenario::Notifications => "notifications",
+            Scenario::Ingest => "ingest→delivery",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The scenarios to run (all when omitted).
+    #[arg(long = "scenario", value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// A PostgreSQL server (a fresh database is made and dropped); SQLite otherwise.
+    #[arg(long, env = "TMP_CONFORMANCE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Seconds per step of the peak search.
+    #[arg(long, default_value_t = 4)]
+    pub step_seconds: u64,
+    /// Seconds of the run at half of peak (the latency figures).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds each ceiling is measured for.
+    #[arg(long, default_value_t = 5)]
+    pub ceiling_seconds: u64,
+    /// The first rate of the peak search (requests per second).
+    #[arg(long, default_value_t = 100.0)]
+    pub start_rate: f64,
+    /// Never offer more than this.
+    #[arg(long, default_value_t = 50_000.0)]
+    pub max_rate: f64,
+    /// Bisection steps after the doubling.
+    #[arg(long, default_value_t = 3)]
+    pub refine: u32,
+    /// Offer this fixed rate instead of searching for the peak (latency at a given load).
+    #[arg(long)]
+    pub rate: Option<f64>,
+}
+
+/// One scenario's figures.
+struct Row {
+    name: &'static str,
+    peak: f64,
+    ceiling_name: &'static str,
+    ceiling: f64,
+    half: RunStats,
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
+    let scenarios = if args.scenarios.is_empty() {
+        vec![Scenario::VerifyCard, Scenario::TokenEvents, Scenario::Notifications, Scenario::Ingest]
+    } else {
+        args.scenarios.clone()
+    };
+    let database = args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL");
+    eprintln!("starting mock-tmp and tmp-adapter ({database}) …");
+    let kit = Arc::new(
+        Kit::start(&SpawnOptions {
+            approach: Approach::External,
+            database_url: args.database_url.clone(),
+            mock_journal_capacity: Some(2_000_000),
+        })
+        .await?,
+    );
+    let result = measure(&kit, &args, &scenarios, database).await;
+    kit.stop().await;
+    result?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], database: &str) -> anyhow::Result<()> {
+    let session = Arc::new(crate::cli::spawned_session(kit, &kit.adapter_url, Approach::External, 0).await?);
+    let step = Duration::from_secs(args.step_seconds);
+    let ceiling_time = Duration::from_secs(args.ceiling_seconds);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("# tmp-conformance load · {database} · {cores} cores · release={}", !cfg!(debug_assertions));
+
+    // The ceilings, in this process, on these cores.
+    let mut ceilings: HashMap<&'static str, f64> = HashMap::new();
+    if scenarios.contains(&Scenario::VerifyCard) {
+        let keys = Arc::new(tmp_adapter::keys::KeyMaterial::load(kit.settings())?.jwe);
+        let jwe = session.client.prepare(verify_call(&session, 0, "x")).await?;
+        let body: Value = serde_json::from_slice(&jwe.bytes)?;
+        let jwe = body["encryptedPayload"].as_str().context("a JWE")?.to_owned();
+        let rate =
+            tokio::task::spawn_blocking(move || ceilings::rsa_decrypts_per_sec(keys, jwe, cores, ceiling_time)).await?;
+        println!("ceiling  rsa-oaep-256 decrypt ({cores} threads): {rate:.0}/s");
+        ceilings.insert("rsa", rate);
+    }
+    if scenarios.iter().any(|s| matches!(s, Scenario::TokenEvents | Scenario::Notifications)) {
+        let echo = ceilings::EchoServer::start(cores).await?;
+        let body = token_event_body(&session, "ACTIVE", Some("INACTIVE")).to_string().into_bytes();
+        let client = session.client.http.clone();
+        let url = echo.url.clone();
+        let send: Send = Arc::new(move |_| {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            Box::pin(async move {
+                let answer = client.post(&url).header("content-type", "application/json").body(body).send().await?;
+                anyhow::ensure!(answer.status().is_success(), "HTTP {}", answer.status());
+                answer.bytes().await?;
+                Ok(())
+            })
+        });
+        let peak = peak_of("http echo", args, step, send).await;
+        echo.stop().await;
+        println!("ceiling  actix-web JSON echo ({cores} workers, same generator): {peak:.0}/s");
+        ceilings.insert("http", peak);
+    }
+    if scenarios.contains(&Scenario::Ingest) {
+        let connections = kit.settings().database.max_connections;
+        let rate = match &args.database_url {
+            Some(url) => ceilings::postgres_commits_per_sec(url, connections, ceiling_time).await?,
+            None => {
+                let dir = tempfile::tempdir()?;
+                ceilings::sqlite_commits_per_sec(dir.path(), connections, ceiling_time).await?
+            }
+        };
+        println!("ceiling  {database} single-row insert commits ({connections} connections): {rate:.0}/s");
+        ceilings.insert("db", rate);
+    }
+
+    let mut rows = Vec::new();
+    for &scenario in scenarios {
+        let (ceiling_name, ceiling) = match scenario {
+            Scenario::VerifyCard => ("rsa", ceilings["rsa"]),
+            Scenario::TokenEvents | Scenario::Notifications => ("http", ceilings["http"]),
+            Scenario::Ingest => ("db", ceilings["db"]),
+        };
+        let (peak, half) = if scenario == Scenario::Ingest {
+            let mock = crate::mock_api::MockApi::new(&kit.mock_url)?;
+            let mock = Arc::new(mock);
+            let mut n = 0u32;
+            let mut step_fn = |rate: f64, duration: Duration| {
+                n += 1;
+                let (session, mock) = (session.clone(), mock.clone());
+                let tag = format!("{}-{n}", session.id("ld"));
+                async move { ingest_step(&session, &mock, &tag, rate, duration).await }
+            };
+            let peak = match args.rate {
+                Some(rate) => rate * 2.0,
+                None => search(scenario.name(), args, step, &mut step_fn).await,
+            };
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let half = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+            (peak, half)
+        } else {
+            let send = request_sender(&session, scenario).await?;
+            let peak = match args.rate {
+                Some(rate) => rate * 2.0,
+                None => peak_of(scenario.name(), args, step, send.clone()).await,
+            };
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let half = open_loop::run(peak / 2.0, Duration::from_secs(args.duration), send).await;
+            (peak, half)
+        };
+        print_step(&format!("{} @ half peak", scenario.name()), &half);
+        rows.push(Row { name: scenario.name(), peak, ceiling_name, ceiling, half });
+    }
+
+    println!();
+    println!("| scenario | peak /s | ceiling | ceiling /s | ratio | p50 ms | p99 ms | p99.9 ms | @ rate /s | errors |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        println!(
+            "| {} | {:.0} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            row.name,
+            row.peak,
+            row.ceiling_name,
+            row.ceiling,
+            100.0 * row.peak / row.ceiling,
+            row.half.percentile_ms(0.50),
+            row.half.percentile_ms(0.99),
+            row.half.percentile_ms(0.999),
+            row.half.offered_rate,
+            row.half.errors,
+        );
+    }
+    println!("process RSS after the run (generator + mock + adapter in one process): {} MB", rss_mb("self")?);
+    Ok(())
+}
+
+async fn peak_of(name: &str, args: &LoadArgs, step: Duration, send: Send) -> f64 {
+    let mut step_fn = |rate: f64, duration: Duration| open_loop::run(rate, duration, send.clone());
+    search(name, args, step, &mut step_fn).await
+}
+
+/// The peak search of [`open_loop::find_peak`] over any step function.
+async fn search<F, Fut>(name: &str, args: &LoadArgs, step: Duration, step_fn: &mut F) -> f64
+where
+    F: FnMut(f64, Duration) -> Fut,
+    Fut: std::future::Future<Output = RunStats>,
+{
+    open_loop::find_peak(
+        args.start_rate,
+        args.max_rate,
+        args.refine,
+        |rate| step_fn(rate, step),
+        |stats| print_step(name, stats),
+    )
+    .await
+}
+
+fn print_step(name: &str, stats: &RunStats) {
+    eprintln!(
+        "  {name:<24} offered {:>7.0}/s achieved {:>7.0}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  p99.9 {:>8.2} ms  errors {}{}",
+        stats.offered_rate,
+        stats.achieved_rate,
+        stats.percentile_ms(0.5),
+        stats.percentile_ms(0.99),
+        stats.percentile_ms(0.999),
+        stats.errors,
+        stats
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first: {})", crate::client::truncate(e, 160)))
+            .unwrap_or_default(),
+    );
+}
+
+/// A verify-card request with its own tokenization id and a payload from the pool.
+fn verify_call(session: &Session, i: u64, jwe: &str) -> Call {
+    let body = json!({
+        "tokenizationId": format!("{}-{i}", session.id("ld-tkz")),
+        "tsp": "MDES",
+        "tokenRequestor": requestor("GOOGLE_PAY"),
+        "provisioningMethod": "MANUAL",
+        "walletRecommendation": "APPROVED",
+        "walletScore": 5,
+        "deviceScore": 5,
+        "encryptedPayload": if jwe == "x" { crate::client::payload_slot(0) } else { json!(jwe) },
+    });
+    let call = session.post(tmp_protocol::issuer_api::VERIFY_CARD_PATH, body);
+    if jwe == "x" { call.payload(PayloadSpec::card("active")) } else { call }
+}
+
+/// How many distinct JWEs verify-card cycles through (made before the clock starts).
+const PAYLOAD_POOL: usize = 256;
+
+async fn request_sender(session: &Arc<Session>, scenario: Scenario) -> anyhow::Result<Send> {
+    let pool: Arc<Vec<String>> = Arc::new(if scenario == Scenario::VerifyCard {
+        let mut pool = Vec::with_capacity(PAYLOAD_POOL);
+        for i in 0..PAYLOAD_POOL {
+            let prepared = session.client.prepare(verify_call(session, i as u64, "x")).await?;
+            let body: Value = serde_json::from_slice(&prepared.bytes)?;
+            pool.push(body["encryptedPayload"].as_str().context("a JWE")?.to_owned());
+        }
+        pool
+    } else {
+        Vec::new()
+    });
+    let session = session.clone();
+    Ok(Arc::new(move |i| {
+        let (session, pool) = (session.clone(), pool.clone());
+        Box::pin(async move {
+            let call = match scenario {
+                Scenario::VerifyCard => verify_call(&session, i, &pool[i as usize % pool.len()]),
+                Scenario::TokenEvents => session
+                    .post(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH, token_event_body(&session, "ACTIVE", None)),
+                Scenario::Notifications => session
+                    .post(tmp_protocol::issuer_api::NOTIFICATIONS_PATH, notification_body(&session, "TOKEN_ACTIVATED")),
+                Scenario::Ingest => unreachable!("ingest has its own step"),
+            };
+            send_json(&session, call).await
+        })
+    }))
+}
+
+/// Sends a call whose body has no payload slot (bytes as they are, signed at sending).
+async fn send_json(session: &Session, call: Call) -> anyhow::Result<()> {
+    let bytes = match &call.body {
+        crate::client::Body::Json(value) => value.to_string().into_bytes(),
+        _ => Vec::new(),
+    };
+    let answer = session.client.send_prepared(&Prepared { call, bytes }).await?;
+    anyhow::ensure!((200..300).contains(&answer.status), "HTTP {} {}", answer.status, answer.text());
+    Ok(())
+}
+
+/// One ingest step: processor events (a status change per card, cards of their own) at `rate`,
+/// acknowledged (202) by the adapter; then the deliveries of those events at mock-tmp, read
+/// from its journal. Latency and throughput are the deliveries', from each event's due time.
+async fn ingest_step(
+    session: &Arc<Session>,
+    mock: &crate::mock_api::MockApi,
+    tag: &str,
+    rate: f64,
+    duration: Duration,
+) -> RunStats {
+    let send: Send = {
+        let (session, tag) = (session.clone(), tag.to_owned());
+        Arc::new(move |i| {
+            let (session, tag) = (session.clone(), tag.clone());
+            Box::pin(async move {
+                let event = json!({"id": format!("{tag}-e{i}"), "cardId": format!("{tag}-c{i}"),
+                    "type": "card.status_changed", "occurredAt": crate::catalogue::now_rfc3339(),
+                    "data": {"status": "BLOCKED", "reason": "LOST"}});
+                let call = Call::post(&session.target, tmp_protocol::processor::EVENTS_PATH, event)
+                    .signer(Some(Signer::Processor))
+                    .idempotency_key(None);
+                send_json(&session, call).await
+            })
+        })
+    };
+    let acked = open_loop::run(rate, duration, send).await;
+    let mut stats = RunStats { latency_us: open_loop::histogram(), ok: 0, achieved_rate: 0.0, ..acked.clone() };
+    // Wait for the deliveries (at most 60 s after the last acknowledgement).
+    let prefix = format!("/tmp-api/v1/cards/{tag}-c");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let delivered = deliveries(mock, &prefix).await.unwrap_or_default();
+        if delivered.len() as u64 >= acked.ok || std::time::Instant::now() >= deadline {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let mut last = acked.started_at;
+    for (i, at) in &delivered {
+        let due = acked.started_at + Duration::from_secs_f64(*i as f64 / rate);
+        let latency = (*at - due).whole_microseconds().max(1);
+        stats.latency_us.saturating_record(latency as u64);
+        last = last.max(*at);
+    }
+    stats.ok = delivered.len() as u64;
+    if stats.ok < acked.ok {
+        stats.errors += acked.ok - stats.ok;
+        stats.first_error.get_or_insert(format!("{} acknowledged events not delivered", acked.ok - stats.ok));
+    }
+    let schedule = (acked.sent.saturating_sub(1)) as f64 / rate;
+    let elapsed = (last - acked.started_at).as_seconds_f64().max(schedule);
+    stats.achieved_rate = if elapsed > 0.0 { stats.ok as f64 / elapsed } else { stats.ok as f64 };
+    let _ = mock.clear_requests().await;
+    stats
+}
+
+/// `(event index, first successful delivery time)` of the status changes under `prefix`.
+async fn deliveries(mock: &crate::mock_api::MockApi, prefix: &str) -> anyhow::Result<Vec<(u64, OffsetDateTime)>> {
+    let mut first: HashMap<u64, OffsetDateTime> = HashMap::new();
+    for entry in mock.requests().await? {
+        if entry["direction"] != "received" || entry["status"] != 200 {
+            continue;
+        }
+        let Some(rest) = entry["path"].as_str().and_then(|p| p.strip_prefix(prefix)) else { continue };
+        let Some(i) = rest.strip_suffix("/status").and_then(|n| n.parse::<u64>().ok()) else { continue };
+        let Some(at) = entry["at"]
+            .as_str()
+            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        else {
+            continue;
+        };
+        first.entry(i).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+    }
+    Ok(first.into_iter().collect())
+}
+
+/// Resident memory of `/proc/<pid>` in MB.
+pub fn rss_mb(pid: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb / 1024.0)
+}

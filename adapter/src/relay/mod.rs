@@ -21,6 +21,7 @@ pub mod client;
 mod deliver;
 pub mod tmp_api;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
+use crate::domain::processor_events::{LIFECYCLE_API, TMP_API};
+use crate::domain::token_events::ISSUER_WEBHOOK;
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::store::{DeliveryResult, DynStore, OutboxEntry};
@@ -65,7 +68,10 @@ impl Relay {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let stats_every = Duration::from_secs(self.settings.stats_interval_secs);
         let mut next_stats = tokio::time::Instant::now();
-        let mut tasks = JoinSet::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        // Deliveries in flight per destination (index in DESTINATIONS), and which task is whose.
+        let mut in_flight = InFlight::default();
+        let mut due = [true; DESTINATIONS.len()];
         tracing::info!(owner = %self.owner, concurrency = self.settings.concurrency, "outbox relay started");
         loop {
             if *shutdown.borrow() {
@@ -75,27 +81,43 @@ impl Relay {
                 self.refresh_stats().await;
                 next_stats = tokio::time::Instant::now() + stats_every;
             }
-            let free = self.settings.concurrency.saturating_sub(tasks.len());
-            if free > 0 {
+            // Every destination has its own share of `relay.concurrency`: a receiver that is
+            // slow or has a backlog never takes the slots of another. A destination is claimed
+            // for when one of its deliveries ended (the card's next row may be due) and on every
+            // wake-up or poll, not after every other destination's deliveries.
+            for (index, destination) in DESTINATIONS.iter().enumerate() {
+                let free = self.settings.concurrency.saturating_sub(in_flight.count[index]);
+                if !std::mem::take(&mut due[index]) || free == 0 {
+                    continue;
+                }
                 let now = OffsetDateTime::now_utc();
                 let lease_until = now + Duration::from_secs(self.settings.lease_secs);
-                match self.store.claim_outbox(&self.owner, now, lease_until, free as u32).await {
+                match self.store.claim_outbox(&self.owner, destination, now, lease_until, free as u32).await {
                     Ok(entries) => {
                         for entry in entries {
-                            tasks.spawn(self.clone().process(entry));
+                            let task = tasks.spawn(self.clone().process(entry));
+                            in_flight.started(task.id(), index);
                         }
                     }
-                    Err(error) => tracing::warn!(error = ?error, "outbox claim failed; will retry"),
+                    Err(error) => tracing::warn!(error = ?error, destination, "outbox claim failed; will retry"),
                 }
             }
             tokio::select! {
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = self.wakeup.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    if let Some(index) = in_flight.finished(done) {
+                        due[index] = true;
+                    }
+                }
+                _ = self.wakeup.notified() => due = [true; DESTINATIONS.len()],
+                _ = tokio::time::sleep(poll) => due = [true; DESTINATIONS.len()],
                 _ = shutdown.changed() => {}
             }
             // Reap every finished delivery before claiming again: one claim for many.
-            while tasks.try_join_next().is_some() {}
+            while let Some(done) = tasks.try_join_next_with_id() {
+                if let Some(index) = in_flight.finished(done) {
+                    due[index] = true;
+                }
+            }
         }
         let in_flight = tasks.len();
         tracing::info!(in_flight, "outbox relay stopping: finishing deliveries in flight");
@@ -162,6 +184,38 @@ impl Relay {
             // The lease runs out and the row is delivered again, with the same idempotency key.
             Err(error) => tracing::warn!(parent: &span, error = ?error, "cannot record the attempt"),
         }
+    }
+}
+
+/// The destinations the relay claims for, each on its own (see [`Relay::run`]).
+const DESTINATIONS: [&str; 3] = [TMP_API, LIFECYCLE_API, ISSUER_WEBHOOK];
+
+/// Deliveries in flight per destination.
+#[derive(Default)]
+struct InFlight {
+    count: [usize; DESTINATIONS.len()],
+    tasks: HashMap<tokio::task::Id, usize>,
+}
+
+impl InFlight {
+    fn started(&mut self, task: tokio::task::Id, destination: usize) {
+        self.count[destination] += 1;
+        self.tasks.insert(task, destination);
+    }
+
+    /// Frees the slot of a finished delivery, also of one that panicked (a bug: logged; its
+    /// row's lease runs out and the row is delivered again). Returns its destination.
+    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> Option<usize> {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(error) => {
+                tracing::error!(error = %error, "an outbox delivery task failed");
+                error.id()
+            }
+        };
+        let destination = self.tasks.remove(&task)?;
+        self.count[destination] = self.count[destination].saturating_sub(1);
+        Some(destination)
     }
 }
 

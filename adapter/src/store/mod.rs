@@ -328,6 +328,19 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The adapter's storage.
+///
+/// **Durability.** Every write that stands behind an answer (an acknowledgement, a decision, an
+/// idempotency record, a CVC attempt, an audit entry) is durable when the method returns. Three
+/// writes are *relaxed* — committed without waiting for the disk, and made durable by the next
+/// durable commit or shortly after: [`Store::remember_request_id`], [`Store::claim_outbox`] and
+/// [`Store::finish_outbox`] (SQLite relaxes them; PostgreSQL does not, see its module). Losing one to a power cut only makes something happen again that
+/// is safe to repeat: a replayed request would be checked again (its effects, if any, were
+/// committed durably with their idempotency record, and commit in order after its id), a lease
+/// would be taken again, a delivery would be made again under the same idempotency key
+/// (delivery is at least once anyway). Each of these writes is one per request or per delivery,
+/// so relaxing them halves the disk flushes of the hot paths on SQLite, whose single writer
+/// cannot flush two transactions together.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies pending embedded migrations.
@@ -415,17 +428,21 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest_processor_events(&self, events: &[ProcessorEventRecord]) -> StoreResult<IngestOutcome>;
 
     // ---- outbox relay ----
-    /// Leases up to `limit` deliverable rows to `owner` until `lease_until`: pending, due, not
-    /// leased (or the lease expired), and the oldest pending row of their ordering key (FIFO).
+    /// Leases up to `limit` deliverable rows of `destination` to `owner` until `lease_until`:
+    /// pending, due, not leased (or the lease expired), and the oldest pending row of their
+    /// ordering key at that destination (FIFO per destination and card: one receiver's backlog
+    /// never holds up another receiver's messages). Relaxed durability (see the trait).
     async fn claim_outbox(
         &self,
         owner: &str,
+        destination: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEntry>>;
     /// Records an attempt on a row `owner` still leases. False when the lease was lost (taken
-    /// over, or the operator changed the row): nothing written.
+    /// over, or the operator changed the row): nothing written. Relaxed durability (see the
+    /// trait): a result lost to a power cut means one more delivery under the same key.
     async fn finish_outbox(
         &self,
         id: uuid::Uuid,
@@ -476,7 +493,8 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64>;
 
     // ---- replay protection for signed requests ----
-    /// Remembers a `webhook-id`. Returns false when it was already seen (a replay).
+    /// Remembers a `webhook-id`. Returns false when it was already seen (a replay). Relaxed
+    /// durability (see the trait).
     async fn remember_request_id(&self, request_id: &str, seen_at: OffsetDateTime) -> StoreResult<bool>;
     /// Forgets ids seen before `before` (older than the signature tolerance can't be replayed).
     async fn purge_request_ids(&self, before: OffsetDateTime) -> StoreResult<u64>;

@@ -3,6 +3,11 @@
 //! Transactions run at READ COMMITTED. Concurrency is handled by the statements themselves:
 //! `INSERT … ON CONFLICT` waits for a concurrent inserter of the same key and then sees its
 //! committed row, and the conditional upserts re-check their condition on the newest row.
+//!
+//! Every write commits with the server's `synchronous_commit` (on by default), also the ones the
+//! [`Store`] allows to be relaxed: a second pool of `synchronous_commit=off` sessions was tried
+//! and made the relay's bookkeeping queue for its few connections under load (leases ran out),
+//! and PostgreSQL already flushes concurrent commits together.
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -698,6 +703,7 @@ impl Store for PostgresStore {
     async fn claim_outbox(
         &self,
         owner: &str,
+        destination: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -705,13 +711,16 @@ impl Store for PostgresStore {
         // SKIP LOCKED: replicas claiming at the same moment take different rows instead of
         // queueing on each other's locks; the lease keeps a row theirs after the commit.
         let rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
-            "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq IN ( \
+            // `= ANY (ARRAY(…))`, not `IN (…)`: PostgreSQL then finds the claimed rows by primary
+            // key instead of hash-joining them against a scan of the whole table.
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
                SELECT o.seq FROM outbox o \
-               WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+               WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 \
                  AND (o.lease_until IS NULL OR o.lease_until < $3) \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' \
+                                 AND p.destination = o.destination \
                                  AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
-               ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+               ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED)) \
              RETURNING ",
             outbox_entry_columns!()
         ))
@@ -719,6 +728,7 @@ impl Store for PostgresStore {
         .bind(normalize_ts(lease_until))
         .bind(normalize_ts(now))
         .bind(i64::from(limit))
+        .bind(destination)
         .fetch_all(&self.pool)
         .await?;
         let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;

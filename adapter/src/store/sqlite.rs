@@ -1,11 +1,24 @@
 //! The embedded store: one SQLite file in WAL mode, `synchronous=FULL` so that an
 //! acknowledged write survives a power cut.
 //!
-//! Write transactions start with `BEGIN IMMEDIATE`: they take the write lock up front (waiting
-//! up to the busy timeout for it) instead of upgrading a read lock later, which two concurrent
-//! writers could not both do.
+//! Write transactions start with `BEGIN IMMEDIATE`: they take the write lock up front instead of
+//! upgrading a read lock later, which two concurrent writers could not both do.
+//!
+//! SQLite has one writer at a time. Every write of this store first takes the store's
+//! **write gate**, an async FIFO mutex, and only then SQLite's lock: writers queue in the
+//! runtime, in arrival order, instead of polling in SQLite's busy handler, which sleeps in steps
+//! of up to 100 ms and holds a pooled connection while it sleeps (under load that emptied the
+//! pool and multiplied latency). The busy timeout stays as the fallback for writers outside
+//! this process (the `tmp-adapter` CLI). Readers never wait for the gate (WAL).
+//!
+//! Durability is per write, see [`Store`]: what is acknowledged commits with
+//! `synchronous=FULL` (the WAL is fsynced before the commit returns); the bookkeeping that
+//! only ever causes a retry when lost (a replay check's request id, the relay's leases and
+//! attempt results) commits on a `synchronous=NORMAL` connection, without an fsync of its own:
+//! the next FULL commit's fsync makes it durable too, because the WAL is written in order.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, SqliteConnection, SqliteExecutor, Transaction};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::rows::{
     self, ApiKeyRow, CardRow, DecisionRow, IdempotencyRow, NotificationRow, OpsAuditRow, OutboxEntryRow, OutboxRow,
@@ -34,6 +48,42 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One `synchronous=NORMAL` connection for the relaxed writes (see the module's notes).
+    relaxed: SqlitePool,
+    /// Held for the whole of every write (see the module's notes).
+    write_gate: Arc<Mutex<()>>,
+}
+
+/// A write transaction that holds the write gate until it ends.
+struct WriteTx {
+    // Declared first: dropped (rolled back) before the gate opens.
+    tx: Transaction<'static, Sqlite>,
+    _gate: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rollback(self) -> StoreResult<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -54,12 +104,32 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
-        let pool = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
-        Ok(SqliteStore { pool })
+        let pool =
+            SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options.clone()).await?;
+        // An in-memory database exists once per connection: relaxed writes must use the same.
+        let relaxed = if in_memory {
+            pool.clone()
+        } else {
+            let options = options.synchronous(SqliteSynchronous::Normal);
+            SqlitePoolOptions::new().max_connections(1).connect_with(options).await?
+        };
+        Ok(SqliteStore { pool, relaxed, write_gate: Arc::new(Mutex::new(())) })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Waits for the write gate: hold the guard for the whole of a single-statement write.
+    async fn gate(&self) -> OwnedMutexGuard<()> {
+        self.write_gate.clone().lock_owned().await
+    }
+
+    /// Takes the write gate, then begins a write transaction.
+    async fn begin_write(&self) -> StoreResult<WriteTx> {
+        let gate = self.gate().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _gate: gate })
     }
 
     /// Begins a write transaction and, when `idempotency` is given, claims its scope+key in it.
@@ -67,8 +137,8 @@ impl SqliteStore {
     async fn begin_claiming(
         &self,
         idempotency: Option<&IdempotencyRecord>,
-    ) -> StoreResult<Result<Transaction<'static, Sqlite>, IdempotencyRecord>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+    ) -> StoreResult<Result<WriteTx, IdempotencyRecord>> {
+        let mut tx = self.begin_write().await?;
         let Some(record) = idempotency else {
             return Ok(Ok(tx));
         };
@@ -331,7 +401,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn upsert_cards(&self, cards: &[CardRecord]) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut written = 0;
         for card in cards {
             written += upsert_card(&mut tx, card).await?;
@@ -379,6 +449,7 @@ impl Store for SqliteStore {
         window: time::Duration,
         max_attempts: u32,
     ) -> StoreResult<Option<u32>> {
+        let _gate = self.gate().await;
         // One statement: SQLite runs it under the write lock, so concurrent attempts serialise
         // and at most `max_attempts` of them get a reservation inside one window.
         let failures: Option<i64> = sqlx::query_scalar(
@@ -403,6 +474,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn clear_cvc_failures(&self, card_id: &str) -> StoreResult<()> {
+        let _gate = self.gate().await;
         sqlx::query("DELETE FROM cvc_attempts WHERE card_id = ?").bind(card_id).execute(&self.pool).await?;
         Ok(())
     }
@@ -620,6 +692,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn erase_expired_otps(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let _gate = self.gate().await;
         let erased = sqlx::query(
             "UPDATE notifications SET otp_ciphertext = NULL, otp_key_id = NULL \
              WHERE otp_ciphertext IS NOT NULL AND expires_at < ?",
@@ -646,6 +719,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn erase_otp(&self, notification_id: &str) -> StoreResult<()> {
+        let _gate = self.gate().await;
         sqlx::query("UPDATE notifications SET otp_ciphertext = NULL, otp_key_id = NULL WHERE notification_id = ?1")
             .bind(notification_id)
             .execute(&self.pool)
@@ -657,7 +731,7 @@ impl Store for SqliteStore {
     async fn ingest_processor_events(&self, events: &[ProcessorEventRecord]) -> StoreResult<IngestOutcome> {
         // BEGIN IMMEDIATE: the write lock up front; writers are serialised, so seq order is
         // commit order.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let (mut accepted, mut duplicates) = (0, 0);
         for event in events {
             let inserted = sqlx::query(
@@ -704,19 +778,22 @@ impl Store for SqliteStore {
     async fn claim_outbox(
         &self,
         owner: &str,
+        destination: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEntry>> {
+        let _gate = self.gate().await;
         // One statement under SQLite's single write lock: atomic. Meant for one relay process
         // per database file (SQLite is not shared between machines); the lease still lets a
         // restarted process take over the rows of the one that crashed.
         let rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
             "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
                SELECT o.seq FROM outbox o \
-               WHERE o.status = 'pending' AND o.next_attempt_at <= ?3 \
+               WHERE o.status = 'pending' AND o.destination = ?5 AND o.next_attempt_at <= ?3 \
                  AND (o.lease_until IS NULL OR o.lease_until < ?3) \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' \
+                                 AND p.destination = o.destination \
                                  AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
                ORDER BY o.seq LIMIT ?4) \
              RETURNING ",
@@ -726,7 +803,8 @@ impl Store for SqliteStore {
         .bind(sqlite_ts(lease_until))
         .bind(sqlite_ts(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(destination)
+        .fetch_all(&self.relaxed)
         .await?;
         let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;
         entries.sort_by_key(|e| e.seq);
@@ -741,6 +819,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         result: &DeliveryResult,
     ) -> StoreResult<bool> {
+        let _gate = self.gate().await;
         let (status, next, error, delivered_at) = rows::result_columns(result, now);
         let updated = sqlx::query(
             "UPDATE outbox SET status = ?3, attempts = attempts + 1, \
@@ -754,7 +833,7 @@ impl Store for SqliteStore {
         .bind(next.map(sqlite_ts))
         .bind(error)
         .bind(delivered_at.map(sqlite_ts))
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?
         .rows_affected();
         Ok(updated == 1)
@@ -783,6 +862,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn retry_outbox(&self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let _gate = self.gate().await;
         let updated = sqlx::query(
             "UPDATE outbox SET attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END, \
               status = 'pending', next_attempt_at = ?2 \
@@ -803,6 +883,7 @@ impl Store for SqliteStore {
         include_delivered: bool,
         now: OffsetDateTime,
     ) -> StoreResult<u64> {
+        let _gate = self.gate().await;
         let (id, key, from, until) = match selector {
             ReplaySelector::Id(id) => (Some(*id), None, None, None),
             ReplaySelector::OrderingKey(key) => (None, Some(key.as_str()), None, None),
@@ -831,6 +912,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn skip_outbox(&self, id: uuid::Uuid, reason: &str) -> StoreResult<bool> {
+        let _gate = self.gate().await;
         let updated = sqlx::query(
             "UPDATE outbox SET status = 'dead', last_error = ?2, lease_owner = NULL, lease_until = NULL \
              WHERE id = ?1 AND status = 'pending'",
@@ -862,7 +944,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn create_api_key(&self, key: &ApiKeyRecord, audit: &OpsAuditRecord) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, secret_digest, scopes, rate_limit_per_minute, created_at, revoked_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -905,7 +987,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn revoke_api_key(&self, id: &str, at: OffsetDateTime, audit: &OpsAuditRecord) -> StoreResult<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let revoked = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(sqlite_ts(at))
             .bind(id)
@@ -971,6 +1053,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let _gate = self.gate().await;
         let purged = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
             .bind(sqlite_ts(before))
             .execute(&self.pool)
@@ -981,13 +1064,14 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn remember_request_id(&self, request_id: &str, seen_at: OffsetDateTime) -> StoreResult<bool> {
+        let _gate = self.gate().await;
         let inserted = sqlx::query(
             "INSERT INTO seen_request_ids (request_id, seen_at) VALUES (?, ?) \
              ON CONFLICT (request_id) DO NOTHING",
         )
         .bind(request_id)
         .bind(sqlite_ts(seen_at))
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?
         .rows_affected();
         Ok(inserted == 1)
@@ -995,6 +1079,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn purge_request_ids(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let _gate = self.gate().await;
         let purged = sqlx::query("DELETE FROM seen_request_ids WHERE seen_at < ?")
             .bind(sqlite_ts(before))
             .execute(&self.pool)

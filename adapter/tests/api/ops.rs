@@ -52,10 +52,13 @@ async fn rows_of(app: &TestApp, card: &str) -> Vec<OutboxEntry> {
 /// Stands in for the relay: the oldest pending row of each card fails for good with `error`.
 async fn fail_heads(app: &TestApp, error: &str) {
     let now = OffsetDateTime::now_utc();
-    let claimed = app.store.claim_outbox("test-relay", now, now + time::Duration::minutes(1), 100).await.unwrap();
-    for entry in claimed {
-        let dead = DeliveryResult::Dead { error: error.to_owned() };
-        assert!(app.store.finish_outbox(entry.record.id, "test-relay", now, &dead).await.unwrap());
+    for destination in ["tmp_api", "lifecycle_api", "issuer_webhook"] {
+        let lease = now + time::Duration::minutes(1);
+        let claimed = app.store.claim_outbox("test-relay", destination, now, lease, 100).await.unwrap();
+        for entry in claimed {
+            let dead = DeliveryResult::Dead { error: error.to_owned() };
+            assert!(app.store.finish_outbox(entry.record.id, "test-relay", now, &dead).await.unwrap());
+        }
     }
 }
 

@@ -599,6 +599,53 @@ async fn outbox_rows_are_kept_in_insertion_order() {
 }
 
 #[tokio::test]
+async fn the_relay_claims_per_destination_in_order_per_card() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        // card-1: webhook A, TMP B, webhook C; card-2: TMP D (in this insertion order).
+        let rows: Vec<OutboxRecord> =
+            [("card-1", "issuer_webhook"), ("card-1", "tmp_api"), ("card-1", "issuer_webhook"), ("card-2", "tmp_api")]
+                .iter()
+                .enumerate()
+                .map(|(n, (card, destination))| OutboxRecord {
+                    destination: (*destination).to_owned(),
+                    // Due now (the helper dates its rows in 2030).
+                    created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
+                    ..outbox(card, "x", n as u32)
+                })
+                .collect();
+        for (n, row) in rows.iter().enumerate() {
+            store
+                .apply_token_event(
+                    &token_event(&format!("ev-{n}"), &format!("token-{n}"), TokenStatus::Active, T0),
+                    row,
+                    &idempotency("token_events", &format!("k{n}")),
+                )
+                .await
+                .unwrap();
+        }
+        let ids = |entries: Vec<store::OutboxEntry>| entries.into_iter().map(|e| e.record.id).collect::<Vec<_>>();
+        let now = OffsetDateTime::now_utc();
+        let lease = now + Duration::minutes(1);
+        let claim = |destination: &'static str| {
+            let store = store.clone();
+            async move { ids(store.claim_outbox("relay", destination, now, lease, 10).await.unwrap()) }
+        };
+
+        // TMP's rows do not wait for the webhook row queued before them for the same card.
+        assert_eq!(claim("tmp_api").await, vec![rows[1].id, rows[3].id], "{b}");
+        // Per destination, a card's rows still go one at a time, oldest first.
+        assert_eq!(claim("issuer_webhook").await, vec![rows[0].id], "{b}");
+        assert_eq!(claim("lifecycle_api").await, Vec::<Uuid>::new(), "{b}");
+        assert_eq!(claim("tmp_api").await, Vec::<Uuid>::new(), "{b}: leased rows are not claimed twice");
+        assert_eq!(claim("issuer_webhook").await, Vec::<Uuid>::new(), "{b}: C waits for A");
+
+        assert!(store.finish_outbox(rows[0].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
+        assert_eq!(claim("issuer_webhook").await, vec![rows[2].id], "{b}: C once A is delivered");
+    }
+}
+
+#[tokio::test]
 async fn idempotency_records_are_purged_by_age() {
     for (db, store) in stores().await {
         let b = db.backend;

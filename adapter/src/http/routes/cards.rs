@@ -41,7 +41,7 @@ pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBo
             return Err(ApiError::validation(format!("`{field}` must be between 1 and 5")));
         }
     }
-    let card: CardData = decrypt(&state, &request.encrypted_payload)?;
+    let card: CardData = decrypt(&state, &request.encrypted_payload).await?;
 
     let verified = state.verifier.verify_card(&request, &card, &correlation::current()).await;
     let response_body = serde_json::to_vec(&verified.response).map_err(|e| ApiError::Internal(e.into()))?;
@@ -72,7 +72,7 @@ pub async fn verify_cvc(state: Data<AppState>, req: HttpRequest, body: SignedBod
     if let Some(requestor) = &request.token_requestor {
         check_requestor("tokenRequestor", requestor)?;
     }
-    let card: CardData = decrypt(&state, &request.encrypted_payload)?;
+    let card: CardData = decrypt(&state, &request.encrypted_payload).await?;
     let cvc =
         card.cvc.clone().ok_or_else(|| ApiError::validation("`encryptedPayload.cvc` is required for a CVC check"))?;
 

@@ -38,9 +38,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.json", web::get().to(system::openapi)));
 }
 
-/// Decrypts an `encryptedPayload` with the adapter's key ring and parses its plaintext.
-pub fn decrypt<T: DeserializeOwned>(state: &AppState, compact: &str) -> Result<T, ApiError> {
-    let plaintext = state.keys.jwe.decrypt(compact).map_err(|e| {
+/// Decrypts a JWE sent to the adapter's key and parses what it holds. The RSA private-key
+/// operation (milliseconds of CPU) runs on the runtime's blocking pool, not on the HTTP worker
+/// thread: a worker busy with it could not read, answer or time out its other connections.
+pub async fn decrypt<T: DeserializeOwned + Send + 'static>(state: &AppState, compact: &str) -> Result<T, ApiError> {
+    let keys = state.keys.clone();
+    let compact = compact.to_owned();
+    tokio::task::spawn_blocking(move || decrypt_now(&keys.jwe, &compact))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the decryption task failed: {e}")))?
+}
+
+fn decrypt_now<T: DeserializeOwned>(keys: &tmp_protocol::jwe::KeyRing, compact: &str) -> Result<T, ApiError> {
+    let plaintext = keys.decrypt(compact).map_err(|e| {
         ApiError::InvalidEncryptedPayload(
             match e {
                 JweError::Malformed => "`encryptedPayload` is not a compact JWE",

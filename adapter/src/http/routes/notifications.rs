@@ -36,8 +36,10 @@ pub async fn notification(state: Data<AppState>, req: HttpRequest, body: SignedB
     };
     let request: NotificationRequest = parse_body(&body.bytes)?;
     notifications::validate(&request)?;
-    let code: Option<ActivationCode> =
-        request.encrypted_payload.as_deref().map(|compact| decrypt(&state, compact)).transpose()?;
+    let code: Option<ActivationCode> = match request.encrypted_payload.as_deref() {
+        Some(compact) => Some(decrypt(&state, compact).await?),
+        None => None,
+    };
     let (record, outbox) =
         notifications::to_records(&request, code.as_ref(), &state.keys.data_keys, OffsetDateTime::now_utc());
 

@@ -59,13 +59,13 @@ pub async fn events(state: Data<AppState>, body: ProcessorBody) -> Result<HttpRe
         processor_events::validate(event).map_err(at)?;
         let secret = match &event.body {
             ProcessorEventBody::CardIssued(d) => {
-                Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).map_err(at)?))
+                Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).await.map_err(at)?))
             }
             ProcessorEventBody::CardReplaced(d) => {
-                Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).map_err(at)?))
+                Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).await.map_err(at)?))
             }
             ProcessorEventBody::CardRenewed(d) => {
-                Some(CardSecret::Expiry(decrypt(&state, &d.encrypted_payload).map_err(at)?))
+                Some(CardSecret::Expiry(decrypt(&state, &d.encrypted_payload).await.map_err(at)?))
             }
             _ => None,
         };

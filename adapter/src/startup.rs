@@ -91,6 +91,9 @@ impl Application {
             relay_wakeup,
             verifier,
             metrics,
+            private_key_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         });
 
         let ops = if state.settings.ops.enabled { Some(ops_server(state.clone(), shutdown_timeout)?) } else { None };

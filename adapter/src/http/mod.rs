@@ -33,4 +33,7 @@ pub struct AppState {
     pub relay_wakeup: Arc<tokio::sync::Notify>,
     pub verifier: CardVerifier,
     pub metrics: Metrics,
+    /// Private-key operations running at once: one per core. More would only make each take
+    /// longer, and start a blocking thread per request waiting.
+    pub private_key_slots: Arc<tokio::sync::Semaphore>,
 }

@@ -72,6 +72,10 @@ impl Relay {
         // Deliveries in flight per destination (index in DESTINATIONS), and which task is whose.
         let mut in_flight = InFlight::default();
         let mut due = [true; DESTINATIONS.len()];
+        // While deliveries keep finishing the loop never sleeps a whole poll interval; every
+        // destination is still claimed for at least every BUSY_POLL, so that rows due by time (a
+        // retry) or written by another process are found while another destination is busy.
+        let mut next_full_round = tokio::time::Instant::now();
         tracing::info!(owner = %self.owner, concurrency = self.settings.concurrency, "outbox relay started");
         loop {
             if *shutdown.borrow() {
@@ -81,10 +85,16 @@ impl Relay {
                 self.refresh_stats().await;
                 next_stats = tokio::time::Instant::now() + stats_every;
             }
+            if tokio::time::Instant::now() >= next_full_round {
+                due = [true; DESTINATIONS.len()];
+            }
+            if due.iter().all(|d| *d) {
+                next_full_round = tokio::time::Instant::now() + BUSY_POLL;
+            }
             // Every destination has its own share of `relay.concurrency`: a receiver that is
             // slow or has a backlog never takes the slots of another. A destination is claimed
-            // for when one of its deliveries ended (the card's next row may be due) and on every
-            // wake-up or poll, not after every other destination's deliveries.
+            // for when one of its deliveries ended (the card's next row may be due), on a wake-up
+            // and on every poll — not after every other destination's deliveries.
             for (index, destination) in DESTINATIONS.iter().enumerate() {
                 let free = self.settings.concurrency.saturating_sub(in_flight.count[index]);
                 if !std::mem::take(&mut due[index]) || free == 0 {
@@ -186,6 +196,9 @@ impl Relay {
         }
     }
 }
+
+/// How often every destination is claimed for while the relay is busy (see [`Relay::run`]).
+const BUSY_POLL: Duration = Duration::from_secs(1);
 
 /// The destinations the relay claims for, each on its own (see [`Relay::run`]).
 const DESTINATIONS: [&str; 3] = [TMP_API, LIFECYCLE_API, ISSUER_WEBHOOK];

@@ -261,6 +261,51 @@ async fn token_events_and_notifications_reach_the_issuers_sink_signed_with_the_c
 }
 
 /// Runs `tmp-adapter` with the repository's configuration and `env`.
+/// The relay's destinations do not share their slots: with the issuer's sink hanging on every
+/// delivery and a backlog queued for it first, a card change still reaches TMP while the sink
+/// has answered nothing. (Claimed in seq order across destinations, the TMP row would wait for
+/// a slot until a sink delivery came back.)
+#[tokio::test]
+async fn a_hanging_issuer_sink_does_not_hold_up_card_changes_to_tmp() {
+    for db in test_databases().await {
+        let tmp = Receiver::start().await;
+        let sink = Receiver::start().await;
+        sink.behave(|_| Reply::Delay(Duration::from_secs(3)));
+        let app = TestApp::spawn_with(&db, |s| {
+            forwarding_settings(s, Approach::External, &tmp);
+            s.relay.concurrency = 2;
+            s.relay.request_timeout_ms = 5_000;
+            s.relay.lease_secs = 12;
+            s.sinks = vec![SinkSettings {
+                name: "core".into(),
+                url: format!("{}/hooks", sink.url),
+                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                event_types: vec!["token.status_changed".into()],
+                otp_jwk_file: None,
+                tls: Default::default(),
+            }];
+        })
+        .await;
+        app.import(&fixture_cards()).await;
+        for n in 0..3 {
+            let token = crate::token_events::event_body(
+                &format!("tok-{n}"),
+                &format!("card-{n}"),
+                "ACTIVE",
+                "2026-03-01T10:00:00Z",
+            );
+            expect_json(app.request("/issuer-api/v1/tokens/events").json(&token).send().await, 200).await;
+        }
+        let change = json!([event("e1", "card-active", "card.status_changed", json!({"status": "BLOCKED"}))]);
+        expect_json(app.request(EVENTS).json(&change).send().await, 202).await;
+
+        tmp.wait_for(WAIT, |r| r.iter().any(|r| r.answered == 200)).await;
+        assert!(sink.received().is_empty(), "{}: the sink had answered before TMP got the change", db.backend);
+        assert_eq!(tmp.accepted()[0].path, "/tmp-api/v1/cards/card-active/status", "{}", db.backend);
+        app.stop().await;
+    }
+}
+
 pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tmp-adapter"));

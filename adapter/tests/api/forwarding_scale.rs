@@ -32,7 +32,16 @@ impl Drop for Adapter {
 
 /// Starts the binary in `dir` (development keys under ./data are shared by every process
 /// started there) against `db`, forwarding to `receiver`; returns once it listens.
-fn spawn_adapter(dir: &Path, db: &TestDb, receiver: &Receiver) -> Adapter {
+/// The relay's lease and request timeout of a spawned adapter.
+struct RelayTimes {
+    lease_secs: u64,
+    request_timeout_ms: u64,
+}
+
+/// Short: a killed process's rows are taken over within seconds.
+const QUICK_TAKEOVER: RelayTimes = RelayTimes { lease_secs: 3, request_timeout_ms: 1000 };
+
+fn spawn_adapter(dir: &Path, db: &TestDb, receiver: &Receiver, relay: &RelayTimes) -> Adapter {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tmp-adapter"))
         .current_dir(dir)
         .env_remove("RUST_LOG")
@@ -48,8 +57,8 @@ fn spawn_adapter(dir: &Path, db: &TestDb, receiver: &Receiver) -> Adapter {
         .env("TMP_ADAPTER__FORWARDING__TMP_API__HMAC_SECRETS", receiver.secret.to_whsec_string())
         .env("TMP_ADAPTER__RELAY__POLL_INTERVAL_MS", "50")
         .env("TMP_ADAPTER__RELAY__CONCURRENCY", "32")
-        .env("TMP_ADAPTER__RELAY__LEASE_SECS", "3")
-        .env("TMP_ADAPTER__RELAY__REQUEST_TIMEOUT_MS", "1000")
+        .env("TMP_ADAPTER__RELAY__LEASE_SECS", relay.lease_secs.to_string())
+        .env("TMP_ADAPTER__RELAY__REQUEST_TIMEOUT_MS", relay.request_timeout_ms.to_string())
         .env("TMP_ADAPTER__RELAY__RETRY_SCHEDULE_MS", "50,100,200,400,800,1600,3200")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -130,8 +139,16 @@ async fn three_processes_drain_ten_thousand_events_over_a_hundred_cards_in_order
     let Some(db) = postgres_only().await else { return };
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let first = spawn_adapter(dir.path(), &db, &receiver);
-    let adapters = vec![first, spawn_adapter(dir.path(), &db, &receiver), spawn_adapter(dir.path(), &db, &receiver)];
+    // Nothing is killed here, and a repeat must mean two processes worked one row: a timeout
+    // long enough that a slow machine never times a delivery out (a retry after a timeout is
+    // a legitimate repeat, and not what this test is about).
+    let relay = RelayTimes { lease_secs: 30, request_timeout_ms: 10_000 };
+    let first = spawn_adapter(dir.path(), &db, &receiver, &relay);
+    let adapters = vec![
+        first,
+        spawn_adapter(dir.path(), &db, &receiver, &relay),
+        spawn_adapter(dir.path(), &db, &receiver, &relay),
+    ];
     let urls: Vec<String> = adapters.iter().map(|a| a.url.clone()).collect();
     const CARDS: usize = 100;
     const PER_CARD: usize = 100;
@@ -191,7 +208,7 @@ async fn sigkilled_adapters_lose_nothing_acknowledged_and_keep_order() {
     let Some(db) = postgres_only().await else { return };
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let current = Arc::new(Mutex::new(spawn_adapter(dir.path(), &db, &receiver)));
+    let current = Arc::new(Mutex::new(spawn_adapter(dir.path(), &db, &receiver, &QUICK_TAKEOVER)));
     let url = Arc::new(Mutex::new(current.lock().unwrap().url.clone()));
     const CARDS: usize = 20;
     const PER_CARD: usize = 60;
@@ -225,7 +242,7 @@ async fn sigkilled_adapters_lose_nothing_acknowledged_and_keep_order() {
         let mut adapter = current.lock().unwrap();
         adapter.child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
         let _ = adapter.child.wait();
-        let restarted = spawn_adapter(dir.path(), &db, &receiver);
+        let restarted = spawn_adapter(dir.path(), &db, &receiver, &QUICK_TAKEOVER);
         *url.lock().unwrap() = restarted.url.clone();
         *adapter = restarted;
     }

@@ -179,11 +179,13 @@ async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], databa
                 let tag = format!("{}-{n}", session.id("ld"));
                 async move { ingest_step(&session, &mock, &tag, rate, duration).await }
             };
+            drain_outbox(kit).await;
             let peak = match args.rate {
                 Some(rate) => rate * 2.0,
                 None => search(scenario.name(), args, step, &mut step_fn).await,
             };
             tokio::time::sleep(Duration::from_secs(1)).await;
+            drain_outbox(kit).await;
             let half = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
             (peak, half)
         } else {
@@ -193,6 +195,7 @@ async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], databa
                 None => peak_of(scenario.name(), args, step, send.clone()).await,
             };
             tokio::time::sleep(Duration::from_secs(1)).await;
+            drain_outbox(kit).await;
             let half = open_loop::run(peak / 2.0, Duration::from_secs(args.duration), send).await;
             (peak, half)
         };
@@ -220,6 +223,28 @@ async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], databa
     }
     println!("process RSS after the run (generator + mock + adapter in one process): {} MB", rss_mb("self")?);
     Ok(())
+}
+
+/// Waits until the adapter's outbox holds nothing pending (at most 120 s): the deliveries an
+/// overloaded step of the peak search left behind would otherwise share the cores with the
+/// next measurement and show up in its latency.
+async fn drain_outbox(kit: &Kit) {
+    let url = format!("{}/ops/v1/outbox?status=pending&limit=1", kit.ops_url);
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let pending = async {
+            let answer = client.get(&url).bearer_auth(kit.ops_key.as_str()).send().await.ok()?;
+            let list: Value = answer.json().await.ok()?;
+            Some(list["items"].as_array().is_some_and(|items| !items.is_empty()))
+        }
+        .await;
+        if pending == Some(false) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("  the outbox still had pending rows after 120 s; measuring anyway");
 }
 
 async fn peak_of(name: &str, args: &LoadArgs, step: Duration, send: Send) -> f64 {

@@ -44,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn decrypt<T: DeserializeOwned + Send + 'static>(state: &AppState, compact: &str) -> Result<T, ApiError> {
     let keys = state.keys.clone();
     let compact = compact.to_owned();
+    let _slot = state.private_key_slots.acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || decrypt_now(&keys.jwe, &compact))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the decryption task failed: {e}")))?

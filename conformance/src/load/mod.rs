@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::case::Approach;
-use crate::catalogue::{notification_body, requestor, token_event_body};
+use crate::catalogue::{notification_body, token_event_body, verify_body};
 use crate::client::{Call, Prepared, Signer};
 use crate::payload::PayloadSpec;
 use crate::session::Session;
@@ -287,16 +287,11 @@ fn print_step(name: &str, stats: &RunStats) {
 
 /// A verify-card request with its own tokenization id and a payload from the pool.
 fn verify_call(session: &Session, i: u64, jwe: &str) -> Call {
-    let body = json!({
-        "tokenizationId": format!("{}-{i}", session.id("ld-tkz")),
-        "tsp": "MDES",
-        "tokenRequestor": requestor("GOOGLE_PAY"),
-        "provisioningMethod": "MANUAL",
-        "walletRecommendation": "APPROVED",
-        "walletScore": 5,
-        "deviceScore": 5,
-        "encryptedPayload": if jwe == "x" { crate::client::payload_slot(0) } else { json!(jwe) },
-    });
+    let mut body = verify_body(session);
+    body["tokenizationId"] = json!(format!("{}-{i}", session.id("ld-tkz")));
+    if jwe != "x" {
+        body["encryptedPayload"] = json!(jwe);
+    }
     let call = session.post(tmp_protocol::issuer_api::VERIFY_CARD_PATH, body);
     if jwe == "x" { call.payload(PayloadSpec::card("active")) } else { call }
 }

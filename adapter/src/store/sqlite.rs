@@ -38,7 +38,7 @@ use super::{
     ApiKeyRecord, CardChange, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, IdempotentWrite,
     IngestOutcome, NotificationRecord, OpsAuditFilter, OpsAuditRecord, OutboxEntry, OutboxFilter, OutboxRecord,
     OutboxStats, ProcessorEventRecord, ReplaySelector, Store, StoreError, StoreResult, TokenEventOutcome,
-    TokenEventRecord, TokenRecord,
+    TokenEventRecord, TokenRecord, claim_window,
 };
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -784,14 +784,18 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<OutboxEntry>> {
         let _gate = self.gate().await;
-        // One statement under SQLite's single write lock: atomic. Meant for one relay process
-        // per database file (SQLite is not shared between machines); the lease still lets a
-        // restarted process take over the rows of the one that crashed.
-        let rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
+        // Under SQLite's single write lock: atomic. Meant for one relay process per database file
+        // (SQLite is not shared between machines); the lease still lets a restarted process take
+        // over the rows of the one that crashed. Two steps (see `claim_window`): the oldest rows
+        // first, then — only when they did not fill the claim — the head of every card.
+        let mut rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
             "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
                SELECT o.seq FROM outbox o \
                WHERE o.status = 'pending' AND o.destination = ?5 AND o.next_attempt_at <= ?3 \
                  AND (o.lease_until IS NULL OR o.lease_until < ?3) \
+                 AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
+                                        WHERE w.status = 'pending' AND w.destination = ?5 \
+                                        ORDER BY w.seq LIMIT 1 OFFSET ?6), 9223372036854775807) \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' \
                                  AND p.destination = o.destination \
                                  AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
@@ -804,8 +808,40 @@ impl Store for SqliteStore {
         .bind(sqlite_ts(now))
         .bind(i64::from(limit))
         .bind(destination)
+        .bind(claim_window(limit) - 1)
         .fetch_all(&self.relaxed)
         .await?;
+        let wanted = i64::from(limit) - rows.len() as i64;
+        if wanted > 0 {
+            // The head of each card with pending rows, one index probe per card (a loose index
+            // scan): cheap when the backlog is a few deep queues, which is when the first step
+            // comes back short.
+            rows.extend(
+                sqlx::query_as::<_, OutboxEntryRow>(concat!(
+                    "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
+                       WITH RECURSIVE keys(k) AS ( \
+                         SELECT MIN(ordering_key) FROM outbox WHERE status = 'pending' AND destination = ?5 \
+                         UNION ALL \
+                         SELECT (SELECT MIN(ordering_key) FROM outbox \
+                                 WHERE status = 'pending' AND destination = ?5 AND ordering_key > keys.k) \
+                         FROM keys WHERE keys.k IS NOT NULL) \
+                       SELECT o.seq FROM keys JOIN outbox o ON o.seq = ( \
+                         SELECT MIN(h.seq) FROM outbox h \
+                         WHERE h.status = 'pending' AND h.destination = ?5 AND h.ordering_key = keys.k) \
+                       WHERE o.next_attempt_at <= ?3 AND (o.lease_until IS NULL OR o.lease_until < ?3) \
+                       ORDER BY o.seq LIMIT ?4) \
+                     RETURNING ",
+                    outbox_entry_columns!()
+                ))
+                .bind(owner)
+                .bind(sqlite_ts(lease_until))
+                .bind(sqlite_ts(now))
+                .bind(wanted)
+                .bind(destination)
+                .fetch_all(&self.relaxed)
+                .await?,
+            );
+        }
         let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;
         entries.sort_by_key(|e| e.seq);
         Ok(entries)

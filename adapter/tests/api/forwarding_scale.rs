@@ -155,6 +155,7 @@ async fn three_processes_drain_ten_thousand_events_over_a_hundred_cards_in_order
     // Four senders, each owning 25 cards, each sending its batches one after the other (a
     // card's events are ordered by the processor) to the processes in turn.
     let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
     let mut senders = Vec::new();
     for sender in 0..4 {
         let client = client.clone();
@@ -187,11 +188,14 @@ async fn three_processes_drain_ten_thousand_events_over_a_hundred_cards_in_order
         sender.await.unwrap();
     }
     let total = CARDS * PER_CARD;
+    // On the record, for when this test is slow: how long ingest took, and how far delivery was.
+    eprintln!("ingest took {:?}; {} delivered by then", started.elapsed(), receiver.unique_accepted());
     let start = std::time::Instant::now();
     while receiver.unique_accepted() < total {
         assert!(start.elapsed() < Duration::from_secs(300), "only {} of {total} delivered", receiver.unique_accepted());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    eprintln!("all {total} delivered after {:?}", started.elapsed());
     let (order, repeats) = analyse(&receiver.received());
     assert_eq!(order.len(), CARDS);
     for (card, seen) in &order {

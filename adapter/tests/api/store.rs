@@ -646,6 +646,48 @@ async fn the_relay_claims_per_destination_in_order_per_card() {
 }
 
 #[tokio::test]
+async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        // card-1 queues more rows than a claim of 2 looks through in its first step, then
+        // card-2 queues one: only the second step (the head of every card) finds it.
+        let deep = usize::try_from(store::claim_window(2)).unwrap() + 20;
+        let rows: Vec<OutboxRecord> = (0..=deep)
+            .map(|n| OutboxRecord {
+                destination: "tmp_api".to_owned(),
+                created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
+                ..outbox(if n < deep { "card-1" } else { "card-2" }, "x", n as u32)
+            })
+            .collect();
+        for (n, row) in rows.iter().enumerate() {
+            store
+                .apply_token_event(
+                    &token_event(&format!("ev-{n}"), &format!("token-{n}"), TokenStatus::Active, T0),
+                    row,
+                    &idempotency("token_events", &format!("k{n}")),
+                )
+                .await
+                .unwrap();
+        }
+        let now = OffsetDateTime::now_utc();
+        let lease = now + Duration::minutes(1);
+        let claim = |limit: u32| {
+            let store = store.clone();
+            async move {
+                let claimed = store.claim_outbox("relay", "tmp_api", now, lease, limit).await.unwrap();
+                claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
+            }
+        };
+
+        assert_eq!(claim(1).await, vec![rows[0].id], "{b}: card-1's head");
+        assert_eq!(claim(2).await, vec![rows[deep].id], "{b}: card-2 does not wait for card-1's queue");
+        assert_eq!(claim(2).await, Vec::<Uuid>::new(), "{b}: both heads are leased");
+        assert!(store.finish_outbox(rows[0].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
+        assert_eq!(claim(2).await, vec![rows[1].id], "{b}: card-1's next row, and only that");
+    }
+}
+
+#[tokio::test]
 async fn idempotency_records_are_purged_by_age() {
     for (db, store) in stores().await {
         let b = db.backend;

@@ -598,32 +598,40 @@ async fn outbox_rows_are_kept_in_insertion_order() {
     }
 }
 
+/// Writes one outbox row per `(card, destination)`, in this order and due now (each with the
+/// token event that queues it); returns the rows.
+async fn queue_due_outbox(store: &DynStore, queue: &[(&str, &str)]) -> Vec<OutboxRecord> {
+    let mut rows = Vec::new();
+    for (n, (card, destination)) in queue.iter().enumerate() {
+        let row = OutboxRecord {
+            destination: (*destination).to_owned(),
+            // Due now (the helper dates its rows in 2030).
+            created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
+            ..outbox(card, "x", n as u32)
+        };
+        store
+            .apply_token_event(
+                &token_event(&format!("ev-{n}"), &format!("token-{n}"), TokenStatus::Active, T0),
+                &row,
+                &idempotency("token_events", &format!("k{n}")),
+            )
+            .await
+            .unwrap();
+        rows.push(row);
+    }
+    rows
+}
+
 #[tokio::test]
 async fn the_relay_claims_per_destination_in_order_per_card() {
     for (db, store) in stores().await {
         let b = db.backend;
         // card-1: webhook A, TMP B, webhook C; card-2: TMP D (in this insertion order).
-        let rows: Vec<OutboxRecord> =
-            [("card-1", "issuer_webhook"), ("card-1", "tmp_api"), ("card-1", "issuer_webhook"), ("card-2", "tmp_api")]
-                .iter()
-                .enumerate()
-                .map(|(n, (card, destination))| OutboxRecord {
-                    destination: (*destination).to_owned(),
-                    // Due now (the helper dates its rows in 2030).
-                    created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
-                    ..outbox(card, "x", n as u32)
-                })
-                .collect();
-        for (n, row) in rows.iter().enumerate() {
-            store
-                .apply_token_event(
-                    &token_event(&format!("ev-{n}"), &format!("token-{n}"), TokenStatus::Active, T0),
-                    row,
-                    &idempotency("token_events", &format!("k{n}")),
-                )
-                .await
-                .unwrap();
-        }
+        let rows = queue_due_outbox(
+            &store,
+            &[("card-1", "issuer_webhook"), ("card-1", "tmp_api"), ("card-1", "issuer_webhook"), ("card-2", "tmp_api")],
+        )
+        .await;
         let ids = |entries: Vec<store::OutboxEntry>| entries.into_iter().map(|e| e.record.id).collect::<Vec<_>>();
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
@@ -652,23 +660,9 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
         // card-1 queues more rows than a claim of 2 looks through in its first step, then
         // card-2 queues one: only the second step (the head of every card) finds it.
         let deep = usize::try_from(store::claim_window(2)).unwrap() + 20;
-        let rows: Vec<OutboxRecord> = (0..=deep)
-            .map(|n| OutboxRecord {
-                destination: "tmp_api".to_owned(),
-                created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
-                ..outbox(if n < deep { "card-1" } else { "card-2" }, "x", n as u32)
-            })
-            .collect();
-        for (n, row) in rows.iter().enumerate() {
-            store
-                .apply_token_event(
-                    &token_event(&format!("ev-{n}"), &format!("token-{n}"), TokenStatus::Active, T0),
-                    row,
-                    &idempotency("token_events", &format!("k{n}")),
-                )
-                .await
-                .unwrap();
-        }
+        let queue: Vec<(&str, &str)> =
+            (0..=deep).map(|n| (if n < deep { "card-1" } else { "card-2" }, "tmp_api")).collect();
+        let rows = queue_due_outbox(&store, &queue).await;
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
         let claim = |limit: u32| {

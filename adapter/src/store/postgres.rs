@@ -33,7 +33,70 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
+/// The first step of a claim (see `claim_window`): heads of their card among the destination's
+/// oldest pending rows. Parameters: $1 owner, $2 lease until, $3 now, $4 limit, $5 destination, $6 the
+/// window's last offset.
+const CLAIM_OLDEST: &str = concat!(
+    "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
+       SELECT o.seq FROM outbox o \
+       WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 \
+         AND (o.lease_until IS NULL OR o.lease_until < $3) \
+         AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
+                                WHERE w.status = 'pending' AND w.destination = $5 \
+                                ORDER BY w.seq OFFSET $6 LIMIT 1), 9223372036854775807) \
+         AND o.seq = (SELECT p.seq FROM outbox p WHERE p.status = 'pending' \
+                      AND p.destination = $5 AND p.ordering_key = o.ordering_key \
+                      ORDER BY p.seq LIMIT 1) \
+       ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+     RETURNING ",
+    outbox_entry_columns!()
+);
+
+/// The second step of a claim: the head of every card with pending rows (parameters as the
+/// first's but the window).
+const CLAIM_HEADS: &str = concat!(
+    "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
+       WITH RECURSIVE heads(ordering_key, seq) AS ( \
+         (SELECT ordering_key, seq FROM outbox \
+          WHERE status = 'pending' AND destination = $5 ORDER BY ordering_key, seq LIMIT 1) \
+         UNION ALL \
+         SELECT n.ordering_key, n.seq FROM heads h CROSS JOIN LATERAL ( \
+           SELECT ordering_key, seq FROM outbox \
+           WHERE status = 'pending' AND destination = $5 AND ordering_key > h.ordering_key \
+           ORDER BY ordering_key, seq LIMIT 1) n) \
+       SELECT o.seq FROM heads h JOIN outbox o ON o.seq = h.seq \
+       WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+         AND (o.lease_until IS NULL OR o.lease_until < $3) \
+       ORDER BY o.seq LIMIT $4 FOR UPDATE OF o SKIP LOCKED)) \
+     RETURNING ",
+    outbox_entry_columns!()
+);
+
 impl PostgresStore {
+    /// Runs one step of a claim: with `window_offset` (the window's last offset) the first,
+    /// [`CLAIM_OLDEST`]; without, the second, [`CLAIM_HEADS`].
+    async fn lease_outbox_rows(
+        &self,
+        owner: &str,
+        destination: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+        window_offset: Option<i64>,
+    ) -> StoreResult<Vec<OutboxEntryRow>> {
+        let sql = if window_offset.is_some() { CLAIM_OLDEST } else { CLAIM_HEADS };
+        let mut query = sqlx::query_as::<_, OutboxEntryRow>(sql)
+            .bind(owner)
+            .bind(normalize_ts(lease_until))
+            .bind(normalize_ts(now))
+            .bind(limit)
+            .bind(destination);
+        if let Some(offset) = window_offset {
+            query = query.bind(offset);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
     /// Connects to the database named by `url` (`postgres://user@host:5432/db`).
     /// Does not run the migrations: see [`Store::migrate`].
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
@@ -717,60 +780,15 @@ impl Store for PostgresStore {
         // subquery is one index probe per row (as `NOT EXISTS` it became an anti-join that read
         // every pending row per row: 220 ms at 5 000 rows); `= ANY (ARRAY(…))`, not `IN (…)`,
         // finds the claimed rows by primary key instead of hash-joining a scan of the table.
-        let mut rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
-            "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
-               SELECT o.seq FROM outbox o \
-               WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 \
-                 AND (o.lease_until IS NULL OR o.lease_until < $3) \
-                 AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
-                                        WHERE w.status = 'pending' AND w.destination = $5 \
-                                        ORDER BY w.seq OFFSET $6 LIMIT 1), 9223372036854775807) \
-                 AND o.seq = (SELECT p.seq FROM outbox p WHERE p.status = 'pending' \
-                              AND p.destination = $5 AND p.ordering_key = o.ordering_key \
-                              ORDER BY p.seq LIMIT 1) \
-               ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-             RETURNING ",
-            outbox_entry_columns!()
-        ))
-        .bind(owner)
-        .bind(normalize_ts(lease_until))
-        .bind(normalize_ts(now))
-        .bind(i64::from(limit))
-        .bind(destination)
-        .bind(claim_window(limit) - 1)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows = self
+            .lease_outbox_rows(owner, destination, now, lease_until, i64::from(limit), Some(claim_window(limit) - 1))
+            .await?;
         let wanted = i64::from(limit) - rows.len() as i64;
         if wanted > 0 {
             // The head of each card with pending rows, one index probe per card (a loose index
             // scan): cheap when the backlog is a few deep queues, which is when the first step
             // comes back short.
-            rows.extend(
-                sqlx::query_as::<_, OutboxEntryRow>(concat!(
-                    "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
-                       WITH RECURSIVE heads(ordering_key, seq) AS ( \
-                         (SELECT ordering_key, seq FROM outbox \
-                          WHERE status = 'pending' AND destination = $5 ORDER BY ordering_key, seq LIMIT 1) \
-                         UNION ALL \
-                         SELECT n.ordering_key, n.seq FROM heads h CROSS JOIN LATERAL ( \
-                           SELECT ordering_key, seq FROM outbox \
-                           WHERE status = 'pending' AND destination = $5 AND ordering_key > h.ordering_key \
-                           ORDER BY ordering_key, seq LIMIT 1) n) \
-                       SELECT o.seq FROM heads h JOIN outbox o ON o.seq = h.seq \
-                       WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
-                         AND (o.lease_until IS NULL OR o.lease_until < $3) \
-                       ORDER BY o.seq LIMIT $4 FOR UPDATE OF o SKIP LOCKED)) \
-                     RETURNING ",
-                    outbox_entry_columns!()
-                ))
-                .bind(owner)
-                .bind(normalize_ts(lease_until))
-                .bind(normalize_ts(now))
-                .bind(wanted)
-                .bind(destination)
-                .fetch_all(&self.pool)
-                .await?,
-            );
+            rows.extend(self.lease_outbox_rows(owner, destination, now, lease_until, wanted, None).await?);
         }
         let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;
         entries.sort_by_key(|e| e.seq);

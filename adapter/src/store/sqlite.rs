@@ -86,7 +86,69 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// The first step of a claim (see `claim_window`): heads of their card among the destination's
+/// oldest pending rows. Parameters: ?1 owner, ?2 lease until, ?3 now, ?4 limit, ?5 destination, ?6 the
+/// window's last offset.
+const CLAIM_OLDEST: &str = concat!(
+    "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
+       SELECT o.seq FROM outbox o \
+       WHERE o.status = 'pending' AND o.destination = ?5 AND o.next_attempt_at <= ?3 \
+         AND (o.lease_until IS NULL OR o.lease_until < ?3) \
+         AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
+                                WHERE w.status = 'pending' AND w.destination = ?5 \
+                                ORDER BY w.seq LIMIT 1 OFFSET ?6), 9223372036854775807) \
+         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' \
+                         AND p.destination = o.destination \
+                         AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
+       ORDER BY o.seq LIMIT ?4) \
+     RETURNING ",
+    outbox_entry_columns!()
+);
+
+/// The second step of a claim: the head of every card with pending rows (parameters as the
+/// first's but the window).
+const CLAIM_HEADS: &str = concat!(
+    "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
+       WITH RECURSIVE keys(k) AS ( \
+         SELECT MIN(ordering_key) FROM outbox WHERE status = 'pending' AND destination = ?5 \
+         UNION ALL \
+         SELECT (SELECT MIN(ordering_key) FROM outbox \
+                 WHERE status = 'pending' AND destination = ?5 AND ordering_key > keys.k) \
+         FROM keys WHERE keys.k IS NOT NULL) \
+       SELECT o.seq FROM keys JOIN outbox o ON o.seq = ( \
+         SELECT MIN(h.seq) FROM outbox h \
+         WHERE h.status = 'pending' AND h.destination = ?5 AND h.ordering_key = keys.k) \
+       WHERE o.next_attempt_at <= ?3 AND (o.lease_until IS NULL OR o.lease_until < ?3) \
+       ORDER BY o.seq LIMIT ?4) \
+     RETURNING ",
+    outbox_entry_columns!()
+);
+
 impl SqliteStore {
+    /// Runs one step of a claim: with `window_offset` (the window's last offset) the first,
+    /// [`CLAIM_OLDEST`]; without, the second, [`CLAIM_HEADS`].
+    async fn lease_outbox_rows(
+        &self,
+        owner: &str,
+        destination: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+        window_offset: Option<i64>,
+    ) -> StoreResult<Vec<OutboxEntryRow>> {
+        let sql = if window_offset.is_some() { CLAIM_OLDEST } else { CLAIM_HEADS };
+        let mut query = sqlx::query_as::<_, OutboxEntryRow>(sql)
+            .bind(owner)
+            .bind(sqlite_ts(lease_until))
+            .bind(sqlite_ts(now))
+            .bind(limit)
+            .bind(destination);
+        if let Some(offset) = window_offset {
+            query = query.bind(offset);
+        }
+        Ok(query.fetch_all(&self.relaxed).await?)
+    }
+
     /// Opens (creating the file and its directory if missing) the database named by `url`,
     /// e.g. `sqlite:///var/lib/tmp-adapter/adapter.db` or `sqlite://data/adapter.db`.
     /// Does not run the migrations: see [`Store::migrate`].
@@ -788,59 +850,15 @@ impl Store for SqliteStore {
         // (SQLite is not shared between machines); the lease still lets a restarted process take
         // over the rows of the one that crashed. Two steps (see `claim_window`): the oldest rows
         // first, then — only when they did not fill the claim — the head of every card.
-        let mut rows = sqlx::query_as::<_, OutboxEntryRow>(concat!(
-            "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
-               SELECT o.seq FROM outbox o \
-               WHERE o.status = 'pending' AND o.destination = ?5 AND o.next_attempt_at <= ?3 \
-                 AND (o.lease_until IS NULL OR o.lease_until < ?3) \
-                 AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
-                                        WHERE w.status = 'pending' AND w.destination = ?5 \
-                                        ORDER BY w.seq LIMIT 1 OFFSET ?6), 9223372036854775807) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' \
-                                 AND p.destination = o.destination \
-                                 AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
-               ORDER BY o.seq LIMIT ?4) \
-             RETURNING ",
-            outbox_entry_columns!()
-        ))
-        .bind(owner)
-        .bind(sqlite_ts(lease_until))
-        .bind(sqlite_ts(now))
-        .bind(i64::from(limit))
-        .bind(destination)
-        .bind(claim_window(limit) - 1)
-        .fetch_all(&self.relaxed)
-        .await?;
+        let mut rows = self
+            .lease_outbox_rows(owner, destination, now, lease_until, i64::from(limit), Some(claim_window(limit) - 1))
+            .await?;
         let wanted = i64::from(limit) - rows.len() as i64;
         if wanted > 0 {
             // The head of each card with pending rows, one index probe per card (a loose index
             // scan): cheap when the backlog is a few deep queues, which is when the first step
             // comes back short.
-            rows.extend(
-                sqlx::query_as::<_, OutboxEntryRow>(concat!(
-                    "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN ( \
-                       WITH RECURSIVE keys(k) AS ( \
-                         SELECT MIN(ordering_key) FROM outbox WHERE status = 'pending' AND destination = ?5 \
-                         UNION ALL \
-                         SELECT (SELECT MIN(ordering_key) FROM outbox \
-                                 WHERE status = 'pending' AND destination = ?5 AND ordering_key > keys.k) \
-                         FROM keys WHERE keys.k IS NOT NULL) \
-                       SELECT o.seq FROM keys JOIN outbox o ON o.seq = ( \
-                         SELECT MIN(h.seq) FROM outbox h \
-                         WHERE h.status = 'pending' AND h.destination = ?5 AND h.ordering_key = keys.k) \
-                       WHERE o.next_attempt_at <= ?3 AND (o.lease_until IS NULL OR o.lease_until < ?3) \
-                       ORDER BY o.seq LIMIT ?4) \
-                     RETURNING ",
-                    outbox_entry_columns!()
-                ))
-                .bind(owner)
-                .bind(sqlite_ts(lease_until))
-                .bind(sqlite_ts(now))
-                .bind(wanted)
-                .bind(destination)
-                .fetch_all(&self.relaxed)
-                .await?,
-            );
+            rows.extend(self.lease_outbox_rows(owner, destination, now, lease_until, wanted, None).await?);
         }
         let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;
         entries.sort_by_key(|e| e.seq);

@@ -96,8 +96,10 @@ impl Kit {
         let (processor_secret, processor_text) = WebhookSecret::generate();
         let (issuer_secret, issuer_text) = WebhookSecret::generate();
         let sink = Sink::start().await?;
-        let mock_port = free_port()?;
-        let mock_url = format!("http://127.0.0.1:{mock_port}");
+        // Held from here until the mock serves on it: the adapter is configured with its address
+        // first, and a port that was let go in between could be taken by another process.
+        let mock_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let mock_url = format!("http://127.0.0.1:{}", mock_listener.local_addr()?.port());
 
         let mut settings = adapter_settings(dir.path(), &database_url, options.approach, &mock_url)?;
         settings.auth.hmac_secrets = vec![tmp_text.clone()];
@@ -127,8 +129,6 @@ impl Kit {
         let adapter = RunningAdapter { handle: app.handle(), task: tokio::spawn(app.run_until_stopped()) };
 
         let mut mock_config = mock_tmp::MockConfig::defaults();
-        mock_config.server.host = "127.0.0.1".into();
-        mock_config.server.port = mock_port;
         mock_config.issuer.base_url = adapter_url.clone();
         mock_config.issuer.hmac_secrets = vec![tmp_text];
         mock_config.auth.hmac_secrets = vec![issuer_text];
@@ -137,7 +137,7 @@ impl Kit {
         if let Some(capacity) = options.mock_journal_capacity {
             mock_config.journal.capacity = capacity;
         }
-        let mock = mock_tmp::start(mock_config).await.context("the mock did not start")?;
+        let mock = mock_tmp::start_on(mock_config, mock_listener).await.context("the mock did not start")?;
 
         let keys = KeyMaterial::load(&settings)?;
         let profile = fixture_profile(&keys, &settings)?;
@@ -347,10 +347,6 @@ async fn create_api_key(settings: &Settings, name: &str, scopes: &[&str]) -> any
     };
     store.create_api_key(&record, &audit).await?;
     Ok(key.key)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `admin_url` with its database replaced by `database` (query string kept).

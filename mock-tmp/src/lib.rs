@@ -24,4 +24,4 @@ pub mod state;
 pub mod tls;
 
 pub use config::MockConfig;
-pub use startup::{MockHandle, start};
+pub use startup::{MockHandle, start, start_on};

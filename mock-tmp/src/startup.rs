@@ -68,7 +68,19 @@ impl MockHandle {
     }
 }
 
+/// Binds `server.host:server.port` and starts there (see [`start_on`]).
 pub async fn start(config: MockConfig) -> anyhow::Result<MockHandle> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen_address())
+        .with_context(|| format!("cannot listen on {}", config.listen_address()))?;
+    start_on(config, listener).await
+}
+
+/// Starts on a listener the caller already holds: one bound to port 0 whose address another
+/// party (the adapter under test) must know before the mock starts. Binding that port again
+/// later could lose it to another process in between. `server.host` and `server.port` are
+/// not used.
+pub async fn start_on(config: MockConfig, listener: TcpListener) -> anyhow::Result<MockHandle> {
     config.validate()?;
     crate::tls::install_crypto_provider();
     let persistence = match config.state.storage {
@@ -90,8 +102,6 @@ pub async fn start(config: MockConfig) -> anyhow::Result<MockHandle> {
         None => tokio::task::spawn_blocking(move || MockKeys::generate(bits, ttl)).await??,
     };
     let (outbox, receiver) = Outbox::new();
-    let listener = TcpListener::bind(config.listen_address())
-        .with_context(|| format!("cannot listen on {}", config.listen_address()))?;
     let addr = listener.local_addr()?;
     let tls = config.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use actix_web::dev::ServerHandle;
 use mock_tmp::{MockConfig, MockHandle};
 use serde_json::{Value, json};
-use tmp_adapter::config::Settings;
+use tmp_adapter::config::{Settings, SinkSettings};
 use tmp_adapter::keys::KeyMaterial;
 use tmp_adapter::startup::Application;
 use tmp_adapter::store::{self, DynStore};
@@ -88,6 +88,8 @@ pub struct Kit {
     pub client: reqwest::Client,
     /// What the issuer signs its TMP / Lifecycle API calls with.
     pub secret: WebhookSecret,
+    /// The issuer's SMS gateway: the adapter's webhook sink, where activation codes arrive.
+    pub sink: tmp_conformance::sink::Sink,
     adapter: ServerHandle,
     pub dir: tempfile::TempDir,
 }
@@ -111,6 +113,17 @@ impl Kit {
         let dir = tempfile::Builder::new().prefix("mock-tmp-test-").tempdir().expect("temp dir");
         let mut settings = base_settings(&format!("sqlite://{}", dir.path().join("adapter.db").display()));
         point_keys_at(&mut settings, &shared_key_dir());
+        let sink = tmp_conformance::sink::Sink::start().await.expect("sink starts");
+        let jwk_file = dir.path().join("sink-otp.jwk.json");
+        std::fs::write(&jwk_file, &sink.otp_jwk_json).expect("write the sink's key");
+        settings.sinks = vec![SinkSettings {
+            name: "sms-gateway".into(),
+            url: sink.url.clone(),
+            hmac_secrets: vec![sink.secret.clone()],
+            event_types: Vec::new(),
+            otp_jwk_file: Some(jwk_file),
+            tls: Default::default(),
+        }];
         adapter(&mut settings);
         let app = Application::build(settings.clone()).await.expect("adapter starts");
         let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
@@ -143,6 +156,7 @@ impl Kit {
             adapter_keys,
             client: reqwest::Client::new(),
             secret,
+            sink,
             adapter: adapter_handle,
             dir,
         }
@@ -222,20 +236,22 @@ impl Kit {
         set.encryption_key().expect("a key").clone()
     }
 
-    /// The OTP the adapter received in an `ACTIVATION_CODE_DELIVERY` (as the issuer's SMS
-    /// gateway would read it).
+    /// The activation code of notification `notification_id`, as the issuer's SMS gateway
+    /// received it from the adapter (waits up to 10 s for the delivery).
     pub async fn delivered_otp(&self, notification_id: &str) -> String {
-        let n = self.store.find_notification(notification_id).await.expect("store").expect("notification delivered");
-        let plain = self
-            .adapter_keys
-            .data_keys
-            .decrypt(
-                n.otp_key_id.as_deref().expect("key id"),
-                n.otp_ciphertext.as_deref().expect("ciphertext"),
-                &tmp_adapter::domain::notifications::otp_aad(notification_id),
-            )
-            .expect("decrypt otp");
-        String::from_utf8(plain.to_vec()).expect("utf8")
+        let started = std::time::Instant::now();
+        loop {
+            let delivered = self
+                .sink
+                .deliveries()
+                .into_iter()
+                .find_map(|d| (d.data["notificationId"] == notification_id).then_some(d.otp).flatten());
+            if let Some(otp) = delivered {
+                return otp.expose().to_owned();
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "no activation code delivered");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Journal entries the mock sent to `path`.

@@ -112,6 +112,17 @@ pub struct OutboundTlsSettings {
     pub client_key_file: Option<PathBuf>,
 }
 
+impl OutboundTlsSettings {
+    /// The files, as the edge's HTTP client takes them.
+    pub fn edge(&self) -> tmp_edge::client::ClientTls<'_> {
+        let identity = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(tmp_edge::tls::ClientIdentity { cert_file, key_file }),
+            _ => None,
+        };
+        tmp_edge::client::ClientTls { ca_file: self.ca_file.as_deref(), identity }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySettings {
@@ -258,6 +269,17 @@ pub struct TlsSettings {
     /// must chain to it; the Issuer API requires one when `auth.mode` is `mtls` or
     /// `hmac_and_mtls` (probes without one still reach /healthz).
     pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// The files, as the edge's server config takes them.
+    pub fn edge(&self) -> tmp_edge::tls::ServerTls<'_> {
+        tmp_edge::tls::ServerTls {
+            cert_file: &self.cert_file,
+            key_file: &self.key_file,
+            client_ca_file: self.client_ca_file.as_deref(),
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]

@@ -6,7 +6,7 @@
 //!   and notifications;
 //! - [`card_source`]: the local card registry and the processor bridge behind one trait;
 //! - [`store`]: SQLite and PostgreSQL behind one trait;
-//! - [`crypto`], [`keys`], [`tls`]: keys at rest and in transit;
+//! - [`crypto`], [`keys`]: keys at rest and in transit (TLS is `tmp_edge::tls`);
 //! - [`config`], [`cli`], [`startup`], [`telemetry`], [`metrics`]: running it.
 
 pub mod card_source;
@@ -23,4 +23,3 @@ pub mod relay;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
-pub mod tls;

@@ -18,8 +18,6 @@ use crate::card_source::{CardSource, LocalRegistry, ProcessorBridge};
 use crate::config::{CardSourceKind, OpsSettings, Settings};
 use crate::domain::verification::CardVerifier;
 use crate::http::AppState;
-use crate::http::body::ClientCertificate;
-use crate::http::error::ApiError;
 use crate::http::ops::{self, OpsState};
 use crate::http::{middleware, routes};
 use crate::keys::KeyMaterial;
@@ -27,6 +25,8 @@ use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::relay::tmp_api::TmpApiClient;
 use crate::store::{self, DynStore};
+use tmp_edge::admit::ClientCertificate;
+use tmp_edge::error::ApiError;
 
 pub struct Application {
     port: u16,
@@ -39,7 +39,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        crate::tls::install_crypto_provider();
+        tmp_edge::tls::install_crypto_provider();
         let store = store::connect(&settings.database.url, settings.database.max_connections)
             .await
             .context("cannot open the database")?;
@@ -80,7 +80,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_address()?)
             .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
-        let tls = settings.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let tls = settings.server.tls.as_ref().map(|tls| tmp_edge::tls::server_config(tls.edge())).transpose()?;
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let state = Data::new(AppState {
             settings,
@@ -178,7 +178,8 @@ fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u
     if ops_settings.api_tokens.is_empty() && ops_settings.mtls.subjects.is_empty() {
         tracing::info!("ops API: callers authenticate with API keys only (tmp-adapter apikey create)");
     }
-    let tls = ops_settings.tls.as_ref().map(crate::tls::server_config).transpose().context("ops.tls")?;
+    let tls =
+        ops_settings.tls.as_ref().map(|tls| tmp_edge::tls::server_config(tls.edge())).transpose().context("ops.tls")?;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -197,7 +198,7 @@ fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u
             if let Some(subject) = session
                 .peer_certificates()
                 .and_then(|certs| certs.first())
-                .and_then(|c| crate::tls::subject_common_name(c))
+                .and_then(|c| tmp_edge::tls::subject_common_name(c))
             {
                 extensions.insert(ops::OpsClientSubject(subject));
             }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::{Answer, Exchange};
+use crate::harness::Capability;
 use crate::session::Session;
 
 /// The integration approach a case applies to (DESIGN §2).
@@ -87,11 +88,17 @@ impl Area {
 pub enum Needs {
     /// The Issuer API alone: any implementation.
     IssuerApi,
-    /// The target is a tmp-adapter whose forwarding points at a mock-tmp the suite can drive
-    /// (`--mock URL` and the processor secret, or `--spawn`).
+    /// The target forwards processor events to a mock-tmp the suite can drive (`--mock URL`
+    /// and the processor secret).
     Mock,
-    /// Only in `--spawn` mode: the suite restarts the adapter or reads its webhook sink.
-    Spawn,
+    /// The mock, and a harness that can restart the target.
+    Restart,
+    /// A harness that reads activation codes where the issuer's SMS gateway receives them.
+    ActivationCodes,
+    /// The mock (a wallet's journey), and a harness that reads activation codes.
+    MockActivationCodes,
+    /// The mock (the ops API calls TMP), and a harness that gives ops API credentials.
+    OpsApi,
 }
 
 impl Needs {
@@ -99,7 +106,25 @@ impl Needs {
         match self {
             Needs::IssuerApi => "issuer-api",
             Needs::Mock => "mock",
-            Needs::Spawn => "spawn",
+            Needs::Restart => "mock+restart",
+            Needs::ActivationCodes => "activation-codes",
+            Needs::MockActivationCodes => "mock+activation-codes",
+            Needs::OpsApi => "mock+ops-api",
+        }
+    }
+
+    /// Whether the case drives a mock-tmp.
+    pub fn mock(self) -> bool {
+        !matches!(self, Needs::IssuerApi | Needs::ActivationCodes)
+    }
+
+    /// The harness capability the case needs, if any.
+    pub fn capability(self) -> Option<Capability> {
+        match self {
+            Needs::IssuerApi | Needs::Mock => None,
+            Needs::Restart => Some(Capability::Restart),
+            Needs::ActivationCodes | Needs::MockActivationCodes => Some(Capability::ActivationCodes),
+            Needs::OpsApi => Some(Capability::OpsApi),
         }
     }
 }

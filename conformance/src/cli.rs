@@ -16,7 +16,6 @@ use crate::payload::PayloadSpec;
 use crate::profile::Profile;
 use crate::runner::Capabilities;
 use crate::session::Session;
-use crate::spawn::{Kit, SpawnOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "tmp-conformance", version, about = "The TMP Issuer API contract as an executable suite")]
@@ -27,14 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Runs the cases against a target (or against a kit it starts itself with --spawn).
+    /// Runs the cases against a target.
     Run(RunArgs),
-    /// Throughput of a spawned kit as ratios of its ceilings, and latency at half of peak.
-    Load(crate::load::LoadArgs),
-    /// The real tmp-adapter binary: time to ready, memory idle and under load.
-    Footprint(crate::load::footprint::FootprintArgs),
-    /// Sustained events under faults and restarts; checks none lost, misordered or doubled.
-    Soak(crate::soak::SoakArgs),
     /// Prints the catalogue: id, area, approaches, needs, title.
     List {
         /// Only the cases whose id matches (`*` wildcards, comma-separated).
@@ -80,24 +73,29 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The Issuer API's base URL (not with --spawn).
-    #[arg(long, required_unless_present = "spawn", conflicts_with = "spawn")]
-    pub target: Option<String>,
-    #[arg(long, value_enum, default_value_t = Approach::External)]
-    pub approach: Approach,
-    /// The target's test cards and settings (docs/conformance.md; not with --spawn).
-    #[arg(long, required_unless_present = "spawn", conflicts_with = "spawn")]
-    pub profile: Option<PathBuf>,
+    /// The Issuer API's base URL.
+    #[arg(long)]
+    pub target: String,
+    /// The target's test cards and settings (docs/conformance.md).
+    #[arg(long)]
+    pub profile: PathBuf,
     /// The mock-tmp the target forwards to; enables the forwarding and journey cases
     /// (with the processor secret in the variable the profile names).
-    #[arg(long, conflicts_with = "spawn")]
-    pub mock: Option<String>,
-    /// Start mock-tmp and tmp-adapter in this process and check them.
     #[arg(long)]
-    pub spawn: bool,
-    /// With --spawn: a PostgreSQL server (a fresh database is made and dropped); SQLite otherwise.
-    #[arg(long, requires = "spawn", env = "TMP_CONFORMANCE_DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub mock: Option<String>,
+    /// How long a forwarding case waits for a delivery through the outages it injects (three
+    /// failed attempts): at least the target's retry schedule to its fourth attempt.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::session::DEFAULT_DELIVERY_WITHIN.as_secs())]
+    pub delivery_within: u64,
+    #[command(flatten)]
+    pub selection: Selection,
+}
+
+/// Which cases to run, in what order, and where to write the reports.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
+    #[arg(long, value_enum, default_value_t = Approach::External)]
+    pub approach: Approach,
     /// Only the cases whose id matches (`*` wildcards, comma-separated), e.g. `ISS-VERIFY-*`.
     #[arg(long = "case")]
     pub pattern: Option<String>,
@@ -137,9 +135,6 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run(args).await,
-        Command::Load(args) => crate::load::run(args).await,
-        Command::Footprint(args) => crate::load::footprint::run(args).await,
-        Command::Soak(args) => crate::soak::run(args).await,
         Command::List { pattern, markdown } => {
             if markdown {
                 print!("{}", crate::catalogue::markdown());
@@ -181,16 +176,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn list(pattern: Option<&str>) {
     let cases: Vec<Case> =
         crate::catalogue::all().into_iter().filter(|c| crate::catalogue::matches(pattern, c.id)).collect();
-    println!("{:<16} {:<14} {:<18} {:<10} title", "id", "area", "approaches", "needs");
+    println!("{:<16} {:<14} {:<18} {:<22} title", "id", "area", "approaches", "needs");
     for case in &cases {
         let approaches: Vec<_> = case.approaches.iter().map(|a| a.as_str()).collect();
-        let needs = match case.needs {
-            crate::case::Needs::IssuerApi => "issuer-api",
-            crate::case::Needs::Mock => "mock",
-            crate::case::Needs::Spawn => "spawn",
-        };
+        let needs = case.needs.as_str();
         println!(
-            "{:<16} {:<14} {:<18} {:<10} {}",
+            "{:<16} {:<14} {:<18} {:<22} {}",
             case.id,
             case.area.as_str(),
             approaches.join(","),
@@ -202,114 +193,51 @@ fn list(pattern: Option<&str>) {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut cases = crate::catalogue::select(args.approach, args.pattern.as_deref());
-    anyhow::ensure!(!cases.is_empty(), "no case matches {:?} for approach {}", args.pattern, args.approach.as_str());
-    shuffle(&mut cases, args.seed);
-
-    let (session, kit) = if args.spawn {
-        eprintln!(
-            "starting mock-tmp and tmp-adapter ({}) …",
-            args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL")
-        );
-        let kit = Arc::new(
-            Kit::start(&SpawnOptions {
-                approach: args.approach,
-                database_url: args.database_url.clone(),
-                mock_journal_capacity: None,
-            })
-            .await?,
-        );
-        let session = spawned_session(&kit, &kit.adapter_url, args.approach, args.seed).await?;
-        eprintln!("adapter {} · mock {}", kit.adapter_url, kit.mock_url);
-        (session, Some(kit))
-    } else {
-        let target = args.target.clone().expect("clap requires --target without --spawn");
-        let path = args.profile.clone().expect("clap requires --profile without --spawn");
-        let profile = Profile::load(&path)?;
-        let secrets = Secrets {
-            tmp: Some(profile.secret()?),
-            processor: profile.processor_secret(),
-            issuer: std::env::var(crate::report::repro::ISSUER_SECRET_ENV)
-                .ok()
-                .and_then(|v| tmp_protocol::webhook::WebhookSecret::parse(&v).ok()),
-        };
-        let client = Client::new(profile, &target, secrets)?;
-        let mut session = Session::new(client, &target, args.approach, args.seed);
-        session.profile_path = Some(path.display().to_string());
-        if let Some(mock) = &args.mock {
-            session.mock = Some(MockApi::new(mock)?);
-        }
-        (session, None)
+    let profile = Profile::load(&args.profile)?;
+    let secrets = Secrets {
+        tmp: Some(profile.secret()?),
+        processor: profile.processor_secret(),
+        issuer: std::env::var(crate::report::repro::ISSUER_SECRET_ENV)
+            .ok()
+            .and_then(|v| tmp_protocol::webhook::WebhookSecret::parse(&v).ok()),
     };
-    let caps =
-        Capabilities { mock: session.mock.is_some() && session.client.has_processor_secret(), spawn: kit.is_some() };
-    let session = Arc::new(session);
-    let result = crate::runner::run(session, cases, &caps, &mut std::io::stdout()).await;
-    if let Some(kit) = kit {
-        kit.stop().await;
+    let client = Client::new(profile, &args.target, secrets)?;
+    let mut session = Session::new(client, &args.target, args.selection.approach, args.selection.seed);
+    session.profile_path = Some(args.profile.display().to_string());
+    session.delivery_within = std::time::Duration::from_secs(args.delivery_within);
+    if let Some(mock) = &args.mock {
+        session.mock = Some(MockApi::new(mock)?);
     }
+    execute(session, &args.selection).await
+}
+
+/// Runs the selected cases in `session`, prints the summary and writes the reports: the one
+/// path of every run, whoever built the session (`run --target`, or `tmp-kit check` with its
+/// harness).
+pub async fn execute(session: Session, selection: &Selection) -> anyhow::Result<ExitCode> {
+    let mut cases = crate::catalogue::select(selection.approach, selection.pattern.as_deref());
+    anyhow::ensure!(
+        !cases.is_empty(),
+        "no case matches {:?} for approach {}",
+        selection.pattern,
+        selection.approach.as_str()
+    );
+    shuffle(&mut cases, selection.seed);
+    let caps = Capabilities {
+        mock: session.mock.is_some() && session.client.has_processor_secret(),
+        harness: session.harness.as_ref().map(|h| h.capabilities().to_vec()).unwrap_or_default(),
+    };
+    let result = crate::runner::run(Arc::new(session), cases, &caps, &mut std::io::stdout()).await;
     crate::report::summary(&result, &mut std::io::stdout())?;
-    if let Some(path) = &args.junit {
+    if let Some(path) = &selection.junit {
         std::fs::write(path, crate::report::junit::render(&result))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = &selection.json {
         std::fs::write(path, crate::report::json::render(&result))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// A session against a spawned kit: its profile and secrets, its mock, its fixture cards
-/// loaded. `target` is the kit's adapter, or something in front of it (tests put a broken
-/// proxy there).
-pub async fn spawned_session(kit: &Arc<Kit>, target: &str, approach: Approach, seed: u64) -> anyhow::Result<Session> {
-    let client = Client::new(kit.profile.clone(), target, kit.secrets.clone())?;
-    // The fixtures go to the adapter itself, whatever stands in front of it.
-    let mut session = Session::new(client, &kit.adapter_url, approach, seed);
-    session.mock = Some(MockApi::new(&kit.mock_url)?);
-    session.kit = Some(kit.clone());
-    load_fixtures(&session).await.context("loading the fixture cards into the spawned kit")?;
-    session.target = target.trim_end_matches('/').to_owned();
-    Ok(session)
-}
-
-/// Puts the spawned kit's fixture cards in through processor ingest, and (datacore) waits
-/// until DataCore holds them in their states.
-async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
-    let run = session.id("run");
-    for (name, event) in crate::spawn::fixture_events(&run) {
-        let mut call = crate::catalogue::ingest_call(session, event);
-        if call.body_mentions_payload() {
-            call = call.payload(PayloadSpec::card_data(&name));
-        }
-        let answer = session.client.send(call).await?;
-        anyhow::ensure!(answer.status == 202, "fixture {name}: HTTP {} {}", answer.status, answer.text());
-    }
-    if session.approach == Approach::Datacore {
-        let mock = session.mock.as_ref().expect("spawned");
-        for (name, status) in
-            [("active", "ACTIVE"), ("blocked", "BLOCKED"), ("closed", "CLOSED"), ("expired", "ACTIVE")]
-        {
-            let card_id = format!("card-{name}");
-            let mut ready = false;
-            for _ in 0..200 {
-                // A closed card leaves DataCore (DELETE): gone is its final state.
-                let card = mock.card(&card_id).await?;
-                ready = match (&card, status) {
-                    (None, "CLOSED") => true,
-                    (Some(card), _) => card["status"] == status,
-                    _ => false,
-                };
-                if ready {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            anyhow::ensure!(ready, "the fixture card {card_id} did not reach DataCore as {status}");
-        }
-    }
-    Ok(())
 }
 
 /// A seeded Fisher–Yates shuffle (seed 0 keeps the order). xorshift64*: enough to vary an order.

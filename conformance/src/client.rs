@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
+use tmp_edge::client::{ClientTls, http_client};
+use tmp_edge::tls::ClientIdentity;
 use tmp_protocol::jwk::JwkSet;
 use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
 
@@ -234,14 +236,16 @@ pub struct Client {
 impl Client {
     pub fn new(profile: Profile, target: &str, secrets: Secrets) -> anyhow::Result<Client> {
         let tls = match &profile.tls {
-            Some(tls) => tmp_adapter::config::OutboundTlsSettings {
-                ca_file: Some(tls.ca_file.clone()),
-                client_cert_file: tls.client_cert_file.clone(),
-                client_key_file: tls.client_key_file.clone(),
+            Some(tls) => ClientTls {
+                ca_file: Some(&tls.ca_file),
+                identity: match (&tls.client_cert_file, &tls.client_key_file) {
+                    (Some(cert_file), Some(key_file)) => Some(ClientIdentity { cert_file, key_file }),
+                    _ => None,
+                },
             },
-            None => tmp_adapter::config::OutboundTlsSettings::default(),
+            None => ClientTls::default(),
         };
-        let http = tmp_adapter::tls::outbound_client(&tls, REQUEST_TIMEOUT)?;
+        let http = http_client(tls, REQUEST_TIMEOUT)?;
         let key_url = format!("{}{}", target.trim_end_matches('/'), tmp_protocol::issuer_api::PUBLIC_KEY_PATH);
         Ok(Client {
             http,

@@ -4,21 +4,19 @@
 //! - [`client`], [`payload`], [`profile`]: calling a target as TMP and the card processor do;
 //! - [`session`], [`runner`], [`report`]: running cases and reporting them (summary, JUnit,
 //!   JSON, a reproduction per failure);
-//! - [`spawn`], [`sink`], [`mock_api`]: `--spawn`, the kit checking itself against mock-tmp;
-//! - [`load`], [`soak`]: throughput against ceilings, footprint, and the soak under faults;
+//! - [`mock_api`]: driving a mock-tmp the target forwards to (`--mock`);
+//! - [`harness`]: what only a local deployment can do (restart, activation codes, ops API
+//!   credentials), implemented by `tmp-kit check` — the suite itself speaks HTTP only;
 //! - [`cli`]: the command line.
 
 pub mod case;
 pub mod catalogue;
 pub mod cli;
 pub mod client;
-pub mod load;
+pub mod harness;
 pub mod mock_api;
 pub mod payload;
 pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod session;
-pub mod sink;
-pub mod soak;
-pub mod spawn;

@@ -12,8 +12,7 @@ pub struct MockApi {
 
 impl MockApi {
     pub fn new(base_url: &str) -> anyhow::Result<MockApi> {
-        tmp_adapter::tls::install_crypto_provider();
-        let http = reqwest::Client::builder().timeout(crate::client::REQUEST_TIMEOUT).build()?;
+        let http = tmp_edge::client::http_client(Default::default(), crate::client::REQUEST_TIMEOUT)?;
         Ok(MockApi { base_url: base_url.trim_end_matches('/').to_owned(), http })
     }
 

@@ -1,6 +1,6 @@
 //! What the suite must know about a target it did not start: its test cards (one per state the
 //! cases need), where its secrets are, its deadline. Read from a YAML file (`--profile`); the
-//! `--spawn` mode builds one for the kit it starts. Secrets are never in the file: it names the
+//! `tmp-kit check` builds one for the kit it starts. Secrets are never in the file: it names the
 //! environment variables that hold them.
 
 use std::collections::BTreeMap;

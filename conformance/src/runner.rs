@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::case::{Approach, Area, Case, Needs};
 use crate::client::Exchange;
+use crate::harness::Capability;
 use crate::session::Session;
 
 /// The longest one case may take before it counts as failed.
@@ -53,20 +54,26 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 /// What the run could do: which needs are met.
 pub struct Capabilities {
+    /// A mock-tmp the target forwards to, and the processor secret.
     pub mock: bool,
-    pub spawn: bool,
+    /// What the run's harness offers (none without one).
+    pub harness: Vec<Capability>,
 }
 
 impl Capabilities {
-    fn lacks(&self, needs: Needs) -> Option<&'static str> {
-        match needs {
-            Needs::IssuerApi => None,
-            Needs::Mock if !self.mock => {
-                Some("needs a mock-tmp the target forwards to and the processor secret (--mock, or --spawn)")
-            }
-            Needs::Spawn if !self.spawn => Some("needs a kit started by the suite (--spawn)"),
-            _ => None,
+    fn lacks(&self, needs: Needs) -> Option<String> {
+        let mut missing = Vec::new();
+        if needs.mock() && !self.mock {
+            missing.push("a mock-tmp the target forwards to and the processor secret (--mock)".to_owned());
         }
+        if let Some(capability) = needs.capability().filter(|c| !self.harness.contains(c)) {
+            missing.push(format!(
+                "the harness capability `{}` ({}; tmp-kit check offers it)",
+                capability.as_str(),
+                capability.describe()
+            ));
+        }
+        (!missing.is_empty()).then(|| format!("needs {}", missing.join(" and ")))
     }
 }
 
@@ -134,7 +141,7 @@ async fn run_case(session: &Arc<Session>, case: &Case, caps: &Capabilities) -> C
     };
     if let Some(reason) = caps.lacks(case.needs) {
         result.verdict = Verdict::Skipped;
-        result.skipped_because = Some(reason.to_owned());
+        result.skipped_because = Some(reason);
         return result;
     }
     session.begin_case();

@@ -1,4 +1,4 @@
-//! One run against one target: the client, the optional mock and spawned kit, unique ids, and
+//! One run against one target: the client, the optional mock and harness, unique ids, and
 //! the log of the current case's exchanges (the material of a failure's reproduction).
 
 use std::future::Future;
@@ -8,8 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::case::{Approach, Failure, Outcome};
 use crate::client::{Answer, Call, Client, Exchange, Prepared};
+use crate::harness::{Capability, Harness};
 use crate::mock_api::MockApi;
-use crate::spawn::Kit;
+
+/// How long forwarding cases wait for a delivery through injected outages when neither the
+/// harness nor `--delivery-within` says: three failed attempts on tmp-adapter's shipped retry
+/// schedule (1 s, 5 s, 30 s with jitter) take about 40 s.
+pub const DEFAULT_DELIVERY_WITHIN: Duration = Duration::from_secs(60);
 
 pub struct Session {
     pub client: Client,
@@ -18,8 +23,10 @@ pub struct Session {
     pub approach: Approach,
     /// The mock the target forwards to and that drives it (forwarding and journey cases).
     pub mock: Option<MockApi>,
-    /// The kit this run started (`--spawn`).
-    pub kit: Option<Arc<Kit>>,
+    /// What a local deployment of the target can do for the suite (`tmp-kit check`).
+    pub harness: Option<Arc<dyn Harness>>,
+    /// How long forwarding cases wait for a delivery through injected outages.
+    pub delivery_within: Duration,
     /// Where the reproduction finds the profile (`tmp-conformance encrypt --profile …`).
     pub profile_path: Option<String>,
     pub seed: u64,
@@ -39,7 +46,8 @@ impl Session {
             target: target.trim_end_matches('/').to_owned(),
             approach,
             mock: None,
-            kit: None,
+            harness: None,
+            delivery_within: DEFAULT_DELIVERY_WITHIN,
             profile_path: None,
             seed,
             run_id,
@@ -57,11 +65,22 @@ impl Session {
 
     /// The mock, or a failure saying the case needs one.
     pub fn mock(&self) -> Result<&MockApi, Failure> {
-        self.mock.as_ref().ok_or_else(|| Failure::new("a mock-tmp to drive (--mock or --spawn)", "none"))
+        self.mock.as_ref().ok_or_else(|| Failure::new("a mock-tmp to drive (--mock)", "none"))
     }
 
-    pub fn kit(&self) -> Result<&Arc<Kit>, Failure> {
-        self.kit.as_ref().ok_or_else(|| Failure::new("a kit started by the suite (--spawn)", "none"))
+    /// The harness, or a failure saying the case needs `capability` of one.
+    pub fn harness(&self, capability: Capability) -> Result<&Arc<dyn Harness>, Failure> {
+        self.harness
+            .as_ref()
+            .filter(|h| h.capabilities().contains(&capability))
+            .ok_or_else(|| Failure::new(format!("a harness that can {}", capability.describe()), "none"))
+    }
+
+    /// The harness's ops API access.
+    pub fn ops_api(&self) -> Result<&crate::harness::OpsAccess, Failure> {
+        self.harness(Capability::OpsApi)?
+            .ops_api()
+            .ok_or_else(|| Failure::new("the harness's ops API credentials", "none"))
     }
 
     /// A call to the target's Issuer API.

@@ -1,5 +1,5 @@
-//! The `mock-tmp` command line. `mock-tmp --with-adapter` also starts `tmp-adapter` in-process
-//! with the repository's `config/` (environment `local`), so one command runs the kit locally.
+//! The `mock-tmp` command line. The mock runs alone; `tmp-kit up` runs it together with the
+//! adapter for local work.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,13 +15,6 @@ pub struct Cli {
     /// The configuration file (every key is documented in it).
     #[arg(long, default_value = "config/mock-tmp.yaml", env = "MOCK_TMP_CONFIG")]
     pub config: PathBuf,
-    /// Also run tmp-adapter in this process, configured from `--adapter-config-dir`
-    /// (TMP_ADAPTER_ENV, `local` by default); the mock's `issuer.base_url` should point at it.
-    #[arg(long)]
-    pub with_adapter: bool,
-    /// The adapter's configuration directory (base.yaml + <environment>.yaml).
-    #[arg(long, default_value = "config")]
-    pub adapter_config_dir: PathBuf,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     pub print_default_config: bool,
@@ -48,7 +41,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, config)) {
+    match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = ?e, "mock-tmp failed");
@@ -67,32 +60,9 @@ fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
-async fn run(cli: Cli, config: MockConfig) -> anyhow::Result<()> {
-    let adapter = if cli.with_adapter {
-        let settings = tmp_adapter::config::Settings::load(&cli.adapter_config_dir)?;
-        let app = tmp_adapter::startup::Application::build(settings).await?;
-        tracing::info!(port = app.port(), "tmp-adapter started in-process");
-        Some(app)
-    } else {
-        None
-    };
+async fn run(config: MockConfig) -> anyhow::Result<()> {
     let mock = crate::start(config).await?;
     tracing::info!(url = %mock.base_url(), "mock-tmp ready");
-    match adapter {
-        Some(adapter) => {
-            let adapter_handle = adapter.handle();
-            tokio::select! {
-                result = mock.run_until_stopped() => {
-                    adapter_handle.stop(true).await;
-                    result?;
-                }
-                result = adapter.run_until_stopped() => {
-                    result?;
-                    anyhow::bail!("tmp-adapter stopped");
-                }
-            }
-        }
-        None => mock.run_until_stopped().await?,
-    }
+    mock.run_until_stopped().await?;
     Ok(())
 }

@@ -51,6 +51,17 @@ pub struct TlsConfig {
     pub client_ca_file: Option<PathBuf>,
 }
 
+impl TlsConfig {
+    /// The files, as the edge's server config takes them.
+    pub fn edge(&self) -> tmp_edge::tls::ServerTls<'_> {
+        tmp_edge::tls::ServerTls {
+            cert_file: &self.cert_file,
+            key_file: &self.key_file,
+            client_ca_file: self.client_ca_file.as_deref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {

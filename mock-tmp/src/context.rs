@@ -6,13 +6,13 @@ use std::sync::{Arc, RwLock};
 use tmp_protocol::webhook::{Verifier, WebhookSecret};
 
 use crate::config::{MockConfig, SenderBehaviour};
-use crate::error::MockError;
 use crate::faults::Faults;
 use crate::journal::Journal;
 use crate::keys::MockKeys;
 use crate::sender::{Outbox, issuer::IssuerLink};
 use crate::state::persist::Persistence;
 use crate::state::{Effect, MockState};
+use tmp_edge::error::ApiError;
 
 pub struct Mock {
     pub config: MockConfig,
@@ -80,7 +80,7 @@ impl Mock {
 
     /// Saves the state (when persistent), then queues the effects for the issuer: a callback
     /// never announces a change that is not saved.
-    pub async fn commit(&self, state: &mut MockState, effects: Vec<Effect>) -> Result<(), MockError> {
+    pub async fn commit(&self, state: &mut MockState, effects: Vec<Effect>) -> Result<(), ApiError> {
         self.save(state).await?;
         for effect in effects {
             self.outbox.push(effect);
@@ -88,12 +88,12 @@ impl Mock {
         Ok(())
     }
 
-    pub async fn save(&self, state: &mut MockState) -> Result<(), MockError> {
+    pub async fn save(&self, state: &mut MockState) -> Result<(), ApiError> {
         if let Some(persistence) = &self.persistence {
-            state.keys = Some(self.keys().store().map_err(MockError::Internal)?);
+            state.keys = Some(self.keys().store().map_err(ApiError::Internal)?);
             let result = persistence.save(state).await;
             state.keys = None;
-            result.map_err(MockError::Unavailable)?;
+            result.map_err(ApiError::Unavailable)?;
         }
         Ok(())
     }

@@ -13,7 +13,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod context;
-pub mod error;
 pub mod faults;
 pub mod journal;
 pub mod keys;
@@ -21,7 +20,6 @@ pub mod sender;
 pub mod simulator;
 pub mod startup;
 pub mod state;
-pub mod tls;
 
 pub use config::MockConfig;
 pub use startup::{MockHandle, start, start_on};

@@ -10,13 +10,13 @@ use actix_web::web::{self, Data};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 
-use crate::api::admit::ClientCertificate;
 use crate::config::{MockConfig, StorageKind};
 use crate::context::Mock;
 use crate::keys::MockKeys;
 use crate::sender::{self, Outbox};
 use crate::state::MockState;
 use crate::state::persist::Persistence;
+use tmp_edge::admit::ClientCertificate;
 
 /// A running mock.
 pub struct MockHandle {
@@ -82,7 +82,7 @@ pub async fn start(config: MockConfig) -> anyhow::Result<MockHandle> {
 /// not used.
 pub async fn start_on(config: MockConfig, listener: TcpListener) -> anyhow::Result<MockHandle> {
     config.validate()?;
-    crate::tls::install_crypto_provider();
+    tmp_edge::tls::install_crypto_provider();
     let persistence = match config.state.storage {
         StorageKind::Memory => None,
         StorageKind::Sqlite => Some(
@@ -103,7 +103,7 @@ pub async fn start_on(config: MockConfig, listener: TcpListener) -> anyhow::Resu
     };
     let (outbox, receiver) = Outbox::new();
     let addr = listener.local_addr()?;
-    let tls = config.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
+    let tls = config.server.tls.as_ref().map(|tls| tmp_edge::tls::server_config(tls.edge())).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mock = Data::new(Mock::new(config, state, keys, persistence, outbox)?);
     {

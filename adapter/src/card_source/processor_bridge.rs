@@ -26,10 +26,7 @@ pub struct ProcessorBridge {
 impl ProcessorBridge {
     /// `timeout` bounds each call; the verification deadline bounds the whole decision.
     pub fn new(settings: &ProcessorBridgeSettings, timeout: Duration) -> anyhow::Result<ProcessorBridge> {
-        let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
-        if let Some(ca_file) = &settings.ca_file {
-            builder = builder.use_preconfigured_tls(crate::tls::client_config_with_roots(ca_file)?);
-        }
+        let tls = tmp_edge::client::ClientTls { ca_file: settings.ca_file.as_deref(), identity: None };
         let secret = settings
             .hmac_secret
             .as_deref()
@@ -37,7 +34,7 @@ impl ProcessorBridge {
             .transpose()
             .context("card_source.processor_bridge.hmac_secret")?;
         Ok(ProcessorBridge {
-            client: builder.build().context("building the processor bridge HTTP client")?,
+            client: tmp_edge::client::http_client(tls, timeout).context("the processor bridge's HTTP client")?,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
             secret,
         })
@@ -49,7 +46,7 @@ impl ProcessorBridge {
             .client
             .post(format!("{}{}", self.base_url, path))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(CORRELATION_ID, crate::http::correlation::current());
+            .header(CORRELATION_ID, tmp_edge::correlation::current());
         if let Some(secret) = &self.secret {
             let headers = SignatureHeaders::sign_now(std::slice::from_ref(secret), &body)
                 .map_err(|e| CardSourceError::Unavailable(e.into()))?;
@@ -89,7 +86,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(mut response: reqwest::Respon
 /// The bridge's card, checked like any input: its id and texts end up in the audit trail and
 /// in answers to TMP, so a PAN used as a card id (legacy processors do that) is refused.
 fn checked(card: BridgeCard) -> Result<CardFacts, CardSourceError> {
-    let invalid = |e: crate::http::error::ApiError| {
+    let invalid = |e: tmp_edge::error::ApiError| {
         CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid card: {e}"))
     };
     check_id("cardId", &card.card_id).map_err(invalid)?;

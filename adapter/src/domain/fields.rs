@@ -5,7 +5,7 @@
 use tmp_protocol::issuer_api::TokenRequestor;
 use tmp_protocol::sensitive::contains_pan_like;
 
-use crate::http::error::ApiError;
+use tmp_edge::error::ApiError;
 
 /// Longest accepted id (event, token, card, notification ids).
 pub const MAX_ID_LEN: usize = 128;

@@ -10,8 +10,8 @@ use tmp_protocol::issuer_api::{ActivationCode, NotificationRequest};
 use super::fields::{check_id, check_requestor};
 use super::token_events::ISSUER_WEBHOOK;
 use crate::crypto::at_rest::DataKeyRing;
-use crate::http::error::ApiError;
 use crate::store::{NotificationRecord, OutboxRecord};
+use tmp_edge::error::ApiError;
 
 pub fn validate(n: &NotificationRequest) -> Result<(), ApiError> {
     check_id("notificationId", &n.notification_id)?;
@@ -72,7 +72,7 @@ pub fn to_records(
         payload,
         created_at: now,
         not_after: n.expires_at,
-        correlation_id: Some(crate::http::correlation::current()),
+        correlation_id: Some(tmp_edge::correlation::current()),
     };
     (record, outbox)
 }

@@ -18,11 +18,11 @@ use zeroize::Zeroizing;
 
 use super::fields::{self, check_id};
 use crate::config::Approach;
-use crate::http::error::ApiError;
-use crate::http::json::parse_body;
 use crate::import::pan_aad;
 use crate::keys::KeyMaterial;
 use crate::store::{CardChange, CardRecord, OutboxRecord, ProcessorEventRecord};
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// Outbox destination of events for the TMP API (approach `external`).
 pub const TMP_API: &str = "tmp_api";
@@ -181,7 +181,7 @@ pub fn to_record(
                 payload,
                 created_at: now,
                 not_after: None,
-                correlation_id: Some(crate::http::correlation::current()),
+                correlation_id: Some(tmp_edge::correlation::current()),
             })
         }
     };

@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 use tmp_protocol::issuer_api::TokenEventRequest;
 
 use super::fields::{check_id, check_requestor, check_text};
-use crate::http::error::ApiError;
 use crate::store::{OutboxRecord, TokenEventRecord};
+use tmp_edge::error::ApiError;
 
 /// Outbox destination of everything meant for the issuer's own systems (webhook sinks).
 pub const ISSUER_WEBHOOK: &str = "issuer_webhook";
@@ -51,7 +51,7 @@ pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEvent
         payload: serde_json::to_value(event).unwrap_or_default(),
         created_at: now,
         not_after: None,
-        correlation_id: Some(crate::http::correlation::current()),
+        correlation_id: Some(tmp_edge::correlation::current()),
     };
     (record, outbox)
 }

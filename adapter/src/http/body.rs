@@ -1,24 +1,20 @@
 //! The request body of every mutating Issuer API call, admitted in this order: size limit
 //! (413), transport authentication — client certificate (mTLS) and/or Standard-Webhooks
 //! signature over the raw bytes (401) — replayed request id (401), content type (415).
-//! Only then does a handler parse it.
+//! Only then does a handler parse it. The steps are `tmp_edge::admit`'s; this module says what
+//! each route requires and remembers request ids in the store.
+
+use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::web::{Bytes, BytesMut, Data};
+use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest};
-use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use time::OffsetDateTime;
-use tmp_protocol::headers::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
-use tmp_protocol::webhook::SignatureError;
+use tmp_edge::admit::{Admission as EdgeAdmission, ReplayGuard, read_body};
+use tmp_edge::error::ApiError;
 
 use super::AppState;
-use super::error::ApiError;
-
-/// Marker stored per connection when the TLS client presented a verified certificate.
-#[derive(Debug, Clone)]
-pub struct ClientCertificate;
 
 /// An admitted request body.
 pub struct SignedBody {
@@ -86,6 +82,15 @@ impl FromRequest for ProcessorBody {
     }
 }
 
+/// The adapter remembers accepted `webhook-id`s durably, in the database replicas share.
+struct StoreReplayGuard<'a>(&'a AppState);
+
+impl ReplayGuard for StoreReplayGuard<'_> {
+    async fn first_use(&self, id: &str, now: OffsetDateTime) -> Result<bool, ApiError> {
+        Ok(self.0.store.remember_request_id(id, now).await?)
+    }
+}
+
 /// What a route requires of a body.
 struct Admission<'a> {
     limit: usize,
@@ -100,65 +105,14 @@ async fn admit(
     payload: &mut Payload,
     admission: Admission<'_>,
 ) -> Result<SignedBody, ApiError> {
-    let limit = admission.limit;
-    let declared =
-        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    // Bounded in time as well as size: a sender trickling bytes must not hold a connection
-    // (and this is before authentication, so anyone could).
-    let secs = state.settings.server.body_read_timeout_secs;
-    let read = async {
-        let mut body = BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| ApiError::MalformedJson("the request body could not be read".into()))?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+    let read_timeout = Duration::from_secs(state.settings.server.body_read_timeout_secs);
+    let bytes = read_body(req.headers(), payload, admission.limit, Some(read_timeout)).await?;
+    let edge = EdgeAdmission {
+        require_mtls: admission.require_mtls,
+        verifier: admission.verifier,
+        replay_guard: &StoreReplayGuard(state),
+        empty_body_needs_no_content_type: false,
     };
-    let body = tokio::time::timeout(std::time::Duration::from_secs(secs), read)
-        .await
-        .map_err(|_| ApiError::RequestTimeout { secs })??;
-
-    if admission.require_mtls && req.conn_data::<ClientCertificate>().is_none() {
-        return Err(ApiError::Unauthenticated);
-    }
-    if let Some(verifier) = admission.verifier {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let now = OffsetDateTime::now_utc();
-        verifier
-            .verify(
-                header(WEBHOOK_ID),
-                header(WEBHOOK_TIMESTAMP),
-                header(WEBHOOK_SIGNATURE),
-                &body,
-                now.unix_timestamp(),
-            )
-            .map_err(|e| match e {
-                SignatureError::Missing(_) => ApiError::MissingSignature,
-                SignatureError::Stale => ApiError::StaleTimestamp,
-                SignatureError::Malformed(header) => ApiError::InvalidHeader(format!("malformed {header} header")),
-                _ => ApiError::InvalidSignature,
-            })?;
-        // Verified above, so the id is present. Remembered durably: replicas share the set.
-        let id = header(WEBHOOK_ID).unwrap_or_default();
-        if !state.store.remember_request_id(id, now).await? {
-            return Err(ApiError::ReplayedRequest);
-        }
-    }
-
-    let is_json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    Ok(SignedBody { bytes: body })
+    tmp_edge::admit::admit(req, &bytes, edge).await?;
+    Ok(SignedBody { bytes })
 }

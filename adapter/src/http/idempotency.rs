@@ -6,10 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tmp_protocol::headers::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_IDEMPOTENCY_KEY_LEN};
+use tmp_protocol::headers::IDEMPOTENT_REPLAYED;
 
-use super::error::ApiError;
 use crate::store::{DynStore, IdempotencyRecord, IdempotentWrite};
+use tmp_edge::error::ApiError;
 
 /// A request that has not been answered before under its key.
 pub struct Pending {
@@ -24,27 +24,10 @@ pub enum Begin {
     Fresh(Pending),
 }
 
-fn key_of(req: &HttpRequest) -> Result<String, ApiError> {
-    let value = req
-        .headers()
-        .get(IDEMPOTENCY_KEY)
-        .ok_or_else(|| ApiError::InvalidHeader(format!("{IDEMPOTENCY_KEY} is required")))?;
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::InvalidHeader(format!(
-                "{IDEMPOTENCY_KEY} must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
-            ))
-        })?;
-    Ok(key.to_owned())
-}
-
 /// Looks the request's key up: a replay is answered from the store, a reuse with another body
 /// is refused, anything else proceeds.
 pub async fn begin(store: &DynStore, scope: &str, req: &HttpRequest, body: &[u8]) -> Result<Begin, ApiError> {
-    let key = key_of(req)?;
+    let key = tmp_edge::admit::required_idempotency_key(req)?;
     lookup(store, scope, key, body).await
 }
 
@@ -55,11 +38,10 @@ pub async fn begin_optional(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<Option<Begin>, ApiError> {
-    if req.headers().get(IDEMPOTENCY_KEY).is_none() {
-        return Ok(None);
+    match tmp_edge::admit::idempotency_key(req)? {
+        Some(key) => lookup(store, scope, key, body).await.map(Some),
+        None => Ok(None),
     }
-    let key = key_of(req)?;
-    lookup(store, scope, key, body).await.map(Some)
 }
 
 async fn lookup(store: &DynStore, scope: &str, key: String, body: &[u8]) -> Result<Begin, ApiError> {

@@ -11,7 +11,7 @@ use actix_web::web::Data;
 use tracing::Instrument;
 
 use super::AppState;
-use super::correlation;
+use tmp_edge::correlation;
 
 pub async fn observe(
     req: ServiceRequest,

@@ -2,10 +2,8 @@
 //! checks size, signature, replay and content type before a handler sees a body.
 
 pub mod body;
-pub mod correlation;
 pub mod error;
 pub mod idempotency;
-pub mod json;
 pub mod middleware;
 pub mod ops;
 pub mod routes;

@@ -3,7 +3,7 @@
 //!
 //! Every request carries `X-Correlation-Id`, `X-Idempotency-Key` when given, and — when secrets
 //! are configured — a Standard-Webhooks signature with a fresh `webhook-id`. TLS (private CA,
-//! client certificate for mTLS) is `tls::outbound_client`'s.
+//! client certificate for mTLS) is [`outbound_client`]'s.
 
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ impl SignedClient {
         Ok(SignedClient {
             base_url: destination.base_url.trim_end_matches('/').to_owned(),
             secrets: parse_secrets(&format!("{key}.hmac_secrets"), &destination.hmac_secrets)?,
-            client: crate::tls::outbound_client(&destination.tls, timeout).with_context(|| key.to_owned())?,
+            client: outbound_client(&destination.tls, timeout).with_context(|| key.to_owned())?,
         })
     }
 
@@ -157,4 +157,13 @@ pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> Resu
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// An HTTP client toward a relay destination: the private CA and client certificate (mTLS)
+/// of `settings` when set, a per-request timeout, and no redirects.
+pub(crate) fn outbound_client(
+    settings: &crate::config::OutboundTlsSettings,
+    timeout: Duration,
+) -> anyhow::Result<reqwest::Client> {
+    tmp_edge::client::http_client(settings.edge(), timeout)
 }

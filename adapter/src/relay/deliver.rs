@@ -120,7 +120,7 @@ impl Destinations {
             .map(|s| {
                 Ok(Sink {
                     secrets: parse_secrets(&format!("sinks.{}.hmac_secrets", s.name), &s.hmac_secrets)?,
-                    client: crate::tls::outbound_client(&s.tls, timeout)?,
+                    client: super::client::outbound_client(&s.tls, timeout)?,
                     otp_key: s.otp_jwk_file.as_deref().map(load_jwk).transpose()?,
                     settings: s.clone(),
                 })

@@ -130,7 +130,7 @@ fn analyse(received: &[Received]) -> (HashMap<String, Vec<usize>>, usize) {
 }
 
 async fn postgres_only() -> Option<TestDb> {
-    tmp_adapter::tls::install_crypto_provider();
+    tmp_edge::tls::install_crypto_provider();
     test_databases().await.into_iter().find(|db| db.backend == "postgres")
 }
 

@@ -51,7 +51,7 @@ impl Pki {
 pub(crate) fn client(ca_pem: &std::path::Path, identity: Option<(String, String)>) -> reqwest::Client {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    tmp_adapter::tls::install_crypto_provider();
+    tmp_edge::tls::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
         roots.add(cert.unwrap()).unwrap();

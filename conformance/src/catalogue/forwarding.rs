@@ -3,7 +3,6 @@
 //! restarts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -11,11 +10,9 @@ use super::{now_rfc3339, verify_cvc_call};
 use crate::case;
 use crate::case::{Approach, BOTH, Case, Expect, Failure, Outcome, ensure};
 use crate::client::{Answer, Call, Signer, Signing, payload_slot};
+use crate::harness::Capability;
 use crate::payload::{CvcChoice, PayloadSpec, Plain};
 use crate::session::{Session, eventually};
-
-/// How long a forwarded event may take to arrive (the relay retries on a short schedule).
-pub const DELIVERY: Duration = Duration::from_secs(20);
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -131,7 +128,7 @@ pub fn cases() -> Vec<Case> {
             "FWD-013",
             Forwarding,
             BOTH,
-            Spawn,
+            Restart,
             "Delivery survives an adapter restart",
             "An event acknowledged (202) while the destination is down is delivered after the adapter is stopped and started again.",
             fwd_restart
@@ -185,7 +182,7 @@ pub async fn issue_card(s: &Session, prefix: &str) -> Result<String, Failure> {
     answer.status(202)?;
     if s.approach == Approach::Datacore {
         let mock = s.mock()?;
-        eventually(DELIVERY, || async {
+        eventually(s.delivery_within, || async {
             let card = mock.card(&card_id).await?;
             ensure(card.is_some_and(|c| c["inDatacore"] == true), "the card in DataCore", "not there")
         })
@@ -198,7 +195,7 @@ pub async fn issue_card(s: &Session, prefix: &str) -> Result<String, Failure> {
 /// answered 2xx; returns every such request (oldest first).
 pub async fn received(s: &Session, card_id: &str, method: &str, suffix: &str) -> Result<Vec<Value>, Failure> {
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let found = delivered(mock, card_id, method, suffix).await?;
         ensure(!found.is_empty(), format!("{method} …{suffix} delivered to the mock"), "nothing delivered")
     })
@@ -280,7 +277,7 @@ async fn fwd_unblock(s: Arc<Session>) -> Outcome {
     change_status(&s, &card_id, "ACTIVE").await?;
     let (method, path) = status_route(&s, &card_id);
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let calls = delivered(mock, &card_id, method, &path).await?;
         let statuses: Vec<_> = calls.iter().map(|c| c["body"]["status"].clone()).collect();
         ensure(statuses == [json!("BLOCKED"), json!("ACTIVE")], "BLOCKED then ACTIVE", format!("{statuses:?}"))
@@ -369,7 +366,7 @@ async fn fwd_order(s: Arc<Session>) -> Outcome {
     }
     let (method, path) = status_route(&s, &card_id);
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let calls = delivered(mock, &card_id, method, &path).await?;
         let statuses: Vec<_> = calls.iter().map(|c| c["body"]["status"].clone()).collect();
         ensure(statuses == expected, format!("{expected:?}"), format!("{statuses:?}"))
@@ -395,7 +392,7 @@ async fn fwd_duplicate(s: Arc<Session>) -> Outcome {
     change_status(&s, &card_id, "ACTIVE").await?;
     let (method, path) = status_route(&s, &card_id);
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let calls = delivered(mock, &card_id, method, &path).await?;
         let statuses: Vec<_> = calls.iter().map(|c| c["body"]["status"].clone()).collect();
         ensure(statuses == [json!("BLOCKED"), json!("ACTIVE")], "BLOCKED once, then ACTIVE", format!("{statuses:?}"))
@@ -453,28 +450,28 @@ async fn fwd_dropped(s: Arc<Session>) -> Outcome {
 }
 
 async fn fwd_restart(s: Arc<Session>) -> Outcome {
-    let kit = s.kit()?.clone();
+    let harness = s.harness(Capability::Restart)?.clone();
     let card_id = issue_card(&s, "fwd-restart").await?;
     let mock = s.mock()?;
     let fault = mock.add_fault(json!({"route": fault_route(&s), "error_status": 503})).await?;
     let result = async {
         change_status(&s, &card_id, "BLOCKED").await?;
         // The adapter has tried (and failed) at least once before it goes down.
-        eventually(DELIVERY, || async {
+        eventually(s.delivery_within, || async {
             let n = mock.received_for(&card_id).await?.iter().filter(|r| r["faultId"].is_u64()).count();
             ensure(n >= 1, "a failed attempt", "none yet")
         })
         .await?;
-        kit.stop_adapter().await?;
+        harness.stop_target().await?;
         mock.remove_fault(fault).await?;
-        kit.start_adapter().await?;
+        harness.start_target().await?;
         let (method, path) = status_route(&s, &card_id);
         let calls = received(&s, &card_id, method, &path).await?;
         ensure(calls.len() == 1, "one delivery after the restart", format!("{}", calls.len()))
     }
     .await;
     mock.remove_fault(fault).await.ok();
-    kit.start_adapter().await?;
+    harness.start_target().await?;
     result
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::forwarding::{DELIVERY, event, ingest, issue_card, received};
+use super::forwarding::{event, ingest, issue_card, received};
 use crate::case;
 use crate::case::{Approach, BOTH, Case, Expect, Failure, Outcome, ensure};
 use crate::client::{Call, Signer};
+use crate::harness::Capability;
 use crate::session::{Session, eventually};
 
 pub fn cases() -> Vec<Case> {
@@ -27,7 +28,7 @@ pub fn cases() -> Vec<Case> {
             "JRN-002",
             Journeys,
             BOTH,
-            Spawn,
+            MockActivationCodes,
             "Manual provisioning, yellow path with the right code",
             "The wallet recommends step-up: YELLOW, the token INACTIVE, the activation code reaches the issuer's system; typed in, the token is ACTIVE.",
             jrn_manual_yellow
@@ -63,7 +64,7 @@ pub fn cases() -> Vec<Case> {
             "JRN-006",
             Journeys,
             BOTH,
-            Spawn,
+            MockActivationCodes,
             "Push provisioning, yellow path",
             "A push the wallet wants stepped up: YELLOW; the activation code typed in makes the token ACTIVE.",
             jrn_push_yellow
@@ -154,7 +155,7 @@ pub(super) async fn expect_path(answer: &Value, path: &str) -> Outcome {
 /// Waits until the mock holds `token` in `status`.
 pub(super) async fn token_status(s: &Session, token: &str, status: &str) -> Outcome {
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let found = mock.token(token).await?.unwrap_or_default();
         ensure(found["status"] == status, format!("token {status}"), format!("{found}"))
     })
@@ -179,7 +180,7 @@ async fn status_event(s: &Session, card_id: &str, status: &str) -> Outcome {
 /// The mock sent the issuer `path` for `token` and the issuer answered 2xx.
 pub(super) async fn issuer_told(s: &Session, path: &str, token: &str) -> Outcome {
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let sent = mock.requests().await?.into_iter().any(|r| {
             r["direction"] == "sent"
                 && r["path"] == path
@@ -236,10 +237,10 @@ pub(super) async fn push(s: &Session, payload: &str, tweak: impl FnOnce(&mut Val
 
 /// Reads the code at the issuer's sink and types it in.
 async fn activate_with_sink_code(s: &Session, token: &str) -> Outcome {
-    let kit = s.kit()?.clone();
+    let harness = s.harness(Capability::ActivationCodes)?.clone();
     let mut code = None;
-    eventually(DELIVERY, || {
-        code = kit.sink.otp_for(token);
+    eventually(s.delivery_within, || {
+        code = harness.activation_code(token);
         let found = code.is_some();
         async move { ensure(found, "the activation code at the issuer's sink", "not yet") }
     })
@@ -341,7 +342,7 @@ async fn jrn_replace(s: Arc<Session>) -> Outcome {
     );
     ingest(&s, body, vec![crate::payload::PayloadSpec::card_data(&new_id)]).await?.status(202)?;
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let found = mock.token(&token).await?.unwrap_or_default();
         ensure(
             found["cardId"] == new_id.as_str() && found["status"] == "ACTIVE",
@@ -373,7 +374,7 @@ async fn jrn_close(s: Arc<Session>) -> Outcome {
     ingest(&s, event(&s, &card_id, "card.closed", json!({"reason": "CLOSED_BY_HOLDER"})), vec![]).await?.status(202)?;
     token_status(&s, &token, "DEACTIVATED").await?;
     let mock = s.mock()?;
-    eventually(DELIVERY, || async {
+    eventually(s.delivery_within, || async {
         let told = mock.requests().await?.into_iter().any(|r| {
             r["direction"] == "sent"
                 && r["path"] == "/issuer-api/v1/notifications"

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{notification_body, notification_call, token_event_body, token_event_call, verify_call, verify_cvc_call};
 use crate::case;
 use crate::case::{BOTH, Case, EXTERNAL, Expect, Outcome, ensure};
+use crate::harness::Capability;
 use crate::payload::{CvcChoice, PayloadSpec};
 use crate::session::Session;
 
@@ -205,7 +206,7 @@ pub fn cases() -> Vec<Case> {
             "ISS-NOTIFY-009",
             Notifications,
             BOTH,
-            Spawn,
+            ActivationCodes,
             "The activation code reaches the issuer's system, encrypted",
             "The OTP of an ACTIVATION_CODE_DELIVERY reaches the issuer's webhook sink as JWE to the sink's key and decrypts to the code TMP sent.",
             notify_reaches_sink
@@ -418,13 +419,13 @@ async fn notify_duplicate(s: Arc<Session>) -> Outcome {
 }
 
 async fn notify_reaches_sink(s: Arc<Session>) -> Outcome {
-    let kit = s.kit()?.clone();
+    let harness = s.harness(Capability::ActivationCodes)?.clone();
     let mut body = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
     let token = s.id("DWSPMC0000");
     body["tokenId"] = json!(token);
     s.send(notification_call(&s, body)).await?.status(200)?;
     crate::session::eventually(std::time::Duration::from_secs(15), || {
-        let found = kit.sink.otp_for(&token);
+        let found = harness.activation_code(&token);
         async move {
             let otp = found.ok_or_else(|| crate::case::Failure::new("the code at the sink", "nothing yet"))?;
             ensure(otp.expose() == "482913", "the code TMP sent", "another code")

@@ -1,6 +1,6 @@
 //! The adapter's ops API (docs/ops-api.md) against the mock as TMP: a card's tokens, push
 //! provisioning to a wallet, token actions with their forbidden transitions, TMP down, scopes,
-//! idempotency and the audits. Run with `--spawn`, where the suite holds the API keys.
+//! idempotency and the audits. They need a harness that hands out the API keys (`tmp-kit check`).
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-001",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "A card's tokens come from TMP",
             "GET /ops/v1/cards/{id}/tokens lists the card's tokens as TMP holds them (source tmp, not stale).",
             ops_tokens_from_tmp
@@ -33,7 +33,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-002",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Google Pay push provisioning ends in an active token",
             "The ops API signs the card through TMP; the wallet pushes the opaque payment card; the ACTIVE token is visible through the ops API.",
             ops_push_google_pay
@@ -42,7 +42,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-003",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Apple Pay push provisioning returns what PassKit needs",
             "Certificates, nonce and nonce signature give encrypted pass data, activation data and an ephemeral public key; with the activation data the wallet's token is ACTIVE.",
             ops_push_apple_pay
@@ -51,7 +51,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-004",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Suspend and resume a token",
             "suspend then resume, each with a reason, leave the token SUSPENDED then ACTIVE at TMP.",
             ops_suspend_resume
@@ -60,7 +60,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-005",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Resuming an active token is a forbidden transition",
             "resume of a token nobody suspended is 409 INVALID_TOKEN_STATE.",
             ops_forbidden_resume
@@ -69,7 +69,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-006",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "A deactivated token stays deactivated",
             "deactivate gives DEACTIVATED; activate afterwards is 409 INVALID_TOKEN_STATE.",
             ops_deactivate
@@ -78,7 +78,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-007",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Unknown cards and tokens are 404",
             "The tokens of a card TMP does not know, and an action on a token it does not know, are 404 NOT_FOUND.",
             ops_unknown
@@ -87,7 +87,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-008",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "TMP down: reads from the mirror, writes 503",
             "With TMP answering 503, a card's tokens come from the adapter's mirror marked stale, and a token action is 503 UNAVAILABLE with Retry-After.",
             ops_tmp_down
@@ -96,7 +96,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-009",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "A key without the scope is refused",
             "A tokens:read key lists tokens but its suspend is 403 FORBIDDEN.",
             ops_wrong_scope
@@ -105,7 +105,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-010",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "No key, no access",
             "Without credentials, or with an unknown key, the answer is 401 UNAUTHENTICATED.",
             ops_unauthenticated
@@ -114,7 +114,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-011",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "A token action needs a reason",
             "A token action without a reason is 422 VALIDATION_FAILED.",
             ops_reason_required
@@ -123,7 +123,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-012",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Writes honour X-Idempotency-Key",
             "The same key and body answer the stored result (Idempotent-Replayed: true); the same key with another body is 422 IDEMPOTENCY_KEY_REUSED.",
             ops_idempotency
@@ -132,7 +132,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-013",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "The decision audit shows why, never card data",
             "GET /ops/v1/cards/{id}/decisions lists the card's verifications with their reasons and no PAN.",
             ops_decision_audit
@@ -141,7 +141,7 @@ pub fn cases() -> Vec<Case> {
             "OPS-014",
             Ops,
             BOTH,
-            Spawn,
+            OpsApi,
             "Every write is audited with who, what and why",
             "After a suspend, GET /ops/v1/audit holds token.suspend with the API key, the token and the reason.",
             ops_write_audit
@@ -157,13 +157,13 @@ fn bearer(token: &zeroize::Zeroizing<String>) -> Bearer {
 
 /// A call to the ops API with the key that holds every scope.
 fn ops(s: &Session, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Call, Failure> {
-    let kit = s.kit()?;
+    let ops = s.ops_api()?;
     let mut call = match body {
-        Some(body) => Call::post(&kit.ops_url, path, body),
-        None => Call::get(&kit.ops_url, path),
+        Some(body) => Call::post(&ops.url, path, body),
+        None => Call::get(&ops.url, path),
     };
     call.method = method;
-    Ok(call.signer(None).idempotency_key(None).bearer(Some(bearer(&kit.ops_key))))
+    Ok(call.signer(None).idempotency_key(None).bearer(Some(bearer(&ops.key))))
 }
 
 async fn action(s: &Session, token: &str, verb: &str, reason: &str) -> Result<Answer, Failure> {
@@ -282,7 +282,7 @@ async fn ops_tmp_down(s: Arc<Session>) -> Outcome {
 
 async fn ops_wrong_scope(s: Arc<Session>) -> Outcome {
     let (card_id, token) = card_with_token(&s, "ops-scope").await?;
-    let read_only = Some(bearer(&s.kit()?.ops_read_only_key));
+    let read_only = Some(bearer(&s.ops_api()?.read_only_key));
     let list =
         ops(&s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?.bearer(read_only.clone());
     s.send(list).await?.status(200)?;

@@ -11,15 +11,15 @@ use tmp_protocol::enums::IssuerCardStatus;
 use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
 
-use super::json::parse_body;
 use super::middleware::RawBody;
 use crate::config::SenderBehaviour;
 use crate::context::Mock;
-use crate::error::MockError;
 use crate::faults::FaultRule;
 use crate::keys::KeyUse;
 use crate::simulator::{self, PushRequest, TokenizeRequest};
 use crate::state::{Card, MockState};
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/_mock/v1/simulate/tokenizations", web::post().to(tokenize))
@@ -47,12 +47,12 @@ fn body(req: &HttpRequest) -> web::Bytes {
     req.extensions().get::<RawBody>().map(|b| b.0.clone()).unwrap_or_default()
 }
 
-async fn tokenize(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, MockError> {
+async fn tokenize(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let request: TokenizeRequest = parse_body(&body(&req))?;
     Ok(HttpResponse::Ok().json(simulator::tokenize(&mock, request).await?))
 }
 
-async fn push(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, MockError> {
+async fn push(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let request: PushRequest = parse_body(&body(&req))?;
     Ok(HttpResponse::Ok().json(simulator::push(&mock, request).await?))
 }
@@ -63,12 +63,12 @@ struct OtpInput {
     otp: Otp,
 }
 
-async fn otp(mock: Data<Mock>, req: HttpRequest, token_id: Path<String>) -> Result<HttpResponse, MockError> {
+async fn otp(mock: Data<Mock>, req: HttpRequest, token_id: Path<String>) -> Result<HttpResponse, ApiError> {
     let input: OtpInput = parse_body(&body(&req))?;
     Ok(HttpResponse::Ok().json(simulator::enter_otp(&mock, &token_id, &input.otp).await?))
 }
 
-async fn remove(mock: Data<Mock>, token_id: Path<String>) -> Result<HttpResponse, MockError> {
+async fn remove(mock: Data<Mock>, token_id: Path<String>) -> Result<HttpResponse, ApiError> {
     let mut state = mock.state.lock().await;
     let (info, effects) = state.remove_by_cardholder(&token_id)?;
     mock.commit(&mut state, effects).await?;
@@ -88,7 +88,7 @@ struct SeedCard {
     cardholder: Option<CardholderContact>,
 }
 
-async fn seed_card(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, MockError> {
+async fn seed_card(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let seed: SeedCard = parse_body(&body(&req))?;
     let mut state = mock.state.lock().await;
     let mut card = Card::new(&seed.card_id, seed.status.unwrap_or(IssuerCardStatus::Active));
@@ -155,9 +155,9 @@ async fn list_faults(mock: Data<Mock>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"faults": mock.faults.list()}))
 }
 
-async fn add_fault(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, MockError> {
+async fn add_fault(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let rule: FaultRule = parse_body(&body(&req))?;
-    rule.validate().map_err(MockError::Validation)?;
+    rule.validate().map_err(ApiError::Validation)?;
     Ok(HttpResponse::Created().json(mock.faults.add(rule)))
 }
 
@@ -166,11 +166,11 @@ async fn clear_faults(mock: Data<Mock>) -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
-async fn remove_fault(mock: Data<Mock>, id: Path<u64>) -> Result<HttpResponse, MockError> {
+async fn remove_fault(mock: Data<Mock>, id: Path<u64>) -> Result<HttpResponse, ApiError> {
     if mock.faults.remove(*id) {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(MockError::NotFound(format!("no fault {id}")))
+        Err(ApiError::UnknownResource(format!("no fault {id}")))
     }
 }
 
@@ -178,9 +178,9 @@ async fn get_sender(mock: Data<Mock>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"behaviour": mock.sender_behaviour(), "pending": mock.outbox.pending()}))
 }
 
-async fn put_sender(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, MockError> {
+async fn put_sender(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let behaviour: SenderBehaviour = parse_body(&body(&req))?;
-    behaviour.validate().map_err(MockError::Validation)?;
+    behaviour.validate().map_err(ApiError::Validation)?;
     mock.set_sender_behaviour(behaviour.clone());
     Ok(HttpResponse::Ok().json(json!({"behaviour": behaviour})))
 }
@@ -192,7 +192,7 @@ struct RotateQuery {
 }
 
 /// Rotates the TMP API and Lifecycle API keys (or only `?set=tmp_api|lifecycle_api|wallet`).
-async fn rotate_keys(mock: Data<Mock>, query: Query<RotateQuery>) -> Result<HttpResponse, MockError> {
+async fn rotate_keys(mock: Data<Mock>, query: Query<RotateQuery>) -> Result<HttpResponse, ApiError> {
     let bits = mock.config.keys.rsa_bits;
     let sets = match query.set {
         Some(set) => vec![set],
@@ -205,8 +205,8 @@ async fn rotate_keys(mock: Data<Mock>, query: Query<RotateQuery>) -> Result<Http
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|e| MockError::Internal(anyhow::anyhow!("key generation did not run: {e}")))?
-    .map_err(|e| MockError::Internal(e.into()))?;
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("key generation did not run: {e}")))?
+    .map_err(|e| ApiError::Internal(e.into()))?;
     let mut rotated = serde_json::Map::new();
     {
         let mut keys = mock.keys_mut();
@@ -225,7 +225,7 @@ async fn rotate_keys(mock: Data<Mock>, query: Query<RotateQuery>) -> Result<Http
 
 /// Forgets cards, tokens, tokenizations, idempotency records, the journal and runtime faults;
 /// keeps keys and configuration.
-async fn reset(mock: Data<Mock>) -> Result<HttpResponse, MockError> {
+async fn reset(mock: Data<Mock>) -> Result<HttpResponse, ApiError> {
     let mut state = mock.state.lock().await;
     *state = MockState::default();
     mock.journal.clear();

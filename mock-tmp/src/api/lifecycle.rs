@@ -15,11 +15,11 @@ use tmp_protocol::lifecycle_api::{
 use tmp_protocol::tmp_api::{ExpiryData, ReplacementCardData};
 
 use super::admit::{Signed, idempotency_key, idempotent};
-use super::json::parse_body;
 use crate::context::Mock;
-use crate::error::MockError;
 use crate::keys::MockKeys;
 use crate::state::{Card, MockState};
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/lifecycle/v1/public-key", web::get().to(public_key))
@@ -44,14 +44,14 @@ fn view(card: &Card) -> LifecycleCardView {
 }
 
 /// A card ready to insert: id checked, payload decrypted.
-fn open_card(keys: &MockKeys, card: &LifecycleCard) -> Result<Card, MockError> {
+fn open_card(keys: &MockKeys, card: &LifecycleCard) -> Result<Card, ApiError> {
     if card.card_id.is_empty() || card.card_id.len() > 128 || !card.card_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(MockError::validation("`cardId` must be 1 to 128 printable ASCII characters"));
+        return Err(ApiError::validation("`cardId` must be 1 to 128 printable ASCII characters"));
     }
     let data: ReplacementCardData = keys
         .lifecycle_api
         .decrypt_json(&card.encrypted_payload)
-        .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
+        .map_err(|e| ApiError::bad_jwe("encryptedPayload", e))?;
     let mut record = Card::new(&card.card_id, card.status);
     record.set_pan(data.pan);
     record.expiry = Some(data.expiry);
@@ -62,16 +62,16 @@ fn open_card(keys: &MockKeys, card: &LifecycleCard) -> Result<Card, MockError> {
 }
 
 /// Inserts a DataCore card; a card id or PAN already loaded as another card conflicts.
-fn insert(state: &mut MockState, card: Card) -> Result<LifecycleCardView, MockError> {
+fn insert(state: &mut MockState, card: Card) -> Result<LifecycleCardView, ApiError> {
     if let Some(existing) = state.cards.get(&card.card_id)
         && existing.in_datacore
     {
-        return Err(MockError::Conflict(format!("card `{}` is already loaded", card.card_id)));
+        return Err(ApiError::Conflict(format!("card `{}` is already loaded", card.card_id)));
     }
     if let Some(pan) = &card.pan
         && state.find_card_by_pan(pan).is_some_and(|c| c.card_id != card.card_id && c.in_datacore)
     {
-        return Err(MockError::Conflict("this PAN is already loaded under another card id".into()));
+        return Err(ApiError::Conflict("this PAN is already loaded under another card id".into()));
     }
     let view = view(&card);
     state.cards.insert(card.card_id.clone(), card);
@@ -79,7 +79,7 @@ fn insert(state: &mut MockState, card: Card) -> Result<LifecycleCardView, MockEr
 }
 
 #[tracing::instrument(skip_all)]
-async fn create(mock: Data<Mock>, req: HttpRequest, Signed(body): Signed) -> Result<HttpResponse, MockError> {
+async fn create(mock: Data<Mock>, req: HttpRequest, Signed(body): Signed) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: LifecycleCard = parse_body(&body)?;
     let card = open_card(&mock.keys(), &request)?;
@@ -95,7 +95,7 @@ async fn update(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: LifecycleCardUpdate = parse_body(&body)?;
     let expiry = match &request.encrypted_payload {
@@ -103,17 +103,17 @@ async fn update(
             mock.keys()
                 .lifecycle_api
                 .decrypt_json::<ExpiryData>(jwe)
-                .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?
+                .map_err(|e| ApiError::bad_jwe("encryptedPayload", e))?
                 .expiry,
         ),
         None => None,
     };
     if request.status.is_none() && expiry.is_none() && request.cardholder.is_none() {
-        return Err(MockError::validation("nothing to update: send `status`, `encryptedPayload` or `cardholder`"));
+        return Err(ApiError::validation("nothing to update: send `status`, `encryptedPayload` or `cardholder`"));
     }
     idempotent(&mock, &req, &key, &body, |state| {
         if !state.cards.get(card_id.as_str()).is_some_and(|c| c.in_datacore) {
-            return Err(MockError::NotFound(format!("no card `{card_id}` in DataCore")));
+            return Err(ApiError::UnknownResource(format!("no card `{card_id}` in DataCore")));
         }
         let mut effects = Vec::new();
         if let Some(status) = request.status {
@@ -138,11 +138,11 @@ async fn delete(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     idempotent(&mock, &req, &key, &body, |state| {
         if !state.cards.get(card_id.as_str()).is_some_and(|c| c.in_datacore) {
-            return Err(MockError::NotFound(format!("no card `{card_id}` in DataCore")));
+            return Err(ApiError::UnknownResource(format!("no card `{card_id}` in DataCore")));
         }
         // Deleting a card closes it: its tokens are deactivated and the issuer is told.
         let (_, effects) = state.set_card_status(&card_id, IssuerCardStatus::Closed, Some("CARD_DELETED"))?;
@@ -157,17 +157,17 @@ async fn replace(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: LifecycleCardReplace = parse_body(&body)?;
     let data: ReplacementCardData = mock
         .keys()
         .lifecycle_api
         .decrypt_json(&request.encrypted_payload)
-        .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
+        .map_err(|e| ApiError::bad_jwe("encryptedPayload", e))?;
     idempotent(&mock, &req, &key, &body, |state| {
         if !state.cards.get(card_id.as_str()).is_some_and(|c| c.in_datacore) {
-            return Err(MockError::NotFound(format!("no card `{card_id}` in DataCore")));
+            return Err(ApiError::UnknownResource(format!("no card `{card_id}` in DataCore")));
         }
         let (_, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry)?;
         let old = state.cards.get(card_id.as_str()).map(view);
@@ -177,7 +177,7 @@ async fn replace(
 }
 
 #[tracing::instrument(skip_all)]
-async fn import(mock: Data<Mock>, req: HttpRequest, Signed(body): Signed) -> Result<HttpResponse, MockError> {
+async fn import(mock: Data<Mock>, req: HttpRequest, Signed(body): Signed) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: LifecycleImport = parse_body(&body)?;
     let opened: Vec<_> = {

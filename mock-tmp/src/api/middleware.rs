@@ -5,18 +5,16 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::web::{Bytes, BytesMut, Data};
+use actix_web::web::{Bytes, Data};
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
-use futures_util::StreamExt;
 use tmp_protocol::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID};
 use tracing::Instrument;
 
-use super::correlation;
 use crate::context::Mock;
-use crate::error::MockError;
 use crate::journal::{Direction, JournalEntry, Outcome, mask_bytes};
+use tmp_edge::correlation;
+use tmp_edge::error::ApiError;
 
 /// The request body, read once by the middleware (handlers never touch the payload stream).
 #[derive(Debug, Clone)]
@@ -51,7 +49,10 @@ async fn handle(
     entry.idempotency_key = header(&req, IDEMPOTENCY_KEY);
     entry.webhook_id = header(&req, WEBHOOK_ID);
 
-    let body = match read_body(&mut req, mock.config.server.body_limit_bytes).await {
+    let mut payload = req.take_payload();
+    let body = match tmp_edge::admit::read_body(req.headers(), &mut payload, mock.config.server.body_limit_bytes, None)
+        .await
+    {
         Ok(body) => body,
         Err(error) => {
             entry.status = Some(error.status_code().as_u16());
@@ -80,7 +81,7 @@ async fn handle(
         req.into_response(HttpResponse::Ok().streaming(dropped))
     } else if let Some(status) = fault.error_status {
         entry.note = Some("injected fault".into());
-        respond(req, MockError::Injected(status).error_response(), &correlation_id)
+        respond(req, ApiError::Injected(status).error_response(), &correlation_id)
     } else {
         let mut response = next.call(req).await?.map_into_boxed_body();
         set_correlation(response.headers_mut(), &correlation_id);
@@ -107,25 +108,7 @@ fn respond(req: ServiceRequest, response: HttpResponse, correlation_id: &str) ->
 }
 
 fn set_correlation(headers: &mut actix_web::http::header::HeaderMap, correlation_id: &str) {
-    if let Ok(value) = HeaderValue::from_str(correlation_id) {
-        headers.insert(HeaderName::from_static("x-correlation-id"), value);
+    if let Some((name, value)) = correlation::header_pair(correlation_id) {
+        headers.insert(name, value);
     }
-}
-
-async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, MockError> {
-    let declared =
-        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(MockError::PayloadTooLarge { limit });
-    }
-    let mut payload = req.take_payload();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| MockError::MalformedJson("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(MockError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }

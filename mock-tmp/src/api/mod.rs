@@ -3,20 +3,18 @@
 
 pub mod admit;
 pub mod control;
-pub mod correlation;
-pub mod json;
 pub mod lifecycle;
 pub mod middleware;
 pub mod tmp;
 
 use actix_web::web;
 
-use crate::error::MockError;
+use tmp_edge::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(tmp::configure).configure(lifecycle::configure).configure(control::configure);
 }
 
-pub async fn not_found() -> Result<actix_web::HttpResponse, MockError> {
-    Err(MockError::NotFound("no route for this path".into()))
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::UnknownResource("no route for this path".into()))
 }

@@ -15,11 +15,11 @@ use tmp_protocol::tmp_api::{
 };
 
 use super::admit::{Signed, idempotency_key, idempotent};
-use super::json::parse_body;
 use crate::context::Mock;
-use crate::error::MockError;
 use crate::simulator::push::PushPayload;
 use crate::state::PushGrant;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/tmp-api/v1/public-key", web::get().to(public_key))
@@ -35,19 +35,19 @@ async fn public_key(mock: Data<Mock>) -> HttpResponse {
     HttpResponse::Ok().json(mock.keys().tmp_api.jwk_set())
 }
 
-fn check_id(field: &str, value: &str) -> Result<(), MockError> {
+fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(MockError::validation(format!("`{field}` must be 1 to 128 printable ASCII characters")));
+        return Err(ApiError::validation(format!("`{field}` must be 1 to 128 printable ASCII characters")));
     }
     Ok(())
 }
 
 #[tracing::instrument(skip_all)]
-async fn list_tokens(mock: Data<Mock>, _signed: Signed, card_id: Path<String>) -> Result<HttpResponse, MockError> {
+async fn list_tokens(mock: Data<Mock>, _signed: Signed, card_id: Path<String>) -> Result<HttpResponse, ApiError> {
     let state = mock.state.lock().await;
     let tokens: Vec<_> = state.tokens.values().filter(|t| t.card_id == *card_id).map(|t| t.info()).collect();
     if tokens.is_empty() && !state.cards.contains_key(card_id.as_str()) {
-        return Err(MockError::NotFound(format!("no card `{card_id}`")));
+        return Err(ApiError::UnknownResource(format!("no card `{card_id}`")));
     }
     Ok(HttpResponse::Ok().json(TokenList { card_id: card_id.into_inner(), tokens }))
 }
@@ -58,19 +58,19 @@ async fn token_action(
     req: HttpRequest,
     Signed(body): Signed,
     path: Path<(String, String)>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let (token_id, action) = path.into_inner();
     let action = match action.as_str() {
         "activate" => TokenAction::Activate,
         "suspend" => TokenAction::Suspend,
         "resume" => TokenAction::Resume,
         "deactivate" => TokenAction::Deactivate,
-        _ => return Err(MockError::NotFound("no such token action".into())),
+        _ => return Err(ApiError::UnknownResource("no such token action".into())),
     };
     let key = idempotency_key(&req)?;
     let request: TokenActionRequest = parse_body(&body)?;
     if request.reason.trim().is_empty() || request.reason.len() > 256 {
-        return Err(MockError::validation("`reason` must be 1 to 256 characters"));
+        return Err(ApiError::validation("`reason` must be 1 to 256 characters"));
     }
     idempotent(&mock, &req, &key, &body, |state| {
         let (info, effects) = state.token_action(&token_id, action, request.initiator, &request.reason)?;
@@ -85,36 +85,36 @@ async fn sign(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: SignCardRequest = parse_body(&body)?;
     match request.wallet {
         Wallet::ApplePay => {
             let input =
-                request.apple_pay.as_ref().ok_or_else(|| MockError::validation("APPLE_PAY requires `applePay`"))?;
+                request.apple_pay.as_ref().ok_or_else(|| ApiError::validation("APPLE_PAY requires `applePay`"))?;
             let hex_ok =
                 |s: &str| !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
             if input.certificates.is_empty() || !hex_ok(&input.nonce) || !hex_ok(&input.nonce_signature) {
-                return Err(MockError::validation(
-                    "`applePay` needs certificates and hex `nonce` and `nonceSignature`",
-                ));
+                return Err(ApiError::validation("`applePay` needs certificates and hex `nonce` and `nonceSignature`"));
             }
         }
         Wallet::GooglePay => {}
-        _ => return Err(MockError::validation("push provisioning is for APPLE_PAY and GOOGLE_PAY")),
+        _ => return Err(ApiError::validation("push provisioning is for APPLE_PAY and GOOGLE_PAY")),
     }
     let wallet_key = mock.keys().wallet.current().public_jwk();
     idempotent(&mock, &req, &key, &body, |state| {
-        let card =
-            state.cards.get(card_id.as_str()).ok_or_else(|| MockError::NotFound(format!("no card `{card_id}`")))?;
+        let card = state
+            .cards
+            .get(card_id.as_str())
+            .ok_or_else(|| ApiError::UnknownResource(format!("no card `{card_id}`")))?;
         if card.status != IssuerCardStatus::Active || card.replaced_by.is_some() {
-            return Err(MockError::Conflict("only an active card can be pushed to a wallet".into()));
+            return Err(ApiError::Conflict("only an active card can be pushed to a wallet".into()));
         }
         let (Some(pan), Some(expiry)) = (card.pan.clone(), card.expiry.clone()) else {
-            return Err(MockError::Conflict("TMP holds no card data for this card".into()));
+            return Err(ApiError::Conflict("TMP holds no card data for this card".into()));
         };
         let payload = PushPayload::new(&card.card_id, pan, expiry, request.wallet);
-        let jwe = tmp_protocol::jwe::encrypt_json(&payload, &wallet_key).map_err(|e| MockError::Internal(e.into()))?;
+        let jwe = tmp_protocol::jwe::encrypt_json(&payload, &wallet_key).map_err(|e| ApiError::Internal(e.into()))?;
         let activation_data =
             (request.wallet == Wallet::ApplePay).then(|| STANDARD.encode(uuid::Uuid::new_v4().as_bytes()));
         // Remembered so the simulated wallet can check the activation data the app hands it.
@@ -156,7 +156,7 @@ async fn card_status(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let update: CardStatusUpdate = parse_body(&body)?;
     idempotent(&mock, &req, &key, &body, |state| {
@@ -177,7 +177,7 @@ async fn replace(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: CardReplace = parse_body(&body)?;
     check_id("newCardId", &request.new_card_id)?;
@@ -185,7 +185,7 @@ async fn replace(
         .keys()
         .tmp_api
         .decrypt_json(&request.encrypted_payload)
-        .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
+        .map_err(|e| ApiError::bad_jwe("encryptedPayload", e))?;
     idempotent(&mock, &req, &key, &body, |state| {
         state.card_mut_or_create(&card_id); // see `card_status`
         let (affected, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry)?;
@@ -201,14 +201,14 @@ async fn expiry(
     req: HttpRequest,
     Signed(body): Signed,
     card_id: Path<String>,
-) -> Result<HttpResponse, MockError> {
+) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: CardExpiryUpdate = parse_body(&body)?;
     let data: ExpiryData = mock
         .keys()
         .tmp_api
         .decrypt_json(&request.encrypted_payload)
-        .map_err(|e| MockError::bad_jwe("encryptedPayload", e))?;
+        .map_err(|e| ApiError::bad_jwe("encryptedPayload", e))?;
     idempotent(&mock, &req, &key, &body, |state| {
         state.card_mut_or_create(&card_id); // see `card_status`
         let (affected, effects) = state.renew_card(&card_id, data.expiry)?;

@@ -2,7 +2,6 @@
 //! `webhook-id` per attempt), fetches and caches the issuer's JWK set, applies outbound fault
 //! rules, and journals every attempt with its outcome.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
 use crate::config::IssuerConfig;
 use crate::faults::Faults;
 use crate::journal::{Direction, Journal, JournalEntry, Outcome, mask_bytes};
-use crate::tls::ClientIdentity;
+use tmp_edge::client::{ClientTls, http_client};
+use tmp_edge::tls::ClientIdentity;
 
 /// An HTTP answer from the issuer (any status).
 #[derive(Debug, Clone)]
@@ -195,39 +195,12 @@ impl IssuerLink {
 /// The HTTP client of the callbacks: per-attempt timeout, no redirects, and for an `https`
 /// issuer the configured trust (`issuer.ca_file`) and client certificate.
 fn issuer_client(config: &IssuerConfig) -> anyhow::Result<reqwest::Client> {
-    crate::tls::install_crypto_provider();
-    let builder = reqwest::Client::builder()
-        .timeout(Duration::from_millis(config.request_timeout_ms))
-        // A callback is answered where it was sent; never follow a redirect elsewhere.
-        .redirect(reqwest::redirect::Policy::none());
     let identity = match (&config.client_cert_file, &config.client_key_file) {
         (Some(cert_file), Some(key_file)) => Some(ClientIdentity { cert_file, key_file }),
         _ => None,
     };
-    let builder = match (&config.ca_file, identity) {
-        // Only this CA is trusted for the issuer's server certificate.
-        (Some(ca_file), identity) => builder.tls_backend_preconfigured(crate::tls::client_config(ca_file, identity)?),
-        // The platform's trust store (reqwest's default verifier), with a client certificate.
-        (None, Some(identity)) => {
-            let mut pem = read(identity.cert_file)?;
-            pem.push(b'\n');
-            pem.extend(read(identity.key_file)?);
-            let identity = reqwest::Identity::from_pem(&pem).with_context(|| {
-                format!(
-                    "{} and {} are not a usable certificate and key",
-                    identity.cert_file.display(),
-                    identity.key_file.display()
-                )
-            })?;
-            builder.identity(identity)
-        }
-        (None, None) => builder,
-    };
-    builder.build().context("building the HTTP client toward the issuer")
-}
-
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    let tls = ClientTls { ca_file: config.ca_file.as_deref(), identity };
+    http_client(tls, Duration::from_millis(config.request_timeout_ms)).context("the HTTP client toward the issuer")
 }
 
 fn classify(e: &reqwest::Error) -> Failure {

@@ -27,10 +27,10 @@ use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan};
 
 use crate::config::Approach;
 use crate::context::Mock;
-use crate::error::MockError;
 use crate::journal::{Direction, JournalEntry, Outcome};
 use crate::sender::issuer::Failure;
 use crate::state::{Effect, OtpChallenge, Token, Tokenization};
+use tmp_edge::error::ApiError;
 
 /// Card data as the cardholder typed it into the wallet.
 #[derive(Debug, Deserialize)]
@@ -150,29 +150,30 @@ struct Verdict {
     cvc_result: Option<CvcResult>,
 }
 
-fn score(field: &str, value: Option<u8>) -> Result<u8, MockError> {
+fn score(field: &str, value: Option<u8>) -> Result<u8, ApiError> {
     let value = value.unwrap_or(5);
     if !(1..=5).contains(&value) {
-        return Err(MockError::validation(format!("`{field}` must be 1 to 5")));
+        return Err(ApiError::validation(format!("`{field}` must be 1 to 5")));
     }
     Ok(value)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, MockError> {
+pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, ApiError> {
     let wallet_score = score("walletScore", request.wallet_score)?;
     let device_score = score("deviceScore", request.device_score)?;
     let (pan, expiry, cvc, card_id) = match (request.card, &request.card_id) {
         (Some(card), card_id) => (card.pan, card.expiry, card.cvc, card_id.clone()),
         (None, Some(card_id)) => {
             let state = mock.state.lock().await;
-            let card = state.cards.get(card_id).ok_or_else(|| MockError::NotFound(format!("no card `{card_id}`")))?;
+            let card =
+                state.cards.get(card_id).ok_or_else(|| ApiError::UnknownResource(format!("no card `{card_id}`")))?;
             match (&card.pan, &card.expiry) {
                 (Some(pan), Some(expiry)) => (pan.clone(), expiry.clone(), None, Some(card_id.clone())),
-                _ => return Err(MockError::Conflict("TMP holds no card data for this card: send `card`".into())),
+                _ => return Err(ApiError::Conflict("TMP holds no card data for this card: send `card`".into())),
             }
         }
-        (None, None) => return Err(MockError::validation("send `card` (what the cardholder typed) or `cardId`")),
+        (None, None) => return Err(ApiError::validation("send `card` (what the cardholder typed) or `cardId`")),
     };
     let mut requestor = default_requestor(request.wallet);
     if let Some(custom) = request.token_requestor {
@@ -199,20 +200,20 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Mo
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, MockError> {
+pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, ApiError> {
     let wallet_score = score("walletScore", request.wallet_score)?;
     let device_score = score("deviceScore", request.device_score)?;
     let payload: push::PushPayload =
-        mock.keys().wallet.decrypt_json(&request.payload).map_err(|e| MockError::bad_jwe("payload", e))?;
+        mock.keys().wallet.decrypt_json(&request.payload).map_err(|e| ApiError::bad_jwe("payload", e))?;
     {
         let mut state = mock.state.lock().await;
         if state.used_push_nonces.contains(&payload.nonce) {
-            return Err(MockError::Conflict("this push payload was already used".into()));
+            return Err(ApiError::Conflict("this push payload was already used".into()));
         }
         if let Some(given) = &request.activation_data {
             let issued = state.push_grants.get(&payload.nonce).and_then(|g| g.activation_data.as_deref());
             if issued != Some(given.as_str()) {
-                return Err(MockError::Conflict("`activationData` is not the one issued with this payload".into()));
+                return Err(ApiError::Conflict("`activationData` is not the one issued with this payload".into()));
             }
         }
         state.used_push_nonces.insert(payload.nonce.clone());
@@ -239,7 +240,7 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, MockError>
     run(mock, attempt).await
 }
 
-async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, MockError> {
+async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
     let tokenization_id = format!("tkn-{}", uuid::Uuid::new_v4().simple());
     let verdict = match attempt.approach {
         Approach::External => external(mock, &tokenization_id, &attempt).await,
@@ -534,16 +535,17 @@ async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
 
 /// `POST /_mock/v1/simulate/tokens/{tokenId}/otp`: the cardholder types the activation code.
 #[tracing::instrument(skip_all)]
-pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, MockError> {
+pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, ApiError> {
     let now = OffsetDateTime::now_utc();
     let max = mock.config.simulator.otp_max_attempts;
     let mut state = mock.state.lock().await;
-    let token = state.tokens.get_mut(token_id).ok_or_else(|| MockError::NotFound(format!("no token `{token_id}`")))?;
+    let token =
+        state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
     let Some(challenge) = token.otp.as_mut().filter(|_| token.status == TokenStatus::Inactive) else {
-        return Err(MockError::Conflict("the token is not waiting for an activation code".into()));
+        return Err(ApiError::Conflict("the token is not waiting for an activation code".into()));
     };
     if challenge.expires_at < now {
-        return Err(MockError::Conflict("the activation code has expired".into()));
+        return Err(ApiError::Conflict("the activation code has expired".into()));
     }
     let mut effects = Vec::new();
     let result = if challenge.matches(token_id, otp) {

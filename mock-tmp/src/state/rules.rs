@@ -18,7 +18,7 @@ use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenInfo};
 
 use super::{Card, Effect, MockState, Suspender, Token};
-use crate::error::MockError;
+use tmp_edge::error::ApiError;
 
 fn suspender(initiator: ActionInitiator) -> Suspender {
     match initiator {
@@ -39,14 +39,14 @@ fn set_status(token: &mut Token, status: TokenStatus, reason: &str, now: OffsetD
 }
 
 impl MockState {
-    fn token_mut(&mut self, token_id: &str) -> Result<&mut Token, MockError> {
-        self.tokens.get_mut(token_id).ok_or_else(|| MockError::NotFound(format!("no token `{token_id}`")))
+    fn token_mut(&mut self, token_id: &str) -> Result<&mut Token, ApiError> {
+        self.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))
     }
 
     /// A card the mock knows (it has a record or tokens), or 404.
-    fn known_card(&mut self, card_id: &str) -> Result<&mut Card, MockError> {
+    fn known_card(&mut self, card_id: &str) -> Result<&mut Card, ApiError> {
         if !self.cards.contains_key(card_id) && !self.tokens.values().any(|t| t.card_id == card_id) {
-            return Err(MockError::NotFound(format!("no card `{card_id}`")));
+            return Err(ApiError::UnknownResource(format!("no card `{card_id}`")));
         }
         Ok(self.card_mut_or_create(card_id))
     }
@@ -58,7 +58,7 @@ impl MockState {
         action: TokenAction,
         initiator: ActionInitiator,
         reason: &str,
-    ) -> Result<(TokenInfo, Vec<Effect>), MockError> {
+    ) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         let card_blocked = {
             let card_id = self.token_mut(token_id)?.card_id.clone();
@@ -68,7 +68,7 @@ impl MockState {
         let who = suspender(initiator);
         let mut effects = Vec::new();
         let conflict = |what: &str| {
-            Err(MockError::Conflict(format!("cannot {what} a token that is {}", token_status_word(token.status))))
+            Err(ApiError::Conflict(format!("cannot {what} a token that is {}", token_status_word(token.status))))
         };
         match action {
             TokenAction::Activate => {
@@ -76,7 +76,7 @@ impl MockState {
                     return conflict("activate");
                 }
                 if card_blocked {
-                    return Err(MockError::Conflict("the card is blocked".into()));
+                    return Err(ApiError::Conflict("the card is blocked".into()));
                 }
                 token.otp = None;
                 set_status(token, TokenStatus::Active, reason, now, &mut effects);
@@ -95,7 +95,7 @@ impl MockState {
             },
             TokenAction::Resume => {
                 if token.status != TokenStatus::Suspended || !token.suspenders.contains(&who) {
-                    return Err(MockError::Conflict(format!(
+                    return Err(ApiError::Conflict(format!(
                         "the token is not suspended by the {}",
                         if who == Suspender::Issuer { "issuer" } else { "cardholder" }
                     )));
@@ -124,11 +124,11 @@ impl MockState {
         card_id: &str,
         status: IssuerCardStatus,
         reason: Option<&str>,
-    ) -> Result<(u32, Vec<Effect>), MockError> {
+    ) -> Result<(u32, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         let card = self.known_card(card_id)?;
         if card.status == IssuerCardStatus::Closed && status != IssuerCardStatus::Closed {
-            return Err(MockError::Conflict("a closed card cannot change status".into()));
+            return Err(ApiError::Conflict("a closed card cannot change status".into()));
         }
         card.status = status;
         card.updated_at = now;
@@ -193,17 +193,17 @@ impl MockState {
         new_card_id: &str,
         pan: Pan,
         expiry: Expiry,
-    ) -> Result<(u32, Vec<Effect>), MockError> {
+    ) -> Result<(u32, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         if card_id == new_card_id {
-            return Err(MockError::validation("`newCardId` must differ from the card being replaced"));
+            return Err(ApiError::validation("`newCardId` must differ from the card being replaced"));
         }
         if self.cards.contains_key(new_card_id) {
-            return Err(MockError::Conflict(format!("card `{new_card_id}` already exists")));
+            return Err(ApiError::Conflict(format!("card `{new_card_id}` already exists")));
         }
         let old = self.known_card(card_id)?;
         if old.replaced_by.is_some() {
-            return Err(MockError::Conflict("the card was already replaced".into()));
+            return Err(ApiError::Conflict("the card was already replaced".into()));
         }
         old.replaced_by = Some(new_card_id.to_owned());
         old.updated_at = now;
@@ -235,7 +235,7 @@ impl MockState {
     }
 
     /// `POST /tmp-api/v1/cards/{cardId}/expiry` and a PATCH with a new expiry.
-    pub fn renew_card(&mut self, card_id: &str, expiry: Expiry) -> Result<(u32, Vec<Effect>), MockError> {
+    pub fn renew_card(&mut self, card_id: &str, expiry: Expiry) -> Result<(u32, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         let card = self.known_card(card_id)?;
         card.expiry = Some(expiry);
@@ -258,11 +258,11 @@ impl MockState {
     }
 
     /// The cardholder removed the card from the wallet.
-    pub fn remove_by_cardholder(&mut self, token_id: &str) -> Result<(TokenInfo, Vec<Effect>), MockError> {
+    pub fn remove_by_cardholder(&mut self, token_id: &str) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         let token = self.token_mut(token_id)?;
         if token.status == TokenStatus::Deactivated {
-            return Err(MockError::Conflict("the token is already deactivated".into()));
+            return Err(ApiError::Conflict("the token is already deactivated".into()));
         }
         let mut effects = Vec::new();
         token.otp = None;
@@ -344,10 +344,10 @@ mod tests {
     fn forbidden_transitions_conflict() {
         let mut state = state_with_token(TokenStatus::Deactivated);
         let err = state.token_action("tok-1", TokenAction::Resume, ActionInitiator::Issuer, "x").unwrap_err();
-        assert!(matches!(err, MockError::Conflict(_)));
+        assert!(matches!(err, ApiError::Conflict(_)));
         assert!(matches!(
             state.token_action("nope", TokenAction::Resume, ActionInitiator::Issuer, "x").unwrap_err(),
-            MockError::NotFound(_)
+            ApiError::UnknownResource(_)
         ));
     }
 }

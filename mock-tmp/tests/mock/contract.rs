@@ -5,7 +5,8 @@ use reqwest::Method;
 use serde_json::json;
 use tmp_protocol::webhook::WebhookSecret;
 
-use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, expect_error, expect_json, mock_config};
+use crate::driver::{EXPIRY, PAN_ACTIVE, expect_error, expect_json};
+use crate::helpers::{Mock, mock_config};
 
 fn status_body() -> serde_json::Value {
     json!({"status": "BLOCKED"})
@@ -13,7 +14,7 @@ fn status_body() -> serde_json::Value {
 
 #[tokio::test]
 async fn signatures_are_required_checked_and_single_use() {
-    let kit = Kit::spawn().await;
+    let kit = Mock::start().await;
     kit.green_token().await;
     let path = "/tmp-api/v1/cards/card-active/status";
     let unsigned = kit.signed(Method::POST, path).json(&status_body()).secret(None).send().await;
@@ -29,7 +30,7 @@ async fn signatures_are_required_checked_and_single_use() {
 
 #[tokio::test]
 async fn malformed_unknown_and_undecryptable_requests_are_refused() {
-    let kit = Kit::spawn().await;
+    let kit = Mock::start().await;
     let token = kit.green_token().await;
     let status = "/tmp-api/v1/cards/card-active/status";
     expect_error(kit.signed(Method::POST, status).raw(b"{\"status\": ").send().await, 400, "MALFORMED_JSON").await;
@@ -94,7 +95,7 @@ async fn malformed_unknown_and_undecryptable_requests_are_refused() {
 
 #[tokio::test]
 async fn an_idempotency_key_replays_its_answer_and_refuses_another_body() {
-    let kit = Kit::spawn().await;
+    let kit = Mock::start().await;
     let token = kit.green_token().await;
     let path = format!("/tmp-api/v1/tokens/{token}/suspend");
     let body = json!({"initiator": "ISSUER", "reason": "first"});
@@ -109,14 +110,21 @@ async fn an_idempotency_key_replays_its_answer_and_refuses_another_body() {
         .send()
         .await;
     expect_error(other, 422, "IDEMPOTENCY_KEY_REUSED").await;
-    kit.mock.wait_idle().await;
-    // One suspension: token created + suspended.
-    assert_eq!(kit.store.token_history(&token).await.expect("history").len(), 2);
+    kit.handle.wait_idle().await;
+    // One suspension reached the issuer: the token's creation, then its suspension.
+    let events: Vec<_> = kit
+        .issuer
+        .received(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH)
+        .into_iter()
+        .filter(|r| r.status == 200 && r.body["tokenId"] == token.as_str())
+        .map(|r| r.body["status"].clone())
+        .collect();
+    assert_eq!(events, [json!("ACTIVE"), json!("SUSPENDED")]);
 }
 
 #[tokio::test]
 async fn key_rotation_publishes_both_keys_and_the_old_one_still_decrypts() {
-    let kit = Kit::spawn().await;
+    let kit = Mock::start().await;
     kit.green_token().await;
     let old = kit.jwk("/tmp-api/v1/public-key").await;
     let old_lifecycle = kit.jwk("/lifecycle/v1/public-key").await;
@@ -145,10 +153,12 @@ async fn key_rotation_publishes_both_keys_and_the_old_one_still_decrypts() {
 
 #[tokio::test]
 async fn state_and_keys_survive_a_restart_with_sqlite() {
-    let kit = Kit::spawn().await;
+    let kit = Mock::start().await;
     let url = format!("sqlite://{}", kit.dir.path().join("mock").join("state.db").display());
+    let secret = kit.secret.to_whsec_string();
     let config = |url: &str| {
-        let mut config = mock_config(&kit.adapter_url);
+        let (mut config, _) = mock_config(&kit.issuer);
+        config.auth.hmac_secrets = vec![secret.clone()];
         config.state.storage = mock_tmp::config::StorageKind::Sqlite;
         config.state.sqlite_url = url.to_owned();
         config
@@ -201,7 +211,7 @@ async fn state_and_keys_survive_a_restart_with_sqlite() {
 
 #[tokio::test]
 async fn the_sender_and_faults_can_be_changed_at_run_time() {
-    let kit = Kit::spawn().await;
+    let kit = Mock::start().await;
     let sender = kit.get("/_mock/v1/sender").await;
     let mut behaviour = sender["behaviour"].clone();
     behaviour["duplicate_rate"] = json!(1.0);

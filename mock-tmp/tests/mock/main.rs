@@ -1,10 +1,12 @@
-//! mock-tmp against a real tmp-adapter, both in-process on port 0, over real sockets.
+//! mock-tmp on its own, against a small fake issuer (`fake_issuer`), on port 0 over real
+//! sockets: its TMP and Lifecycle API contract, mTLS, and the sender's real-sender behaviour
+//! (retries, duplicates) toward the issuer. The mock driving a real tmp-adapter is tested in the
+//! kit's end-to-end tests (`crates/kit/tests/e2e`).
 
 mod contract;
-mod forwarding;
+mod driver;
+mod fake_issuer;
 mod helpers;
-mod lifecycle;
-mod mtls;
-mod ops_api;
+mod pki;
 mod sender;
-mod simulator;
+mod tls;

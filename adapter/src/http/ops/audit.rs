@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{OpsErrors, Principal, limit, path_id, ts};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
-use crate::http::error::ApiError;
 use crate::store::{DecisionRecord, OpsAuditFilter, OpsAuditRecord};
+use tmp_edge::error::ApiError;
 
 /// Most rows one list answers.
 const MAX_LIMIT: u32 = 1000;

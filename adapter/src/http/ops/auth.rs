@@ -25,7 +25,7 @@ use super::OpsState;
 use crate::config::OpsSettings;
 use crate::domain::scopes::{self, Scope};
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use tmp_edge::error::ApiError;
 
 /// Prefix of every API key.
 pub const API_KEY_PREFIX: &str = "tmpk_";

@@ -31,13 +31,13 @@ use tmp_protocol::error::ErrorBody;
 use utoipa::IntoResponses;
 
 use super::AppState;
-use super::correlation;
-use super::error::ApiError;
 use super::idempotency::{self, Begin, Pending};
-use super::json::parse_body;
 use crate::domain::scopes::Scope;
 use crate::relay::tmp_api::{TmpApiClient, TmpError};
 use crate::store::{IdempotentWrite, OpsAuditRecord};
+use tmp_edge::correlation;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 pub use auth::{OpsClientSubject, Principal};
 

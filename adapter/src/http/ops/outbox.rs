@@ -14,9 +14,9 @@ use super::{
 };
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
-use crate::http::error::ApiError;
-use crate::http::json::parse_body;
 use crate::store::{OutboxEntry, OutboxFilter, ReplaySelector};
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// Most rows one list answers.
 const MAX_LIMIT: u32 = 1000;

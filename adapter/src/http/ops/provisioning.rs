@@ -13,9 +13,9 @@ use super::{Answer, AuditDraft, BeginWrite, OpsErrors, OpsState, Principal, TmpC
 use crate::domain::fields::{check_id, check_text};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
-use crate::http::correlation;
-use crate::http::error::ApiError;
-use crate::http::json::parse_body;
+use tmp_edge::correlation;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// Most certificates accepted in Apple's chain.
 const MAX_CERTIFICATES: usize = 5;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::Principal;
 use crate::config::RateLimitSettings;
-use crate::http::error::ApiError;
+use tmp_edge::error::ApiError;
 
 struct Bucket {
     tokens: f64,

@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 use super::{Answer, AuditDraft, BeginWrite, OpsErrors, OpsState, Principal, TmpCall, begin_write, path_id, read_body};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
-use crate::http::correlation;
-use crate::http::error::ApiError;
-use crate::http::json::parse_body;
 use crate::relay::tmp_api::TmpError;
 use crate::store::TokenRecord;
+use tmp_edge::correlation;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// A token as the ops API shows it, from TMP or from the local mirror.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

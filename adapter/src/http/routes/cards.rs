@@ -10,10 +10,10 @@ use super::doc::{IssuerApiErrors, SignedRequestHeaders};
 use crate::domain::fields::{check_id, check_requestor};
 use crate::http::AppState;
 use crate::http::body::SignedBody;
-use crate::http::correlation;
-use crate::http::error::ApiError;
 use crate::http::idempotency::{self, Begin};
-use crate::http::json::parse_body;
+use tmp_edge::correlation;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// Card verification during tokenization.
 #[utoipa::path(

@@ -16,8 +16,8 @@ use tmp_protocol::issuer_api::{
 use tmp_protocol::jwe::JweError;
 
 use super::AppState;
-use super::error::ApiError;
-use super::json::parse_encrypted;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_encrypted;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // A known path with the wrong method answers 405 with the contract's body, not 404.

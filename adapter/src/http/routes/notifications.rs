@@ -11,9 +11,9 @@ use super::doc::{IssuerApiErrors, SignedRequestHeaders};
 use crate::domain::notifications;
 use crate::http::AppState;
 use crate::http::body::SignedBody;
-use crate::http::error::ApiError;
 use crate::http::idempotency::{self, Begin};
-use crate::http::json::parse_body;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// A user notification (e.g. an activation code): stored durably, the code encrypted at rest,
 /// and queued for the issuer's own systems.

@@ -11,8 +11,8 @@ use super::doc::{IssuerApiErrors, ProcessorRequestHeaders};
 use crate::domain::processor_events::{self, CardSecret};
 use crate::http::AppState;
 use crate::http::body::ProcessorBody;
-use crate::http::error::ApiError;
 use crate::store::{IngestOutcome, StoreError};
+use tmp_edge::error::ApiError;
 
 /// The request body: one event, or a batch as an array (documentation only; parsing is in
 /// `domain::processor_events`).

@@ -10,9 +10,9 @@ use super::doc::{IssuerApiErrors, SignedRequestHeaders};
 use crate::domain::token_events;
 use crate::http::AppState;
 use crate::http::body::SignedBody;
-use crate::http::error::ApiError;
 use crate::http::idempotency::{self, Begin};
-use crate::http::json::parse_body;
+use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
 /// A token changed status: mirrored with its history and queued for the issuer's systems.
 #[utoipa::path(

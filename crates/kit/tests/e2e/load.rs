@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tmp_conformance::load::open_loop;
+use tmp_kit::load::open_loop;
 
 /// A server that answers one request at a time, 20 ms each (50/s), offered 100/s for 1 s:
 /// request i is due at 10·i ms and answered at 20·(i+1) ms. Measured from the due time the
@@ -64,7 +64,7 @@ fn the_soak_check_tells_lost_misordered_and_doubled_events() {
         delivery("a", 2, "k2", 200),
         delivery("b", 1, "m1", 200),
     ];
-    let report = tmp_conformance::soak::check_entries(&clean, &expected);
+    let report = tmp_kit::soak::check_entries(&clean, &expected);
     assert_eq!(
         (report.applied, report.lost, report.out_of_order, report.applied_twice, report.unexpected),
         (5, 0, 0, 0, 0)
@@ -76,6 +76,6 @@ fn the_soak_check_tells_lost_misordered_and_doubled_events() {
         delivery("a", 0, "k0b", 200), // under another key: applied twice
         delivery("b", 0, "m0", 200),  // b's event 1 never arrives: lost
     ];
-    let report = tmp_conformance::soak::check_entries(&broken, &expected);
+    let report = tmp_kit::soak::check_entries(&broken, &expected);
     assert_eq!((report.lost, report.out_of_order, report.applied_twice), (2, 1, 1));
 }

@@ -39,7 +39,7 @@ async fn external_green_apple_pay_checks_the_cvc_first() {
         )
         .await;
     assert_eq!((answer["path"].as_str(), answer["cvcResult"].as_str()), (Some("GREEN"), Some("MATCH")), "{answer}");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     let token_id = answer["tokenId"].as_str().expect("token");
     assert!(token_id.starts_with("DNITHE"));
     let mirror = kit.adapter_token(token_id).await;
@@ -72,7 +72,7 @@ async fn external_apple_pay_with_a_wrong_cvc_is_red() {
 async fn yellow(kit: &Kit, body: serde_json::Value) -> (String, String) {
     let answer = kit.simulate(body).await;
     assert_eq!(answer["path"], "YELLOW", "{answer}");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     let token_id = answer["tokenId"].as_str().expect("token").to_owned();
     assert_eq!(kit.adapter_token(&token_id).await.status, TokenStatus::Inactive);
     let notification_id = answer["activationNotificationId"].as_str().expect("notification id");
@@ -87,7 +87,7 @@ async fn yellow(kit: &Kit, body: serde_json::Value) -> (String, String) {
 async fn right_otp_activates(kit: &Kit, token_id: &str, otp: &str) {
     let answer = kit.control(&format!("/_mock/v1/simulate/tokens/{token_id}/otp"), json!({"otp": otp})).await;
     assert_eq!(answer["result"], "ACCEPTED", "{answer}");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(kit.mock_token(token_id).await["status"], "ACTIVE");
     assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
     let activated = kit.sent(tmp_protocol::issuer_api::NOTIFICATIONS_PATH).await;
@@ -105,7 +105,7 @@ async fn wrong_otps_deactivate(kit: &Kit, token_id: &str, otp: &str) {
     }
     let answer = kit.control(&format!("/_mock/v1/simulate/tokens/{token_id}/otp"), json!({"otp": wrong})).await;
     assert_eq!(answer["result"], "ATTEMPTS_EXCEEDED");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(kit.mock_token(token_id).await["status"], "DEACTIVATED");
     assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Deactivated);
     // Even the right code is refused now.
@@ -143,7 +143,7 @@ async fn external_red_for_a_blocked_card() {
     let answer = kit.simulate(json!({"card": {"pan": PAN_BLOCKED, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY"})).await;
     assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some("CARD_BLOCKED")), "{answer}");
     assert!(answer["token"].is_null());
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert!(kit.get("/_mock/v1/tokens").await["tokens"].as_array().expect("tokens").is_empty());
     let decisions = kit.store.decisions_for_card("card-blocked", 10).await.expect("audit");
     assert_eq!(decisions[0].decision, "DECLINED");
@@ -160,7 +160,7 @@ async fn datacore_green_apple_pay_without_calling_verify_card() {
         )
         .await;
     assert_eq!((answer["path"].as_str(), answer["cardId"].as_str()), (Some("GREEN"), Some("dc-1")), "{answer}");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     let token_id = answer["tokenId"].as_str().expect("token");
     assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
     assert!(kit.sent(tmp_protocol::issuer_api::VERIFY_CARD_PATH).await.is_empty());
@@ -194,7 +194,7 @@ async fn datacore_red_for_unknown_blocked_or_mismatching_cards() {
         .simulate(json!({"approach": "datacore", "card": {"pan": "5105105105105100", "expiry": "11/30"}, "wallet": "SAMSUNG_PAY"}))
         .await;
     assert_eq!(answer["reason"], "EXPIRY_MISMATCH", "{answer}");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert!(kit.sent(tmp_protocol::issuer_api::TOKEN_EVENTS_PATH).await.is_empty());
 }
 
@@ -225,7 +225,7 @@ async fn push(kit: &Kit, card_id: &str, wallet: &str, approach: &str) -> serde_j
         .await
         .expect("request");
     assert_eq!(again.status(), 409);
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     answer
 }
 

@@ -1,27 +1,30 @@
-//! `--spawn`: the kit checks itself the way an issuer checks its own implementation. Starts, in
-//! this process and on ports chosen by the system, a `mock-tmp` (TMP + DataCore), a
-//! `tmp-adapter` forwarding to it (SQLite in a temporary directory, or a fresh database on the
-//! PostgreSQL server of `--database-url`), and a webhook sink for the adapter's deliveries. Every
-//! secret and key is generated for the run. The fixture cards go in through processor ingest.
+//! [`TestKit`]: the kit wired together in this process, on ports chosen by the system — a
+//! `mock-tmp` (TMP + DataCore), a `tmp-adapter` forwarding to it (SQLite in a temporary
+//! directory, or a fresh database on the PostgreSQL server of `database_url`), and a webhook sink
+//! standing in for the issuer's own systems. Every secret and key is generated for the run.
+//! `tmp-kit check`, `load`, `soak` and the end-to-end tests all run against one of these; the
+//! fixture cards of the conformance profile go in through processor ingest
+//! ([`crate::harness::spawned_session`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use actix_web::dev::ServerHandle;
 use anyhow::{Context, bail};
+use mock_tmp::MockConfig;
 use serde_json::json;
 use sqlx::Connection;
-use tmp_adapter::config::{Approach as AdapterApproach, JweKeySettings, Settings, SinkSettings};
+use tmp_adapter::config::{Approach, JweKeySettings, Settings, SinkSettings};
 use tmp_adapter::keys::KeyMaterial;
 use tmp_adapter::startup::Application;
+use tmp_conformance::client::Secrets;
+use tmp_conformance::harness::OpsAccess;
+use tmp_conformance::profile::{CardFixture, Profile};
 use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::webhook::WebhookSecret;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-use crate::case::Approach;
-use crate::client::Secrets;
-use crate::profile::{CardFixture, Profile};
 use crate::sink::Sink;
 
 /// The test cards of a spawned kit: well-known test PANs, never real ones.
@@ -36,7 +39,7 @@ const FIXTURES: [(&str, &str, &str); 6] = [
 
 /// What to start.
 #[derive(Debug, Clone)]
-pub struct SpawnOptions {
+pub struct KitOptions {
     pub approach: Approach,
     /// `None`: SQLite in a temporary directory. A PostgreSQL URL: a fresh database on that
     /// server, dropped at the end.
@@ -44,6 +47,15 @@ pub struct SpawnOptions {
     /// The mock's journal size (`GET /_mock/v1/requests`); its configured default when `None`.
     /// Load and soak runs read every delivery from it.
     pub mock_journal_capacity: Option<usize>,
+    /// Where the adapter's keys are (generated there when missing); a directory of the run's
+    /// own when `None`. Tests share one: RSA key generation is slow.
+    pub key_dir: Option<std::path::PathBuf>,
+}
+
+impl KitOptions {
+    pub fn new(approach: Approach) -> KitOptions {
+        KitOptions { approach, database_url: None, mock_journal_capacity: None, key_dir: None }
+    }
 }
 
 struct RunningAdapter {
@@ -52,13 +64,12 @@ struct RunningAdapter {
 }
 
 /// A running kit: mock, adapter and sink.
-pub struct Kit {
+pub struct TestKit {
     pub adapter_url: String,
     pub mock_url: String,
-    /// The adapter's ops API, with a key holding every scope and one holding `tokens:read` only.
-    pub ops_url: String,
-    pub ops_key: Zeroizing<String>,
-    pub ops_read_only_key: Zeroizing<String>,
+    /// The adapter's ops API, with a key holding every scope and one holding `tokens:read` only
+    /// (`None` when a customisation turned the ops listener off).
+    pub ops: Option<OpsAccess>,
     pub sink: Sink,
     pub profile: Profile,
     pub secrets: Secrets,
@@ -74,13 +85,23 @@ enum Database {
     Postgres { admin_url: String, name: String },
 }
 
-impl Kit {
-    pub async fn start(options: &SpawnOptions) -> anyhow::Result<Kit> {
-        let dir = tempfile::Builder::new().prefix("tmp-conformance-").tempdir()?;
+impl TestKit {
+    pub async fn start(options: &KitOptions) -> anyhow::Result<TestKit> {
+        Self::start_with(options, |_| {}, |_| {}).await
+    }
+
+    /// Starts the kit with the adapter's settings and the mock's configuration changed by
+    /// `adapter` and `mock` after the kit's own wiring (a test's TLS, approach, faults …).
+    pub async fn start_with(
+        options: &KitOptions,
+        adapter: impl FnOnce(&mut Settings),
+        mock: impl FnOnce(&mut MockConfig),
+    ) -> anyhow::Result<TestKit> {
+        let dir = tempfile::Builder::new().prefix("tmp-kit-").tempdir()?;
         let (database_url, database) = match &options.database_url {
             None => (format!("sqlite://{}", dir.path().join("adapter.db").display()), Database::Sqlite),
             Some(admin_url) if admin_url.starts_with("postgres") => {
-                let name = format!("tmp_conformance_{}", uuid::Uuid::new_v4().simple());
+                let name = format!("tmp_kit_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = sqlx::PgConnection::connect(admin_url)
                     .await
                     .with_context(|| format!("cannot connect to {}", tmp_adapter::config::redact_url(admin_url)))?;
@@ -101,7 +122,8 @@ impl Kit {
         let mock_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let mock_url = format!("http://127.0.0.1:{}", mock_listener.local_addr()?.port());
 
-        let mut settings = adapter_settings(dir.path(), &database_url, options.approach, &mock_url)?;
+        let key_dir = options.key_dir.clone().unwrap_or_else(|| dir.path().join("keys"));
+        let mut settings = adapter_settings(dir.path(), &key_dir, &database_url, options.approach, &mock_url)?;
         settings.auth.hmac_secrets = vec![tmp_text.clone()];
         settings.processor.hmac_secrets = vec![processor_text];
         settings.forwarding.tmp_api.hmac_secrets = vec![issuer_text.clone()];
@@ -109,26 +131,35 @@ impl Kit {
         let jwk_file = dir.path().join("sink-otp.jwk.json");
         std::fs::write(&jwk_file, &sink.otp_jwk_json)?;
         settings.sinks = vec![SinkSettings {
-            name: "conformance".into(),
+            name: "sms-gateway".into(),
             url: sink.url.clone(),
             hmac_secrets: vec![sink.secret.clone()],
             event_types: Vec::new(),
             otp_jwk_file: Some(jwk_file),
             tls: Default::default(),
         }];
+        adapter(&mut settings);
         settings.validate().context("the spawned adapter's settings")?;
 
         let app = Application::build(settings.clone()).await.context("the adapter did not start")?;
         // A restart comes back on the same ports.
         settings.server.port = app.port();
-        settings.ops.port = app.ops_port().context("the ops listener did not start")?;
-        let ops_url = format!("http://127.0.0.1:{}", settings.ops.port);
-        let ops_key = create_api_key(&settings, "conformance: every scope", &SCOPES).await?;
-        let ops_read_only_key = create_api_key(&settings, "conformance: read only", &["tokens:read"]).await?;
-        let adapter_url = format!("http://127.0.0.1:{}", app.port());
+        let ops = match app.ops_port() {
+            Some(port) => {
+                settings.ops.port = port;
+                Some(OpsAccess {
+                    url: format!("http://127.0.0.1:{port}"),
+                    key: create_api_key(&settings, "tmp-kit: every scope", &SCOPES).await?,
+                    read_only_key: create_api_key(&settings, "tmp-kit: read only", &["tokens:read"]).await?,
+                })
+            }
+            None => None,
+        };
+        let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
+        let adapter_url = format!("{scheme}://127.0.0.1:{}", app.port());
         let adapter = RunningAdapter { handle: app.handle(), task: tokio::spawn(app.run_until_stopped()) };
 
-        let mut mock_config = mock_tmp::MockConfig::defaults();
+        let mut mock_config = MockConfig::defaults();
         mock_config.issuer.base_url = adapter_url.clone();
         mock_config.issuer.hmac_secrets = vec![tmp_text];
         mock_config.auth.hmac_secrets = vec![issuer_text];
@@ -137,16 +168,19 @@ impl Kit {
         if let Some(capacity) = options.mock_journal_capacity {
             mock_config.journal.capacity = capacity;
         }
+        mock(&mut mock_config);
+        let mock_url = match mock_config.server.tls {
+            Some(_) => mock_url.replacen("http://", "https://", 1),
+            None => mock_url,
+        };
         let mock = mock_tmp::start_on(mock_config, mock_listener).await.context("the mock did not start")?;
 
         let keys = KeyMaterial::load(&settings)?;
         let profile = fixture_profile(&keys, &settings)?;
-        Ok(Kit {
+        Ok(TestKit {
             adapter_url,
             mock_url,
-            ops_url,
-            ops_key,
-            ops_read_only_key,
+            ops,
             sink,
             profile,
             secrets: Secrets { tmp: Some(tmp_secret), processor: Some(processor_secret), issuer: Some(issuer_secret) },
@@ -161,6 +195,25 @@ impl Kit {
     /// The spawned adapter's settings (its keys, database, secrets).
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The mock's listening address (for a proxy put in front of it).
+    pub async fn mock_addr(&self) -> Option<std::net::SocketAddr> {
+        self.mock.lock().await.as_ref().map(|mock| mock.addr())
+    }
+
+    /// Waits until the mock has no callback to the issuer in flight or scheduled.
+    pub async fn mock_idle(&self) {
+        if let Some(mock) = self.mock.lock().await.as_ref() {
+            mock.wait_idle().await;
+        }
+    }
+
+    /// Generates the keys a kit uses into `dir` (what [`KitOptions::key_dir`] names), for tests
+    /// that share one set.
+    pub fn generate_keys(dir: &Path) -> anyhow::Result<()> {
+        let settings = adapter_settings(dir, dir, "sqlite://unused.db", Approach::External, "http://127.0.0.1:1")?;
+        KeyMaterial::load(&settings).map(drop)
     }
 
     /// Stops the adapter abruptly: connections in flight are dropped, not drained (the relay
@@ -221,15 +274,22 @@ impl Kit {
 }
 
 /// The adapter's settings for a run: the embedded defaults (the `local` environment without a
-/// file), keys generated into `dir`, two JWE keys (rotation), forwarding to the mock, fast retries.
-fn adapter_settings(dir: &Path, database_url: &str, approach: Approach, mock_url: &str) -> anyhow::Result<Settings> {
+/// file), keys in `keys` (generated when missing), two JWE keys (rotation), forwarding to the
+/// mock, fast retries.
+fn adapter_settings(
+    dir: &Path,
+    keys: &Path,
+    database_url: &str,
+    approach: Approach,
+    mock_url: &str,
+) -> anyhow::Result<Settings> {
     // The loader validates, and an adapter without secrets is invalid: start from a file that
     // holds placeholders, replaced by the run's generated secrets below.
     let config_dir = dir.join("config");
     std::fs::create_dir_all(&config_dir)?;
     let placeholder = WebhookSecret::generate().1;
     std::fs::write(config_dir.join("local.yaml"), format!("auth:\n  hmac_secrets: [\"{placeholder}\"]\n"))?;
-    let never = config::Environment::with_prefix("TMP_CONFORMANCE_NEVER_SET");
+    let never = config::Environment::with_prefix("TMP_KIT_NEVER_SET");
     let mut settings = Settings::load_with(&config_dir, "local", never)?;
     settings.database.url = database_url.to_owned();
     settings.server.host = "127.0.0.1".into();
@@ -237,8 +297,7 @@ fn adapter_settings(dir: &Path, database_url: &str, approach: Approach, mock_url
     settings.ops.enabled = true;
     settings.ops.host = "127.0.0.1".into();
     settings.ops.port = 0;
-    let keys = dir.join("keys");
-    settings.keys.generate_missing_in = Some(keys.clone());
+    settings.keys.generate_missing_in = Some(keys.to_path_buf());
     settings.keys.jwe = vec![
         JweKeySettings { kid: "conformance-1".into(), private_key_file: keys.join("jwe-1.pem") },
         JweKeySettings { kid: "conformance-2".into(), private_key_file: keys.join("jwe-2.pem") },
@@ -247,10 +306,7 @@ fn adapter_settings(dir: &Path, database_url: &str, approach: Approach, mock_url
     settings.keys.data_keys.files = BTreeMap::from([("data-1".to_owned(), keys.join("data-1.hex"))]);
     settings.keys.fingerprint_key_file = keys.join("fingerprint.hex");
     settings.card_source.local_registry.cvk_file = keys.join("cvk.hex");
-    settings.forwarding.approach = match approach {
-        Approach::External => AdapterApproach::External,
-        Approach::Datacore => AdapterApproach::Datacore,
-    };
+    settings.forwarding.approach = approach;
     settings.forwarding.tmp_api.base_url = mock_url.to_owned();
     settings.forwarding.lifecycle_api.base_url = mock_url.to_owned();
     settings.relay.enabled = true;
@@ -273,8 +329,8 @@ fn fixture_profile(keys: &KeyMaterial, settings: &Settings) -> anyhow::Result<Pr
         cards.insert(name.to_owned(), CardFixture { pan, expiry, cvc, card_id });
     }
     let profile = Profile {
-        secret_env: crate::profile::DEFAULT_SECRET_ENV.into(),
-        processor_secret_env: crate::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
+        processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
         deadline_ms: settings.policy.deadline_ms,
         latency_requests: 50,
         cvc_max_attempts: settings.policy.cvc.max_attempts,
@@ -336,11 +392,11 @@ async fn create_api_key(settings: &Settings, name: &str, scopes: &[&str]) -> any
     let audit = OpsAuditRecord {
         id: uuid::Uuid::new_v4(),
         at: now,
-        actor: "cli:tmp-conformance".into(),
+        actor: "cli:tmp-kit".into(),
         action: "apikey.create".into(),
         target: Some(key.id.clone()),
         card_id: None,
-        reason: Some("conformance run".into()),
+        reason: Some("a kit started by tmp-kit".into()),
         outcome: "ok".into(),
         status: 0,
         correlation_id: uuid::Uuid::new_v4().to_string(),
@@ -350,7 +406,7 @@ async fn create_api_key(settings: &Settings, name: &str, scopes: &[&str]) -> any
 }
 
 /// `admin_url` with its database replaced by `database` (query string kept).
-pub(crate) fn with_database(admin_url: &str, database: &str) -> String {
+pub fn with_database(admin_url: &str, database: &str) -> String {
     let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let authority = base.find("://").map_or(0, |i| i + 3);
     let server = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);

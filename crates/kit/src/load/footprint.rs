@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::Connection;
 
-use crate::case::Approach;
-use crate::client::{Client, Secrets};
-use crate::profile::Profile;
-use crate::session::Session;
+use tmp_conformance::case::Approach;
+use tmp_conformance::client::{Client, Secrets};
+use tmp_conformance::profile::Profile;
+use tmp_conformance::session::Session;
 
 /// The development secret of `config/local.yaml` (refused in production).
 const DEV_SECRET: &str = "whsec_ZGV2ZWxvcG1lbnQtb25seS10bXAtYWRhcHRlci1zZWNyZXQ=";
@@ -39,7 +39,7 @@ pub struct FootprintArgs {
 }
 
 pub async fn run(args: FootprintArgs) -> anyhow::Result<std::process::ExitCode> {
-    tmp_adapter::tls::install_crypto_provider();
+    tmp_edge::tls::install_crypto_provider();
     let bin = match &args.adapter_bin {
         Some(bin) => bin.clone(),
         None => std::env::current_exe()?.with_file_name("tmp-adapter"),
@@ -54,7 +54,7 @@ pub async fn run(args: FootprintArgs) -> anyhow::Result<std::process::ExitCode> 
             let mut admin = sqlx::PgConnection::connect(admin_url).await?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
             let _ = admin.close().await;
-            (crate::spawn::with_database(admin_url, &name), Some((admin_url.clone(), name)))
+            (crate::test_kit::with_database(admin_url, &name), Some((admin_url.clone(), name)))
         }
         None => (format!("sqlite://{}", dir.path().join("adapter.db").display()), None),
     };
@@ -131,8 +131,8 @@ async fn measure(
 
     let secret = tmp_protocol::webhook::WebhookSecret::parse(DEV_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
     let profile = Profile {
-        secret_env: crate::profile::DEFAULT_SECRET_ENV.into(),
-        processor_secret_env: crate::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
+        processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
         deadline_ms: 2000,
         latency_requests: 0,
         cvc_max_attempts: 3,

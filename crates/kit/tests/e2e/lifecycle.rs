@@ -14,7 +14,7 @@ async fn card_status(kit: &Kit, card_id: &str, status: &str) -> serde_json::Valu
         .send()
         .await;
     let ack = expect_json(response, 200).await;
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     ack
 }
 
@@ -61,7 +61,7 @@ async fn unblock_resumes_only_tokens_nobody_else_suspended() {
     assert_eq!(action(&kit, &cardholder_too, "resume", "ISSUER").await.status(), 409);
     expect_json(action(&kit, &cardholder_too, "resume", "CARDHOLDER").await, 200).await;
     expect_json(action(&kit, &issuer_too, "resume", "ISSUER").await, 200).await;
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(both(&kit, &cardholder_too).await, ("ACTIVE".into(), TokenStatus::Active));
     assert_eq!(both(&kit, &issuer_too).await, ("ACTIVE".into(), TokenStatus::Active));
 }
@@ -98,7 +98,7 @@ async fn replacing_moves_tokens_to_the_new_card() {
         .send()
         .await;
     assert_eq!(expect_json(response, 200).await["tokensAffected"], 1);
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(kit.mock_token(&token).await["cardId"], "card-new");
     let mirror = kit.adapter_token(&token).await;
     assert_eq!((mirror.card_id.as_str(), mirror.status), ("card-new", TokenStatus::Active));
@@ -120,7 +120,7 @@ async fn renewing_updates_the_expiry_and_tells_the_issuer() {
         .send()
         .await;
     assert_eq!(expect_json(response, 200).await["tokensAffected"], 1);
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     let history = kit.store.token_history(&token).await.expect("history");
     assert_eq!(history.last().and_then(|e| e.reason.as_deref()), Some("CARD_RENEWED"));
     assert_eq!(kit.adapter_token(&token).await.status, TokenStatus::Active);
@@ -131,7 +131,7 @@ async fn cardholder_removal_sends_card_removed_by_customer() {
     let kit = Kit::spawn().await;
     let token = kit.green_token().await;
     kit.control(&format!("/_mock/v1/simulate/tokens/{token}/remove"), json!({})).await;
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(both(&kit, &token).await, ("DEACTIVATED".into(), TokenStatus::Deactivated));
     let sent = kit.sent(tmp_protocol::issuer_api::NOTIFICATIONS_PATH).await;
     assert!(sent.iter().any(|e| e["body"]["type"] == "CARD_REMOVED_BY_CUSTOMER" && e["status"] == 200));
@@ -142,15 +142,15 @@ async fn datacore_block_through_the_lifecycle_api() {
     let kit = Kit::spawn().await;
     kit.load_datacore_card("dc-1", crate::helpers::PAN_DATACORE, EXPIRY, "ACTIVE").await;
     let answer = kit.simulate(json!({"approach": "datacore", "cardId": "dc-1", "wallet": "GOOGLE_PAY"})).await;
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     let token = answer["tokenId"].as_str().expect("token").to_owned();
     let response =
         kit.signed(Method::PATCH, "/lifecycle/v1/cards/dc-1").json(&json!({"status": "BLOCKED"})).send().await;
     assert_eq!(expect_json(response, 200).await["status"], "BLOCKED");
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(both(&kit, &token).await, ("SUSPENDED".into(), TokenStatus::Suspended));
     let response = kit.signed(Method::DELETE, "/lifecycle/v1/cards/dc-1").send().await;
     assert_eq!(response.status(), 204);
-    kit.mock.wait_idle().await;
+    kit.inner.mock_idle().await;
     assert_eq!(both(&kit, &token).await, ("DEACTIVATED".into(), TokenStatus::Deactivated));
 }

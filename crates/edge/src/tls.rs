@@ -1,5 +1,7 @@
-//! TLS configuration: one rustls crypto provider (ring) for the whole process, the server's
-//! (m)TLS config for the Issuer API, and client configs with a private CA for outbound calls.
+//! TLS configuration: one rustls crypto provider (ring) for the whole process, a server's
+//! (m)TLS config, and client configs with a private CA (and client certificate) for outbound
+//! calls. The adapter and mock-tmp both build theirs here, so both ends of the kit verify
+//! certificates the same way.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +12,13 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsSettings;
+/// A server's certificate chain and key, and the CA its clients' certificates must chain to.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTls<'a> {
+    pub cert_file: &'a Path,
+    pub key_file: &'a Path,
+    pub client_ca_file: Option<&'a Path>,
+}
 
 /// Installs ring as the process's rustls provider. Idempotent; called before any TLS use,
 /// because a second provider compiled in by a dependency would make rustls refuse to choose.
@@ -38,17 +46,17 @@ fn load_roots(path: &Path) -> anyhow::Result<RootCertStore> {
 }
 
 /// Server config; with `client_ca_file`, a client certificate, when presented, must chain to
-/// that CA (whether one is required is the Issuer API's decision, by `auth.mode`).
-pub fn server_config(settings: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
+/// that CA (whether one is required is each API's decision, by its `auth.mode`).
+pub fn server_config(settings: ServerTls<'_>) -> anyhow::Result<rustls::ServerConfig> {
     install_crypto_provider();
-    let certs = load_certs(&settings.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key_file)
+    let certs = load_certs(settings.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(settings.key_file)
         .with_context(|| format!("cannot read the private key {}", settings.key_file.display()))?;
     let builder = rustls::ServerConfig::builder();
-    let builder = match &settings.client_ca_file {
+    let builder = match settings.client_ca_file {
         Some(ca) => {
             // A certificate, when presented, must chain to `ca`; a connection without one is
-            // accepted so probes reach /healthz, and the Issuer API answers it 401.
+            // accepted so probes reach /healthz, and an API that requires mTLS answers it 401.
             let verifier = WebPkiClientVerifier::builder(Arc::new(load_roots(ca)?))
                 .allow_unauthenticated()
                 .build()
@@ -81,30 +89,6 @@ pub fn client_config(ca_file: &Path, identity: Option<ClientIdentity<'_>>) -> an
         }
         None => Ok(roots.with_no_client_auth()),
     }
-}
-
-/// Client config that trusts only the CAs in `ca_file`.
-pub fn client_config_with_roots(ca_file: &Path) -> anyhow::Result<rustls::ClientConfig> {
-    client_config(ca_file, None)
-}
-
-/// An HTTP client toward a relay destination: the private CA and client certificate (mTLS)
-/// of `settings` when set, a per-request timeout, and no redirects (a redirect could carry a
-/// signed request somewhere it was not meant to go).
-pub fn outbound_client(
-    settings: &crate::config::OutboundTlsSettings,
-    timeout: std::time::Duration,
-) -> anyhow::Result<reqwest::Client> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
-    if let Some(ca_file) = &settings.ca_file {
-        let identity = match (&settings.client_cert_file, &settings.client_key_file) {
-            (Some(cert_file), Some(key_file)) => Some(ClientIdentity { cert_file, key_file }),
-            _ => None,
-        };
-        builder = builder.use_preconfigured_tls(client_config(ca_file, identity)?);
-    }
-    builder.build().context("building an outbound HTTP client")
 }
 
 /// The common name (CN) of a DER certificate's subject, when it has one as a UTF-8, printable

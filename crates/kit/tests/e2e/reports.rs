@@ -66,7 +66,7 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
     let profile_path = dir.path().join("conformance-profile.yaml");
     std::fs::write(&profile_path, profile_yaml(profile)).expect("profile");
     let script = script.replace("PROFILE='conformance-profile.yaml'", &format!("PROFILE='{}'", profile_path.display()));
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_tmp-conformance")).parent().expect("bin dir").to_owned();
+    let bin_dir = conformance_bin_dir();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let output = Command::new("bash")
         .arg("-c")
@@ -84,8 +84,11 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
 }
 
 /// The spawned kit's cards as a profile file (what an issuer writes for its own target).
-fn profile_yaml(profile: &tmp_conformance::profile::Profile) -> String {
-    let mut yaml = String::from("cards:\n");
+pub(crate) fn profile_yaml(profile: &tmp_conformance::profile::Profile) -> String {
+    let mut yaml = format!(
+        "deadline_ms: {}\ncvc_max_attempts: {}\nbody_limit_bytes: {}\nlatency_requests: {}\ncards:\n",
+        profile.deadline_ms, profile.cvc_max_attempts, profile.body_limit_bytes, profile.latency_requests
+    );
     for (name, card) in &profile.cards {
         let _ =
             write!(yaml, "  {name}:\n    pan: \"{}\"\n    expiry: \"{}\"\n", card.pan.expose(), card.expiry.mm_yy());
@@ -97,4 +100,20 @@ fn profile_yaml(profile: &tmp_conformance::profile::Profile) -> String {
         }
     }
     yaml
+}
+
+/// The directory of the `tmp-conformance` binary the reproduction calls: beside this test's
+/// own target directory, built there first when the run did not build it already.
+pub(crate) fn conformance_bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("the target directory").to_owned();
+    if !dir.join("tmp-conformance").exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "tmp-conformance", "--bin", "tmp-conformance"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tmp-conformance");
+    }
+    dir
 }

@@ -4,7 +4,6 @@
 //! limit. The adapter's TMP API client reaches the mock through a pass-through bound before the
 //! adapter starts (the mock needs the adapter's URL first).
 
-use mock_tmp::MockConfig;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tmp_adapter::http::ops::auth::NewApiKey;
@@ -29,12 +28,11 @@ impl Ops {
                 s.ops.port = 0;
                 s.ops.tmp_request_timeout_ms = 3000;
                 s.forwarding.tmp_api.base_url = tmp_url;
-                s.forwarding.tmp_api.hmac_secrets = vec![MockConfig::defaults().auth.hmac_secrets[0].clone()];
             },
             |_| {},
         )
         .await;
-        pass.target.send_replace(Some(kit.mock.addr()));
+        pass.target.send_replace(kit.inner.mock_addr().await);
         let url = kit.ops_url.clone().expect("the ops listener runs");
         Ops { kit, url }
     }
@@ -80,7 +78,7 @@ impl Ops {
     /// The simulated wallet hands the payload of `sign` back.
     async fn wallet_push(&self, body: Value) -> Value {
         let answer = self.kit.control("/_mock/v1/simulate/wallet/push", body).await;
-        self.kit.mock.wait_idle().await;
+        self.kit.inner.mock_idle().await;
         answer
     }
 }
@@ -170,7 +168,7 @@ async fn push_provisioning_from_the_ops_api_through_the_wallet_ends_in_an_active
     let listed = ops.tokens("card-active", &app).await;
     assert_eq!(token_in(&listed, &apple)["status"], "ACTIVE", "{listed}");
     assert_eq!(token_in(&listed, &apple)["wallet"], "APPLE_PAY", "{listed}");
-    ops.kit.mock.wait_idle().await;
+    ops.kit.inner.mock_idle().await;
     assert_eq!(ops.kit.adapter_token(&apple).await.status, TokenStatus::Active, "the mirror follows TMP's events");
 
     // Apple Pay with the activation data the app received: the wallet completes the step-up.
@@ -291,7 +289,7 @@ async fn token_actions_follow_tmp_and_forbidden_transitions_are_409() {
         .await;
 
     // The mirror followed TMP's token events.
-    ops.kit.mock.wait_idle().await;
+    ops.kit.inner.mock_idle().await;
     assert_eq!(ops.kit.adapter_token(&token).await.status, TokenStatus::Deactivated);
 }
 

@@ -7,33 +7,31 @@ use std::time::Duration;
 
 use tmp_conformance::case::Approach;
 use tmp_conformance::runner::{Capabilities, Run, Verdict};
-use tmp_conformance::spawn::{Kit, SpawnOptions};
+use tmp_kit::{KitOptions, TestKit};
 
 use crate::proxy::{Fault, Proxy};
 
 /// A spawned kit behind a proxy with `fault`, and the Issuer API cases run against the proxy.
 pub struct Checked {
-    pub kit: Arc<Kit>,
+    pub kit: Arc<TestKit>,
     pub proxy: Proxy,
     pub run: Run,
 }
 
 pub async fn run_against(fault: Fault) -> Checked {
     let kit = Arc::new(
-        Kit::start(&SpawnOptions { approach: Approach::External, database_url: None, mock_journal_capacity: None })
-            .await
-            .expect("the kit starts"),
+        TestKit::start(&KitOptions::new(tmp_adapter::config::Approach::External)).await.expect("the kit starts"),
     );
     let secret = kit.secrets.tmp.clone().expect("the kit's TMP secret");
     let proxy = Proxy::start(&kit.adapter_url, fault, secret).await;
     let mut session =
-        tmp_conformance::cli::spawned_session(&kit, &proxy.url, Approach::External, 0).await.expect("session");
+        tmp_kit::harness::spawned_session(&kit, &proxy.url, Approach::External, 0).await.expect("session");
     // A short deadline and few requests keep the late answers of `AnswersLate` quick to see.
     session.client.profile.deadline_ms = 250;
     session.client.profile.latency_requests = 5;
     let session = Arc::new(session);
     // The Issuer API cases only: forwarding and journeys do not pass through the proxy.
-    let caps = Capabilities { mock: false, spawn: false };
+    let caps = Capabilities { mock: false, harness: Vec::new() };
     let cases = tmp_conformance::catalogue::select(Approach::External, None);
     let run = tmp_conformance::runner::run(session, cases, &caps, &mut std::io::sink()).await;
     Checked { kit, proxy, run }

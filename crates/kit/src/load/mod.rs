@@ -18,13 +18,13 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::case::Approach;
-use crate::catalogue::{notification_body, token_event_body, verify_body};
-use crate::client::{Call, Prepared, Signer};
-use crate::payload::PayloadSpec;
-use crate::session::Session;
-use crate::spawn::{Kit, SpawnOptions};
+use crate::test_kit::{KitOptions, TestKit};
 use open_loop::{RunStats, Send};
+use tmp_conformance::case::Approach;
+use tmp_conformance::catalogue::{notification_body, token_event_body, verify_body};
+use tmp_conformance::client::{Call, Prepared, Signer};
+use tmp_conformance::payload::PayloadSpec;
+use tmp_conformance::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -98,10 +98,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
     let database = args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL");
     eprintln!("starting mock-tmp and tmp-adapter ({database}) …");
     let kit = Arc::new(
-        Kit::start(&SpawnOptions {
-            approach: Approach::External,
+        TestKit::start(&KitOptions {
             database_url: args.database_url.clone(),
             mock_journal_capacity: Some(2_000_000),
+            ..KitOptions::new(tmp_adapter::config::Approach::External)
         })
         .await?,
     );
@@ -111,8 +111,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], database: &str) -> anyhow::Result<()> {
-    let session = Arc::new(crate::cli::spawned_session(kit, &kit.adapter_url, Approach::External, 0).await?);
+async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], database: &str) -> anyhow::Result<()> {
+    let session = Arc::new(crate::harness::spawned_session(kit, &kit.adapter_url, Approach::External, 0).await?);
     let step = Duration::from_secs(args.step_seconds);
     let ceiling_time = Duration::from_secs(args.ceiling_seconds);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -170,7 +170,7 @@ async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], databa
             Scenario::Ingest => ("db", ceilings["db"]),
         };
         let (peak, half) = if scenario == Scenario::Ingest {
-            let mock = crate::mock_api::MockApi::new(&kit.mock_url)?;
+            let mock = tmp_conformance::mock_api::MockApi::new(&kit.mock_url)?;
             let mock = Arc::new(mock);
             let mut n = 0u32;
             let mut step_fn = |rate: f64, duration: Duration| {
@@ -228,13 +228,14 @@ async fn measure(kit: &Arc<Kit>, args: &LoadArgs, scenarios: &[Scenario], databa
 /// Waits until the adapter's outbox holds nothing pending (at most 120 s): the deliveries an
 /// overloaded step of the peak search left behind would otherwise share the cores with the
 /// next measurement and show up in its latency.
-async fn drain_outbox(kit: &Kit) {
-    let url = format!("{}/ops/v1/outbox?status=pending&limit=1", kit.ops_url);
+async fn drain_outbox(kit: &TestKit) {
+    let Some(ops) = &kit.ops else { return };
+    let url = format!("{}/ops/v1/outbox?status=pending&limit=1", ops.url);
     let client = reqwest::Client::new();
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         let pending = async {
-            let answer = client.get(&url).bearer_auth(kit.ops_key.as_str()).send().await.ok()?;
+            let answer = client.get(&url).bearer_auth(ops.key.as_str()).send().await.ok()?;
             let list: Value = answer.json().await.ok()?;
             Some(list["items"].as_array().is_some_and(|items| !items.is_empty()))
         }
@@ -280,7 +281,7 @@ fn print_step(name: &str, stats: &RunStats) {
         stats
             .first_error
             .as_deref()
-            .map(|e| format!(" (first: {})", crate::client::truncate(e, 160)))
+            .map(|e| format!(" (first: {})", tmp_conformance::client::truncate(e, 160)))
             .unwrap_or_default(),
     );
 }
@@ -331,7 +332,7 @@ async fn request_sender(session: &Arc<Session>, scenario: Scenario) -> anyhow::R
 /// Sends a call whose body has no payload slot (bytes as they are, signed at sending).
 async fn send_json(session: &Session, call: Call) -> anyhow::Result<()> {
     let bytes = match &call.body {
-        crate::client::Body::Json(value) => value.to_string().into_bytes(),
+        tmp_conformance::client::Body::Json(value) => value.to_string().into_bytes(),
         _ => Vec::new(),
     };
     let answer = session.client.send_prepared(&Prepared { call, bytes }).await?;
@@ -344,7 +345,7 @@ async fn send_json(session: &Session, call: Call) -> anyhow::Result<()> {
 /// from its journal. Latency and throughput are the deliveries', from each event's due time.
 async fn ingest_step(
     session: &Arc<Session>,
-    mock: &crate::mock_api::MockApi,
+    mock: &tmp_conformance::mock_api::MockApi,
     tag: &str,
     rate: f64,
     duration: Duration,
@@ -355,7 +356,7 @@ async fn ingest_step(
             let (session, tag) = (session.clone(), tag.clone());
             Box::pin(async move {
                 let event = json!({"id": format!("{tag}-e{i}"), "cardId": format!("{tag}-c{i}"),
-                    "type": "card.status_changed", "occurredAt": crate::catalogue::now_rfc3339(),
+                    "type": "card.status_changed", "occurredAt": tmp_conformance::catalogue::now_rfc3339(),
                     "data": {"status": "BLOCKED", "reason": "LOST"}});
                 let call = Call::post(&session.target, tmp_protocol::processor::EVENTS_PATH, event)
                     .signer(Some(Signer::Processor))
@@ -396,7 +397,10 @@ async fn ingest_step(
 }
 
 /// `(event index, first successful delivery time)` of the status changes under `prefix`.
-async fn deliveries(mock: &crate::mock_api::MockApi, prefix: &str) -> anyhow::Result<Vec<(u64, OffsetDateTime)>> {
+async fn deliveries(
+    mock: &tmp_conformance::mock_api::MockApi,
+    prefix: &str,
+) -> anyhow::Result<Vec<(u64, OffsetDateTime)>> {
     let mut first: HashMap<u64, OffsetDateTime> = HashMap::new();
     for entry in mock.requests().await? {
         if entry["direction"] != "received" || entry["status"] != 200 {

@@ -1,5 +1,6 @@
 //! `X-Correlation-Id`: taken from the request (when sane) or generated, echoed on the
-//! response, attached to the request's tracing span, and available to error bodies.
+//! response, attached to the request's tracing span, and available (task-local) to error
+//! bodies and outbound calls made while serving the request.
 
 use std::future::Future;
 

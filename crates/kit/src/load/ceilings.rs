@@ -110,7 +110,7 @@ pub async fn postgres_commits_per_sec(admin_url: &str, connections: u32, duratio
     let name = format!("tmp_ceiling_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(admin_url).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
-    let url = crate::spawn::with_database(admin_url, &name);
+    let url = crate::test_kit::with_database(admin_url, &name);
     let result = async {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(connections).connect(&url).await?;
         sqlx::query(CEILING_TABLE).execute(&pool).await?;

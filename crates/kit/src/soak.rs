@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::case::Approach;
-use crate::client::{Call, Prepared, Signer};
-use crate::mock_api::MockApi;
-use crate::session::Session;
-use crate::spawn::{Kit, SpawnOptions};
+use crate::test_kit::{KitOptions, TestKit};
+use tmp_conformance::case::Approach;
+use tmp_conformance::client::{Call, Prepared, Signer};
+use tmp_conformance::mock_api::MockApi;
+use tmp_conformance::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {
@@ -57,10 +57,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     let database = args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL");
     eprintln!("soak: starting mock-tmp and tmp-adapter ({database}) for {} s …", args.seconds);
     let kit = Arc::new(
-        Kit::start(&SpawnOptions {
-            approach: Approach::External,
+        TestKit::start(&KitOptions {
             database_url: args.database_url.clone(),
             mock_journal_capacity: Some(5_000_000),
+            ..KitOptions::new(tmp_adapter::config::Approach::External)
         })
         .await?,
     );
@@ -69,8 +69,8 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     result
 }
 
-async fn soak(kit: &Arc<Kit>, args: &SoakArgs, database: &str) -> anyhow::Result<std::process::ExitCode> {
-    let session = Arc::new(crate::cli::spawned_session(kit, &kit.adapter_url, Approach::External, 0).await?);
+async fn soak(kit: &Arc<TestKit>, args: &SoakArgs, database: &str) -> anyhow::Result<std::process::ExitCode> {
+    let session = Arc::new(crate::harness::spawned_session(kit, &kit.adapter_url, Approach::External, 0).await?);
     let mock = Arc::new(MockApi::new(&kit.mock_url)?);
     mock.clear_requests().await?;
     let run = session.id("soak");
@@ -218,7 +218,7 @@ fn event(session: &Session, card_id: &str, k: u64) -> Prepared {
         "id": format!("{card_id}-e{k}"),
         "cardId": card_id,
         "type": "card.status_changed",
-        "occurredAt": crate::catalogue::now_rfc3339(),
+        "occurredAt": tmp_conformance::catalogue::now_rfc3339(),
         "data": {"status": status_of(k), "reason": format!("soak-{k}")},
     });
     let call = Call::post(&session.target, tmp_protocol::processor::EVENTS_PATH, body.clone())

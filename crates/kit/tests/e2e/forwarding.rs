@@ -85,10 +85,10 @@ fn forwarding_settings(settings: &mut Settings, approach: Approach, url: &str) {
     settings.relay.retry_after_max_secs = 1;
     settings.processor.hmac_secrets = vec![PROCESSOR_SECRET.to_owned()];
     settings.forwarding.approach = approach;
-    let mock_secret = MockConfig::defaults().auth.hmac_secrets[0].clone();
+    // The kit signs toward the mock with the secret it generated; only the address changes (a
+    // pass-through in front of the mock).
     for d in [&mut settings.forwarding.tmp_api, &mut settings.forwarding.lifecycle_api] {
         d.base_url = url.to_owned();
-        d.hmac_secrets = vec![mock_secret.clone()];
     }
 }
 
@@ -123,7 +123,7 @@ impl Forwarding {
             customize_mock,
         )
         .await;
-        pass.target.send_replace(Some(kit.mock.addr()));
+        pass.target.send_replace(kit.inner.mock_addr().await);
         let set: JwkSet = kit
             .client
             .get(format!("{}/issuer-api/v1/public-key", kit.adapter_url))
@@ -181,7 +181,7 @@ impl Forwarding {
         })
         .await;
         // The mock queued its token events before answering: let them reach the adapter.
-        self.kit.mock.wait_idle().await;
+        self.kit.inner.mock_idle().await;
         row
     }
 
@@ -278,7 +278,7 @@ impl Forwarding {
     async fn tokenize(&self, body: Value) -> String {
         let answer = self.kit.simulate(body).await;
         assert_eq!(answer["path"], "GREEN", "{answer}");
-        self.kit.mock.wait_idle().await;
+        self.kit.inner.mock_idle().await;
         let token = answer["tokenId"].as_str().expect("token id").to_owned();
         eventually(&format!("the adapter to mirror token {token}"), || async {
             self.kit.store.find_token(&token).await.expect("store").map(|_| ())

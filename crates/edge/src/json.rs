@@ -1,10 +1,10 @@
-//! Request-body parsing for the Issuer API, on the protocol's value-free JSON errors
+//! Request-body parsing for every API of the kit, on the protocol's value-free JSON errors
 //! (`tmp_protocol::json`): a value sent in the wrong place is never echoed.
 
 use serde::de::DeserializeOwned;
 use tmp_protocol::json::{JsonError, parse};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// Parses a request body: syntax errors → 400 `MALFORMED_JSON`, shape errors → 422.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -1,0 +1,79 @@
+//! What only a local deployment of the target can do for the suite, behind one trait: the suite
+//! itself talks to the target over HTTP only, so it can judge any Issuer API. `tmp-kit check`
+//! implements [`Harness`] for the kit it starts; an issuer can implement it for its own
+//! deployment. Against a bare `--target`, the cases that need a capability the run does not
+//! have are reported *skipped*, with the capability named.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tmp_protocol::sensitive::Otp;
+use zeroize::Zeroizing;
+
+/// A capability a case may need beyond the target's Issuer API and the mock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Stop the target (work in flight finished) and start it again on the same address and
+    /// data: durability of what it acknowledged.
+    Restart,
+    /// Read an activation code where the issuer's SMS gateway or app receives it.
+    ActivationCodes,
+    /// Credentials for the target's ops API (a tmp-adapter's back-office API).
+    OpsApi,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Restart => "restart",
+            Capability::ActivationCodes => "activation-codes",
+            Capability::OpsApi => "ops-api",
+        }
+    }
+
+    /// What the capability lets the suite do, for a skipped case's reason.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Capability::Restart => "stop and start the target",
+            Capability::ActivationCodes => "read activation codes where the issuer's SMS gateway receives them",
+            Capability::OpsApi => "credentials for the target's ops API",
+        }
+    }
+}
+
+/// Where and with what a case calls the target's ops API.
+pub struct OpsAccess {
+    pub url: String,
+    /// A key holding every scope.
+    pub key: Zeroizing<String>,
+    /// A key holding `tokens:read` only.
+    pub read_only_key: Zeroizing<String>,
+}
+
+/// A local deployment of the target, driven by the suite.
+pub trait Harness: Send + Sync {
+    /// The capabilities this harness offers; the other methods are called only for these.
+    fn capabilities(&self) -> &[Capability];
+
+    /// Stops the target; work in flight finishes first ([`Capability::Restart`]).
+    fn stop_target(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Starts the target again on the same address and data ([`Capability::Restart`]).
+    fn start_target(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// The activation code the issuer's SMS gateway received for `token_id`, if it has
+    /// ([`Capability::ActivationCodes`]).
+    fn activation_code(&self, token_id: &str) -> Option<Otp>;
+
+    /// The target's ops API ([`Capability::OpsApi`]).
+    fn ops_api(&self) -> Option<&OpsAccess>;
+
+    /// How long the target's forwarding may take to deliver an event through the outages the
+    /// cases inject (three failed attempts); `None`: the run's `--delivery-within`. A harness
+    /// that shortens the target's retry schedule says so here.
+    fn delivery_within(&self) -> Option<Duration> {
+        None
+    }
+}

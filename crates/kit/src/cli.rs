@@ -1,0 +1,100 @@
+//! The `tmp-kit` command line: `up` (the kit for local work), `check` (the conformance suite
+//! against a kit it starts), `load`, `soak` and `footprint` (evidence of speed and resilience,
+//! docs/performance.md).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::harness::{adapter_approach, spawned_session};
+use crate::test_kit::{KitOptions, TestKit};
+
+#[derive(Debug, Parser)]
+#[command(name = "tmp-kit", version, about = "The TMP Issuer Kit composed: run it locally, check it, measure it")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs tmp-adapter (embedded SQLite) and mock-tmp wired to each other, for local work.
+    Up(crate::up::UpArgs),
+    /// Starts mock-tmp and tmp-adapter in this process and runs the conformance suite against
+    /// them, with this kit as the suite's harness (restart, activation codes, ops API).
+    Check(CheckArgs),
+    /// Throughput of a started kit as ratios of its ceilings, and latency at half of peak.
+    Load(crate::load::LoadArgs),
+    /// The real tmp-adapter binary: time to ready, memory idle and under load.
+    Footprint(crate::load::footprint::FootprintArgs),
+    /// Sustained events under faults and restarts; checks none lost, misordered or doubled.
+    Soak(crate::soak::SoakArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// A PostgreSQL server for the adapter (a fresh database is made and dropped); SQLite
+    /// otherwise.
+    #[arg(long, env = "TMP_KIT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub selection: tmp_conformance::cli::Selection,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Up(_)) {
+        // `up` logs as the adapter is configured to; the rest report on stdout and keep the
+        // kit's own log to errors.
+        let filter = EnvFilter::try_from_env("RUST_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("error,actix_http::h1::dispatcher=off"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => crate::up::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(args) => check(args).await,
+            Command::Load(args) => crate::load::run(args).await,
+            Command::Footprint(args) => crate::load::footprint::run(args).await,
+            Command::Soak(args) => crate::soak::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tmp-kit: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let approach = args.selection.approach;
+    eprintln!(
+        "starting mock-tmp and tmp-adapter ({}) …",
+        args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL")
+    );
+    let kit = Arc::new(
+        TestKit::start(&KitOptions {
+            database_url: args.database_url.clone(),
+            ..KitOptions::new(adapter_approach(approach))
+        })
+        .await?,
+    );
+    eprintln!("adapter {} · mock {}", kit.adapter_url, kit.mock_url);
+    let result = match spawned_session(&kit, &kit.adapter_url, approach, args.selection.seed).await {
+        Ok(session) => tmp_conformance::cli::execute(session, &args.selection).await,
+        Err(e) => Err(e),
+    };
+    kit.stop().await;
+    result
+}

@@ -1,0 +1,119 @@
+//! The conformance suite's [`Harness`] for a [`TestKit`]: what only the one who started the
+//! target can do — restart it, read the activation codes its webhook sink received, hand out
+//! ops API keys — and the session `tmp-kit check`, `load` and `soak` run in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::future::BoxFuture;
+use tmp_conformance::case::Approach;
+use tmp_conformance::client::Client;
+use tmp_conformance::harness::{Capability, Harness, OpsAccess};
+use tmp_conformance::mock_api::MockApi;
+use tmp_conformance::payload::PayloadSpec;
+use tmp_conformance::session::Session;
+use tmp_protocol::sensitive::Otp;
+
+use crate::test_kit::{TestKit, fixture_events};
+
+/// How long a spawned kit takes to deliver through three failed attempts: its retry schedule
+/// starts at 100, 200, 400 ms (`test_kit::adapter_settings`), so this leaves a wide margin.
+const SPAWNED_DELIVERY_WITHIN: Duration = Duration::from_secs(20);
+
+impl Harness for TestKit {
+    fn capabilities(&self) -> &[Capability] {
+        if self.ops.is_some() {
+            &[Capability::Restart, Capability::ActivationCodes, Capability::OpsApi]
+        } else {
+            &[Capability::Restart, Capability::ActivationCodes]
+        }
+    }
+
+    fn stop_target(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.stop_adapter())
+    }
+
+    fn start_target(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.start_adapter())
+    }
+
+    fn activation_code(&self, token_id: &str) -> Option<Otp> {
+        self.sink.otp_for(token_id)
+    }
+
+    fn ops_api(&self) -> Option<&OpsAccess> {
+        self.ops.as_ref()
+    }
+
+    fn delivery_within(&self) -> Option<Duration> {
+        Some(SPAWNED_DELIVERY_WITHIN)
+    }
+}
+
+/// A session against a spawned kit: its profile and secrets, its mock, the kit as harness, its
+/// fixture cards loaded. `target` is the kit's adapter, or something in front of it (tests put a
+/// broken proxy there).
+pub async fn spawned_session(
+    kit: &Arc<TestKit>,
+    target: &str,
+    approach: Approach,
+    seed: u64,
+) -> anyhow::Result<Session> {
+    let client = Client::new(kit.profile.clone(), target, kit.secrets.clone())?;
+    // The fixtures go to the adapter itself, whatever stands in front of it.
+    let mut session = Session::new(client, &kit.adapter_url, approach, seed);
+    session.mock = Some(MockApi::new(&kit.mock_url)?);
+    let harness: Arc<dyn Harness> = kit.clone();
+    session.delivery_within = harness.delivery_within().unwrap_or(session.delivery_within);
+    session.harness = Some(harness);
+    load_fixtures(&session).await.context("loading the fixture cards into the spawned kit")?;
+    session.target = target.trim_end_matches('/').to_owned();
+    Ok(session)
+}
+
+/// Puts the spawned kit's fixture cards in through processor ingest, and (datacore) waits
+/// until DataCore holds them in their states.
+async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
+    let run = session.id("run");
+    for (name, event) in fixture_events(&run) {
+        let mut call = tmp_conformance::catalogue::ingest_call(session, event);
+        if call.body_mentions_payload() {
+            call = call.payload(PayloadSpec::card_data(&name));
+        }
+        let answer = session.client.send(call).await?;
+        anyhow::ensure!(answer.status == 202, "fixture {name}: HTTP {} {}", answer.status, answer.text());
+    }
+    if session.approach == Approach::Datacore {
+        let mock = session.mock.as_ref().expect("spawned");
+        for (name, status) in
+            [("active", "ACTIVE"), ("blocked", "BLOCKED"), ("closed", "CLOSED"), ("expired", "ACTIVE")]
+        {
+            let card_id = format!("card-{name}");
+            let mut ready = false;
+            for _ in 0..200 {
+                // A closed card leaves DataCore (DELETE): gone is its final state.
+                let card = mock.card(&card_id).await?;
+                ready = match (&card, status) {
+                    (None, "CLOSED") => true,
+                    (Some(card), _) => card["status"] == status,
+                    _ => false,
+                };
+                if ready {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            anyhow::ensure!(ready, "the fixture card {card_id} did not reach DataCore as {status}");
+        }
+    }
+    Ok(())
+}
+
+/// The adapter's approach for the suite's.
+pub fn adapter_approach(approach: Approach) -> tmp_adapter::config::Approach {
+    match approach {
+        Approach::External => tmp_adapter::config::Approach::External,
+        Approach::Datacore => tmp_adapter::config::Approach::Datacore,
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    tmp_kit::cli::main()
+}

@@ -1,0 +1,23 @@
+//! The kit end to end: mock-tmp and a real tmp-adapter wired together in this process
+//! ([`tmp_kit::TestKit`], port 0, real sockets), and the conformance suite run against it and
+//! against deliberately broken Issuer APIs.
+//!
+//! - forwarding, lifecycle, mtls, ops_api, sender, simulator: the mock driving the adapter the
+//!   way TMP does, and the adapter forwarding to the mock;
+//! - broken, proxy, reports: each broken Issuer API fails exactly the cases that catch its
+//!   fault, and a failure's reproduction shows the same failure when run by hand;
+//! - bare_target: the `tmp-conformance` binary against an adapter with no mock and no harness;
+//! - load: the load generator and the soak's check.
+
+mod bare_target;
+mod broken;
+mod forwarding;
+mod helpers;
+mod lifecycle;
+mod load;
+mod mtls;
+mod ops_api;
+mod proxy;
+mod reports;
+mod sender;
+mod simulator;

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
+use actix_web::http::header::HeaderMap;
 use anyhow::Context;
 use serde_json::Value;
-use tmp_edge::client::{ClientTls, http_client};
+use tmp_edge::client::{ClientOptions, ClientTls, HttpClient, Request, SendError};
 use tmp_edge::tls::ClientIdentity;
 use tmp_protocol::jwk::JwkSet;
 use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
@@ -103,7 +105,7 @@ impl std::fmt::Debug for Bearer {
 /// One request to make.
 #[derive(Debug, Clone)]
 pub struct Call {
-    pub method: reqwest::Method,
+    pub method: Method,
     pub base_url: String,
     pub path: String,
     pub body: Body,
@@ -118,7 +120,7 @@ pub struct Call {
 impl Call {
     pub fn post(base_url: &str, path: &str, body: Value) -> Call {
         Call {
-            method: reqwest::Method::POST,
+            method: Method::POST,
             base_url: base_url.trim_end_matches('/').to_owned(),
             path: path.to_owned(),
             body: Body::Json(body),
@@ -133,7 +135,7 @@ impl Call {
 
     pub fn get(base_url: &str, path: &str) -> Call {
         Call {
-            method: reqwest::Method::GET,
+            method: Method::GET,
             body: Body::Empty,
             content_type: None,
             idempotency_key: None,
@@ -203,7 +205,7 @@ pub struct Exchange {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub elapsed: Duration,
     pub exchange: Arc<Exchange>,
@@ -223,7 +225,7 @@ impl Answer {
 
 /// The connection to the target and what it takes to sign and encrypt for it.
 pub struct Client {
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     pub profile: Profile,
     secrets: Secrets,
     /// Cards the run made up (forwarding, journeys), beside the profile's.
@@ -245,7 +247,10 @@ impl Client {
             },
             None => ClientTls::default(),
         };
-        let http = http_client(tls, REQUEST_TIMEOUT)?;
+        // One worker thread per core: `tmp-kit load` drives the target through this client, and
+        // one thread would make the generator the bottleneck.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let http = HttpClient::new(tls, ClientOptions { workers, ..ClientOptions::with_timeout(REQUEST_TIMEOUT) })?;
         let key_url = format!("{}{}", target.trim_end_matches('/'), tmp_protocol::issuer_api::PUBLIC_KEY_PATH);
         Ok(Client {
             http,
@@ -287,11 +292,13 @@ impl Client {
     pub async fn keys(&self, refresh: bool) -> anyhow::Result<JwkSet> {
         let mut cached = self.keys.lock().await;
         if refresh || cached.is_none() {
-            let answer = self.http.get(&self.key_url).send().await.context("cannot fetch the target's public key")?;
-            let status = answer.status();
-            let text = answer.text().await?;
-            anyhow::ensure!(status.is_success(), "GET {} answered {status}", self.key_url);
-            *cached = Some(serde_json::from_str(&text).context("the public key set is not a JWK set")?);
+            let answer = self
+                .http
+                .send(Request::get(self.key_url.clone()))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot fetch the target's public key: {}", describe(&e)))?;
+            anyhow::ensure!(answer.is_success(), "GET {} answered {}", self.key_url, answer.status);
+            *cached = Some(answer.json().context("the public key set is not a JWK set")?);
         }
         Ok(cached.clone().expect("just fetched"))
     }
@@ -328,7 +335,7 @@ impl Client {
     /// A transport failure is an `Err` that names the URL; the target's answers are `Ok`.
     pub async fn send_prepared(&self, prepared: &Prepared) -> anyhow::Result<Answer> {
         let call = &prepared.call;
-        let mut request = self.http.request(call.method.clone(), call.url());
+        let mut request = Request::new(call.method.clone(), call.url());
         if let Some(ct) = &call.content_type {
             request = request.header("content-type", ct);
         }
@@ -336,7 +343,7 @@ impl Client {
             request = request.header(tmp_protocol::headers::IDEMPOTENCY_KEY, key);
         }
         if let Some(bearer) = &call.bearer {
-            request = request.bearer_auth(bearer.token.as_str());
+            request = request.header("authorization", &format!("Bearer {}", bearer.token.as_str()));
         }
         let mut body = prepared.bytes.clone();
         let mut webhook_id = None;
@@ -350,24 +357,17 @@ impl Client {
             if let Some((id, pairs)) = signature_headers(&call.signing, &secret, &body)? {
                 webhook_id = Some(id);
                 for (name, value) in pairs {
-                    request = request.header(name, value);
+                    request = request.header(name, &value);
                 }
             }
             if call.signing == Signing::TamperedBody {
                 body.push(b' ');
             }
         }
+        request.body = body.into();
         let started = Instant::now();
-        let outcome = request.body(body).send().await;
-        let (status, headers, bytes) = match outcome {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                match response.bytes().await {
-                    Ok(bytes) => (status, headers, bytes.to_vec()),
-                    Err(e) => anyhow::bail!("{} {}: the answer broke off: {e}", call.method, call.url()),
-                }
-            }
+        let (status, headers, bytes) = match self.http.send(request).await {
+            Ok(response) => (response.status.as_u16(), response.headers, response.body.to_vec()),
             Err(e) => anyhow::bail!("{} {}: no answer: {}", call.method, call.url(), describe(&e)),
         };
         let elapsed = started.elapsed();
@@ -426,13 +426,12 @@ fn luhn_check_digit(digits: &[u8]) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "connection refused or unreachable".to_owned()
-    } else {
-        error.to_string()
+fn describe(error: &SendError) -> String {
+    match error {
+        SendError::Timeout => "timed out".to_owned(),
+        SendError::Connect => "connection refused or unreachable".to_owned(),
+        SendError::Dropped => "the connection broke off before a complete answer".to_owned(),
+        other => other.to_string(),
     }
 }
 

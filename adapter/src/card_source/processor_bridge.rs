@@ -3,60 +3,46 @@
 
 use std::time::Duration;
 
+use actix_web::http::{Method, StatusCode};
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use serde::Serialize;
+use tmp_edge::client::{ClientOptions, ClientTls, HttpClient, Response, SendError, SignedClient};
 use tmp_protocol::bridge::{
     BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeLookupRequest, LOOKUP_PATH, VERIFY_CVC_PATH,
 };
-use tmp_protocol::headers::CORRELATION_ID;
 use tmp_protocol::sensitive::{Cvc, Pan};
-use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+use tmp_protocol::webhook::WebhookSecret;
 
 use super::{CardFacts, CardSource, CardSourceError};
 use crate::config::ProcessorBridgeSettings;
 use crate::domain::fields::{check_id, check_text};
 
 pub struct ProcessorBridge {
-    client: reqwest::Client,
-    base_url: String,
-    secret: Option<WebhookSecret>,
+    client: SignedClient,
 }
 
 impl ProcessorBridge {
     /// `timeout` bounds each call; the verification deadline bounds the whole decision.
     pub fn new(settings: &ProcessorBridgeSettings, timeout: Duration) -> anyhow::Result<ProcessorBridge> {
-        let tls = tmp_edge::client::ClientTls { ca_file: settings.ca_file.as_deref(), identity: None };
+        let tls = ClientTls { ca_file: settings.ca_file.as_deref(), identity: None };
+        let options = ClientOptions { body_limit: MAX_ANSWER_BYTES, ..ClientOptions::with_timeout(timeout) };
+        let http = HttpClient::new(tls, options).context("card_source.processor_bridge.ca_file")?;
         let secret = settings
             .hmac_secret
             .as_deref()
             .map(WebhookSecret::parse)
             .transpose()
             .context("card_source.processor_bridge.hmac_secret")?;
-        Ok(ProcessorBridge {
-            client: tmp_edge::client::http_client(tls, timeout).context("the processor bridge's HTTP client")?,
-            base_url: settings.base_url.trim_end_matches('/').to_owned(),
-            secret,
-        })
+        Ok(ProcessorBridge { client: SignedClient::new(&settings.base_url, secret.into_iter().collect(), http) })
     }
 
-    async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<reqwest::Response, CardSourceError> {
+    async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<Response, CardSourceError> {
         let body = serde_json::to_vec(body).map_err(|e| CardSourceError::Unavailable(e.into()))?;
-        let mut request = self
-            .client
-            .post(format!("{}{}", self.base_url, path))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(CORRELATION_ID, tmp_edge::correlation::current());
-        if let Some(secret) = &self.secret {
-            let headers = SignatureHeaders::sign_now(std::slice::from_ref(secret), &body)
-                .map_err(|e| CardSourceError::Unavailable(e.into()))?;
-            for (name, value) in headers.to_header_pairs() {
-                request = request.header(name, value);
-            }
-        }
-        request.body(body).send().await.map_err(|e| match e.is_timeout() {
-            true => CardSourceError::Timeout,
-            false => CardSourceError::Unavailable(anyhow!("processor bridge request failed: {}", e.without_url())),
+        let correlation_id = tmp_edge::correlation::current();
+        self.client.send(Method::POST, path, Some(body), None, &correlation_id).await.map_err(|e| match e {
+            SendError::Timeout => CardSourceError::Timeout,
+            other => CardSourceError::Unavailable(anyhow!("processor bridge request failed: {other}")),
         })
     }
 }
@@ -64,22 +50,9 @@ impl ProcessorBridge {
 /// Largest bridge answer read: a card is a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-async fn json_body<T: serde::de::DeserializeOwned>(mut response: reqwest::Response) -> Result<T, CardSourceError> {
-    let transport = |e: reqwest::Error| match e.is_timeout() {
-        true => CardSourceError::Timeout,
-        false => CardSourceError::Unavailable(anyhow!("processor bridge body: {}", e.without_url())),
-    };
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(CardSourceError::Unavailable(anyhow!(
-                "processor bridge answer exceeds {MAX_ANSWER_BYTES} bytes"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+fn json_body<T: serde::de::DeserializeOwned>(response: &Response) -> Result<T, CardSourceError> {
     // The protocol's parser never quotes values: the bridge's answers may hold card data.
-    tmp_protocol::json::parse(&bytes, "")
+    tmp_protocol::json::parse(&response.body, "")
         .map_err(|e| CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid body: {e}")))
 }
 
@@ -121,10 +94,10 @@ impl CardSource for ProcessorBridge {
     #[tracing::instrument(skip_all)]
     async fn lookup(&self, pan: &Pan) -> Result<Option<CardFacts>, CardSourceError> {
         let response = self.post(LOOKUP_PATH, &BridgeLookupRequest { pan: pan.clone() }).await?;
-        match response.status() {
-            reqwest::StatusCode::NOT_FOUND => Ok(None),
+        match response.status {
+            StatusCode::NOT_FOUND => Ok(None),
             status if status.is_success() => {
-                let card: BridgeCard = json_body(response).await?;
+                let card: BridgeCard = json_body(&response)?;
                 checked(card).map(Some)
             }
             status => Err(CardSourceError::Unavailable(anyhow!("processor bridge lookup answered {status}"))),
@@ -140,13 +113,13 @@ impl CardSource for ProcessorBridge {
             cvc: cvc.clone(),
         };
         let response = self.post(VERIFY_CVC_PATH, &request).await?;
-        if !response.status().is_success() {
+        if !response.is_success() {
             return Err(CardSourceError::Unavailable(anyhow!(
                 "processor bridge verify-cvc answered {}",
-                response.status()
+                response.status
             )));
         }
-        let answer: BridgeCvcResponse = json_body(response).await?;
+        let answer: BridgeCvcResponse = json_body(&response)?;
         Ok(answer.matches)
     }
 }

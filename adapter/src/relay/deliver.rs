@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -22,10 +22,11 @@ use tmp_protocol::enums::IssuerCardStatus;
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
 use tmp_protocol::lifecycle_api::{LifecycleCard, LifecycleCardReplace, LifecycleCardUpdate};
 use tmp_protocol::tmp_api::{CardExpiryUpdate, CardReplace, CardStatusUpdate};
-use tmp_protocol::webhook::WebhookSecret;
 use zeroize::Zeroizing;
 
-use super::client::{SendError, SignedClient, parse_secrets, read_error, signed_request, transport_error};
+use tmp_edge::client::{Request as HttpRequest, SendError, SignedClient};
+
+use super::client::{destination_client, http_client, parse_secrets};
 use crate::config::{DestinationSettings, Settings, SinkSettings};
 use crate::domain::notifications::otp_aad;
 use crate::domain::processor_events::{LIFECYCLE_API, TMP_API, sealed_aad};
@@ -82,8 +83,8 @@ struct Api {
 
 struct Sink {
     settings: SinkSettings,
-    secrets: Vec<WebhookSecret>,
-    client: reqwest::Client,
+    /// The sink as a signed destination: its URL is the whole address (no path is appended).
+    http: SignedClient,
     otp_key: Option<PublicJwk>,
 }
 
@@ -109,7 +110,7 @@ impl Destinations {
         let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
         let api = |key: &str, d: &DestinationSettings, key_path: &'static str| -> anyhow::Result<Api> {
             Ok(Api {
-                http: SignedClient::new(key, d, timeout)?,
+                http: destination_client(key, d, timeout)?,
                 key_path,
                 key: KeyCache { ttl, cached: Mutex::new(None) },
             })
@@ -118,9 +119,13 @@ impl Destinations {
             .sinks
             .iter()
             .map(|s| {
+                let key = format!("sinks.{}", s.name);
                 Ok(Sink {
-                    secrets: parse_secrets(&format!("sinks.{}.hmac_secrets", s.name), &s.hmac_secrets)?,
-                    client: super::client::outbound_client(&s.tls, timeout)?,
+                    http: SignedClient::new(
+                        &s.url,
+                        parse_secrets(&format!("{key}.hmac_secrets"), &s.hmac_secrets)?,
+                        http_client(&key, &s.tls, timeout)?,
+                    ),
                     otp_key: s.otp_jwk_file.as_deref().map(load_jwk).transpose()?,
                     settings: s.clone(),
                 })
@@ -168,15 +173,14 @@ impl Destinations {
         let unavailable = |what: &str| Attempt::Transient { error: format!("public key: {what}"), retry_after: None };
         let response = api
             .http
-            .client
-            .get(format!("{}{}", api.http.base_url, api.key_path))
-            .send()
+            .http
+            .send(HttpRequest::get(api.http.url(api.key_path)))
             .await
-            .map_err(|e| unavailable(transport_error(&e)))?;
-        if !response.status().is_success() {
-            return Err(unavailable(&format!("HTTP {}", response.status().as_u16())));
+            .map_err(|e| unavailable(e.as_str()))?;
+        if !response.is_success() {
+            return Err(unavailable(&format!("HTTP {}", response.status.as_u16())));
         }
-        let set: JwkSet = response.json().await.map_err(|_| unavailable("not a JWK set"))?;
+        let set: JwkSet = response.json().map_err(|_| unavailable("not a JWK set"))?;
         let key = set.encryption_key().cloned().ok_or_else(|| unavailable("no encryption key in the set"))?;
         api.key.store(key.clone());
         Ok(key)
@@ -212,8 +216,7 @@ impl Destinations {
                 Ok(request) => request,
                 Err(error) => return Attempt::Permanent(error),
             };
-            let url = format!("{}{}", api.http.base_url, request.path);
-            match send(&api.http.client, request.method, &url, request.body, &api.http.secrets, entry).await {
+            match send(&api.http, request.method, &request.path, request.body, entry).await {
                 Sent::Ok => return Attempt::Delivered,
                 Sent::KeyRejected if round == 0 && sealed.is_some() => api.key.invalidate(),
                 Sent::KeyRejected => return Attempt::Permanent("HTTP 422 INVALID_ENCRYPTED_PAYLOAD".into()),
@@ -260,7 +263,7 @@ impl Destinations {
             }
             let body = json!({ "type": entry.record.event_type, "timestamp": timestamp, "data": data });
             let body = serde_json::to_vec(&body).unwrap_or_default();
-            match send(&sink.client, Method::POST, &sink.settings.url, Some(body), &sink.secrets, entry).await {
+            match send(&sink.http, Method::POST, "", Some(body), entry).await {
                 Sent::Ok => {}
                 Sent::KeyRejected => permanent.push(format!("sink {}: HTTP 422", sink.settings.name)),
                 Sent::Failed(Attempt::Transient { error, retry_after }) => {
@@ -437,27 +440,18 @@ fn lifecycle_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request
 
 /// Sends one signed request and classifies the answer. Error texts hold the status and the
 /// contract's error code only: a body may echo data and never reaches a log or a row.
-async fn send(
-    client: &reqwest::Client,
-    method: Method,
-    url: &str,
-    body: Option<Vec<u8>>,
-    secrets: &[WebhookSecret],
-    entry: &OutboxEntry,
-) -> Sent {
+async fn send(client: &SignedClient, method: Method, path: &str, body: Option<Vec<u8>>, entry: &OutboxEntry) -> Sent {
     let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
     let key = entry.record.id.to_string();
-    let response = match signed_request(client, method, url, body, secrets, Some(&key), &correlation_id).await {
+    let response = match client.send(method, path, body, Some(&key), &correlation_id).await {
         Ok(response) => response,
-        Err(SendError::Sign) => return Sent::Failed(Attempt::Permanent("cannot sign the request".into())),
-        Err(SendError::Transport(error)) => {
-            return Sent::Failed(Attempt::Transient { error: error.into(), retry_after: None });
-        }
+        Err(SendError::Invalid(why)) => return Sent::Failed(Attempt::Permanent(why)),
+        Err(error) => return Sent::Failed(Attempt::Transient { error: error.as_str().into(), retry_after: None }),
     };
-    if response.status().is_success() {
+    if response.is_success() {
         return Sent::Ok;
     }
-    let answer = read_error(response).await;
+    let answer = response.error_answer();
     if answer.status == 422 && answer.code.as_deref() == Some("INVALID_ENCRYPTED_PAYLOAD") {
         return Sent::KeyRejected;
     }

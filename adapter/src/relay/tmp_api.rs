@@ -4,16 +4,15 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+use actix_web::http::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tmp_protocol::tmp_api::{SignCardRequest, SignCardResponse, TokenAction, TokenActionRequest, TokenInfo, TokenList};
 
-use super::client::{ErrorAnswer, SendError, SignedClient, read_error, read_limited};
-use crate::config::Settings;
+use tmp_edge::client::{ErrorAnswer, SendError, SignedClient};
 
-/// Largest TMP answer read.
-const ANSWER_LIMIT: usize = 1024 * 1024;
+use super::client::destination_client;
+use crate::config::Settings;
 
 /// Why a TMP API call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +49,7 @@ pub struct TmpApiClient {
 impl TmpApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<TmpApiClient> {
         let timeout = Duration::from_millis(settings.ops.tmp_request_timeout_ms);
-        Ok(TmpApiClient { http: SignedClient::new("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout)? })
+        Ok(TmpApiClient { http: destination_client("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout)? })
     }
 
     /// `GET /tmp-api/v1/cards/{cardId}/tokens`.
@@ -102,21 +101,17 @@ impl TmpApiClient {
         let unavailable = |cause: &str| TmpError::Unavailable { cause: cause.to_owned(), retry_after: None };
         let response = match self.http.send(method, path, body, idempotency_key, correlation_id).await {
             Ok(response) => response,
-            Err(SendError::Sign) => return Err(TmpError::BadAnswer("cannot sign the request".into())),
-            Err(SendError::Transport(cause)) => return Err(unavailable(cause)),
+            Err(SendError::Invalid(why)) => return Err(TmpError::BadAnswer(why)),
+            Err(error) => return Err(unavailable(error.as_str())),
         };
-        if !response.status().is_success() {
-            let answer = read_error(response).await;
+        if !response.is_success() {
+            let answer = response.error_answer();
             return Err(if answer.is_transient() {
                 TmpError::Unavailable { cause: answer.summary(), retry_after: answer.retry_after }
             } else {
                 TmpError::Refused(answer)
             });
         }
-        let bytes = read_limited(response, ANSWER_LIMIT).await.map_err(|e| match e {
-            SendError::Transport(cause) => unavailable(cause),
-            SendError::Sign => unavailable("read"),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|_| TmpError::BadAnswer(format!("{path}: not the expected JSON")))
+        response.json().map_err(|_| TmpError::BadAnswer(format!("{path}: not the expected JSON")))
     }
 }

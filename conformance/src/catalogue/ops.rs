@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::Method;
 use serde_json::{Value, json};
 
 use super::forwarding::issue_card;
@@ -156,7 +157,7 @@ fn bearer(token: &zeroize::Zeroizing<String>) -> Bearer {
 }
 
 /// A call to the ops API with the key that holds every scope.
-fn ops(s: &Session, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Call, Failure> {
+fn ops(s: &Session, method: Method, path: &str, body: Option<Value>) -> Result<Call, Failure> {
     let ops = s.ops_api()?;
     let mut call = match body {
         Some(body) => Call::post(&ops.url, path, body),
@@ -167,13 +168,12 @@ fn ops(s: &Session, method: reqwest::Method, path: &str, body: Option<Value>) ->
 }
 
 async fn action(s: &Session, token: &str, verb: &str, reason: &str) -> Result<Answer, Failure> {
-    let call =
-        ops(s, reqwest::Method::POST, &format!("/ops/v1/tokens/{token}/{verb}"), Some(json!({"reason": reason})))?;
+    let call = ops(s, Method::POST, &format!("/ops/v1/tokens/{token}/{verb}"), Some(json!({"reason": reason})))?;
     s.send(call).await
 }
 
 async fn tokens(s: &Session, card_id: &str) -> Result<Answer, Failure> {
-    s.send(ops(s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?).await
+    s.send(ops(s, Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?).await
 }
 
 fn listed(answer: &Answer, token: &str, status: &str) -> Outcome {
@@ -197,7 +197,7 @@ async fn ops_push_google_pay(s: Arc<Session>) -> Outcome {
     known_to_tmp(&s, &card_id).await?;
     let body = json!({"clientDeviceId": "device-1", "clientWalletAccountId": "wallet-1", "reason": "Add to Google Pay tapped"});
     let path = format!("/ops/v1/cards/{card_id}/push-provisioning/google-pay");
-    let answer = s.send(ops(&s, reqwest::Method::POST, &path, Some(body))?).await?;
+    let answer = s.send(ops(&s, Method::POST, &path, Some(body))?).await?;
     answer.status(200)?;
     let opc = answer.json().unwrap_or_default()["opaquePaymentCard"].as_str().map(str::to_owned);
     let opc = opc.ok_or_else(|| Failure::new("an opaquePaymentCard", answer.text()).with(&answer))?;
@@ -214,7 +214,7 @@ async fn ops_push_apple_pay(s: Arc<Session>) -> Outcome {
     let body = json!({"certificates": ["MIIBconformanceLeaf", "MIIBconformanceSubCA"], "nonce": "4a2b9c0d",
                       "nonceSignature": "9f8e7d6c", "reason": "Add to Apple Wallet tapped"});
     let path = format!("/ops/v1/cards/{card_id}/push-provisioning/apple-pay");
-    let answer = s.send(ops(&s, reqwest::Method::POST, &path, Some(body))?).await?;
+    let answer = s.send(ops(&s, Method::POST, &path, Some(body))?).await?;
     answer.status(200)?;
     let body = answer.json().unwrap_or_default();
     let part = |name: &str| body[name].as_str().filter(|v| !v.is_empty()).map(str::to_owned);
@@ -283,25 +283,24 @@ async fn ops_tmp_down(s: Arc<Session>) -> Outcome {
 async fn ops_wrong_scope(s: Arc<Session>) -> Outcome {
     let (card_id, token) = card_with_token(&s, "ops-scope").await?;
     let read_only = Some(bearer(&s.ops_api()?.read_only_key));
-    let list =
-        ops(&s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?.bearer(read_only.clone());
+    let list = ops(&s, Method::GET, &format!("/ops/v1/cards/{card_id}/tokens"), None)?.bearer(read_only.clone());
     s.send(list).await?.status(200)?;
     let path = format!("/ops/v1/tokens/{token}/suspend");
-    let write = ops(&s, reqwest::Method::POST, &path, Some(json!({"reason": "not allowed"})))?.bearer(read_only);
+    let write = ops(&s, Method::POST, &path, Some(json!({"reason": "not allowed"})))?.bearer(read_only);
     s.send(write).await?.error(403, "FORBIDDEN")?;
     token_status(&s, &token, "ACTIVE").await
 }
 
 async fn ops_unauthenticated(s: Arc<Session>) -> Outcome {
     let path = "/ops/v1/cards/card-active/tokens";
-    s.send(ops(&s, reqwest::Method::GET, path, None)?.bearer(None)).await?.error(401, "UNAUTHENTICATED")?;
+    s.send(ops(&s, Method::GET, path, None)?.bearer(None)).await?.error(401, "UNAUTHENTICATED")?;
     let stranger = Bearer { env: OPS_KEY_ENV, token: zeroize::Zeroizing::new("tmpk_0000000000000000_unknown".into()) };
-    s.send(ops(&s, reqwest::Method::GET, path, None)?.bearer(Some(stranger))).await?.error(401, "UNAUTHENTICATED")
+    s.send(ops(&s, Method::GET, path, None)?.bearer(Some(stranger))).await?.error(401, "UNAUTHENTICATED")
 }
 
 async fn ops_reason_required(s: Arc<Session>) -> Outcome {
     let (_, token) = card_with_token(&s, "ops-reason").await?;
-    let call = ops(&s, reqwest::Method::POST, &format!("/ops/v1/tokens/{token}/suspend"), Some(json!({})))?;
+    let call = ops(&s, Method::POST, &format!("/ops/v1/tokens/{token}/suspend"), Some(json!({})))?;
     s.send(call).await?.error(422, "VALIDATION_FAILED")?;
     token_status(&s, &token, "ACTIVE").await
 }
@@ -310,7 +309,7 @@ async fn ops_idempotency(s: Arc<Session>) -> Outcome {
     let (_, token) = card_with_token(&s, "ops-idem").await?;
     let key = uuid::Uuid::new_v4().to_string();
     let path = format!("/ops/v1/tokens/{token}/suspend");
-    let call = ops(&s, reqwest::Method::POST, &path, Some(json!({"reason": "case 1"})))?.idempotency_key(Some(&key));
+    let call = ops(&s, Method::POST, &path, Some(json!({"reason": "case 1"})))?.idempotency_key(Some(&key));
     let prepared = s.prepare(call).await?;
     let first = s.send_prepared(&prepared).await?;
     first.ok_with(&[("/status", json!("SUSPENDED"))])?;
@@ -322,15 +321,14 @@ async fn ops_idempotency(s: Arc<Session>) -> Outcome {
         "a fresh answer",
     )
     .map_err(|f| f.with(&second))?;
-    let other = ops(&s, reqwest::Method::POST, &path, Some(json!({"reason": "case 2"})))?.idempotency_key(Some(&key));
+    let other = ops(&s, Method::POST, &path, Some(json!({"reason": "case 2"})))?.idempotency_key(Some(&key));
     s.send(other).await?.error(422, "IDEMPOTENCY_KEY_REUSED")
 }
 
 async fn ops_decision_audit(s: Arc<Session>) -> Outcome {
     s.send(verify_cvc_call(&s, PayloadSpec::card("active"))).await?.field("/cvcResult", "MATCH")?;
     let card_id = super::card_id(&s, "active");
-    let answer =
-        s.send(ops(&s, reqwest::Method::GET, &format!("/ops/v1/cards/{card_id}/decisions?limit=5"), None)?).await?;
+    let answer = s.send(ops(&s, Method::GET, &format!("/ops/v1/cards/{card_id}/decisions?limit=5"), None)?).await?;
     answer.status(200)?;
     let body = answer.json().unwrap_or_default();
     let items = body["items"].as_array().cloned().unwrap_or_default();
@@ -344,7 +342,7 @@ async fn ops_write_audit(s: Arc<Session>) -> Outcome {
     let (card_id, token) = card_with_token(&s, "ops-audit").await?;
     let reason = format!("audit check {}", s.id("case"));
     action(&s, &token, "suspend", &reason).await?.status(200)?;
-    let answer = s.send(ops(&s, reqwest::Method::GET, &format!("/ops/v1/audit?cardId={card_id}"), None)?).await?;
+    let answer = s.send(ops(&s, Method::GET, &format!("/ops/v1/audit?cardId={card_id}"), None)?).await?;
     answer.status(200)?;
     let body = answer.json().unwrap_or_default();
     let found = body["items"].as_array().is_some_and(|items| {

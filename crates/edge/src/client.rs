@@ -1,14 +1,32 @@
-//! The one place the kit builds an outbound HTTP client: the adapter's relay, sinks, processor
-//! bridge and ops API calls to TMP, mock-tmp's callbacks to the issuer, and the suite's calls to
-//! a target all get their clients here, so every part of the kit trusts, presents certificates,
-//! times out and refuses redirects the same way.
+//! Every outbound HTTP call of the kit goes through [`HttpClient`]: the adapter's relay, sinks,
+//! processor bridge and ops API calls to TMP, mock-tmp's callbacks to the issuer, and the suite's
+//! calls to a target. So every part of the kit trusts, presents certificates, times out, bounds
+//! answers and refuses redirects the same way; [`SignedClient`] adds the Standard-Webhooks
+//! signature, correlation id and idempotency key of the contract's calls.
+//!
+//! Built on awc, actix's client. An awc `Client` is `!Send` — it belongs to the actix runtime
+//! thread that made it — while the kit's callers run on tokio's multi-thread runtime (the relay's
+//! delivery tasks, the suite's cases). So an `HttpClient` owns `workers` threads, each running an
+//! actix runtime with its own awc `Client` (its own keep-alive connection pool); a request reaches
+//! a worker over a channel, runs there as a local task, and its answer — status, headers and the
+//! whole body, read under the size limit — comes back over a oneshot. The handle is `Send`,
+//! `Sync` and cheap to clone; when the last clone is dropped the workers finish what they were
+//! given and stop.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
 use anyhow::Context;
+use tmp_protocol::headers::{CORRELATION_ID, IDEMPOTENCY_KEY};
+use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::tls::{ClientIdentity, client_config, install_crypto_provider};
+use crate::tls::{ClientIdentity, client_config, install_crypto_provider, platform_client_config};
 
 /// The TLS of an outbound client: which CA the server's certificate must chain to (`None`: the
 /// platform's trust store) and which client certificate to present when asked (mTLS).
@@ -18,33 +36,339 @@ pub struct ClientTls<'a> {
     pub identity: Option<ClientIdentity<'a>>,
 }
 
-/// A client with a per-request `timeout` and no redirects: a signed request is answered where it
-/// was sent, never followed somewhere it was not meant to go.
-pub fn http_client(tls: ClientTls<'_>, timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    install_crypto_provider();
-    let builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
-    let builder = match (tls.ca_file, tls.identity) {
-        // Only this CA is trusted for the server's certificate.
-        (Some(ca_file), identity) => builder.tls_backend_preconfigured(client_config(ca_file, identity)?),
-        // The platform's trust store, with a client certificate.
-        (None, Some(identity)) => {
-            let mut pem = read(identity.cert_file)?;
-            pem.push(b'\n');
-            pem.extend(read(identity.key_file)?);
-            let identity = reqwest::Identity::from_pem(&pem).with_context(|| {
-                format!(
-                    "{} and {} are not a usable certificate and key",
-                    identity.cert_file.display(),
-                    identity.key_file.display()
-                )
-            })?;
-            builder.identity(identity)
-        }
-        (None, None) => builder,
-    };
-    builder.build().context("building an outbound HTTP client")
+/// How a client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The longest a request may take, from sending to the last byte of the answer.
+    pub timeout: Duration,
+    /// Largest answer body read; a longer one is refused ([`SendError::TooLarge`]).
+    pub body_limit: usize,
+    /// Threads (each with its own connection pool) the requests are spread over.
+    pub workers: usize,
 }
 
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+impl ClientOptions {
+    /// One worker, 1 MiB answers, `timeout`.
+    pub fn with_timeout(timeout: Duration) -> ClientOptions {
+        ClientOptions { timeout, body_limit: 1024 * 1024, workers: 1 }
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("timeout")]
+    Timeout,
+    /// No connection could be made (refused, unresolvable, TLS handshake refused).
+    #[error("connection failed")]
+    Connect,
+    /// The connection broke before a complete answer (reset, closed, malformed answer).
+    #[error("connection error")]
+    Dropped,
+    #[error("answer too large")]
+    TooLarge,
+    /// The request itself could not be made (a bad URL or header); not worth retrying.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl SendError {
+    /// A short label for logs and the outbox's last error.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SendError::Timeout => "timeout",
+            SendError::Connect => "connection failed",
+            SendError::Dropped => "connection error",
+            SendError::TooLarge => "answer too large",
+            SendError::Invalid(_) => "invalid request",
+        }
+    }
+}
+
+/// A request to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    /// Checked when sent: a name or value that is not valid HTTP is [`SendError::Invalid`].
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Request {
+    pub fn new(method: Method, url: impl Into<String>) -> Request {
+        Request { method, url: url.into(), headers: Vec::new(), body: Bytes::new() }
+    }
+
+    pub fn get(url: impl Into<String>) -> Request {
+        Request::new(Method::GET, url)
+    }
+
+    pub fn post(url: impl Into<String>) -> Request {
+        Request::new(Method::POST, url)
+    }
+
+    /// Adds a header; a name or value that is not valid HTTP is refused when sent.
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A JSON body (`content-type: application/json`).
+    pub fn json_body(self, body: impl Into<Bytes>) -> Request {
+        let mut request = self.header(CONTENT_TYPE.as_str(), "application/json");
+        request.body = body.into();
+        request
+    }
+
+    /// Signs the body with `secrets` (Standard Webhooks, a fresh `webhook-id`); returns the id.
+    pub fn sign(self, secrets: &[WebhookSecret]) -> Result<(Request, String), SendError> {
+        let headers = SignatureHeaders::sign_now(secrets, &self.body)
+            .map_err(|_| SendError::Invalid("the request could not be signed".into()))?;
+        let mut request = self;
+        for (name, value) in headers.to_header_pairs() {
+            request = request.header(name, &value);
+        }
+        Ok((request, headers.id))
+    }
+}
+
+/// An answer, its body read whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// What a failed answer said: its `Retry-After` and the contract's error code and message.
+    pub fn error_answer(&self) -> ErrorAnswer {
+        let retry_after =
+            self.header(RETRY_AFTER.as_str()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let body = serde_json::from_slice::<serde_json::Value>(&self.body).ok();
+        let code = body
+            .as_ref()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+            .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+        let message = body.as_ref().and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+        ErrorAnswer { status: self.status.as_u16(), retry_after, code, message }
+    }
+}
+
+/// What a failed answer said: its `Retry-After` (seconds) and the contract's error code and
+/// message, when the body follows the contract. The code is kept only when it looks like one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorAnswer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ErrorAnswer {
+    /// `HTTP 409 CONFLICT` / `HTTP 503`: the status and code, never a body.
+    pub fn summary(&self) -> String {
+        match &self.code {
+            Some(code) => format!("HTTP {} {code}", self.status),
+            None => format!("HTTP {}", self.status),
+        }
+    }
+
+    /// 408, 429 and 5xx: worth another try.
+    pub fn is_transient(&self) -> bool {
+        self.status == 408 || self.status == 429 || self.status >= 500
+    }
+}
+
+struct Job {
+    request: Request,
+    reply: oneshot::Sender<Result<Response, SendError>>,
+}
+
+/// An outbound HTTP client (see the module's comment for how it runs).
+#[derive(Clone)]
+pub struct HttpClient {
+    workers: Arc<Vec<mpsc::UnboundedSender<Job>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("workers", &self.workers.len()).finish()
+    }
+}
+
+impl HttpClient {
+    /// A client with `tls` and `options`. The TLS files are read here: a bad file is an error
+    /// now, not at the first request.
+    pub fn new(tls: ClientTls<'_>, options: ClientOptions) -> anyhow::Result<HttpClient> {
+        install_crypto_provider();
+        let mut config = match tls.ca_file {
+            Some(ca_file) => client_config(ca_file, tls.identity)?,
+            None => platform_client_config(tls.identity)?,
+        };
+        // HTTP/1.1 only: every peer of the kit speaks it, and one protocol is one behaviour.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        let mut workers = Vec::with_capacity(options.workers.max(1));
+        for n in 0..options.workers.max(1) {
+            let (sender, receiver) = mpsc::unbounded_channel::<Job>();
+            let (config, options) = (config.clone(), options.clone());
+            std::thread::Builder::new()
+                .name(format!("http-client-{n}"))
+                .spawn(move || worker(receiver, config, options))
+                .context("starting an HTTP client thread")?;
+            workers.push(sender);
+        }
+        Ok(HttpClient { workers: Arc::new(workers), next: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    /// A client trusting the platform's CAs, presenting no certificate.
+    pub fn plain(options: ClientOptions) -> anyhow::Result<HttpClient> {
+        HttpClient::new(ClientTls::default(), options)
+    }
+
+    /// Sends `request`; the answer's body is read whole (within the timeout and size limit).
+    pub async fn send(&self, request: Request) -> Result<Response, SendError> {
+        let (reply, answer) = oneshot::channel();
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        self.workers[n].send(Job { request, reply }).map_err(|_| SendError::Dropped)?;
+        answer.await.unwrap_or(Err(SendError::Dropped))
+    }
+}
+
+/// One worker thread: an actix runtime with its own awc client, serving jobs until every
+/// handle is gone; jobs in flight then finish before the thread ends.
+fn worker(mut jobs: mpsc::UnboundedReceiver<Job>, tls: Arc<rustls::ClientConfig>, options: ClientOptions) {
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let connector = awc::Connector::new().rustls_0_23(tls).timeout(options.timeout);
+        let client = awc::Client::builder()
+            .connector(connector)
+            .timeout(options.timeout)
+            .disable_redirects()
+            .no_default_headers()
+            .finish();
+        let mut running = Vec::new();
+        while let Some(job) = jobs.recv().await {
+            let client = client.clone();
+            let options = options.clone();
+            running.retain(|task: &actix_web::rt::task::JoinHandle<()>| !task.is_finished());
+            running.push(actix_web::rt::spawn(async move {
+                let result = match tokio::time::timeout(
+                    options.timeout,
+                    execute(&client, job.request, options.body_limit),
+                )
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(SendError::Timeout),
+                };
+                let _ = job.reply.send(result);
+            }));
+        }
+        for task in running {
+            let _ = task.await;
+        }
+    });
+}
+
+async fn execute(client: &awc::Client, request: Request, body_limit: usize) -> Result<Response, SendError> {
+    let mut outbound = client.request(request.method, request.url.as_str());
+    for (name, value) in request.headers {
+        let name = HeaderName::try_from(name).map_err(|_| SendError::Invalid("a header name is not valid".into()))?;
+        let value =
+            HeaderValue::try_from(value).map_err(|_| SendError::Invalid(format!("the {name} header is not valid")))?;
+        outbound = outbound.insert_header((name, value));
+    }
+    let mut answer = outbound.send_body(request.body).await.map_err(classify)?;
+    if answer
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > body_limit)
+    {
+        return Err(SendError::TooLarge);
+    }
+    let body = answer.body().limit(body_limit).await.map_err(|e| match e {
+        awc::error::PayloadError::Overflow => SendError::TooLarge,
+        _ => SendError::Dropped,
+    })?;
+    Ok(Response { status: answer.status(), headers: answer.headers().clone(), body })
+}
+
+fn classify(e: awc::error::SendRequestError) -> SendError {
+    use awc::error::{ConnectError, SendRequestError};
+    match e {
+        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => SendError::Timeout,
+        SendRequestError::Connect(_) => SendError::Connect,
+        SendRequestError::Url(url) => SendError::Invalid(url.to_string()),
+        _ => SendError::Dropped,
+    }
+}
+
+/// A base URL with its signing secrets: the contract's calls (TMP API, Lifecycle API, webhook
+/// sinks, the processor bridge). Every request carries `X-Correlation-Id`, `X-Idempotency-Key`
+/// when given, and — when secrets are configured — a Standard-Webhooks signature with a fresh
+/// `webhook-id` (receivers refuse a replayed one).
+#[derive(Debug, Clone)]
+pub struct SignedClient {
+    pub base_url: String,
+    pub secrets: Vec<WebhookSecret>,
+    pub http: HttpClient,
+}
+
+impl SignedClient {
+    pub fn new(base_url: &str, secrets: Vec<WebhookSecret>, http: HttpClient) -> SignedClient {
+        SignedClient { base_url: base_url.to_owned(), secrets, http }
+    }
+
+    /// `path` under the base URL; an empty `path` is the base URL exactly as configured (a
+    /// webhook sink's URL is its whole address).
+    pub fn url(&self, path: &str) -> String {
+        match path {
+            "" => self.base_url.clone(),
+            path => format!("{}{path}", self.base_url.trim_end_matches('/')),
+        }
+    }
+
+    /// Sends `body` (JSON) to `path` under the base URL.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+        correlation_id: &str,
+    ) -> Result<Response, SendError> {
+        let mut request = Request::new(method, self.url(path)).header(CORRELATION_ID, correlation_id);
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
+        }
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            request = request.json_body(body);
+        }
+        if !self.secrets.is_empty() {
+            request = request.sign(&self.secrets)?.0;
+        }
+        self.http.send(request).await
+    }
 }

@@ -79,7 +79,11 @@ pub struct ClientIdentity<'a> {
 /// client certificate when the server asks for one (mTLS).
 pub fn client_config(ca_file: &Path, identity: Option<ClientIdentity<'_>>) -> anyhow::Result<rustls::ClientConfig> {
     install_crypto_provider();
-    let roots = rustls::ClientConfig::builder().with_root_certificates(load_roots(ca_file)?);
+    with_identity(load_roots(ca_file)?, identity)
+}
+
+fn with_identity(roots: RootCertStore, identity: Option<ClientIdentity<'_>>) -> anyhow::Result<rustls::ClientConfig> {
+    let roots = rustls::ClientConfig::builder().with_root_certificates(roots);
     match identity {
         Some(identity) => {
             let chain = load_certs(identity.cert_file)?;
@@ -89,6 +93,21 @@ pub fn client_config(ca_file: &Path, identity: Option<ClientIdentity<'_>>) -> an
         }
         None => Ok(roots.with_no_client_auth()),
     }
+}
+
+/// Client config that trusts the platform's CA certificates (the operating system's store, read
+/// once per process) and, with `identity`, presents that client certificate when asked. Where
+/// the platform has none, the store is empty: plain `http` works, an `https` server is refused at
+/// the handshake (configure a CA file for it).
+pub fn platform_client_config(identity: Option<ClientIdentity<'_>>) -> anyhow::Result<rustls::ClientConfig> {
+    static ROOTS: std::sync::OnceLock<RootCertStore> = std::sync::OnceLock::new();
+    install_crypto_provider();
+    let roots = ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        roots
+    });
+    with_identity(roots.clone(), identity)
 }
 
 /// The common name (CN) of a DER certificate's subject, when it has one as a UTF-8, printable

@@ -11,12 +11,12 @@ use actix_web::web::Bytes;
 use tmp_protocol::headers::{CORRELATION_ID, IDEMPOTENCY_KEY};
 use tmp_protocol::issuer_api::PUBLIC_KEY_PATH;
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
-use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
+use tmp_protocol::webhook::WebhookSecret;
 
 use crate::config::IssuerConfig;
 use crate::faults::Faults;
 use crate::journal::{Direction, Journal, JournalEntry, Outcome, mask_bytes};
-use tmp_edge::client::{ClientTls, http_client};
+use tmp_edge::client::{ClientOptions, ClientTls, HttpClient, Request, SendError};
 use tmp_edge::tls::ClientIdentity;
 
 /// An HTTP answer from the issuer (any status).
@@ -55,7 +55,7 @@ pub enum Failure {
 
 pub struct IssuerLink {
     base_url: String,
-    client: reqwest::Client,
+    client: HttpClient,
     secrets: Vec<WebhookSecret>,
     key: tokio::sync::Mutex<Option<PublicJwk>>,
     journal: Arc<Journal>,
@@ -90,12 +90,12 @@ impl IssuerLink {
         }
         let url = format!("{}{PUBLIC_KEY_PATH}", self.base_url);
         let mut entry = JournalEntry::new(Direction::Sent, "GET", PUBLIC_KEY_PATH, Outcome::Answered);
-        let response = self.client.get(&url).send().await;
+        let response = self.client.send(Request::get(url)).await;
         let result = match response {
             Ok(response) => {
-                entry.status = Some(response.status().as_u16());
-                let ok = response.status().is_success();
-                match response.json::<JwkSet>().await {
+                entry.status = Some(response.status.as_u16());
+                let ok = response.is_success();
+                match response.json::<JwkSet>() {
                     Ok(set) if ok => set
                         .encryption_key()
                         .cloned()
@@ -148,28 +148,19 @@ impl IssuerLink {
             self.journal.record(entry);
             return Err(failure);
         }
-        let headers = match SignatureHeaders::sign_now(&self.secrets, body) {
-            Ok(headers) => headers,
+        let request = Request::post(format!("{}{path}", self.base_url))
+            .header(IDEMPOTENCY_KEY, idempotency_key)
+            .header(CORRELATION_ID, correlation_id)
+            .json_body(body.to_vec());
+        let request = match request.sign(&self.secrets) {
+            Ok((request, webhook_id)) => {
+                entry.webhook_id = Some(webhook_id);
+                request
+            }
             Err(e) => return Err(Failure::Local(e.to_string())),
         };
-        entry.webhook_id = Some(headers.id.clone());
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .header("content-type", "application/json")
-            .header(IDEMPOTENCY_KEY, idempotency_key)
-            .header(CORRELATION_ID, correlation_id);
-        for (name, value) in headers.to_header_pairs() {
-            request = request.header(name, value);
-        }
-        let result = match request.body(body.to_vec()).send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                match response.bytes().await {
-                    Ok(body) => Ok(Answer { status, body }),
-                    Err(e) => Err(classify(&e)),
-                }
-            }
+        let result = match self.client.send(request).await {
+            Ok(response) => Ok(Answer { status: response.status.as_u16(), body: response.body }),
             Err(e) => Err(classify(&e)),
         };
         match &result {
@@ -194,23 +185,24 @@ impl IssuerLink {
 
 /// The HTTP client of the callbacks: per-attempt timeout, no redirects, and for an `https`
 /// issuer the configured trust (`issuer.ca_file`) and client certificate.
-fn issuer_client(config: &IssuerConfig) -> anyhow::Result<reqwest::Client> {
+fn issuer_client(config: &IssuerConfig) -> anyhow::Result<HttpClient> {
     let identity = match (&config.client_cert_file, &config.client_key_file) {
         (Some(cert_file), Some(key_file)) => Some(ClientIdentity { cert_file, key_file }),
         _ => None,
     };
     let tls = ClientTls { ca_file: config.ca_file.as_deref(), identity };
-    http_client(tls, Duration::from_millis(config.request_timeout_ms)).context("the HTTP client toward the issuer")
+    let options = ClientOptions::with_timeout(Duration::from_millis(config.request_timeout_ms));
+    HttpClient::new(tls, options).context("the HTTP client toward the issuer")
 }
 
-fn classify(e: &reqwest::Error) -> Failure {
-    if e.is_timeout() {
-        Failure::TimedOut
-    } else if e.is_connect() {
-        Failure::ConnectionFailed
-    } else {
-        // Reset, closed before a complete answer, or a body cut short: the peer dropped us.
-        Failure::Dropped
+fn classify(e: &SendError) -> Failure {
+    match e {
+        SendError::Timeout => Failure::TimedOut,
+        SendError::Connect => Failure::ConnectionFailed,
+        SendError::Invalid(why) => Failure::Local(why.clone()),
+        // Reset, closed before a complete answer, a body cut short or too long: the peer
+        // dropped us.
+        SendError::Dropped | SendError::TooLarge => Failure::Dropped,
     }
 }
 

@@ -269,7 +269,7 @@ pub enum TmpCall<'a> {
 /// card that cannot be pushed → 409 `CONFLICT`; a request TMP found invalid → 422; anything else
 /// (TMP refusing the adapter's own credentials) → 500, logged.
 pub fn tmp_error(call: TmpCall<'_>, error: TmpError) -> ApiError {
-    let says = |answer: &crate::relay::client::ErrorAnswer| {
+    let says = |answer: &tmp_edge::client::ErrorAnswer| {
         // TMP's own words only when they pass the free-text rules (no card number, short).
         answer
             .message

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::Connection;
+use tmp_edge::client::{ClientOptions, HttpClient, Request};
 
 use tmp_conformance::case::Approach;
 use tmp_conformance::client::{Client, Secrets};
@@ -100,11 +101,11 @@ async fn start(
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let pid = process.id().context("the child has a pid")?.to_string();
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let http = HttpClient::plain(ClientOptions::with_timeout(Duration::from_secs(2)))?;
     let ready_url = format!("{url}/readyz");
     loop {
-        if let Ok(answer) = http.get(&ready_url).send().await
-            && answer.status().is_success()
+        if let Ok(answer) = http.send(Request::get(ready_url.clone())).await
+            && answer.is_success()
         {
             break;
         }

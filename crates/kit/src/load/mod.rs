@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tmp_edge::client::{ClientOptions, HttpClient, Request};
 
 use crate::test_kit::{KitOptions, TestKit};
 use open_loop::{RunStats, Send};
@@ -138,9 +139,8 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
         let send: Send = Arc::new(move |_| {
             let (client, url, body) = (client.clone(), url.clone(), body.clone());
             Box::pin(async move {
-                let answer = client.post(&url).header("content-type", "application/json").body(body).send().await?;
-                anyhow::ensure!(answer.status().is_success(), "HTTP {}", answer.status());
-                answer.bytes().await?;
+                let answer = client.send(Request::post(url).json_body(body)).await?;
+                anyhow::ensure!(answer.is_success(), "HTTP {}", answer.status);
                 Ok(())
             })
         });
@@ -231,12 +231,13 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
 async fn drain_outbox(kit: &TestKit) {
     let Some(ops) = &kit.ops else { return };
     let url = format!("{}/ops/v1/outbox?status=pending&limit=1", ops.url);
-    let client = reqwest::Client::new();
+    let Ok(client) = HttpClient::plain(ClientOptions::with_timeout(Duration::from_secs(5))) else { return };
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         let pending = async {
-            let answer = client.get(&url).bearer_auth(ops.key.as_str()).send().await.ok()?;
-            let list: Value = answer.json().await.ok()?;
+            let request = Request::get(url.clone()).header("authorization", &format!("Bearer {}", ops.key.as_str()));
+            let answer = client.send(request).await.ok()?;
+            let list: Value = answer.json().ok()?;
             Some(list["items"].as_array().is_some_and(|items| !items.is_empty()))
         }
         .await;

@@ -14,7 +14,11 @@ pub struct MockApi {
 
 impl MockApi {
     pub fn new(base_url: &str) -> anyhow::Result<MockApi> {
-        let http = HttpClient::plain(ClientOptions::with_timeout(crate::client::REQUEST_TIMEOUT))?;
+        // The journal is read whole and may hold up to the mock's `journal.capacity` entries
+        // (`tmp-kit load` reads millions): the limit bounds memory, not a reasonable answer.
+        let options =
+            ClientOptions { body_limit: 1 << 30, ..ClientOptions::with_timeout(crate::client::REQUEST_TIMEOUT) };
+        let http = HttpClient::plain(options)?;
         Ok(MockApi { base_url: base_url.trim_end_matches('/').to_owned(), http })
     }
 

@@ -17,9 +17,17 @@ pub(super) fn parse_secrets(key: &str, secrets: &[String]) -> anyhow::Result<Vec
 }
 
 /// An HTTP client toward a destination: the private CA and client certificate (mTLS) of `tls`
-/// when set, `timeout` per request, answers up to 1 MiB, no redirects.
-pub(super) fn http_client(key: &str, tls: &OutboundTlsSettings, timeout: Duration) -> anyhow::Result<HttpClient> {
-    HttpClient::new(tls.edge(), ClientOptions::with_timeout(timeout)).with_context(|| format!("{key}.tls"))
+/// when set, `timeout` per request, answers up to 1 MiB, no redirects, and as many connections
+/// as requests may run at once toward it (`connections`: for the relay, its per-destination
+/// concurrency), so the pool never queues what the relay let through.
+pub(super) fn http_client(
+    key: &str,
+    tls: &OutboundTlsSettings,
+    timeout: Duration,
+    connections: usize,
+) -> anyhow::Result<HttpClient> {
+    let options = ClientOptions { max_connections: connections, ..ClientOptions::with_timeout(timeout) };
+    HttpClient::new(tls.edge(), options).with_context(|| format!("{key}.tls"))
 }
 
 /// The signed client for a configured destination (`key` names it in errors).
@@ -27,10 +35,11 @@ pub fn destination_client(
     key: &str,
     destination: &DestinationSettings,
     timeout: Duration,
+    connections: usize,
 ) -> anyhow::Result<SignedClient> {
     Ok(SignedClient::new(
         &destination.base_url,
         parse_secrets(&format!("{key}.hmac_secrets"), &destination.hmac_secrets)?,
-        http_client(key, &destination.tls, timeout)?,
+        http_client(key, &destination.tls, timeout, connections)?,
     ))
 }

@@ -110,7 +110,7 @@ impl Destinations {
         let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
         let api = |key: &str, d: &DestinationSettings, key_path: &'static str| -> anyhow::Result<Api> {
             Ok(Api {
-                http: destination_client(key, d, timeout)?,
+                http: destination_client(key, d, timeout, settings.relay.concurrency)?,
                 key_path,
                 key: KeyCache { ttl, cached: Mutex::new(None) },
             })
@@ -124,7 +124,7 @@ impl Destinations {
                     http: SignedClient::new(
                         &s.url,
                         parse_secrets(&format!("{key}.hmac_secrets"), &s.hmac_secrets)?,
-                        http_client(&key, &s.tls, timeout)?,
+                        http_client(&key, &s.tls, timeout, settings.relay.concurrency)?,
                     ),
                     otp_key: s.otp_jwk_file.as_deref().map(load_jwk).transpose()?,
                     settings: s.clone(),
@@ -443,7 +443,13 @@ fn lifecycle_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request
 async fn send(client: &SignedClient, method: Method, path: &str, body: Option<Vec<u8>>, entry: &OutboxEntry) -> Sent {
     let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
     let key = entry.record.id.to_string();
-    let response = match client.send(method, path, body, Some(&key), &correlation_id).await {
+    // Delivered means answered 2xx; the body of a 2xx is not read for anything.
+    let request = match client.request(method, path, body, Some(&key), &correlation_id) {
+        Ok(request) => request.ignore_success_body(),
+        Err(SendError::Invalid(why)) => return Sent::Failed(Attempt::Permanent(why)),
+        Err(error) => return Sent::Failed(Attempt::Permanent(error.as_str().into())),
+    };
+    let response = match client.http.send(request).await {
         Ok(response) => response,
         Err(SendError::Invalid(why)) => return Sent::Failed(Attempt::Permanent(why)),
         Err(error) => return Sent::Failed(Attempt::Transient { error: error.as_str().into(), retry_after: None }),

@@ -49,7 +49,9 @@ pub struct TmpApiClient {
 impl TmpApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<TmpApiClient> {
         let timeout = Duration::from_millis(settings.ops.tmp_request_timeout_ms);
-        Ok(TmpApiClient { http: destination_client("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout)? })
+        let connections = tmp_edge::client::DEFAULT_MAX_CONNECTIONS;
+        let http = destination_client("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout, connections)?;
+        Ok(TmpApiClient { http })
     }
 
     /// `GET /tmp-api/v1/cards/{cardId}/tokens`.

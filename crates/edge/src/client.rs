@@ -36,6 +36,9 @@ pub struct ClientTls<'a> {
     pub identity: Option<ClientIdentity<'a>>,
 }
 
+/// Connections a client's worker holds at most unless told otherwise (awc's own default).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+
 /// How a client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -45,12 +48,15 @@ pub struct ClientOptions {
     pub body_limit: usize,
     /// Threads (each with its own connection pool) the requests are spread over.
     pub workers: usize,
+    /// Connections each worker holds open at once, busy or idle; a request beyond waits for
+    /// one (within its timeout). Bounds the file descriptors an overloaded receiver can cost.
+    pub max_connections: usize,
 }
 
 impl ClientOptions {
-    /// One worker, 1 MiB answers, `timeout`.
+    /// One worker of at most [`DEFAULT_MAX_CONNECTIONS`] connections, 1 MiB answers, `timeout`.
     pub fn with_timeout(timeout: Duration) -> ClientOptions {
-        ClientOptions { timeout, body_limit: 1024 * 1024, workers: 1 }
+        ClientOptions { timeout, body_limit: 1024 * 1024, workers: 1, max_connections: DEFAULT_MAX_CONNECTIONS }
     }
 }
 
@@ -86,18 +92,35 @@ impl SendError {
 }
 
 /// A request to send.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     pub url: String,
     /// Checked when sent: a name or value that is not valid HTTP is [`SendError::Invalid`].
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// Whether the caller reads a 2xx answer's body. When it does not (a delivery is done once
+    /// the receiver said 2xx), a 2xx whose body is too long, too slow or cut off is still a 2xx.
+    pub success_body_needed: bool,
+}
+
+/// Bodies may hold card data (the processor bridge) and headers secrets (`authorization`): the
+/// header names and the body's length only.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl Request {
     pub fn new(method: Method, url: impl Into<String>) -> Request {
-        Request { method, url: url.into(), headers: Vec::new(), body: Bytes::new() }
+        Request { method, url: url.into(), headers: Vec::new(), body: Bytes::new(), success_body_needed: true }
     }
 
     pub fn get(url: impl Into<String>) -> Request {
@@ -121,6 +144,12 @@ impl Request {
         request
     }
 
+    /// The caller does not read a 2xx answer's body (see [`Request::success_body_needed`]).
+    pub fn ignore_success_body(mut self) -> Request {
+        self.success_body_needed = false;
+        self
+    }
+
     /// Signs the body with `secrets` (Standard Webhooks, a fresh `webhook-id`); returns the id.
     pub fn sign(self, secrets: &[WebhookSecret]) -> Result<(Request, String), SendError> {
         let headers = SignatureHeaders::sign_now(secrets, &self.body)
@@ -133,12 +162,25 @@ impl Request {
     }
 }
 
-/// An answer, its body read whole.
-#[derive(Debug, Clone)]
+/// An answer, its body read whole — or, for an error answer (and a 2xx whose body the caller
+/// does not need), as much of it as arrived within the limits, with `truncated` set.
+#[derive(Clone)]
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub truncated: bool,
+}
+
+/// The body's length only: an answer may echo card data.
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .field("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 impl Response {
@@ -230,11 +272,14 @@ impl HttpClient {
         let mut workers = Vec::with_capacity(options.workers.max(1));
         for n in 0..options.workers.max(1) {
             let (sender, receiver) = mpsc::unbounded_channel::<Job>();
+            let (ready, started) = std::sync::mpsc::sync_channel(1);
             let (config, options) = (config.clone(), options.clone());
             std::thread::Builder::new()
                 .name(format!("http-client-{n}"))
-                .spawn(move || worker(receiver, config, options))
+                .spawn(move || worker(receiver, config, options, ready))
                 .context("starting an HTTP client thread")?;
+            // A worker whose runtime failed to start would fail every request sent to it.
+            started.recv().context("an HTTP client thread did not start")?;
             workers.push(sender);
         }
         Ok(HttpClient { workers: Arc::new(workers), next: Arc::new(AtomicUsize::new(0)) })
@@ -256,32 +301,42 @@ impl HttpClient {
 
 /// One worker thread: an actix runtime with its own awc client, serving jobs until every
 /// handle is gone; jobs in flight then finish before the thread ends.
-fn worker(mut jobs: mpsc::UnboundedReceiver<Job>, tls: Arc<rustls::ClientConfig>, options: ClientOptions) {
+fn worker(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    tls: Arc<rustls::ClientConfig>,
+    options: ClientOptions,
+    ready: std::sync::mpsc::SyncSender<()>,
+) {
     let system = actix_web::rt::System::new();
     system.block_on(async move {
-        let connector = awc::Connector::new().rustls_0_23(tls).timeout(options.timeout);
+        // A bound, not 0 (awc's "no limit"): without one, a receiver that slows down under load
+        // makes the client open a connection per request in flight, until the process runs out
+        // of file descriptors and fails unrelated work (seen with `tmp-kit load`).
+        let connector =
+            awc::Connector::new().rustls_0_23(tls).timeout(options.timeout).limit(options.max_connections.max(1));
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(options.timeout)
             .disable_redirects()
             .no_default_headers()
             .finish();
+        let _ = ready.send(());
         let mut running = Vec::new();
         while let Some(job) = jobs.recv().await {
             let client = client.clone();
             let options = options.clone();
             running.retain(|task: &actix_web::rt::task::JoinHandle<()>| !task.is_finished());
             running.push(actix_web::rt::spawn(async move {
-                let result = match tokio::time::timeout(
-                    options.timeout,
-                    execute(&client, job.request, options.body_limit),
-                )
-                .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(SendError::Timeout),
+                let Job { request, mut reply } = job;
+                // A caller that gave up (its own deadline, a dropped task) cancels the request:
+                // it is not left running to reach the server after the answer stopped mattering.
+                let outcome = tokio::select! {
+                    result = execute(&client, request, &options) => Some(result),
+                    () = reply.closed() => None,
                 };
-                let _ = job.reply.send(result);
+                if let Some(result) = outcome {
+                    let _ = reply.send(result);
+                }
             }));
         }
         for task in running {
@@ -290,7 +345,9 @@ fn worker(mut jobs: mpsc::UnboundedReceiver<Job>, tls: Arc<rustls::ClientConfig>
     });
 }
 
-async fn execute(client: &awc::Client, request: Request, body_limit: usize) -> Result<Response, SendError> {
+async fn execute(client: &awc::Client, request: Request, options: &ClientOptions) -> Result<Response, SendError> {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let success_body_needed = request.success_body_needed;
     let mut outbound = client.request(request.method, request.url.as_str());
     for (name, value) in request.headers {
         let name = HeaderName::try_from(name).map_err(|_| SendError::Invalid("a header name is not valid".into()))?;
@@ -298,21 +355,32 @@ async fn execute(client: &awc::Client, request: Request, body_limit: usize) -> R
             HeaderValue::try_from(value).map_err(|_| SendError::Invalid(format!("the {name} header is not valid")))?;
         outbound = outbound.insert_header((name, value));
     }
-    let mut answer = outbound.send_body(request.body).await.map_err(classify)?;
-    if answer
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > body_limit)
-    {
-        return Err(SendError::TooLarge);
+    let mut answer = tokio::time::timeout_at(deadline, outbound.send_body(request.body))
+        .await
+        .map_err(|_| SendError::Timeout)?
+        .map_err(classify)?;
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    // An error answer is kept whatever its body does: its status is what counts.
+    let body_needed = status.is_success() && success_body_needed;
+    let mut body = actix_web::web::BytesMut::new();
+    let mut truncated = false;
+    let mut stream = actix_web::HttpMessage::take_payload(&mut answer);
+    loop {
+        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut stream)).await {
+            Ok(None) => break,
+            Ok(Some(Ok(chunk))) if body.len() + chunk.len() <= options.body_limit => body.extend_from_slice(&chunk),
+            Ok(Some(Ok(_))) if body_needed => return Err(SendError::TooLarge),
+            Ok(Some(Err(_))) if body_needed => return Err(SendError::Dropped),
+            Err(_) if body_needed => return Err(SendError::Timeout),
+            // Too long, cut off or too slow, on an answer whose status is all that matters.
+            _ => {
+                truncated = true;
+                break;
+            }
+        }
     }
-    let body = answer.body().limit(body_limit).await.map_err(|e| match e {
-        awc::error::PayloadError::Overflow => SendError::TooLarge,
-        _ => SendError::Dropped,
-    })?;
-    Ok(Response { status: answer.status(), headers: answer.headers().clone(), body })
+    Ok(Response { status, headers, body: body.freeze(), truncated })
 }
 
 fn classify(e: awc::error::SendRequestError) -> SendError {
@@ -321,6 +389,10 @@ fn classify(e: awc::error::SendRequestError) -> SendError {
         SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => SendError::Timeout,
         SendRequestError::Connect(_) => SendError::Connect,
         SendRequestError::Url(url) => SendError::Invalid(url.to_string()),
+        // The request could not be built (a URI or header awc refuses): sending it again fails
+        // the same way.
+        SendRequestError::Http(e) => SendError::Invalid(e.to_string()),
+        SendRequestError::TunnelNotSupported => SendError::Invalid("tunnels are not supported".into()),
         _ => SendError::Dropped,
     }
 }
@@ -350,15 +422,15 @@ impl SignedClient {
         }
     }
 
-    /// Sends `body` (JSON) to `path` under the base URL.
-    pub async fn send(
+    /// The signed request for `body` (JSON) to `path` under the base URL.
+    pub fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
         idempotency_key: Option<&str>,
         correlation_id: &str,
-    ) -> Result<Response, SendError> {
+    ) -> Result<Request, SendError> {
         let mut request = Request::new(method, self.url(path)).header(CORRELATION_ID, correlation_id);
         if let Some(key) = idempotency_key {
             request = request.header(IDEMPOTENCY_KEY, key);
@@ -369,6 +441,18 @@ impl SignedClient {
         if !self.secrets.is_empty() {
             request = request.sign(&self.secrets)?.0;
         }
-        self.http.send(request).await
+        Ok(request)
+    }
+
+    /// Sends `body` (JSON) to `path` under the base URL.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+        correlation_id: &str,
+    ) -> Result<Response, SendError> {
+        self.http.send(self.request(method, path, body, idempotency_key, correlation_id)?).await
     }
 }

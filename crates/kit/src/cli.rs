@@ -1,6 +1,6 @@
 //! The `tmp-kit` command line: `up` (the kit for local work), `check` (the conformance suite
 //! against a kit it starts), `load`, `soak` and `footprint` (evidence of speed and resilience,
-//! docs/performance.md).
+//! docs/performance.md), and `conformance` (the suite's own command line).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,6 +31,13 @@ pub enum Command {
     Footprint(crate::load::footprint::FootprintArgs),
     /// Sustained events under faults and restarts; checks none lost, misordered or doubled.
     Soak(crate::soak::SoakArgs),
+    /// The conformance suite's own command line (`tmp-kit conformance run --target …` is
+    /// `tmp-conformance run --target …`), for a machine that has only this binary.
+    #[command(disable_help_flag = true)]
+    Conformance {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +52,10 @@ pub struct CheckArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Conformance { args } = cli.command {
+        // Before this command line's runtime and logging: the suite's sets up its own.
+        return tmp_conformance::cli::main_from(std::iter::once("tmp-conformance".into()).chain(args));
+    }
     if !matches!(cli.command, Command::Up(_)) {
         // `up` logs as the adapter is configured to; the rest report on stdout and keep the
         // kit's own log to errors.
@@ -66,6 +77,7 @@ pub fn main() -> ExitCode {
             Command::Load(args) => crate::load::run(args).await,
             Command::Footprint(args) => crate::load::footprint::run(args).await,
             Command::Soak(args) => crate::soak::run(args).await,
+            Command::Conformance { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

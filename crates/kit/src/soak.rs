@@ -1,4 +1,4 @@
-//! `tmp-conformance soak`: sustained processor events through a spawned kit while mock-tmp
+//! `tmp-kit soak`: sustained processor events through a spawned kit while mock-tmp
 //! injects latency, 503s and dropped connections on the forwarding route and the adapter is
 //! stopped abruptly (or gracefully) and started again. At the end, with the faults removed
 //! and the outbox drained, every acknowledged (202) event must have reached mock-tmp once in
@@ -31,7 +31,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 600)]
     pub seconds: u64,
     /// A PostgreSQL server (a fresh database is made and dropped); SQLite otherwise.
-    #[arg(long, env = "TMP_CONFORMANCE_DATABASE_URL")]
+    #[arg(long, env = "TMP_KIT_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Cards with a sequence of their own.
     #[arg(long, default_value_t = 40)]
@@ -187,7 +187,7 @@ async fn soak(kit: &Arc<TestKit>, args: &SoakArgs, database: &str) -> anyhow::Re
     };
     let final_state = final_states(&mock, &expected).await?;
 
-    println!("# tmp-conformance soak · {database} · {} s of load", args.seconds);
+    println!("# tmp-kit soak · {database} · {} s of load", args.seconds);
     println!("cards                      {}", args.cards);
     println!("events acknowledged (202)  {acknowledged}");
     println!(

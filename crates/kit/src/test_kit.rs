@@ -227,7 +227,7 @@ impl TestKit {
     }
 
     /// Stops the adapter (in-flight work finishes), then starts it again on the same port and
-    /// database — the `--spawn` restart the forwarding cases use.
+    /// database — the restart the harness offers the forwarding cases.
     pub async fn stop_adapter(&self) -> anyhow::Result<()> {
         if let Some(running) = self.adapter.lock().await.take() {
             running.handle.stop(true).await;

@@ -1,4 +1,4 @@
-//! `tmp-conformance footprint`: the real `tmp-adapter` binary as a child process — time from
+//! `tmp-kit footprint`: the real `tmp-adapter` binary as a child process — time from
 //! process start to `/readyz` 200, resident memory idle and under load (`/proc/<pid>/status`).
 //! It runs with the repository's `local` configuration (development keys generated in a
 //! temporary directory) and the development secret that configuration accepts.
@@ -29,7 +29,7 @@ pub struct FootprintArgs {
     #[arg(long, default_value = "config")]
     pub config_dir: PathBuf,
     /// A PostgreSQL server (a fresh database is made and dropped); SQLite otherwise.
-    #[arg(long, env = "TMP_CONFORMANCE_DATABASE_URL")]
+    #[arg(long, env = "TMP_KIT_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Token events per second for the loaded figure.
     #[arg(long, default_value_t = 1000.0)]
@@ -164,7 +164,7 @@ async fn measure(
     let peak = sampler.await?.max(super::rss_mb(&child.pid).unwrap_or(0.0));
     let _ = child.process.kill().await;
 
-    println!("# tmp-conformance footprint · {database} · {}", bin.display());
+    println!("# tmp-kit footprint · {database} · {}", bin.display());
     println!("| figure | value |");
     println!("|---|---:|");
     println!(

@@ -1,4 +1,4 @@
-//! `tmp-conformance load`: throughput and latency of a spawned kit, each as a ratio of its
+//! `tmp-kit load`: throughput and latency of a spawned kit, each as a ratio of its
 //! ceiling measured in the same run (DESIGN.md §11, docs/performance.md).
 //!
 //! For each scenario: the peak (the highest open-loop rate answered at ≥ 95% with no error,
@@ -56,7 +56,7 @@ pub struct LoadArgs {
     #[arg(long = "scenario", value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
     /// A PostgreSQL server (a fresh database is made and dropped); SQLite otherwise.
-    #[arg(long, env = "TMP_CONFORMANCE_DATABASE_URL")]
+    #[arg(long, env = "TMP_KIT_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Seconds per step of the peak search.
     #[arg(long, default_value_t = 4)]
@@ -117,7 +117,7 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
     let step = Duration::from_secs(args.step_seconds);
     let ceiling_time = Duration::from_secs(args.ceiling_seconds);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("# tmp-conformance load · {database} · {cores} cores · release={}", !cfg!(debug_assertions));
+    println!("# tmp-kit load · {database} · {cores} cores · release={}", !cfg!(debug_assertions));
 
     // The ceilings, in this process, on these cores.
     let mut ceilings: HashMap<&'static str, f64> = HashMap::new();

@@ -23,7 +23,8 @@ async fn a_bare_target_runs_the_issuer_api_cases_and_skips_the_rest_naming_the_n
     std::fs::write(&profile, profile_yaml(&kit.profile)).expect("profile");
     let report = dir.path().join("report.json");
     let secret = kit.secrets.tmp.as_ref().expect("secret").to_whsec_string();
-    let binary = conformance_bin_dir().join("tmp-conformance");
+    let bin_dir = conformance_bin_dir();
+    let binary = bin_dir.path().join("tmp-conformance");
     let target = kit.adapter_url.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(binary)

@@ -67,7 +67,7 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
     std::fs::write(&profile_path, profile_yaml(profile)).expect("profile");
     let script = script.replace("PROFILE='conformance-profile.yaml'", &format!("PROFILE='{}'", profile_path.display()));
     let bin_dir = conformance_bin_dir();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!("{}:{}", bin_dir.path().display(), std::env::var("PATH").unwrap_or_default());
     let output = Command::new("bash")
         .arg("-c")
         .arg(&script)
@@ -102,18 +102,15 @@ pub(crate) fn profile_yaml(profile: &tmp_conformance::profile::Profile) -> Strin
     yaml
 }
 
-/// The directory of the `tmp-conformance` binary the reproduction calls: beside this test's
-/// own target directory, built there first when the run did not build it already.
-pub(crate) fn conformance_bin_dir() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("the target directory").to_owned();
-    if !dir.join("tmp-conformance").exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "tmp-conformance", "--bin", "tmp-conformance"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tmp-conformance");
-    }
+/// A directory holding a `tmp-conformance` that runs the suite's command line of this build
+/// (`tmp-kit conformance …`, the binary cargo built for this test), to put on `PATH`.
+pub(crate) fn conformance_bin_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("dir");
+    let script = dir.path().join("tmp-conformance");
+    let body = format!("#!/bin/sh\nexec '{}' conformance \"$@\"\n", env!("CARGO_BIN_EXE_tmp-kit"));
+    std::fs::write(&script, body).expect("write the wrapper");
+    let mut permissions = std::fs::metadata(&script).expect("metadata").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).expect("chmod");
     dir
 }

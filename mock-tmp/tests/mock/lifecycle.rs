@@ -1,0 +1,82 @@
+//! The automated token lifecycle (ATLM), driven through the TMP API as the issuer calls it, seen
+//! from the mock's state and from what reaches the issuer: block suspends and unblock resumes,
+//! close deactivates and tells the issuer `CARD_REMOVED_BY_ISSUER`.
+
+use reqwest::Method;
+use serde_json::json;
+use tmp_protocol::issuer_api::{NOTIFICATIONS_PATH, TOKEN_EVENTS_PATH};
+
+use crate::driver::expect_json;
+use crate::helpers::Mock;
+
+async fn card_status(mock: &Mock, status: &str) -> serde_json::Value {
+    let response =
+        mock.signed(Method::POST, "/tmp-api/v1/cards/card-active/status").json(&json!({"status": status})).send().await;
+    let ack = expect_json(response, 200).await;
+    mock.handle.wait_idle().await;
+    ack
+}
+
+/// The statuses of the token events for `token` the issuer accepted, oldest first.
+fn told(mock: &Mock, token: &str) -> Vec<String> {
+    mock.issuer
+        .received(TOKEN_EVENTS_PATH)
+        .into_iter()
+        .filter(|r| r.status == 200 && r.body["tokenId"] == token)
+        .map(|r| r.body["status"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn blocking_suspends_the_cards_tokens_and_unblocking_resumes_them() {
+    let mock = Mock::start().await;
+    let token = mock.green_token().await;
+    assert_eq!(card_status(&mock, "BLOCKED").await["tokensAffected"], 1);
+    assert_eq!(mock.mock_token(&token).await["status"], "SUSPENDED");
+    assert_eq!(mock.mock_token(&token).await["suspendedBy"], json!(["CARD_BLOCK"]));
+    assert_eq!(card_status(&mock, "ACTIVE").await["tokensAffected"], 1);
+    assert_eq!(mock.mock_token(&token).await["status"], "ACTIVE");
+    assert_eq!(told(&mock, &token), ["ACTIVE", "SUSPENDED", "ACTIVE"]);
+}
+
+#[tokio::test]
+async fn closing_deactivates_and_tells_the_issuer_the_card_was_removed() {
+    let mock = Mock::start().await;
+    let token = mock.green_token().await;
+    assert_eq!(card_status(&mock, "CLOSED").await["tokensAffected"], 1);
+    assert_eq!(mock.mock_token(&token).await["status"], "DEACTIVATED");
+    assert_eq!(told(&mock, &token), ["ACTIVE", "DEACTIVATED"]);
+    let removals: Vec<_> = mock
+        .issuer
+        .received(NOTIFICATIONS_PATH)
+        .into_iter()
+        .filter(|r| r.body["type"] == "CARD_REMOVED_BY_ISSUER" && r.body["tokenId"] == token.as_str())
+        .collect();
+    assert_eq!(removals.len(), 1, "one removal notification");
+    // A closed card stays closed.
+    let reopen = mock
+        .signed(Method::POST, "/tmp-api/v1/cards/card-active/status")
+        .json(&json!({"status": "ACTIVE"}))
+        .send()
+        .await;
+    assert_eq!(reopen.status(), 409);
+}
+
+#[tokio::test]
+async fn a_reorder_window_delivers_a_tokens_events_newest_first() {
+    let mock = Mock::start_with(|config| {
+        config.sender.reorder_window = 2;
+        // Long enough that the window fills; the test does not depend on it elapsing.
+        config.sender.reorder_hold_ms = 60_000;
+    })
+    .await;
+    let token = mock.simulate_green().await;
+    let response = mock
+        .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
+        .json(&json!({"initiator": "ISSUER", "reason": "fraud check"}))
+        .send()
+        .await;
+    expect_json(response, 200).await;
+    mock.handle.wait_idle().await;
+    assert_eq!(told(&mock, &token), ["SUSPENDED", "ACTIVE"], "newest first");
+}

@@ -146,3 +146,29 @@ async fn a_request_and_its_answer_print_no_body_and_no_header_values() {
     assert!(!printed.contains("secret-token") && !printed.contains("4111111111111111"), "{printed}");
     assert!(printed.contains("authorization") && printed.contains("body_bytes"), "{printed}");
 }
+
+#[actix_web::test]
+async fn a_request_its_caller_gave_up_on_is_never_sent() {
+    let server = start().await;
+    // One connection: while `/slow` holds it, the next request waits for it inside the client.
+    let http =
+        HttpClient::plain(ClientOptions { max_connections: 1, ..ClientOptions::with_timeout(Duration::from_secs(10)) })
+            .expect("client");
+    let holder = {
+        let http = http.clone();
+        let url = format!("{}/slow", server.url);
+        tokio::spawn(async move { http.send(Request::get(url)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = http.send(Request::post(format!("{}/ok", server.url)).json_body("{}"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), waiting).await.is_err(),
+        "still waiting for the connection"
+    );
+    // The caller dropped it: once the connection is free, it must not go out after all.
+    let held = holder.await.expect("task").expect("the slow answer");
+    assert!(held.is_success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(server.seen.lock().expect("seen").is_empty(), "the abandoned request reached the server");
+    server.handle.stop(true).await;
+}

@@ -32,6 +32,14 @@ fn tamper(compact: &str, part: usize) -> String {
     parts.join(".")
 }
 
+/// `compact` with its protected header replaced by `header` (the rest of the token unchanged).
+fn with_header(compact: &str, header: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+    let rest = compact.split_once('.').map(|(_, rest)| rest).expect("a compact JWE");
+    format!("{encoded}.{rest}")
+}
+
 #[tokio::test]
 async fn malformed_and_invalid_bodies_are_rejected_without_effect() {
     for db in test_databases().await {
@@ -156,7 +164,21 @@ async fn bad_jwe_and_bad_card_data_are_rejected_without_effect() {
             tmp_protocol::jwe::encrypt_json(&card, &stranger.clone().with_kid("rotated-away").unwrap().public_jwk())
                 .unwrap();
         let good_jwe = app.encrypt(&card);
+        let kid = app.jwk.kid.clone();
+        let header = |extra: serde_json::Value| {
+            let mut h = json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": kid});
+            for (k, v) in extra.as_object().expect("an object") {
+                h[k] = v.clone();
+            }
+            h
+        };
         let cases = [
+            // Each header fault named as such (not as another).
+            ("zip", with_header(&good_jwe, header(json!({"zip": "DEF"}))), "header `zip` is not supported"),
+            ("crit", with_header(&good_jwe, header(json!({"crit": ["exp"]}))), "header `crit` is not supported"),
+            ("no kid", with_header(&good_jwe, json!({"alg": "RSA-OAEP-256", "enc": "A256GCM"})), "has no `kid`"),
+            ("enc", with_header(&good_jwe, header(json!({"enc": "A128GCM"}))), "`enc` must be A256GCM"),
+            ("alg", with_header(&good_jwe, header(json!({"alg": "RSA-OAEP"}))), "`alg` must be RSA-OAEP-256"),
             ("wrong key", wrong_key, "could not be decrypted"),
             ("unknown kid", unknown_kid, "unknown `kid`"),
             ("tampered header", tamper(&good_jwe, 0), ""),

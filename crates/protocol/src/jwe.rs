@@ -63,12 +63,21 @@ pub enum JweError {
     /// The token is longer than [`MAX_COMPACT_LEN`] (or would be, when encrypting).
     #[error("JWE exceeds the maximum size")]
     TooLarge,
-    /// `alg` other than `RSA-OAEP-256`, `enc` other than `A256GCM`, or a `zip` or `crit`
-    /// header (compression and critical extensions are not part of this contract).
-    #[error("unsupported JWE algorithm or header")]
+    /// `alg` other than `RSA-OAEP-256`.
+    #[error("the JWE's `alg` must be RSA-OAEP-256")]
     UnsupportedAlgorithm,
-    /// The header has no `kid`, or names a key not in the ring.
-    #[error("JWE names an unknown key")]
+    /// `enc` other than `A256GCM`.
+    #[error("the JWE's `enc` must be A256GCM")]
+    UnsupportedEncryption,
+    /// A `zip` (compression) or `crit` (critical extensions) header: neither is part of this
+    /// contract. Carries the header's name.
+    #[error("the JWE header `{0}` is not supported")]
+    UnsupportedHeader(&'static str),
+    /// The header has no `kid` (or one that is not a string): the key cannot be chosen.
+    #[error("the JWE header has no `kid`")]
+    MissingKeyId,
+    /// The header names a key not in the ring.
+    #[error("the JWE names an unknown `kid`")]
     UnknownKey,
     /// Wrong key or tampered token. Deliberately says nothing more.
     #[error("JWE decryption failed")]
@@ -177,15 +186,20 @@ fn parse(compact: &str) -> Result<Parts<'_>, JweError> {
 
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&b64(h)?).map_err(|_| JweError::Malformed)?;
-    // serde_json keeps the last of duplicate members, which RFC 7515 §4 permits.
-    if header.get("alg").and_then(|v| v.as_str()) != Some(ALG)
-        || header.get("enc").and_then(|v| v.as_str()) != Some(ENC)
-        || header.contains_key("zip")
-        || header.contains_key("crit")
-    {
+    // serde_json keeps the last of duplicate members, which RFC 7515 §4 permits. Each refusal
+    // names its own cause: a sender fixing its JWE needs to know which member is wrong.
+    if header.get("alg").and_then(|v| v.as_str()) != Some(ALG) {
         return Err(JweError::UnsupportedAlgorithm);
     }
-    let kid = header.get("kid").and_then(|v| v.as_str()).ok_or(JweError::UnknownKey)?.to_owned();
+    if header.get("enc").and_then(|v| v.as_str()) != Some(ENC) {
+        return Err(JweError::UnsupportedEncryption);
+    }
+    for name in ["zip", "crit"] {
+        if header.contains_key(name) {
+            return Err(JweError::UnsupportedHeader(name));
+        }
+    }
+    let kid = header.get("kid").and_then(|v| v.as_str()).ok_or(JweError::MissingKeyId)?.to_owned();
 
     let iv = b64(i)?.try_into().map_err(|_| JweError::Malformed)?;
     let tag = b64(t)?.try_into().map_err(|_| JweError::Malformed)?;
@@ -381,16 +395,32 @@ mod tests {
         };
         assert_eq!(check(&|h| h["alg"] = "RSA-OAEP".into()), JweError::UnsupportedAlgorithm);
         assert_eq!(check(&|h| h["alg"] = "dir".into()), JweError::UnsupportedAlgorithm);
-        assert_eq!(check(&|h| h["enc"] = "A128GCM".into()), JweError::UnsupportedAlgorithm);
-        assert_eq!(check(&|h| h["zip"] = "DEF".into()), JweError::UnsupportedAlgorithm);
-        assert_eq!(check(&|h| h["crit"] = serde_json::json!(["exp"])), JweError::UnsupportedAlgorithm);
+        assert_eq!(check(&|h| h["enc"] = "A128GCM".into()), JweError::UnsupportedEncryption);
+        assert_eq!(check(&|h| h["zip"] = "DEF".into()), JweError::UnsupportedHeader("zip"));
+        assert_eq!(check(&|h| h["crit"] = serde_json::json!(["exp"])), JweError::UnsupportedHeader("crit"));
         assert_eq!(
             check(&|h| {
                 h.as_object_mut().unwrap().remove("kid");
             }),
-            JweError::UnknownKey
+            JweError::MissingKeyId
         );
-        assert_eq!(check(&|h| h["kid"] = 7.into()), JweError::UnknownKey);
+        assert_eq!(check(&|h| h["kid"] = 7.into()), JweError::MissingKeyId);
+        // Each message names its cause, and none the other's.
+        let messages: Vec<String> = [
+            JweError::UnsupportedAlgorithm,
+            JweError::UnsupportedEncryption,
+            JweError::UnsupportedHeader("zip"),
+            JweError::UnsupportedHeader("crit"),
+            JweError::MissingKeyId,
+            JweError::UnknownKey,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        for (message, cause) in messages.iter().zip(["`alg`", "`enc`", "`zip`", "`crit`", "no `kid`", "unknown `kid`"])
+        {
+            assert!(message.contains(cause), "{message}");
+        }
         // A harmless extra member changes the AAD, so authentication fails.
         assert_eq!(check(&|h| h["cty"] = "JSON".into()), JweError::DecryptionFailed);
         assert_eq!(check(&|h| *h = serde_json::json!([1])), JweError::Malformed);

@@ -52,15 +52,16 @@ pub async fn decrypt<T: DeserializeOwned + Send + 'static>(state: &AppState, com
 
 fn decrypt_now<T: DeserializeOwned>(keys: &tmp_protocol::jwe::KeyRing, compact: &str) -> Result<T, ApiError> {
     let plaintext = keys.decrypt(compact).map_err(|e| {
-        ApiError::InvalidEncryptedPayload(
-            match e {
-                JweError::Malformed => "`encryptedPayload` is not a compact JWE",
-                JweError::UnsupportedAlgorithm => "`encryptedPayload` must use alg RSA-OAEP-256 and enc A256GCM",
-                JweError::UnknownKey => "`encryptedPayload` is encrypted to an unknown `kid`",
-                _ => "`encryptedPayload` could not be decrypted",
-            }
-            .to_owned(),
-        )
+        ApiError::InvalidEncryptedPayload(match e {
+            JweError::Malformed => "`encryptedPayload` is not a compact JWE".to_owned(),
+            // Each names the header member at fault and quotes nothing the sender sent.
+            JweError::UnsupportedAlgorithm
+            | JweError::UnsupportedEncryption
+            | JweError::UnsupportedHeader(_)
+            | JweError::MissingKeyId => format!("`encryptedPayload`: {e}"),
+            JweError::UnknownKey => "`encryptedPayload` is encrypted to an unknown `kid`".to_owned(),
+            _ => "`encryptedPayload` could not be decrypted".to_owned(),
+        })
     })?;
     parse_encrypted(&plaintext)
 }

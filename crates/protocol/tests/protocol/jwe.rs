@@ -175,7 +175,11 @@ fn picky_tokens_with_other_algorithms_are_refused() {
         let mut jwe = Jwe::new(alg, enc, b"x".to_vec());
         jwe.header.kid = Some(a.kid().to_owned());
         let token = jwe.encode(&pk).unwrap();
-        assert_eq!(ring_a().decrypt(&token).unwrap_err(), JweError::UnsupportedAlgorithm, "{alg:?}/{enc:?}");
+        let expected = match alg {
+            JweAlg::RsaOaep256 => JweError::UnsupportedEncryption,
+            _ => JweError::UnsupportedAlgorithm,
+        };
+        assert_eq!(ring_a().decrypt(&token).unwrap_err(), expected, "{alg:?}/{enc:?}");
     }
 }
 

@@ -229,8 +229,12 @@ async fn unknown_routes_and_methods_answer_the_contract_error() {
     for db in test_databases().await {
         let app = TestApp::spawn(&db).await;
         expect_error(app.get("/issuer-api/v1/nope").await, 404, "NOT_FOUND").await;
-        expect_error(app.get("/issuer-api/v1/cards/verify").await, 405, "METHOD_NOT_ALLOWED").await;
+        // A 405 says which method the path serves (RFC 9110 §15.5.6: `Allow` is required).
+        let get = app.get("/issuer-api/v1/cards/verify").await;
+        assert_eq!(get.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+        expect_error(get, 405, "METHOD_NOT_ALLOWED").await;
         let delete = app.client.delete(format!("{}/issuer-api/v1/public-key", app.base_url)).send().await.unwrap();
+        assert_eq!(delete.headers().get("allow").and_then(|v| v.to_str().ok()), Some("GET"));
         expect_error(delete, 405, "METHOD_NOT_ALLOWED").await;
         app.stop().await;
     }

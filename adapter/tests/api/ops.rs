@@ -102,6 +102,7 @@ async fn ops_api_needs_a_valid_token_and_serves_nothing_of_the_issuer_api() {
         expect_error(get(&app, format!("{ops}/ops/v1/outbox?limit=0"), Some(TOKEN)).await, 422, "VALIDATION_FAILED")
             .await;
         let wrong_method = app.client.delete(format!("{ops}/ops/v1/outbox")).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(wrong_method.headers().get("allow").and_then(|v| v.to_str().ok()), Some("GET"));
         expect_error(wrong_method, 405, "METHOD_NOT_ALLOWED").await;
 
         // Nothing of the Issuer API on the ops port...

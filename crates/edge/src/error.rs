@@ -46,8 +46,10 @@ pub enum ApiError {
     /// A well-formed request for something that does not exist (ops API: an unknown row id).
     #[error("{0}")]
     UnknownResource(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// A known path with another method; `allow` lists the methods it serves (the `Allow`
+    /// header RFC 9110 §15.5.6 requires on a 405).
+    #[error("method not allowed: this path serves {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("the request body did not arrive within {secs} s")]
     RequestTimeout { secs: u64 },
     #[error("{0}")]
@@ -89,7 +91,7 @@ impl ApiError {
             ApiError::InvalidTokenState(_) => ErrorCode::InvalidTokenState,
             ApiError::UpstreamUnavailable { .. } => ErrorCode::Unavailable,
             ApiError::NotFound | ApiError::UnknownResource(_) => ErrorCode::NotFound,
-            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
@@ -150,7 +152,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidTokenState(_) => StatusCode::CONFLICT,
             ApiError::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -188,9 +190,28 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
         if matches!(self, ApiError::InvalidToken) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(body)
     }
+}
+
+/// A resource at `path` serving `handler` for `method` (`"GET"`, `"POST"`, …); any other method
+/// answers 405 `METHOD_NOT_ALLOWED` with the contract's body and an `Allow` header naming
+/// `method` (a known path with the wrong method is not a 404).
+pub fn resource<F, Args>(path: &str, method: &'static str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    // The route tables name their methods as literals: a typo is a bug found at start-up.
+    let served = actix_web::http::Method::from_bytes(method.as_bytes()).expect("an HTTP method name");
+    actix_web::web::resource(path).route(actix_web::web::method(served).to(handler)).default_service(
+        actix_web::web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: method }) }),
+    )
 }

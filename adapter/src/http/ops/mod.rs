@@ -36,7 +36,7 @@ use crate::domain::scopes::Scope;
 use crate::relay::tmp_api::{TmpApiClient, TmpError};
 use crate::store::{IdempotentWrite, OpsAuditRecord};
 use tmp_edge::correlation;
-use tmp_edge::error::ApiError;
+use tmp_edge::error::{ApiError, resource};
 use tmp_edge::json::parse_body;
 
 pub use auth::{OpsClientSubject, Principal};
@@ -55,30 +55,19 @@ pub struct OpsState {
 
 /// Route table of the ops listener. Nothing of the Issuer API is served here.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str, route: actix_web::Route| {
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
-    };
     // Literal segments before patterns: `replay` before `{id}`.
-    cfg.service(resource("/ops/v1/cards/{cardId}/tokens", web::get().to(tokens::list)))
-        .service(resource("/ops/v1/tokens/{tokenId}/{action}", web::post().to(tokens::action)))
-        .service(resource(
-            "/ops/v1/cards/{cardId}/push-provisioning/apple-pay",
-            web::post().to(provisioning::apple_pay),
-        ))
-        .service(resource(
-            "/ops/v1/cards/{cardId}/push-provisioning/google-pay",
-            web::post().to(provisioning::google_pay),
-        ))
-        .service(resource("/ops/v1/cards/{cardId}/decisions", web::get().to(audit::decisions)))
-        .service(resource("/ops/v1/audit", web::get().to(audit::list)))
-        .service(resource("/ops/v1/outbox", web::get().to(outbox::list)))
-        .service(resource("/ops/v1/outbox/replay", web::post().to(outbox::replay)))
-        .service(resource("/ops/v1/outbox/{id}", web::get().to(outbox::show)))
-        .service(resource("/ops/v1/outbox/{id}/retry", web::post().to(outbox::retry)))
-        .service(resource("/ops/v1/outbox/{id}/skip", web::post().to(outbox::skip)))
-        .service(resource("/openapi.json", web::get().to(openapi)));
+    cfg.service(resource("/ops/v1/cards/{cardId}/tokens", "GET", tokens::list))
+        .service(resource("/ops/v1/tokens/{tokenId}/{action}", "POST", tokens::action))
+        .service(resource("/ops/v1/cards/{cardId}/push-provisioning/apple-pay", "POST", provisioning::apple_pay))
+        .service(resource("/ops/v1/cards/{cardId}/push-provisioning/google-pay", "POST", provisioning::google_pay))
+        .service(resource("/ops/v1/cards/{cardId}/decisions", "GET", audit::decisions))
+        .service(resource("/ops/v1/audit", "GET", audit::list))
+        .service(resource("/ops/v1/outbox", "GET", outbox::list))
+        .service(resource("/ops/v1/outbox/replay", "POST", outbox::replay))
+        .service(resource("/ops/v1/outbox/{id}", "GET", outbox::show))
+        .service(resource("/ops/v1/outbox/{id}/retry", "POST", outbox::retry))
+        .service(resource("/ops/v1/outbox/{id}/skip", "POST", outbox::skip))
+        .service(resource("/openapi.json", "GET", openapi));
 }
 
 pub async fn openapi() -> HttpResponse {

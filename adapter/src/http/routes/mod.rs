@@ -16,26 +16,21 @@ use tmp_protocol::issuer_api::{
 use tmp_protocol::jwe::JweError;
 
 use super::AppState;
-use tmp_edge::error::ApiError;
+use tmp_edge::error::{ApiError, resource};
 use tmp_edge::json::parse_encrypted;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // A known path with the wrong method answers 405 with the contract's body, not 404.
-    let resource = |path: &str, route: actix_web::Route| {
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed) }))
-    };
-    cfg.service(resource(VERIFY_CARD_PATH, web::post().to(cards::verify_card)))
-        .service(resource(VERIFY_CVC_PATH, web::post().to(cards::verify_cvc)))
-        .service(resource(TOKEN_EVENTS_PATH, web::post().to(tokens::token_event)))
-        .service(resource(NOTIFICATIONS_PATH, web::post().to(notifications::notification)))
-        .service(resource(PUBLIC_KEY_PATH, web::get().to(public_key::public_key)))
-        .service(resource(tmp_protocol::processor::EVENTS_PATH, web::post().to(processor::events)))
-        .service(resource("/healthz", web::get().to(system::healthz)))
-        .service(resource("/readyz", web::get().to(system::readyz)))
-        .service(resource("/metrics", web::get().to(system::metrics)))
-        .service(resource("/openapi.json", web::get().to(system::openapi)));
+    cfg.service(resource(VERIFY_CARD_PATH, "POST", cards::verify_card))
+        .service(resource(VERIFY_CVC_PATH, "POST", cards::verify_cvc))
+        .service(resource(TOKEN_EVENTS_PATH, "POST", tokens::token_event))
+        .service(resource(NOTIFICATIONS_PATH, "POST", notifications::notification))
+        .service(resource(PUBLIC_KEY_PATH, "GET", public_key::public_key))
+        .service(resource(tmp_protocol::processor::EVENTS_PATH, "POST", processor::events))
+        .service(resource("/healthz", "GET", system::healthz))
+        .service(resource("/readyz", "GET", system::readyz))
+        .service(resource("/metrics", "GET", system::metrics))
+        .service(resource("/openapi.json", "GET", system::openapi));
 }
 
 /// Decrypts a JWE sent to the adapter's key and parses what it holds. The RSA private-key

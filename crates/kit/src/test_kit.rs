@@ -110,7 +110,10 @@ impl TestKit {
                 let _ = admin.close().await;
                 (with_database(admin_url, &name), Database::Postgres { admin_url: admin_url.clone(), name })
             }
-            Some(other) => bail!("--database-url must be a postgres:// URL (SQLite is the default), not {other}"),
+            Some(other) => bail!(
+                "--database-url must be a postgres:// URL (SQLite is the default), not {}",
+                tmp_adapter::config::redact_url(other)
+            ),
         };
 
         let (tmp_secret, tmp_text) = WebhookSecret::generate();

@@ -1,17 +1,37 @@
-//! Durable state of the adapter behind one trait, with a SQLite implementation (the embedded
-//! default) and a PostgreSQL one (production, several replicas). Both run the same contract;
-//! their migrations live in `adapter/migrations/{sqlite,postgres}` and are kept in lockstep.
+//! Durable state of the adapter: the records it keeps, and the store that keeps them, one
+//! implementation ([`SqlStore`]) on SQLite (the embedded default) or PostgreSQL (production,
+//! several replicas). Its statements are written once, grouped by aggregate (`cards`, `cvc`,
+//! `decisions`, `tokens`, `notifications`, `outbox`, `ops`, `idempotency`), each with the trait
+//! its callers use; `engine` runs them on either database, and `sqlite`/`postgres` hold what
+//! truly differs. The migrations live in `adapter/migrations/{sqlite,postgres}` and are kept in
+//! lockstep.
 //!
 //! Every method that changes state and answers an idempotent request takes the
 //! [`IdempotencyRecord`] to write *in the same transaction*, so a stored response always
 //! corresponds to an effect that happened, and an effect never happens without its response.
 
+mod cards;
+mod cvc;
+mod decisions;
+mod engine;
+mod idempotency;
+mod notifications;
+mod ops;
+mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
+mod tokens;
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use cards::CardStore;
+pub use cvc::CvcAttempts;
+pub use decisions::DecisionStore;
+pub use engine::SqlStore;
+pub use idempotency::IdempotencyStore;
+pub use notifications::NotificationStore;
+pub use ops::OpsStore;
+pub use outbox::{OutboxStore, claim_window};
+pub use tokens::TokenStore;
 
 use std::sync::Arc;
 
@@ -333,8 +353,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// **Durability.** Every write that stands behind an answer (an acknowledgement, a decision, an
 /// idempotency record, a CVC attempt, an audit entry) is durable when the method returns. Three
 /// writes are *relaxed* — committed without waiting for the disk, and made durable by the next
-/// durable commit or shortly after: [`Store::remember_request_id`], [`Store::claim_outbox`] and
-/// [`Store::finish_outbox`] (SQLite relaxes them; PostgreSQL does not, see its module). Losing one to a power cut only makes something happen again that
+/// durable commit or shortly after: [`IdempotencyStore::remember_request_id`], [`OutboxStore::claim_outbox`] and
+/// [`OutboxStore::finish_outbox`] (SQLite relaxes them; PostgreSQL does not, see its module). Losing one to a power cut only makes something happen again that
 /// is safe to repeat: a replayed request would be checked again (its effects, if any, were
 /// committed durably with their idempotency record, and commit in order after its id), a lease
 /// would be taken again, a delivery would be made again under the same idempotency key
@@ -342,185 +362,52 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// so relaxing them halves the disk flushes of the hot paths on SQLite, whose single writer
 /// cannot flush two transactions together.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    CardStore
+    + CvcAttempts
+    + DecisionStore
+    + TokenStore
+    + NotificationStore
+    + OutboxStore
+    + OpsStore
+    + IdempotencyStore
+    + 'static
+{
     /// Applies pending embedded migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
-
-    // ---- local card registry ----
-    /// Inserts or updates (by `card_id`) all cards in ONE transaction: all or nothing.
-    /// A PAN fingerprint already used by another card id → `DuplicatePan`, nothing written.
-    async fn upsert_cards(&self, cards: &[CardRecord]) -> StoreResult<u64>;
-    async fn find_card_by_fingerprint(&self, fingerprint: &[u8]) -> StoreResult<Option<CardRecord>>;
-    async fn find_card(&self, card_id: &str) -> StoreResult<Option<CardRecord>>;
-
-    // ---- CVC attempt counting (per card, with a lockout window) ----
-    /// Failures counted in the current window (0 when the window has passed).
-    async fn cvc_failures(&self, card_id: &str, now: OffsetDateTime, window: time::Duration) -> StoreResult<u32>;
-    /// Atomically reserves one attempt before a CVC is checked: counts it as a failure
-    /// (restarting the window when it has passed) unless `max_attempts` are already counted in
-    /// the window, in which case nothing changes and `None` (locked out) is returned. Counting
-    /// before checking is what stops parallel guesses from all being checked; a match then
-    /// clears the counter.
-    async fn reserve_cvc_attempt(
-        &self,
-        card_id: &str,
-        now: OffsetDateTime,
-        window: time::Duration,
-        max_attempts: u32,
-    ) -> StoreResult<Option<u32>>;
-    /// A match clears the counter (reservations of attempts still in flight included).
-    async fn clear_cvc_failures(&self, card_id: &str) -> StoreResult<()>;
-
-    // ---- decisions (audit) ----
-    /// Writes the audit row, and the idempotency record when given, in one transaction.
-    async fn record_decision(
-        &self,
-        decision: &DecisionRecord,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> StoreResult<IdempotentWrite>;
-    /// Newest first, every card (stand-ins, which found no card, included).
-    async fn recent_decisions(&self, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
-    /// Newest first.
-    async fn decisions_for_card(&self, card_id: &str, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
-
-    // ---- token mirror ----
-    /// Tokens of a card that are not `DEACTIVATED`.
-    async fn count_live_tokens(&self, card_id: &str) -> StoreResult<u32>;
-    /// In one transaction: records the event in the history (ignored if `event_id` is already
-    /// there), updates the mirror unless the event is older than the mirror's `status_at`,
-    /// writes the outbox record and the idempotency record.
-    async fn apply_token_event(
-        &self,
-        event: &TokenEventRecord,
-        outbox: &OutboxRecord,
-        idempotency: &IdempotencyRecord,
-    ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)>;
-    async fn find_token(&self, token_id: &str) -> StoreResult<Option<TokenRecord>>;
-    /// Oldest first.
-    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<TokenEventRecord>>;
-
-    // ---- notifications ----
-    /// In one transaction: stores the notification (ignored if its id is already there),
-    /// the outbox record and the idempotency record.
-    async fn store_notification(
-        &self,
-        notification: &NotificationRecord,
-        outbox: &OutboxRecord,
-        idempotency: &IdempotencyRecord,
-    ) -> StoreResult<IdempotentWrite>;
-    async fn find_notification(&self, notification_id: &str) -> StoreResult<Option<NotificationRecord>>;
-    /// Erases OTP ciphertexts whose notification expired before `now`. Returns how many.
-    async fn erase_expired_otps(&self, now: OffsetDateTime) -> StoreResult<u64>;
-
-    // ---- outbox (delivery is done by the relay) ----
-    /// Pending rows, oldest first (for inspection and tests).
-    async fn pending_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRecord>>;
-
-    /// Erases a notification's OTP ciphertext (once delivered).
-    async fn erase_otp(&self, notification_id: &str) -> StoreResult<()>;
-
-    // ---- processor events ----
-    /// In ONE transaction: deduplicates every event by id, applies its registry change and
-    /// writes its outbox row. All or nothing: a conflicting id or a PAN registered under
-    /// another card id (`DuplicatePan`) writes nothing.
-    async fn ingest_processor_events(&self, events: &[ProcessorEventRecord]) -> StoreResult<IngestOutcome>;
-
-    // ---- outbox relay ----
-    /// Leases up to `limit` deliverable rows of `destination` to `owner` until `lease_until`:
-    /// pending, due, not leased (or the lease expired), and the oldest pending row of their
-    /// ordering key at that destination (FIFO per destination and card: one receiver's backlog
-    /// never holds up another receiver's messages). Relaxed durability (see the trait).
-    async fn claim_outbox(
-        &self,
-        owner: &str,
-        destination: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEntry>>;
-    /// Records an attempt on a row `owner` still leases. False when the lease was lost (taken
-    /// over, or the operator changed the row): nothing written. Relaxed durability (see the
-    /// trait): a result lost to a power cut means one more delivery under the same key.
-    async fn finish_outbox(
-        &self,
-        id: uuid::Uuid,
-        owner: &str,
-        now: OffsetDateTime,
-        result: &DeliveryResult,
-    ) -> StoreResult<bool>;
-    /// Newest first.
-    async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Vec<OutboxEntry>>;
-    async fn find_outbox(&self, id: uuid::Uuid) -> StoreResult<Option<OutboxEntry>>;
-    /// A pending or dead row becomes due now (a dead one starts a fresh schedule).
-    async fn retry_outbox(&self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool>;
-    /// Dead rows (and delivered ones when `include_delivered`) matching `selector` become
-    /// pending again with a fresh schedule. Returns how many.
-    async fn replay_outbox(
-        &self,
-        selector: &ReplaySelector,
-        include_delivered: bool,
-        now: OffsetDateTime,
-    ) -> StoreResult<u64>;
-    /// A pending row becomes dead without delivery (unblocks its ordering key).
-    async fn skip_outbox(&self, id: uuid::Uuid, reason: &str) -> StoreResult<bool>;
-    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
-
-    // ---- ops API: keys, audit, token mirror by card ----
-    /// Stores a new key and the audit row of its creation in one transaction.
-    async fn create_api_key(&self, key: &ApiKeyRecord, audit: &OpsAuditRecord) -> StoreResult<()>;
-    async fn find_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
-    /// Every key, revoked ones included, oldest first.
-    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
-    /// Revokes a live key and audits it, in one transaction. False when no live key has this id
-    /// (nothing written).
-    async fn revoke_api_key(&self, id: &str, at: OffsetDateTime, audit: &OpsAuditRecord) -> StoreResult<bool>;
-    /// Writes the audit row, and the idempotency record when given, in one transaction.
-    async fn record_ops_audit(
-        &self,
-        audit: &OpsAuditRecord,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> StoreResult<IdempotentWrite>;
-    /// Newest first.
-    async fn list_ops_audit(&self, filter: &OpsAuditFilter) -> StoreResult<Vec<OpsAuditRecord>>;
-    /// The mirror's tokens of a card, most recently updated first.
-    async fn tokens_for_card(&self, card_id: &str) -> StoreResult<Vec<TokenRecord>>;
-
-    // ---- idempotency ----
-    async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
-    /// Deletes records created before `before`. Returns how many.
-    async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64>;
-
-    // ---- replay protection for signed requests ----
-    /// Remembers a `webhook-id`. Returns false when it was already seen (a replay). Relaxed
-    /// durability (see the trait).
-    async fn remember_request_id(&self, request_id: &str, seen_at: OffsetDateTime) -> StoreResult<bool>;
-    /// Forgets ids seen before `before` (older than the signature tolerance can't be replayed).
-    async fn purge_request_ids(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }
 
 pub type DynStore = Arc<dyn Store>;
 
-/// How many of a destination's oldest pending rows the first step of a claim looks through.
-///
-/// A claim takes the oldest pending row of each card. Scanning pending rows in order and
-/// skipping those behind an older one costs one index probe per row skipped: when the backlog
-/// is a few cards with deep queues whose heads are all in flight, that is every pending row on
-/// every claim (30 ms at 10 000 rows, and the relay claims after every delivery). So the first
-/// step looks only this far; when it comes back short, a second step visits the head of each
-/// card with pending rows — one probe per card, cheap exactly when the first step is not.
-/// Both steps are costly only for a backlog that is deep *and* spread over very many cards.
-pub fn claim_window(limit: u32) -> i64 {
-    i64::from(limit) * 4 + 256
-}
-
 /// Opens the store named by a database URL: `sqlite://…` or `postgres://…`.
 /// SQLite files are created (with their directory) on first use and run in WAL mode.
+/// Does not run the migrations: see [`Store::migrate`].
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+    let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        engine::Engine::Postgres(postgres::connect(url, max_connections).await?)
     } else {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        engine::Engine::Sqlite(sqlite::SqliteEngine::connect(url, max_connections).await?)
+    };
+    Ok(Arc::new(SqlStore { engine }))
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> StoreResult<()> {
+        match &self.engine {
+            engine::Engine::Sqlite(sqlite) => sqlite.migrate().await,
+            engine::Engine::Postgres(pool) => postgres::migrate(pool).await,
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> StoreResult<()> {
+        engine::dispatch!(self.read(), |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
     }
 }

@@ -1,11 +1,17 @@
-//! What both backends share: row shapes (decoded by `sqlx::FromRow` from either engine) and
-//! their conversion into the store's records, plus the timestamp normalisation.
+//! What the rows look like in both engines: row shapes (decoded by `sqlx::FromRow` from either)
+//! and their conversion into the store's records, and [`Ts`], the one timestamp type both
+//! encode.
 //!
 //! Timestamps are stored in UTC with microsecond precision (PostgreSQL's `TIMESTAMPTZ`
 //! resolution). SQLite keeps them as fixed-width RFC 3339 text (see [`sqlite_ts`]) so that
 //! comparing the text in SQL compares the instants. Records read back therefore carry UTC
 //! instants truncated to the microsecond.
 
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo};
+use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo};
+use sqlx::{Encode, Postgres, Sqlite, Type};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
@@ -32,8 +38,34 @@ pub(super) fn sqlite_ts(t: OffsetDateTime) -> String {
     normalize_ts(t).format(SQLITE_TS).expect("a UTC instant with a 4-digit year formats")
 }
 
-pub(super) fn opt_sqlite_ts(t: Option<OffsetDateTime>) -> Option<String> {
-    t.map(sqlite_ts)
+/// An instant as a statement parameter, in the form its engine stores: `TIMESTAMPTZ` on
+/// PostgreSQL, the fixed-width text of [`sqlite_ts`] on SQLite; both in UTC, truncated to the
+/// microsecond. Read back, either decodes as an `OffsetDateTime`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ts(pub(super) OffsetDateTime);
+
+impl Type<Sqlite> for Ts {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Ts {
+    fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(sqlite_ts(self.0), buf)
+    }
+}
+
+impl Type<Postgres> for Ts {
+    fn type_info() -> PgTypeInfo {
+        <OffsetDateTime as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Ts {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <OffsetDateTime as Encode<Postgres>>::encode_by_ref(&normalize_ts(self.0), buf)
+    }
 }
 
 /// `now - window`: a window that started at or before this instant has passed.
@@ -468,10 +500,10 @@ impl TryFrom<OutboxEntryRow> for OutboxEntry {
 pub(super) fn result_columns(
     result: &DeliveryResult,
     now: OffsetDateTime,
-) -> (&'static str, Option<OffsetDateTime>, Option<String>, Option<OffsetDateTime>) {
+) -> (&'static str, Option<Ts>, Option<String>, Option<Ts>) {
     match result {
-        DeliveryResult::Delivered => ("delivered", None, None, Some(normalize_ts(now))),
-        DeliveryResult::Retry { at, error } => ("pending", Some(normalize_ts(*at)), Some(error.clone()), None),
+        DeliveryResult::Delivered => ("delivered", None, None, Some(Ts(now))),
+        DeliveryResult::Retry { at, error } => ("pending", Some(Ts(*at)), Some(error.clone()), None),
         DeliveryResult::Dead { error } => ("dead", None, Some(error.clone()), None),
     }
 }

@@ -382,6 +382,7 @@ async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow:
 }
 
 async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<ExitCode> {
+    use crate::outbox::OutboxStatus;
     use crate::store::{OutboxEntry, OutboxFilter, ReplaySelector};
     use time::format_description::well_known::Rfc3339;
     let store = crate::store::connect(&settings.database.url, 1).await?;
@@ -393,7 +394,7 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
             e.record.id,
             e.status,
             e.record.destination,
-            e.record.event_type,
+            e.record.event_type(),
             e.record.ordering_key,
             e.attempts,
             ts(e.record.created_at),
@@ -412,10 +413,14 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
     };
     match command {
         OutboxCommand::List { status, card, limit } => {
-            if status.as_deref().is_some_and(|s| !matches!(s, "pending" | "delivered" | "dead")) {
-                anyhow::bail!("--status must be pending, delivered or dead");
-            }
-            let filter = OutboxFilter { status: status.clone(), ordering_key: card.clone(), limit: *limit };
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => Some(
+                    OutboxStatus::parse(s)
+                        .ok_or_else(|| anyhow::anyhow!("--status must be pending, delivered or dead"))?,
+                ),
+            };
+            let filter = OutboxFilter { status, ordering_key: card.clone(), limit: *limit };
             for entry in store.list_outbox(&filter).await? {
                 println!("{}", line(&entry));
             }
@@ -433,11 +438,7 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
                 println!("delivered_at: {}", e.delivered_at.map(ts).unwrap_or_default());
                 println!("not_after: {}", e.record.not_after.map(ts).unwrap_or_default());
                 println!("correlation_id: {}", e.record.correlation_id.as_deref().unwrap_or("-"));
-                let mut payload = e.record.payload.clone();
-                if let Some(sealed) = payload.get_mut("sealed") {
-                    *sealed = serde_json::json!("(encrypted card data)");
-                }
-                println!("payload: {payload}");
+                println!("payload: {}", e.record.message.to_operator_json());
                 Ok(ExitCode::SUCCESS)
             }
             None => {

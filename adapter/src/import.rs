@@ -21,6 +21,7 @@ use tmp_protocol::enums::IssuerCardStatus;
 use tmp_protocol::sensitive::{Expiry, Pan};
 
 use crate::config::Settings;
+use crate::crypto::aad;
 use crate::crypto::at_rest::{DataKeyRing, Fingerprinter};
 use crate::keys::KeyMaterial;
 use crate::store::CardRecord;
@@ -151,7 +152,7 @@ pub fn parse(
             problems.push(LineProblem { line, message: "the same PAN appears on an earlier line".into() });
             continue;
         }
-        let sealed = data_keys.encrypt(card.pan.expose().as_bytes(), &pan_aad(&card.card_id));
+        let sealed = data_keys.encrypt(card.pan.expose().as_bytes(), &aad::card_pan(&card.card_id));
         records.push((
             line,
             CardRecord {
@@ -171,11 +172,6 @@ pub fn parse(
     }
     progress.finish_and_clear();
     Ok((records, problems))
-}
-
-/// Associated data binding a PAN ciphertext to its card.
-pub fn pan_aad(card_id: &str) -> Vec<u8> {
-    format!("pan:{card_id}").into_bytes()
 }
 
 fn parse_json_line(line: &str) -> Result<CardLine, String> {

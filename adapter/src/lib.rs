@@ -5,7 +5,8 @@
 //! - [`domain`]: the decision policy, verification with deadline and stand-in, token events
 //!   and notifications;
 //! - [`card_source`]: the local card registry and the processor bridge behind one trait;
-//! - [`store`]: SQLite and PostgreSQL behind one trait;
+//! - [`outbox`]: the typed messages queued for delivery; [`relay`]: their delivery;
+//! - [`store`]: one SQL store on SQLite or PostgreSQL, behind per-aggregate traits;
 //! - [`crypto`], [`keys`]: keys at rest and in transit (TLS is `tmp_edge::tls`);
 //! - [`config`], [`cli`], [`startup`], [`telemetry`], [`metrics`]: running it.
 
@@ -19,6 +20,7 @@ pub mod import;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod outbox;
 pub mod relay;
 pub mod startup;
 pub mod store;

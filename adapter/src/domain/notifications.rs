@@ -8,8 +8,9 @@ use tmp_protocol::enums::NotificationType;
 use tmp_protocol::issuer_api::{ActivationCode, NotificationRequest};
 
 use super::fields::{check_id, check_requestor};
-use super::token_events::ISSUER_WEBHOOK;
+use crate::crypto::aad;
 use crate::crypto::at_rest::DataKeyRing;
+use crate::outbox::{Destination, OutboxMessage};
 use crate::store::{NotificationRecord, OutboxRecord};
 use tmp_edge::error::ApiError;
 
@@ -31,19 +32,13 @@ pub fn validate(n: &NotificationRequest) -> Result<(), ApiError> {
     }
 }
 
-/// Associated data binding an OTP ciphertext to its notification: a ciphertext copied to
-/// another row does not decrypt.
-pub fn otp_aad(notification_id: &str) -> Vec<u8> {
-    format!("otp:{notification_id}").into_bytes()
-}
-
 pub fn to_records(
     n: &NotificationRequest,
     code: Option<&ActivationCode>,
     data_keys: &DataKeyRing,
     now: OffsetDateTime,
 ) -> (NotificationRecord, OutboxRecord) {
-    let sealed = code.map(|c| data_keys.encrypt(c.otp.expose().as_bytes(), &otp_aad(&n.notification_id)));
+    let sealed = code.map(|c| data_keys.encrypt(c.otp.expose().as_bytes(), &aad::otp(&n.notification_id)));
     let record = NotificationRecord {
         notification_id: n.notification_id.clone(),
         notification_type: n.notification_type.as_str().into(),
@@ -59,17 +54,13 @@ pub fn to_records(
         occurred_at: n.occurred_at,
         received_at: now,
     };
-    let mut payload = serde_json::to_value(n).unwrap_or_default();
-    if let Some(object) = payload.as_object_mut() {
-        // The JWE was for the adapter; the sink gets the code from the relay, re-encrypted.
-        object.remove("encryptedPayload");
-    }
+    // The JWE was for the adapter; the sink gets the code from the relay, re-encrypted.
+    let message = OutboxMessage::Notification(NotificationRequest { encrypted_payload: None, ..n.clone() });
     let outbox = OutboxRecord {
         id: uuid::Uuid::new_v4(),
-        destination: ISSUER_WEBHOOK.into(),
+        destination: Destination::IssuerWebhook,
         ordering_key: n.card_id.clone(),
-        event_type: format!("notification.{}", n.notification_type.as_str()),
-        payload,
+        message,
         created_at: now,
         not_after: n.expires_at,
         correlation_id: Some(tmp_edge::correlation::current()),

@@ -6,9 +6,6 @@
 //! in the outbox row only sealed under the data key (bound to the row's id), to be
 //! re-encrypted to the destination's key at delivery. The outbox payload itself never holds it.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_protocol::enums::IssuerCardStatus;
@@ -18,16 +15,12 @@ use zeroize::Zeroizing;
 
 use super::fields::{self, check_id};
 use crate::config::Approach;
-use crate::import::pan_aad;
+use crate::crypto::aad;
 use crate::keys::KeyMaterial;
+use crate::outbox::{CardEventMessage, Destination, ForwardedEvent, OutboxMessage, SealedCardData};
 use crate::store::{CardChange, CardRecord, OutboxRecord, ProcessorEventRecord};
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
-
-/// Outbox destination of events for the TMP API (approach `external`).
-pub const TMP_API: &str = "tmp_api";
-/// Outbox destination of events for DataCore's Lifecycle API (approach `datacore`).
-pub const LIFECYCLE_API: &str = "lifecycle_api";
 
 /// The card data an event carried encrypted, once decrypted.
 pub enum CardSecret {
@@ -90,21 +83,16 @@ pub fn validate(event: &ProcessorEvent) -> Result<(), ApiError> {
 
 /// Where an event goes under `approach`; None when that approach has nothing to tell.
 /// (`external`: TMP learns of new cards and contacts by asking the Issuer API.)
-pub fn destination(approach: Approach, body: &ProcessorEventBody) -> Option<&'static str> {
+pub fn destination(approach: Approach, body: &ProcessorEventBody) -> Option<Destination> {
     match (approach, body) {
-        (Approach::Datacore, _) => Some(LIFECYCLE_API),
+        (Approach::Datacore, _) => Some(Destination::LifecycleApi),
         (Approach::External, ProcessorEventBody::CardIssued(_) | ProcessorEventBody::CardholderUpdated(_)) => None,
-        (Approach::External, _) => Some(TMP_API),
+        (Approach::External, _) => Some(Destination::TmpApi),
     }
 }
 
-/// Associated data binding sealed card data to its outbox row.
-pub fn sealed_aad(outbox_id: &uuid::Uuid) -> Vec<u8> {
-    format!("outbox:{outbox_id}").into_bytes()
-}
-
 fn card_record(card_id: &str, card: &ReplacementCardData, keys: &KeyMaterial, now: OffsetDateTime) -> CardRecord {
-    let sealed = keys.data_keys.encrypt(card.pan.expose().as_bytes(), &pan_aad(card_id));
+    let sealed = keys.data_keys.encrypt(card.pan.expose().as_bytes(), &aad::card_pan(card_id));
     CardRecord {
         card_id: card_id.to_owned(),
         pan_fingerprint: keys.fingerprinter.fingerprint(&card.pan).to_vec(),
@@ -156,29 +144,26 @@ pub fn to_record(
         None => None,
         Some(destination) => {
             let id = uuid::Uuid::new_v4();
-            let mut event_json = serde_json::to_value(event).map_err(|e| ApiError::Internal(e.into()))?;
-            if let Some(data) = event_json.get_mut("data").and_then(Value::as_object_mut) {
-                // The JWE was for the adapter; the relay re-encrypts for the destination.
-                data.remove("encryptedPayload");
-            }
-            let mut payload = json!({ "event": event_json });
-            if let Some(secret) = secret {
-                let plaintext = Zeroizing::new(
-                    match secret {
-                        CardSecret::Card(card) => serde_json::to_vec(card),
-                        CardSecret::Expiry(expiry) => serde_json::to_vec(expiry),
-                    }
-                    .map_err(|_| internal("card data does not serialize"))?,
-                );
-                let sealed = keys.data_keys.encrypt(&plaintext, &sealed_aad(&id));
-                payload["sealed"] = json!({ "keyId": sealed.key_id, "data": STANDARD.encode(&sealed.bytes) });
-            }
+            // The JWE was for the adapter: the card data travels sealed, and the relay
+            // re-encrypts it for the destination.
+            let sealed = secret
+                .map(|secret| {
+                    let plaintext = Zeroizing::new(
+                        match secret {
+                            CardSecret::Card(card) => serde_json::to_vec(card),
+                            CardSecret::Expiry(expiry) => serde_json::to_vec(expiry),
+                        }
+                        .map_err(|_| internal("card data does not serialize"))?,
+                    );
+                    let sealed = keys.data_keys.encrypt(&plaintext, &aad::outbox_row(&id));
+                    Ok::<_, ApiError>(SealedCardData { key_id: sealed.key_id, data: sealed.bytes })
+                })
+                .transpose()?;
             Some(OutboxRecord {
                 id,
-                destination: destination.to_owned(),
+                destination,
                 ordering_key: event.card_id.clone(),
-                event_type: event.body.type_name().to_owned(),
-                payload,
+                message: OutboxMessage::CardEvent(CardEventMessage { event: ForwardedEvent::from(event), sealed }),
                 created_at: now,
                 not_after: None,
                 correlation_id: Some(tmp_edge::correlation::current()),

@@ -5,11 +5,9 @@ use time::OffsetDateTime;
 use tmp_protocol::issuer_api::TokenEventRequest;
 
 use super::fields::{check_id, check_requestor, check_text};
+use crate::outbox::{Destination, OutboxMessage};
 use crate::store::{OutboxRecord, TokenEventRecord};
 use tmp_edge::error::ApiError;
-
-/// Outbox destination of everything meant for the issuer's own systems (webhook sinks).
-pub const ISSUER_WEBHOOK: &str = "issuer_webhook";
 
 pub fn validate(event: &TokenEventRequest) -> Result<(), ApiError> {
     check_id("eventId", &event.event_id)?;
@@ -44,11 +42,10 @@ pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEvent
     };
     let outbox = OutboxRecord {
         id: uuid::Uuid::new_v4(),
-        destination: ISSUER_WEBHOOK.into(),
+        destination: Destination::IssuerWebhook,
         ordering_key: event.card_id.clone(),
-        event_type: "token.status_changed".into(),
         // The wire event itself: it holds no card data.
-        payload: serde_json::to_value(event).unwrap_or_default(),
+        message: OutboxMessage::TokenEvent(event.clone()),
         created_at: now,
         not_after: None,
         correlation_id: Some(tmp_edge::correlation::current()),

@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
 use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tmp_protocol::enums::IssuerCardStatus;
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
@@ -28,10 +26,9 @@ use tmp_edge::client::{Request as HttpRequest, SendError, SignedClient};
 
 use super::client::{destination_client, http_client, parse_secrets};
 use crate::config::{DestinationSettings, Settings, SinkSettings};
-use crate::domain::notifications::otp_aad;
-use crate::domain::processor_events::{LIFECYCLE_API, TMP_API, sealed_aad};
-use crate::domain::token_events::ISSUER_WEBHOOK;
+use crate::crypto::aad;
 use crate::keys::KeyMaterial;
+use crate::outbox::{CardEventMessage, Destination, ForwardedBody, ForwardedEvent, OutboxMessage};
 use crate::store::{DynStore, OutboxEntry};
 
 /// What one attempt came to.
@@ -145,24 +142,32 @@ impl Destinations {
     }
 
     pub(super) async fn deliver(&self, entry: &OutboxEntry) -> Attempt {
-        match entry.record.destination.as_str() {
-            ISSUER_WEBHOOK => self.deliver_to_sinks(entry).await,
-            TMP_API => self.forward(&self.tmp, entry, tmp_request).await,
-            LIFECYCLE_API => self.forward(&self.lifecycle, entry, lifecycle_request).await,
-            other => Attempt::Permanent(format!("unknown destination `{other}`")),
+        match (entry.record.destination, &entry.record.message) {
+            (Destination::IssuerWebhook, message) => self.deliver_to_sinks(entry, message).await,
+            (Destination::TmpApi, OutboxMessage::CardEvent(card)) => {
+                self.forward(&self.tmp, entry, card, tmp_request).await
+            }
+            (Destination::LifecycleApi, OutboxMessage::CardEvent(card)) => {
+                self.forward(&self.lifecycle, entry, card, lifecycle_request).await
+            }
+            (destination, message) => Attempt::Permanent(format!(
+                "no mapping of `{}` onto destination {}",
+                message.event_type(),
+                destination.as_str()
+            )),
         }
     }
 
     /// The card data sealed into the row at ingest (JSON `{"pan","expiry"}` or `{"expiry"}`).
-    fn unseal(&self, entry: &OutboxEntry) -> Result<Option<Zeroizing<Vec<u8>>>, Attempt> {
-        let Some(sealed) = entry.record.payload.get("sealed") else {
+    fn unseal(&self, entry: &OutboxEntry, card: &CardEventMessage) -> Result<Option<Zeroizing<Vec<u8>>>, Attempt> {
+        let Some(sealed) = &card.sealed else {
             return Ok(None);
         };
-        let broken = || Attempt::Permanent("sealed card data cannot be decrypted".into());
-        let key_id = sealed["keyId"].as_str().ok_or_else(broken)?;
-        let bytes = STANDARD.decode(sealed["data"].as_str().ok_or_else(broken)?).map_err(|_| broken())?;
-        let plaintext =
-            self.keys.data_keys.decrypt(key_id, &bytes, &sealed_aad(&entry.record.id)).map_err(|_| broken())?;
+        let plaintext = self
+            .keys
+            .data_keys
+            .decrypt(&sealed.key_id, &sealed.data, &aad::outbox_row(&entry.record.id))
+            .map_err(|_| Attempt::Permanent("sealed card data cannot be decrypted".into()))?;
         Ok(Some(plaintext))
     }
 
@@ -190,9 +195,10 @@ impl Destinations {
         &self,
         api: &Api,
         entry: &OutboxEntry,
-        map: fn(&OutboxEntry, Option<String>) -> Result<Request, String>,
+        card: &CardEventMessage,
+        map: fn(&ForwardedEvent, Option<String>) -> Result<Request, String>,
     ) -> Attempt {
-        let sealed = match self.unseal(entry) {
+        let sealed = match self.unseal(entry, card) {
             Ok(sealed) => sealed,
             Err(attempt) => return attempt,
         };
@@ -212,7 +218,7 @@ impl Destinations {
                     }
                 }
             };
-            let request = match map(entry, jwe) {
+            let request = match map(&card.event, jwe) {
                 Ok(request) => request,
                 Err(error) => return Attempt::Permanent(error),
             };
@@ -229,15 +235,14 @@ impl Destinations {
     /// Delivers to every sink whose filter takes the event type. A failure at any sink fails
     /// the attempt and the retry goes to all of them again: sinks deduplicate on
     /// `X-Idempotency-Key`.
-    async fn deliver_to_sinks(&self, entry: &OutboxEntry) -> Attempt {
-        let sinks: Vec<&Sink> = self.sinks.iter().filter(|s| s.settings.accepts(&entry.record.event_type)).collect();
-        let notification_id = entry
-            .record
-            .event_type
-            .starts_with("notification.")
-            .then(|| entry.record.payload["notificationId"].as_str().map(str::to_owned))
-            .flatten();
-        let otp = match &notification_id {
+    async fn deliver_to_sinks(&self, entry: &OutboxEntry, message: &OutboxMessage) -> Attempt {
+        let event_type = message.event_type();
+        let sinks: Vec<&Sink> = self.sinks.iter().filter(|s| s.settings.accepts(&event_type)).collect();
+        let notification_id = match message {
+            OutboxMessage::Notification(n) => Some(n.notification_id.as_str()),
+            _ => None,
+        };
+        let otp = match notification_id {
             Some(id) if sinks.iter().any(|s| s.otp_key.is_some()) => match self.otp(id).await {
                 Ok(otp) => otp,
                 Err(attempt) => return attempt,
@@ -248,20 +253,22 @@ impl Destinations {
         let mut first_transient = None;
         let mut permanent = Vec::new();
         for sink in &sinks {
-            let mut data = entry.record.payload.clone();
-            if let (Some(otp), Some(key)) = (&otp, &sink.otp_key) {
-                #[derive(Serialize)]
-                struct Code<'a> {
-                    otp: &'a str,
-                }
-                match tmp_protocol::jwe::encrypt_json(&Code { otp: otp.as_str() }, key) {
-                    Ok(jwe) => data["encryptedPayload"] = Value::String(jwe),
-                    Err(_) => {
-                        return Attempt::Permanent(format!("sink {}: cannot encrypt to its key", sink.settings.name));
+            let data = match (message, &otp, &sink.otp_key) {
+                (OutboxMessage::Notification(n), Some(otp), Some(key)) => {
+                    #[derive(Serialize)]
+                    struct Code<'a> {
+                        otp: &'a str,
                     }
+                    let Ok(jwe) = tmp_protocol::jwe::encrypt_json(&Code { otp: otp.as_str() }, key) else {
+                        return Attempt::Permanent(format!("sink {}: cannot encrypt to its key", sink.settings.name));
+                    };
+                    let mut n = n.clone();
+                    n.encrypted_payload = Some(jwe);
+                    OutboxMessage::Notification(n).to_json()
                 }
-            }
-            let body = json!({ "type": entry.record.event_type, "timestamp": timestamp, "data": data });
+                _ => message.to_json(),
+            };
+            let body = json!({ "type": event_type, "timestamp": timestamp, "data": data });
             let body = serde_json::to_vec(&body).unwrap_or_default();
             match send(&sink.http, Method::POST, "", Some(body), entry).await {
                 Sent::Ok => {}
@@ -284,7 +291,7 @@ impl Destinations {
         if !permanent.is_empty() {
             return Attempt::Permanent(permanent.join("; "));
         }
-        if let Some(id) = &notification_id
+        if let Some(id) = notification_id
             && let Err(error) = self.store.erase_otp(id).await
         {
             // Housekeeping erases it at expiry anyway.
@@ -306,7 +313,7 @@ impl Destinations {
         let plaintext = self
             .keys
             .data_keys
-            .decrypt(&key_id, &ciphertext, &otp_aad(notification_id))
+            .decrypt(&key_id, &ciphertext, &aad::otp(notification_id))
             .map_err(|_| Attempt::Permanent("the activation code cannot be decrypted".into()))?;
         let otp = String::from_utf8(plaintext.to_vec())
             .map_err(|_| Attempt::Permanent("the activation code is corrupt".into()))?;
@@ -336,105 +343,74 @@ pub(super) fn segment(s: &str) -> String {
         .collect()
 }
 
-struct EventFields<'a> {
-    card_id: String,
-    data: &'a Value,
-}
-
-fn event_fields(entry: &OutboxEntry) -> Result<EventFields<'_>, String> {
-    let event = &entry.record.payload["event"];
-    let card_id = event["cardId"].as_str().ok_or("the outbox row has no cardId")?;
-    Ok(EventFields { card_id: segment(card_id), data: &event["data"] })
-}
-
-fn text(data: &Value, field: &str) -> Option<String> {
-    data[field].as_str().map(str::to_owned)
-}
-
 fn required(value: Option<String>, what: &str) -> Result<String, String> {
     value.ok_or_else(|| format!("the outbox row lacks {what}"))
 }
 
-fn status(data: &Value) -> Result<IssuerCardStatus, String> {
-    serde_json::from_value(data["status"].clone()).map_err(|_| "the outbox row has no valid status".to_owned())
-}
-
 /// Approach `external`: the TMP API's card-lifecycle methods.
-fn tmp_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request, String> {
-    let EventFields { card_id, data } = event_fields(entry)?;
-    let base = format!("/tmp-api/v1/cards/{card_id}");
-    match entry.record.event_type.as_str() {
-        "card.status_changed" => json_request(
+fn tmp_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Request, String> {
+    let base = format!("/tmp-api/v1/cards/{}", segment(&event.card_id));
+    match &event.body {
+        ForwardedBody::CardStatusChanged(d) => json_request(
             Method::POST,
             format!("{base}/status"),
-            &CardStatusUpdate { status: status(data)?, reason: text(data, "reason") },
+            &CardStatusUpdate { status: d.status, reason: d.reason.clone() },
         ),
-        "card.closed" => json_request(
+        ForwardedBody::CardClosed(d) => json_request(
             Method::POST,
             format!("{base}/status"),
-            &CardStatusUpdate { status: IssuerCardStatus::Closed, reason: text(data, "reason") },
+            &CardStatusUpdate { status: IssuerCardStatus::Closed, reason: d.reason.clone() },
         ),
-        "card.replaced" => json_request(
+        ForwardedBody::CardReplaced { new_card_id } => json_request(
             Method::POST,
             format!("{base}/replace"),
-            &CardReplace {
-                new_card_id: required(text(data, "newCardId"), "newCardId")?,
-                encrypted_payload: required(jwe, "card data")?,
-            },
+            &CardReplace { new_card_id: new_card_id.clone(), encrypted_payload: required(jwe, "card data")? },
         ),
-        "card.renewed" => json_request(
+        ForwardedBody::CardRenewed {} => json_request(
             Method::POST,
             format!("{base}/expiry"),
             &CardExpiryUpdate { encrypted_payload: required(jwe, "card data")? },
         ),
-        other => Err(format!("no TMP API mapping for `{other}`")),
+        other => Err(format!("no TMP API mapping for `{}`", other.type_name())),
     }
 }
 
 /// Approach `datacore`: the Lifecycle API.
-fn lifecycle_request(entry: &OutboxEntry, jwe: Option<String>) -> Result<Request, String> {
-    let EventFields { card_id, data } = event_fields(entry)?;
-    let card_path = format!("/lifecycle/v1/cards/{card_id}");
-    match entry.record.event_type.as_str() {
-        "card.issued" => json_request(
+fn lifecycle_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Request, String> {
+    let card_path = format!("/lifecycle/v1/cards/{}", segment(&event.card_id));
+    match &event.body {
+        ForwardedBody::CardIssued { product_category, cardholder } => json_request(
             Method::POST,
             "/lifecycle/v1/cards".to_owned(),
             &LifecycleCard {
-                card_id: required(entry.record.payload["event"]["cardId"].as_str().map(str::to_owned), "cardId")?,
+                card_id: event.card_id.clone(),
                 status: IssuerCardStatus::Active,
-                product_category: text(data, "productCategory"),
-                cardholder: serde_json::from_value(data["cardholder"].clone()).ok(),
+                product_category: product_category.clone(),
+                cardholder: cardholder.clone(),
                 encrypted_payload: required(jwe, "card data")?,
             },
         ),
-        "card.status_changed" => json_request(
+        ForwardedBody::CardStatusChanged(d) => json_request(
             Method::PATCH,
             card_path,
-            &LifecycleCardUpdate { status: Some(status(data)?), ..Default::default() },
+            &LifecycleCardUpdate { status: Some(d.status), ..Default::default() },
         ),
-        "card.replaced" => json_request(
+        ForwardedBody::CardReplaced { new_card_id } => json_request(
             Method::POST,
             format!("{card_path}/replace"),
-            &LifecycleCardReplace {
-                new_card_id: required(text(data, "newCardId"), "newCardId")?,
-                encrypted_payload: required(jwe, "card data")?,
-            },
+            &LifecycleCardReplace { new_card_id: new_card_id.clone(), encrypted_payload: required(jwe, "card data")? },
         ),
-        "card.renewed" => json_request(
+        ForwardedBody::CardRenewed {} => json_request(
             Method::PATCH,
             card_path,
             &LifecycleCardUpdate { encrypted_payload: Some(required(jwe, "card data")?), ..Default::default() },
         ),
-        "card.closed" => Ok(Request { method: Method::DELETE, path: card_path, body: None }),
-        "cardholder.updated" => json_request(
+        ForwardedBody::CardClosed(_) => Ok(Request { method: Method::DELETE, path: card_path, body: None }),
+        ForwardedBody::CardholderUpdated(contact) => json_request(
             Method::PATCH,
             card_path,
-            &LifecycleCardUpdate {
-                cardholder: Some(serde_json::from_value(data.clone()).map_err(|_| "invalid cardholder".to_owned())?),
-                ..Default::default()
-            },
+            &LifecycleCardUpdate { cardholder: Some(contact.clone()), ..Default::default() },
         ),
-        other => Err(format!("no Lifecycle API mapping for `{other}`")),
     }
 }
 

@@ -31,10 +31,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
-use crate::domain::processor_events::{LIFECYCLE_API, TMP_API};
-use crate::domain::token_events::ISSUER_WEBHOOK;
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
+use crate::outbox::Destination;
 use crate::store::{DeliveryResult, DynStore, OutboxEntry};
 
 pub use deliver::Attempt;
@@ -102,14 +101,14 @@ impl Relay {
                 }
                 let now = OffsetDateTime::now_utc();
                 let lease_until = now + Duration::from_secs(self.settings.lease_secs);
-                match self.store.claim_outbox(&self.owner, destination, now, lease_until, free as u32).await {
+                match self.store.claim_outbox(&self.owner, *destination, now, lease_until, free as u32).await {
                     Ok(entries) => {
                         for entry in entries {
                             let task = tasks.spawn(self.clone().process(entry));
                             in_flight.started(task.id(), index);
                         }
                     }
-                    Err(error) => tracing::warn!(error = ?error, destination, "outbox claim failed; will retry"),
+                    Err(error) => tracing::warn!(error = ?error, %destination, "outbox claim failed; will retry"),
                 }
             }
             tokio::select! {
@@ -157,7 +156,7 @@ impl Relay {
             %correlation_id,
             outbox_id = %entry.record.id,
             destination = %entry.record.destination,
-            event_type = %entry.record.event_type,
+            event_type = %entry.record.event_type(),
             attempt = entry.attempts + 1,
         );
         let attempt = {
@@ -201,7 +200,7 @@ impl Relay {
 const BUSY_POLL: Duration = Duration::from_secs(1);
 
 /// The destinations the relay claims for, each on its own (see [`Relay::run`]).
-const DESTINATIONS: [&str; 3] = [TMP_API, LIFECYCLE_API, ISSUER_WEBHOOK];
+const DESTINATIONS: [Destination; 3] = [Destination::TmpApi, Destination::LifecycleApi, Destination::IssuerWebhook];
 
 /// Deliveries in flight per destination.
 #[derive(Default)]
@@ -301,15 +300,19 @@ mod tests {
             seq: 1,
             record: OutboxRecord {
                 id: uuid::Uuid::new_v4(),
-                destination: "tmp_api".into(),
+                destination: Destination::TmpApi,
                 ordering_key: "card".into(),
-                event_type: "card.closed".into(),
-                payload: serde_json::json!({}),
+                message: crate::outbox::OutboxMessage::from_stored(
+                    "card.closed",
+                    serde_json::json!({"event": {"id": "e1", "cardId": "card", "type": "card.closed",
+                                                 "occurredAt": "2026-03-01T10:00:00Z", "data": {}}}),
+                )
+                .expect("a stored card event"),
                 created_at: now,
                 not_after: None,
                 correlation_id: None,
             },
-            status: "pending".into(),
+            status: crate::outbox::OutboxStatus::Pending,
             attempts,
             next_attempt_at: now,
             lease_owner: None,

@@ -39,6 +39,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
 
+use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
+
 /// A card of the local registry. The PAN itself is only ever held encrypted
 /// (`pan_ciphertext` under data key `pan_key_id`) and found by its keyed fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,19 +173,24 @@ pub struct NotificationRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRecord {
     pub id: uuid::Uuid,
-    /// `issuer_webhook`, `tmp_api`, `lifecycle_api`.
-    pub destination: String,
+    pub destination: Destination,
     /// Usually the card id: messages with the same key are delivered in insertion order.
     pub ordering_key: String,
-    /// `token.status_changed`, `notification.ACTIVATION_CODE_DELIVERY`, …
-    pub event_type: String,
-    /// JSON document without sensitive data (an OTP is referenced by notification id).
-    pub payload: serde_json::Value,
+    /// What to deliver; no sensitive data in clear (card data sealed, an OTP referenced by its
+    /// notification's id).
+    pub message: OutboxMessage,
     pub created_at: OffsetDateTime,
     /// Never deliver after this instant (OTP expiry).
     pub not_after: Option<OffsetDateTime>,
     /// Correlation id of the request that queued it, sent on as `X-Correlation-Id`.
     pub correlation_id: Option<String>,
+}
+
+impl OutboxRecord {
+    /// `token.status_changed`, `notification.ACTIVATION_CODE_DELIVERY`, `card.replaced`, …
+    pub fn event_type(&self) -> String {
+        self.message.event_type()
+    }
 }
 
 /// An outbox row with its delivery state, as the relay and the operator see it.
@@ -192,8 +199,7 @@ pub struct OutboxEntry {
     /// Insertion order: FIFO order within an ordering key.
     pub seq: i64,
     pub record: OutboxRecord,
-    /// `pending`, `delivered` or `dead`.
-    pub status: String,
+    pub status: OutboxStatus,
     /// Delivery attempts made so far.
     pub attempts: u32,
     pub next_attempt_at: OffsetDateTime,
@@ -222,7 +228,7 @@ pub enum DeliveryResult {
 /// Which outbox rows an operator lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxFilter {
-    pub status: Option<String>,
+    pub status: Option<OutboxStatus>,
     pub ordering_key: Option<String>,
     pub limit: u32,
 }

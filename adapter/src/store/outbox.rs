@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::outbox::{Destination, OutboxStatus};
+
 use super::engine::{Engine, Pool, SqlStore, WriteTx, dispatch};
 use super::rows::{self, OutboxEntryRow, OutboxRow, Ts, outbox_columns, outbox_entry_columns};
 use super::{
@@ -21,7 +23,7 @@ pub trait OutboxStore: Send + Sync {
     async fn claim_outbox(
         &self,
         owner: &str,
-        destination: &str,
+        destination: Destination,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -78,10 +80,10 @@ pub(super) async fn insert(tx: &mut WriteTx, outbox: &OutboxRecord) -> StoreResu
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(outbox.id)
-        .bind(&outbox.destination)
+        .bind(outbox.destination.as_str())
         .bind(&outbox.ordering_key)
-        .bind(&outbox.event_type)
-        .bind(sqlx::types::Json(&outbox.payload))
+        .bind(outbox.event_type())
+        .bind(sqlx::types::Json(outbox.message.to_json()))
         .bind(Ts(outbox.created_at))
         .bind(outbox.not_after.map(Ts))
         .bind(Ts(outbox.created_at))
@@ -97,7 +99,7 @@ pub(super) async fn insert(tx: &mut WriteTx, outbox: &OutboxRecord) -> StoreResu
 async fn lease_rows(
     pool: &Pool<'_>,
     owner: &str,
-    destination: &str,
+    destination: Destination,
     (now, lease_until): (OffsetDateTime, OffsetDateTime),
     limit: i64,
     window_offset: Option<i64>,
@@ -114,7 +116,7 @@ async fn lease_rows(
             .bind(Ts(lease_until))
             .bind(Ts(now))
             .bind(limit)
-            .bind(destination);
+            .bind(destination.as_str());
         if let Some(offset) = window_offset {
             query = query.bind(offset);
         }
@@ -149,14 +151,14 @@ impl OutboxStore for SqlStore {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows.into_iter().map(OutboxRecord::from).collect())
+        rows::convert_all(rows)
     }
 
     #[tracing::instrument(skip_all)]
     async fn claim_outbox(
         &self,
         owner: &str,
-        destination: &str,
+        destination: Destination,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -207,7 +209,7 @@ impl OutboxStore for SqlStore {
             )
             .bind(id)
             .bind(owner)
-            .bind(status)
+            .bind(status.as_str())
             .bind(next)
             .bind(&error)
             .bind(delivered_at)
@@ -227,7 +229,7 @@ impl OutboxStore for SqlStore {
                 " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) \
                   AND (CAST($2 AS TEXT) IS NULL OR ordering_key = $2) ORDER BY seq DESC LIMIT $3"
             ))
-            .bind(&filter.status)
+            .bind(filter.status.map(OutboxStatus::as_str))
             .bind(&filter.ordering_key)
             .bind(i64::from(filter.limit))
             .fetch_all(pool)

@@ -17,6 +17,8 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
 
+use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
+
 use super::{
     ApiKeyRecord, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, NotificationRecord, OpsAuditRecord,
     OutboxEntry, OutboxRecord, StoreError, StoreResult, TokenEventRecord, TokenRecord,
@@ -449,18 +451,20 @@ pub(super) struct OutboxRow {
     correlation_id: Option<String>,
 }
 
-impl From<OutboxRow> for OutboxRecord {
-    fn from(row: OutboxRow) -> Self {
-        OutboxRecord {
+impl TryFrom<OutboxRow> for OutboxRecord {
+    type Error = StoreError;
+
+    fn try_from(row: OutboxRow) -> StoreResult<Self> {
+        Ok(OutboxRecord {
+            destination: Destination::parse(&row.destination)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outbox destination {:?}", row.destination)))?,
+            message: OutboxMessage::from_stored(&row.event_type, row.payload.0).map_err(StoreError::Corrupt)?,
             id: row.id,
-            destination: row.destination,
             ordering_key: row.ordering_key,
-            event_type: row.event_type,
-            payload: row.payload.0,
             created_at: row.created_at,
             not_after: row.not_after,
             correlation_id: row.correlation_id,
-        }
+        })
     }
 }
 
@@ -484,8 +488,9 @@ impl TryFrom<OutboxEntryRow> for OutboxEntry {
     fn try_from(row: OutboxEntryRow) -> StoreResult<Self> {
         Ok(OutboxEntry {
             seq: row.seq,
-            record: row.record.into(),
-            status: row.status,
+            record: row.record.try_into()?,
+            status: OutboxStatus::parse(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outbox status {:?}", row.status)))?,
             attempts: count_u32(row.attempts.into(), "attempts")?,
             next_attempt_at: row.next_attempt_at,
             lease_owner: row.lease_owner,
@@ -500,11 +505,11 @@ impl TryFrom<OutboxEntryRow> for OutboxEntry {
 pub(super) fn result_columns(
     result: &DeliveryResult,
     now: OffsetDateTime,
-) -> (&'static str, Option<Ts>, Option<String>, Option<Ts>) {
+) -> (OutboxStatus, Option<Ts>, Option<String>, Option<Ts>) {
     match result {
-        DeliveryResult::Delivered => ("delivered", None, None, Some(Ts(now))),
-        DeliveryResult::Retry { at, error } => ("pending", Some(Ts(*at)), Some(error.clone()), None),
-        DeliveryResult::Dead { error } => ("dead", None, Some(error.clone()), None),
+        DeliveryResult::Delivered => (OutboxStatus::Delivered, None, None, Some(Ts(now))),
+        DeliveryResult::Retry { at, error } => (OutboxStatus::Pending, Some(Ts(*at)), Some(error.clone()), None),
+        DeliveryResult::Dead { error } => (OutboxStatus::Dead, None, Some(error.clone()), None),
     }
 }
 

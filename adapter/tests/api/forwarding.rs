@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tmp_adapter::config::{Approach, Settings, SinkSettings};
+use tmp_adapter::outbox::OutboxStatus;
 use tmp_protocol::enums::IssuerCardStatus;
 
 use crate::helpers::app::*;
@@ -181,7 +182,7 @@ async fn datacore_events_reach_the_lifecycle_api_with_card_data_encrypted_to_its
         assert_eq!(got[5].decrypted, Some(json!({"pan": PAN_BLOCKED, "expiry": "02/34"})));
         // No card data at rest in clear: the outbox rows hold it only sealed.
         for entry in app.store.list_outbox(&Default::default()).await.unwrap() {
-            let text = entry.record.payload.to_string();
+            let text = entry.record.message.to_json().to_string();
             assert!(!text.contains(PAN_ACTIVE) && !text.contains(PAN_BLOCKED), "{}", db.backend);
         }
         app.stop().await;
@@ -398,7 +399,7 @@ async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay
         let dead = app
             .store
             .list_outbox(&tmp_adapter::store::OutboxFilter {
-                status: Some("dead".into()),
+                status: Some(OutboxStatus::Dead),
                 ordering_key: None,
                 limit: 10,
             })
@@ -458,10 +459,11 @@ async fn an_activation_code_is_never_delivered_after_it_expires() {
             got.iter().map(|r| &r.body["type"]).collect::<Vec<_>>()
         );
         assert_eq!(got[0].body["type"], "token.status_changed");
-        let filter = tmp_adapter::store::OutboxFilter { status: Some("dead".into()), ordering_key: None, limit: 10 };
+        let filter =
+            tmp_adapter::store::OutboxFilter { status: Some(OutboxStatus::Dead), ordering_key: None, limit: 10 };
         let dead = app.store.list_outbox(&filter).await.unwrap();
         assert_eq!(dead.len(), 1, "{}", db.backend);
-        assert_eq!(dead[0].record.event_type, "notification.ACTIVATION_CODE_DELIVERY");
+        assert_eq!(dead[0].record.event_type(), "notification.ACTIVATION_CODE_DELIVERY");
         assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("expired")), "{:?}", dead[0].last_error);
         app.stop().await;
     }

@@ -9,6 +9,7 @@ mod helpers;
 mod notifications;
 mod ops;
 mod ops_keys;
+mod outbox_rows;
 mod security;
 mod store;
 mod token_events;

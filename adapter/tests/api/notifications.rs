@@ -48,12 +48,13 @@ async fn every_notification_type_is_stored_and_queued() {
             assert_eq!(stored.otp_ciphertext.is_some(), i == 0, "{} {kind}", db.backend);
         }
         let outbox = app.store.pending_outbox(10).await.unwrap();
-        let types: Vec<_> = outbox.iter().map(|o| o.event_type.clone()).collect();
+        let types: Vec<_> = outbox.iter().map(|o| o.event_type()).collect();
         assert_eq!(types, kinds.map(|k| format!("notification.{k}")), "{}", db.backend);
         assert!(outbox[0].not_after.is_some(), "an OTP is never delivered after its expiry");
         for entry in &outbox {
-            assert!(entry.payload.get("encryptedPayload").is_none());
-            assert!(!entry.payload.to_string().contains(OTP));
+            let payload = entry.message.to_json();
+            assert!(payload.get("encryptedPayload").is_none());
+            assert!(!payload.to_string().contains(OTP));
         }
         app.stop().await;
     }
@@ -71,11 +72,7 @@ async fn the_otp_is_stored_only_encrypted_and_erased_after_expiry() {
         let plain = app
             .keys
             .data_keys
-            .decrypt(
-                stored.otp_key_id.as_deref().unwrap(),
-                &ciphertext,
-                &tmp_adapter::domain::notifications::otp_aad("ntf-otp"),
-            )
+            .decrypt(stored.otp_key_id.as_deref().unwrap(), &ciphertext, &tmp_adapter::crypto::aad::otp("ntf-otp"))
             .expect("decrypts with the data key");
         assert_eq!(plain.as_slice(), OTP.as_bytes());
 

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tmp_adapter::outbox::{Destination, OutboxStatus};
 use tmp_adapter::store::{DeliveryResult, OutboxEntry};
 
 use crate::forwarding::{EVENTS, event};
@@ -52,7 +53,7 @@ async fn rows_of(app: &TestApp, card: &str) -> Vec<OutboxEntry> {
 /// Stands in for the relay: the oldest pending row of each card fails for good with `error`.
 async fn fail_heads(app: &TestApp, error: &str) {
     let now = OffsetDateTime::now_utc();
-    for destination in ["tmp_api", "lifecycle_api", "issuer_webhook"] {
+    for destination in Destination::ALL {
         let lease = now + time::Duration::minutes(1);
         let claimed = app.store.claim_outbox("test-relay", destination, now, lease, 100).await.unwrap();
         for entry in claimed {
@@ -180,7 +181,7 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
         let skipped = expect_json(post(&app, format!("{ops}/ops/v1/outbox/{c1_1}/skip"), Some(body)).await, 200).await;
         assert_eq!(skipped["status"], "dead");
         let row = app.store.find_outbox(c1_1).await.unwrap().unwrap();
-        assert_eq!(row.status, "dead", "{}", db.backend);
+        assert_eq!(row.status, OutboxStatus::Dead, "{}", db.backend);
         assert_eq!(row.last_error.as_deref(), Some("skipped by an operator: card migrated by hand"));
         expect_error(post(&app, format!("{ops}/ops/v1/outbox/{c2_0}/skip"), None).await, 409, "CONFLICT").await;
 
@@ -188,13 +189,13 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
         let replayed =
             expect_json(post(&app, format!("{ops}/ops/v1/outbox/replay"), Some(json!({"id": c1_1}))).await, 200).await;
         assert_eq!(replayed["replayed"], 1, "{}", db.backend);
-        assert_eq!(app.store.find_outbox(c1_1).await.unwrap().unwrap().status, "pending");
+        assert_eq!(app.store.find_outbox(c1_1).await.unwrap().unwrap().status, OutboxStatus::Pending);
         // By card.
         let replayed =
             expect_json(post(&app, format!("{ops}/ops/v1/outbox/replay"), Some(json!({"cardId": "c2"}))).await, 200)
                 .await;
         assert_eq!(replayed["replayed"], 1, "{}", db.backend);
-        assert_eq!(rows_of(&app, "c2").await[0].status, "pending");
+        assert_eq!(rows_of(&app, "c2").await[0].status, OutboxStatus::Pending);
         // By time range: only c3's row is still dead in it; an empty range replays nothing.
         let now = OffsetDateTime::now_utc() + time::Duration::seconds(1);
         let range = |since: OffsetDateTime, until: OffsetDateTime| {
@@ -206,11 +207,11 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
             expect_json(post(&app, format!("{ops}/ops/v1/outbox/replay"), Some(range(before, started))).await, 200)
                 .await;
         assert_eq!(empty["replayed"], 0);
-        assert_eq!(rows_of(&app, "c3").await[0].status, "dead");
+        assert_eq!(rows_of(&app, "c3").await[0].status, OutboxStatus::Dead);
         let replayed =
             expect_json(post(&app, format!("{ops}/ops/v1/outbox/replay"), Some(range(started, now))).await, 200).await;
         assert_eq!(replayed["replayed"], 1, "{}", db.backend);
-        assert_eq!(rows_of(&app, "c3").await[0].status, "pending");
+        assert_eq!(rows_of(&app, "c3").await[0].status, OutboxStatus::Pending);
         let dead = expect_json(get(&app, format!("{ops}/ops/v1/outbox?status=dead"), Some(TOKEN)).await, 200).await;
         assert_eq!(dead["items"], json!([]), "{}", db.backend);
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+use tmp_adapter::outbox::{Destination, OutboxMessage};
 use tmp_adapter::store::{
     self, CardRecord, DecisionRecord, DynStore, IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord,
     StoreError, TokenEventRecord,
@@ -93,13 +94,29 @@ fn token_event(event_id: &str, token_id: &str, status: TokenStatus, occurred_at:
     }
 }
 
+/// A message of `event_type` (a card event's type, `token.status_changed` or
+/// `notification.<type>`), told apart by `n`.
+fn message(event_type: &str, n: u32) -> OutboxMessage {
+    let at = "2030-01-01T12:00:00.123456Z";
+    let payload = match event_type.strip_prefix("notification.") {
+        _ if event_type == "token.status_changed" => json!({
+            "eventId": format!("ev-{n}"), "tokenId": "token-1", "cardId": "card-1", "tsp": "MDES",
+            "tokenRequestor": {"id": "50110030273", "name": "Apple Pay é", "wallet": "APPLE_PAY"},
+            "status": "ACTIVE", "occurredAt": at,
+        }),
+        Some(kind) => json!({"notificationId": format!("ntf-{n}"), "type": kind, "cardId": "card-1", "occurredAt": at}),
+        None => json!({"event": {"id": format!("ev-{n}"), "cardId": "card-1", "occurredAt": at, "type": event_type,
+                                 "data": {"reason": format!("n={n} é")}}}),
+    };
+    OutboxMessage::from_stored(event_type, payload).expect("a valid message")
+}
+
 fn outbox(ordering_key: &str, event_type: &str, n: u32) -> OutboxRecord {
     OutboxRecord {
         id: Uuid::new_v4(),
-        destination: "issuer_webhook".to_owned(),
+        destination: Destination::IssuerWebhook,
         ordering_key: ordering_key.to_owned(),
-        event_type: event_type.to_owned(),
-        payload: json!({ "n": n, "nested": { "list": [1, 2, 3], "text": "é" } }),
+        message: message(event_type, n),
         created_at: T0 + Duration::seconds(n.into()),
         not_after: None,
         correlation_id: Some(format!("corr-{n}")),
@@ -544,12 +561,16 @@ async fn notifications_are_stored_and_otps_erased_at_expiry() {
         // Replay of the key: nothing written. Same notification under a new key: kept once,
         // not queued twice.
         let written = store
-            .store_notification(&with_otp, &outbox("card-1", "x", 3), &idempotency("notifications", "n-1"))
+            .store_notification(&with_otp, &outbox("card-1", "card.closed", 3), &idempotency("notifications", "n-1"))
             .await
             .unwrap();
         assert_eq!(written, IdempotentWrite::AlreadyExists(idempotency("notifications", "n-1")), "{b}");
         let written = store
-            .store_notification(&with_otp, &outbox("card-1", "x", 4), &idempotency("notifications", "n-1-bis"))
+            .store_notification(
+                &with_otp,
+                &outbox("card-1", "card.closed", 4),
+                &idempotency("notifications", "n-1-bis"),
+            )
             .await
             .unwrap();
         assert_eq!(written, IdempotentWrite::Committed, "{b}");
@@ -600,14 +621,14 @@ async fn outbox_rows_are_kept_in_insertion_order() {
 
 /// Writes one outbox row per `(card, destination)`, in this order and due now (each with the
 /// token event that queues it); returns the rows.
-async fn queue_due_outbox(store: &DynStore, queue: &[(&str, &str)]) -> Vec<OutboxRecord> {
+async fn queue_due_outbox(store: &DynStore, queue: &[(&str, Destination)]) -> Vec<OutboxRecord> {
     let mut rows = Vec::new();
     for (n, (card, destination)) in queue.iter().enumerate() {
         let row = OutboxRecord {
-            destination: (*destination).to_owned(),
+            destination: *destination,
             // Due now (the helper dates its rows in 2030).
             created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
-            ..outbox(card, "x", n as u32)
+            ..outbox(card, "card.closed", n as u32)
         };
         store
             .apply_token_event(
@@ -629,27 +650,32 @@ async fn the_relay_claims_per_destination_in_order_per_card() {
         // card-1: webhook A, TMP B, webhook C; card-2: TMP D (in this insertion order).
         let rows = queue_due_outbox(
             &store,
-            &[("card-1", "issuer_webhook"), ("card-1", "tmp_api"), ("card-1", "issuer_webhook"), ("card-2", "tmp_api")],
+            &[
+                ("card-1", Destination::IssuerWebhook),
+                ("card-1", Destination::TmpApi),
+                ("card-1", Destination::IssuerWebhook),
+                ("card-2", Destination::TmpApi),
+            ],
         )
         .await;
         let ids = |entries: Vec<store::OutboxEntry>| entries.into_iter().map(|e| e.record.id).collect::<Vec<_>>();
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
-        let claim = |destination: &'static str| {
+        let claim = |destination: Destination| {
             let store = store.clone();
             async move { ids(store.claim_outbox("relay", destination, now, lease, 10).await.unwrap()) }
         };
 
         // TMP's rows do not wait for the webhook row queued before them for the same card.
-        assert_eq!(claim("tmp_api").await, vec![rows[1].id, rows[3].id], "{b}");
+        assert_eq!(claim(Destination::TmpApi).await, vec![rows[1].id, rows[3].id], "{b}");
         // Per destination, a card's rows still go one at a time, oldest first.
-        assert_eq!(claim("issuer_webhook").await, vec![rows[0].id], "{b}");
-        assert_eq!(claim("lifecycle_api").await, Vec::<Uuid>::new(), "{b}");
-        assert_eq!(claim("tmp_api").await, Vec::<Uuid>::new(), "{b}: leased rows are not claimed twice");
-        assert_eq!(claim("issuer_webhook").await, Vec::<Uuid>::new(), "{b}: C waits for A");
+        assert_eq!(claim(Destination::IssuerWebhook).await, vec![rows[0].id], "{b}");
+        assert_eq!(claim(Destination::LifecycleApi).await, Vec::<Uuid>::new(), "{b}");
+        assert_eq!(claim(Destination::TmpApi).await, Vec::<Uuid>::new(), "{b}: leased rows are not claimed twice");
+        assert_eq!(claim(Destination::IssuerWebhook).await, Vec::<Uuid>::new(), "{b}: C waits for A");
 
         assert!(store.finish_outbox(rows[0].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
-        assert_eq!(claim("issuer_webhook").await, vec![rows[2].id], "{b}: C once A is delivered");
+        assert_eq!(claim(Destination::IssuerWebhook).await, vec![rows[2].id], "{b}: C once A is delivered");
     }
 }
 
@@ -660,15 +686,15 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
         // card-1 queues more rows than a claim of 2 looks through in its first step, then
         // card-2 queues one: only the second step (the head of every card) finds it.
         let deep = usize::try_from(store::claim_window(2)).unwrap() + 20;
-        let queue: Vec<(&str, &str)> =
-            (0..=deep).map(|n| (if n < deep { "card-1" } else { "card-2" }, "tmp_api")).collect();
+        let queue: Vec<(&str, Destination)> =
+            (0..=deep).map(|n| (if n < deep { "card-1" } else { "card-2" }, Destination::TmpApi)).collect();
         let rows = queue_due_outbox(&store, &queue).await;
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
         let claim = |limit: u32| {
             let store = store.clone();
             async move {
-                let claimed = store.claim_outbox("relay", "tmp_api", now, lease, limit).await.unwrap();
+                let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, limit).await.unwrap();
                 claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
             }
         };

@@ -47,9 +47,10 @@ async fn every_status_transition_updates_the_mirror_and_history() {
         assert_eq!(history.last().unwrap().status, TokenStatus::Deactivated);
         // Each event is queued once for the issuer's systems, in order.
         let outbox = app.store.pending_outbox(100).await.unwrap();
-        let statuses: Vec<_> = outbox.iter().map(|o| o.payload["status"].as_str().unwrap().to_owned()).collect();
+        let statuses: Vec<_> =
+            outbox.iter().map(|o| o.message.to_json()["status"].as_str().unwrap().to_owned()).collect();
         assert_eq!(statuses, ["INACTIVE", "ACTIVE", "SUSPENDED", "ACTIVE", "DEACTIVATED"], "{}", db.backend);
-        assert!(outbox.iter().all(|o| o.event_type == "token.status_changed" && o.ordering_key == "card-1"));
+        assert!(outbox.iter().all(|o| o.event_type() == "token.status_changed" && o.ordering_key == "card-1"));
         app.stop().await;
     }
 }

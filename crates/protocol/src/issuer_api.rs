@@ -181,7 +181,7 @@ pub struct VerifyCvcResponse {
 }
 
 /// A token changed status at the TSP.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenEventRequest {
     /// Unique per event; the same event retried carries the same id.
@@ -218,7 +218,7 @@ pub struct TokenEventAck {
 }
 
 /// A user notification for the cardholder (server-to-server delivery).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRequest {
     #[schema(example = "ntf-0001")]

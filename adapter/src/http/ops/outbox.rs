@@ -14,6 +14,7 @@ use super::{
 };
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
+use crate::outbox::{Destination, OutboxStatus};
 use crate::store::{OutboxEntry, OutboxFilter, ReplaySelector};
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
@@ -22,24 +23,6 @@ use tmp_edge::json::parse_body;
 const MAX_LIMIT: u32 = 1000;
 
 // ---- wire types ----
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboxStatus {
-    Pending,
-    Delivered,
-    Dead,
-}
-
-impl OutboxStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Delivered => "delivered",
-            OutboxStatus::Dead => "dead",
-        }
-    }
-}
 
 /// Which rows to list, newest first.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -59,10 +42,8 @@ pub struct ListQuery {
 #[serde(rename_all = "camelCase")]
 pub struct OutboxRow {
     pub id: String,
-    /// `pending`, `delivered` or `dead`.
-    pub status: String,
-    /// `tmp_api`, `lifecycle_api` or `issuer_webhook:<sink>`.
-    pub destination: String,
+    pub status: OutboxStatus,
+    pub destination: Destination,
     pub event_type: String,
     /// The ordering key: usually the card id.
     pub card_id: String,
@@ -148,8 +129,7 @@ pub async fn list(principal: Principal, state: Data<AppState>, req: HttpRequest)
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::validation(format!("`limit` must be between 1 and {MAX_LIMIT}")));
     }
-    let filter =
-        OutboxFilter { status: query.status.map(|s| s.as_str().to_owned()), ordering_key: query.card_id, limit };
+    let filter = OutboxFilter { status: query.status, ordering_key: query.card_id, limit };
     let items = state.store.list_outbox(&filter).await?.iter().map(row).collect();
     Ok(HttpResponse::Ok().json(OutboxList { items }))
 }
@@ -349,9 +329,9 @@ fn ts(t: OffsetDateTime) -> String {
 fn row(e: &OutboxEntry) -> OutboxRow {
     OutboxRow {
         id: e.record.id.to_string(),
-        status: e.status.clone(),
-        destination: e.record.destination.clone(),
-        event_type: e.record.event_type.clone(),
+        status: e.status,
+        destination: e.record.destination,
+        event_type: e.record.event_type(),
         card_id: e.record.ordering_key.clone(),
         attempts: e.attempts,
         created_at: ts(e.record.created_at),
@@ -362,10 +342,6 @@ fn row(e: &OutboxEntry) -> OutboxRow {
 }
 
 fn detail(e: &OutboxEntry) -> OutboxRowDetail {
-    let mut payload = e.record.payload.clone();
-    if let Some(sealed) = payload.get_mut("sealed") {
-        *sealed = serde_json::json!("(encrypted card data)");
-    }
     OutboxRowDetail {
         row: row(e),
         seq: e.seq,
@@ -373,6 +349,6 @@ fn detail(e: &OutboxEntry) -> OutboxRowDetail {
         lease_until: e.lease_until.map(ts),
         not_after: e.record.not_after.map(ts),
         correlation_id: e.record.correlation_id.clone(),
-        payload,
+        payload: e.record.message.to_operator_json(),
     }
 }

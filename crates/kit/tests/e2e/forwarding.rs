@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mock_tmp::MockConfig;
 use serde_json::{Value, json};
 use tmp_adapter::config::{Approach, Settings};
+use tmp_adapter::outbox::{Destination, OutboxStatus};
 use tmp_adapter::store::{OutboxEntry, OutboxFilter};
 use tmp_protocol::enums::TokenStatus;
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
@@ -175,9 +176,9 @@ impl Forwarding {
         let row = eventually(&format!("the outbox row of {kind} ({id}) to be delivered"), || async {
             let filter = OutboxFilter { status: None, ordering_key: Some(card_id.to_owned()), limit: 1000 };
             let rows = store.list_outbox(&filter).await.expect("outbox");
-            let row = rows.into_iter().find(|r| r.record.payload["event"]["id"] == id)?;
-            assert_ne!(row.status, "dead", "{kind} went dead: {:?}", row.last_error);
-            (row.status == "delivered").then_some(row)
+            let row = rows.into_iter().find(|r| r.record.message.to_json()["event"]["id"] == id)?;
+            assert_ne!(row.status, OutboxStatus::Dead, "{kind} went dead: {:?}", row.last_error);
+            (row.status == OutboxStatus::Delivered).then_some(row)
         })
         .await;
         // The mock queued its token events before answering: let them reach the adapter.
@@ -196,7 +197,7 @@ impl Forwarding {
             .filter(|e| e["direction"] == "received" && e["idempotencyKey"] == key.as_str())
             .cloned()
             .collect();
-        assert!(!hits.is_empty(), "the mock never received row {key} ({})", row.record.event_type);
+        assert!(!hits.is_empty(), "the mock never received row {key} ({})", row.record.event_type());
         hits.last().cloned().expect("an entry")
     }
 
@@ -207,7 +208,7 @@ impl Forwarding {
             (entry["method"].as_str(), entry["path"].as_str(), entry["status"].as_u64()),
             (Some(method), Some(path), Some(u64::from(status))),
             "{} → {entry}",
-            row.record.event_type
+            row.record.event_type()
         );
         assert!(entry["webhookId"].as_str().is_some_and(|w| !w.is_empty()), "signed: {entry}");
         entry
@@ -270,7 +271,7 @@ impl Forwarding {
             store.pending_outbox(1).await.expect("outbox").is_empty().then_some(())
         })
         .await;
-        let dead = OutboxFilter { status: Some("dead".into()), ordering_key: None, limit: 100 };
+        let dead = OutboxFilter { status: Some(OutboxStatus::Dead), ordering_key: None, limit: 100 };
         let dead = store.list_outbox(&dead).await.expect("outbox");
         assert!(dead.is_empty(), "dead letters: {:?}", dead.iter().map(|r| &r.last_error).collect::<Vec<_>>());
     }
@@ -304,7 +305,7 @@ async fn external_block_unblock_renew_replace_close_reach_tmp_and_the_tokens_fol
 
     // Block → POST …/status {status, reason}; tokens suspended by the block.
     let row = f.event("card-active", "card.status_changed", json!({"status": "BLOCKED", "reason": "lost"})).await;
-    assert_eq!(row.record.destination, "tmp_api");
+    assert_eq!(row.record.destination, Destination::TmpApi);
     let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/status", 200).await;
     assert_eq!(call["body"], json!({"status": "BLOCKED", "reason": "lost"}));
     f.tokens_follow(&tokens, "card-active", TokenStatus::Suspended).await;
@@ -375,7 +376,7 @@ async fn datacore_issue_block_unblock_renew_replace_close_reach_the_lifecycle_ap
                    "cardholder": {"phone": "+48500100400"}}),
         )
         .await;
-    assert_eq!(row.record.destination, "lifecycle_api");
+    assert_eq!(row.record.destination, Destination::LifecycleApi);
     let call = f.assert_call(&row, "POST", "/lifecycle/v1/cards", 201).await;
     assert_eq!(call["body"]["cardId"], "card-dc");
     assert_eq!(call["body"]["status"], "ACTIVE");

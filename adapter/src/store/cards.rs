@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use tmp_protocol::enums::IssuerCardStatus;
 
 use super::engine::{SqlStore, WriteTx, dispatch};
-use super::rows::{self, CardRow, Ts, card_columns};
+use super::rows::{self, Ts, card_columns};
 use super::{CardChange, CardRecord, IngestOutcome, ProcessorEventRecord, StoreError, StoreResult};
 
 #[async_trait]
@@ -71,13 +71,11 @@ async fn upsert_card(tx: &mut WriteTx, card: &CardRecord) -> StoreResult<u64> {
 
 async fn fetch_card(tx: &mut WriteTx, card_id: &str) -> StoreResult<Option<CardRecord>> {
     dispatch!(tx.conn(), |c| {
-        sqlx::query_as::<_, CardRow>(concat!("SELECT ", card_columns!(), " FROM cards WHERE card_id = $1"))
+        Ok(sqlx::query_as(concat!("SELECT ", card_columns!(), " FROM cards WHERE card_id = $1"))
             .bind(card_id)
             .fetch_optional(c)
-            .await?
+            .await?)
     })
-    .map(CardRecord::try_from)
-    .transpose()
 }
 
 /// Applies one processor event's change to the registry. Changes to a card the registry does
@@ -147,25 +145,21 @@ impl CardStore for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn find_card_by_fingerprint(&self, fingerprint: &[u8]) -> StoreResult<Option<CardRecord>> {
         dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, CardRow>(concat!("SELECT ", card_columns!(), " FROM cards WHERE pan_fingerprint = $1"))
+            Ok(sqlx::query_as(concat!("SELECT ", card_columns!(), " FROM cards WHERE pan_fingerprint = $1"))
                 .bind(fingerprint)
                 .fetch_optional(pool)
-                .await?
+                .await?)
         })
-        .map(CardRecord::try_from)
-        .transpose()
     }
 
     #[tracing::instrument(skip_all)]
     async fn find_card(&self, card_id: &str) -> StoreResult<Option<CardRecord>> {
         dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, CardRow>(concat!("SELECT ", card_columns!(), " FROM cards WHERE card_id = $1"))
+            Ok(sqlx::query_as(concat!("SELECT ", card_columns!(), " FROM cards WHERE card_id = $1"))
                 .bind(card_id)
                 .fetch_optional(pool)
-                .await?
+                .await?)
         })
-        .map(CardRecord::try_from)
-        .transpose()
     }
 
     #[tracing::instrument(skip_all)]

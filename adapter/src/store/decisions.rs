@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::engine::{SqlStore, dispatch};
-use super::rows::{DecisionRow, Ts, decision_columns};
+use super::rows::{Ts, decision_columns};
 use super::{DecisionRecord, IdempotencyRecord, IdempotentWrite, StoreResult};
 
 #[async_trait]
@@ -67,7 +67,7 @@ impl DecisionStore for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn recent_decisions(&self, limit: u32) -> StoreResult<Vec<DecisionRecord>> {
         let rows = dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, DecisionRow>(concat!(
+            sqlx::query_as::<_, DecisionRecord>(concat!(
                 "SELECT ",
                 decision_columns!(),
                 " FROM decisions ORDER BY decided_at DESC, id DESC LIMIT $1"
@@ -76,13 +76,13 @@ impl DecisionStore for SqlStore {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows.into_iter().map(DecisionRecord::from).collect())
+        Ok(rows)
     }
 
     #[tracing::instrument(skip_all)]
     async fn decisions_for_card(&self, card_id: &str, limit: u32) -> StoreResult<Vec<DecisionRecord>> {
         let rows = dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, DecisionRow>(concat!(
+            sqlx::query_as::<_, DecisionRecord>(concat!(
                 "SELECT ",
                 decision_columns!(),
                 " FROM decisions WHERE card_id = $1 ORDER BY decided_at DESC, id DESC LIMIT $2"
@@ -92,6 +92,6 @@ impl DecisionStore for SqlStore {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows.into_iter().map(DecisionRecord::from).collect())
+        Ok(rows)
     }
 }

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
 use tokio::sync::OwnedMutexGuard;
 
 use super::postgres;
-use super::rows::{IdempotencyRow, Ts, idempotency_columns};
+use super::rows::{Ts, idempotency_columns};
 use super::sqlite::SqliteEngine;
 use super::{IdempotencyRecord, StoreResult};
 
@@ -159,7 +159,7 @@ impl SqlStore {
             return Ok(Ok(tx));
         }
         let existing = dispatch!(tx.conn(), |c| {
-            sqlx::query_as::<_, IdempotencyRow>(concat!(
+            sqlx::query_as::<_, IdempotencyRecord>(concat!(
                 "SELECT ",
                 idempotency_columns!(),
                 " FROM idempotency WHERE scope = $1 AND idempotency_key = $2"
@@ -170,6 +170,6 @@ impl SqlStore {
             .await?
         });
         tx.rollback().await?;
-        Ok(Err(existing.try_into()?))
+        Ok(Err(existing))
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::engine::{SqlStore, dispatch};
-use super::rows::{IdempotencyRow, Ts, idempotency_columns};
+use super::rows::{Ts, idempotency_columns};
 use super::{IdempotencyRecord, StoreResult};
 
 #[async_trait]
@@ -25,7 +25,7 @@ impl IdempotencyStore for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let row = dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, IdempotencyRow>(concat!(
+            sqlx::query_as::<_, IdempotencyRecord>(concat!(
                 "SELECT ",
                 idempotency_columns!(),
                 " FROM idempotency WHERE scope = $1 AND idempotency_key = $2"
@@ -35,7 +35,7 @@ impl IdempotencyStore for SqlStore {
             .fetch_optional(pool)
             .await?
         });
-        row.map(IdempotencyRecord::try_from).transpose()
+        Ok(row)
     }
 
     #[tracing::instrument(skip_all)]

@@ -43,7 +43,7 @@ use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
 
 /// A card of the local registry. The PAN itself is only ever held encrypted
 /// (`pan_ciphertext` under data key `pan_key_id`) and found by its keyed fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CardRecord {
     pub card_id: String,
     /// HMAC-SHA256 of the PAN under the fingerprint key (32 bytes). Unique.
@@ -54,6 +54,7 @@ pub struct CardRecord {
     pub pan_last4: String,
     /// Expiry as `YYMM`.
     pub expiry_yymm: String,
+    #[sqlx(try_from = "String")]
     pub status: IssuerCardStatus,
     pub cardholder_phone: Option<String>,
     pub cardholder_email: Option<String>,
@@ -62,13 +63,15 @@ pub struct CardRecord {
 }
 
 /// What the previous stored answer to an idempotent request was.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdempotencyRecord {
     /// The route the key was used on (keys are scoped per route).
     pub scope: String,
+    #[sqlx(rename = "idempotency_key")]
     pub key: String,
     /// SHA-256 of the raw request body: same key + other body → 422.
     pub request_hash: Vec<u8>,
+    #[sqlx(try_from = "i32")]
     pub response_status: u16,
     pub response_body: Vec<u8>,
     pub created_at: OffsetDateTime,
@@ -85,7 +88,7 @@ pub enum IdempotentWrite {
 }
 
 /// One audited decision. Never contains PAN, CVC, expiry or OTP.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DecisionRecord {
     pub id: uuid::Uuid,
     pub decided_at: OffsetDateTime,
@@ -126,13 +129,14 @@ pub struct TokenEventRecord {
 }
 
 /// The adapter's mirror of a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRecord {
     pub token_id: String,
     pub card_id: String,
     pub tsp: String,
     pub token_requestor_id: String,
     pub wallet: String,
+    #[sqlx(try_from = "String")]
     pub status: TokenStatus,
     pub token_last4: Option<String>,
     /// `occurred_at` of the event that set `status`; older events do not overwrite it.
@@ -151,7 +155,7 @@ pub struct TokenEventOutcome {
 
 /// A user notification received from TMP. The OTP, when there is one, is stored only
 /// encrypted and erased once delivered or expired.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotificationRecord {
     pub notification_id: String,
     pub notification_type: String,
@@ -310,7 +314,7 @@ pub struct ApiKeyRecord {
 
 /// One audited operator write: who, what, on what, why, when and how it ended. Never card
 /// data: a card is named by its card id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpsAuditRecord {
     pub id: uuid::Uuid,
     pub at: OffsetDateTime,
@@ -326,6 +330,7 @@ pub struct OpsAuditRecord {
     /// `ok`, or the error code the request was answered with.
     pub outcome: String,
     /// The HTTP status of the answer (0 for the CLI).
+    #[sqlx(try_from = "i32")]
     pub status: u16,
     pub correlation_id: String,
 }
@@ -345,11 +350,21 @@ pub enum StoreError {
     #[error("this event id was already used for a different event")]
     EventConflict,
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        match error {
+            // A stored value its type does not take (an unknown status, an out-of-range number).
+            sqlx::Error::ColumnDecode { index, source } => StoreError::Corrupt(format!("column {index}: {source}")),
+            other => StoreError::Database(other),
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -415,5 +430,23 @@ impl Store for SqlStore {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_value_its_type_refuses_is_corrupt_data_not_a_database_failure() {
+        let decode = sqlx::Error::ColumnDecode {
+            index: "\"status\"".into(),
+            source: Box::new(tmp_protocol::enums::UnknownStatus("LOST".into())),
+        };
+        match StoreError::from(decode) {
+            StoreError::Corrupt(what) => assert_eq!(what, r#"column "status": unknown status "LOST""#),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(StoreError::from(sqlx::Error::PoolTimedOut), StoreError::Database(_)));
     }
 }

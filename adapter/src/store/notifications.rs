@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::engine::{SqlStore, dispatch};
-use super::rows::{NotificationRow, Ts, notification_columns};
+use super::rows::{Ts, notification_columns};
 use super::{IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord, StoreResult};
 
 #[async_trait]
@@ -72,7 +72,7 @@ impl NotificationStore for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn find_notification(&self, notification_id: &str) -> StoreResult<Option<NotificationRecord>> {
         let row = dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, NotificationRow>(concat!(
+            sqlx::query_as::<_, NotificationRecord>(concat!(
                 "SELECT ",
                 notification_columns!(),
                 " FROM notifications WHERE notification_id = $1"
@@ -81,7 +81,7 @@ impl NotificationStore for SqlStore {
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.map(NotificationRecord::from))
+        Ok(row)
     }
 
     #[tracing::instrument(skip_all)]

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::engine::{SqlStore, WriteTx, dispatch};
-use super::rows::{self, ApiKeyRow, OpsAuditRow, Ts, api_key_columns, ops_audit_columns};
+use super::rows::{self, ApiKeyRow, Ts, api_key_columns, ops_audit_columns};
 use super::{ApiKeyRecord, IdempotencyRecord, IdempotentWrite, OpsAuditFilter, OpsAuditRecord, StoreResult};
 
 #[async_trait]
@@ -138,7 +138,7 @@ impl OpsStore for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn list_ops_audit(&self, filter: &OpsAuditFilter) -> StoreResult<Vec<OpsAuditRecord>> {
         let rows = dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, OpsAuditRow>(concat!(
+            sqlx::query_as::<_, OpsAuditRecord>(concat!(
                 "SELECT ",
                 ops_audit_columns!(),
                 " FROM ops_audit WHERE (CAST($1 AS TEXT) IS NULL OR card_id = $1) ORDER BY at DESC, id DESC LIMIT $2"
@@ -148,6 +148,6 @@ impl OpsStore for SqlStore {
             .fetch_all(pool)
             .await?
         });
-        rows::convert_all(rows)
+        Ok(rows)
     }
 }

@@ -15,14 +15,11 @@ use sqlx::{Encode, Postgres, Sqlite, Type};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
-use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+use tmp_protocol::enums::TokenStatus;
 
 use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
 
-use super::{
-    ApiKeyRecord, CardRecord, DecisionRecord, DeliveryResult, IdempotencyRecord, NotificationRecord, OpsAuditRecord,
-    OutboxEntry, OutboxRecord, StoreError, StoreResult, TokenEventRecord, TokenRecord,
-};
+use super::{ApiKeyRecord, DeliveryResult, OutboxEntry, OutboxRecord, StoreError, StoreResult, TokenEventRecord};
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so lexical order is chronological order.
 const SQLITE_TS: &[BorrowedFormatItem<'static>] =
@@ -74,10 +71,6 @@ impl Encode<'_, Postgres> for Ts {
 pub(super) fn window_cutoff(now: OffsetDateTime, window: time::Duration) -> OffsetDateTime {
     // Saturates instead of panicking on an absurd window (config bounds it anyway).
     now.checked_sub(window).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-pub(super) fn card_status(s: &str) -> StoreResult<IssuerCardStatus> {
-    IssuerCardStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown card status {s:?}")))
 }
 
 pub(super) fn token_status(s: &str) -> StoreResult<TokenStatus> {
@@ -199,177 +192,6 @@ pub(super) fn scopes_text(scopes: &[String]) -> String {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct OpsAuditRow {
-    id: uuid::Uuid,
-    at: OffsetDateTime,
-    actor: String,
-    action: String,
-    target: Option<String>,
-    card_id: Option<String>,
-    reason: Option<String>,
-    outcome: String,
-    status: i32,
-    correlation_id: String,
-}
-
-impl TryFrom<OpsAuditRow> for OpsAuditRecord {
-    type Error = StoreError;
-
-    fn try_from(row: OpsAuditRow) -> StoreResult<Self> {
-        let status =
-            u16::try_from(row.status).map_err(|_| StoreError::Corrupt(format!("audit status {}", row.status)))?;
-        Ok(OpsAuditRecord {
-            id: row.id,
-            at: row.at,
-            actor: row.actor,
-            action: row.action,
-            target: row.target,
-            card_id: row.card_id,
-            reason: row.reason,
-            outcome: row.outcome,
-            status,
-            correlation_id: row.correlation_id,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct CardRow {
-    card_id: String,
-    pan_fingerprint: Vec<u8>,
-    pan_ciphertext: Vec<u8>,
-    pan_key_id: String,
-    pan_last4: String,
-    expiry_yymm: String,
-    status: String,
-    cardholder_phone: Option<String>,
-    cardholder_email: Option<String>,
-    product_category: Option<String>,
-    updated_at: OffsetDateTime,
-}
-
-impl TryFrom<CardRow> for CardRecord {
-    type Error = StoreError;
-
-    fn try_from(row: CardRow) -> StoreResult<Self> {
-        Ok(CardRecord {
-            status: card_status(&row.status)?,
-            card_id: row.card_id,
-            pan_fingerprint: row.pan_fingerprint,
-            pan_ciphertext: row.pan_ciphertext,
-            pan_key_id: row.pan_key_id,
-            pan_last4: row.pan_last4,
-            expiry_yymm: row.expiry_yymm,
-            cardholder_phone: row.cardholder_phone,
-            cardholder_email: row.cardholder_email,
-            product_category: row.product_category,
-            updated_at: row.updated_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct IdempotencyRow {
-    scope: String,
-    idempotency_key: String,
-    request_hash: Vec<u8>,
-    response_status: i32,
-    response_body: Vec<u8>,
-    created_at: OffsetDateTime,
-}
-
-impl TryFrom<IdempotencyRow> for IdempotencyRecord {
-    type Error = StoreError;
-
-    fn try_from(row: IdempotencyRow) -> StoreResult<Self> {
-        let response_status = u16::try_from(row.response_status)
-            .map_err(|_| StoreError::Corrupt(format!("response status {}", row.response_status)))?;
-        Ok(IdempotencyRecord {
-            scope: row.scope,
-            key: row.idempotency_key,
-            request_hash: row.request_hash,
-            response_status,
-            response_body: row.response_body,
-            created_at: row.created_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct DecisionRow {
-    id: uuid::Uuid,
-    decided_at: OffsetDateTime,
-    correlation_id: String,
-    operation: String,
-    tokenization_id: Option<String>,
-    card_id: Option<String>,
-    pan_last4: Option<String>,
-    token_requestor_id: Option<String>,
-    wallet: Option<String>,
-    tsp: Option<String>,
-    decision: String,
-    reason: String,
-    card_status: String,
-    cvc_result: String,
-    stand_in: bool,
-    latency_ms: i64,
-}
-
-impl From<DecisionRow> for DecisionRecord {
-    fn from(row: DecisionRow) -> Self {
-        DecisionRecord {
-            id: row.id,
-            decided_at: row.decided_at,
-            correlation_id: row.correlation_id,
-            operation: row.operation,
-            tokenization_id: row.tokenization_id,
-            card_id: row.card_id,
-            pan_last4: row.pan_last4,
-            token_requestor_id: row.token_requestor_id,
-            wallet: row.wallet,
-            tsp: row.tsp,
-            decision: row.decision,
-            reason: row.reason,
-            card_status: row.card_status,
-            cvc_result: row.cvc_result,
-            stand_in: row.stand_in,
-            latency_ms: row.latency_ms,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct TokenRow {
-    token_id: String,
-    card_id: String,
-    tsp: String,
-    token_requestor_id: String,
-    wallet: String,
-    status: String,
-    token_last4: Option<String>,
-    status_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-}
-
-impl TryFrom<TokenRow> for TokenRecord {
-    type Error = StoreError;
-
-    fn try_from(row: TokenRow) -> StoreResult<Self> {
-        Ok(TokenRecord {
-            status: token_status(&row.status)?,
-            token_id: row.token_id,
-            card_id: row.card_id,
-            tsp: row.tsp,
-            token_requestor_id: row.token_requestor_id,
-            wallet: row.wallet,
-            token_last4: row.token_last4,
-            status_at: row.status_at,
-            updated_at: row.updated_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
 pub(super) struct TokenEventRow {
     event_id: String,
     token_id: String,
@@ -403,39 +225,6 @@ impl TryFrom<TokenEventRow> for TokenEventRecord {
             occurred_at: row.occurred_at,
             received_at: row.received_at,
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct NotificationRow {
-    notification_id: String,
-    notification_type: String,
-    card_id: String,
-    token_id: Option<String>,
-    token_requestor_id: Option<String>,
-    channel: Option<String>,
-    otp_ciphertext: Option<Vec<u8>>,
-    otp_key_id: Option<String>,
-    expires_at: Option<OffsetDateTime>,
-    occurred_at: OffsetDateTime,
-    received_at: OffsetDateTime,
-}
-
-impl From<NotificationRow> for NotificationRecord {
-    fn from(row: NotificationRow) -> Self {
-        NotificationRecord {
-            notification_id: row.notification_id,
-            notification_type: row.notification_type,
-            card_id: row.card_id,
-            token_id: row.token_id,
-            token_requestor_id: row.token_requestor_id,
-            channel: row.channel,
-            otp_ciphertext: row.otp_ciphertext,
-            otp_key_id: row.otp_key_id,
-            expires_at: row.expires_at,
-            occurred_at: row.occurred_at,
-            received_at: row.received_at,
-        }
     }
 }
 
@@ -543,7 +332,6 @@ mod tests {
 
     #[test]
     fn unknown_statuses_are_corrupt() {
-        assert!(matches!(card_status("LOST"), Err(StoreError::Corrupt(_))));
         assert!(matches!(token_status("GONE"), Err(StoreError::Corrupt(_))));
         assert_eq!(token_status("ACTIVE").unwrap(), TokenStatus::Active);
     }

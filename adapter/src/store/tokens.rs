@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tmp_protocol::enums::TokenStatus;
 
 use super::engine::{SqlStore, WriteTx, dispatch};
-use super::rows::{self, TokenEventRow, TokenRow, Ts, normalize_ts, token_columns, token_event_columns};
+use super::rows::{self, TokenEventRow, Ts, normalize_ts, token_columns, token_event_columns};
 use super::{
     IdempotencyRecord, IdempotentWrite, OutboxRecord, StoreError, StoreResult, TokenEventOutcome, TokenEventRecord,
     TokenRecord,
@@ -141,20 +141,19 @@ impl TokenStore for SqlStore {
         if new_event {
             super::outbox::insert(&mut tx, outbox).await?;
         }
-        let token: Option<TokenRow> =
+        let token: Option<TokenRecord> =
             dispatch!(tx.conn(), |c| sqlx::query_as(FIND_TOKEN).bind(&event.token_id).fetch_optional(c).await?);
-        let token = token
-            .ok_or_else(|| StoreError::Corrupt(format!("token event {} has no mirror row", event.event_id)))?
-            .try_into()?;
+        let token =
+            token.ok_or_else(|| StoreError::Corrupt(format!("token event {} has no mirror row", event.event_id)))?;
         tx.commit().await?;
         Ok((IdempotentWrite::Committed, Some(TokenEventOutcome { token, applied })))
     }
 
     #[tracing::instrument(skip_all)]
     async fn find_token(&self, token_id: &str) -> StoreResult<Option<TokenRecord>> {
-        let row: Option<TokenRow> =
+        let row: Option<TokenRecord> =
             dispatch!(self.read(), |pool| sqlx::query_as(FIND_TOKEN).bind(token_id).fetch_optional(pool).await?);
-        row.map(TokenRecord::try_from).transpose()
+        Ok(row)
     }
 
     #[tracing::instrument(skip_all)]
@@ -175,7 +174,7 @@ impl TokenStore for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn tokens_for_card(&self, card_id: &str) -> StoreResult<Vec<TokenRecord>> {
         let rows = dispatch!(self.read(), |pool| {
-            sqlx::query_as::<_, TokenRow>(concat!(
+            sqlx::query_as::<_, TokenRecord>(concat!(
                 "SELECT ",
                 token_columns!(),
                 " FROM tokens WHERE card_id = $1 ORDER BY updated_at DESC, token_id"
@@ -184,6 +183,6 @@ impl TokenStore for SqlStore {
             .fetch_all(pool)
             .await?
         });
-        rows::convert_all(rows)
+        Ok(rows)
     }
 }

@@ -221,3 +221,24 @@ pub enum NotificationChannel {
     Email,
     Push,
 }
+
+/// A status name that is not one of its enum's (as read back from storage).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl TryFrom<String> for TokenStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<Self, UnknownStatus> {
+        TokenStatus::parse(&s).ok_or(UnknownStatus(s))
+    }
+}
+
+impl TryFrom<String> for IssuerCardStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<Self, UnknownStatus> {
+        IssuerCardStatus::parse(&s).ok_or(UnknownStatus(s))
+    }
+}

@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::fields::{FreeText, Id};
 use tmp_protocol::sensitive::{Expiry, Pan};
 
 use crate::config::Settings;
@@ -209,14 +210,14 @@ fn parse_csv(text: &str) -> anyhow::Result<Vec<(usize, Result<CardLine, String>)
 }
 
 fn check(card: CardLine, card_ids: &mut HashSet<String>) -> Result<CardLine, String> {
-    crate::domain::fields::check_id("cardId", &card.card_id).map_err(|e| e.to_string())?;
+    Id::parse(card.card_id.as_str()).map_err(|e| format!("`cardId` {e}"))?;
     if !card_ids.insert(card.card_id.clone()) {
         return Err(format!("card id `{}` appears on an earlier line", card.card_id));
     }
     for (field, value) in [("phone", &card.phone), ("email", &card.email), ("productCategory", &card.product_category)]
     {
         if let Some(value) = value {
-            crate::domain::fields::check_text(field, value).map_err(|e| e.to_string())?;
+            FreeText::parse(value.as_str()).map_err(|e| format!("`{field}` {e}"))?;
         }
     }
     Ok(card)

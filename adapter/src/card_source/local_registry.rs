@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
+use tmp_protocol::fields::FreeText;
 use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::{Cvc, Expiry, Pan};
 
@@ -29,14 +30,20 @@ impl LocalRegistry {
 
 /// Card facts from a registry row.
 pub fn facts_from_record(record: CardRecord) -> Result<CardFacts, CardSourceError> {
-    let expiry = expiry_from_yymm(&record.expiry_yymm)
-        .ok_or_else(|| CardSourceError::Unavailable(anyhow!("card {} has a corrupt expiry", record.card_id)))?;
+    let corrupt = |what: &str| CardSourceError::Unavailable(anyhow!("card {} has a corrupt {what}", record.card_id));
+    let expiry = expiry_from_yymm(&record.expiry_yymm).ok_or_else(|| corrupt("expiry"))?;
+    // Checked on the way in; a stored value that no longer passes is corrupt, not disclosed.
+    let text = |value: Option<String>, what: &str| value.map(FreeText::parse).transpose().map_err(|_| corrupt(what));
+    let cardholder = CardholderContact {
+        phone: text(record.cardholder_phone.clone(), "phone")?,
+        email: text(record.cardholder_email.clone(), "e-mail")?,
+    };
     Ok(CardFacts {
         card_id: record.card_id,
         status: record.status,
         expiry,
         pan_last4: record.pan_last4,
-        cardholder: CardholderContact { phone: record.cardholder_phone, email: record.cardholder_email },
+        cardholder,
         product_category: record.product_category,
     })
 }

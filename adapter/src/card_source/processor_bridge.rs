@@ -16,7 +16,7 @@ use tmp_protocol::webhook::WebhookSecret;
 
 use super::{CardFacts, CardSource, CardSourceError};
 use crate::config::ProcessorBridgeSettings;
-use crate::domain::fields::{check_id, check_text};
+use tmp_protocol::fields::{FreeText, Id};
 
 pub struct ProcessorBridge {
     client: SignedClient,
@@ -59,21 +59,16 @@ fn json_body<T: serde::de::DeserializeOwned>(response: &Response) -> Result<T, C
 /// The bridge's card, checked like any input: its id and texts end up in the audit trail and
 /// in answers to TMP, so a PAN used as a card id (legacy processors do that) is refused.
 fn checked(card: BridgeCard) -> Result<CardFacts, CardSourceError> {
-    let invalid = |e: tmp_edge::error::ApiError| {
+    let invalid = |e: tmp_protocol::fields::FieldError| {
         CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid card: {e}"))
     };
-    check_id("cardId", &card.card_id).map_err(invalid)?;
+    Id::parse(card.card_id.as_str()).map_err(invalid)?;
     if card.pan_last4.len() != 4 || !card.pan_last4.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CardSourceError::Unavailable(anyhow!("processor bridge answered an invalid panLast4")));
     }
-    for (field, value) in [
-        ("productCategory", &card.product_category),
-        ("cardholder.phone", &card.cardholder.phone),
-        ("cardholder.email", &card.cardholder.email),
-    ] {
-        if let Some(value) = value {
-            check_text(field, value).map_err(invalid)?;
-        }
+    // The cardholder's contact is `FreeText`, checked as the answer was parsed.
+    if let Some(category) = &card.product_category {
+        FreeText::parse(category.as_str()).map_err(invalid)?;
     }
     Ok(CardFacts {
         card_id: card.card_id,

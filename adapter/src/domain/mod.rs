@@ -1,6 +1,10 @@
-//! What the adapter decides and records, independent of HTTP.
+//! What the adapter decides and records. It speaks in domain terms — protocol types in, store
+//! records and [`error::DomainError`] out — and never in HTTP: `http` parses requests into these
+//! types and maps `DomainError` onto the contract's errors (`http::error`). It reads the
+//! correlation id of the request it serves from `tmp_edge::correlation` (a task-local set by the
+//! HTTP middleware), and uses the store and card-source traits.
 
-pub mod fields;
+pub mod error;
 pub mod notifications;
 pub mod policy;
 pub mod processor_events;

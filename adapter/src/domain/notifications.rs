@@ -7,27 +7,20 @@ use time::OffsetDateTime;
 use tmp_protocol::enums::NotificationType;
 use tmp_protocol::issuer_api::{ActivationCode, NotificationRequest};
 
-use super::fields::{check_id, check_requestor};
+use super::error::DomainError;
 use crate::crypto::aad;
 use crate::crypto::at_rest::DataKeyRing;
 use crate::outbox::{Destination, OutboxMessage};
 use crate::store::{NotificationRecord, OutboxRecord};
-use tmp_edge::error::ApiError;
 
-pub fn validate(n: &NotificationRequest) -> Result<(), ApiError> {
-    check_id("notificationId", &n.notification_id)?;
-    check_id("cardId", &n.card_id)?;
-    if let Some(token_id) = &n.token_id {
-        check_id("tokenId", token_id)?;
-    }
-    if let Some(requestor) = &n.token_requestor {
-        check_requestor("tokenRequestor", requestor)?;
-    }
+/// The rules a notification's types do not already hold: only an activation code carries a
+/// payload, and it always carries one, with its expiry.
+pub fn validate(n: &NotificationRequest) -> Result<(), DomainError> {
     let carries_code = n.notification_type == NotificationType::ActivationCodeDelivery;
     match (carries_code, &n.encrypted_payload, n.expires_at) {
-        (true, None, _) => Err(ApiError::validation("ACTIVATION_CODE_DELIVERY requires `encryptedPayload`")),
-        (true, Some(_), None) => Err(ApiError::validation("ACTIVATION_CODE_DELIVERY requires `expiresAt`")),
-        (false, Some(_), _) => Err(ApiError::validation("only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`")),
+        (true, None, _) => Err(DomainError::rule("ACTIVATION_CODE_DELIVERY requires `encryptedPayload`")),
+        (true, Some(_), None) => Err(DomainError::rule("ACTIVATION_CODE_DELIVERY requires `expiresAt`")),
+        (false, Some(_), _) => Err(DomainError::rule("only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`")),
         _ => Ok(()),
     }
 }
@@ -40,11 +33,11 @@ pub fn to_records(
 ) -> (NotificationRecord, OutboxRecord) {
     let sealed = code.map(|c| data_keys.encrypt(c.otp.expose().as_bytes(), &aad::otp(&n.notification_id)));
     let record = NotificationRecord {
-        notification_id: n.notification_id.clone(),
+        notification_id: n.notification_id.to_string(),
         notification_type: n.notification_type.as_str().into(),
-        card_id: n.card_id.clone(),
-        token_id: n.token_id.clone(),
-        token_requestor_id: n.token_requestor.as_ref().map(|r| r.id.clone()),
+        card_id: n.card_id.to_string(),
+        token_id: n.token_id.as_ref().map(|t| t.to_string()),
+        token_requestor_id: n.token_requestor.as_ref().map(|r| r.id.to_string()),
         channel: n
             .channel
             .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
@@ -59,7 +52,7 @@ pub fn to_records(
     let outbox = OutboxRecord {
         id: uuid::Uuid::new_v4(),
         destination: Destination::IssuerWebhook,
-        ordering_key: n.card_id.clone(),
+        ordering_key: n.card_id.to_string(),
         message,
         created_at: now,
         not_after: n.expires_at,

@@ -9,18 +9,17 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::fields::FreeText;
 use tmp_protocol::processor::{ProcessorEvent, ProcessorEventBody};
 use tmp_protocol::tmp_api::{ExpiryData, ReplacementCardData};
 use zeroize::Zeroizing;
 
-use super::fields::{self, check_id};
+use super::error::DomainError;
 use crate::config::Approach;
 use crate::crypto::aad;
 use crate::keys::KeyMaterial;
 use crate::outbox::{CardEventMessage, Destination, ForwardedEvent, OutboxMessage, SealedCardData};
 use crate::store::{CardChange, CardRecord, OutboxRecord, ProcessorEventRecord};
-use tmp_edge::error::ApiError;
-use tmp_edge::json::parse_body;
 
 /// The card data an event carried encrypted, once decrypted.
 pub enum CardSecret {
@@ -28,54 +27,48 @@ pub enum CardSecret {
     Expiry(ExpiryData),
 }
 
-/// One event object or a JSON array of them.
-pub fn parse_events(bytes: &[u8], max_batch: usize) -> Result<Vec<ProcessorEvent>, ApiError> {
-    let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let events = if is_batch { parse_body::<Vec<ProcessorEvent>>(bytes)? } else { vec![parse_body(bytes)?] };
-    if events.is_empty() {
-        return Err(ApiError::validation("the batch holds no event"));
+/// A batch holds 1 to `max_batch` events.
+pub fn check_batch(len: usize, max_batch: usize) -> Result<(), DomainError> {
+    match len {
+        0 => Err(DomainError::rule("the batch holds no event")),
+        n if n > max_batch => Err(DomainError::rule(format!("a batch holds at most {max_batch} events"))),
+        _ => Ok(()),
     }
-    if events.len() > max_batch {
-        return Err(ApiError::validation(format!("a batch holds at most {max_batch} events")));
-    }
-    Ok(events)
 }
 
-/// Optional free text: when present, non-empty and within the shared rules (length, no PAN).
-fn check_text(field: &str, value: Option<&String>) -> Result<(), ApiError> {
+/// Optional free text, when present, is not empty.
+fn not_empty(field: &str, value: Option<&FreeText>) -> Result<(), DomainError> {
     match value {
-        Some(v) if v.is_empty() => Err(ApiError::validation(format!("`{field}` must not be empty"))),
-        Some(v) => fields::check_text(field, v),
-        None => Ok(()),
+        Some(v) if v.is_empty() => Err(DomainError::invalid(field, "must not be empty")),
+        _ => Ok(()),
     }
 }
 
-pub fn validate(event: &ProcessorEvent) -> Result<(), ApiError> {
-    check_id("id", &event.id)?;
-    check_id("cardId", &event.card_id)?;
+/// The rules an event's types do not already hold (ids and free text are checked as they are
+/// parsed: `tmp_protocol::fields`).
+pub fn validate(event: &ProcessorEvent) -> Result<(), DomainError> {
     match &event.body {
         ProcessorEventBody::CardIssued(d) => {
-            check_text("data.productCategory", d.product_category.as_ref())?;
+            not_empty("data.productCategory", d.product_category.as_ref())?;
             if let Some(c) = &d.cardholder {
-                check_text("data.cardholder.phone", c.phone.as_ref())?;
-                check_text("data.cardholder.email", c.email.as_ref())?;
+                not_empty("data.cardholder.phone", c.phone.as_ref())?;
+                not_empty("data.cardholder.email", c.email.as_ref())?;
             }
         }
-        ProcessorEventBody::CardStatusChanged(d) => check_text("data.reason", d.reason.as_ref())?,
+        ProcessorEventBody::CardStatusChanged(d) => not_empty("data.reason", d.reason.as_ref())?,
         ProcessorEventBody::CardReplaced(d) => {
-            check_id("data.newCardId", &d.new_card_id)?;
             if d.new_card_id == event.card_id {
-                return Err(ApiError::validation("`data.newCardId` must differ from `cardId`"));
+                return Err(DomainError::invalid("data.newCardId", "must differ from `cardId`"));
             }
         }
         ProcessorEventBody::CardRenewed(_) => {}
-        ProcessorEventBody::CardClosed(d) => check_text("data.reason", d.reason.as_ref())?,
+        ProcessorEventBody::CardClosed(d) => not_empty("data.reason", d.reason.as_ref())?,
         ProcessorEventBody::CardholderUpdated(c) => {
             if c.phone.is_none() && c.email.is_none() {
-                return Err(ApiError::validation("`data` must hold `phone`, `email` or both"));
+                return Err(DomainError::invalid("data", "must hold `phone`, `email` or both"));
             }
-            check_text("data.phone", c.phone.as_ref())?;
-            check_text("data.email", c.email.as_ref())?;
+            not_empty("data.phone", c.phone.as_ref())?;
+            not_empty("data.email", c.email.as_ref())?;
         }
     }
     Ok(())
@@ -115,14 +108,14 @@ pub fn to_record(
     keys: &KeyMaterial,
     approach: Approach,
     now: OffsetDateTime,
-) -> Result<ProcessorEventRecord, ApiError> {
-    let internal = |what: &str| ApiError::Internal(anyhow::anyhow!("processor event: {what}"));
+) -> Result<ProcessorEventRecord, DomainError> {
+    let internal = |what: &str| DomainError::Internal(format!("processor event: {what}"));
     let change = match (&event.body, secret) {
         (ProcessorEventBody::CardIssued(d), Some(CardSecret::Card(card))) => {
             let mut record = card_record(&event.card_id, card, keys, now);
-            record.product_category = d.product_category.clone();
-            record.cardholder_phone = d.cardholder.as_ref().and_then(|c| c.phone.clone());
-            record.cardholder_email = d.cardholder.as_ref().and_then(|c| c.email.clone());
+            record.product_category = d.product_category.as_ref().map(FreeText::to_string);
+            record.cardholder_phone = d.cardholder.as_ref().and_then(|c| c.phone.as_ref().map(FreeText::to_string));
+            record.cardholder_email = d.cardholder.as_ref().and_then(|c| c.email.as_ref().map(FreeText::to_string));
             CardChange::Register(record)
         }
         (ProcessorEventBody::CardReplaced(d), Some(CardSecret::Card(card))) => {
@@ -133,13 +126,14 @@ pub fn to_record(
         }
         (ProcessorEventBody::CardStatusChanged(d), None) => CardChange::Status(d.status),
         (ProcessorEventBody::CardClosed(_), None) => CardChange::Status(IssuerCardStatus::Closed),
-        (ProcessorEventBody::CardholderUpdated(c), None) => {
-            CardChange::Contact { phone: c.phone.clone(), email: c.email.clone() }
-        }
+        (ProcessorEventBody::CardholderUpdated(c), None) => CardChange::Contact {
+            phone: c.phone.as_ref().map(FreeText::to_string),
+            email: c.email.as_ref().map(FreeText::to_string),
+        },
         _ => return Err(internal("card data does not match the event type")),
     };
 
-    let canonical = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.into()))?;
+    let canonical = serde_json::to_vec(event).map_err(|_| internal("the event does not serialize"))?;
     let outbox = match destination(approach, &event.body) {
         None => None,
         Some(destination) => {
@@ -156,13 +150,13 @@ pub fn to_record(
                         .map_err(|_| internal("card data does not serialize"))?,
                     );
                     let sealed = keys.data_keys.encrypt(&plaintext, &aad::outbox_row(&id));
-                    Ok::<_, ApiError>(SealedCardData { key_id: sealed.key_id, data: sealed.bytes })
+                    Ok::<_, DomainError>(SealedCardData { key_id: sealed.key_id, data: sealed.bytes })
                 })
                 .transpose()?;
             Some(OutboxRecord {
                 id,
                 destination,
-                ordering_key: event.card_id.clone(),
+                ordering_key: event.card_id.to_string(),
                 message: OutboxMessage::CardEvent(CardEventMessage { event: ForwardedEvent::from(event), sealed }),
                 created_at: now,
                 not_after: None,
@@ -171,9 +165,9 @@ pub fn to_record(
         }
     };
     Ok(ProcessorEventRecord {
-        event_id: event.id.clone(),
+        event_id: event.id.to_string(),
         body_hash: Sha256::digest(&canonical).to_vec(),
-        card_id: event.card_id.clone(),
+        card_id: event.card_id.to_string(),
         event_type: event.body.type_name().to_owned(),
         occurred_at: event.occurred_at,
         received_at: now,

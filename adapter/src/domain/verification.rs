@@ -12,6 +12,7 @@ use tmp_protocol::issuer_api::{
 };
 use tmp_protocol::sensitive::{Cvc, Pan};
 
+use super::error::DomainError;
 use crate::card_source::{CardFacts, CardSource, CardSourceError};
 use crate::config::PolicySettings;
 use crate::domain::policy::{self, Assessment, CardOutcome, DecisionInput};
@@ -81,8 +82,8 @@ impl CardVerifier {
                 (policy::decide(requestor_policy, &input), answer.card, answer.cvc, false)
             }
             Ok(Err(error)) => {
-                let cause = match error.downcast_ref::<CardSourceError>() {
-                    Some(CardSourceError::Timeout) => StandIn::Timeout,
+                let cause = match error {
+                    DomainError::CardSource(CardSourceError::Timeout) => StandIn::Timeout,
                     _ => StandIn::Unavailable,
                 };
                 tracing::warn!(error = ?error, "card source failed; answering the stand-in decision");
@@ -125,10 +126,10 @@ impl CardVerifier {
             decided_at: now,
             correlation_id: correlation_id.to_owned(),
             operation: "verify_card".into(),
-            tokenization_id: Some(request.tokenization_id.clone()),
+            tokenization_id: Some(request.tokenization_id.to_string()),
             card_id: response.card_id.clone(),
             pan_last4: Some(card.pan.last4().to_owned()),
-            token_requestor_id: Some(requestor.id.clone()),
+            token_requestor_id: Some(requestor.id.to_string()),
             wallet: Some(requestor.wallet.as_str().into()),
             tsp: Some(request.tsp.as_str().into()),
             decision: assessment.decision.as_str().into(),
@@ -142,7 +143,7 @@ impl CardVerifier {
     }
 
     /// Lookup, CVC check with attempt counting, and token count: everything the deadline bounds.
-    async fn ask_source(&self, card: &CardData, now: OffsetDateTime) -> Result<SourceAnswer, anyhow::Error> {
+    async fn ask_source(&self, card: &CardData, now: OffsetDateTime) -> Result<SourceAnswer, DomainError> {
         let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
         let Some(facts) = facts else {
             return Ok(SourceAnswer { card: None, cvc: NOT_CHECKED, live_tokens: 0 });
@@ -165,7 +166,7 @@ impl CardVerifier {
         pan: &Pan,
         cvc: &Cvc,
         now: OffsetDateTime,
-    ) -> Result<CvcResult, anyhow::Error> {
+    ) -> Result<CvcResult, DomainError> {
         let window = self.lockout_window();
         let reserved =
             self.store.reserve_cvc_attempt(&facts.card_id, now, window, self.policy.cvc.max_attempts).await?;
@@ -188,7 +189,7 @@ impl CardVerifier {
 
     /// Whether the card is locked out by earlier wrong CVCs (checked even when no CVC is sent:
     /// a card under attack must not be tokenized by a requestor that doesn't ask for one).
-    async fn locked_out(&self, card_id: &str, now: OffsetDateTime) -> Result<bool, anyhow::Error> {
+    async fn locked_out(&self, card_id: &str, now: OffsetDateTime) -> Result<bool, DomainError> {
         let failures = self.store.cvc_failures(card_id, now, self.lockout_window()).await?;
         Ok(failures >= self.policy.cvc.max_attempts)
     }
@@ -228,7 +229,7 @@ impl CardVerifier {
         card: &CardData,
         cvc: &Cvc,
         correlation_id: &str,
-    ) -> Result<Verified<VerifyCvcResponse>, anyhow::Error> {
+    ) -> Result<Verified<VerifyCvcResponse>, DomainError> {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
         let work = async {
@@ -239,11 +240,11 @@ impl CardVerifier {
                 // An unusable card's CVC is not checked, and not counted against it.
                 _ => CvcResult::NoMatch,
             };
-            Ok::<_, anyhow::Error>((facts, outcome, result))
+            Ok::<_, DomainError>((facts, outcome, result))
         };
         let (facts, outcome, cvc_result) = match tokio::time::timeout(self.deadline(), work).await {
             Ok(result) => result?,
-            Err(_) => anyhow::bail!("card source missed the {} ms deadline", self.policy.deadline_ms),
+            Err(_) => return Err(DomainError::DeadlineMissed { deadline_ms: self.policy.deadline_ms }),
         };
         let card_status = policy::card_status(outcome);
         let reason = policy::card_problem(outcome).unwrap_or(match cvc_result {
@@ -263,7 +264,7 @@ impl CardVerifier {
             tokenization_id: None,
             card_id: response.card_id.clone(),
             pan_last4: Some(card.pan.last4().to_owned()),
-            token_requestor_id: request.token_requestor.as_ref().map(|r| r.id.clone()),
+            token_requestor_id: request.token_requestor.as_ref().map(|r| r.id.to_string()),
             wallet: request.token_requestor.as_ref().map(|r| r.wallet.as_str().into()),
             tsp: None,
             decision: cvc_result.as_str().into(),

@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
+use tmp_protocol::fields::{FreeText, Id};
 use tmp_protocol::issuer_api::{CardholderContact, NotificationRequest, TokenEventRequest};
 use tmp_protocol::processor::{CardClosedData, CardStatusChangedData, ProcessorEvent, ProcessorEventBody};
 use utoipa::ToSchema;
@@ -171,8 +172,8 @@ pub struct CardEventMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ForwardedEvent {
-    pub id: String,
-    pub card_id: String,
+    pub id: Id,
+    pub card_id: Id,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
     #[serde(flatten)]
@@ -186,14 +187,14 @@ pub enum ForwardedBody {
     #[serde(rename = "card.issued", rename_all = "camelCase")]
     CardIssued {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        product_category: Option<String>,
+        product_category: Option<FreeText>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cardholder: Option<CardholderContact>,
     },
     #[serde(rename = "card.status_changed")]
     CardStatusChanged(CardStatusChangedData),
     #[serde(rename = "card.replaced", rename_all = "camelCase")]
-    CardReplaced { new_card_id: String },
+    CardReplaced { new_card_id: Id },
     #[serde(rename = "card.renewed")]
     CardRenewed {},
     #[serde(rename = "card.closed")]

@@ -354,17 +354,17 @@ fn tmp_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Request, S
         ForwardedBody::CardStatusChanged(d) => json_request(
             Method::POST,
             format!("{base}/status"),
-            &CardStatusUpdate { status: d.status, reason: d.reason.clone() },
+            &CardStatusUpdate { status: d.status, reason: d.reason.as_ref().map(|r| r.to_string()) },
         ),
         ForwardedBody::CardClosed(d) => json_request(
             Method::POST,
             format!("{base}/status"),
-            &CardStatusUpdate { status: IssuerCardStatus::Closed, reason: d.reason.clone() },
+            &CardStatusUpdate { status: IssuerCardStatus::Closed, reason: d.reason.as_ref().map(|r| r.to_string()) },
         ),
         ForwardedBody::CardReplaced { new_card_id } => json_request(
             Method::POST,
             format!("{base}/replace"),
-            &CardReplace { new_card_id: new_card_id.clone(), encrypted_payload: required(jwe, "card data")? },
+            &CardReplace { new_card_id: new_card_id.to_string(), encrypted_payload: required(jwe, "card data")? },
         ),
         ForwardedBody::CardRenewed {} => json_request(
             Method::POST,
@@ -383,9 +383,9 @@ fn lifecycle_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Requ
             Method::POST,
             "/lifecycle/v1/cards".to_owned(),
             &LifecycleCard {
-                card_id: event.card_id.clone(),
+                card_id: event.card_id.to_string(),
                 status: IssuerCardStatus::Active,
-                product_category: product_category.clone(),
+                product_category: product_category.as_ref().map(|c| c.to_string()),
                 cardholder: cardholder.clone(),
                 encrypted_payload: required(jwe, "card data")?,
             },
@@ -398,7 +398,10 @@ fn lifecycle_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Requ
         ForwardedBody::CardReplaced { new_card_id } => json_request(
             Method::POST,
             format!("{card_path}/replace"),
-            &LifecycleCardReplace { new_card_id: new_card_id.clone(), encrypted_payload: required(jwe, "card data")? },
+            &LifecycleCardReplace {
+                new_card_id: new_card_id.to_string(),
+                encrypted_payload: required(jwe, "card data")?,
+            },
         ),
         ForwardedBody::CardRenewed {} => json_request(
             Method::PATCH,

@@ -230,7 +230,7 @@ fn bridge_card() -> BridgeCardEntry {
             status: IssuerCardStatus::Active,
             expiry: Expiry::parse(EXPIRY).unwrap(),
             pan_last4: "1111".into(),
-            cardholder: CardholderContact { phone: Some("+48500100300".into()), email: None },
+            cardholder: CardholderContact { phone: Some("+48500100300".try_into().unwrap()), email: None },
             product_category: Some("CONSUMER_CREDIT".into()),
         },
         cvc: "123".into(),

@@ -19,6 +19,7 @@ use crate::enums::{
     CardStatus, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod, TokenStatus, Tsp,
     Wallet,
 };
+use crate::fields::{FreeText, Id};
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
 
 pub const VERIFY_CARD_PATH: &str = "/issuer-api/v1/cards/verify";
@@ -33,9 +34,9 @@ pub const PUBLIC_KEY_PATH: &str = "/issuer-api/v1/public-key";
 pub struct TokenRequestor {
     /// The TSP's token requestor id (11 digits for MDES/VTS, e.g. `50110030273` for Apple Pay).
     #[schema(example = "50110030273")]
-    pub id: String,
+    pub id: Id,
     #[schema(example = "Apple Pay")]
-    pub name: String,
+    pub name: FreeText,
     pub wallet: Wallet,
 }
 
@@ -44,9 +45,9 @@ pub struct TokenRequestor {
 #[serde(rename_all = "camelCase")]
 pub struct CardholderContact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub phone: Option<FreeText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<FreeText>,
 }
 
 /// Plaintext of `encryptedPayload` in card verification and CVC verification.
@@ -73,7 +74,7 @@ pub struct ActivationCode {
 pub struct VerifyCardRequest {
     /// TMP's id of this tokenization attempt; echoed in the audit trail.
     #[schema(example = "tkn-req-8f14e45f")]
-    pub tokenization_id: String,
+    pub tokenization_id: Id,
     pub tsp: Tsp,
     pub token_requestor: TokenRequestor,
     pub provisioning_method: ProvisioningMethod,
@@ -186,11 +187,11 @@ pub struct VerifyCvcResponse {
 pub struct TokenEventRequest {
     /// Unique per event; the same event retried carries the same id.
     #[schema(example = "evt-0001")]
-    pub event_id: String,
+    pub event_id: Id,
     /// Token unique reference at the TSP.
     #[schema(example = "DWSPMC000000000132d72d4fcb2f4136a0532d3093ff1a45")]
-    pub token_id: String,
-    pub card_id: String,
+    pub token_id: Id,
+    pub card_id: Id,
     pub tsp: Tsp,
     pub token_requestor: TokenRequestor,
     pub status: TokenStatus,
@@ -198,7 +199,7 @@ pub struct TokenEventRequest {
     pub previous_status: Option<TokenStatus>,
     /// Free-text reason from TMP (e.g. `CARD_BLOCKED`, `CUSTOMER_REQUEST`); no card data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FreeText>,
     /// Last four digits of the token (device account number), for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_last4: Option<String>,
@@ -222,12 +223,12 @@ pub struct TokenEventAck {
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRequest {
     #[schema(example = "ntf-0001")]
-    pub notification_id: String,
+    pub notification_id: Id,
     #[serde(rename = "type")]
     pub notification_type: NotificationType,
-    pub card_id: String,
+    pub card_id: Id,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_id: Option<String>,
+    pub token_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_requestor: Option<TokenRequestor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod enums;
 pub mod error;
+pub mod fields;
 pub mod headers;
 pub mod issuer_api;
 pub mod json;

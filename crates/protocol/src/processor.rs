@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::IssuerCardStatus;
+use crate::fields::{FreeText, Id};
 use crate::issuer_api::CardholderContact;
 
 pub const EVENTS_PATH: &str = "/processor/v1/events";
@@ -16,8 +17,8 @@ pub const EVENTS_PATH: &str = "/processor/v1/events";
 #[serde(rename_all = "camelCase")]
 pub struct ProcessorEvent {
     /// Unique per event: the deduplication key (same id + same body → accepted once).
-    pub id: String,
-    pub card_id: String,
+    pub id: Id,
+    pub card_id: Id,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub occurred_at: OffsetDateTime,
@@ -62,7 +63,7 @@ pub struct CardIssuedData {
     /// Compact JWE of `{"pan", "expiry"}`.
     pub encrypted_payload: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_category: Option<String>,
+    pub product_category: Option<FreeText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder: Option<CardholderContact>,
 }
@@ -72,13 +73,13 @@ pub struct CardIssuedData {
 pub struct CardStatusChangedData {
     pub status: IssuerCardStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FreeText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CardReplacedData {
-    pub new_card_id: String,
+    pub new_card_id: Id,
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
     pub encrypted_payload: String,
 }
@@ -94,7 +95,7 @@ pub struct CardRenewedData {
 #[serde(rename_all = "camelCase")]
 pub struct CardClosedData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FreeText>,
 }
 
 /// `202` answer of `POST /processor/v1/events`: every event of the request is durably stored.

@@ -11,6 +11,7 @@ pub mod issuer;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tmp_protocol::fields::{FieldError, FreeText, Id};
 
 use tmp_protocol::enums::{NotificationChannel, NotificationType};
 use tmp_protocol::issuer_api::{
@@ -44,17 +45,20 @@ impl Callback {
         }
     }
 
-    pub fn from_effect(effect: Effect) -> Callback {
-        match effect {
+    /// The request an effect calls for. Its ids are the mock's own or ones the contract's rules
+    /// already let in (card ids from the issuer's answers and the simulator's requests), so
+    /// `Err` means a value that bypassed those rules.
+    pub fn from_effect(effect: Effect) -> Result<Callback, FieldError> {
+        Ok(match effect {
             Effect::TokenEvent { token, previous, reason, at } => Callback::TokenEvent(TokenEventRequest {
-                event_id: format!("evt-{}", uuid::Uuid::new_v4().simple()),
-                token_id: token.token_id,
-                card_id: token.card_id,
+                event_id: Id::parse(format!("evt-{}", uuid::Uuid::new_v4().simple()))?,
+                token_id: Id::parse(token.token_id)?,
+                card_id: Id::parse(token.card_id)?,
                 tsp: token.tsp,
                 token_requestor: token.token_requestor,
                 status: token.status,
                 previous_status: previous,
-                reason: Some(reason),
+                reason: Some(FreeText::parse(reason)?),
                 token_last4: token.token_last4,
                 occurred_at: at,
             }),
@@ -70,10 +74,10 @@ impl Callback {
                 });
                 Callback::Notification(
                     NotificationRequest {
-                        notification_id: format!("ntf-{}", uuid::Uuid::new_v4().simple()),
+                        notification_id: Id::parse(format!("ntf-{}", uuid::Uuid::new_v4().simple()))?,
                         notification_type: kind,
-                        card_id,
-                        token_id,
+                        card_id: Id::parse(card_id)?,
+                        token_id: token_id.map(Id::parse).transpose()?,
                         token_requestor,
                         channel,
                         encrypted_payload: None,
@@ -83,7 +87,7 @@ impl Callback {
                     otp,
                 )
             }
-        }
+        })
     }
 }
 
@@ -102,16 +106,23 @@ impl Outbox {
         (Outbox { tx, pending: Arc::new(watch::Sender::new(0)) }, OutboxReceiver(rx))
     }
 
-    /// Queues the callback of an effect; returns its id.
-    pub fn push(&self, effect: Effect) -> String {
-        let callback = Callback::from_effect(effect);
+    /// Queues the callback of an effect; returns its id (none when the effect holds an id the
+    /// contract refuses: see [`Callback::from_effect`]; it is logged and not sent).
+    pub fn push(&self, effect: Effect) -> Option<String> {
+        let callback = match Callback::from_effect(effect) {
+            Ok(callback) => callback,
+            Err(error) => {
+                tracing::error!(%error, "an effect holds an id or text the contract refuses: not sent");
+                return None;
+            }
+        };
         let id = callback.id().to_owned();
         self.pending.send_modify(|n| *n += 1);
         if self.tx.send(callback).is_err() {
             // The worker is gone (the mock is stopping): nothing will deliver it.
             self.pending.send_modify(|n| *n = n.saturating_sub(1));
         }
-        id
+        Some(id)
     }
 
     pub fn pending(&self) -> usize {

@@ -14,6 +14,7 @@
 pub mod push;
 
 use std::time::Duration;
+use tmp_protocol::fields::{FreeText, Id};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,8 +46,8 @@ pub struct CardInput {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestorInput {
-    pub id: String,
-    pub name: String,
+    pub id: Id,
+    pub name: FreeText,
 }
 
 /// `POST /_mock/v1/simulate/tokenizations`.
@@ -59,7 +60,7 @@ pub struct TokenizeRequest {
     #[serde(default)]
     pub card: Option<CardInput>,
     #[serde(default)]
-    pub card_id: Option<String>,
+    pub card_id: Option<Id>,
     pub wallet: Wallet,
     #[serde(default)]
     pub tsp: Option<Tsp>,
@@ -110,7 +111,11 @@ pub fn default_requestor(wallet: Wallet) -> TokenRequestor {
         Wallet::Merchant => ("50182743648", "Merchant"),
         Wallet::Other => ("50100000000", "Other"),
     };
-    TokenRequestor { id: id.into(), name: name.into(), wallet }
+    TokenRequestor {
+        id: Id::parse(id).expect("a well-known requestor id"),
+        name: FreeText::parse(name).expect("a plain name"),
+        wallet,
+    }
 }
 
 /// The wallet's recommendation from its scores: both ≥ 3 → approve, a 2 → step up, a 1 → decline.
@@ -166,8 +171,10 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
         (Some(card), card_id) => (card.pan, card.expiry, card.cvc, card_id.clone()),
         (None, Some(card_id)) => {
             let state = mock.state.lock().await;
-            let card =
-                state.cards.get(card_id).ok_or_else(|| ApiError::UnknownResource(format!("no card `{card_id}`")))?;
+            let card = state
+                .cards
+                .get(card_id.as_str())
+                .ok_or_else(|| ApiError::UnknownResource(format!("no card `{card_id}`")))?;
             match (&card.pan, &card.expiry) {
                 (Some(pan), Some(expiry)) => (pan.clone(), expiry.clone(), None, Some(card_id.clone())),
                 _ => return Err(ApiError::Conflict("TMP holds no card data for this card: send `card`".into())),
@@ -190,7 +197,7 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
         device_score,
         recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
         device_name: request.device_name,
-        card_id,
+        card_id: card_id.map(String::from),
         pan,
         expiry,
         cvc,
@@ -347,7 +354,7 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         let is_code = matches!(&effect, Effect::Notification { kind: NotificationType::ActivationCodeDelivery, .. });
         let id = mock.outbox.push(effect);
         if is_code {
-            notification_id = Some(id);
+            notification_id = id;
         }
     }
     let mut answer = json!(record);
@@ -449,7 +456,7 @@ async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verd
     }
 
     let request = |payload: String| VerifyCardRequest {
-        tokenization_id: tokenization_id.to_owned(),
+        tokenization_id: Id::parse(tokenization_id).expect("the mock's tokenization ids follow the id rules"),
         tsp: attempt.tsp,
         token_requestor: attempt.requestor.clone(),
         provisioning_method: attempt.method,

@@ -310,8 +310,8 @@ mod tests {
                 card_id: "card-1".into(),
                 tsp: Tsp::Mdes,
                 token_requestor: TokenRequestor {
-                    id: "50120834693".into(),
-                    name: "Google Pay".into(),
+                    id: "50120834693".try_into().unwrap(),
+                    name: "Google Pay".try_into().unwrap(),
                     wallet: Wallet::GooglePay,
                 },
                 status,

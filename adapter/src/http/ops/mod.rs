@@ -28,6 +28,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tmp_protocol::error::ErrorBody;
+use tmp_protocol::fields::{FreeText, Id};
 use utoipa::IntoResponses;
 
 use super::AppState;
@@ -263,7 +264,7 @@ pub fn tmp_error(call: TmpCall<'_>, error: TmpError) -> ApiError {
         answer
             .message
             .as_deref()
-            .filter(|m| crate::domain::fields::check_text("message", m).is_ok() && !m.chars().any(char::is_control))
+            .filter(|m| FreeText::parse(*m).is_ok() && !m.chars().any(char::is_control))
             .map(|m| format!(": {m}"))
             .unwrap_or_default()
     };
@@ -315,7 +316,7 @@ pub fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiErro
         )),
         Some(r) if r.trim().is_empty() => Ok(None),
         Some(r) => {
-            crate::domain::fields::check_text("reason", &r)?;
+            FreeText::parse(r.as_str()).map_err(|e| crate::http::error::invalid_field("reason", e))?;
             Ok(Some(r))
         }
         None => Ok(None),
@@ -338,7 +339,7 @@ pub fn limit(value: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError
 
 /// A path id (card, token): the shared id rules, 422 otherwise.
 pub fn path_id(field: &str, value: &str) -> Result<(), ApiError> {
-    crate::domain::fields::check_id(field, value)
+    Id::parse(value).map(drop).map_err(|e| crate::http::error::invalid_field(field, e))
 }
 
 pub fn ts(t: OffsetDateTime) -> String {

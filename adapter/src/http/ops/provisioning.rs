@@ -10,12 +10,13 @@ use tmp_protocol::tmp_api::{ApplePaySignInput, GooglePaySignInput, SignCardReque
 use utoipa::ToSchema;
 
 use super::{Answer, AuditDraft, BeginWrite, OpsErrors, OpsState, Principal, TmpCall, begin_write, path_id, read_body};
-use crate::domain::fields::{check_id, check_text};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
+use crate::http::error::invalid_field;
 use tmp_edge::correlation;
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
+use tmp_protocol::fields::{FreeText, Id};
 
 /// Most certificates accepted in Apple's chain.
 const MAX_CERTIFICATES: usize = 5;
@@ -106,13 +107,13 @@ fn apple_input(request: &ApplePayPushRequest) -> Result<ApplePaySignInput, ApiEr
 
 fn google_input(request: &GooglePayPushRequest) -> Result<GooglePaySignInput, ApiError> {
     if let Some(id) = &request.client_device_id {
-        check_id("clientDeviceId", id)?;
+        Id::parse(id.as_str()).map_err(|e| invalid_field("clientDeviceId", e))?;
     }
     if let Some(id) = &request.client_wallet_account_id {
-        check_id("clientWalletAccountId", id)?;
+        Id::parse(id.as_str()).map_err(|e| invalid_field("clientWalletAccountId", e))?;
     }
     if let Some(name) = &request.cardholder_name {
-        check_text("cardholderName", name)?;
+        FreeText::parse(name.as_str()).map_err(|e| invalid_field("cardholderName", e))?;
     }
     Ok(GooglePaySignInput {
         client_device_id: request.client_device_id.clone(),

@@ -7,7 +7,6 @@ use tmp_protocol::issuer_api::{CardData, VerifyCardRequest, VerifyCardResponse, 
 
 use super::decrypt;
 use super::doc::{IssuerApiErrors, SignedRequestHeaders};
-use crate::domain::fields::{check_id, check_requestor};
 use crate::http::AppState;
 use crate::http::body::SignedBody;
 use crate::http::idempotency::{self, Begin};
@@ -34,8 +33,6 @@ pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBo
         Begin::Fresh(pending) => pending,
     };
     let request: VerifyCardRequest = parse_body(&body.bytes)?;
-    check_id("tokenizationId", &request.tokenization_id)?;
-    check_requestor("tokenRequestor", &request.token_requestor)?;
     for (field, score) in [("walletScore", request.wallet_score), ("deviceScore", request.device_score)] {
         if score.is_some_and(|s| !(1..=5).contains(&s)) {
             return Err(ApiError::validation(format!("`{field}` must be between 1 and 5")));
@@ -69,18 +66,11 @@ pub async fn verify_cvc(state: Data<AppState>, req: HttpRequest, body: SignedBod
         Begin::Fresh(pending) => pending,
     };
     let request: VerifyCvcRequest = parse_body(&body.bytes)?;
-    if let Some(requestor) = &request.token_requestor {
-        check_requestor("tokenRequestor", requestor)?;
-    }
     let card: CardData = decrypt(&state, &request.encrypted_payload).await?;
     let cvc =
         card.cvc.clone().ok_or_else(|| ApiError::validation("`encryptedPayload.cvc` is required for a CVC check"))?;
 
-    let verified = state
-        .verifier
-        .verify_cvc(&request, &card, &cvc, &correlation::current())
-        .await
-        .map_err(ApiError::Unavailable)?;
+    let verified = state.verifier.verify_cvc(&request, &card, &cvc, &correlation::current()).await?;
     let response_body = serde_json::to_vec(&verified.response).map_err(|e| ApiError::Internal(e.into()))?;
     let record = pending.record(StatusCode::OK, response_body);
     let write = state.store.record_decision(&verified.audit, Some(&record)).await?;

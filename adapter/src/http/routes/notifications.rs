@@ -43,7 +43,7 @@ pub async fn notification(state: Data<AppState>, req: HttpRequest, body: SignedB
     let (record, outbox) =
         notifications::to_records(&request, code.as_ref(), &state.keys.data_keys, OffsetDateTime::now_utc());
 
-    let ack = NotificationAck { notification_id: request.notification_id.clone(), accepted: true };
+    let ack = NotificationAck { notification_id: request.notification_id.to_string(), accepted: true };
     let response_body = serde_json::to_vec(&ack).map_err(|e| ApiError::Internal(e.into()))?;
     let idempotency_record = pending.record(StatusCode::OK, response_body);
     let write = state.store.store_notification(&record, &outbox, &idempotency_record).await?;

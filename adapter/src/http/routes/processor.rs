@@ -13,9 +13,10 @@ use crate::http::AppState;
 use crate::http::body::ProcessorBody;
 use crate::store::{IngestOutcome, StoreError};
 use tmp_edge::error::ApiError;
+use tmp_edge::json::parse_body;
 
-/// The request body: one event, or a batch as an array (documentation only; parsing is in
-/// `domain::processor_events`).
+/// The request body: one event, or a batch as an array (documentation only; parsed in
+/// [`events`]).
 #[derive(serde::Serialize, ToSchema)]
 #[allow(dead_code)] // Only describes the body; never constructed.
 #[serde(untagged)]
@@ -45,7 +46,11 @@ pub enum ProcessorEventsRequest {
 /// and outbox row; an event id seen before with the same body is accepted without effect.
 #[tracing::instrument(skip_all)]
 pub async fn events(state: Data<AppState>, body: ProcessorBody) -> Result<HttpResponse, ApiError> {
-    let events = processor_events::parse_events(&body.bytes, state.settings.processor.max_batch_events)?;
+    // One event object, or a JSON array of them.
+    let is_batch = body.bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let events =
+        if is_batch { parse_body::<Vec<ProcessorEvent>>(&body.bytes)? } else { vec![parse_body(&body.bytes)?] };
+    processor_events::check_batch(events.len(), state.settings.processor.max_batch_events)?;
     let now = OffsetDateTime::now_utc();
     let mut records = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
@@ -56,7 +61,7 @@ pub async fn events(state: Data<AppState>, body: ProcessorBody) -> Result<HttpRe
             }
             (_, e) => e,
         };
-        processor_events::validate(event).map_err(at)?;
+        processor_events::validate(event).map_err(|e| at(e.into()))?;
         let secret = match &event.body {
             ProcessorEventBody::CardIssued(d) => {
                 Some(CardSecret::Card(decrypt(&state, &d.encrypted_payload).await.map_err(at)?))

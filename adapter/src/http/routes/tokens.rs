@@ -35,7 +35,8 @@ pub async fn token_event(state: Data<AppState>, req: HttpRequest, body: SignedBo
     let event: TokenEventRequest = parse_body(&body.bytes)?;
     token_events::validate(&event)?;
     let (record, outbox) = token_events::to_records(&event, OffsetDateTime::now_utc());
-    let ack = TokenEventAck { event_id: event.event_id.clone(), token_id: event.token_id.clone(), accepted: true };
+    let ack =
+        TokenEventAck { event_id: event.event_id.to_string(), token_id: event.token_id.to_string(), accepted: true };
     let response_body = serde_json::to_vec(&ack).map_err(|e| ApiError::Internal(e.into()))?;
     let record_idem = pending.record(StatusCode::OK, response_body);
     let (write, outcome) = state.store.apply_token_event(&record, &outbox, &record_idem).await?;

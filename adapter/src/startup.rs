@@ -22,8 +22,8 @@ use crate::http::ops::{self, OpsState};
 use crate::http::{middleware, routes};
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
+use crate::outbound::TmpApiClient;
 use crate::relay::Relay;
-use crate::relay::tmp_api::TmpApiClient;
 use crate::store::{self, DynStore};
 use tmp_edge::admit::ClientCertificate;
 use tmp_edge::error::ApiError;
@@ -173,7 +173,13 @@ fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u
     let ops_state = Data::new(OpsState {
         auth: ops::auth::Authenticator::new(ops_settings)?,
         rate_limiter: ops::rate_limit::RateLimiter::new(ops_settings.rate_limit.clone()),
-        tmp: TmpApiClient::new(settings).context("ops API: the TMP API client")?,
+        tmp: TmpApiClient::new(
+            "forwarding.tmp_api",
+            &settings.forwarding.tmp_api,
+            Duration::from_millis(settings.ops.tmp_request_timeout_ms),
+            tmp_edge::client::DEFAULT_MAX_CONNECTIONS,
+        )
+        .context("ops API: the TMP API client")?,
     });
     if ops_settings.api_tokens.is_empty() && ops_settings.mtls.subjects.is_empty() {
         tracing::info!("ops API: callers authenticate with API keys only (tmp-adapter apikey create)");

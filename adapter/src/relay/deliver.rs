@@ -1,5 +1,5 @@
-//! One delivery attempt per destination, and the mapping of outbox rows onto each
-//! destination's API (tabled in `docs/forwarding.md`).
+//! One delivery attempt per destination, and the mapping of outbox messages onto each
+//! destination's API (tabled in `docs/forwarding.md`), through the typed clients of `outbound`.
 //!
 //! Every request carries `X-Idempotency-Key` = the outbox row's id (stable across attempts),
 //! `X-Correlation-Id`, and a Standard-Webhooks signature with a fresh `webhook-id` per attempt.
@@ -7,6 +7,7 @@
 //! here, at delivery time; an activation code is read from its notification row, re-encrypted
 //! to the sink's key, and erased once every sink has it.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,17 +18,17 @@ use serde::Serialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tmp_protocol::enums::IssuerCardStatus;
-use tmp_protocol::jwk::{JwkSet, PublicJwk};
+use tmp_protocol::jwk::PublicJwk;
 use tmp_protocol::lifecycle_api::{LifecycleCard, LifecycleCardReplace, LifecycleCardUpdate};
 use tmp_protocol::tmp_api::{CardExpiryUpdate, CardReplace, CardStatusUpdate};
 use zeroize::Zeroizing;
 
-use tmp_edge::client::{Request as HttpRequest, SendError, SignedClient};
+use tmp_edge::client::SignedClient;
 
-use super::client::{destination_client, http_client, parse_secrets};
-use crate::config::{DestinationSettings, Settings, SinkSettings};
+use crate::config::{Settings, SinkSettings};
 use crate::crypto::aad;
 use crate::keys::KeyMaterial;
+use crate::outbound::{ApiClient, CallError, LifecycleApiClient, TmpApiClient, http_client, parse_secrets};
 use crate::outbox::{CardEventMessage, Destination, ForwardedBody, ForwardedEvent, OutboxMessage};
 use crate::store::{DynStore, OutboxEntry};
 
@@ -44,11 +45,26 @@ pub enum Attempt {
     Permanent(String),
 }
 
-enum Sent {
-    Ok,
-    /// 422 `INVALID_ENCRYPTED_PAYLOAD`: the destination no longer takes the key we used.
-    KeyRejected,
-    Failed(Attempt),
+impl Attempt {
+    fn of(error: CallError) -> Attempt {
+        match error {
+            CallError::Unavailable { cause, retry_after } => Attempt::Transient { error: cause, retry_after },
+            CallError::Refused(answer) => Attempt::Permanent(answer.summary()),
+            CallError::BadAnswer(why) => Attempt::Permanent(why),
+        }
+    }
+}
+
+/// Why a message was not forwarded: the row cannot be mapped, or the call failed.
+enum Failure {
+    Unmapped(String),
+    Call(CallError),
+}
+
+impl From<CallError> for Failure {
+    fn from(error: CallError) -> Failure {
+        Failure::Call(error)
+    }
 }
 
 /// A destination's public key, fetched on first use and again after `ttl` or a rejection.
@@ -72,8 +88,10 @@ impl KeyCache {
     }
 }
 
-struct Api {
-    http: SignedClient,
+/// A destination whose card data is encrypted to its public key.
+struct Keyed<C> {
+    client: C,
+    api: ApiClient,
     key_path: &'static str,
     key: KeyCache,
 }
@@ -81,15 +99,15 @@ struct Api {
 struct Sink {
     settings: SinkSettings,
     /// The sink as a signed destination: its URL is the whole address (no path is appended).
-    http: SignedClient,
+    api: ApiClient,
     otp_key: Option<PublicJwk>,
 }
 
 pub(super) struct Destinations {
     store: DynStore,
     keys: Arc<KeyMaterial>,
-    tmp: Api,
-    lifecycle: Api,
+    tmp: Keyed<TmpApiClient>,
+    lifecycle: Keyed<LifecycleApiClient>,
     sinks: Vec<Sink>,
 }
 
@@ -105,50 +123,56 @@ impl Destinations {
     pub(super) fn new(settings: &Settings, store: DynStore, keys: Arc<KeyMaterial>) -> anyhow::Result<Destinations> {
         let timeout = Duration::from_millis(settings.relay.request_timeout_ms);
         let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
-        let api = |key: &str, d: &DestinationSettings, key_path: &'static str| -> anyhow::Result<Api> {
-            Ok(Api {
-                http: destination_client(key, d, timeout, settings.relay.concurrency)?,
-                key_path,
-                key: KeyCache { ttl, cached: Mutex::new(None) },
-            })
-        };
+        let connections = settings.relay.concurrency;
+        let keyed =
+            |api: ApiClient, key_path: &'static str| (api, key_path, KeyCache { ttl, cached: Mutex::new(None) });
+        let tmp = TmpApiClient::new("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout, connections)?;
+        let (api, key_path, key) = keyed(tmp.api.clone(), tmp_protocol::tmp_api::PUBLIC_KEY_PATH);
+        let tmp = Keyed { client: tmp, api, key_path, key };
+        let lifecycle = LifecycleApiClient::new(
+            "forwarding.lifecycle_api",
+            &settings.forwarding.lifecycle_api,
+            timeout,
+            connections,
+        )?;
+        let (api, key_path, key) = keyed(lifecycle.api.clone(), tmp_protocol::lifecycle_api::PUBLIC_KEY_PATH);
+        let lifecycle = Keyed { client: lifecycle, api, key_path, key };
         let sinks = settings
             .sinks
             .iter()
             .map(|s| {
                 let key = format!("sinks.{}", s.name);
                 Ok(Sink {
-                    http: SignedClient::new(
-                        &s.url,
-                        parse_secrets(&format!("{key}.hmac_secrets"), &s.hmac_secrets)?,
-                        http_client(&key, &s.tls, timeout, settings.relay.concurrency)?,
-                    ),
+                    api: ApiClient {
+                        http: SignedClient::new(
+                            &s.url,
+                            parse_secrets(&format!("{key}.hmac_secrets"), &s.hmac_secrets)?,
+                            http_client(&key, &s.tls, timeout, connections)?,
+                        ),
+                    },
                     otp_key: s.otp_jwk_file.as_deref().map(load_jwk).transpose()?,
                     settings: s.clone(),
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Destinations {
-            store,
-            keys,
-            tmp: api("forwarding.tmp_api", &settings.forwarding.tmp_api, tmp_protocol::tmp_api::PUBLIC_KEY_PATH)?,
-            lifecycle: api(
-                "forwarding.lifecycle_api",
-                &settings.forwarding.lifecycle_api,
-                tmp_protocol::lifecycle_api::PUBLIC_KEY_PATH,
-            )?,
-            sinks,
-        })
+        Ok(Destinations { store, keys, tmp, lifecycle, sinks })
     }
 
     pub(super) async fn deliver(&self, entry: &OutboxEntry) -> Attempt {
+        let key = entry.record.id.to_string();
+        let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| key.clone());
+        let (key, correlation_id) = (key.as_str(), correlation_id.as_str());
         match (entry.record.destination, &entry.record.message) {
-            (Destination::IssuerWebhook, message) => self.deliver_to_sinks(entry, message).await,
+            (Destination::IssuerWebhook, message) => self.deliver_to_sinks(entry, message, key, correlation_id).await,
             (Destination::TmpApi, OutboxMessage::CardEvent(card)) => {
-                self.forward(&self.tmp, entry, card, tmp_request).await
+                let client = &self.tmp.client;
+                let call = |jwe| to_tmp(client, &card.event, jwe, key, correlation_id);
+                self.forward(&self.tmp, entry, card, call).await
             }
             (Destination::LifecycleApi, OutboxMessage::CardEvent(card)) => {
-                self.forward(&self.lifecycle, entry, card, lifecycle_request).await
+                let client = &self.lifecycle.client;
+                let call = |jwe| to_lifecycle(client, &card.event, jwe, key, correlation_id);
+                self.forward(&self.lifecycle, entry, card, call).await
             }
             (destination, message) => Attempt::Permanent(format!(
                 "no mapping of `{}` onto destination {}",
@@ -171,44 +195,43 @@ impl Destinations {
         Ok(Some(plaintext))
     }
 
-    async fn public_key(&self, api: &Api) -> Result<PublicJwk, Attempt> {
-        if let Some(key) = api.key.get_cached() {
+    async fn public_key<C>(&self, destination: &Keyed<C>) -> Result<PublicJwk, Attempt> {
+        if let Some(key) = destination.key.get_cached() {
             return Ok(key);
         }
         let unavailable = |what: &str| Attempt::Transient { error: format!("public key: {what}"), retry_after: None };
-        let response = api
-            .http
-            .http
-            .send(HttpRequest::get(api.http.url(api.key_path)))
-            .await
-            .map_err(|e| unavailable(e.as_str()))?;
-        if !response.is_success() {
-            return Err(unavailable(&format!("HTTP {}", response.status.as_u16())));
-        }
-        let set: JwkSet = response.json().map_err(|_| unavailable("not a JWK set"))?;
+        let set = destination.api.public_keys(destination.key_path).await.map_err(|e| match e {
+            CallError::Unavailable { cause, .. } => unavailable(&cause),
+            other => unavailable(&other.to_string()),
+        })?;
         let key = set.encryption_key().cloned().ok_or_else(|| unavailable("no encryption key in the set"))?;
-        api.key.store(key.clone());
+        destination.key.store(key.clone());
         Ok(key)
     }
 
-    async fn forward(
+    /// Forwards a card event with `call`, its card data (if any) encrypted to the destination's
+    /// key — twice at most: once more with a freshly fetched key when the destination rejects
+    /// the one we had (it rotated).
+    async fn forward<C, F, Fut>(
         &self,
-        api: &Api,
+        destination: &Keyed<C>,
         entry: &OutboxEntry,
         card: &CardEventMessage,
-        map: fn(&ForwardedEvent, Option<String>) -> Result<Request, String>,
-    ) -> Attempt {
+        call: F,
+    ) -> Attempt
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: Future<Output = Result<(), Failure>>,
+    {
         let sealed = match self.unseal(entry, card) {
             Ok(sealed) => sealed,
             Err(attempt) => return attempt,
         };
-        // Twice at most: once more with a freshly fetched key when the destination rejects
-        // the one we had (it rotated).
         for round in 0..2 {
             let jwe = match &sealed {
                 None => None,
                 Some(plaintext) => {
-                    let key = match self.public_key(api).await {
+                    let key = match self.public_key(destination).await {
                         Ok(key) => key,
                         Err(attempt) => return attempt,
                     };
@@ -218,15 +241,13 @@ impl Destinations {
                     }
                 }
             };
-            let request = match map(&card.event, jwe) {
-                Ok(request) => request,
-                Err(error) => return Attempt::Permanent(error),
-            };
-            match send(&api.http, request.method, &request.path, request.body, entry).await {
-                Sent::Ok => return Attempt::Delivered,
-                Sent::KeyRejected if round == 0 && sealed.is_some() => api.key.invalidate(),
-                Sent::KeyRejected => return Attempt::Permanent("HTTP 422 INVALID_ENCRYPTED_PAYLOAD".into()),
-                Sent::Failed(attempt) => return attempt,
+            match call(jwe).await {
+                Ok(()) => return Attempt::Delivered,
+                Err(Failure::Call(e)) if e.is_key_rejected() && round == 0 && sealed.is_some() => {
+                    destination.key.invalidate()
+                }
+                Err(Failure::Call(e)) => return Attempt::of(e),
+                Err(Failure::Unmapped(why)) => return Attempt::Permanent(why),
             }
         }
         Attempt::Permanent("HTTP 422 INVALID_ENCRYPTED_PAYLOAD".into())
@@ -235,7 +256,13 @@ impl Destinations {
     /// Delivers to every sink whose filter takes the event type. A failure at any sink fails
     /// the attempt and the retry goes to all of them again: sinks deduplicate on
     /// `X-Idempotency-Key`.
-    async fn deliver_to_sinks(&self, entry: &OutboxEntry, message: &OutboxMessage) -> Attempt {
+    async fn deliver_to_sinks(
+        &self,
+        entry: &OutboxEntry,
+        message: &OutboxMessage,
+        key: &str,
+        correlation_id: &str,
+    ) -> Attempt {
         let event_type = message.event_type();
         let sinks: Vec<&Sink> = self.sinks.iter().filter(|s| s.settings.accepts(&event_type)).collect();
         let notification_id = match message {
@@ -254,12 +281,12 @@ impl Destinations {
         let mut permanent = Vec::new();
         for sink in &sinks {
             let data = match (message, &otp, &sink.otp_key) {
-                (OutboxMessage::Notification(n), Some(otp), Some(key)) => {
+                (OutboxMessage::Notification(n), Some(otp), Some(otp_key)) => {
                     #[derive(Serialize)]
                     struct Code<'a> {
                         otp: &'a str,
                     }
-                    let Ok(jwe) = tmp_protocol::jwe::encrypt_json(&Code { otp: otp.as_str() }, key) else {
+                    let Ok(jwe) = tmp_protocol::jwe::encrypt_json(&Code { otp: otp.as_str() }, otp_key) else {
                         return Attempt::Permanent(format!("sink {}: cannot encrypt to its key", sink.settings.name));
                     };
                     let mut n = n.clone();
@@ -269,20 +296,18 @@ impl Destinations {
                 _ => message.to_json(),
             };
             let body = json!({ "type": event_type, "timestamp": timestamp, "data": data });
-            let body = serde_json::to_vec(&body).unwrap_or_default();
-            match send(&sink.http, Method::POST, "", Some(body), entry).await {
-                Sent::Ok => {}
-                Sent::KeyRejected => permanent.push(format!("sink {}: HTTP 422", sink.settings.name)),
-                Sent::Failed(Attempt::Transient { error, retry_after }) => {
-                    first_transient.get_or_insert(Attempt::Transient {
-                        error: format!("sink {}: {error}", sink.settings.name),
-                        retry_after,
-                    });
-                }
-                Sent::Failed(Attempt::Permanent(error)) => {
-                    permanent.push(format!("sink {}: {error}", sink.settings.name))
-                }
-                Sent::Failed(Attempt::Delivered) => {}
+            let name = &sink.settings.name;
+            match sink.api.call_for_status(Method::POST, "", Some(&body), Some(key), correlation_id).await {
+                Ok(()) => {}
+                Err(e) if e.is_key_rejected() => permanent.push(format!("sink {name}: HTTP 422")),
+                Err(e) => match Attempt::of(e) {
+                    Attempt::Transient { error, retry_after } => {
+                        first_transient
+                            .get_or_insert(Attempt::Transient { error: format!("sink {name}: {error}"), retry_after });
+                    }
+                    Attempt::Permanent(error) => permanent.push(format!("sink {name}: {error}")),
+                    Attempt::Delivered => {}
+                },
             }
         }
         if let Some(transient) = first_transient {
@@ -321,139 +346,80 @@ impl Destinations {
     }
 }
 
-/// One HTTP request to a destination.
-pub(super) struct Request {
-    method: Method,
-    path: String,
-    body: Option<Vec<u8>>,
-}
-
-fn json_request<T: Serialize>(method: Method, path: String, body: &T) -> Result<Request, String> {
-    let body = serde_json::to_vec(body).map_err(|_| "the request body does not serialize".to_owned())?;
-    Ok(Request { method, path, body: Some(body) })
-}
-
-/// A path segment, percent-encoded.
-pub(super) fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn required(value: Option<String>, what: &str) -> Result<String, String> {
-    value.ok_or_else(|| format!("the outbox row lacks {what}"))
+fn card_data(jwe: Option<String>) -> Result<String, Failure> {
+    jwe.ok_or_else(|| Failure::Unmapped("the outbox row lacks card data".into()))
 }
 
 /// Approach `external`: the TMP API's card-lifecycle methods.
-fn tmp_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Request, String> {
-    let base = format!("/tmp-api/v1/cards/{}", segment(&event.card_id));
+async fn to_tmp(
+    client: &TmpApiClient,
+    event: &ForwardedEvent,
+    jwe: Option<String>,
+    key: &str,
+    correlation_id: &str,
+) -> Result<(), Failure> {
+    let card_id = event.card_id.as_str();
+    let text = |t: &Option<tmp_protocol::fields::FreeText>| t.as_ref().map(|t| t.to_string());
     match &event.body {
-        ForwardedBody::CardStatusChanged(d) => json_request(
-            Method::POST,
-            format!("{base}/status"),
-            &CardStatusUpdate { status: d.status, reason: d.reason.as_ref().map(|r| r.to_string()) },
-        ),
-        ForwardedBody::CardClosed(d) => json_request(
-            Method::POST,
-            format!("{base}/status"),
-            &CardStatusUpdate { status: IssuerCardStatus::Closed, reason: d.reason.as_ref().map(|r| r.to_string()) },
-        ),
-        ForwardedBody::CardReplaced { new_card_id } => json_request(
-            Method::POST,
-            format!("{base}/replace"),
-            &CardReplace { new_card_id: new_card_id.to_string(), encrypted_payload: required(jwe, "card data")? },
-        ),
-        ForwardedBody::CardRenewed {} => json_request(
-            Method::POST,
-            format!("{base}/expiry"),
-            &CardExpiryUpdate { encrypted_payload: required(jwe, "card data")? },
-        ),
-        other => Err(format!("no TMP API mapping for `{}`", other.type_name())),
+        ForwardedBody::CardStatusChanged(d) => {
+            let update = CardStatusUpdate { status: d.status, reason: text(&d.reason) };
+            client.update_card_status(card_id, &update, key, correlation_id).await?
+        }
+        ForwardedBody::CardClosed(d) => {
+            let update = CardStatusUpdate { status: IssuerCardStatus::Closed, reason: text(&d.reason) };
+            client.update_card_status(card_id, &update, key, correlation_id).await?
+        }
+        ForwardedBody::CardReplaced { new_card_id } => {
+            let replace = CardReplace { new_card_id: new_card_id.to_string(), encrypted_payload: card_data(jwe)? };
+            client.replace_card(card_id, &replace, key, correlation_id).await?
+        }
+        ForwardedBody::CardRenewed {} => {
+            let update = CardExpiryUpdate { encrypted_payload: card_data(jwe)? };
+            client.update_card_expiry(card_id, &update, key, correlation_id).await?
+        }
+        other => return Err(Failure::Unmapped(format!("no TMP API mapping for `{}`", other.type_name()))),
     }
+    Ok(())
 }
 
 /// Approach `datacore`: the Lifecycle API.
-fn lifecycle_request(event: &ForwardedEvent, jwe: Option<String>) -> Result<Request, String> {
-    let card_path = format!("/lifecycle/v1/cards/{}", segment(&event.card_id));
+async fn to_lifecycle(
+    client: &LifecycleApiClient,
+    event: &ForwardedEvent,
+    jwe: Option<String>,
+    key: &str,
+    correlation_id: &str,
+) -> Result<(), Failure> {
+    let card_id = event.card_id.as_str();
     match &event.body {
-        ForwardedBody::CardIssued { product_category, cardholder } => json_request(
-            Method::POST,
-            "/lifecycle/v1/cards".to_owned(),
-            &LifecycleCard {
-                card_id: event.card_id.to_string(),
+        ForwardedBody::CardIssued { product_category, cardholder } => {
+            let card = LifecycleCard {
+                card_id: card_id.to_owned(),
                 status: IssuerCardStatus::Active,
                 product_category: product_category.as_ref().map(|c| c.to_string()),
                 cardholder: cardholder.clone(),
-                encrypted_payload: required(jwe, "card data")?,
-            },
-        ),
-        ForwardedBody::CardStatusChanged(d) => json_request(
-            Method::PATCH,
-            card_path,
-            &LifecycleCardUpdate { status: Some(d.status), ..Default::default() },
-        ),
-        ForwardedBody::CardReplaced { new_card_id } => json_request(
-            Method::POST,
-            format!("{card_path}/replace"),
-            &LifecycleCardReplace {
-                new_card_id: new_card_id.to_string(),
-                encrypted_payload: required(jwe, "card data")?,
-            },
-        ),
-        ForwardedBody::CardRenewed {} => json_request(
-            Method::PATCH,
-            card_path,
-            &LifecycleCardUpdate { encrypted_payload: Some(required(jwe, "card data")?), ..Default::default() },
-        ),
-        ForwardedBody::CardClosed(_) => Ok(Request { method: Method::DELETE, path: card_path, body: None }),
-        ForwardedBody::CardholderUpdated(contact) => json_request(
-            Method::PATCH,
-            card_path,
-            &LifecycleCardUpdate { cardholder: Some(contact.clone()), ..Default::default() },
-        ),
+                encrypted_payload: card_data(jwe)?,
+            };
+            client.create_card(&card, key, correlation_id).await?
+        }
+        ForwardedBody::CardStatusChanged(d) => {
+            let update = LifecycleCardUpdate { status: Some(d.status), ..Default::default() };
+            client.update_card(card_id, &update, key, correlation_id).await?
+        }
+        ForwardedBody::CardReplaced { new_card_id } => {
+            let replace =
+                LifecycleCardReplace { new_card_id: new_card_id.to_string(), encrypted_payload: card_data(jwe)? };
+            client.replace_card(card_id, &replace, key, correlation_id).await?
+        }
+        ForwardedBody::CardRenewed {} => {
+            let update = LifecycleCardUpdate { encrypted_payload: Some(card_data(jwe)?), ..Default::default() };
+            client.update_card(card_id, &update, key, correlation_id).await?
+        }
+        ForwardedBody::CardClosed(_) => client.delete_card(card_id, key, correlation_id).await?,
+        ForwardedBody::CardholderUpdated(contact) => {
+            let update = LifecycleCardUpdate { cardholder: Some(contact.clone()), ..Default::default() };
+            client.update_card(card_id, &update, key, correlation_id).await?
+        }
     }
-}
-
-/// Sends one signed request and classifies the answer. Error texts hold the status and the
-/// contract's error code only: a body may echo data and never reaches a log or a row.
-async fn send(client: &SignedClient, method: Method, path: &str, body: Option<Vec<u8>>, entry: &OutboxEntry) -> Sent {
-    let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
-    let key = entry.record.id.to_string();
-    // Delivered means answered 2xx; the body of a 2xx is not read for anything.
-    let request = match client.request(method, path, body, Some(&key), &correlation_id) {
-        Ok(request) => request.ignore_success_body(),
-        Err(SendError::Invalid(why)) => return Sent::Failed(Attempt::Permanent(why)),
-        Err(error) => return Sent::Failed(Attempt::Permanent(error.as_str().into())),
-    };
-    let response = match client.http.send(request).await {
-        Ok(response) => response,
-        Err(SendError::Invalid(why)) => return Sent::Failed(Attempt::Permanent(why)),
-        Err(error) => return Sent::Failed(Attempt::Transient { error: error.as_str().into(), retry_after: None }),
-    };
-    if response.is_success() {
-        return Sent::Ok;
-    }
-    let answer = response.error_answer();
-    if answer.status == 422 && answer.code.as_deref() == Some("INVALID_ENCRYPTED_PAYLOAD") {
-        return Sent::KeyRejected;
-    }
-    if answer.is_transient() {
-        Sent::Failed(Attempt::Transient { error: answer.summary(), retry_after: answer.retry_after })
-    } else {
-        Sent::Failed(Attempt::Permanent(answer.summary()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::segment;
-
-    #[test]
-    fn path_segments_are_percent_encoded() {
-        assert_eq!(segment("card-1_A.b~"), "card-1_A.b~");
-        assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
-    }
+    Ok(())
 }

@@ -17,9 +17,7 @@
 //!
 //! On shutdown the loop stops claiming and waits for the deliveries in flight.
 
-pub mod client;
 mod deliver;
-pub mod tmp_api;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -34,7 +34,7 @@ use utoipa::IntoResponses;
 use super::AppState;
 use super::idempotency::{self, Begin, Pending};
 use crate::domain::scopes::Scope;
-use crate::relay::tmp_api::{TmpApiClient, TmpError};
+use crate::outbound::{CallError, TmpApiClient};
 use crate::store::{IdempotentWrite, OpsAuditRecord};
 use tmp_edge::correlation;
 use tmp_edge::error::{ApiError, resource};
@@ -258,7 +258,7 @@ pub enum TmpCall<'a> {
 /// card or token → 404; a token whose state forbids the action → 409 `INVALID_TOKEN_STATE`; a
 /// card that cannot be pushed → 409 `CONFLICT`; a request TMP found invalid → 422; anything else
 /// (TMP refusing the adapter's own credentials) → 500, logged.
-pub fn tmp_error(call: TmpCall<'_>, error: TmpError) -> ApiError {
+pub fn tmp_error(call: TmpCall<'_>, error: CallError) -> ApiError {
     let says = |answer: &tmp_edge::client::ErrorAnswer| {
         // TMP's own words only when they pass the free-text rules (no card number, short).
         answer
@@ -269,11 +269,11 @@ pub fn tmp_error(call: TmpCall<'_>, error: TmpError) -> ApiError {
             .unwrap_or_default()
     };
     match error {
-        TmpError::Unavailable { cause, retry_after } => ApiError::UpstreamUnavailable {
+        CallError::Unavailable { cause, retry_after } => ApiError::UpstreamUnavailable {
             message: format!("TMP is unavailable ({cause}); retry later"),
             retry_after_secs: retry_after.map_or(1, |d| d.as_secs().clamp(1, 60)),
         },
-        TmpError::Refused(answer) => match (answer.status, &call) {
+        CallError::Refused(answer) => match (answer.status, &call) {
             (404, TmpCall::CardTokens { card_id } | TmpCall::Sign { card_id }) => {
                 ApiError::UnknownResource(format!("TMP does not know card `{card_id}`"))
             }
@@ -288,7 +288,7 @@ pub fn tmp_error(call: TmpCall<'_>, error: TmpError) -> ApiError {
             (422, _) => ApiError::validation(format!("TMP refused the request as invalid{}", says(&answer))),
             _ => ApiError::Internal(anyhow::anyhow!("TMP refused the adapter's call: {}", answer.summary())),
         },
-        TmpError::BadAnswer(what) => ApiError::Internal(anyhow::anyhow!("TMP answered outside the contract: {what}")),
+        CallError::BadAnswer(what) => ApiError::Internal(anyhow::anyhow!("TMP answered outside the contract: {what}")),
     }
 }
 

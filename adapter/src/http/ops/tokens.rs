@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{Answer, AuditDraft, BeginWrite, OpsErrors, OpsState, Principal, TmpCall, begin_write, path_id, read_body};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
-use crate::relay::tmp_api::TmpError;
+use crate::outbound::CallError;
 use crate::store::TokenRecord;
 use tmp_edge::correlation;
 use tmp_edge::error::ApiError;
@@ -134,7 +134,7 @@ pub async fn list(
             stale: false,
             tokens: list.tokens.iter().map(OpsToken::from).collect(),
         },
-        Err(TmpError::Unavailable { cause, .. }) => {
+        Err(CallError::Unavailable { cause, .. }) => {
             tracing::warn!(%cause, "TMP unavailable: answering a card's tokens from the mirror");
             let tokens = state.store.tokens_for_card(&card_id).await?;
             CardTokens {

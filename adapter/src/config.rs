@@ -11,13 +11,17 @@
 //! After loading, [`Settings::validate`] rejects inconsistent or unsafe settings with a message
 //! that names the key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tmp_protocol::enums::Decision;
+use tmp_protocol::webhook::WebhookSecret;
+
+pub use crate::domain::Approach;
+pub use crate::domain::policy::{CvcPolicySettings, PolicySettings, RequestorPolicy};
+use crate::domain::scopes::Scope;
 
 /// The commented reference configuration, embedded so the binary is self-describing.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/base.yaml");
@@ -60,20 +64,11 @@ pub struct Settings {
 pub struct ProcessorSettings {
     /// `whsec_…` secrets the processor signs with (several live at once for rotation).
     /// Empty: the ingest route is not served (404).
-    pub hmac_secrets: Vec<String>,
+    pub hmac_secrets: Vec<WebhookSecret>,
     /// Largest accepted ingest body (batches are larger than Issuer API calls).
     pub body_limit_bytes: usize,
     /// Most events accepted in one batch.
     pub max_batch_events: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Approach {
-    /// Cards live at the issuer's processor: events go to the TMP API.
-    External,
-    /// Cards live in Verestro DataCore: events go to the Lifecycle API.
-    Datacore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,7 +87,7 @@ pub struct ForwardingSettings {
 pub struct DestinationSettings {
     pub base_url: String,
     /// `whsec_…` secrets requests are signed with (every one of them: rotation).
-    pub hmac_secrets: Vec<String>,
+    pub hmac_secrets: Vec<WebhookSecret>,
     #[serde(default)]
     pub tls: OutboundTlsSettings,
 }
@@ -172,7 +167,7 @@ pub struct OpsSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsMtlsSettings {
-    pub subjects: BTreeMap<String, Vec<String>>,
+    pub subjects: BTreeMap<String, BTreeSet<Scope>>,
 }
 
 /// The ops API's token bucket per caller (API key, operator token or certificate subject).
@@ -223,7 +218,7 @@ pub struct SinkSettings {
     /// Names the sink in logs, metrics and dead letters.
     pub name: String,
     pub url: String,
-    pub hmac_secrets: Vec<String>,
+    pub hmac_secrets: Vec<WebhookSecret>,
     /// Event types delivered (`token.status_changed`, `notification.*`, …); empty = all.
     #[serde(default)]
     pub event_types: Vec<String>,
@@ -331,7 +326,7 @@ pub struct AuthSettings {
     pub mode: AuthMode,
     /// `whsec_…` secrets; all are accepted at once, so a new one can be added before the old
     /// one is removed.
-    pub hmac_secrets: Vec<String>,
+    pub hmac_secrets: Vec<WebhookSecret>,
     /// Signatures older or newer than this are rejected as stale.
     pub timestamp_tolerance_secs: u64,
 }
@@ -393,48 +388,9 @@ pub struct ProcessorBridgeSettings {
     /// Base URL of the bridge, e.g. `https://processor.internal:9443`.
     pub base_url: String,
     /// `whsec_…` secret the adapter signs bridge requests with; none → unsigned.
-    pub hmac_secret: Option<String>,
+    pub hmac_secret: Option<WebhookSecret>,
     /// CA bundle that signs the bridge's server certificate (default: system roots).
     pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicySettings {
-    /// Budget for the card source (lookup + CVC) within one verification.
-    pub deadline_ms: u64,
-    /// Answer when the card source misses the deadline or fails.
-    pub stand_in_decision: Decision,
-    pub cvc: CvcPolicySettings,
-    /// Policy for token requestors without an entry below.
-    pub default: RequestorPolicy,
-    /// Per wallet (`APPLE_PAY`, `GOOGLE_PAY`, `SAMSUNG_PAY`, `MERCHANT`, `OTHER`).
-    #[serde(default)]
-    pub wallets: BTreeMap<String, RequestorPolicy>,
-    /// Per token requestor id; wins over the wallet entry.
-    #[serde(default)]
-    pub token_requestors: BTreeMap<String, RequestorPolicy>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CvcPolicySettings {
-    /// Wrong CVCs per card within the window before `ATTEMPTS_EXCEEDED`.
-    pub max_attempts: u32,
-    pub lockout_window_secs: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestorPolicy {
-    /// Decline manual provisioning when no CVC is sent (Apple Pay requires one). Push
-    /// provisioning starts in the issuer's app and carries no CVC, so it is exempt.
-    pub require_cvc: bool,
-    /// `REQUIRE_ADDITIONAL_AUTHENTICATION` when the wallet or device score (1–5) is below this;
-    /// 0 disables step-up by score.
-    pub step_up_below_score: u8,
-    /// Decline when the card already has this many tokens that are not deactivated.
-    pub max_live_tokens_per_card: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -590,13 +546,8 @@ impl Settings {
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
-        let mut settings: Settings =
+        let settings: Settings =
             serde_path_to_error::deserialize(raw).map_err(|e| ConfigError(format!("`{}`: {}", e.path(), e.inner())))?;
-        // Environment variable names arrive lower-cased (TMP_ADAPTER__POLICY__WALLETS__APPLE_PAY__…).
-        settings.policy.wallets = std::mem::take(&mut settings.policy.wallets)
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_uppercase(), v))
-            .collect();
         settings.validate()?;
         Ok(settings)
     }
@@ -618,11 +569,6 @@ impl Settings {
         }
         if self.auth.mode.requires_hmac() && self.auth.hmac_secrets.is_empty() {
             return fail("auth.hmac_secrets must hold at least one secret when auth.mode uses hmac".into());
-        }
-        for (i, secret) in self.auth.hmac_secrets.iter().enumerate() {
-            if tmp_protocol::webhook::WebhookSecret::parse(secret).is_err() {
-                return fail(format!("auth.hmac_secrets[{i}] is not a valid whsec_ secret"));
-            }
         }
         if self.auth.mode.requires_mtls() && self.server.tls.as_ref().and_then(|t| t.client_ca_file.as_ref()).is_none()
         {
@@ -658,11 +604,6 @@ impl Settings {
         if !(1..=24 * 90).contains(&self.housekeeping.idempotency_retention_hours) {
             return fail("housekeeping.idempotency_retention_hours must be between 1 and 2160 (90 days)".into());
         }
-        for wallet in self.policy.wallets.keys() {
-            if !matches!(wallet.as_str(), "APPLE_PAY" | "GOOGLE_PAY" | "SAMSUNG_PAY" | "MERCHANT" | "OTHER") {
-                return fail(format!("policy.wallets.{wallet} is not a wallet"));
-            }
-        }
         for (name, p) in std::iter::once(("default", &self.policy.default))
             .chain(self.policy.wallets.iter().map(|(k, v)| (k.as_str(), v)))
             .chain(self.policy.token_requestors.iter().map(|(k, v)| (k.as_str(), v)))
@@ -679,11 +620,6 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return fail("card_source.processor_bridge.base_url must be an http(s) URL".into());
             }
-            if let Some(secret) = &self.card_source.processor_bridge.hmac_secret
-                && tmp_protocol::webhook::WebhookSecret::parse(secret).is_err()
-            {
-                return fail("card_source.processor_bridge.hmac_secret is not a valid whsec_ secret".into());
-            }
         }
         if self.housekeeping.interval_secs == 0 {
             return fail("housekeeping.interval_secs must be positive".into());
@@ -698,14 +634,6 @@ impl Settings {
 
     fn validate_forwarding(&self) -> Result<(), ConfigError> {
         let fail = |msg: String| Err(ConfigError(msg));
-        let secrets = |key: &str, list: &[String]| -> Result<(), ConfigError> {
-            for (i, secret) in list.iter().enumerate() {
-                if tmp_protocol::webhook::WebhookSecret::parse(secret).is_err() {
-                    return Err(ConfigError(format!("{key}[{i}] is not a valid whsec_ secret")));
-                }
-            }
-            Ok(())
-        };
         let tls = |key: &str, t: &OutboundTlsSettings| -> Result<(), ConfigError> {
             if t.client_cert_file.is_some() != t.client_key_file.is_some() {
                 return Err(ConfigError(format!(
@@ -725,7 +653,6 @@ impl Settings {
             }
             Ok(())
         };
-        secrets("processor.hmac_secrets", &self.processor.hmac_secrets)?;
         if self.processor.body_limit_bytes < 1024 || self.processor.body_limit_bytes > 64 * 1024 * 1024 {
             return fail("processor.body_limit_bytes must be between 1024 and 67108864".into());
         }
@@ -737,7 +664,6 @@ impl Settings {
             ("forwarding.lifecycle_api", &self.forwarding.lifecycle_api),
         ] {
             url(&format!("{key}.base_url"), &d.base_url)?;
-            secrets(&format!("{key}.hmac_secrets"), &d.hmac_secrets)?;
             tls(key, &d.tls)?;
         }
         if self.forwarding.public_key_ttl_secs == 0 {
@@ -769,7 +695,6 @@ impl Settings {
             if sink.hmac_secrets.is_empty() {
                 return fail(format!("sinks[{i}].hmac_secrets must hold at least one secret"));
             }
-            secrets(&format!("sinks[{i}].hmac_secrets"), &sink.hmac_secrets)?;
             tls(&format!("sinks[{i}]"), &sink.tls)?;
         }
         Ok(())
@@ -805,14 +730,6 @@ impl Settings {
             if scopes.is_empty() {
                 return Err(ConfigError(format!("ops.mtls.subjects.{subject} must list at least one scope")));
             }
-            for scope in scopes {
-                if crate::domain::scopes::Scope::parse(scope).is_none() {
-                    return Err(ConfigError(format!(
-                        "ops.mtls.subjects.{subject}: `{scope}` is not a scope ({})",
-                        crate::domain::scopes::Scope::ALL_NAMES
-                    )));
-                }
-            }
         }
         if ops.enabled {
             ops.listen_address()?;
@@ -832,10 +749,10 @@ impl Settings {
                 "production: keys.generate_missing_in must be unset (development keys are refused)".into(),
             ));
         }
-        if self.auth.hmac_secrets.iter().any(|s| is_development_secret(s)) {
+        if self.auth.hmac_secrets.iter().any(is_development_secret) {
             return Err(ConfigError("production: auth.hmac_secrets holds the development secret".into()));
         }
-        if self.card_source.processor_bridge.hmac_secret.as_deref().is_some_and(is_development_secret) {
+        if self.card_source.processor_bridge.hmac_secret.as_ref().is_some_and(is_development_secret) {
             return Err(ConfigError(
                 "production: card_source.processor_bridge.hmac_secret is the development secret".into(),
             ));
@@ -847,12 +764,12 @@ impl Settings {
         ];
         let sinks = self.sinks.iter().enumerate().map(|(i, sink)| (i, &sink.hmac_secrets));
         for (key, secrets) in outbound {
-            if secrets.iter().any(|s| is_development_secret(s)) {
+            if secrets.iter().any(is_development_secret) {
                 return Err(ConfigError(format!("production: {key} holds the development secret")));
             }
         }
         for (i, secrets) in sinks {
-            if secrets.iter().any(|s| is_development_secret(s)) {
+            if secrets.iter().any(is_development_secret) {
                 return Err(ConfigError(format!("production: sinks[{i}].hmac_secrets holds the development secret")));
             }
         }
@@ -888,22 +805,13 @@ impl Settings {
     }
 }
 
-/// Whether `secret` is a development secret, however it is written (with or without the
+/// Whether `secret` is a development secret, however it was written (with or without the
 /// `whsec_` prefix or padding): the decoded bytes are compared.
-fn is_development_secret(secret: &str) -> bool {
-    use tmp_protocol::webhook::WebhookSecret;
-    let Ok(candidate) = WebhookSecret::parse(secret) else { return false };
+fn is_development_secret(secret: &WebhookSecret) -> bool {
     DEVELOPMENT_HMAC_SECRETS
         .iter()
         .filter_map(|dev| WebhookSecret::parse(dev).ok())
-        .any(|dev| dev.expose() == candidate.expose())
-}
-
-impl PolicySettings {
-    /// The policy for a token requestor: its own entry, else its wallet's, else the default.
-    pub fn for_requestor(&self, requestor_id: &str, wallet: &str) -> &RequestorPolicy {
-        self.token_requestors.get(requestor_id).or_else(|| self.wallets.get(wallet)).unwrap_or(&self.default)
-    }
+        .any(|dev| dev.expose() == secret.expose())
 }
 
 #[cfg(test)]
@@ -912,14 +820,39 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let (_, whsec) = tmp_protocol::webhook::WebhookSecret::generate();
+        let (secret, whsec) = WebhookSecret::generate();
         let destination = DestinationSettings {
             base_url: "https://tmp.example".into(),
-            hmac_secrets: vec![whsec.clone()],
+            hmac_secrets: vec![secret],
             tls: OutboundTlsSettings::default(),
         };
         let printed = format!("{destination:?}");
         assert!(!printed.contains(&whsec) && printed.contains("1 secret"), "{printed}");
+    }
+
+    /// Parses `json` as `T` the way the loader does, naming the key at fault.
+    fn load<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+            .map_err(|e| format!("`{}`: {}", e.path(), e.inner()))
+    }
+
+    #[test]
+    fn typed_values_are_parsed_once_at_load_and_a_bad_one_names_its_key() {
+        let (_, whsec) = WebhookSecret::generate();
+        let auth: AuthSettings =
+            load(&format!(r#"{{"mode": "hmac", "hmac_secrets": ["{whsec}"], "timestamp_tolerance_secs": 300}}"#))
+                .unwrap();
+        assert_eq!(auth.hmac_secrets.len(), 1);
+        let error =
+            load::<AuthSettings>(r#"{"mode": "hmac", "hmac_secrets": ["whsec_!!!"], "timestamp_tolerance_secs": 300}"#)
+                .unwrap_err();
+        assert!(error.starts_with("`hmac_secrets[0]`: webhook secret is not valid base64"), "{error}");
+
+        let subjects: OpsMtlsSettings =
+            load(r#"{"subjects": {"back-office": ["tokens:read", "audit:read"]}}"#).unwrap();
+        assert_eq!(subjects.subjects["back-office"], [Scope::TokensRead, Scope::AuditRead].into());
+        let error = load::<OpsMtlsSettings>(r#"{"subjects": {"back-office": ["tokens:delete"]}}"#).unwrap_err();
+        assert!(error.starts_with("`subjects.back-office[0]`: `tokens:delete` is not a scope"), "{error}");
     }
 
     #[test]
@@ -935,10 +868,11 @@ mod tests {
     #[test]
     fn development_secrets_are_recognised_however_written() {
         let dev = DEVELOPMENT_HMAC_SECRETS[0];
-        assert!(is_development_secret(dev));
-        assert!(is_development_secret(dev.trim_start_matches("whsec_")));
-        assert!(is_development_secret(dev.trim_start_matches("whsec_").trim_end_matches('=')));
-        let (_, fresh) = tmp_protocol::webhook::WebhookSecret::generate();
+        let parsed = |text: &str| WebhookSecret::parse(text).unwrap();
+        assert!(is_development_secret(&parsed(dev)));
+        assert!(is_development_secret(&parsed(dev.trim_start_matches("whsec_"))));
+        assert!(is_development_secret(&parsed(dev.trim_start_matches("whsec_").trim_end_matches('='))));
+        let (fresh, _) = WebhookSecret::generate();
         assert!(!is_development_secret(&fresh));
     }
 }

@@ -91,13 +91,7 @@ impl KeyMaterial {
             crate::config::CardSourceKind::ProcessorBridge => None,
         };
 
-        let hmac_secrets = settings
-            .auth
-            .hmac_secrets
-            .iter()
-            .map(|s| WebhookSecret::parse(s))
-            .collect::<Result<Vec<_>, _>>()
-            .context("auth.hmac_secrets")?;
+        let hmac_secrets = settings.auth.hmac_secrets.clone();
 
         Ok(KeyMaterial {
             jwe: KeyRing::new(jwe_keys).context("keys.jwe")?,

@@ -55,18 +55,10 @@ impl Application {
         });
         let verifier = CardVerifier::new(source, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
-        let processor_verifier = (!settings.processor.hmac_secrets.is_empty())
-            .then(|| -> anyhow::Result<Verifier> {
-                let secrets = settings
-                    .processor
-                    .hmac_secrets
-                    .iter()
-                    .map(|s| tmp_protocol::webhook::WebhookSecret::parse(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("processor.hmac_secrets")?;
-                Ok(Verifier::new(secrets, Duration::from_secs(settings.auth.timestamp_tolerance_secs)))
-            })
-            .transpose()?;
+        let processor_verifier = (!settings.processor.hmac_secrets.is_empty()).then(|| {
+            let tolerance = Duration::from_secs(settings.auth.timestamp_tolerance_secs);
+            Verifier::new(settings.processor.hmac_secrets.clone(), tolerance)
+        });
         let relay_wakeup = Arc::new(tokio::sync::Notify::new());
         let relay = if settings.relay.enabled {
             let relay =

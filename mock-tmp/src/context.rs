@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use tmp_protocol::webhook::{Verifier, WebhookSecret};
+use tmp_protocol::webhook::Verifier;
 
 use crate::config::{MockConfig, SenderBehaviour};
 use crate::faults::Faults;
@@ -38,13 +38,11 @@ impl Mock {
     ) -> anyhow::Result<Mock> {
         let journal = Arc::new(Journal::new(config.journal.capacity));
         let faults = Arc::new(Faults::new(&config.faults));
-        let secrets =
-            config.issuer.hmac_secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<Vec<_>, _>>()?;
-        let issuer = IssuerLink::new(&config.issuer, secrets, journal.clone(), faults.clone())?;
+        let issuer =
+            IssuerLink::new(&config.issuer, config.issuer.hmac_secrets.clone(), journal.clone(), faults.clone())?;
         let verifier = if config.auth.mode.requires_hmac() {
-            let secrets =
-                config.auth.hmac_secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<Vec<_>, _>>()?;
-            Some(Verifier::new(secrets, std::time::Duration::from_secs(config.auth.timestamp_tolerance_secs)))
+            let tolerance = std::time::Duration::from_secs(config.auth.timestamp_tolerance_secs);
+            Some(Verifier::new(config.auth.hmac_secrets.clone(), tolerance))
         } else {
             None
         };

@@ -12,7 +12,6 @@ use tmp_protocol::bridge::{
     BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeLookupRequest, LOOKUP_PATH, VERIFY_CVC_PATH,
 };
 use tmp_protocol::sensitive::{Cvc, Pan};
-use tmp_protocol::webhook::WebhookSecret;
 
 use super::{CardFacts, CardSource, CardSourceError};
 use crate::config::ProcessorBridgeSettings;
@@ -28,13 +27,8 @@ impl ProcessorBridge {
         let tls = ClientTls { ca_file: settings.ca_file.as_deref(), identity: None };
         let options = ClientOptions { body_limit: MAX_ANSWER_BYTES, ..ClientOptions::with_timeout(timeout) };
         let http = HttpClient::new(tls, options).context("card_source.processor_bridge.ca_file")?;
-        let secret = settings
-            .hmac_secret
-            .as_deref()
-            .map(WebhookSecret::parse)
-            .transpose()
-            .context("card_source.processor_bridge.hmac_secret")?;
-        Ok(ProcessorBridge { client: SignedClient::new(&settings.base_url, secret.into_iter().collect(), http) })
+        let secrets = settings.hmac_secret.iter().cloned().collect();
+        Ok(ProcessorBridge { client: SignedClient::new(&settings.base_url, secrets, http) })
     }
 
     async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<Response, CardSourceError> {

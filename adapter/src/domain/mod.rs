@@ -11,3 +11,15 @@ pub mod processor_events;
 pub mod scopes;
 pub mod token_events;
 pub mod verification;
+
+use serde::Deserialize;
+
+/// Where the issuer's cards live, and so where processor events are forwarded (`forwarding.approach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approach {
+    /// Cards live at the issuer's processor: events go to the TMP API.
+    External,
+    /// Cards live in Verestro DataCore: events go to the Lifecycle API.
+    Datacore,
+}

@@ -1,11 +1,79 @@
 //! The decision policy (DESIGN §5): card facts → `APPROVED | REQUIRE_ADDITIONAL_AUTHENTICATION |
 //! DECLINED`, per token requestor, never more permissive than the wallet's recommendation.
-//! Pure: everything it needs is in [`DecisionInput`], so every path is unit-tested.
+//! Pure: everything it needs is in [`DecisionInput`], so every path is unit-tested. The policy's
+//! settings ([`PolicySettings`], `policy:` in the configuration) are the domain's types; the
+//! configuration deserialises into them.
 
-use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus, ProvisioningMethod};
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::value::StrDeserializer;
+use serde::de::{Deserializer, Error as _};
+use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus, ProvisioningMethod, Wallet};
 use tmp_protocol::issuer_api::DecisionReason;
 
-use crate::config::RequestorPolicy;
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Budget for the card source (lookup + CVC) within one verification.
+    pub deadline_ms: u64,
+    /// Answer when the card source misses the deadline or fails.
+    pub stand_in_decision: Decision,
+    pub cvc: CvcPolicySettings,
+    /// Policy for token requestors without an entry below.
+    pub default: RequestorPolicy,
+    /// Per wallet (`APPLE_PAY`, `GOOGLE_PAY`, `SAMSUNG_PAY`, `MERCHANT`, `OTHER`; any case, as
+    /// environment variable names arrive lower-cased).
+    #[serde(default, deserialize_with = "wallet_keys")]
+    pub wallets: BTreeMap<Wallet, RequestorPolicy>,
+    /// Per token requestor id; wins over the wallet entry.
+    #[serde(default)]
+    pub token_requestors: BTreeMap<String, RequestorPolicy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CvcPolicySettings {
+    /// Wrong CVCs per card within the window before `ATTEMPTS_EXCEEDED`.
+    pub max_attempts: u32,
+    pub lockout_window_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestorPolicy {
+    /// Decline manual provisioning when no CVC is sent (Apple Pay requires one). Push
+    /// provisioning starts in the issuer's app and carries no CVC, so it is exempt.
+    pub require_cvc: bool,
+    /// `REQUIRE_ADDITIONAL_AUTHENTICATION` when the wallet or device score (1–5) is below this;
+    /// 0 disables step-up by score.
+    pub step_up_below_score: u8,
+    /// Decline when the card already has this many tokens that are not deactivated.
+    pub max_live_tokens_per_card: u32,
+}
+
+impl PolicySettings {
+    /// The policy for a token requestor: its own entry, else its wallet's, else the default.
+    pub fn for_requestor(&self, requestor_id: &str, wallet: Wallet) -> &RequestorPolicy {
+        self.token_requestors.get(requestor_id).or_else(|| self.wallets.get(&wallet)).unwrap_or(&self.default)
+    }
+}
+
+/// `policy.wallets`' keys in any case (`apple_pay` from an environment variable name).
+fn wallet_keys<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Wallet, RequestorPolicy>, D::Error> {
+    BTreeMap::<String, RequestorPolicy>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(name, policy)| {
+            let upper = name.to_ascii_uppercase();
+            let wallet = Wallet::deserialize(StrDeserializer::<D::Error>::new(&upper)).map_err(|_| {
+                D::Error::custom(format!(
+                    "`{name}` is not a wallet (APPLE_PAY, GOOGLE_PAY, SAMSUNG_PAY, MERCHANT or OTHER)"
+                ))
+            })?;
+            Ok((wallet, policy))
+        })
+        .collect()
+}
 
 /// What the card source said about the presented card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +182,25 @@ pub fn apply_guardrail(assessment: Assessment, wallet_recommendation: Option<Dec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wallet_keys_are_wallets_in_any_case() {
+        let requestor = r#"{"require_cvc": true, "step_up_below_score": 0, "max_live_tokens_per_card": 5}"#;
+        let settings = |wallets: &str| {
+            format!(
+                r#"{{"deadline_ms": 1000, "stand_in_decision": "DECLINED", "cvc": {{"max_attempts": 3, "lockout_window_secs": 60}},
+                    "default": {requestor}, "wallets": {wallets}}}"#
+            )
+        };
+        let parsed: PolicySettings =
+            serde_json::from_str(&settings(&format!(r#"{{"apple_pay": {requestor}}}"#))).unwrap();
+        assert!(parsed.wallets[&Wallet::ApplePay].require_cvc);
+        assert_eq!(parsed.for_requestor("50110030273", Wallet::ApplePay), &parsed.wallets[&Wallet::ApplePay]);
+        let error = serde_json::from_str::<PolicySettings>(&settings(&format!(r#"{{"apple": {requestor}}}"#)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("`apple` is not a wallet"), "{error}");
+    }
 
     fn policy() -> RequestorPolicy {
         RequestorPolicy { require_cvc: false, step_up_below_score: 3, max_live_tokens_per_card: 2 }

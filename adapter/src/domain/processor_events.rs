@@ -14,8 +14,8 @@ use tmp_protocol::processor::{ProcessorEvent, ProcessorEventBody};
 use tmp_protocol::tmp_api::{ExpiryData, ReplacementCardData};
 use zeroize::Zeroizing;
 
+use super::Approach;
 use super::error::DomainError;
-use crate::config::Approach;
 use crate::crypto::aad;
 use crate::keys::KeyMaterial;
 use crate::outbox::{CardEventMessage, Destination, ForwardedEvent, OutboxMessage, SealedCardData};

@@ -45,6 +45,16 @@ impl std::fmt::Display for Scope {
     }
 }
 
+/// A scope name in the configuration (`ops.mtls.subjects`): an unknown one names itself and the
+/// scopes there are.
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Scope::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{name}` is not a scope ({})", Scope::ALL_NAMES)))
+    }
+}
+
 /// Parses scope names; the first unknown one is the error.
 pub fn parse_all<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<Scope>, String> {
     names.into_iter().map(|n| Scope::parse(n).ok_or_else(|| n.to_owned())).collect()

@@ -14,8 +14,7 @@ use tmp_protocol::sensitive::{Cvc, Pan};
 
 use super::error::DomainError;
 use crate::card_source::{CardFacts, CardSource, CardSourceError};
-use crate::config::PolicySettings;
-use crate::domain::policy::{self, Assessment, CardOutcome, DecisionInput};
+use crate::domain::policy::{self, Assessment, CardOutcome, DecisionInput, PolicySettings};
 use crate::metrics::Metrics;
 use crate::store::{DecisionRecord, DynStore};
 
@@ -64,7 +63,7 @@ impl CardVerifier {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
         let requestor = &request.token_requestor;
-        let requestor_policy = self.policy.for_requestor(&requestor.id, requestor.wallet.as_str());
+        let requestor_policy = self.policy.for_requestor(&requestor.id, requestor.wallet);
 
         let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, now)).await;
         let (assessment, facts, cvc_result, stand_in) = match answer {

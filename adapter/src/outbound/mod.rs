@@ -19,13 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tmp_edge::client::{ClientOptions, ErrorAnswer, HttpClient, SendError, SignedClient};
 use tmp_protocol::jwk::JwkSet;
-use tmp_protocol::webhook::WebhookSecret;
 
 use crate::config::{DestinationSettings, OutboundTlsSettings};
-
-pub fn parse_secrets(key: &str, secrets: &[String]) -> anyhow::Result<Vec<WebhookSecret>> {
-    secrets.iter().map(|s| WebhookSecret::parse(s)).collect::<Result<_, _>>().with_context(|| key.to_owned())
-}
 
 /// An HTTP client toward a destination: the private CA and client certificate (mTLS) of `tls`
 /// when set, `timeout` per request, answers up to 1 MiB, no redirects, and as many connections
@@ -50,7 +45,7 @@ pub fn destination_client(
 ) -> anyhow::Result<SignedClient> {
     Ok(SignedClient::new(
         &destination.base_url,
-        parse_secrets(&format!("{key}.hmac_secrets"), &destination.hmac_secrets)?,
+        destination.hmac_secrets.clone(),
         http_client(key, &destination.tls, timeout, connections)?,
     ))
 }

@@ -28,7 +28,7 @@ use tmp_edge::client::SignedClient;
 use crate::config::{Settings, SinkSettings};
 use crate::crypto::aad;
 use crate::keys::KeyMaterial;
-use crate::outbound::{ApiClient, CallError, LifecycleApiClient, TmpApiClient, http_client, parse_secrets};
+use crate::outbound::{ApiClient, CallError, LifecycleApiClient, TmpApiClient, http_client};
 use crate::outbox::{CardEventMessage, Destination, ForwardedBody, ForwardedEvent, OutboxMessage};
 use crate::store::{DynStore, OutboxEntry};
 
@@ -146,7 +146,7 @@ impl Destinations {
                     api: ApiClient {
                         http: SignedClient::new(
                             &s.url,
-                            parse_secrets(&format!("{key}.hmac_secrets"), &s.hmac_secrets)?,
+                            s.hmac_secrets.clone(),
                             http_client(&key, &s.tls, timeout, connections)?,
                         ),
                     },

@@ -137,8 +137,8 @@ async fn bad_signatures_are_rejected_without_effect() {
 #[tokio::test]
 async fn a_second_live_secret_is_accepted_during_rotation() {
     for db in test_databases().await {
-        let (new_secret, whsec) = WebhookSecret::generate();
-        let app = TestApp::spawn_with(&db, |s| s.auth.hmac_secrets.push(whsec)).await;
+        let (new_secret, _) = WebhookSecret::generate();
+        let app = TestApp::spawn_with(&db, |s| s.auth.hmac_secrets.push(new_secret.clone())).await;
         app.import(&fixture_cards()).await;
         let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
         let old = app.request(VERIFY).json(&body).send().await;

@@ -29,7 +29,7 @@ pub fn forwarding_settings(settings: &mut Settings, approach: Approach, to: &Rec
     settings.forwarding.approach = approach;
     for d in [&mut settings.forwarding.tmp_api, &mut settings.forwarding.lifecycle_api] {
         d.base_url = to.url.clone();
-        d.hmac_secrets = vec![to.secret.to_whsec_string()];
+        d.hmac_secrets = vec![to.secret.clone()];
     }
 }
 
@@ -227,7 +227,7 @@ async fn token_events_and_notifications_reach_the_issuers_sink_signed_with_the_c
             s.sinks = vec![SinkSettings {
                 name: "core".into(),
                 url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                hmac_secrets: vec![sink.secret.clone()],
                 event_types: vec!["token.status_changed".into(), "notification.*".into()],
                 otp_jwk_file: Some(jwk_file.clone()),
                 tls: Default::default(),
@@ -280,7 +280,7 @@ async fn a_hanging_issuer_sink_does_not_hold_up_card_changes_to_tmp() {
             s.sinks = vec![SinkSettings {
                 name: "core".into(),
                 url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                hmac_secrets: vec![sink.secret.clone()],
                 event_types: vec!["token.status_changed".into()],
                 otp_jwk_file: None,
                 tls: Default::default(),
@@ -431,7 +431,7 @@ async fn an_activation_code_is_never_delivered_after_it_expires() {
             s.sinks = vec![SinkSettings {
                 name: "core".into(),
                 url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                hmac_secrets: vec![sink.secret.clone()],
                 event_types: vec![],
                 otp_jwk_file: None,
                 tls: Default::default(),

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_adapter::config::TlsSettings;
+use tmp_adapter::domain::scopes::Scope;
 use tmp_adapter::http::ops::auth::NewApiKey;
 use tmp_adapter::store::{ApiKeyRecord, DecisionRecord, OpsAuditFilter, OpsAuditRecord};
 
@@ -334,7 +335,7 @@ async fn client_certificates_authenticate_by_subject_with_the_configured_scopes(
         let tls = tls.clone();
         let (app, ops) = spawn(&db, |s| {
             s.ops.tls = Some(tls);
-            s.ops.mtls.subjects.insert("back-office.bank.example".into(), vec!["outbox:admin".into()]);
+            s.ops.mtls.subjects.insert("back-office.bank.example".into(), [Scope::OutboxAdmin].into());
         })
         .await;
         let ops = ops.replace("http://", "https://");

@@ -138,7 +138,7 @@ async fn rows_written_before_the_outbox_had_types_are_delivered_as_before() {
             s.sinks = vec![SinkSettings {
                 name: "core".into(),
                 url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.to_whsec_string()],
+                hmac_secrets: vec![sink.secret.clone()],
                 event_types: vec!["token.status_changed".into(), "notification.*".into()],
                 otp_jwk_file: Some(jwk_file.clone()),
                 tls: Default::default(),

@@ -31,8 +31,8 @@ struct SinkState {
 
 pub struct Sink {
     pub url: String,
-    /// The secret the adapter signs its deliveries with (`whsec_…`).
-    pub secret: String,
+    /// The secret the adapter signs its deliveries with.
+    pub secret: WebhookSecret,
     /// The public JWK (JSON) the adapter encrypts activation codes to.
     pub otp_jwk_json: String,
     state: Data<SinkState>,
@@ -43,9 +43,9 @@ impl Sink {
     pub async fn start() -> anyhow::Result<Sink> {
         let key = tokio::task::spawn_blocking(|| RsaKeyPair::generate(2048)).await??.with_kid("conformance-sink")?;
         let otp_jwk_json = serde_json::to_string(&key.public_jwk())?;
-        let (secret, secret_text) = WebhookSecret::generate();
+        let (secret, _) = WebhookSecret::generate();
         let state = Data::new(SinkState {
-            verifier: Verifier::new(vec![secret], Duration::from_secs(300)),
+            verifier: Verifier::new(vec![secret.clone()], Duration::from_secs(300)),
             keys: KeyRing::new(vec![key])?,
             deliveries: Mutex::new(Vec::new()),
         });
@@ -59,7 +59,7 @@ impl Sink {
                 .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(Sink { url, secret: secret_text, otp_jwk_json, state, handle })
+        Ok(Sink { url, secret, otp_jwk_json, state, handle })
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {

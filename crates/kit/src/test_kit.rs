@@ -116,9 +116,9 @@ impl TestKit {
             ),
         };
 
-        let (tmp_secret, tmp_text) = WebhookSecret::generate();
-        let (processor_secret, processor_text) = WebhookSecret::generate();
-        let (issuer_secret, issuer_text) = WebhookSecret::generate();
+        let (tmp_secret, _) = WebhookSecret::generate();
+        let (processor_secret, _) = WebhookSecret::generate();
+        let (issuer_secret, _) = WebhookSecret::generate();
         let sink = Sink::start().await?;
         // Held from here until the mock serves on it: the adapter is configured with its address
         // first, and a port that was let go in between could be taken by another process.
@@ -127,10 +127,10 @@ impl TestKit {
 
         let key_dir = options.key_dir.clone().unwrap_or_else(|| dir.path().join("keys"));
         let mut settings = adapter_settings(dir.path(), &key_dir, &database_url, options.approach, &mock_url)?;
-        settings.auth.hmac_secrets = vec![tmp_text.clone()];
-        settings.processor.hmac_secrets = vec![processor_text];
-        settings.forwarding.tmp_api.hmac_secrets = vec![issuer_text.clone()];
-        settings.forwarding.lifecycle_api.hmac_secrets = vec![issuer_text.clone()];
+        settings.auth.hmac_secrets = vec![tmp_secret.clone()];
+        settings.processor.hmac_secrets = vec![processor_secret.clone()];
+        settings.forwarding.tmp_api.hmac_secrets = vec![issuer_secret.clone()];
+        settings.forwarding.lifecycle_api.hmac_secrets = vec![issuer_secret.clone()];
         let jwk_file = dir.path().join("sink-otp.jwk.json");
         std::fs::write(&jwk_file, &sink.otp_jwk_json)?;
         settings.sinks = vec![SinkSettings {
@@ -164,8 +164,8 @@ impl TestKit {
 
         let mut mock_config = MockConfig::defaults();
         mock_config.issuer.base_url = adapter_url.clone();
-        mock_config.issuer.hmac_secrets = vec![tmp_text];
-        mock_config.auth.hmac_secrets = vec![issuer_text];
+        mock_config.issuer.hmac_secrets = vec![tmp_secret.clone()];
+        mock_config.auth.hmac_secrets = vec![issuer_secret.clone()];
         mock_config.sender.backoff_initial_ms = 20;
         mock_config.sender.backoff_max_ms = 200;
         if let Some(capacity) = options.mock_journal_capacity {

@@ -162,6 +162,15 @@ impl std::str::FromStr for WebhookSecret {
     }
 }
 
+/// From its textual form (a configuration value): a bad one is refused by the rule it breaks,
+/// never quoted. The string read is wiped once parsed.
+impl<'de> serde::Deserialize<'de> for WebhookSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(deserializer)?);
+        WebhookSecret::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Checks a `webhook-id`: 1 to 256 visible ASCII characters (`!` to `~`; no spaces or
 /// control characters, which could not travel in a header or would make logs ambiguous).
 pub fn validate_id(id: &str) -> Result<(), SignatureError> {

@@ -155,7 +155,7 @@ async fn key_rotation_publishes_both_keys_and_the_old_one_still_decrypts() {
 async fn state_and_keys_survive_a_restart_with_sqlite() {
     let kit = Mock::start().await;
     let url = format!("sqlite://{}", kit.dir.path().join("mock").join("state.db").display());
-    let secret = kit.secret.to_whsec_string();
+    let secret = kit.secret.clone();
     let config = |url: &str| {
         let (mut config, _) = mock_config(&kit.issuer);
         config.auth.hmac_secrets = vec![secret.clone()];

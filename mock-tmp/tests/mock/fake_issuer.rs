@@ -41,7 +41,7 @@ struct State {
 pub struct FakeIssuer {
     pub url: String,
     /// What the mock signs its callbacks with (`issuer.hmac_secrets`).
-    pub secret_text: String,
+    pub secret: WebhookSecret,
     state: Data<State>,
 }
 
@@ -53,9 +53,9 @@ impl FakeIssuer {
             .expect("key")
             .with_kid("fake-issuer-1")
             .expect("kid");
-        let (secret, secret_text) = WebhookSecret::generate();
+        let (secret, _) = WebhookSecret::generate();
         let state = Data::new(State {
-            verifier: Verifier::new(vec![secret], Duration::from_secs(300)),
+            verifier: Verifier::new(vec![secret.clone()], Duration::from_secs(300)),
             jwk_set: JwkSet { keys: vec![key.public_jwk()] },
             keys: KeyRing::new(vec![key]).expect("key ring"),
             received: Mutex::new(Vec::new()),
@@ -77,7 +77,7 @@ impl FakeIssuer {
         .run();
         // Serves until the test's runtime ends.
         tokio::spawn(server);
-        FakeIssuer { url, secret_text, state }
+        FakeIssuer { url, secret, state }
     }
 
     /// The next `times` answers on `path` are 503, as from an issuer that is down.

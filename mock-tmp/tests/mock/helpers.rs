@@ -34,11 +34,11 @@ pub fn mock_config(issuer: &FakeIssuer) -> (MockConfig, WebhookSecret) {
     let mut config = MockConfig::defaults();
     config.server.port = 0;
     config.issuer.base_url = issuer.url.clone();
-    config.issuer.hmac_secrets = vec![issuer.secret_text.clone()];
+    config.issuer.hmac_secrets = vec![issuer.secret.clone()];
     config.sender.backoff_initial_ms = 10;
     config.sender.backoff_max_ms = 50;
-    let (secret, text) = WebhookSecret::generate();
-    config.auth.hmac_secrets = vec![text];
+    let (secret, _) = WebhookSecret::generate();
+    config.auth.hmac_secrets = vec![secret.clone()];
     (config, secret)
 }
 

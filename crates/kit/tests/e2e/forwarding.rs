@@ -84,7 +84,7 @@ fn forwarding_settings(settings: &mut Settings, approach: Approach, url: &str) {
     settings.relay.retry_schedule_ms = vec![50, 100, 200, 400, 800, 1600];
     settings.relay.jitter_percent = 0;
     settings.relay.retry_after_max_secs = 1;
-    settings.processor.hmac_secrets = vec![PROCESSOR_SECRET.to_owned()];
+    settings.processor.hmac_secrets = vec![PROCESSOR_SECRET.parse().expect("a whsec_ secret")];
     settings.forwarding.approach = approach;
     // The kit signs toward the mock with the secret it generated; only the address changes (a
     // pass-through in front of the mock).

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{DEFAULT_CONFIG_YAML, Settings};
 use crate::import::{ImportFormat, ImportOptions};
+use crate::ops::OpsError;
+use crate::ops::audit::{self, AuditDraft};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -282,69 +284,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Who the audit names for a CLI write.
-fn cli_actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
-    let user: String = user.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
-    if user.is_empty() { "cli".to_owned() } else { format!("cli:{user}") }
-}
-
-fn cli_audit(action: &str, target: &str, reason: Option<String>) -> crate::store::OpsAuditRecord {
-    crate::store::OpsAuditRecord {
-        id: uuid::Uuid::new_v4(),
-        at: time::OffsetDateTime::now_utc(),
-        actor: cli_actor(),
-        action: action.to_owned(),
-        target: Some(target.to_owned()),
-        card_id: None,
-        reason,
-        outcome: "ok".to_owned(),
-        status: 0,
-        correlation_id: uuid::Uuid::new_v4().to_string(),
+/// Prints an operator action's outcome: a refusal on stderr, exit code 2 for "no such row or
+/// key, or not in a state that allows this", 1 (the error) for anything else.
+fn refused(error: OpsError) -> anyhow::Result<ExitCode> {
+    match error {
+        OpsError::NotFound(why) | OpsError::Conflict(why) => {
+            eprintln!("{why}");
+            Ok(ExitCode::from(2))
+        }
+        OpsError::Invalid(why) => Err(anyhow::anyhow!(why)),
+        OpsError::Store(e) => Err(e.into()),
     }
 }
 
-async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow::Result<ExitCode> {
-    use time::format_description::well_known::Rfc3339;
+/// A CLI write's audit row: done by [`audit::cli_actor`], under a correlation id of its own.
+fn cli_audit(draft: &AuditDraft) -> crate::store::OpsAuditRecord {
+    draft.record(&audit::cli_actor(), "ok", 0, uuid::Uuid::new_v4().to_string())
+}
 
+async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow::Result<ExitCode> {
     use crate::domain::scopes;
-    use crate::http::ops::auth::NewApiKey;
+    use crate::ops::api_keys;
     let store = crate::store::connect(&settings.database.url, 1).await?;
     store.migrate().await?;
-    let ts = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
-    let text = |field: &str, value: &str| -> anyhow::Result<()> {
-        if value.trim().is_empty()
-            || value.chars().count() > 100
-            || value.chars().any(char::is_control)
-            || tmp_protocol::sensitive::contains_pan_like(value)
-        {
-            anyhow::bail!("{field} must be 1 to 100 characters, without control characters or a card number");
-        }
-        Ok(())
-    };
+    let correlation_id = || uuid::Uuid::new_v4().to_string();
     match command {
         ApikeyCommand::Create { name, scopes: names, rate_limit_per_minute } => {
-            text("--name", name)?;
             let parsed = scopes::parse_all(names.iter().map(String::as_str))
                 .map_err(|bad| anyhow::anyhow!("`{bad}` is not a scope ({})", scopes::Scope::ALL_NAMES))?;
-            if rate_limit_per_minute.is_some_and(|n| n == 0 || n > 1_000_000) {
-                anyhow::bail!("--rate-limit-per-minute must be 1 to 1000000");
-            }
-            let new = NewApiKey::generate();
-            let record = crate::store::ApiKeyRecord {
-                id: new.id.clone(),
-                name: name.clone(),
-                secret_digest: new.digest.clone(),
-                scopes: parsed.iter().map(|s| s.as_str().to_owned()).collect(),
-                rate_limit_per_minute: *rate_limit_per_minute,
-                created_at: time::OffsetDateTime::now_utc(),
-                revoked_at: None,
+            let actor = audit::cli_actor();
+            let (new, record) = match api_keys::create(
+                &*store,
+                name,
+                &parsed,
+                *rate_limit_per_minute,
+                &actor,
+                correlation_id(),
+            )
+            .await
+            {
+                Ok(created) => created,
+                Err(error) => return refused(error),
             };
-            let scopes_text = record.scopes.join(" ");
-            let audit = cli_audit("apikey.create", &new.id, Some(format!("{name}: {scopes_text}")));
-            store.create_api_key(&record, &audit).await?;
             println!("id:     {}", new.id);
-            println!("scopes: {scopes_text}");
+            println!("scopes: {}", record.scopes.join(" "));
             println!("key:    {}", new.key.as_str());
             eprintln!(
                 "The key is shown once and stored nowhere: give it to its holder now (Authorization: Bearer <key>)."
@@ -352,7 +335,7 @@ async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow:
             Ok(ExitCode::SUCCESS)
         }
         ApikeyCommand::List => {
-            for key in store.list_api_keys().await? {
+            for key in api_keys::list(&*store).await? {
                 println!(
                     "{}  {:<24} scopes={} rate_limit={} created={} {}",
                     key.id,
@@ -366,28 +349,28 @@ async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow:
             Ok(ExitCode::SUCCESS)
         }
         ApikeyCommand::Revoke { id, reason } => {
-            if let Some(reason) = reason {
-                text("--reason", reason)?;
-            }
-            let audit = cli_audit("apikey.revoke", id, reason.clone());
-            if store.revoke_api_key(id, time::OffsetDateTime::now_utc(), &audit).await? {
-                println!("{id}: revoked");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("{id}: no live key with this id");
-                Ok(ExitCode::from(2))
+            match api_keys::revoke(&*store, id, reason.as_deref(), &audit::cli_actor(), correlation_id()).await {
+                Ok(()) => {
+                    println!("{id}: revoked");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => refused(error),
             }
         }
     }
 }
 
+fn ts(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<ExitCode> {
+    use crate::ops::outbox;
     use crate::outbox::OutboxStatus;
     use crate::store::{OutboxEntry, OutboxFilter, ReplaySelector};
     use time::format_description::well_known::Rfc3339;
     let store = crate::store::connect(&settings.database.url, 1).await?;
     store.migrate().await?;
-    let ts = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     let line = |e: &OutboxEntry| {
         format!(
             "{}  {:<9} {:<14} {:<28} key={} attempts={} created={} next={}{}",
@@ -402,15 +385,22 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
             e.last_error.as_deref().map(|err| format!("  last_error={err}")).unwrap_or_default()
         )
     };
-    let found = |done: bool, id: &uuid::Uuid, what: &str| {
-        if done {
-            println!("{id}: {what}");
-            Ok(ExitCode::SUCCESS)
-        } else {
-            eprintln!("{id}: no such row in a state that allows this");
-            Ok(ExitCode::from(2))
+    // Runs an audited write: its audit row once it succeeded, its outcome printed.
+    async fn write<T>(
+        store: &dyn crate::store::Store,
+        mut draft: AuditDraft,
+        action: impl AsyncFnOnce(&mut AuditDraft) -> Result<T, OpsError>,
+        done: impl FnOnce(T),
+    ) -> anyhow::Result<ExitCode> {
+        match action(&mut draft).await {
+            Ok(value) => {
+                store.record_ops_audit(&cli_audit(&draft), None).await?;
+                done(value);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => refused(error),
         }
-    };
+    }
     match command {
         OutboxCommand::List { status, card, limit } => {
             let status = match status.as_deref() {
@@ -421,13 +411,13 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
                 ),
             };
             let filter = OutboxFilter { status, ordering_key: card.clone(), limit: *limit };
-            for entry in store.list_outbox(&filter).await? {
+            for entry in outbox::list(&*store, &filter).await? {
                 println!("{}", line(&entry));
             }
             Ok(ExitCode::SUCCESS)
         }
-        OutboxCommand::Show { id } => match store.find_outbox(*id).await? {
-            Some(e) => {
+        OutboxCommand::Show { id } => match outbox::find(&*store, &id.to_string()).await {
+            Ok(e) => {
                 println!("{}", line(&e));
                 println!("seq: {}", e.seq);
                 println!(
@@ -441,24 +431,18 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
                 println!("payload: {}", e.record.message.to_operator_json());
                 Ok(ExitCode::SUCCESS)
             }
-            None => {
-                eprintln!("{id}: no such row");
-                Ok(ExitCode::from(2))
-            }
+            Err(error) => refused(error),
         },
         OutboxCommand::Retry { id } => {
-            let done = store.retry_outbox(*id, time::OffsetDateTime::now_utc()).await?;
-            if done {
-                store.record_ops_audit(&cli_audit("outbox.retry", &id.to_string(), None), None).await?;
-            }
-            found(done, id, "due now")
+            let draft = AuditDraft::new("outbox.retry", Some(id.to_string()), None);
+            let id = id.to_string();
+            write(&*store, draft, async |d| outbox::retry(&*store, &id, d).await, |_| println!("{id}: due now")).await
         }
         OutboxCommand::Skip { id } => {
-            let done = store.skip_outbox(*id, "skipped by an operator").await?;
-            if done {
-                store.record_ops_audit(&cli_audit("outbox.skip", &id.to_string(), None), None).await?;
-            }
-            found(done, id, "skipped (dead)")
+            let draft = AuditDraft::new("outbox.skip", Some(id.to_string()), None);
+            let id = id.to_string();
+            write(&*store, draft, async |d| outbox::skip(&*store, &id, d).await, |_| println!("{id}: skipped (dead)"))
+                .await
         }
         OutboxCommand::Replay { id, card, since, until, include_delivered } => {
             let parse = |s: &str| {
@@ -470,15 +454,9 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
                 (_, _, Some(since), Some(until)) => ReplaySelector::CreatedBetween(parse(since)?, parse(until)?),
                 _ => anyhow::bail!("pass --id, --card, or --since and --until"),
             };
-            let count = store.replay_outbox(&selector, *include_delivered, time::OffsetDateTime::now_utc()).await?;
-            let target = match &selector {
-                ReplaySelector::Id(id) => id.to_string(),
-                ReplaySelector::OrderingKey(card) => format!("card {card}"),
-                ReplaySelector::CreatedBetween(since, until) => format!("created {} to {}", ts(*since), ts(*until)),
-            };
-            store.record_ops_audit(&cli_audit("outbox.replay", &target, None), None).await?;
-            println!("{count} row(s) queued for delivery again");
-            Ok(ExitCode::SUCCESS)
+            let draft = AuditDraft::new("outbox.replay", None, None);
+            let replay = async |d: &mut AuditDraft| outbox::replay(&*store, &selector, *include_delivered, d).await;
+            write(&*store, draft, replay, |count| println!("{count} row(s) queued for delivery again")).await
         }
     }
 }

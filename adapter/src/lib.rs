@@ -20,6 +20,7 @@ pub mod import;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod outbound;
 pub mod outbox;
 pub mod relay;

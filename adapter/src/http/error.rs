@@ -5,6 +5,7 @@ use tmp_edge::error::ApiError;
 use tmp_protocol::fields::FieldError;
 
 use crate::domain::error::DomainError;
+use crate::ops::OpsError;
 use crate::store::StoreError;
 
 /// A known event id carrying another event is the caller's conflict (409); any other store
@@ -27,6 +28,18 @@ impl From<DomainError> for ApiError {
             DomainError::CardSource(_) | DomainError::DeadlineMissed { .. } => ApiError::Unavailable(e.into()),
             DomainError::Store(store) => store.into(),
             DomainError::Internal(what) => ApiError::Internal(anyhow::anyhow!(what)),
+        }
+    }
+}
+
+/// An operator action's refusal: not found 404, not in a state that allows it 409, bad input 422.
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::NotFound(why) => ApiError::UnknownResource(why),
+            OpsError::Conflict(why) => ApiError::Conflict(why),
+            OpsError::Invalid(why) => ApiError::validation(why),
+            OpsError::Store(store) => store.into(),
         }
     }
 }

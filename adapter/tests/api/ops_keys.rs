@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_adapter::config::TlsSettings;
 use tmp_adapter::domain::scopes::Scope;
-use tmp_adapter::http::ops::auth::NewApiKey;
+use tmp_adapter::ops::api_keys::NewApiKey;
 use tmp_adapter::store::{ApiKeyRecord, DecisionRecord, OpsAuditFilter, OpsAuditRecord};
 
 use crate::helpers::app::*;

@@ -380,7 +380,7 @@ const SCOPES: [&str; 5] = ["tokens:read", "tokens:write", "provisioning", "audit
 /// An ops API key, stored (as its digest) the way `tmp-adapter apikey create` stores one.
 async fn create_api_key(settings: &Settings, name: &str, scopes: &[&str]) -> anyhow::Result<Zeroizing<String>> {
     use tmp_adapter::store::{ApiKeyRecord, OpsAuditRecord};
-    let key = tmp_adapter::http::ops::auth::NewApiKey::generate();
+    let key = tmp_adapter::ops::api_keys::NewApiKey::generate();
     let store = tmp_adapter::store::connect(&settings.database.url, 1).await?;
     let now = time::OffsetDateTime::now_utc();
     let record = ApiKeyRecord {

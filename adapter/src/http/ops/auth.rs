@@ -25,10 +25,8 @@ use super::OpsState;
 use crate::config::OpsSettings;
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
+use crate::ops::api_keys::api_key_id;
 use tmp_edge::error::ApiError;
-
-/// Prefix of every API key.
-pub const API_KEY_PREFIX: &str = "tmpk_";
 
 /// Connection marker of the ops listener: the verified client certificate's subject CN.
 #[derive(Debug, Clone)]
@@ -95,31 +93,6 @@ impl Authenticator {
     }
 }
 
-/// A new API key: its id, the key to hand out (printed once) and the digest to store.
-pub struct NewApiKey {
-    pub id: String,
-    pub key: zeroize::Zeroizing<String>,
-    pub digest: Vec<u8>,
-}
-
-impl NewApiKey {
-    pub fn generate() -> NewApiKey {
-        let id = crate::keys::random_hex(8).to_string();
-        let secret = crate::keys::random_hex(32);
-        let key = zeroize::Zeroizing::new(format!("{API_KEY_PREFIX}{id}_{}", secret.as_str()));
-        let digest = Sha256::digest(key.as_bytes()).to_vec();
-        NewApiKey { id, key, digest }
-    }
-}
-
-/// The id part of `tmpk_<id>_<secret>`, when the token has that shape.
-fn api_key_id(token: &str) -> Option<&str> {
-    let rest = token.strip_prefix(API_KEY_PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    let ok = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (ok(id, 16) && ok(secret, 64)).then_some(id)
-}
-
 fn bearer(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     let Some(value) = req.headers().get(AUTHORIZATION) else {
         return Ok(None);
@@ -184,20 +157,5 @@ impl FromRequest for Principal {
             ops.rate_limiter.check(&principal)?;
             Ok(principal)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_keys_have_one_shape() {
-        let key = NewApiKey::generate();
-        assert_eq!(api_key_id(&key.key), Some(key.id.as_str()));
-        assert_eq!(key.digest, Sha256::digest(key.key.as_bytes()).to_vec());
-        assert_eq!(api_key_id("tmpk_short_x"), None);
-        assert_eq!(api_key_id("tmpops_abc"), None);
-        assert_ne!(NewApiKey::generate().key, key.key);
     }
 }

@@ -10,7 +10,7 @@
 //! - [`audit`]: the decision audit of a card and the audit of operator writes;
 //! - [`outbox`]: outbox administration.
 //!
-//! Every write goes through [`begin_write`] and [`AuditDraft::finish`]: scope check,
+//! Every write goes through [`write`]: scope check,
 //! `X-Idempotency-Key` (same key and body → the stored answer, other body → 422), then one
 //! audit row (who, what, on what, why, outcome) committed with the idempotency record.
 
@@ -34,6 +34,7 @@ use utoipa::IntoResponses;
 use super::AppState;
 use super::idempotency::{self, Begin, Pending};
 use crate::domain::scopes::Scope;
+pub use crate::ops::audit::AuditDraft;
 use crate::outbound::{CallError, TmpApiClient};
 use crate::store::{IdempotentWrite, OpsAuditRecord};
 use tmp_edge::correlation;
@@ -120,14 +121,14 @@ pub struct FreshWrite {
     pub downstream_key: String,
 }
 
-pub enum BeginWrite {
+enum BeginWrite {
     /// Answered before under this key with the same body: the stored answer.
     Replay(HttpResponse),
     Fresh(FreshWrite),
 }
 
 /// Checks the scope, then `X-Idempotency-Key` (scoped by caller and path).
-pub async fn begin_write(
+async fn begin_write(
     state: &AppState,
     principal: &Principal,
     req: &HttpRequest,
@@ -159,90 +160,90 @@ impl Answer {
     }
 }
 
-/// What one write did, for the audit row.
-pub struct AuditDraft {
-    pub action: &'static str,
-    pub target: Option<String>,
-    pub card_id: Option<String>,
-    pub reason: Option<String>,
+fn audit_record(draft: &AuditDraft, principal: &Principal, outcome: &str, status: StatusCode) -> OpsAuditRecord {
+    draft.record(&principal.actor, outcome, status.as_u16(), correlation::current())
 }
 
-impl AuditDraft {
-    pub fn new(action: &'static str, target: Option<String>, card_id: Option<String>) -> AuditDraft {
-        AuditDraft { action, target, card_id, reason: None }
+/// Audits a write refused before it began (scope, idempotency key).
+async fn refused(
+    draft: AuditDraft,
+    state: &AppState,
+    principal: &Principal,
+    error: ApiError,
+) -> Result<HttpResponse, ApiError> {
+    let record = audit_record(&draft, principal, &error.wire_code(), actix_web::ResponseError::status_code(&error));
+    if let Err(e) = state.store.record_ops_audit(&record, None).await {
+        tracing::warn!(error = ?e, "cannot audit a refused ops write");
     }
+    Err(error)
+}
 
-    fn record(&self, principal: &Principal, outcome: String, status: StatusCode) -> OpsAuditRecord {
-        OpsAuditRecord {
-            id: uuid::Uuid::new_v4(),
-            at: OffsetDateTime::now_utc(),
-            actor: principal.actor.clone(),
-            action: self.action.to_owned(),
-            target: self.target.clone(),
-            card_id: self.card_id.clone(),
-            reason: self.reason.clone(),
-            outcome,
-            status: status.as_u16(),
-            correlation_id: correlation::current(),
-        }
-    }
-
-    /// Audits a write refused before it began (scope, idempotency key).
-    pub async fn refused(
-        self,
-        state: &AppState,
-        principal: &Principal,
-        error: ApiError,
-    ) -> Result<HttpResponse, ApiError> {
-        let record = self.record(principal, error.wire_code(), actix_web::ResponseError::status_code(&error));
-        if let Err(e) = state.store.record_ops_audit(&record, None).await {
-            tracing::warn!(error = ?e, "cannot audit a refused ops write");
-        }
-        Err(error)
-    }
-
-    /// Audits the write's outcome — with its idempotency record, in one transaction, when it
-    /// succeeded — and answers.
-    pub async fn finish(
-        self,
-        state: &AppState,
-        principal: &Principal,
-        write: FreshWrite,
-        result: Result<Answer, ApiError>,
-    ) -> Result<HttpResponse, ApiError> {
-        match result {
-            Ok(answer) => {
-                let record = self.record(principal, "ok".into(), answer.status);
-                tracing::info!(
-                    who = %record.actor,
-                    action = %record.action,
-                    target = %record.target.as_deref().unwrap_or("-"),
-                    reason = %record.reason.as_deref().unwrap_or("-"),
-                    "ops write"
-                );
-                match write.pending {
-                    Some(pending) => {
-                        let stored = pending.record(answer.status, answer.body);
-                        let written = state.store.record_ops_audit(&record, Some(&stored)).await?;
-                        pending.settle(written, &stored)
-                    }
-                    None => {
-                        let written = state.store.record_ops_audit(&record, None).await?;
-                        debug_assert_eq!(written, IdempotentWrite::Committed);
-                        Ok(HttpResponse::build(answer.status).content_type("application/json").body(answer.body))
-                    }
+/// Audits the write's outcome — with its idempotency record, in one transaction, when it
+/// succeeded — and answers.
+async fn finish(
+    draft: AuditDraft,
+    state: &AppState,
+    principal: &Principal,
+    write: FreshWrite,
+    result: Result<Answer, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    match result {
+        Ok(answer) => {
+            let record = audit_record(&draft, principal, "ok", answer.status);
+            tracing::info!(
+                who = %record.actor,
+                action = %record.action,
+                target = %record.target.as_deref().unwrap_or("-"),
+                reason = %record.reason.as_deref().unwrap_or("-"),
+                "ops write"
+            );
+            match write.pending {
+                Some(pending) => {
+                    let stored = pending.record(answer.status, answer.body);
+                    let written = state.store.record_ops_audit(&record, Some(&stored)).await?;
+                    pending.settle(written, &stored)
+                }
+                None => {
+                    let written = state.store.record_ops_audit(&record, None).await?;
+                    debug_assert_eq!(written, IdempotentWrite::Committed);
+                    Ok(HttpResponse::build(answer.status).content_type("application/json").body(answer.body))
                 }
             }
-            Err(error) => {
-                let record = self.record(principal, error.wire_code(), actix_web::ResponseError::status_code(&error));
-                tracing::info!(who = %record.actor, action = %record.action, outcome = %record.outcome, "ops write refused");
-                if let Err(e) = state.store.record_ops_audit(&record, None).await {
-                    tracing::warn!(error = ?e, "cannot audit a failed ops write");
-                }
-                Err(error)
+        }
+        Err(error) => {
+            let status = actix_web::ResponseError::status_code(&error);
+            let record = audit_record(&draft, principal, &error.wire_code(), status);
+            tracing::info!(who = %record.actor, action = %record.action, outcome = %record.outcome, "ops write refused");
+            if let Err(e) = state.store.record_ops_audit(&record, None).await {
+                tracing::warn!(error = ?e, "cannot audit a failed ops write");
             }
+            Err(error)
         }
     }
+}
+
+/// The one ceremony of every ops API write: read the body, check the scope and
+/// `X-Idempotency-Key` (a replay answers at once), run `work` — which fills in the audit draft as
+/// it learns the card and the reason, and may use the downstream idempotency key — then audit the
+/// outcome (with the idempotency record, in one transaction) and answer. A refusal at any step is
+/// audited too.
+pub async fn write(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+    body: web::Payload,
+    scope: Scope,
+    mut draft: AuditDraft,
+    work: impl AsyncFnOnce(&mut AuditDraft, &FreshWrite, &Bytes) -> Result<Answer, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = read_body(body).await?;
+    let write = match begin_write(state, principal, req, scope, &bytes).await {
+        Ok(BeginWrite::Replay(response)) => return Ok(response),
+        Ok(BeginWrite::Fresh(write)) => write,
+        Err(error) => return refused(draft, state, principal, error).await,
+    };
+    let result = work(&mut draft, &write, &bytes).await;
+    finish(draft, state, principal, write, result).await
 }
 
 // ---- TMP errors → ops API errors (the one place) ----

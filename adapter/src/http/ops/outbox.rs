@@ -9,11 +9,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{
-    Answer, AuditDraft, BeginWrite, OpsErrors, Principal, begin_write, optional_json, optional_reason, read_body,
-};
+use super::{Answer, AuditDraft, OpsErrors, Principal, optional_json, optional_reason};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
+use crate::ops;
 use crate::outbox::{Destination, OutboxStatus};
 use crate::store::{OutboxEntry, OutboxFilter, ReplaySelector};
 use tmp_edge::error::ApiError;
@@ -130,7 +129,7 @@ pub async fn list(principal: Principal, state: Data<AppState>, req: HttpRequest)
         return Err(ApiError::validation(format!("`limit` must be between 1 and {MAX_LIMIT}")));
     }
     let filter = OutboxFilter { status: query.status, ordering_key: query.card_id, limit };
-    let items = state.store.list_outbox(&filter).await?.iter().map(row).collect();
+    let items = ops::outbox::list(&*state.store, &filter).await?.iter().map(row).collect();
     Ok(HttpResponse::Ok().json(OutboxList { items }))
 }
 
@@ -151,7 +150,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Scope::OutboxAdmin)?;
-    let entry = find(&state, &id).await?;
+    let entry = ops::outbox::find(&*state.store, &id).await?;
     Ok(HttpResponse::Ok().json(detail(&entry)))
 }
 
@@ -174,30 +173,15 @@ pub async fn retry(
     id: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut audit = AuditDraft::new("outbox.retry", Some(id.to_string()), None);
-    let bytes = read_body(body).await?;
-    let write = match begin_write(&state, &principal, &req, Scope::OutboxAdmin, &bytes).await {
-        Ok(BeginWrite::Replay(response)) => return Ok(response),
-        Ok(BeginWrite::Fresh(write)) => write,
-        Err(error) => return audit.refused(&state, &principal, error).await,
-    };
-    let result = async {
-        let action: ActionRequest = optional_json(&bytes)?;
+    let draft = AuditDraft::new("outbox.retry", Some(id.to_string()), None);
+    super::write(&state, &principal, &req, body, Scope::OutboxAdmin, draft, async |audit, _, bytes| {
+        let action: ActionRequest = optional_json(bytes)?;
         audit.reason = optional_reason(action.reason)?;
-        let entry = find(&state, &id).await?;
-        audit.card_id = Some(entry.record.ordering_key.clone());
-        if !state.store.retry_outbox(entry.record.id, OffsetDateTime::now_utc()).await? {
-            return Err(ApiError::Conflict(format!(
-                "outbox row {} is {}: only pending or dead rows are retried",
-                entry.record.id, entry.status
-            )));
-        }
+        let entry = ops::outbox::retry(&*state.store, &id, audit).await?;
         state.relay_wakeup.notify_one();
-        let entry = find(&state, &id).await?;
         Answer::ok(&row(&entry))
-    }
-    .await;
-    audit.finish(&state, &principal, write, result).await
+    })
+    .await
 }
 
 /// Gives up on a pending row: it goes dead and its card's next rows proceed.
@@ -219,34 +203,15 @@ pub async fn skip(
     id: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut audit = AuditDraft::new("outbox.skip", Some(id.to_string()), None);
-    let bytes = read_body(body).await?;
-    let write = match begin_write(&state, &principal, &req, Scope::OutboxAdmin, &bytes).await {
-        Ok(BeginWrite::Replay(response)) => return Ok(response),
-        Ok(BeginWrite::Fresh(write)) => write,
-        Err(error) => return audit.refused(&state, &principal, error).await,
-    };
-    let result = async {
-        let action: ActionRequest = optional_json(&bytes)?;
+    let draft = AuditDraft::new("outbox.skip", Some(id.to_string()), None);
+    super::write(&state, &principal, &req, body, Scope::OutboxAdmin, draft, async |audit, _, bytes| {
+        let action: ActionRequest = optional_json(bytes)?;
         audit.reason = optional_reason(action.reason)?;
-        let entry = find(&state, &id).await?;
-        audit.card_id = Some(entry.record.ordering_key.clone());
-        let note = match &audit.reason {
-            Some(r) => format!("skipped by an operator: {r}"),
-            None => "skipped by an operator".to_owned(),
-        };
-        if !state.store.skip_outbox(entry.record.id, &note).await? {
-            return Err(ApiError::Conflict(format!(
-                "outbox row {} is {}: only pending rows are skipped",
-                entry.record.id, entry.status
-            )));
-        }
+        let entry = ops::outbox::skip(&*state.store, &id, audit).await?;
         state.relay_wakeup.notify_one();
-        let entry = find(&state, &id).await?;
         Answer::ok(&row(&entry))
-    }
-    .await;
-    audit.finish(&state, &principal, write, result).await
+    })
+    .await
 }
 
 /// Re-drives dead rows (and delivered ones with `includeDelivered`) by id, by card, or created
@@ -267,60 +232,32 @@ pub async fn replay(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut audit = AuditDraft::new("outbox.replay", None, None);
-    let bytes = read_body(body).await?;
-    let write = match begin_write(&state, &principal, &req, Scope::OutboxAdmin, &bytes).await {
-        Ok(BeginWrite::Replay(response)) => return Ok(response),
-        Ok(BeginWrite::Fresh(write)) => write,
-        Err(error) => return audit.refused(&state, &principal, error).await,
-    };
-    let result = async {
-        let request: ReplayRequest = parse_body(&bytes)?;
+    let draft = AuditDraft::new("outbox.replay", None, None);
+    super::write(&state, &principal, &req, body, Scope::OutboxAdmin, draft, async |audit, _, bytes| {
+        let request: ReplayRequest = parse_body(bytes)?;
         audit.reason = optional_reason(request.reason)?;
         let parse_time = |field: &str, s: &str| {
             OffsetDateTime::parse(s, &Rfc3339)
                 .map_err(|_| ApiError::validation(format!("`{field}` is not an RFC 3339 time")))
         };
         let selector = match (request.id, request.card_id, request.since, request.until) {
-            (Some(id), None, None, None) => {
-                let entry = find(&state, &id).await?;
-                audit.target = Some(entry.record.id.to_string());
-                audit.card_id = Some(entry.record.ordering_key.clone());
-                ReplaySelector::Id(entry.record.id)
-            }
-            (None, Some(card), None, None) if !card.is_empty() => {
-                audit.target = Some(format!("card {card}"));
-                audit.card_id = Some(card.clone());
-                ReplaySelector::OrderingKey(card)
-            }
+            (Some(id), None, None, None) => ReplaySelector::Id(ops::outbox::parse_id(&id)?),
+            (None, Some(card), None, None) => ReplaySelector::OrderingKey(card),
             (None, None, Some(since), Some(until)) => {
-                let (since, until) = (parse_time("since", &since)?, parse_time("until", &until)?);
-                if since >= until {
-                    return Err(ApiError::validation("`since` must be before `until`"));
-                }
-                audit.target = Some(format!("created {} to {}", super::ts(since), super::ts(until)));
-                ReplaySelector::CreatedBetween(since, until)
+                ReplaySelector::CreatedBetween(parse_time("since", &since)?, parse_time("until", &until)?)
             }
             _ => return Err(ApiError::validation("pass exactly one of `id`, `cardId`, or `since` with `until`")),
         };
-        let replayed =
-            state.store.replay_outbox(&selector, request.include_delivered, OffsetDateTime::now_utc()).await?;
+        let replayed = ops::outbox::replay(&*state.store, &selector, request.include_delivered, audit).await?;
         if replayed > 0 {
             state.relay_wakeup.notify_one();
         }
         Answer::ok(&ReplayAck { replayed })
-    }
-    .await;
-    audit.finish(&state, &principal, write, result).await
+    })
+    .await
 }
 
 // ---- helpers ----
-
-async fn find(state: &AppState, id: &str) -> Result<OutboxEntry, ApiError> {
-    let unknown = || ApiError::UnknownResource(format!("no outbox row with id `{id}`"));
-    let uuid = uuid::Uuid::parse_str(id).map_err(|_| unknown())?;
-    state.store.find_outbox(uuid).await?.ok_or_else(unknown)
-}
 
 fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()

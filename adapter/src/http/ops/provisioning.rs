@@ -9,7 +9,7 @@ use tmp_protocol::enums::Wallet;
 use tmp_protocol::tmp_api::{ApplePaySignInput, GooglePaySignInput, SignCardRequest, SignCardResponse};
 use utoipa::ToSchema;
 
-use super::{Answer, AuditDraft, BeginWrite, OpsErrors, OpsState, Principal, TmpCall, begin_write, path_id, read_body};
+use super::{Answer, AuditDraft, OpsErrors, OpsState, Principal, TmpCall, path_id};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
 use crate::http::error::invalid_field;
@@ -184,23 +184,17 @@ async fn push(
     wallet: Wallet,
 ) -> Result<HttpResponse, ApiError> {
     let action = if wallet == Wallet::ApplePay { "provisioning.apple_pay" } else { "provisioning.google_pay" };
-    let mut audit = AuditDraft::new(action, Some(card_id.clone()), Some(card_id.clone()));
-    let bytes = read_body(body).await?;
-    let write = match begin_write(&state, &principal, &req, Scope::Provisioning, &bytes).await {
-        Ok(BeginWrite::Replay(response)) => return Ok(response),
-        Ok(BeginWrite::Fresh(write)) => write,
-        Err(error) => return audit.refused(&state, &principal, error).await,
-    };
-    let result = async {
+    let draft = AuditDraft::new(action, Some(card_id.clone()), Some(card_id.clone()));
+    super::write(&state, &principal, &req, body, Scope::Provisioning, draft, async |audit, write, bytes| {
         path_id("cardId", &card_id)?;
         let request = match wallet {
             Wallet::ApplePay => {
-                let body: ApplePayPushRequest = parse_body(&bytes)?;
+                let body: ApplePayPushRequest = parse_body(bytes)?;
                 audit.reason = super::optional_reason(body.reason.clone())?;
                 SignCardRequest { wallet, apple_pay: Some(apple_input(&body)?), google_pay: None }
             }
             _ => {
-                let body: GooglePayPushRequest = super::optional_json(&bytes)?;
+                let body: GooglePayPushRequest = super::optional_json(bytes)?;
                 audit.reason = super::optional_reason(body.reason.clone())?;
                 SignCardRequest { wallet, apple_pay: None, google_pay: Some(google_input(&body)?) }
             }
@@ -231,7 +225,6 @@ async fn push(
                 })
             }
         }
-    }
-    .await;
-    audit.finish(&state, &principal, write, result).await
+    })
+    .await
 }

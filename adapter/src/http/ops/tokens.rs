@@ -8,7 +8,7 @@ use tmp_protocol::enums::TokenStatus;
 use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenActionRequest, TokenInfo};
 use utoipa::ToSchema;
 
-use super::{Answer, AuditDraft, BeginWrite, OpsErrors, OpsState, Principal, TmpCall, begin_write, path_id, read_body};
+use super::{Answer, AuditDraft, OpsErrors, OpsState, Principal, TmpCall, path_id};
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
 use crate::outbound::CallError;
@@ -188,16 +188,10 @@ pub async fn action(
         TokenAction::Resume => "token.resume",
         TokenAction::Deactivate => "token.deactivate",
     };
-    let mut audit = AuditDraft::new(audit_action, Some(token_id.clone()), None);
-    let bytes = read_body(body).await?;
-    let write = match begin_write(&state, &principal, &req, Scope::TokensWrite, &bytes).await {
-        Ok(BeginWrite::Replay(response)) => return Ok(response),
-        Ok(BeginWrite::Fresh(write)) => write,
-        Err(error) => return audit.refused(&state, &principal, error).await,
-    };
-    let result = async {
+    let draft = AuditDraft::new(audit_action, Some(token_id.clone()), None);
+    super::write(&state, &principal, &req, body, Scope::TokensWrite, draft, async |audit, write, bytes| {
         path_id("tokenId", &token_id)?;
-        let request: TokenActionBody = parse_body(&bytes)?;
+        let request: TokenActionBody = parse_body(bytes)?;
         let reason = super::required_reason(request.reason)?;
         audit.reason = Some(reason.clone());
         let tmp_request =
@@ -209,7 +203,6 @@ pub async fn action(
             .map_err(|e| super::tmp_error(TmpCall::TokenAction { token_id: &token_id, action: &action_name }, e))?;
         audit.card_id = Some(token.card_id.clone());
         Answer::ok(&OpsToken::from(&token))
-    }
-    .await;
-    audit.finish(&state, &principal, write, result).await
+    })
+    .await
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tmp_adapter::http::ops::auth::NewApiKey;
+use tmp_adapter::ops::api_keys::NewApiKey;
 use tmp_adapter::store::{ApiKeyRecord, OpsAuditRecord};
 use tmp_protocol::enums::TokenStatus;
 

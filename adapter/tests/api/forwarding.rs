@@ -33,6 +33,21 @@ pub fn forwarding_settings(settings: &mut Settings, approach: Approach, to: &Rec
     }
 }
 
+/// The sink `core` at `sink`'s `/hooks`, taking token events and notifications, with
+/// activation codes encrypted to `sink`'s key (its JWK written into `dir`).
+pub fn code_sink(sink: &Receiver, dir: &std::path::Path) -> SinkSettings {
+    let jwk_file = dir.join("sink.jwk.json");
+    std::fs::write(&jwk_file, serde_json::to_string(&sink.jwk()).unwrap()).unwrap();
+    SinkSettings {
+        name: "core".into(),
+        url: format!("{}/hooks", sink.url),
+        hmac_secrets: vec![sink.secret.clone()],
+        event_types: vec!["token.status_changed".into(), "notification.*".into()],
+        otp_jwk_file: Some(jwk_file),
+        tls: Default::default(),
+    }
+}
+
 pub fn event(id: &str, card: &str, kind: &str, data: Value) -> Value {
     json!({"id": id, "cardId": card, "type": kind, "occurredAt": "2026-03-01T10:00:00Z", "data": data})
 }
@@ -220,18 +235,9 @@ async fn token_events_and_notifications_reach_the_issuers_sink_signed_with_the_c
     for db in test_databases().await {
         let sink = Receiver::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let jwk_file = dir.path().join("sink.jwk.json");
-        std::fs::write(&jwk_file, serde_json::to_string(&sink.jwk()).unwrap()).unwrap();
         let app = TestApp::spawn_with(&db, |s| {
             forwarding_settings(s, Approach::External, &sink);
-            s.sinks = vec![SinkSettings {
-                name: "core".into(),
-                url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.clone()],
-                event_types: vec!["token.status_changed".into(), "notification.*".into()],
-                otp_jwk_file: Some(jwk_file.clone()),
-                tls: Default::default(),
-            }];
+            s.sinks = vec![code_sink(&sink, dir.path())];
         })
         .await;
         let token = crate::token_events::event_body("tok-1", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");

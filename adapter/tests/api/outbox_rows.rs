@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tmp_adapter::config::{Approach, SinkSettings};
+use tmp_adapter::config::Approach;
 use tmp_adapter::crypto::aad;
 use tmp_adapter::keys::KeyMaterial;
 use tmp_adapter::outbox::OutboxMessage;
 use tmp_adapter::store;
 
-use crate::forwarding::forwarding_settings;
+use crate::forwarding::{code_sink, forwarding_settings};
 use crate::helpers::app::*;
 use crate::helpers::db::test_databases;
 use crate::helpers::receiver::Receiver;
@@ -106,8 +106,6 @@ async fn rows_written_before_the_outbox_had_types_are_delivered_as_before() {
         let receiver = Receiver::start().await;
         let sink = Receiver::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let jwk_file = dir.path().join("sink.jwk.json");
-        std::fs::write(&jwk_file, serde_json::to_string(&sink.jwk()).unwrap()).unwrap();
         let keys = KeyMaterial::load(&test_settings(&db)).expect("the test keys");
         let rows = fixture_rows(&keys);
         let otp = keys.data_keys.encrypt(OTP.as_bytes(), &aad::otp("ntf-fx-0"));
@@ -135,14 +133,7 @@ async fn rows_written_before_the_outbox_had_types_are_delivered_as_before() {
 
         let app = TestApp::spawn_with(&db, |s| {
             forwarding_settings(s, Approach::External, &receiver);
-            s.sinks = vec![SinkSettings {
-                name: "core".into(),
-                url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.clone()],
-                event_types: vec!["token.status_changed".into(), "notification.*".into()],
-                otp_jwk_file: Some(jwk_file.clone()),
-                tls: Default::default(),
-            }];
+            s.sinks = vec![code_sink(&sink, dir.path())];
         })
         .await;
         let forwarded = rows.iter().filter(|r| r.destination != "issuer_webhook").count();

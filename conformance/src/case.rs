@@ -12,7 +12,7 @@ use crate::client::{Answer, Exchange};
 use crate::harness::Capability;
 use crate::session::Session;
 
-/// The integration approach a case applies to (DESIGN §2).
+/// The integration approach a case applies to (`external` or `datacore`: docs/contract.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Approach {

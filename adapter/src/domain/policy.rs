@@ -1,4 +1,4 @@
-//! The decision policy (DESIGN §5): card facts → `APPROVED | REQUIRE_ADDITIONAL_AUTHENTICATION |
+//! The decision policy (docs/contract.md §7): card facts → `APPROVED | REQUIRE_ADDITIONAL_AUTHENTICATION |
 //! DECLINED`, per token requestor, never more permissive than the wallet's recommendation.
 //! Pure: everything it needs is in [`DecisionInput`], so every path is unit-tested. The policy's
 //! settings ([`PolicySettings`], `policy:` in the configuration) are the domain's types; the

@@ -1,5 +1,5 @@
 //! `tmp-kit load`: throughput and latency of a spawned kit, each as a ratio of its
-//! ceiling measured in the same run (DESIGN.md §11, docs/performance.md).
+//! ceiling measured in the same run (docs/performance.md).
 //!
 //! For each scenario: the peak (the highest open-loop rate answered at ≥ 95% with no error,
 //! found by doubling then bisecting), then latency percentiles at half of that peak.

@@ -30,7 +30,7 @@ use crate::crypto::aad;
 use crate::keys::KeyMaterial;
 use crate::outbound::{ApiClient, CallError, LifecycleApiClient, TmpApiClient, http_client};
 use crate::outbox::{CardEventMessage, Destination, ForwardedBody, ForwardedEvent, OutboxMessage};
-use crate::store::{DynStore, OutboxEntry};
+use crate::store::{NotificationStore, OutboxEntry};
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +104,8 @@ struct Sink {
 }
 
 pub(super) struct Destinations {
-    store: DynStore,
+    /// Where activation codes are read from and erased once delivered.
+    notifications: Arc<dyn NotificationStore>,
     keys: Arc<KeyMaterial>,
     tmp: Keyed<TmpApiClient>,
     lifecycle: Keyed<LifecycleApiClient>,
@@ -120,7 +121,11 @@ fn load_jwk(path: &Path) -> anyhow::Result<PublicJwk> {
 }
 
 impl Destinations {
-    pub(super) fn new(settings: &Settings, store: DynStore, keys: Arc<KeyMaterial>) -> anyhow::Result<Destinations> {
+    pub(super) fn new(
+        settings: &Settings,
+        notifications: Arc<dyn NotificationStore>,
+        keys: Arc<KeyMaterial>,
+    ) -> anyhow::Result<Destinations> {
         let timeout = Duration::from_millis(settings.relay.request_timeout_ms);
         let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
         let connections = settings.relay.concurrency;
@@ -155,7 +160,7 @@ impl Destinations {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Destinations { store, keys, tmp, lifecycle, sinks })
+        Ok(Destinations { notifications, keys, tmp, lifecycle, sinks })
     }
 
     pub(super) async fn deliver(&self, entry: &OutboxEntry) -> Attempt {
@@ -317,7 +322,7 @@ impl Destinations {
             return Attempt::Permanent(permanent.join("; "));
         }
         if let Some(id) = notification_id
-            && let Err(error) = self.store.erase_otp(id).await
+            && let Err(error) = self.notifications.erase_otp(id).await
         {
             // Housekeeping erases it at expiry anyway.
             tracing::warn!(error = ?error, "cannot erase a delivered activation code");
@@ -328,7 +333,7 @@ impl Destinations {
     async fn otp(&self, notification_id: &str) -> Result<Option<Zeroizing<String>>, Attempt> {
         let transient = |e: String| Attempt::Transient { error: e, retry_after: None };
         let notification = self
-            .store
+            .notifications
             .find_notification(notification_id)
             .await
             .map_err(|_| transient("cannot read the notification".into()))?;

@@ -32,13 +32,15 @@ use crate::config::Settings;
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::outbox::Destination;
-use crate::store::{DeliveryResult, DynStore, OutboxEntry};
+use crate::store::{DeliveryResult, DynStore, OutboxEntry, OutboxStore};
 
 pub use deliver::Attempt;
 use deliver::Destinations;
 
 pub struct Relay {
-    store: DynStore,
+    /// The relay's part of the store: the outbox (deliveries read notifications too, see
+    /// `Destinations`).
+    store: Arc<dyn OutboxStore>,
     settings: crate::config::RelaySettings,
     destinations: Destinations,
     metrics: Metrics,

@@ -109,11 +109,30 @@ async fn an_event_id_reused_for_another_event_is_a_conflict() {
         expect_json(app.request(EVENTS).json(&fixed).send().await, 200).await;
         assert!(app.store.find_token("tok-b").await.unwrap().is_some(), "{}", db.backend);
         // A PAN pasted into free text is refused before anything is stored.
-        let mut leaky = event_body("tok-c", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");
-        leaky["reason"] = json!("replaced card 4111111111111111");
-        let body = expect_error(app.request(EVENTS).json(&leaky).send().await, 422, "VALIDATION_FAILED").await;
-        assert!(!body.to_string().contains("4111111111111111"));
-        assert!(app.store.find_token("tok-c").await.unwrap().is_none(), "{}", db.backend);
+        // So is one with more digits around it, or written with dots, in a reason or a name.
+        let leaks = [
+            ("reason", "replaced card 4111111111111111"),
+            ("reason", "ref 4111111111111111 0000"),
+            ("reason", "card 4111.1111.1111.1111"),
+            ("name", "x 4111111111111111-9"),
+        ];
+        for (field, text) in leaks {
+            let mut leaky = event_body("tok-c", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");
+            match field {
+                "reason" => leaky["reason"] = json!(text),
+                _ => leaky["tokenRequestor"]["name"] = json!(text),
+            }
+            let body = expect_error(app.request(EVENTS).json(&leaky).send().await, 422, "VALIDATION_FAILED").await;
+            assert!(!body.to_string().contains("4111"), "{body}");
+            assert!(app.store.find_token("tok-c").await.unwrap().is_none(), "{}: {text}", db.backend);
+        }
+        assert!(
+            app.store.pending_outbox(100).await.unwrap().iter().all(|o| !o
+                .message
+                .to_json()
+                .to_string()
+                .contains("4111"))
+        );
         app.stop().await;
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-use crate::sensitive::contains_pan_like;
+use crate::sensitive::{contains_pan_like, is_pan_like};
 
 /// Longest accepted id.
 pub const MAX_ID_LEN: usize = 128;
@@ -50,7 +50,7 @@ impl Id {
         if value.is_empty() || value.len() > MAX_ID_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(FieldError::MalformedId);
         }
-        if value.bytes().all(|b| b.is_ascii_digit()) && contains_pan_like(&value) {
+        if is_pan_like(&value) {
             return Err(FieldError::IdIsCardNumber);
         }
         Ok(Id(value))

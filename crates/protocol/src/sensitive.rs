@@ -55,32 +55,44 @@ fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Whether free text (a reason, a name, an id) holds something that looks like a PAN: a run
-/// of 12 to 19 digits — single spaces or dashes between digits allowed, as people write card
-/// numbers — that passes the Luhn check. Fields that must never carry card data are refused
-/// with this check, so a PAN pasted into the wrong place never reaches storage or logs.
+/// Whether free text (a reason, a name, a contact) holds something that looks like a PAN: 12 to
+/// 19 consecutive digits that pass the Luhn check, anywhere inside a run of digits — single
+/// spaces, dashes or dots between digits continue the run, as people write card numbers. A PAN
+/// with more digits before or after it (`ref 4111111111111111 0000`) is found too: every window
+/// of the run is checked, not the run as a whole. Fields that must never carry card data are
+/// refused with this check, so a PAN pasted into the wrong place never reaches storage, logs or
+/// a forwarded payload. (About one in ten windows of random digits passes Luhn, so long digit
+/// runs in free text are refused as a rule: they cannot be told from card numbers.)
 pub fn contains_pan_like(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let mut digits: Vec<u8> = Vec::new();
-    let mut i = 0;
-    while i <= bytes.len() {
-        let b = bytes.get(i).copied();
-        match b {
-            Some(d) if d.is_ascii_digit() => digits.push(d),
-            // A separator between two digits continues the run.
-            Some(b' ' | b'-') if !digits.is_empty() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
-            _ => {
-                if (12..=19).contains(&digits.len()) && luhn_valid(&digits) {
-                    digits.zeroize();
-                    return true;
-                }
-                digits.clear();
-            }
+    let mut digits: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+    for (i, &b) in bytes.iter().chain(std::iter::once(&b'\0')).enumerate() {
+        if b.is_ascii_digit() {
+            digits.push(b);
+            continue;
         }
-        i += 1;
+        // A single separator between two digits continues the run.
+        let separator = matches!(b, b' ' | b'-' | b'.');
+        if separator && !digits.is_empty() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        if holds_pan(&digits) {
+            return true;
+        }
+        digits.clear();
     }
-    digits.zeroize();
     false
+}
+
+/// Whether the text is a PAN and nothing else: 12 to 19 digits, Luhn-valid (for ids, which may be
+/// long numbers but must not be a card number).
+pub fn is_pan_like(text: &str) -> bool {
+    (12..=19).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) && luhn_valid(text.as_bytes())
+}
+
+/// Whether some 12 to 19 consecutive digits of `digits` pass the Luhn check.
+fn holds_pan(digits: &[u8]) -> bool {
+    (12..=19.min(digits.len())).any(|len| (0..=digits.len() - len).any(|start| luhn_valid(&digits[start..start + len])))
 }
 
 /// Luhn (mod 10) check over ASCII digits; the caller guarantees `digits` are `0`-`9`.
@@ -644,10 +656,19 @@ mod tests {
         assert!(contains_pan_like("replaced card 4111111111111111 today"));
         assert!(contains_pan_like("4111 1111 1111 1111"));
         assert!(contains_pan_like("card:4111-1111-1111-1111."));
-        assert!(!contains_pan_like("4111111111111112"), "not Luhn-valid");
+        assert!(!contains_pan_like("411111111112"), "no 12 to 19 of its digits pass Luhn");
         assert!(!contains_pan_like("order 12345 of 2026-03-01"));
         assert!(!contains_pan_like("4111  1111 1111 1111"), "two spaces end a run");
         assert!(!contains_pan_like(""));
+        // A PAN inside a longer run of digits, or written with dots.
+        assert!(contains_pan_like("ref 4111111111111111 0000"));
+        assert!(contains_pan_like("x 4111111111111111-9"));
+        assert!(contains_pan_like("9 4111.1111.1111.1111 9"));
+        assert!(contains_pan_like("00004111111111111111"));
+        assert!(!contains_pan_like("11 digits 50110030273 and a date 2026-03-01"));
+        assert!(is_pan_like("4111111111111111"));
+        assert!(!is_pan_like("41111111111111110"), "a longer number is not itself a PAN");
+        assert!(!is_pan_like("4111 1111 1111 1111"));
     }
 
     #[test]

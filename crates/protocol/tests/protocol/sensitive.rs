@@ -1,7 +1,8 @@
 //! Property tests of the sensitive-data types.
 
 use proptest::prelude::*;
-use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan, SensitiveError};
+use tmp_protocol::fields::{FieldError, FreeText};
+use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan, SensitiveError, contains_pan_like};
 
 use crate::with_luhn_digit;
 
@@ -10,7 +11,38 @@ fn valid_pan() -> impl Strategy<Value = String> {
     "[0-9]{11,18}".prop_map(|body| with_luhn_digit(&body))
 }
 
+/// `pan` as people write it: digits adjacent, or in groups of four split by a space, a dash or a
+/// dot.
+fn written(pan: &str, separator: Option<char>) -> String {
+    match separator {
+        None => pan.to_owned(),
+        Some(sep) => {
+            pan.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(&sep.to_string())
+        }
+    }
+}
+
 proptest! {
+    #[test]
+    fn a_card_number_anywhere_in_free_text_is_found(
+        pan in valid_pan(),
+        separator in prop::option::of(prop::sample::select(vec![' ', '-', '.'])),
+        before in "[a-zA-Z ,:]{0,20}[0-9]{0,3}",
+        after in "[0-9]{0,3}[a-zA-Z ,:]{0,20}",
+    ) {
+        // Digits glued before or after it make a longer run: the PAN is still in it.
+        let text = format!("{before}{}{after}", written(&pan, separator));
+        prop_assert!(contains_pan_like(&text), "{}", text);
+        if text.chars().count() <= 256 {
+            prop_assert_eq!(FreeText::parse(text.as_str()), Err(FieldError::TextHoldsCardNumber));
+        }
+    }
+
+    #[test]
+    fn text_without_a_long_digit_run_is_free(text in "([a-zA-Z ,:.-]{0,7}[a-zA-Z][0-9]{0,11}){0,12}") {
+        prop_assert!(!contains_pan_like(&text), "{}", text);
+    }
+
     #[test]
     fn luhn_valid_pans_parse(pan in valid_pan()) {
         let parsed = Pan::parse(&pan).unwrap();

@@ -364,14 +364,13 @@ async fn to_tmp(
     correlation_id: &str,
 ) -> Result<(), Failure> {
     let card_id = event.card_id.as_str();
-    let text = |t: &Option<tmp_protocol::fields::FreeText>| t.as_ref().map(|t| t.to_string());
     match &event.body {
         ForwardedBody::CardStatusChanged(d) => {
-            let update = CardStatusUpdate { status: d.status, reason: text(&d.reason) };
+            let update = CardStatusUpdate { status: d.status, reason: d.reason.clone() };
             client.update_card_status(card_id, &update, key, correlation_id).await?
         }
         ForwardedBody::CardClosed(d) => {
-            let update = CardStatusUpdate { status: IssuerCardStatus::Closed, reason: text(&d.reason) };
+            let update = CardStatusUpdate { status: IssuerCardStatus::Closed, reason: d.reason.clone() };
             client.update_card_status(card_id, &update, key, correlation_id).await?
         }
         ForwardedBody::CardReplaced { new_card_id } => {

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::{IssuerCardStatus, TokenStatus, Tsp, Wallet};
+use crate::fields::FreeText;
 use crate::issuer_api::TokenRequestor;
 use crate::sensitive::{Expiry, Pan};
 
@@ -140,7 +141,7 @@ pub enum ActionInitiator {
 pub struct TokenActionRequest {
     pub initiator: ActionInitiator,
     /// Why, in words an auditor understands (no card data).
-    pub reason: String,
+    pub reason: FreeText,
 }
 
 /// Approach `external`: the card's status changed at the processor.
@@ -149,7 +150,7 @@ pub struct TokenActionRequest {
 pub struct CardStatusUpdate {
     pub status: IssuerCardStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FreeText>,
 }
 
 /// Plaintext of `encryptedPayload` of a replacement: the new card's PAN and expiry.

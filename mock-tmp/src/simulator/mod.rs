@@ -74,7 +74,7 @@ pub struct TokenizeRequest {
     #[serde(default)]
     pub wallet_recommendation: Option<Decision>,
     #[serde(default)]
-    pub device_name: Option<String>,
+    pub device_name: Option<FreeText>,
 }
 
 /// `POST /_mock/v1/simulate/wallet/push`.
@@ -94,7 +94,7 @@ pub struct PushRequest {
     #[serde(default)]
     pub wallet_recommendation: Option<Decision>,
     #[serde(default)]
-    pub device_name: Option<String>,
+    pub device_name: Option<FreeText>,
     /// Apple Pay: the `activationData` the issuer's app received from `sign`. It must be the
     /// one issued with the payload; it stands for the cardholder's authentication in the
     /// issuer's app, so a step-up (yellow) decision activates the token at once.
@@ -196,7 +196,7 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
         wallet_score,
         device_score,
         recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
-        device_name: request.device_name,
+        device_name: request.device_name.map(String::from),
         card_id: card_id.map(String::from),
         pan,
         expiry,
@@ -237,7 +237,7 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, ApiError> 
         wallet_score,
         device_score,
         recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
-        device_name: request.device_name,
+        device_name: request.device_name.map(String::from),
         card_id: Some(payload.card_id.clone()),
         pan: payload.pan,
         expiry: payload.expiry,

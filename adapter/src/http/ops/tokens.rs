@@ -5,6 +5,7 @@ use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::fields::FreeText;
 use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenActionRequest, TokenInfo};
 use utoipa::ToSchema;
 
@@ -194,6 +195,7 @@ pub async fn action(
         let request: TokenActionBody = parse_body(bytes)?;
         let reason = super::required_reason(request.reason)?;
         audit.reason = Some(reason.clone());
+        let reason = FreeText::parse(reason).map_err(|e| crate::http::error::invalid_field("reason", e))?;
         let tmp_request =
             TokenActionRequest { initiator: request.initiator.unwrap_or(ActionInitiator::Issuer), reason };
         let token = ops

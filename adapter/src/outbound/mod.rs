@@ -50,6 +50,27 @@ pub fn destination_client(
     ))
 }
 
+/// A remote API that card data is encrypted to: it publishes its keys at its own path.
+pub trait EncryptingApi {
+    /// Where its JWK set is served.
+    const PUBLIC_KEY_PATH: &'static str;
+    fn api(&self) -> &ApiClient;
+}
+
+impl EncryptingApi for TmpApiClient {
+    const PUBLIC_KEY_PATH: &'static str = tmp_protocol::tmp_api::PUBLIC_KEY_PATH;
+    fn api(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
+impl EncryptingApi for LifecycleApiClient {
+    const PUBLIC_KEY_PATH: &'static str = tmp_protocol::lifecycle_api::PUBLIC_KEY_PATH;
+    fn api(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {

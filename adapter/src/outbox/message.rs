@@ -97,6 +97,18 @@ pub enum OutboxMessage {
     Notification(NotificationRequest),
 }
 
+/// The stored payload is the message's own JSON, without a tag (the row's `event_type` tells
+/// them apart).
+impl Serialize for OutboxMessage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OutboxMessage::CardEvent(m) => m.serialize(serializer),
+            OutboxMessage::TokenEvent(e) => e.serialize(serializer),
+            OutboxMessage::Notification(n) => n.serialize(serializer),
+        }
+    }
+}
+
 /// The stored `event_type` of token events.
 pub const TOKEN_EVENT_TYPE: &str = "token.status_changed";
 /// The prefix of notifications' stored `event_type` (then the notification type).
@@ -113,24 +125,21 @@ impl OutboxMessage {
         }
     }
 
-    /// The stored payload.
+    /// The stored payload, as a JSON value (for the operator's views and the sinks' bodies; the
+    /// store writes the message itself: see the `Serialize` impl).
     pub fn to_json(&self) -> serde_json::Value {
-        let json = match self {
-            OutboxMessage::CardEvent(m) => serde_json::to_value(m),
-            OutboxMessage::TokenEvent(e) => serde_json::to_value(e),
-            OutboxMessage::Notification(n) => serde_json::to_value(n),
-        };
-        json.expect("outbox messages serialize: their maps have string keys")
+        serde_json::to_value(self).expect("outbox messages serialize: their maps have string keys")
     }
 
-    /// A stored row's message, told apart by its `event_type`.
-    pub fn from_stored(event_type: &str, payload: serde_json::Value) -> Result<OutboxMessage, String> {
+    /// A stored row's message (its payload's JSON text), told apart by its `event_type`: parsed
+    /// once, straight into its type.
+    pub fn from_stored(event_type: &str, payload: &str) -> Result<OutboxMessage, String> {
         let decoded = if event_type == TOKEN_EVENT_TYPE {
-            serde_json::from_value(payload).map(OutboxMessage::TokenEvent)
+            serde_json::from_str(payload).map(OutboxMessage::TokenEvent)
         } else if event_type.starts_with(NOTIFICATION_PREFIX) {
-            serde_json::from_value(payload).map(OutboxMessage::Notification)
+            serde_json::from_str(payload).map(OutboxMessage::Notification)
         } else {
-            serde_json::from_value(payload).map(OutboxMessage::CardEvent)
+            serde_json::from_str(payload).map(OutboxMessage::CardEvent)
         };
         let message = decoded.map_err(|e| format!("outbox payload of `{event_type}` does not decode: {e}"))?;
         if message.event_type() != event_type {
@@ -278,9 +287,11 @@ mod tests {
     fn a_payload_that_does_not_match_its_event_type_is_refused() {
         let renewed = json!({"event": {"id": "e1", "cardId": "c1", "occurredAt": "2026-03-01T10:00:00Z",
                                        "type": "card.renewed", "data": {}}});
-        assert!(OutboxMessage::from_stored("card.renewed", renewed.clone()).is_ok());
-        assert!(OutboxMessage::from_stored("card.closed", renewed.clone()).unwrap_err().contains("holds a"));
-        assert!(OutboxMessage::from_stored("token.status_changed", renewed).is_err());
-        assert!(OutboxMessage::from_stored("card.renewed", json!({"event": {"type": "card.renewed"}})).is_err());
+        let renewed = renewed.to_string();
+        assert!(OutboxMessage::from_stored("card.renewed", &renewed).is_ok());
+        assert!(OutboxMessage::from_stored("card.closed", &renewed).unwrap_err().contains("holds a"));
+        assert!(OutboxMessage::from_stored("token.status_changed", &renewed).is_err());
+        let partial = json!({"event": {"type": "card.renewed"}}).to_string();
+        assert!(OutboxMessage::from_stored("card.renewed", &partial).is_err());
     }
 }

@@ -28,7 +28,7 @@ use tmp_edge::client::SignedClient;
 use crate::config::{Settings, SinkSettings};
 use crate::crypto::aad;
 use crate::keys::KeyMaterial;
-use crate::outbound::{ApiClient, CallError, LifecycleApiClient, TmpApiClient, http_client};
+use crate::outbound::{ApiClient, CallError, EncryptingApi, LifecycleApiClient, TmpApiClient, http_client};
 use crate::outbox::{CardEventMessage, Destination, ForwardedBody, ForwardedEvent, OutboxMessage};
 use crate::store::{NotificationStore, OutboxEntry};
 
@@ -88,11 +88,9 @@ impl KeyCache {
     }
 }
 
-/// A destination whose card data is encrypted to its public key.
+/// A destination whose card data is encrypted to its public key, and that key once fetched.
 struct Keyed<C> {
     client: C,
-    api: ApiClient,
-    key_path: &'static str,
     key: KeyCache,
 }
 
@@ -129,19 +127,20 @@ impl Destinations {
         let timeout = Duration::from_millis(settings.relay.request_timeout_ms);
         let ttl = Duration::from_secs(settings.forwarding.public_key_ttl_secs);
         let connections = settings.relay.concurrency;
-        let keyed =
-            |api: ApiClient, key_path: &'static str| (api, key_path, KeyCache { ttl, cached: Mutex::new(None) });
-        let tmp = TmpApiClient::new("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout, connections)?;
-        let (api, key_path, key) = keyed(tmp.api.clone(), tmp_protocol::tmp_api::PUBLIC_KEY_PATH);
-        let tmp = Keyed { client: tmp, api, key_path, key };
-        let lifecycle = LifecycleApiClient::new(
-            "forwarding.lifecycle_api",
-            &settings.forwarding.lifecycle_api,
-            timeout,
-            connections,
-        )?;
-        let (api, key_path, key) = keyed(lifecycle.api.clone(), tmp_protocol::lifecycle_api::PUBLIC_KEY_PATH);
-        let lifecycle = Keyed { client: lifecycle, api, key_path, key };
+        let key = || KeyCache { ttl, cached: Mutex::new(None) };
+        let tmp = Keyed {
+            client: TmpApiClient::new("forwarding.tmp_api", &settings.forwarding.tmp_api, timeout, connections)?,
+            key: key(),
+        };
+        let lifecycle = Keyed {
+            client: LifecycleApiClient::new(
+                "forwarding.lifecycle_api",
+                &settings.forwarding.lifecycle_api,
+                timeout,
+                connections,
+            )?,
+            key: key(),
+        };
         let sinks = settings
             .sinks
             .iter()
@@ -200,12 +199,12 @@ impl Destinations {
         Ok(Some(plaintext))
     }
 
-    async fn public_key<C>(&self, destination: &Keyed<C>) -> Result<PublicJwk, Attempt> {
+    async fn public_key<C: EncryptingApi>(&self, destination: &Keyed<C>) -> Result<PublicJwk, Attempt> {
         if let Some(key) = destination.key.get_cached() {
             return Ok(key);
         }
         let unavailable = |what: &str| Attempt::Transient { error: format!("public key: {what}"), retry_after: None };
-        let set = destination.api.public_keys(destination.key_path).await.map_err(|e| match e {
+        let set = destination.client.api().public_keys(C::PUBLIC_KEY_PATH).await.map_err(|e| match e {
             CallError::Unavailable { cause, .. } => unavailable(&cause),
             other => unavailable(&other.to_string()),
         })?;
@@ -217,7 +216,7 @@ impl Destinations {
     /// Forwards a card event with `call`, its card data (if any) encrypted to the destination's
     /// key — twice at most: once more with a freshly fetched key when the destination rejects
     /// the one we had (it rotated).
-    async fn forward<C, F, Fut>(
+    async fn forward<C: EncryptingApi, F, Fut>(
         &self,
         destination: &Keyed<C>,
         entry: &OutboxEntry,

@@ -304,8 +304,8 @@ mod tests {
                 ordering_key: "card".into(),
                 message: crate::outbox::OutboxMessage::from_stored(
                     "card.closed",
-                    serde_json::json!({"event": {"id": "e1", "cardId": "card", "type": "card.closed",
-                                                 "occurredAt": "2026-03-01T10:00:00Z", "data": {}}}),
+                    r#"{"event": {"id": "e1", "cardId": "card", "type": "card.closed",
+                                  "occurredAt": "2026-03-01T10:00:00Z", "data": {}}}"#,
                 )
                 .expect("a stored card event"),
                 created_at: now,

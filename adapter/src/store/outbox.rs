@@ -83,7 +83,7 @@ pub(super) async fn insert(tx: &mut WriteTx, outbox: &OutboxRecord) -> StoreResu
         .bind(outbox.destination.as_str())
         .bind(&outbox.ordering_key)
         .bind(outbox.event_type())
-        .bind(sqlx::types::Json(outbox.message.to_json()))
+        .bind(sqlx::types::Json(&outbox.message))
         .bind(Ts(outbox.created_at))
         .bind(outbox.not_after.map(Ts))
         .bind(Ts(outbox.created_at))

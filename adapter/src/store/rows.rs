@@ -234,7 +234,8 @@ pub(super) struct OutboxRow {
     destination: String,
     ordering_key: String,
     event_type: String,
-    payload: sqlx::types::Json<serde_json::Value>,
+    /// The JSON text as stored, parsed once into its message type.
+    payload: sqlx::types::Json<Box<serde_json::value::RawValue>>,
     created_at: OffsetDateTime,
     not_after: Option<OffsetDateTime>,
     correlation_id: Option<String>,
@@ -247,7 +248,7 @@ impl TryFrom<OutboxRow> for OutboxRecord {
         Ok(OutboxRecord {
             destination: Destination::parse(&row.destination)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown outbox destination {:?}", row.destination)))?,
-            message: OutboxMessage::from_stored(&row.event_type, row.payload.0).map_err(StoreError::Corrupt)?,
+            message: OutboxMessage::from_stored(&row.event_type, row.payload.0.get()).map_err(StoreError::Corrupt)?,
             id: row.id,
             ordering_key: row.ordering_key,
             created_at: row.created_at,

@@ -108,7 +108,7 @@ fn message(event_type: &str, n: u32) -> OutboxMessage {
         None => json!({"event": {"id": format!("ev-{n}"), "cardId": "card-1", "occurredAt": at, "type": event_type,
                                  "data": {"reason": format!("n={n} é")}}}),
     };
-    OutboxMessage::from_stored(event_type, payload).expect("a valid message")
+    OutboxMessage::from_stored(event_type, &payload.to_string()).expect("a valid message")
 }
 
 fn outbox(ordering_key: &str, event_type: &str, n: u32) -> OutboxRecord {

@@ -254,8 +254,8 @@ impl MockConfig {
         if self.auth.timestamp_tolerance_secs == 0 || self.auth.timestamp_tolerance_secs > 3600 {
             return fail("auth.timestamp_tolerance_secs must be between 1 and 3600");
         }
-        if !(2048..=4096).contains(&self.keys.rsa_bits) {
-            return fail("keys.rsa_bits must be between 2048 and 4096");
+        if ![2048, 3072, 4096].contains(&self.keys.rsa_bits) {
+            return fail("keys.rsa_bits must be 2048, 3072 or 4096");
         }
         if !(self.issuer.base_url.starts_with("http://") || self.issuer.base_url.starts_with("https://")) {
             return fail("issuer.base_url must be an http(s) URL");

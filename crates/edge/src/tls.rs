@@ -20,10 +20,11 @@ pub struct ServerTls<'a> {
     pub client_ca_file: Option<&'a Path>,
 }
 
-/// Installs ring as the process's rustls provider. Idempotent; called before any TLS use,
-/// because a second provider compiled in by a dependency would make rustls refuse to choose.
+/// Installs AWS-LC as the process's rustls provider (the library JWE's RSA uses too).
+/// Idempotent; called before any TLS use, because a second provider compiled in by a
+/// dependency would make rustls refuse to choose.
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {

@@ -35,7 +35,6 @@ use rand::TryRng as _;
 use rand::rngs::SysRng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::jwk::{ALG_RSA_OAEP_256, JwkError, JwkSet, PublicJwk, RsaKeyPair};
@@ -126,7 +125,7 @@ pub fn encrypt(plaintext: &[u8], recipient: &PublicJwk) -> Result<String, JweErr
     let mut iv = [0u8; IV_LEN];
     fill_random(&mut iv)?;
 
-    let encrypted_key = public_key.oaep_encrypt::<Sha256>(&cek[..]).map_err(|_| JweError::EncryptionFailed)?;
+    let encrypted_key = public_key.oaep_encrypt(&cek[..]).map_err(|_| JweError::EncryptionFailed)?;
 
     let cipher = Aes256Gcm::new_from_slice(&cek[..]).map_err(|_| JweError::EncryptionFailed)?;
     // The buffer briefly holds a plaintext copy, so wipe it on drop.
@@ -265,8 +264,7 @@ impl KeyRing {
         // random CEK, so that the outcome is always the same AES-GCM authentication failure
         // and an attacker cannot tell padding errors from tag errors.
         let mut cek = Zeroizing::new([0u8; CEK_LEN]);
-        let unwrapped = key.oaep_decrypt::<Sha256>(&parts.encrypted_key).map(Zeroizing::new);
-        match unwrapped {
+        match key.oaep_decrypt(&parts.encrypted_key) {
             Ok(k) if k.len() == CEK_LEN => cek.copy_from_slice(&k),
             _ => fill_random(&mut cek[..]).map_err(|_| JweError::DecryptionFailed)?,
         }

@@ -9,13 +9,13 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
-use rsa::{BoxedUint, PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
+
+pub use crate::rsa::{GENERATED_RSA_BITS, MAX_RSA_BITS, MIN_RSA_BITS, RsaPublicKey};
+use crate::rsa::{RsaError, RsaPrivateKey};
 
 /// `kty` of every key in this contract.
 pub const KTY_RSA: &str = "RSA";
@@ -23,10 +23,6 @@ pub const KTY_RSA: &str = "RSA";
 pub const USE_ENC: &str = "enc";
 /// `alg` of every key in this contract.
 pub const ALG_RSA_OAEP_256: &str = "RSA-OAEP-256";
-/// Smallest modulus accepted anywhere (generated, loaded or received), in bits.
-pub const MIN_RSA_BITS: usize = 2048;
-/// Largest modulus accepted, in bits (bounds the cost of a private-key operation).
-pub const MAX_RSA_BITS: usize = 8192;
 /// Longest accepted `kid`.
 pub const MAX_KID_LEN: usize = 128;
 
@@ -44,7 +40,7 @@ pub enum JwkError {
     InvalidKid,
     #[error("JWK member {0} is not valid base64url")]
     InvalidEncoding(&'static str),
-    #[error("RSA modulus must be 2048 to 8192 bits")]
+    #[error("RSA modulus must be 2048 to 8192 bits (generated keys: 2048, 3072, 4096 or 8192)")]
     KeySize,
     #[error("not a valid RSA public key")]
     InvalidPublicKey,
@@ -58,6 +54,18 @@ pub enum JwkError {
     EmptyKeyRing,
     #[error("two keys in one key ring share a kid")]
     DuplicateKid,
+}
+
+impl From<RsaError> for JwkError {
+    fn from(e: RsaError) -> Self {
+        match e {
+            RsaError::KeySize => JwkError::KeySize,
+            RsaError::InvalidPublicKey => JwkError::InvalidPublicKey,
+            RsaError::InvalidPrivateKey => JwkError::InvalidPrivateKey,
+            RsaError::Generation | RsaError::Operation => JwkError::Generation,
+            RsaError::Encoding => JwkError::Encoding,
+        }
+    }
 }
 
 /// Checks a `kid`: 1 to 128 visible ASCII characters. Kids travel in JWE headers and in
@@ -97,23 +105,23 @@ pub struct PublicJwk {
 
 impl PublicJwk {
     /// The JWK of `key` under `kid`, with `use: "enc"` and `alg: "RSA-OAEP-256"`.
-    pub fn from_public_key(kid: impl Into<String>, key: &PublicKey) -> PublicJwk {
+    pub fn from_public_key(kid: impl Into<String>, key: &RsaPublicKey) -> PublicJwk {
         PublicJwk {
             kty: KTY_RSA.to_owned(),
             kid: kid.into(),
             key_use: USE_ENC.to_owned(),
             alg: ALG_RSA_OAEP_256.to_owned(),
             // Minimal big-endian encodings, as RFC 7518 §6.3.1 requires.
-            n: URL_SAFE_NO_PAD.encode(key.n_bytes()),
-            e: URL_SAFE_NO_PAD.encode(key.e_bytes()),
+            n: URL_SAFE_NO_PAD.encode(key.n()),
+            e: URL_SAFE_NO_PAD.encode(key.e()),
         }
     }
 
     /// Validates every member and returns the RSA public key.
     ///
     /// Refuses anything this contract does not use: another `kty`, `use` or `alg`, an
-    /// invalid `kid`, or a modulus outside 2048-8192 bits.
-    pub fn to_public_key(&self) -> Result<PublicKey, JwkError> {
+    /// invalid `kid`, a modulus outside 2048-8192 bits or an unusable exponent.
+    pub fn to_public_key(&self) -> Result<RsaPublicKey, JwkError> {
         if self.kty != KTY_RSA {
             return Err(JwkError::UnsupportedKeyType);
         }
@@ -130,17 +138,7 @@ impl PublicJwk {
         }
         let n = URL_SAFE_NO_PAD.decode(&self.n).map_err(|_| JwkError::InvalidEncoding("n"))?;
         let e = URL_SAFE_NO_PAD.decode(&self.e).map_err(|_| JwkError::InvalidEncoding("e"))?;
-        let n = strip_leading_zeros(&n);
-        let e = strip_leading_zeros(&e);
-        // An empty (or all-zero) modulus has no bits: rejected below, never an underflow.
-        let bits = n.first().map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-            return Err(JwkError::KeySize);
-        }
-        // Public values, so the variable-time constructor is fine.
-        let n = BoxedUint::from_be_slice_vartime(n);
-        let e = BoxedUint::from_be_slice_vartime(e);
-        PublicKey::new(n, e).map_err(|_| JwkError::InvalidPublicKey)
+        Ok(RsaPublicKey::from_components(&n, &e)?)
     }
 
     /// The RFC 7638 JWK thumbprint: base64url SHA-256 of `{"e":…,"kty":"RSA","n":…}`.
@@ -153,16 +151,11 @@ impl PublicJwk {
     }
 }
 
-impl TryFrom<&PublicJwk> for PublicKey {
+impl TryFrom<&PublicJwk> for RsaPublicKey {
     type Error = JwkError;
     fn try_from(jwk: &PublicJwk) -> Result<Self, Self::Error> {
         jwk.to_public_key()
     }
-}
-
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    &bytes[first..]
 }
 
 /// A JWK Set (RFC 7517 §5): what the `…/public-key` endpoints return.
@@ -189,23 +182,21 @@ impl JwkSet {
 
 /// An RSA private key and its `kid`.
 ///
-/// `Debug` shows only the `kid` and modulus size; the private key is wiped on drop by the
-/// `rsa` crate.
+/// `Debug` shows only the `kid` and modulus size; the private key is wiped on drop (see
+/// [`crate::rsa`]).
 #[derive(Clone)]
 pub struct RsaKeyPair {
     kid: String,
-    key: PrivateKey,
+    key: RsaPrivateKey,
 }
 
 impl RsaKeyPair {
-    /// Generates a new key of `bits` (at least 2048) with public exponent 65537, named
-    /// by its RFC 7638 thumbprint. Slow: seconds for 2048 bits, more for larger keys.
+    /// Generates a new key of `bits` (one of [`GENERATED_RSA_BITS`]) with public exponent
+    /// 65537, named by its RFC 7638 thumbprint. Tens of milliseconds for 2048 bits, seconds
+    /// for 8192.
     pub fn generate(bits: usize) -> Result<RsaKeyPair, JwkError> {
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-            return Err(JwkError::KeySize);
-        }
-        let key = PrivateKey::new(&mut rand::rng(), bits).map_err(|_| JwkError::Generation)?;
-        let kid = PublicJwk::from_public_key(String::new(), key.as_public_key()).thumbprint();
+        let key = RsaPrivateKey::generate(bits)?;
+        let kid = PublicJwk::from_public_key(String::new(), key.public_key()).thumbprint();
         Ok(RsaKeyPair { kid, key })
     }
 
@@ -213,11 +204,7 @@ impl RsaKeyPair {
     pub fn from_pkcs8_pem(kid: impl Into<String>, pem: &str) -> Result<RsaKeyPair, JwkError> {
         let kid = kid.into();
         validate_kid(&kid)?;
-        let key = PrivateKey::from_pkcs8_pem(pem).map_err(|_| JwkError::InvalidPrivateKey)?;
-        let bits = key.n().bit_width_vartime() as usize;
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-            return Err(JwkError::KeySize);
-        }
+        let key = RsaPrivateKey::from_pkcs8_pem(pem)?;
         Ok(RsaKeyPair { kid, key })
     }
 
@@ -230,7 +217,7 @@ impl RsaKeyPair {
 
     /// The private key as PKCS#8 PEM (LF line endings), in a buffer wiped on drop.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, JwkError> {
-        self.key.to_pkcs8_pem(LineEnding::LF).map_err(|_| JwkError::Encoding)
+        Ok(self.key.to_pkcs8_pem()?)
     }
 
     /// The key id.
@@ -240,20 +227,20 @@ impl RsaKeyPair {
 
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
-        self.key.n().bit_width_vartime() as usize
+        self.key.bits()
     }
 
     /// The public half as a JWK.
     pub fn public_jwk(&self) -> PublicJwk {
-        PublicJwk::from_public_key(self.kid.clone(), self.key.as_public_key())
+        PublicJwk::from_public_key(self.kid.clone(), self.key.public_key())
     }
 
     /// The public half.
-    pub fn public_key(&self) -> PublicKey {
-        self.key.to_public_key()
+    pub fn public_key(&self) -> &RsaPublicKey {
+        self.key.public_key()
     }
 
-    pub(crate) fn private_key(&self) -> &PrivateKey {
+    pub(crate) fn private_key(&self) -> &RsaPrivateKey {
         &self.key
     }
 }
@@ -286,8 +273,8 @@ mod tests {
         assert!(json.get("key_use").is_none());
         let back: PublicJwk = serde_json::from_value(json).unwrap();
         assert_eq!(back, jwk);
-        assert_eq!(back.to_public_key().unwrap(), pair().public_key());
-        assert_eq!(PublicKey::try_from(&back).unwrap(), pair().public_key());
+        assert_eq!(&back.to_public_key().unwrap(), pair().public_key());
+        assert_eq!(&RsaPublicKey::try_from(&back).unwrap(), pair().public_key());
         // Generated kids are RFC 7638 thumbprints.
         assert_eq!(pair().kid(), jwk.thumbprint());
         assert_eq!(pair().bits(), 2048);
@@ -330,16 +317,18 @@ mod tests {
         let loaded = RsaKeyPair::from_pkcs8_pem("k1", &pem).unwrap();
         assert_eq!(loaded.kid(), "k1");
         assert_eq!(loaded.public_key(), pair().public_key());
+        assert_eq!(loaded.bits(), 2048);
         assert_eq!(RsaKeyPair::from_pkcs8_pem("k1", "nope").unwrap_err(), JwkError::InvalidPrivateKey);
         assert_eq!(RsaKeyPair::from_pkcs8_pem("", &pem).unwrap_err(), JwkError::InvalidKid);
         assert_eq!(RsaKeyPair::generate(1024).unwrap_err(), JwkError::KeySize);
+        assert_eq!(RsaKeyPair::generate(2050).unwrap_err(), JwkError::KeySize);
     }
 
     #[test]
     fn debug_hides_the_private_key() {
         let dbg = format!("{:?}", pair());
         assert!(dbg.starts_with("RsaKeyPair { kid: "), "{dbg}");
-        assert!(!dbg.contains("PrivateKey"), "{dbg}");
+        assert!(!dbg.contains("PrivateKey") && !dbg.contains("key:"), "{dbg}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod jwe;
 pub mod jwk;
 pub mod lifecycle_api;
 pub mod processor;
+pub mod rsa;
 pub mod sensitive;
 pub mod tmp_api;
 pub mod webhook;

@@ -1,5 +1,8 @@
 //! The ceilings the scenarios are measured against, on the same cores in the same run:
-//! - crypto: RSA-OAEP-256 JWE decrypts per second with the adapter's own key ring;
+//! - crypto: RSA-OAEP-256 JWE decrypts per second with the adapter's own key ring (the shipped
+//!   RSA implementation), and beside it OpenSSL's RSA private-key operations per second for
+//!   the same key size on the same cores (`openssl speed`, where installed): the physical
+//!   ceiling the shipped implementation is judged against;
 //! - HTTP: a bare actix-web JSON echo server (actix's default worker count, as the adapter's
 //!   Issuer API listener: one per core), driven by the same
 //!   open-loop generator and HTTP client as the scenarios;
@@ -42,6 +45,27 @@ pub fn rsa_decrypts_per_sec(keys: Arc<KeyRing>, jwe: String, threads: usize, dur
         let _ = worker.join();
     }
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// OpenSSL's RSA private-key operations (`sign/s`) per second for a `bits`-bit key, on
+/// `processes` processes for `seconds`, from `openssl speed`; `None` when `openssl` is not
+/// installed or prints something else.
+pub fn openssl_rsa_private_ops_per_sec(bits: usize, processes: usize, seconds: u64) -> Option<f64> {
+    let output = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", &seconds.to_string(), "-multi", &processes.to_string(), &format!("rsa{bits}")])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    parse_openssl_rsa_speed(&String::from_utf8_lossy(&output.stdout), bits)
+}
+
+/// The `sign/s` column of `openssl speed`'s summary line
+/// `rsa 2048 bits 0.000230s 0.000013s   4344.0  76479.5`.
+fn parse_openssl_rsa_speed(stdout: &str, bits: usize) -> Option<f64> {
+    let prefix = format!("rsa {bits} bits");
+    let line = stdout.lines().rev().find(|l| l.starts_with(&prefix))?;
+    line[prefix.len()..].split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A bare JSON echo server: parses the body as JSON and answers it.
@@ -177,4 +201,18 @@ where
         result??;
     }
     Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_speed_summary_is_read() {
+        let out = "Got: +F2:2:2048:0.000229:0.000013 from 0\n                  sign    verify    sign/s verify/s\n\
+                   rsa 2048 bits 0.000230s 0.000013s   4344.0  76479.5\n";
+        assert_eq!(parse_openssl_rsa_speed(out, 2048), Some(4344.0));
+        assert_eq!(parse_openssl_rsa_speed(out, 4096), None);
+        assert_eq!(parse_openssl_rsa_speed("rsa 2048 bits x", 2048), None);
+    }
 }

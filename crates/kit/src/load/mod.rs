@@ -126,10 +126,25 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
         let jwe = session.client.prepare(verify_call(&session, 0, "x")).await?;
         let body: Value = serde_json::from_slice(&jwe.bytes)?;
         let jwe = body["encryptedPayload"].as_str().context("a JWE")?.to_owned();
+        let bits = keys.keys()[0].bits();
         let rate =
             tokio::task::spawn_blocking(move || ceilings::rsa_decrypts_per_sec(keys, jwe, cores, ceiling_time)).await?;
-        println!("ceiling  rsa-oaep-256 decrypt ({cores} threads): {rate:.0}/s");
+        println!("ceiling  rsa-oaep-256 JWE decrypt, shipped implementation ({cores} threads): {rate:.0}/s");
         ceilings.insert("rsa", rate);
+        let seconds = args.ceiling_seconds;
+        match tokio::task::spawn_blocking(move || ceilings::openssl_rsa_private_ops_per_sec(bits, cores, seconds))
+            .await?
+        {
+            Some(openssl) => {
+                println!(
+                    "ceiling  OpenSSL rsa{bits} private-key ops ({cores} processes): {openssl:.0}/s \
+                     (shipped implementation at {:.0}% of it)",
+                    100.0 * rate / openssl
+                );
+                ceilings.insert("openssl-rsa", openssl);
+            }
+            None => println!("ceiling  OpenSSL rsa{bits}: `openssl speed` not available, not measured"),
+        }
     }
     if scenarios.iter().any(|s| matches!(s, Scenario::TokenEvents | Scenario::Notifications)) {
         let echo = ceilings::EchoServer::start(cores).await?;
@@ -219,6 +234,13 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             row.half.percentile_ms(0.999),
             row.half.offered_rate,
             row.half.errors,
+        );
+    }
+    if let (Some(row), Some(openssl)) = (rows.iter().find(|r| r.ceiling_name == "rsa"), ceilings.get("openssl-rsa")) {
+        println!(
+            "{}: {:.0}% of OpenSSL's RSA private-key rate on the same cores ({openssl:.0}/s)",
+            row.name,
+            100.0 * row.peak / openssl
         );
     }
     println!("process RSS after the run (generator + mock + adapter in one process): {} MB", rss_mb("self")?);

@@ -194,7 +194,7 @@ fn picky_jwk_loads_as_ours() {
     picky_jwk.key_use = Some(picky::jose::jwk::JwkPubKeyUse::Encryption);
     picky_jwk.alg = Some(picky::jose::jwk::Jwa::CEKAlg(JweAlg::RsaOaep256));
     let ours: PublicJwk = serde_json::from_str(&picky_jwk.to_json().unwrap()).unwrap();
-    assert_eq!(ours.to_public_key().unwrap(), a.public_key());
+    assert_eq!(&ours.to_public_key().unwrap(), a.public_key());
     // And a token encrypted to it opens with our ring.
     let token = jwe::encrypt(b"via picky jwk", &ours).unwrap();
     assert_eq!(&*ring_a().decrypt(&token).unwrap(), b"via picky jwk");

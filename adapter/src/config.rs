@@ -283,6 +283,26 @@ pub struct DatabaseSettings {
     /// `sqlite://./data/tmp-adapter.db` (created on first start) or `postgres://…`.
     pub url: String,
     pub max_connections: u32,
+    pub group_commit: GroupCommitConfig,
+}
+
+/// `database.group_commit`: how concurrent requests' writes share one flush.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCommitConfig {
+    /// Longest a flush waits for more commits, only while other durable writes are in flight.
+    pub max_wait_micros: u64,
+    /// A waiting flush starts once this many commits wait for it.
+    pub max_batch: u32,
+}
+
+impl GroupCommitConfig {
+    pub fn settings(&self) -> crate::store::GroupCommitSettings {
+        crate::store::GroupCommitSettings {
+            max_wait: std::time::Duration::from_micros(self.max_wait_micros),
+            max_batch: self.max_batch,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -408,6 +428,7 @@ impl std::fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("group_commit", &self.group_commit)
             .finish()
     }
 }
@@ -560,6 +581,12 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return fail("database.max_connections must be at least 1".into());
+        }
+        if self.database.group_commit.max_wait_micros > 100_000 {
+            return fail("database.group_commit.max_wait_micros must be at most 100000 (100 ms)".into());
+        }
+        if !(1..=10_000).contains(&self.database.group_commit.max_batch) {
+            return fail("database.group_commit.max_batch must be between 1 and 10000".into());
         }
         if !(self.database.url.starts_with("sqlite:")
             || self.database.url.starts_with("postgres://")

@@ -1,7 +1,13 @@
 //! Prometheus metrics, one registry per application instance (so tests can run several).
 //! Labels never carry card data: routes are the matched pattern, not the path.
 
-use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::sync::{Arc, Mutex};
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::store::GroupCommitStats;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -22,6 +28,12 @@ pub struct Metrics {
     pub outbox_pending: IntGauge,
     pub outbox_dead_rows: IntGauge,
     pub outbox_oldest_pending_age: Gauge,
+    store_flushes: IntCounter,
+    store_flushed_commits: IntCounter,
+    store_flush_failures: IntCounter,
+    store_durability_lost: IntGauge,
+    /// Serialises [`Metrics::observe_group_commit`]: two scrapes must not both add a delta.
+    observe: Arc<Mutex<()>>,
 }
 
 impl Metrics {
@@ -85,6 +97,16 @@ impl Metrics {
             "Age of the oldest outbox row waiting for delivery (0 when none)",
         )
         .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let store_flushes = counter("store_flushes_total", "Group-commit flushes (WAL fsyncs / synchronous commits)");
+        let store_flushed_commits =
+            counter("store_flushed_commits_total", "Durable commits made durable by the flushes (÷ flushes = batch)");
+        let store_flush_failures = counter("store_flush_failures_total", "Group-commit flushes that failed");
+        let store_durability_lost = IntGauge::new(
+            "store_durability_lost",
+            "1 after a failed SQLite WAL fsync: no write is acknowledged until a restart",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -100,6 +122,10 @@ impl Metrics {
             Box::new(outbox_pending.clone()),
             Box::new(outbox_dead_rows.clone()),
             Box::new(outbox_oldest_pending_age.clone()),
+            Box::new(store_flushes.clone()),
+            Box::new(store_flushed_commits.clone()),
+            Box::new(store_flush_failures.clone()),
+            Box::new(store_durability_lost.clone()),
         ] {
             registry.register(collector).expect("metric registered once");
         }
@@ -119,7 +145,25 @@ impl Metrics {
             outbox_pending,
             outbox_dead_rows,
             outbox_oldest_pending_age,
+            store_flushes,
+            store_flushed_commits,
+            store_flush_failures,
+            store_durability_lost,
+            observe: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Brings the group-commit metrics up to the store's counters (at each scrape).
+    pub fn observe_group_commit(&self, stats: GroupCommitStats) {
+        let _serialised = self.observe.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (counter, total) in [
+            (&self.store_flushes, stats.flushes),
+            (&self.store_flushed_commits, stats.commits),
+            (&self.store_flush_failures, stats.failures),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.store_durability_lost.set(i64::from(stats.poisoned));
     }
 
     /// The text exposition format.

@@ -40,7 +40,8 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         tmp_edge::tls::install_crypto_provider();
-        let store = store::connect(&settings.database.url, settings.database.max_connections)
+        let database = &settings.database;
+        let store = store::connect_with(&database.url, database.max_connections, database.group_commit.settings())
             .await
             .context("cannot open the database")?;
         store.migrate().await.context("cannot migrate the database")?;

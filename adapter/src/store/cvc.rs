@@ -73,6 +73,7 @@ impl CvcAttempts for SqlStore {
             .fetch_optional(pool)
             .await?
         });
+        writer.durable().await?;
         failures.map(|f| rows::count_u32(f.into(), "CVC failures")).transpose()
     }
 
@@ -82,6 +83,7 @@ impl CvcAttempts for SqlStore {
         dispatch!(writer.pool, |pool| {
             sqlx::query("DELETE FROM cvc_attempts WHERE card_id = $1").bind(card_id).execute(pool).await?;
         });
+        writer.durable().await?;
         Ok(())
     }
 }

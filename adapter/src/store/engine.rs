@@ -6,12 +6,20 @@
 //! `match` arm per engine: each arm is compiled against that engine's concrete sqlx types, so
 //! there are no generic sqlx bounds to carry and no runtime translation of SQL. What truly
 //! differs between the engines lives in `sqlite.rs` and `postgres.rs` and is reached from here:
-//! connecting and migrating, SQLite's write gate and its relaxed-durability connection, the
-//! claim statements, and PostgreSQL's per-card ordering lock.
+//! connecting and migrating, SQLite's write gate and its writer connection, the claim
+//! statements, PostgreSQL's per-card ordering lock, and each engine's flush for the group
+//! commit (`group_commit.rs`).
+//!
+//! Durability is decided here, once for both engines: every write commits without waiting for
+//! the disk, and a durable one ([`SqlStore::write`], [`SqlStore::begin_write`]) is not done until
+//! [`Writer::durable`] or [`WriteTx::commit`] has seen a group-commit flush cover it.
+
+use std::sync::Arc;
 
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
+use super::group_commit::{GroupCommit, InFlight};
 use super::postgres;
 use super::rows::{Ts, idempotency_columns};
 use super::sqlite::SqliteEngine;
@@ -43,20 +51,37 @@ pub(super) type Pool<'a> = Engine<&'a SqlitePool, &'a PgPool>;
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(super) engine: Engine<SqliteEngine, PgPool>,
+    pub(super) group: Arc<GroupCommit>,
 }
 
-/// A single-statement write: where it runs, and (SQLite) the write gate, held until it is
-/// dropped.
+/// A single-statement write: where it runs, (SQLite) the write gate, held until it is dropped
+/// or made durable, and for a durable write its place in the group commit.
 pub(super) struct Writer<'a> {
     pub(super) pool: Pool<'a>,
-    _gate: Option<OwnedMutexGuard<()>>,
+    gate: Option<OwnedMutexGuard<()>>,
+    durable: Option<(&'a GroupCommit, InFlight)>,
 }
 
-/// A write transaction (on SQLite holding the write gate until it ends).
+impl Writer<'_> {
+    /// After the statement of a durable write: opens the gate and waits for the flush that
+    /// makes the statement durable. (A relaxed write has nothing to wait for.)
+    pub(super) async fn durable(self) -> StoreResult<()> {
+        let Writer { gate, durable, .. } = self;
+        drop(gate);
+        match durable {
+            Some((group, in_flight)) => group.committed(in_flight).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A durable write transaction (on SQLite holding the write gate until it ends).
 pub(super) struct WriteTx {
     // Declared first: rolled back (when dropped unfinished) before the gate opens.
     tx: Engine<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>,
-    _gate: Option<OwnedMutexGuard<()>>,
+    gate: Option<OwnedMutexGuard<()>>,
+    group: Arc<GroupCommit>,
+    in_flight: InFlight,
 }
 
 impl WriteTx {
@@ -68,9 +93,13 @@ impl WriteTx {
         }
     }
 
+    /// Commits, opens the gate, and returns once a group-commit flush has made the
+    /// transaction durable.
     pub(super) async fn commit(self) -> StoreResult<()> {
-        dispatch!(self.tx, |tx| tx.commit().await?);
-        Ok(())
+        let WriteTx { tx, gate, group, in_flight } = self;
+        dispatch!(tx, |tx| tx.commit().await?);
+        drop(gate);
+        group.committed(in_flight).await
     }
 
     pub(super) async fn rollback(self) -> StoreResult<()> {
@@ -98,34 +127,35 @@ impl SqlStore {
         }
     }
 
-    /// A durable single-statement write (on SQLite: behind the write gate).
+    /// A durable single-statement write (on SQLite: behind the write gate). Finish it with
+    /// [`Writer::durable`].
     pub(super) async fn write(&self) -> Writer<'_> {
-        match &self.engine {
-            Engine::Sqlite(sqlite) => Writer { pool: Engine::Sqlite(&sqlite.pool), _gate: Some(sqlite.gate().await) },
-            Engine::Postgres(pool) => Writer { pool: Engine::Postgres(pool), _gate: None },
-        }
+        let in_flight = self.group.begin();
+        Writer { durable: Some((&*self.group, in_flight)), ..self.write_relaxed().await }
     }
 
-    /// A single-statement write of relaxed durability (see [`super::Store`]): on SQLite it
-    /// commits on the `synchronous=NORMAL` connection; PostgreSQL commits it as any other.
+    /// A single-statement write of relaxed durability (see [`super::Store`]): it commits like
+    /// every write, and becomes durable with the next flush, without waiting for one.
     pub(super) async fn write_relaxed(&self) -> Writer<'_> {
         match &self.engine {
             Engine::Sqlite(sqlite) => {
-                Writer { pool: Engine::Sqlite(&sqlite.relaxed), _gate: Some(sqlite.gate().await) }
+                Writer { pool: Engine::Sqlite(&sqlite.writer), gate: Some(sqlite.gate().await), durable: None }
             }
-            Engine::Postgres(pool) => Writer { pool: Engine::Postgres(pool), _gate: None },
+            Engine::Postgres(pool) => Writer { pool: Engine::Postgres(pool), gate: None, durable: None },
         }
     }
 
-    /// Begins a write transaction (on SQLite: takes the gate, then `BEGIN IMMEDIATE`).
+    /// Begins a durable write transaction (on SQLite: takes the gate, then `BEGIN IMMEDIATE`).
     pub(super) async fn begin_write(&self) -> StoreResult<WriteTx> {
-        Ok(match &self.engine {
+        let in_flight = self.group.begin();
+        let (tx, gate) = match &self.engine {
             Engine::Sqlite(sqlite) => {
                 let gate = sqlite.gate().await;
-                WriteTx { tx: Engine::Sqlite(sqlite.pool.begin_with("BEGIN IMMEDIATE").await?), _gate: Some(gate) }
+                (Engine::Sqlite(sqlite.writer.begin_with("BEGIN IMMEDIATE").await?), Some(gate))
             }
-            Engine::Postgres(pool) => WriteTx { tx: Engine::Postgres(pool.begin().await?), _gate: None },
-        })
+            Engine::Postgres(pool) => (Engine::Postgres(pool.begin().await?), None),
+        };
+        Ok(WriteTx { tx, gate, group: self.group.clone(), in_flight })
     }
 
     /// Begins a write transaction and, when `idempotency` is given, claims its scope+key in it.
@@ -170,6 +200,8 @@ impl SqlStore {
             .await?
         });
         tx.rollback().await?;
+        // The stored answer may belong to a write not yet durable: answer it only once it is.
+        self.group.settle().await?;
         Ok(Err(existing))
     }
 }

@@ -14,6 +14,7 @@ mod cards;
 mod cvc;
 mod decisions;
 mod engine;
+mod group_commit;
 mod idempotency;
 mod notifications;
 mod ops;
@@ -27,6 +28,7 @@ pub use cards::CardStore;
 pub use cvc::CvcAttempts;
 pub use decisions::DecisionStore;
 pub use engine::SqlStore;
+pub use group_commit::{GroupCommitSettings, GroupCommitStats};
 pub use idempotency::IdempotencyStore;
 pub use notifications::NotificationStore;
 pub use ops::OpsStore;
@@ -355,6 +357,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The write committed but could not be made durable (see `group_commit`): not acknowledged.
+    #[error("the write could not be made durable: {0}")]
+    NotDurable(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -372,16 +377,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The adapter's storage.
 ///
 /// **Durability.** Every write that stands behind an answer (an acknowledgement, a decision, an
-/// idempotency record, a CVC attempt, an audit entry) is durable when the method returns. Three
-/// writes are *relaxed* — committed without waiting for the disk, and made durable by the next
-/// durable commit or shortly after: [`IdempotencyStore::remember_request_id`], [`OutboxStore::claim_outbox`] and
-/// [`OutboxStore::finish_outbox`] (SQLite relaxes them; PostgreSQL does not, see its module). Losing one to a power cut only makes something happen again that
+/// idempotency record, a CVC attempt, an audit entry) is durable when the method returns; the
+/// writes of concurrent requests are made durable together, by one flush (see `group_commit`),
+/// and a stored answer is returned only once it is durable. Three writes are *relaxed* —
+/// committed without waiting for a flush, and made durable by the next one:
+/// [`IdempotencyStore::remember_request_id`], [`OutboxStore::claim_outbox`] and
+/// [`OutboxStore::finish_outbox`]. Losing one to a power cut only makes something happen again that
 /// is safe to repeat: a replayed request would be checked again (its effects, if any, were
 /// committed durably with their idempotency record, and commit in order after its id), a lease
 /// would be taken again, a delivery would be made again under the same idempotency key
 /// (delivery is at least once anyway). Each of these writes is one per request or per delivery,
-/// so relaxing them halves the disk flushes of the hot paths on SQLite, whose single writer
-/// cannot flush two transactions together.
+/// so relaxing them spares those paths a wait for the disk.
 #[async_trait]
 pub trait Store:
     CardStore
@@ -396,22 +402,33 @@ pub trait Store:
 {
     /// Applies pending embedded migrations.
     async fn migrate(&self) -> StoreResult<()>;
-    /// Cheap round trip for `/readyz`.
+    /// Cheap round trip for `/readyz`; fails once durability is lost (see `group_commit`).
     async fn ping(&self) -> StoreResult<()>;
+    /// The group commit's counters.
+    fn group_commit_stats(&self) -> GroupCommitStats;
 }
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the store named by a database URL: `sqlite://…` or `postgres://…`.
-/// SQLite files are created (with their directory) on first use and run in WAL mode.
-/// Does not run the migrations: see [`Store::migrate`].
+/// Opens the store named by a database URL: `sqlite://…` or `postgres://…`, with the default
+/// group commit. SQLite files are created (with their directory) on first use and run in WAL
+/// mode. Does not run the migrations: see [`Store::migrate`].
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
-    let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        engine::Engine::Postgres(postgres::connect(url, max_connections).await?)
+    connect_with(url, max_connections, GroupCommitSettings::default()).await
+}
+
+/// [`connect`] with the group commit's settings (`database.group_commit`). Starts the group
+/// commit's flusher on the current runtime.
+pub async fn connect_with(url: &str, max_connections: u32, group_commit: GroupCommitSettings) -> StoreResult<DynStore> {
+    let (engine, flush) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (pool, flush) = postgres::connect(url, max_connections).await?;
+        (engine::Engine::Postgres(pool), flush)
     } else {
-        engine::Engine::Sqlite(sqlite::SqliteEngine::connect(url, max_connections).await?)
+        let (sqlite, flush) = sqlite::SqliteEngine::connect(url, max_connections).await?;
+        (engine::Engine::Sqlite(sqlite), flush)
     };
-    Ok(Arc::new(SqlStore { engine }))
+    let group = group_commit::GroupCommit::start(flush, group_commit);
+    Ok(Arc::new(SqlStore { engine, group }))
 }
 
 #[async_trait]
@@ -426,10 +443,17 @@ impl Store for SqlStore {
 
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> StoreResult<()> {
+        if self.group.poisoned() {
+            return Err(StoreError::NotDurable("a WAL fsync failed; restart the adapter"));
+        }
         engine::dispatch!(self.read(), |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+
+    fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group.stats()
     }
 }
 

@@ -97,6 +97,7 @@ impl NotificationStore for SqlStore {
             .await?
             .rows_affected()
         });
+        writer.durable().await?;
         Ok(erased)
     }
 
@@ -109,6 +110,7 @@ impl NotificationStore for SqlStore {
                 .execute(pool)
                 .await?;
         });
+        writer.durable().await?;
         Ok(())
     }
 }

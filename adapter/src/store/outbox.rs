@@ -268,6 +268,7 @@ impl OutboxStore for SqlStore {
             .await?
             .rows_affected()
         });
+        writer.durable().await?;
         Ok(updated == 1)
     }
 
@@ -297,6 +298,7 @@ impl OutboxStore for SqlStore {
             };
             query.execute(pool).await?.rows_affected()
         });
+        writer.durable().await?;
         Ok(updated)
     }
 
@@ -314,6 +316,7 @@ impl OutboxStore for SqlStore {
             .await?
             .rows_affected()
         });
+        writer.durable().await?;
         Ok(updated == 1)
     }
 

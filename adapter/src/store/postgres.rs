@@ -4,13 +4,17 @@
 //! `INSERT … ON CONFLICT` waits for a concurrent inserter of the same key and then sees its
 //! committed row, and the conditional upserts re-check their condition on the newest row.
 //!
-//! Every write commits with the server's `synchronous_commit` (on by default), also the ones the
-//! [`Store`] allows to be relaxed: a second pool of `synchronous_commit=off` sessions was tried
-//! and made the relay's bookkeeping queue for its few connections under load (leases ran out),
-//! and PostgreSQL already flushes concurrent commits together.
+//! The sessions run `synchronous_commit=off`: a commit returns once its record is in the WAL
+//! buffers, and durable writes wait for the group commit's flush, a synchronous commit on the
+//! flusher's own connection (`group_commit.rs`). A connection is therefore held for a statement's
+//! work only, never for a disk flush, so the pool's few connections serve many more writers.
+
+use std::str::FromStr;
 
 use sqlx::PgConnection;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::group_commit::Flush;
 
 use super::StoreResult;
 use super::rows::outbox_entry_columns;
@@ -54,9 +58,12 @@ pub(super) const CLAIM_HEADS: &str = concat!(
     outbox_entry_columns!()
 );
 
-/// Connects to the database named by `url` (`postgres://user@host:5432/db`).
-pub(super) async fn connect(url: &str, max_connections: u32) -> StoreResult<PgPool> {
-    Ok(PgPoolOptions::new().max_connections(max_connections.max(1)).connect(url).await?)
+/// Connects to the database named by `url` (`postgres://user@host:5432/db`); also returns the
+/// group commit's flush, which opens a connection of its own to the same database.
+pub(super) async fn connect(url: &str, max_connections: u32) -> StoreResult<(PgPool, Flush)> {
+    let options = PgConnectOptions::from_str(url)?.options([("synchronous_commit", "off")]);
+    let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
+    Ok((pool, Flush::Postgres { url: url.to_owned(), conn: None }))
 }
 
 pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {

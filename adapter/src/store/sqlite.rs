@@ -11,12 +11,14 @@
 //! pool and multiplied latency). The busy timeout stays as the fallback for writers outside
 //! this process (the `tmp-adapter` CLI). Readers never wait for the gate (WAL).
 //!
-//! Durability is per write, see [`Store`]: what is acknowledged commits with
-//! `synchronous=FULL` (the WAL is fsynced before the commit returns); the bookkeeping that
-//! only ever causes a retry when lost (a replay check's request id, the relay's leases and
-//! attempt results) commits on a `synchronous=NORMAL` connection, without an fsync of its own:
-//! the next FULL commit's fsync makes it durable too, because the WAL is written in order.
+//! Every write runs on one **writer** connection with `synchronous=NORMAL`: a commit appends its
+//! frames to the WAL and returns without an fsync. Durable writes then wait for the group
+//! commit's flush, an fsync of the WAL file (`group_commit.rs`): the WAL is written in order, so
+//! one fsync covers every commit before it. Readers use the pool (WAL: they never wait for the
+//! writer). Checkpoints stay SQLite's: with `synchronous=NORMAL` it syncs the WAL before and the
+//! database file after each one, so a checkpointed commit is as durable as a flushed one.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::group_commit::Flush;
 use super::rows::outbox_entry_columns;
 use super::{StoreError, StoreResult};
 
@@ -34,11 +37,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The SQLite engine of [`super::SqlStore`].
 #[derive(Debug, Clone)]
 pub(super) struct SqliteEngine {
+    /// The readers (and migrations).
     pub(super) pool: SqlitePool,
-    /// One `synchronous=NORMAL` connection for the relaxed writes (see the module's notes).
-    pub(super) relaxed: SqlitePool,
+    /// The one `synchronous=NORMAL` connection every write runs on (see the module's notes).
+    pub(super) writer: SqlitePool,
     /// Held for the whole of every write (see the module's notes).
     write_gate: Arc<Mutex<()>>,
+    /// The database file's directory; `None` in memory.
+    directory: Option<PathBuf>,
 }
 
 /// The first step of a claim (see `claim_window`): heads of their card among the destination's
@@ -81,8 +87,9 @@ pub(super) const CLAIM_HEADS: &str = concat!(
 
 impl SqliteEngine {
     /// Opens (creating the file and its directory if missing) the database named by `url`,
-    /// e.g. `sqlite:///var/lib/tmp-adapter/adapter.db` or `sqlite://data/adapter.db`.
-    pub(super) async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+    /// e.g. `sqlite:///var/lib/tmp-adapter/adapter.db` or `sqlite://data/adapter.db`, and the
+    /// group commit's flush for it.
+    pub(super) async fn connect(url: &str, max_connections: u32) -> StoreResult<(Self, Flush)> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -98,14 +105,21 @@ impl SqliteEngine {
         }
         let pool =
             SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options.clone()).await?;
-        // An in-memory database exists once per connection: relaxed writes must use the same.
-        let relaxed = if in_memory {
-            pool.clone()
+        // An in-memory database exists once per connection: writes must use the readers' pool,
+        // and there is nothing to flush.
+        let (writer, flush, directory) = if in_memory {
+            (pool.clone(), Flush::Nothing, None)
         } else {
+            let file = options.get_filename();
+            let directory = match file.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let flush = Flush::SqliteWal(wal_path(file));
             let options = options.synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new().max_connections(1).connect_with(options).await?
+            (SqlitePoolOptions::new().max_connections(1).connect_with(options).await?, flush, Some(directory))
         };
-        Ok(SqliteEngine { pool, relaxed, write_gate: Arc::new(Mutex::new(())) })
+        Ok((SqliteEngine { pool, writer, write_gate: Arc::new(Mutex::new(())), directory }, flush))
     }
 
     /// Waits for the write gate: hold the guard for the whole of a write.
@@ -115,6 +129,21 @@ impl SqliteEngine {
 
     pub(super) async fn migrate(&self) -> StoreResult<()> {
         sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        // The migrations have written, so the WAL file exists: make its directory entry durable
+        // too, or a power cut could lose the file that every flush syncs.
+        if let Some(dir) = self.directory.clone() {
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
         Ok(())
     }
+}
+
+/// SQLite's name for a database file's write-ahead log.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }

@@ -287,6 +287,35 @@ async fn concurrent_cvc_failures_are_all_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_durable_writes_are_flushed_together_and_relaxed_ones_wait_for_none() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let before = store.group_commit_stats();
+        // Relaxed writes commit without a flush of their own.
+        assert!(store.remember_request_id("msg_relaxed", T0).await.unwrap(), "{b}");
+        assert_eq!(store.group_commit_stats(), before, "{b}: a relaxed write waited for a flush");
+        // 100 durable writes at once, each answered only once a flush (a real WAL fsync, a real
+        // synchronous commit) covered it.
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store.reserve_cvc_attempt(&format!("card-gc-{i}"), T0, Duration::hours(1), 3).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e:?}")), Some(1), "{b}");
+        }
+        let after = store.group_commit_stats();
+        assert_eq!(after.commits - before.commits, 100, "{b}: every durable write is counted once");
+        assert!(after.flushes > before.flushes && after.flushes - before.flushes <= 100, "{b}: {after:?}");
+        assert_eq!((after.failures, after.poisoned), (0, false), "{b}");
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_attempts_get_at_most_max_reservations() {
     let window = Duration::hours(1);
     for (db, store) in stores().await {

@@ -16,13 +16,14 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(error) => {
-            tracing::warn!(error = ?error, "not ready: database unreachable");
+            tracing::warn!(error = ?error, "not ready: database unreachable or durability lost");
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable", "reason": "database"}))
         }
     }
 }
 
 pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    state.metrics.observe_group_commit(state.store.group_commit_stats());
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 

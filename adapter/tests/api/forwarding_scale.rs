@@ -1,6 +1,6 @@
-//! Several real `tmp-adapter` processes (the binary, configured by environment variables)
-//! sharing one PostgreSQL database: throughput with order, and crashes (SIGKILL) while events
-//! stream in. PostgreSQL only (skipped without TEST_DATABASE_URL, required when CI is set).
+//! Real `tmp-adapter` processes (the binary, configured by environment variables): several
+//! sharing one PostgreSQL database (throughput with order; skipped without TEST_DATABASE_URL,
+//! required when CI is set), and crashes (SIGKILL) while events stream in, on both databases.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -207,66 +207,142 @@ async fn three_processes_drain_ten_thousand_events_over_a_hundred_cards_in_order
     drop(adapters);
 }
 
+/// What one sender has in flight: the event ids and reasons of the batch sent and not yet
+/// answered 202.
+type InFlightBatch = Arc<Mutex<Option<Vec<(String, String)>>>>;
+
+/// Reads, straight from the database of a killed adapter, which of `events` (id, reason) are
+/// stored, and for each whether its outbox row (found by the event's unique reason) is there.
+async fn stored_events(db: &TestDb, events: &[(String, String)]) -> Vec<(String, bool, bool)> {
+    macro_rules! read {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let ids: Vec<String> =
+                sqlx::query_scalar("SELECT event_id FROM processor_events").fetch_all(&pool).await.unwrap();
+            let payloads: Vec<String> =
+                sqlx::query_scalar("SELECT CAST(payload AS TEXT) FROM outbox").fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            (ids, payloads)
+        }};
+    }
+    let (ids, payloads) = if db.backend == "postgres" {
+        read!(sqlx::PgPool::connect(&db.url).await.unwrap())
+    } else {
+        read!(sqlx::SqlitePool::connect(&db.url).await.unwrap())
+    };
+    let ids: HashSet<String> = ids.into_iter().collect();
+    // A reason is `card:i`; quoted, it matches only itself in a payload.
+    let reasons: HashSet<String> = payloads
+        .iter()
+        .flat_map(|p| {
+            p.split('"').filter(|part| part.contains(':') && part.chars().all(|c| c.is_ascii_digit() || c == ':'))
+        })
+        .map(str::to_owned)
+        .collect();
+    events.iter().map(|(id, reason)| (id.clone(), ids.contains(id), reasons.contains(reason))).collect()
+}
+
+/// SIGKILL while batches are open (eight processors sending at once, so the group commit
+/// always holds several requests): at each kill, every acknowledged event is in the database,
+/// and every batch in flight is there completely (events and outbox rows) or not at all; after
+/// the restarts, everything is delivered in order per card. Both databases.
 #[tokio::test]
 async fn sigkilled_adapters_lose_nothing_acknowledged_and_keep_order() {
-    let Some(db) = postgres_only().await else { return };
-    let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let current = Arc::new(Mutex::new(spawn_adapter(dir.path(), &db, &receiver, &QUICK_TAKEOVER)));
-    let url = Arc::new(Mutex::new(current.lock().unwrap().url.clone()));
-    const CARDS: usize = 20;
-    const PER_CARD: usize = 60;
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let sender = {
-        let url = url.clone();
-        let acked = acked.clone();
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for chunk in (0..PER_CARD).collect::<Vec<_>>().chunks(3) {
-                let events: Vec<Value> =
-                    chunk.iter().flat_map(|i| (0..CARDS).map(move |c| status_event(c, *i))).collect();
-                // The processor retries until it gets its 202 (a redelivered batch is
-                // deduplicated by event id).
-                loop {
-                    let target = url.lock().unwrap().clone();
-                    if let Ok(202) = post_events(&client, &target, &events).await {
-                        break;
+    tmp_edge::tls::install_crypto_provider();
+    for db in test_databases().await {
+        let b = db.backend;
+        let receiver = Receiver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let current = Arc::new(Mutex::new(spawn_adapter(dir.path(), &db, &receiver, &QUICK_TAKEOVER)));
+        let url = Arc::new(Mutex::new(current.lock().unwrap().url.clone()));
+        const SENDERS: usize = 8;
+        const CARDS_PER_SENDER: usize = 3;
+        const PER_CARD: usize = 240;
+        let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+        let in_flight: Vec<InFlightBatch> = (0..SENDERS).map(|_| Arc::new(Mutex::new(None))).collect();
+        let mut senders = Vec::new();
+        for (sender, slot) in in_flight.iter().enumerate() {
+            let (url, acked, slot) = (url.clone(), acked.clone(), slot.clone());
+            senders.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let cards: Vec<usize> = (sender * CARDS_PER_SENDER..(sender + 1) * CARDS_PER_SENDER).collect();
+                for chunk in (0..PER_CARD).collect::<Vec<_>>().chunks(3) {
+                    let events: Vec<Value> =
+                        chunk.iter().flat_map(|i| cards.iter().map(move |c| status_event(*c, *i))).collect();
+                    let ids: Vec<(String, String)> = events
+                        .iter()
+                        .map(|e| {
+                            (e["id"].as_str().unwrap().to_owned(), e["data"]["reason"].as_str().unwrap().to_owned())
+                        })
+                        .collect();
+                    *slot.lock().unwrap() = Some(ids.clone());
+                    // The processor retries until it gets its 202 (a redelivered batch is
+                    // deduplicated by event id).
+                    loop {
+                        let target = url.lock().unwrap().clone();
+                        if let Ok(202) = post_events(&client, &target, &events).await {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Acknowledged: recorded before the slot is cleared, so a kill never sees
+                    // a batch in neither.
+                    acked.lock().unwrap().extend(ids);
+                    *slot.lock().unwrap() = None;
                 }
-                let mut acked = acked.lock().unwrap();
-                for e in &events {
-                    acked.insert(e["data"]["reason"].as_str().unwrap().to_owned());
-                }
+            }));
+        }
+        let mut open_at_kills = 0;
+        for kill in 0..3 {
+            tokio::time::sleep(Duration::from_millis(if kill == 0 { 300 } else { 600 })).await;
+            {
+                let mut adapter = current.lock().unwrap();
+                adapter.child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
+                let _ = adapter.child.wait();
             }
-        })
-    };
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let mut adapter = current.lock().unwrap();
-        adapter.child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
-        let _ = adapter.child.wait();
-        let restarted = spawn_adapter(dir.path(), &db, &receiver, &QUICK_TAKEOVER);
-        *url.lock().unwrap() = restarted.url.clone();
-        *adapter = restarted;
+            // The process is gone: what it acknowledged must be stored, what it had in flight
+            // stored completely or not at all.
+            let acked_now = acked.lock().unwrap().clone();
+            let open: Vec<Vec<(String, String)>> = in_flight.iter().filter_map(|s| s.lock().unwrap().clone()).collect();
+            open_at_kills += open.len();
+            eprintln!("{b}: kill {kill}: {} events acknowledged, {} batches open", acked_now.len(), open.len());
+            let found = stored_events(&db, &acked_now).await;
+            for (id, stored, queued) in found {
+                assert!(
+                    stored && queued,
+                    "{b}: acknowledged event {id} lost by the SIGKILL (stored {stored}, queued {queued})"
+                );
+            }
+            for batch in open {
+                let found = stored_events(&db, &batch).await;
+                let stored = found.iter().filter(|(_, s, q)| *s && *q).count();
+                let partial = found.iter().filter(|(_, s, q)| s != q).count();
+                assert!(partial == 0 && (stored == 0 || stored == batch.len()), "{b}: a batch half stored: {found:?}");
+            }
+            let restarted = spawn_adapter(dir.path(), &db, &receiver, &QUICK_TAKEOVER);
+            *url.lock().unwrap() = restarted.url.clone();
+            *current.lock().unwrap() = restarted;
+        }
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        let total = SENDERS * CARDS_PER_SENDER * PER_CARD;
+        assert_eq!(acked.lock().unwrap().len(), total, "{b}");
+        let start = std::time::Instant::now();
+        while receiver.unique_accepted() < total {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{b}: only {} of {total} delivered",
+                receiver.unique_accepted()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let (order, repeats) = analyse(&receiver.received());
+        assert_eq!(order.len(), SENDERS * CARDS_PER_SENDER, "{b}");
+        for (card, seen) in &order {
+            assert_eq!(seen, &(0..PER_CARD).collect::<Vec<_>>(), "{b}: card {card} out of order or incomplete");
+        }
+        eprintln!("{b}: batches open at the kills: {open_at_kills}; repeats after SIGKILLs: {repeats}");
+        drop(current);
     }
-    sender.await.unwrap();
-    let acked = acked.lock().unwrap().clone();
-    assert_eq!(acked.len(), CARDS * PER_CARD);
-    let start = std::time::Instant::now();
-    while receiver.unique_accepted() < acked.len() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "only {} of {} delivered",
-            receiver.unique_accepted(),
-            acked.len()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let (order, repeats) = analyse(&receiver.received());
-    for (card, seen) in &order {
-        assert_eq!(seen, &(0..PER_CARD).collect::<Vec<_>>(), "card {card} out of order or incomplete");
-    }
-    eprintln!("repeats after SIGKILLs (same idempotency key each time): {repeats}");
-    drop(current);
 }

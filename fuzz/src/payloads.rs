@@ -14,7 +14,9 @@
 //!   400), and a document that parses is well-formed JSON (UTF-8 included);
 //! * a parsed value serialises, the serialisation parses again, and the two values are equal
 //!   (compared with `==`, or by their serialisations for types without `PartialEq`);
-//! * the `Debug` form of a JWE plaintext shows no card digits beyond a PAN's last four.
+//! * the `Debug` form of a JWE plaintext shows no card digits beyond a PAN's last four;
+//! * wherever a parsed value serialises as an object, the document held an object (serde's
+//!   derived structs would also read an array of their fields: `json::parse` refuses it).
 
 use std::fmt::Debug;
 
@@ -178,6 +180,11 @@ fn by_serialisation<T: Serialize + DeserializeOwned>(bytes: &[u8], prefix: &str)
     };
     assert!(is_json, "a document that is not valid JSON was accepted");
     let first = serde_json::to_vec(&value).expect("a parsed payload serialises");
+    if let (Ok(input), Ok(output)) =
+        (serde_json::from_slice::<serde_json::Value>(bytes), serde_json::from_slice::<serde_json::Value>(&first))
+    {
+        assert_objects_were_objects(&input, &output, "body");
+    }
     let again: T = json::parse(&first, prefix).unwrap_or_else(|e| {
         panic!("our own serialisation does not parse again: {e}\n{}", String::from_utf8_lossy(&first))
     });
@@ -197,6 +204,39 @@ fn by_eq<T: Serialize + DeserializeOwned + PartialEq + Debug>(bytes: &[u8], pref
     let again: T = json::parse(&serde_json::to_vec(&value).expect("serialises"), prefix).expect("parses again");
     assert!(again == value, "the round trip changed the value: {value:?} became {again:?}");
     Some(value)
+}
+
+/// Every object of `output` (the parsed value, serialised) stands where `input` (the document)
+/// had an object: a struct was not read from an array.
+fn assert_objects_were_objects(input: &serde_json::Value, output: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    match (input, output) {
+        (Value::Object(given), Value::Object(parsed)) => {
+            for (name, value) in parsed {
+                if let Some(sent) = given.get(name) {
+                    assert_objects_were_objects(sent, value, &format!("{path}.{name}"));
+                }
+            }
+        }
+        (Value::Array(given), Value::Array(parsed)) => {
+            for (i, (sent, value)) in given.iter().zip(parsed).enumerate() {
+                assert_objects_were_objects(sent, value, &format!("{path}[{i}]"));
+            }
+        }
+        (given, Value::Object(_)) => panic!("an object was read from {} at {path}", kind(given)),
+        _ => {}
+    }
+}
+
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// UTF-8 and one JSON value by the grammar (a lone surrogate escape or `1e400` is well formed,

@@ -224,6 +224,62 @@ async fn bad_jwe_and_bad_card_data_are_rejected_without_effect() {
     }
 }
 
+/// serde's derived structs also read a JSON array of their fields in order; the contract's
+/// objects must not: neither as a body, nor as a member, nor as a JWE plaintext.
+#[tokio::test]
+async fn an_object_given_as_any_other_json_type_is_refused_without_effect() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let good = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        let refused = |body: serde_json::Value, what: &'static str| {
+            let app = &app;
+            let backend = db.backend;
+            async move {
+                let response = app.request(VERIFY).json(&body).send().await;
+                let error = expect_error(response, 422, "VALIDATION_FAILED").await;
+                let message = error["error"]["message"].as_str().unwrap().to_owned();
+                assert!(!error.to_string().contains(PAN_ACTIVE), "{backend} {what}: {error}");
+                message
+            }
+        };
+
+        // The body itself.
+        let positional: Vec<serde_json::Value> = good.as_object().unwrap().values().cloned().collect();
+        for (what, body) in
+            [("array", json!(positional)), ("number", json!(7)), ("string", json!("x")), ("null", json!(null))]
+        {
+            let message = refused(body, what).await;
+            assert!(message.contains("body"), "{what}: {message}");
+        }
+        // A member.
+        let mut requestor = good.clone();
+        requestor["tokenRequestor"] = json!(["50110030273", "Google Pay", "GOOGLE_PAY"]);
+        let message = refused(requestor, "tokenRequestor").await;
+        assert!(message.contains("`tokenRequestor`: expected a JSON object"), "{message}");
+        // The card-data plaintext, on verify-card and verify-cvc.
+        let positional_card = app.encrypt(&json!([PAN_ACTIVE, EXPIRY]));
+        let message = refused(verify_body(positional_card.clone(), "GOOGLE_PAY"), "plaintext").await;
+        assert!(message.contains("`encryptedPayload`: expected a JSON object"), "{message}");
+        let cvc_check = json!({
+            "tokenRequestor": {"id": "50110030273", "name": "Apple Pay", "wallet": "APPLE_PAY"},
+            "encryptedPayload": app.encrypt(&json!([PAN_ACTIVE, EXPIRY, "123"])),
+        });
+        let response = app.request("/issuer-api/v1/cards/verify-cvc").json(&cvc_check).send().await;
+        expect_error(response, 422, "VALIDATION_FAILED").await;
+        // The activation code's plaintext.
+        let mut otp = crate::notifications::notification_body(&app, "ACTIVATION_CODE_DELIVERY", "n-array", None);
+        otp["encryptedPayload"] = json!(app.encrypt(&json!([crate::notifications::OTP])));
+        let response = app.request("/issuer-api/v1/notifications").json(&otp).send().await;
+        expect_error(response, 422, "VALIDATION_FAILED").await;
+        assert!(app.store.find_notification("n-array").await.unwrap().is_none(), "{}", db.backend);
+
+        assert_nothing_changed(&app, "after positional objects").await;
+        expect_json(app.request(VERIFY).json(&good).send().await, 200).await;
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_the_contract_error() {
     for db in test_databases().await {

@@ -217,6 +217,10 @@ async fn ingest_refuses_bad_events_and_plaintext_pans_and_unsigned_requests() {
         expect_error(app.request(EVENTS).json(&unknown).send().await, 422, "VALIDATION_FAILED").await;
         let status = event("x3", "c", "card.status_changed", json!({"status": "STOLEN"}));
         expect_error(app.request(EVENTS).json(&status).send().await, 422, "VALIDATION_FAILED").await;
+        // `data` as the array of its members (serde alone would read it positionally).
+        let positional = event("x6", "c", "card.status_changed", json!(["BLOCKED"]));
+        let body = expect_error(app.request(EVENTS).json(&positional).send().await, 422, "VALIDATION_FAILED").await;
+        assert!(body["error"]["message"].as_str().unwrap().contains("expected a JSON object"), "{body}");
         let ok = event("x4", "c", "card.closed", json!({}));
         let bad = event("x5", "", "card.closed", json!({}));
         let body =

@@ -6,6 +6,9 @@ use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
+mod objects_only;
+pub use objects_only::{ObjectsOnly, object};
+
 /// Why a JSON document was refused. Messages carry field paths and expectations only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
@@ -20,6 +23,7 @@ pub enum JsonError {
 
 /// Parses `bytes` as one JSON document of type `T`. `prefix` names where the document sits
 /// (e.g. `encryptedPayload` for a decrypted plaintext) and is prepended to field paths.
+/// Wherever `T` has a struct, only a JSON object is accepted ([`ObjectsOnly`]).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, JsonError> {
     // JSON text is UTF-8 (RFC 8259 §8.1). serde_json checks that only in the strings it
     // decodes, not in the members it skips (an unknown field's name or value), so a body with
@@ -29,7 +33,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, JsonE
         JsonError::Syntax(format!("not valid JSON (invalid UTF-8 at line {line}, column {column})"))
     })?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let value = serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)).map_err(|e| {
         let segments: Vec<Segment> = e.path().iter().cloned().collect();
         let inner = e.into_inner();
         match inner.classify() {

@@ -27,20 +27,22 @@ pub struct ProcessorEvent {
 }
 
 /// `type` and `data` of a processor event.
+// `data` is buffered by serde before its type is known, out of reach of `json::parse`'s
+// object rule: each variant applies the rule itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ProcessorEventBody {
-    #[serde(rename = "card.issued")]
+    #[serde(rename = "card.issued", deserialize_with = "crate::json::object")]
     CardIssued(CardIssuedData),
-    #[serde(rename = "card.status_changed")]
+    #[serde(rename = "card.status_changed", deserialize_with = "crate::json::object")]
     CardStatusChanged(CardStatusChangedData),
-    #[serde(rename = "card.replaced")]
+    #[serde(rename = "card.replaced", deserialize_with = "crate::json::object")]
     CardReplaced(CardReplacedData),
-    #[serde(rename = "card.renewed")]
+    #[serde(rename = "card.renewed", deserialize_with = "crate::json::object")]
     CardRenewed(CardRenewedData),
-    #[serde(rename = "card.closed")]
+    #[serde(rename = "card.closed", deserialize_with = "crate::json::object")]
     CardClosed(CardClosedData),
-    #[serde(rename = "cardholder.updated")]
+    #[serde(rename = "cardholder.updated", deserialize_with = "crate::json::object")]
     CardholderUpdated(CardholderContact),
 }
 

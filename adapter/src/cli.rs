@@ -73,9 +73,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// List rows, newest first (dead letters with their last error: `--status dead`).
+    /// List rows, newest first (`--status held`: rows failed for good, each blocking its card,
+    /// with their last error).
     List {
-        /// pending, delivered or dead.
+        /// pending, held, delivered or dead.
         #[arg(long)]
         status: Option<String>,
         /// Only this card's (ordering key's) rows.
@@ -86,9 +87,10 @@ pub enum OutboxCommand {
     },
     /// Show one row with its delivery state (never card data: the payload holds none in clear).
     Show { id: uuid::Uuid },
-    /// Make a pending (backing-off) or dead row due now.
+    /// Make a pending (backing-off), held or dead row due now (a held or dead one with a fresh
+    /// schedule).
     Retry { id: uuid::Uuid },
-    /// Re-drive dead rows by id, by card, or created in a time range (RFC 3339, [since, until)).
+    /// Re-drive held and dead rows by id, by card, or created in a time range (RFC 3339, [since, until)).
     Replay {
         #[arg(long, conflicts_with_all = ["card", "since"])]
         id: Option<uuid::Uuid>,
@@ -102,7 +104,7 @@ pub enum OutboxCommand {
         #[arg(long)]
         include_delivered: bool,
     },
-    /// Give up on a pending row: it goes dead and its card's next rows proceed.
+    /// Give up on a pending or held row: it goes dead and its card's next rows proceed.
     Skip { id: uuid::Uuid },
 }
 

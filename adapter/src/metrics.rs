@@ -21,11 +21,17 @@ pub struct Metrics {
     pub token_events: IntCounterVec,
     pub notifications: IntCounterVec,
     pub processor_events: IntCounterVec,
-    /// Delivery attempts by destination and outcome (`delivered`, `retry`, `dead`).
+    /// Delivery attempts by destination and outcome (`delivered`, `retry`, `held`, `dead`).
     pub outbox_attempts: IntCounterVec,
-    /// Rows that went dead, by destination: alert on any increase.
+    /// Rows that went dead (expired before delivery), by destination.
     pub outbox_dead: IntCounterVec,
+    /// Rows held for an operator, by destination: alert on any increase.
+    pub outbox_held: IntCounterVec,
+    /// Attempts the destination refused as unauthenticated or forbidden (401, 403), by
+    /// destination: retried, but a clock or a secret needs a look. Alert on any increase.
+    pub outbox_auth_failures: IntCounterVec,
     pub outbox_pending: IntGauge,
+    pub outbox_held_rows: IntGauge,
     pub outbox_dead_rows: IntGauge,
     pub outbox_oldest_pending_age: Gauge,
     store_flushes: IntCounter,
@@ -86,10 +92,28 @@ impl Metrics {
         )
         .expect("valid metric");
         let outbox_dead = IntCounterVec::new(
-            Opts::new("outbox_dead_total", "Outbox rows that went dead (need an operator), by destination"),
+            Opts::new("outbox_dead_total", "Outbox rows that went dead (expired before delivery), by destination"),
             &["destination"],
         )
         .expect("valid metric");
+        let outbox_held = IntCounterVec::new(
+            Opts::new(
+                "outbox_held_total",
+                "Outbox rows held for an operator (failed for good; their card's later rows wait), by destination",
+            ),
+            &["destination"],
+        )
+        .expect("valid metric");
+        let outbox_auth_failures = IntCounterVec::new(
+            Opts::new(
+                "outbox_auth_failures_total",
+                "Delivery attempts refused with 401 or 403 (retried; check clocks and secrets), by destination",
+            ),
+            &["destination"],
+        )
+        .expect("valid metric");
+        let outbox_held_rows = IntGauge::new("outbox_held", "Outbox rows held for an operator, each blocking its card")
+            .expect("valid metric");
         let outbox_pending = IntGauge::new("outbox_pending", "Outbox rows waiting for delivery").expect("valid metric");
         let outbox_dead_rows = IntGauge::new("outbox_dead", "Outbox rows dead (dead letters)").expect("valid metric");
         let outbox_oldest_pending_age = Gauge::new(
@@ -119,6 +143,9 @@ impl Metrics {
             Box::new(processor_events.clone()),
             Box::new(outbox_attempts.clone()),
             Box::new(outbox_dead.clone()),
+            Box::new(outbox_held.clone()),
+            Box::new(outbox_auth_failures.clone()),
+            Box::new(outbox_held_rows.clone()),
             Box::new(outbox_pending.clone()),
             Box::new(outbox_dead_rows.clone()),
             Box::new(outbox_oldest_pending_age.clone()),
@@ -142,7 +169,10 @@ impl Metrics {
             processor_events,
             outbox_attempts,
             outbox_dead,
+            outbox_held,
+            outbox_auth_failures,
             outbox_pending,
+            outbox_held_rows,
             outbox_dead_rows,
             outbox_oldest_pending_age,
             store_flushes,

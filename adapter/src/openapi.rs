@@ -117,7 +117,7 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         (name = "Tokens", description = "A card's tokens at TMP (or the local mirror, stale) and token actions"),
         (name = "Push provisioning", description = "Apple Pay and Google Pay push provisioning through TMP's sign card"),
         (name = "Audit", description = "The decision audit of a card and the audit of operator writes"),
-        (name = "Outbox", description = "Outbox administration (dead letters, retry, skip, replay)")
+        (name = "Outbox", description = "Outbox administration (held and dead rows, retry, skip, replay)")
     )
 )]
 pub struct OpsApiDoc;

@@ -34,14 +34,14 @@ pub async fn retry(store: &dyn OutboxStore, id: &str, audit: &mut AuditDraft) ->
     audit.card_id = Some(entry.record.ordering_key.clone());
     if !store.retry_outbox(entry.record.id, OffsetDateTime::now_utc()).await? {
         return Err(OpsError::Conflict(format!(
-            "outbox row {} is {}: only pending or dead rows are retried",
+            "outbox row {} is {}: only pending, held or dead rows are retried",
             entry.record.id, entry.status
         )));
     }
     find(store, id).await
 }
 
-/// A pending row goes dead without delivery, so that its card's next rows proceed; the
+/// A pending or held row goes dead without delivery, so that its card's next rows proceed; the
 /// operator's reason (in `audit`) is kept as its last error. Returns the row as it now is.
 pub async fn skip(store: &dyn OutboxStore, id: &str, audit: &mut AuditDraft) -> Result<OutboxEntry, OpsError> {
     let entry = find(store, id).await?;
@@ -52,14 +52,14 @@ pub async fn skip(store: &dyn OutboxStore, id: &str, audit: &mut AuditDraft) -> 
     };
     if !store.skip_outbox(entry.record.id, &note).await? {
         return Err(OpsError::Conflict(format!(
-            "outbox row {} is {}: only pending rows are skipped",
+            "outbox row {} is {}: only pending or held rows are skipped",
             entry.record.id, entry.status
         )));
     }
     find(store, id).await
 }
 
-/// Dead rows (and delivered ones with `include_delivered`) that `selector` picks become pending
+/// Held and dead rows (and delivered ones with `include_delivered`) that `selector` picks become pending
 /// again with a fresh schedule. Returns how many.
 pub async fn replay(
     store: &dyn OutboxStore,

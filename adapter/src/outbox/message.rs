@@ -57,18 +57,24 @@ impl std::fmt::Display for Destination {
 pub enum OutboxStatus {
     /// Waiting for (another) attempt.
     Pending,
+    /// Failed for good (a permanent refusal, the retry schedule exhausted): kept at the head of
+    /// its card, whose later rows wait behind it, until an operator retries or skips it. Stored
+    /// as `pending` with `held_at` set.
+    Held,
     Delivered,
-    /// Given up on (permanent failure, schedule exhausted, expired or skipped): blocks nothing.
+    /// Given up on (expired before delivery, or skipped by an operator): blocks nothing.
     Dead,
 }
 
 impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 3] = [OutboxStatus::Pending, OutboxStatus::Delivered, OutboxStatus::Dead];
+    pub const ALL: [OutboxStatus; 4] =
+        [OutboxStatus::Pending, OutboxStatus::Held, OutboxStatus::Delivered, OutboxStatus::Dead];
 
     /// The stored (and displayed) name.
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxStatus::Pending => "pending",
+            OutboxStatus::Held => "held",
             OutboxStatus::Delivered => "delivered",
             OutboxStatus::Dead => "dead",
         }

@@ -41,6 +41,10 @@ pub enum Attempt {
         error: String,
         retry_after: Option<Duration>,
     },
+    /// 401 or 403: a stale timestamp (clock skew), a secret rotated on one side only, a
+    /// revoked grant. Nothing wrong with the message, so retried like a transient failure,
+    /// and counted apart for an alert.
+    Unauthorized(String),
     /// Any other 4xx, or a row that cannot be delivered at all.
     Permanent(String),
 }
@@ -49,6 +53,7 @@ impl Attempt {
     fn of(error: CallError) -> Attempt {
         match error {
             CallError::Unavailable { cause, retry_after } => Attempt::Transient { error: cause, retry_after },
+            CallError::Refused(answer) if matches!(answer.status, 401 | 403) => Attempt::Unauthorized(answer.summary()),
             CallError::Refused(answer) => Attempt::Permanent(answer.summary()),
             CallError::BadAnswer(why) => Attempt::Permanent(why),
         }
@@ -308,6 +313,9 @@ impl Destinations {
                     Attempt::Transient { error, retry_after } => {
                         first_transient
                             .get_or_insert(Attempt::Transient { error: format!("sink {name}: {error}"), retry_after });
+                    }
+                    Attempt::Unauthorized(error) => {
+                        first_transient.get_or_insert(Attempt::Unauthorized(format!("sink {name}: {error}")));
                     }
                     Attempt::Permanent(error) => permanent.push(format!("sink {name}: {error}")),
                     Attempt::Delivered => {}

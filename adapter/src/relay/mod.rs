@@ -139,6 +139,7 @@ impl Relay {
             Ok(stats) => {
                 self.metrics.outbox_pending.set(i64::try_from(stats.pending).unwrap_or(i64::MAX));
                 self.metrics.outbox_dead_rows.set(i64::try_from(stats.dead).unwrap_or(i64::MAX));
+                self.metrics.outbox_held_rows.set(i64::try_from(stats.held).unwrap_or(i64::MAX));
                 let age = stats
                     .oldest_pending_created_at
                     .map_or(0.0, |t| (OffsetDateTime::now_utc() - t).as_seconds_f64().max(0.0));
@@ -159,32 +160,45 @@ impl Relay {
             event_type = %entry.record.event_type(),
             attempt = entry.attempts + 1,
         );
-        let attempt = {
-            let now = OffsetDateTime::now_utc();
-            if entry.record.not_after.is_some_and(|t| t <= now) {
-                // An activation code past its expiry is useless and must not be sent.
-                Attempt::Permanent("expired before delivery (not_after passed)".into())
-            } else {
-                tracing::Instrument::instrument(self.destinations.deliver(&entry), span.clone()).await
+        let destination = entry.record.destination.as_str();
+        let result = if entry.record.not_after.is_some_and(|t| t <= OffsetDateTime::now_utc()) {
+            // An activation code past its expiry is useless and must not be sent: it goes dead
+            // and blocks nothing.
+            DeliveryResult::Dead { error: "expired before delivery (not_after passed)".into() }
+        } else {
+            let attempt = tracing::Instrument::instrument(self.destinations.deliver(&entry), span.clone()).await;
+            if let Attempt::Unauthorized(error) = &attempt {
+                self.metrics.outbox_auth_failures.with_label_values(&[destination]).inc();
+                tracing::warn!(parent: &span, %error, "the destination refused our credentials; check clocks and secrets");
             }
+            decide(&self.settings, &entry, attempt, OffsetDateTime::now_utc())
         };
         let now = OffsetDateTime::now_utc();
-        let result = decide(&self.settings, &entry, attempt, now);
-        let destination = entry.record.destination.as_str();
         let outcome = match &result {
             DeliveryResult::Delivered => "delivered",
             DeliveryResult::Retry { .. } => "retry",
+            DeliveryResult::Held { .. } => "held",
             DeliveryResult::Dead { .. } => "dead",
         };
         self.metrics.outbox_attempts.with_label_values(&[destination, outcome]).inc();
         match &result {
             DeliveryResult::Delivered => tracing::info!(parent: &span, "delivered"),
             DeliveryResult::Retry { at, error } => {
-                tracing::info!(parent: &span, %error, retry_at = %at, "delivery failed; will retry")
+                tracing::warn!(parent: &span, %error, retry_at = %at, "delivery failed; will retry")
+            }
+            DeliveryResult::Held { error } => {
+                self.metrics.outbox_held.with_label_values(&[destination]).inc();
+                tracing::error!(
+                    parent: &span,
+                    %error,
+                    ordering_key = %entry.record.ordering_key,
+                    "delivery failed for good: held for an operator, the card's later messages wait \
+                     (outbox retry or skip)"
+                );
             }
             DeliveryResult::Dead { error } => {
                 self.metrics.outbox_dead.with_label_values(&[destination]).inc();
-                tracing::warn!(parent: &span, %error, "delivery failed for good: dead letter");
+                tracing::warn!(parent: &span, %error, "not delivered: dead");
             }
         }
         match self.store.finish_outbox(entry.record.id, &self.owner, now, &result).await {
@@ -233,7 +247,7 @@ impl InFlight {
 
 /// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
 /// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
-/// asked — or dead.
+/// asked — or, refused for good or out of schedule, held at the head of its card.
 pub fn decide(
     settings: &crate::config::RelaySettings,
     entry: &OutboxEntry,
@@ -242,11 +256,12 @@ pub fn decide(
 ) -> DeliveryResult {
     match attempt {
         Attempt::Delivered => DeliveryResult::Delivered,
-        Attempt::Permanent(error) => DeliveryResult::Dead { error },
+        Attempt::Permanent(error) => DeliveryResult::Held { error },
+        Attempt::Unauthorized(error) => decide(settings, entry, Attempt::Transient { error, retry_after: None }, now),
         Attempt::Transient { error, retry_after } => {
             let made = entry.attempts as usize;
             match settings.retry_schedule_ms.get(made) {
-                None => DeliveryResult::Dead {
+                None => DeliveryResult::Held {
                     error: format!("retry schedule exhausted after {} attempts; last: {error}", made + 1),
                 },
                 Some(base_ms) => {
@@ -313,6 +328,7 @@ mod tests {
                 correlation_id: None,
             },
             status: crate::outbox::OutboxStatus::Pending,
+            held_at: None,
             attempts,
             next_attempt_at: now,
             lease_owner: None,
@@ -327,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn transient_failures_follow_the_schedule_then_die() {
+    fn transient_failures_follow_the_schedule_then_are_held() {
         let now = OffsetDateTime::now_utc();
         let s = settings();
         assert_eq!(
@@ -338,11 +354,23 @@ mod tests {
             decide(&s, &entry(1), transient(None), now),
             DeliveryResult::Retry { at: now + Duration::from_secs(10), error: "HTTP 503".into() }
         );
-        assert!(matches!(decide(&s, &entry(2), transient(None), now), DeliveryResult::Dead { .. }));
+        assert!(matches!(decide(&s, &entry(2), transient(None), now), DeliveryResult::Held { .. }));
         assert!(matches!(
             decide(&s, &entry(0), Attempt::Permanent("HTTP 404".into()), now),
-            DeliveryResult::Dead { .. }
+            DeliveryResult::Held { .. }
         ));
+    }
+
+    #[test]
+    fn an_authentication_refusal_is_retried_on_the_schedule() {
+        let now = OffsetDateTime::now_utc();
+        let s = settings();
+        let refused = || Attempt::Unauthorized("HTTP 401 STALE_TIMESTAMP".into());
+        assert_eq!(
+            decide(&s, &entry(0), refused(), now),
+            DeliveryResult::Retry { at: now + Duration::from_secs(1), error: "HTTP 401 STALE_TIMESTAMP".into() }
+        );
+        assert!(matches!(decide(&s, &entry(2), refused(), now), DeliveryResult::Held { .. }));
     }
 
     #[test]

@@ -206,6 +206,8 @@ pub struct OutboxEntry {
     pub seq: i64,
     pub record: OutboxRecord,
     pub status: OutboxStatus,
+    /// Since when the row is held for an operator ([`OutboxStatus::Held`]).
+    pub held_at: Option<OffsetDateTime>,
     /// Delivery attempts made so far.
     pub attempts: u32,
     pub next_attempt_at: OffsetDateTime,
@@ -225,7 +227,15 @@ pub enum DeliveryResult {
         at: OffsetDateTime,
         error: String,
     },
-    /// Permanent failure, schedule exhausted, expired or skipped.
+    /// Permanent failure or schedule exhausted: the row stays its card's head, so the card's
+    /// later messages wait, and is not attempted again until an operator retries it (or skips
+    /// it, which makes it dead). Never skipping a failed head is what keeps a card's events in
+    /// order.
+    Held {
+        error: String,
+    },
+    /// Can never be delivered and need not be: past its `not_after` (an expired activation
+    /// code). Blocks nothing.
     Dead {
         error: String,
     },
@@ -251,7 +261,10 @@ pub enum ReplaySelector {
 /// Outbox gauges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxStats {
+    /// Not delivered yet, held rows included.
     pub pending: u64,
+    /// Held for an operator, each blocking its card.
+    pub held: u64,
     pub dead: u64,
     pub oldest_pending_created_at: Option<OffsetDateTime>,
 }

@@ -41,17 +41,17 @@ pub trait OutboxStore: Send + Sync {
     /// Newest first.
     async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Vec<OutboxEntry>>;
     async fn find_outbox(&self, id: uuid::Uuid) -> StoreResult<Option<OutboxEntry>>;
-    /// A pending or dead row becomes due now (a dead one starts a fresh schedule).
+    /// A pending, held or dead row becomes due now (a held or dead one starts a fresh schedule).
     async fn retry_outbox(&self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool>;
-    /// Dead rows (and delivered ones when `include_delivered`) matching `selector` become
-    /// pending again with a fresh schedule. Returns how many.
+    /// Held and dead rows (and delivered ones when `include_delivered`) matching `selector`
+    /// become pending again with a fresh schedule. Returns how many.
     async fn replay_outbox(
         &self,
         selector: &ReplaySelector,
         include_delivered: bool,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
-    /// A pending row becomes dead without delivery (unblocks its ordering key).
+    /// A pending or held row becomes dead without delivery (unblocks its ordering key).
     async fn skip_outbox(&self, id: uuid::Uuid, reason: &str) -> StoreResult<bool>;
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 }
@@ -130,8 +130,8 @@ macro_rules! replay {
     ($selector:literal) => {
         concat!(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL, \
-              delivered_at = NULL, lease_owner = NULL, lease_until = NULL \
-             WHERE (status = 'dead' OR ($2 AND status = 'delivered')) AND ",
+              delivered_at = NULL, held_at = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE (status = 'dead' OR held_at IS NOT NULL OR ($2 AND status = 'delivered')) AND ",
             $selector
         )
     };
@@ -198,21 +198,22 @@ impl OutboxStore for SqlStore {
         now: OffsetDateTime,
         result: &DeliveryResult,
     ) -> StoreResult<bool> {
-        let (status, next, error, delivered_at) = rows::result_columns(result, now);
+        let columns = rows::result_columns(result, now);
         let writer = self.write_relaxed().await;
         let updated = dispatch!(writer.pool, |pool| {
             sqlx::query(
                 "UPDATE outbox SET status = $3, attempts = attempts + 1, \
                   next_attempt_at = COALESCE($4, next_attempt_at), last_error = $5, delivered_at = $6, \
-                  lease_owner = NULL, lease_until = NULL \
+                  held_at = $7, lease_owner = NULL, lease_until = NULL \
                  WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
             )
             .bind(id)
             .bind(owner)
-            .bind(status.as_str())
-            .bind(next)
-            .bind(&error)
-            .bind(delivered_at)
+            .bind(columns.status)
+            .bind(columns.next_attempt_at)
+            .bind(&columns.last_error)
+            .bind(columns.delivered_at)
+            .bind(columns.held_at)
             .execute(pool)
             .await?
             .rows_affected()
@@ -227,11 +228,18 @@ impl OutboxStore for SqlStore {
                 "SELECT ",
                 outbox_entry_columns!(),
                 " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) \
+                  AND (CAST($4 AS TEXT) IS NULL OR (held_at IS NOT NULL) = ($4 = 'held')) \
                   AND (CAST($2 AS TEXT) IS NULL OR ordering_key = $2) ORDER BY seq DESC LIMIT $3"
             ))
-            .bind(filter.status.map(OutboxStatus::as_str))
+            // A held row is stored pending: `held` and `pending` differ by `held_at`.
+            .bind(filter.status.map(|s| if s == OutboxStatus::Held { OutboxStatus::Pending } else { s }.as_str()))
             .bind(&filter.ordering_key)
             .bind(i64::from(filter.limit))
+            .bind(match filter.status {
+                Some(OutboxStatus::Held) => Some("held"),
+                Some(OutboxStatus::Pending) => Some("pending"),
+                _ => None,
+            })
             .fetch_all(pool)
             .await?
         });
@@ -258,8 +266,9 @@ impl OutboxStore for SqlStore {
         let writer = self.write().await;
         let updated = dispatch!(writer.pool, |pool| {
             sqlx::query(
-                "UPDATE outbox SET attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END, \
-                  status = 'pending', next_attempt_at = $2 \
+                "UPDATE outbox SET \
+                  attempts = CASE WHEN status = 'dead' OR held_at IS NOT NULL THEN 0 ELSE attempts END, \
+                  status = 'pending', next_attempt_at = $2, held_at = NULL \
                  WHERE id = $1 AND status IN ('pending', 'dead')",
             )
             .bind(id)
@@ -307,7 +316,8 @@ impl OutboxStore for SqlStore {
         let writer = self.write().await;
         let updated = dispatch!(writer.pool, |pool| {
             sqlx::query(
-                "UPDATE outbox SET status = 'dead', last_error = $2, lease_owner = NULL, lease_until = NULL \
+                "UPDATE outbox SET status = 'dead', last_error = $2, held_at = NULL, \
+                  lease_owner = NULL, lease_until = NULL \
                  WHERE id = $1 AND status = 'pending'",
             )
             .bind(id)
@@ -322,7 +332,7 @@ impl OutboxStore for SqlStore {
 
     #[tracing::instrument(skip_all)]
     async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
-        let (pending, dead, oldest): (i64, i64, Option<OffsetDateTime>) = dispatch!(self.read(), |pool| {
+        let (pending, held, dead, oldest): (i64, i64, i64, Option<OffsetDateTime>) = dispatch!(self.read(), |pool| {
             let count = |status: &'static str| {
                 sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE status = $1")
                     .bind(status)
@@ -331,10 +341,15 @@ impl OutboxStore for SqlStore {
             let oldest =
                 sqlx::query_scalar("SELECT created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 1")
                     .fetch_optional(pool);
-            (count("pending").await?, count("dead").await?, oldest.await?)
+            let held = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND held_at IS NOT NULL",
+            )
+            .fetch_one(pool);
+            (count("pending").await?, held.await?, count("dead").await?, oldest.await?)
         });
         Ok(OutboxStats {
             pending: pending.max(0).unsigned_abs(),
+            held: held.max(0).unsigned_abs(),
             dead: dead.max(0).unsigned_abs(),
             oldest_pending_created_at: oldest,
         })

@@ -25,7 +25,7 @@ use super::rows::outbox_entry_columns;
 pub(super) const CLAIM_OLDEST: &str = concat!(
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
        SELECT o.seq FROM outbox o \
-       WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 \
+       WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 AND o.held_at IS NULL \
          AND (o.lease_until IS NULL OR o.lease_until < $3) \
          AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
                                 WHERE w.status = 'pending' AND w.destination = $5 \
@@ -51,7 +51,7 @@ pub(super) const CLAIM_HEADS: &str = concat!(
            WHERE status = 'pending' AND destination = $5 AND ordering_key > h.ordering_key \
            ORDER BY ordering_key, seq LIMIT 1) n) \
        SELECT o.seq FROM heads h JOIN outbox o ON o.seq = h.seq \
-       WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+       WHERE o.status = 'pending' AND o.next_attempt_at <= $3 AND o.held_at IS NULL \
          AND (o.lease_until IS NULL OR o.lease_until < $3) \
        ORDER BY o.seq LIMIT $4 FOR UPDATE OF o SKIP LOCKED)) \
      RETURNING ",

@@ -137,7 +137,7 @@ macro_rules! outbox_columns {
 macro_rules! outbox_entry_columns {
     () => {
         "seq, id, destination, ordering_key, event_type, payload, created_at, not_after, correlation_id, \
-         status, attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
+         status, held_at, attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
     };
 }
 macro_rules! api_key_columns {
@@ -264,6 +264,7 @@ pub(super) struct OutboxEntryRow {
     #[sqlx(flatten)]
     record: OutboxRow,
     status: String,
+    held_at: Option<OffsetDateTime>,
     attempts: i32,
     next_attempt_at: OffsetDateTime,
     lease_owner: Option<String>,
@@ -279,8 +280,13 @@ impl TryFrom<OutboxEntryRow> for OutboxEntry {
         Ok(OutboxEntry {
             seq: row.seq,
             record: row.record.try_into()?,
-            status: OutboxStatus::parse(&row.status)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown outbox status {:?}", row.status)))?,
+            status: match (OutboxStatus::parse(&row.status), row.held_at) {
+                // A held row is stored pending: it stays its card's head (see `DeliveryResult::Held`).
+                (Some(OutboxStatus::Pending), Some(_)) => OutboxStatus::Held,
+                (Some(status), _) => status,
+                (None, _) => return Err(StoreError::Corrupt(format!("unknown outbox status {:?}", row.status))),
+            },
+            held_at: row.held_at,
             attempts: count_u32(row.attempts.into(), "attempts")?,
             next_attempt_at: row.next_attempt_at,
             lease_owner: row.lease_owner,
@@ -291,16 +297,24 @@ impl TryFrom<OutboxEntryRow> for OutboxEntry {
     }
 }
 
-/// The status, next attempt, error and delivery time a [`DeliveryResult`] writes.
-pub(super) fn result_columns(
-    result: &DeliveryResult,
-    now: OffsetDateTime,
-) -> (OutboxStatus, Option<Ts>, Option<String>, Option<Ts>) {
-    match result {
-        DeliveryResult::Delivered => (OutboxStatus::Delivered, None, None, Some(Ts(now))),
-        DeliveryResult::Retry { at, error } => (OutboxStatus::Pending, Some(Ts(*at)), Some(error.clone()), None),
-        DeliveryResult::Dead { error } => (OutboxStatus::Dead, None, Some(error.clone()), None),
-    }
+/// The columns a [`DeliveryResult`] writes.
+pub(super) struct ResultColumns {
+    /// As stored: a held row stays `pending`.
+    pub status: &'static str,
+    pub next_attempt_at: Option<Ts>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Ts>,
+    pub held_at: Option<Ts>,
+}
+
+pub(super) fn result_columns(result: &DeliveryResult, now: OffsetDateTime) -> ResultColumns {
+    let (status, next_attempt_at, last_error, delivered_at, held_at) = match result {
+        DeliveryResult::Delivered => (OutboxStatus::Delivered, None, None, Some(Ts(now)), None),
+        DeliveryResult::Retry { at, error } => (OutboxStatus::Pending, Some(Ts(*at)), Some(error.clone()), None, None),
+        DeliveryResult::Held { error } => (OutboxStatus::Pending, None, Some(error.clone()), None, Some(Ts(now))),
+        DeliveryResult::Dead { error } => (OutboxStatus::Dead, None, Some(error.clone()), None, None),
+    };
+    ResultColumns { status: status.as_str(), next_attempt_at, last_error, delivered_at, held_at }
 }
 
 /// Converts fallible rows into records.

@@ -53,7 +53,7 @@ pub(super) struct SqliteEngine {
 pub(super) const CLAIM_OLDEST: &str = concat!(
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq IN ( \
        SELECT o.seq FROM outbox o \
-       WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 \
+       WHERE o.status = 'pending' AND o.destination = $5 AND o.next_attempt_at <= $3 AND o.held_at IS NULL \
          AND (o.lease_until IS NULL OR o.lease_until < $3) \
          AND o.seq <= COALESCE((SELECT w.seq FROM outbox w \
                                 WHERE w.status = 'pending' AND w.destination = $5 \
@@ -79,7 +79,7 @@ pub(super) const CLAIM_HEADS: &str = concat!(
        SELECT o.seq FROM keys JOIN outbox o ON o.seq = ( \
          SELECT MIN(h.seq) FROM outbox h \
          WHERE h.status = 'pending' AND h.destination = $5 AND h.ordering_key = keys.k) \
-       WHERE o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until < $3) \
+       WHERE o.next_attempt_at <= $3 AND o.held_at IS NULL AND (o.lease_until IS NULL OR o.lease_until < $3) \
        ORDER BY o.seq LIMIT $4) \
      RETURNING ",
     outbox_entry_columns!()

@@ -333,7 +333,7 @@ pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
 }
 
 #[tokio::test]
-async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay() {
+async fn outages_and_refused_credentials_are_retried_on_schedule_and_a_failed_head_holds_its_card() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     for db in test_databases().await {
@@ -357,18 +357,21 @@ async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay
                 ));
             }
         }
-        batch.push(event("perm-0", "card-perm", "card.closed", json!({})));
+        batch.push(event("perm-0", "card-perm", "card.status_changed", json!({"status": "BLOCKED", "reason": "0"})));
+        batch.push(event("perm-1", "card-perm", "card.closed", json!({})));
         expect_json(app.request(EVENTS).json(&Value::Array(batch)).send().await, 202).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        // ...then 503s, then answers slower than the relay's timeout, then normal service;
-        // card-perm is refused for good (404).
+        // ...then a refusal of our credentials (a clock skew, say), 503s, answers slower than
+        // the relay's timeout, then normal service; card-perm's first event is refused for good
+        // (404).
         let calls = Arc::new(AtomicUsize::new(0));
         tmp.behave(move |r| {
             if r.path.contains("card-perm") {
                 return Reply::Status(404);
             }
             match calls.fetch_add(1, Ordering::SeqCst) {
-                0..4 => Reply::Status(503),
+                0 => Reply::Status(401),
+                1..4 => Reply::Status(503),
                 4..6 => Reply::Delay(Duration::from_millis(800)),
                 _ => Reply::Status(200),
             }
@@ -405,29 +408,59 @@ async fn outages_are_retried_on_schedule_and_dead_letters_are_redriven_by_replay
         unique.dedup();
         assert_eq!(unique.len(), webhook_ids.len(), "a new webhook-id per attempt");
 
-        // The permanent error went to the dead letters, with its error, at once.
-        let dead = app
+        // The refused credentials were retried like an outage, and counted.
+        assert!(received.iter().any(|r| r.answered == 401), "{}", db.backend);
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("tmp_adapter_outbox_auth_failures_total{destination=\"tmp_api\"} 1"), "{metrics}");
+
+        // The permanent error held card-perm's head, with its error, at once; the card's next
+        // event waits behind it instead of overtaking it.
+        let list = |status| {
+            let filter = tmp_adapter::store::OutboxFilter { status: Some(status), ordering_key: None, limit: 10 };
+            let store = app.store.clone();
+            async move { store.list_outbox(&filter).await }
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let held = loop {
+            let held = list(OutboxStatus::Held).await.unwrap();
+            if !held.is_empty() || tokio::time::Instant::now() > deadline {
+                break held;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(held.len(), 1, "{}", db.backend);
+        assert_eq!(held[0].record.ordering_key, "card-perm");
+        assert!(held[0].last_error.as_deref().unwrap().starts_with("HTTP 404"));
+        assert!(list(OutboxStatus::Dead).await.unwrap().is_empty(), "{}", db.backend);
+        let waiting = app
             .store
             .list_outbox(&tmp_adapter::store::OutboxFilter {
-                status: Some(OutboxStatus::Dead),
-                ordering_key: None,
+                status: Some(OutboxStatus::Pending),
+                ordering_key: Some("card-perm".into()),
                 limit: 10,
             })
             .await
             .unwrap();
-        assert_eq!(dead.len(), 1, "{}", db.backend);
-        assert_eq!(dead[0].record.ordering_key, "card-perm");
-        assert!(dead[0].last_error.as_deref().unwrap().starts_with("HTTP 404"));
+        assert_eq!(waiting.len(), 1, "{}: perm-1 waits", db.backend);
+        assert_eq!(waiting[0].attempts, 0, "{}: perm-1 was never tried", db.backend);
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("tmp_adapter_outbox_held_total{destination=\"tmp_api\"} 1"), "{metrics}");
         let env = [("TMP_ADAPTER__DATABASE__URL", db.url.clone())];
-        let listed = run_cli(&["outbox", "list", "--status", "dead"], &env);
-        assert!(String::from_utf8_lossy(&listed.stdout).contains("last_error=HTTP 404"), "{listed:?}");
+        let listed = run_cli(&["outbox", "list", "--status", "held"], &env);
+        let listed_out = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed_out.contains("last_error=HTTP 404") && listed_out.contains("held"), "{listed:?}");
+        assert_eq!(listed_out.lines().count(), 1, "{listed_out}");
 
-        // Fixed at the receiver; the operator re-drives the dead letter.
+        // Fixed at the receiver; the operator retries the held row and the card resumes in order.
         tmp.behave(|_| Reply::Status(200));
-        let replayed = run_cli(&["outbox", "replay", "--card", "card-perm"], &env);
-        assert!(replayed.status.success(), "{replayed:?}");
-        assert!(String::from_utf8_lossy(&replayed.stdout).contains("1 row(s)"));
-        tmp.wait_for(WAIT, |r| r.iter().any(|r| r.answered == 200 && r.path.contains("card-perm"))).await;
+        let retried = run_cli(&["outbox", "retry", &held[0].record.id.to_string()], &env);
+        assert!(retried.status.success(), "{retried:?}");
+        tmp.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200 && r.path.contains("card-perm")).count() >= 2)
+            .await;
+        let perm: Vec<_> =
+            tmp.received().into_iter().filter(|r| r.answered == 200 && r.path.contains("card-perm")).collect();
+        assert!(perm[0].path.ends_with("/status"), "{}: the held event first, {:?}", db.backend, perm[0].path);
+        assert!(list(OutboxStatus::Held).await.unwrap().is_empty(), "{}", db.backend);
         app.stop().await;
     }
 }

@@ -58,8 +58,8 @@ async fn fail_heads(app: &TestApp, error: &str) {
         let lease = now + time::Duration::minutes(1);
         let claimed = app.store.claim_outbox("test-relay", destination, now, lease, 100).await.unwrap();
         for entry in claimed {
-            let dead = DeliveryResult::Dead { error: error.to_owned() };
-            assert!(app.store.finish_outbox(entry.record.id, "test-relay", now, &dead).await.unwrap());
+            let held = DeliveryResult::Held { error: error.to_owned() };
+            assert!(app.store.finish_outbox(entry.record.id, "test-relay", now, &held).await.unwrap());
         }
     }
 }
@@ -132,7 +132,7 @@ async fn ops_api_needs_a_valid_token_and_serves_nothing_of_the_issuer_api() {
 }
 
 #[tokio::test]
-async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli() {
+async fn ops_api_lists_held_rows_and_retries_skips_and_replays_like_the_cli() {
     for db in test_databases().await {
         let (app, ops) = spawn(&db).await;
         let started = OffsetDateTime::now_utc() - time::Duration::seconds(1);
@@ -143,7 +143,7 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
             event("c3-0", "c3", "card.closed", json!({})),
         ]);
         expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
-        // The head of every card fails for good: three dead letters; c1-1 waits behind c1-0.
+        // The head of every card fails for good: three held rows; c1-1 waits behind c1-0.
         fail_heads(&app, "HTTP 404 NOT_FOUND").await;
         let (c1_0, c1_1) = {
             let rows = rows_of(&app, "c1").await;
@@ -151,12 +151,16 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
         };
         let c2_0 = rows_of(&app, "c2").await[0].record.id;
 
-        // Dead letters, with their last error.
-        let dead = expect_json(get(&app, format!("{ops}/ops/v1/outbox?status=dead"), Some(TOKEN)).await, 200).await;
-        let items = dead["items"].as_array().unwrap();
-        assert_eq!(items.len(), 3, "{}: {dead}", db.backend);
+        // Held rows, with their last error; the one waiting behind is merely pending.
+        let held = expect_json(get(&app, format!("{ops}/ops/v1/outbox?status=held"), Some(TOKEN)).await, 200).await;
+        let items = held["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{}: {held}", db.backend);
+        let pending =
+            expect_json(get(&app, format!("{ops}/ops/v1/outbox?status=pending"), Some(TOKEN)).await, 200).await;
+        assert_eq!(pending["items"].as_array().unwrap().len(), 1, "{}: {pending}", db.backend);
+        assert_eq!(pending["items"][0]["id"], c1_1.to_string());
         for item in items {
-            assert_eq!(item["status"], "dead");
+            assert_eq!(item["status"], "held");
             assert_eq!(item["lastError"], "HTTP 404 NOT_FOUND");
             assert_eq!(item["attempts"], 1);
         }
@@ -171,7 +175,7 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
         assert_eq!(shown["attempts"], 1);
         assert!(shown["seq"].is_i64() && shown["payload"].is_object(), "{shown}");
 
-        // Retry by id: the dead row is due again with a fresh schedule.
+        // Retry by id: the held row is due again with a fresh schedule.
         let retried = expect_json(post(&app, format!("{ops}/ops/v1/outbox/{c1_0}/retry"), None).await, 200).await;
         assert_eq!(retried["status"], "pending");
         let row = app.store.find_outbox(c1_0).await.unwrap().unwrap();
@@ -184,7 +188,10 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
         let row = app.store.find_outbox(c1_1).await.unwrap().unwrap();
         assert_eq!(row.status, OutboxStatus::Dead, "{}", db.backend);
         assert_eq!(row.last_error.as_deref(), Some("skipped by an operator: card migrated by hand"));
-        expect_error(post(&app, format!("{ops}/ops/v1/outbox/{c2_0}/skip"), None).await, 409, "CONFLICT").await;
+        expect_error(post(&app, format!("{ops}/ops/v1/outbox/{c1_1}/skip"), None).await, 409, "CONFLICT").await;
+        // A held row is skipped the same way.
+        let skipped = expect_json(post(&app, format!("{ops}/ops/v1/outbox/{c2_0}/skip"), None).await, 200).await;
+        assert_eq!(skipped["status"], "dead", "{}", db.backend);
 
         // Replay by id.
         let replayed =
@@ -197,7 +204,7 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
                 .await;
         assert_eq!(replayed["replayed"], 1, "{}", db.backend);
         assert_eq!(rows_of(&app, "c2").await[0].status, OutboxStatus::Pending);
-        // By time range: only c3's row is still dead in it; an empty range replays nothing.
+        // By time range: only c3's row is still held in it; an empty range replays nothing.
         let now = OffsetDateTime::now_utc() + time::Duration::seconds(1);
         let range = |since: OffsetDateTime, until: OffsetDateTime| {
             json!({"since": since.format(&Rfc3339).unwrap(), "until": until.format(&Rfc3339).unwrap(),
@@ -208,13 +215,16 @@ async fn ops_api_lists_dead_letters_and_retries_skips_and_replays_like_the_cli()
             expect_json(post(&app, format!("{ops}/ops/v1/outbox/replay"), Some(range(before, started))).await, 200)
                 .await;
         assert_eq!(empty["replayed"], 0);
-        assert_eq!(rows_of(&app, "c3").await[0].status, OutboxStatus::Dead);
+        assert_eq!(rows_of(&app, "c3").await[0].status, OutboxStatus::Held);
         let replayed =
             expect_json(post(&app, format!("{ops}/ops/v1/outbox/replay"), Some(range(started, now))).await, 200).await;
         assert_eq!(replayed["replayed"], 1, "{}", db.backend);
         assert_eq!(rows_of(&app, "c3").await[0].status, OutboxStatus::Pending);
-        let dead = expect_json(get(&app, format!("{ops}/ops/v1/outbox?status=dead"), Some(TOKEN)).await, 200).await;
-        assert_eq!(dead["items"], json!([]), "{}", db.backend);
+        for status in ["held", "dead"] {
+            let listed =
+                expect_json(get(&app, format!("{ops}/ops/v1/outbox?status={status}"), Some(TOKEN)).await, 200).await;
+            assert_eq!(listed["items"], json!([]), "{}: {status}", db.backend);
+        }
 
         // Malformed replays: the contract's errors.
         for body in [json!({}), json!({"id": c1_0, "cardId": "c1"}), json!({"since": "2026-01-01T00:00:00Z"})] {

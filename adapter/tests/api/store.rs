@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use tmp_adapter::outbox::{Destination, OutboxMessage};
+use tmp_adapter::outbox::{Destination, OutboxMessage, OutboxStatus};
 use tmp_adapter::store::{
     self, CardRecord, DecisionRecord, DynStore, IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord,
     StoreError, TokenEventRecord,
@@ -733,6 +733,67 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
         assert_eq!(claim(2).await, Vec::<Uuid>::new(), "{b}: both heads are leased");
         assert!(store.finish_outbox(rows[0].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
         assert_eq!(claim(2).await, vec![rows[1].id], "{b}: card-1's next row, and only that");
+    }
+}
+
+#[tokio::test]
+async fn a_held_head_blocks_its_card_until_an_operator_retries_replays_or_skips_it() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let queue = [("card-1", Destination::TmpApi), ("card-1", Destination::TmpApi), ("card-2", Destination::TmpApi)];
+        let rows = queue_due_outbox(&store, &queue).await;
+        let now = OffsetDateTime::now_utc();
+        let lease = now + Duration::minutes(1);
+        let claim = || {
+            let store = store.clone();
+            async move {
+                let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, 10).await.unwrap();
+                claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
+            }
+        };
+        let held = store::DeliveryResult::Held { error: "HTTP 404 NOT_FOUND".into() };
+        let status = |id: Uuid| {
+            let store = store.clone();
+            async move { store.find_outbox(id).await.unwrap().unwrap() }
+        };
+
+        assert_eq!(claim().await, vec![rows[0].id, rows[2].id], "{b}");
+        assert!(store.finish_outbox(rows[0].id, "relay", now, &held).await.unwrap());
+        assert!(store.finish_outbox(rows[2].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
+        let row = status(rows[0].id).await;
+        assert_eq!((row.status, row.attempts), (OutboxStatus::Held, 1), "{b}");
+        assert!(row.held_at.is_some() && row.last_error.as_deref() == Some("HTTP 404 NOT_FOUND"), "{b}");
+        let stats = store.outbox_stats().await.unwrap();
+        assert_eq!((stats.pending, stats.held, stats.dead), (2, 1, 0), "{b}: a held row is still undelivered");
+        // Neither the held head nor the row behind it is claimed, however long one waits.
+        let later = now + Duration::days(1);
+        let claimed = store.claim_outbox("relay", Destination::TmpApi, later, later + Duration::minutes(1), 10);
+        assert!(claimed.await.unwrap().is_empty(), "{b}: card-1 is held");
+        // Nor does a relay's late result touch it.
+        assert!(!store.finish_outbox(rows[0].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
+
+        // Retry: due now, fresh schedule, head again.
+        assert!(store.retry_outbox(rows[0].id, now).await.unwrap(), "{b}");
+        let row = status(rows[0].id).await;
+        assert_eq!((row.status, row.attempts, row.held_at), (OutboxStatus::Pending, 0, None), "{b}");
+        assert_eq!(claim().await, vec![rows[0].id], "{b}");
+        // Held again; replay by card frees it the same way.
+        assert!(store.finish_outbox(rows[0].id, "relay", now, &held).await.unwrap());
+        let card_1 = store::ReplaySelector::OrderingKey("card-1".into());
+        assert_eq!(
+            store.replay_outbox(&card_1, false, now).await.unwrap(),
+            1,
+            "{b}: the held row, not the one waiting behind it"
+        );
+        assert_eq!(claim().await, vec![rows[0].id], "{b}");
+        // Held again; skipping it lets the card's next row go.
+        assert!(store.finish_outbox(rows[0].id, "relay", now, &held).await.unwrap());
+        assert!(store.skip_outbox(rows[0].id, "skipped by an operator").await.unwrap(), "{b}");
+        let row = status(rows[0].id).await;
+        assert_eq!((row.status, row.held_at), (OutboxStatus::Dead, None), "{b}");
+        assert_eq!(claim().await, vec![rows[1].id], "{b}: card-1's next row");
+        let stats = store.outbox_stats().await.unwrap();
+        assert_eq!((stats.pending, stats.held, stats.dead), (1, 0, 1), "{b}");
     }
 }
 

@@ -162,7 +162,7 @@ async fn card_status(
     idempotent(&mock, &req, &key, &body, |state| {
         // In approach `external` cards live at the processor: TMP takes the lifecycle fact for
         // a card it has never tokenized (nothing to change, 200 with 0 tokens) and remembers
-        // it, rather than a 404 that would dead-letter every event of an untokenized card.
+        // it, rather than a 404 that would hold every event of an untokenized card.
         state.card_mut_or_create(&card_id);
         let (affected, effects) = state.set_card_status(&card_id, update.status, update.reason.as_deref())?;
         let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };

@@ -1,5 +1,5 @@
-//! Outbox administration on the ops API, mirroring `tmp-adapter outbox …`: list (dead letters
-//! with their last error), show, retry, skip, replay by id, card or time range. Scope
+//! Outbox administration on the ops API, mirroring `tmp-adapter outbox …`: list (held and
+//! dead rows with their last error), show, retry, skip, replay by id, card or time range. Scope
 //! `outbox:admin`; every write is audited.
 
 use actix_web::web::{self, Data};
@@ -28,7 +28,8 @@ const MAX_LIMIT: u32 = 1000;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only rows in this state (`dead`: the dead letters, with their last error).
+    /// Only rows in this state (`held`: failed for good, each blocking its card until retried or
+    /// skipped; `dead`: given up on).
     pub status: Option<OutboxStatus>,
     /// Only this card's (ordering key's) rows.
     pub card_id: Option<String>,
@@ -108,7 +109,8 @@ pub struct ReplayAck {
 
 // ---- handlers ----
 
-/// Lists outbox rows, newest first; `status=dead` lists the dead letters with their last error.
+/// Lists outbox rows, newest first; `status=held` lists the rows failed for good, each with its
+/// last error and blocking its card.
 #[utoipa::path(
     get,
     path = "/ops/v1/outbox",
@@ -154,7 +156,8 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(detail(&entry)))
 }
 
-/// Makes a pending (backing-off) or dead row due now; a dead one starts a fresh schedule.
+/// Makes a pending (backing-off), held or dead row due now; a held or dead one starts a fresh
+/// schedule.
 #[utoipa::path(
     post,
     path = "/ops/v1/outbox/{id}/retry",
@@ -184,7 +187,7 @@ pub async fn retry(
     .await
 }
 
-/// Gives up on a pending row: it goes dead and its card's next rows proceed.
+/// Gives up on a pending or held row: it goes dead and its card's next rows proceed.
 #[utoipa::path(
     post,
     path = "/ops/v1/outbox/{id}/skip",
@@ -214,7 +217,7 @@ pub async fn skip(
     .await
 }
 
-/// Re-drives dead rows (and delivered ones with `includeDelivered`) by id, by card, or created
+/// Re-drives held and dead rows (and delivered ones with `includeDelivered`) by id, by card, or created
 /// in a time range.
 #[utoipa::path(
     post,

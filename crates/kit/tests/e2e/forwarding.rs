@@ -177,7 +177,11 @@ impl Forwarding {
             let filter = OutboxFilter { status: None, ordering_key: Some(card_id.to_owned()), limit: 1000 };
             let rows = store.list_outbox(&filter).await.expect("outbox");
             let row = rows.into_iter().find(|r| r.record.message.to_json()["event"]["id"] == id)?;
-            assert_ne!(row.status, OutboxStatus::Dead, "{kind} went dead: {:?}", row.last_error);
+            assert!(
+                !matches!(row.status, OutboxStatus::Dead | OutboxStatus::Held),
+                "{kind} failed: {:?}",
+                row.last_error
+            );
             (row.status == OutboxStatus::Delivered).then_some(row)
         })
         .await;
@@ -267,13 +271,23 @@ impl Forwarding {
     /// Waits until nothing is left in the adapter's outbox, and asserts nothing went dead.
     async fn drained(&self) {
         let store = &self.kit.store;
+        let failed = || async {
+            let mut failed = Vec::new();
+            for status in [OutboxStatus::Held, OutboxStatus::Dead] {
+                let filter = OutboxFilter { status: Some(status), ordering_key: None, limit: 100 };
+                failed.extend(store.list_outbox(&filter).await.expect("outbox").into_iter().map(|r| r.last_error));
+            }
+            failed
+        };
         eventually("the adapter's outbox to drain", || async {
+            // A held row never drains: say why at once rather than at the deadline.
+            let failed = failed().await;
+            assert!(failed.is_empty(), "failed rows: {failed:?}");
             store.pending_outbox(1).await.expect("outbox").is_empty().then_some(())
         })
         .await;
-        let dead = OutboxFilter { status: Some(OutboxStatus::Dead), ordering_key: None, limit: 100 };
-        let dead = store.list_outbox(&dead).await.expect("outbox");
-        assert!(dead.is_empty(), "dead letters: {:?}", dead.iter().map(|r| &r.last_error).collect::<Vec<_>>());
+        let failed = failed().await;
+        assert!(failed.is_empty(), "failed rows: {failed:?}");
     }
 
     async fn tokenize(&self, body: Value) -> String {

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tmp_protocol::enums::IssuerCardStatus;
-use tmp_protocol::fields::{FreeText, Id};
+use tmp_protocol::fields::{FreeText, Id, Phone};
 use tmp_protocol::sensitive::{Expiry, Pan};
 
 use crate::config::Settings;
@@ -214,8 +214,10 @@ fn check(card: CardLine, card_ids: &mut HashSet<String>) -> Result<CardLine, Str
     if !card_ids.insert(card.card_id.clone()) {
         return Err(format!("card id `{}` appears on an earlier line", card.card_id));
     }
-    for (field, value) in [("phone", &card.phone), ("email", &card.email), ("productCategory", &card.product_category)]
-    {
+    if let Some(phone) = &card.phone {
+        Phone::parse(phone.as_str()).map_err(|e| format!("`phone` {e}"))?;
+    }
+    for (field, value) in [("email", &card.email), ("productCategory", &card.product_category)] {
         if let Some(value) = value {
             FreeText::parse(value.as_str()).map_err(|e| format!("`{field}` {e}"))?;
         }

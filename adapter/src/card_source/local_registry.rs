@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
-use tmp_protocol::fields::FreeText;
+use tmp_protocol::fields::{FreeText, Phone};
 use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::{Cvc, Expiry, Pan};
 
@@ -33,10 +33,9 @@ pub fn facts_from_record(record: CardRecord) -> Result<CardFacts, CardSourceErro
     let corrupt = |what: &str| CardSourceError::Unavailable(anyhow!("card {} has a corrupt {what}", record.card_id));
     let expiry = expiry_from_yymm(&record.expiry_yymm).ok_or_else(|| corrupt("expiry"))?;
     // Checked on the way in; a stored value that no longer passes is corrupt, not disclosed.
-    let text = |value: Option<String>, what: &str| value.map(FreeText::parse).transpose().map_err(|_| corrupt(what));
     let cardholder = CardholderContact {
-        phone: text(record.cardholder_phone.clone(), "phone")?,
-        email: text(record.cardholder_email.clone(), "e-mail")?,
+        phone: record.cardholder_phone.clone().map(Phone::parse).transpose().map_err(|_| corrupt("phone"))?,
+        email: record.cardholder_email.clone().map(FreeText::parse).transpose().map_err(|_| corrupt("e-mail"))?,
     };
     Ok(CardFacts {
         card_id: record.card_id,

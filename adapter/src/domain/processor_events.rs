@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_protocol::enums::IssuerCardStatus;
-use tmp_protocol::fields::FreeText;
+use tmp_protocol::fields::{FreeText, Phone};
 use tmp_protocol::processor::{ProcessorEvent, ProcessorEventBody};
 use tmp_protocol::tmp_api::{ExpiryData, ReplacementCardData};
 use zeroize::Zeroizing;
@@ -37,9 +37,9 @@ pub fn check_batch(len: usize, max_batch: usize) -> Result<(), DomainError> {
 }
 
 /// Optional free text, when present, is not empty.
-fn not_empty(field: &str, value: Option<&FreeText>) -> Result<(), DomainError> {
+fn not_empty(field: &str, value: Option<&str>) -> Result<(), DomainError> {
     match value {
-        Some(v) if v.is_empty() => Err(DomainError::invalid(field, "must not be empty")),
+        Some("") => Err(DomainError::invalid(field, "must not be empty")),
         _ => Ok(()),
     }
 }
@@ -49,26 +49,26 @@ fn not_empty(field: &str, value: Option<&FreeText>) -> Result<(), DomainError> {
 pub fn validate(event: &ProcessorEvent) -> Result<(), DomainError> {
     match &event.body {
         ProcessorEventBody::CardIssued(d) => {
-            not_empty("data.productCategory", d.product_category.as_ref())?;
+            not_empty("data.productCategory", d.product_category.as_deref())?;
             if let Some(c) = &d.cardholder {
-                not_empty("data.cardholder.phone", c.phone.as_ref())?;
-                not_empty("data.cardholder.email", c.email.as_ref())?;
+                not_empty("data.cardholder.phone", c.phone.as_deref())?;
+                not_empty("data.cardholder.email", c.email.as_deref())?;
             }
         }
-        ProcessorEventBody::CardStatusChanged(d) => not_empty("data.reason", d.reason.as_ref())?,
+        ProcessorEventBody::CardStatusChanged(d) => not_empty("data.reason", d.reason.as_deref())?,
         ProcessorEventBody::CardReplaced(d) => {
             if d.new_card_id == event.card_id {
                 return Err(DomainError::invalid("data.newCardId", "must differ from `cardId`"));
             }
         }
         ProcessorEventBody::CardRenewed(_) => {}
-        ProcessorEventBody::CardClosed(d) => not_empty("data.reason", d.reason.as_ref())?,
+        ProcessorEventBody::CardClosed(d) => not_empty("data.reason", d.reason.as_deref())?,
         ProcessorEventBody::CardholderUpdated(c) => {
             if c.phone.is_none() && c.email.is_none() {
                 return Err(DomainError::invalid("data", "must hold `phone`, `email` or both"));
             }
-            not_empty("data.phone", c.phone.as_ref())?;
-            not_empty("data.email", c.email.as_ref())?;
+            not_empty("data.phone", c.phone.as_deref())?;
+            not_empty("data.email", c.email.as_deref())?;
         }
     }
     Ok(())
@@ -114,7 +114,7 @@ pub fn to_record(
         (ProcessorEventBody::CardIssued(d), Some(CardSecret::Card(card))) => {
             let mut record = card_record(&event.card_id, card, keys, now);
             record.product_category = d.product_category.as_ref().map(FreeText::to_string);
-            record.cardholder_phone = d.cardholder.as_ref().and_then(|c| c.phone.as_ref().map(FreeText::to_string));
+            record.cardholder_phone = d.cardholder.as_ref().and_then(|c| c.phone.as_ref().map(Phone::to_string));
             record.cardholder_email = d.cardholder.as_ref().and_then(|c| c.email.as_ref().map(FreeText::to_string));
             CardChange::Register(record)
         }
@@ -127,7 +127,7 @@ pub fn to_record(
         (ProcessorEventBody::CardStatusChanged(d), None) => CardChange::Status(d.status),
         (ProcessorEventBody::CardClosed(_), None) => CardChange::Status(IssuerCardStatus::Closed),
         (ProcessorEventBody::CardholderUpdated(c), None) => CardChange::Contact {
-            phone: c.phone.as_ref().map(FreeText::to_string),
+            phone: c.phone.as_ref().map(Phone::to_string),
             email: c.email.as_ref().map(FreeText::to_string),
         },
         _ => return Err(internal("card data does not match the event type")),

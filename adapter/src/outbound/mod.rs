@@ -187,10 +187,14 @@ impl ApiClient {
     }
 }
 
-/// A path segment, percent-encoded.
+/// A path segment, percent-encoded. `.` and `..` are encoded too (`%2E`), so that no URL
+/// resolution between here and the receiver can remove a segment or climb out of the path (ids
+/// are refused when they are exactly those, so this is a second line).
 pub fn segment(s: &str) -> String {
+    let dot_segment = s == "." || s == "..";
     s.bytes()
         .map(|b| match b {
+            b'.' if dot_segment => "%2E".to_owned(),
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
@@ -205,5 +209,8 @@ mod tests {
     fn path_segments_are_percent_encoded() {
         assert_eq!(segment("card-1_A.b~"), "card-1_A.b~");
         assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("."), "%2E");
+        assert_eq!(segment("..."), "...");
     }
 }

@@ -281,6 +281,40 @@ async fn an_object_given_as_any_other_json_type_is_refused_without_effect() {
 }
 
 #[tokio::test]
+async fn card_numbers_and_dot_segments_in_ids_and_headers_are_refused_without_effect() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        let event = || crate::token_events::event_body("tok-bad", "card-active", "ACTIVE", "2026-03-01T10:00:00Z");
+        // Ids become path segments on the way to TMP: `.` and `..` would be resolved away there.
+        for (field, value) in [("tokenId", ".."), ("cardId", "."), ("eventId", ".."), ("cardId", "4111-1111-1111-1111")]
+        {
+            let mut body = event();
+            body[field] = json!(value);
+            let answer = expect_error(app.request(EVENTS).json(&body).send().await, 422, "VALIDATION_FAILED").await;
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(field) && !message.contains("4111"), "{answer}");
+        }
+        // An idempotency key is stored and logged: a card number there is refused.
+        for key in ["4111111111111111", "4111-1111-1111-1111"] {
+            let response = app.request(EVENTS).json(&event()).idempotency_key(Some(key)).send().await;
+            let answer = expect_error(response, 400, "INVALID_HEADER").await;
+            assert!(!answer.to_string().contains("4111"), "{answer}");
+        }
+        assert_nothing_changed(&app, "after card numbers in ids and headers").await;
+        // A correlation id only correlates: one holding a card number is replaced, not echoed,
+        // and the request goes through.
+        let response =
+            app.request(EVENTS).json(&event()).header("X-Correlation-Id", "corr 4111.1111.1111.1111").send().await;
+        let echoed = response.headers().get("x-correlation-id").unwrap().to_str().unwrap().to_owned();
+        assert!(!echoed.contains("4111") && !echoed.is_empty(), "{echoed}");
+        expect_json(response, 200).await;
+        let response = app.request(EVENTS).json(&event()).header("X-Correlation-Id", "corr-42").send().await;
+        assert_eq!(response.headers().get("x-correlation-id").unwrap(), "corr-42", "a plain one is kept");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_answer_the_contract_error() {
     for db in test_databases().await {
         let app = TestApp::spawn(&db).await;

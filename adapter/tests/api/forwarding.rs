@@ -67,7 +67,13 @@ async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
                 "card.renewed",
                 json!({"encryptedPayload": app.encrypt(&json!({"expiry": "11/31"}))})
             ),
-            event("e4", "card-active", "cardholder.updated", json!({"email": "new@example.com"})),
+            // An international number is a phone even where 12 of its digits pass the Luhn check.
+            event(
+                "e4",
+                "card-active",
+                "cardholder.updated",
+                json!({"email": "new@example.com", "phone": "+49 176 1234 5678"})
+            ),
             event(
                 "e5",
                 "card-active",

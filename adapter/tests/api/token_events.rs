@@ -115,6 +115,13 @@ async fn an_event_id_reused_for_another_event_is_a_conflict() {
             ("reason", "ref 4111111111111111 0000"),
             ("reason", "card 4111.1111.1111.1111"),
             ("name", "x 4111111111111111-9"),
+            // Disguised: tabs, slashes, double spaces, no-break and zero-width spaces,
+            // full-width digits.
+            ("reason", "card 4111\t1111\t1111\t1111"),
+            ("reason", "4111/1111/1111/1111"),
+            ("name", "4111  1111  1111  1111"),
+            ("reason", "4111\u{a0}1111\u{200b}1111\u{a0}1111"),
+            ("reason", "\u{ff14}\u{ff11}\u{ff11}\u{ff11}111111111111"),
         ];
         for (field, text) in leaks {
             let mut leaky = event_body("tok-c", "card-1", "ACTIVE", "2026-03-01T10:00:00Z");

@@ -123,7 +123,8 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// The request's `X-Idempotency-Key`: `None` when absent, 400 when not 1 to
-/// `MAX_IDEMPOTENCY_KEY_LEN` printable ASCII characters.
+/// `MAX_IDEMPOTENCY_KEY_LEN` printable ASCII characters or when it is a card number (it is
+/// stored and logged).
 pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
@@ -132,11 +133,16 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
-        .map(|k| Some(k.to_owned()))
         .ok_or_else(|| {
             ApiError::InvalidHeader(format!(
                 "{IDEMPOTENCY_KEY} must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
             ))
+        })
+        .and_then(|k| {
+            if tmp_protocol::sensitive::is_pan_like(k) {
+                return Err(ApiError::InvalidHeader(format!("{IDEMPOTENCY_KEY} must not be a card number")));
+            }
+            Ok(Some(k.to_owned()))
         })
 }
 

@@ -23,13 +23,17 @@ pub fn scope<F: Future>(id: String, fut: F) -> impl Future<Output = F::Output> {
     CORRELATION.scope(id, fut)
 }
 
-/// The request's correlation id if it is printable ASCII of a sane length, else a new one.
+/// The request's correlation id if it is printable ASCII of a sane length holding nothing like a
+/// card number, else a new one. It goes into every log line and answer of the request, so a PAN
+/// a caller put there would be spread everywhere; it only correlates, so a caller's id that
+/// merely looks like one (one in ten long digit runs does) loses nothing but its own value.
 pub fn from_request(req: &ServiceRequest) -> String {
     req.headers()
         .get(CORRELATION_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_CORRELATION_ID_LEN)
         .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| !tmp_protocol::sensitive::contains_pan_like(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }

@@ -3,9 +3,13 @@
 //! handler has to remember to check it.
 //!
 //! - [`Id`]: event, token, card, notification, requestor and tokenization ids — 1 to
-//!   [`MAX_ID_LEN`] printable ASCII characters without spaces, and never a card number (an id
-//!   made only of digits that passes the Luhn check is a PAN in the wrong place; ids merely
+//!   [`MAX_ID_LEN`] printable ASCII characters without spaces, never `.` or `..` (ids become
+//!   URL path segments on the way to TMP, where those two would be resolved away), and never a
+//!   card number (an id made only of digits, possibly split by dashes, dots, slashes,
+//!   underscores or colons, that passes the Luhn check is a PAN in the wrong place; ids merely
 //!   containing digit runs, as token references do, are fine).
+//! - [`Phone`]: a cardholder's phone — free text, except that a number in international form
+//!   is never taken for a card number (see [`Phone`]).
 //! - [`FreeText`]: reasons, names, contacts, categories — at most [`MAX_TEXT_LEN`] characters,
 //!   holding nothing that looks like a card number: it is stored and forwarded in clear, so a
 //!   PAN pasted into it is refused at the door.
@@ -33,6 +37,8 @@ pub enum FieldError {
     MalformedId,
     #[error("must not be a card number")]
     IdIsCardNumber,
+    #[error("must not be `.` or `..`")]
+    IdIsDotSegment,
     #[error("must be at most 256 characters")]
     TextTooLong,
     #[error("must not contain a card number")]
@@ -49,6 +55,9 @@ impl Id {
         let value = value.into();
         if value.is_empty() || value.len() > MAX_ID_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(FieldError::MalformedId);
+        }
+        if value == "." || value == ".." {
+            return Err(FieldError::IdIsDotSegment);
         }
         if is_pan_like(&value) {
             return Err(FieldError::IdIsCardNumber);
@@ -76,6 +85,41 @@ impl FreeText {
             return Err(FieldError::TextHoldsCardNumber);
         }
         Ok(FreeText(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A cardholder's phone number: [`FreeText`]'s rules, except that a number in international
+/// form — `+`, then at most 15 digits (E.164's limit) with spaces, dashes, dots or parentheses
+/// between them — is never taken for a card number. Without that exception one in four
+/// 13-digit international numbers would be refused, since some 12 of their digits pass the Luhn
+/// check; card numbers are not written with a leading `+`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Phone(String);
+
+/// Most digits of an international (E.164) phone number.
+pub const MAX_PHONE_DIGITS: usize = 15;
+
+impl Phone {
+    pub fn parse(value: impl Into<String>) -> Result<Phone, FieldError> {
+        let value = value.into();
+        if Phone::is_international(&value) {
+            return Ok(Phone(value));
+        }
+        FreeText::parse(value).map(|text| Phone(text.0))
+    }
+
+    fn is_international(value: &str) -> bool {
+        let Some(number) = value.trim().strip_prefix('+') else {
+            return false;
+        };
+        let digits = number.bytes().filter(u8::is_ascii_digit).count();
+        (1..=MAX_PHONE_DIGITS).contains(&digits)
+            && number.bytes().all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')'))
     }
 
     pub fn as_str(&self) -> &str {
@@ -146,15 +190,19 @@ macro_rules! string_newtype {
 
 string_newtype!(Id);
 string_newtype!(FreeText);
+string_newtype!(Phone);
 
 impl utoipa::PartialSchema for Id {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("1 to 128 printable ASCII characters without spaces; never a card number."))
+            .description(Some(
+                "1 to 128 printable ASCII characters without spaces; never `.` or `..`; never a card number \
+                 (12 to 19 digits passing the Luhn check, alone or split by `-`, `.`, `/`, `_` or `:`).",
+            ))
             .min_length(Some(1))
             .max_length(Some(MAX_ID_LEN))
-            .pattern(Some("^[!-~]+$"))
+            .pattern(Some("^(?!\\.{1,2}$)[!-~]+$"))
             .into()
     }
 }
@@ -173,6 +221,21 @@ impl utoipa::PartialSchema for FreeText {
 
 impl utoipa::ToSchema for FreeText {}
 
+impl utoipa::PartialSchema for Phone {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "At most 256 characters; never holding a card number, except that a number in international \
+                 form (`+` and at most 15 digits, with spaces, dashes, dots or parentheses) is always accepted.",
+            ))
+            .max_length(Some(MAX_TEXT_LEN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Phone {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +249,24 @@ mod tests {
         assert_eq!(Id::parse("a b"), Err(FieldError::MalformedId));
         assert_eq!(Id::parse("x".repeat(129)), Err(FieldError::MalformedId));
         assert!(Id::parse("x".repeat(128)).is_ok());
+        assert_eq!(Id::parse("."), Err(FieldError::IdIsDotSegment));
+        assert_eq!(Id::parse(".."), Err(FieldError::IdIsDotSegment));
+        assert!(Id::parse("...").is_ok() && Id::parse(".x").is_ok());
+        assert_eq!(Id::parse("4111-1111-1111-1111"), Err(FieldError::IdIsCardNumber));
+        assert!(Id::parse("550e8400-e29b-41d4-a716-446655440000").is_ok());
+    }
+
+    #[test]
+    fn phones() {
+        // 13 digits of which the last 12 pass the Luhn check: free text would refuse it.
+        assert!(contains_pan_like("+4917612345678"));
+        for phone in ["+4917612345678", "+49 176 1234 5678", "+48 (500) 100-200", "+1.555.010.0199"] {
+            assert_eq!(Phone::parse(phone).unwrap(), phone);
+        }
+        assert_eq!(Phone::parse("+4111111111111111"), Err(FieldError::TextHoldsCardNumber), "16 digits: not E.164");
+        assert_eq!(Phone::parse("4111 1111 1111 1111"), Err(FieldError::TextHoldsCardNumber));
+        assert_eq!(Phone::parse("+48 4111111111111111 x"), Err(FieldError::TextHoldsCardNumber));
+        assert!(Phone::parse("500 100 200").is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::enums::{
     CardStatus, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod, TokenStatus, Tsp,
     Wallet,
 };
-use crate::fields::{FreeText, Id};
+use crate::fields::{FreeText, Id, Phone};
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
 
 pub const VERIFY_CARD_PATH: &str = "/issuer-api/v1/cards/verify";
@@ -45,7 +45,7 @@ pub struct TokenRequestor {
 #[serde(rename_all = "camelCase")]
 pub struct CardholderContact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<FreeText>,
+    pub phone: Option<Phone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<FreeText>,
 }

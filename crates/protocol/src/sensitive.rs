@@ -56,38 +56,74 @@ fn all_digits(s: &str) -> bool {
 }
 
 /// Whether free text (a reason, a name, a contact) holds something that looks like a PAN: 12 to
-/// 19 consecutive digits that pass the Luhn check, anywhere inside a run of digits — single
-/// spaces, dashes or dots between digits continue the run, as people write card numbers. A PAN
-/// with more digits before or after it (`ref 4111111111111111 0000`) is found too: every window
-/// of the run is checked, not the run as a whole. Fields that must never carry card data are
-/// refused with this check, so a PAN pasted into the wrong place never reaches storage, logs or
-/// a forwarded payload. (About one in ten windows of random digits passes Luhn, so long digit
-/// runs in free text are refused as a rule: they cannot be told from card numbers.)
+/// 19 consecutive digits that pass the Luhn check, anywhere inside a run of digits. Digits are
+/// ASCII or any other script's decimal digits (full-width `４`, Arabic-Indic `٤`, …); up to
+/// [`MAX_GAP`] separators between two digits continue the run — whitespace of any kind (tabs,
+/// no-break and zero-width spaces included), dashes, dots, slashes and underscores — as people
+/// write, paste and disguise card numbers. A PAN with more digits before or after it
+/// (`ref 4111111111111111 0000`) is found too: every window of the run is checked, not the run as
+/// a whole. Fields that must never carry card data are refused with this check, so a PAN pasted
+/// into the wrong place never reaches storage, logs or a forwarded payload. (About one in ten
+/// windows of random digits passes Luhn, so long digit runs in free text are refused as a rule:
+/// they cannot be told from card numbers.)
 pub fn contains_pan_like(text: &str) -> bool {
-    let bytes = text.as_bytes();
     let mut digits: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
-    for (i, &b) in bytes.iter().chain(std::iter::once(&b'\0')).enumerate() {
-        if b.is_ascii_digit() {
-            digits.push(b);
+    // Separators seen since the run's last digit.
+    let mut gap = 0;
+    for c in text.chars().chain(std::iter::once('\0')) {
+        if let Some(d) = decimal_digit(c) {
+            digits.push(b'0' + d);
+            gap = 0;
             continue;
         }
-        // A single separator between two digits continues the run.
-        let separator = matches!(b, b' ' | b'-' | b'.');
-        if separator && !digits.is_empty() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        if !digits.is_empty() && gap < MAX_GAP && is_digit_separator(c) {
+            gap += 1;
             continue;
         }
         if holds_pan(&digits) {
             return true;
         }
         digits.clear();
+        gap = 0;
     }
     false
 }
 
-/// Whether the text is a PAN and nothing else: 12 to 19 digits, Luhn-valid (for ids, which may be
-/// long numbers but must not be a card number).
+/// Most separator characters between two digits of one run (`4111 - 1111` has three).
+pub const MAX_GAP: usize = 3;
+
+/// The value of a decimal digit of any script Unicode lists in the Nd category and people are
+/// likely to type: ASCII, full-width, Arabic-Indic, the Indic scripts, Thai, Lao, Tibetan,
+/// Myanmar, and the mathematical alphanumeric digits.
+fn decimal_digit(c: char) -> Option<u8> {
+    const ZEROS: [u32; 23] = [
+        0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xE50, 0xED0, 0xF20,
+        0x1040, 0xFF10, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6,
+    ];
+    let code = u32::from(c);
+    // Each block holds the ten digits in order from its zero, so the offset is the value.
+    ZEROS.iter().find(|&&zero| (zero..zero + 10).contains(&code)).map(|zero| (code - zero) as u8)
+}
+
+/// Characters that may stand between the digits of a card number as written or disguised.
+fn is_digit_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c, '-' | '.' | '/' | '_' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FF0D}' | '\u{FF0E}' | '\u{FF0F}')
+        // Zero-width characters, which `is_whitespace` does not count.
+        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// Whether the value as a whole is a PAN: 12 to 19 ASCII digits, Luhn-valid, possibly with
+/// dashes, dots, slashes, underscores or colons between them (`4111-1111-1111-1111`). For ids and
+/// header tokens, which may be long numbers or hold digit runs (UUIDs, token references) but
+/// must not be a card number; judging every window, as free text is judged, would refuse a
+/// fair share of random UUIDs.
 pub fn is_pan_like(text: &str) -> bool {
-    (12..=19).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) && luhn_valid(text.as_bytes())
+    if !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'/' | b'_' | b':')) {
+        return false;
+    }
+    let digits: Zeroizing<Vec<u8>> = Zeroizing::new(text.bytes().filter(u8::is_ascii_digit).collect());
+    (12..=19).contains(&digits.len()) && luhn_valid(&digits)
 }
 
 /// Whether some 12 to 19 consecutive digits of `digits` pass the Luhn check.
@@ -658,7 +694,13 @@ mod tests {
         assert!(contains_pan_like("card:4111-1111-1111-1111."));
         assert!(!contains_pan_like("411111111112"), "no 12 to 19 of its digits pass Luhn");
         assert!(!contains_pan_like("order 12345 of 2026-03-01"));
-        assert!(!contains_pan_like("4111  1111 1111 1111"), "two spaces end a run");
+        assert!(contains_pan_like("4111  1111 1111 1111"), "two spaces continue a run");
+        assert!(contains_pan_like("4111\t1111/1111_1111"));
+        assert!(contains_pan_like("4111\u{a0}1111\u{200b}1111 - 1111"));
+        assert!(contains_pan_like("\u{ff14}\u{ff11}\u{ff11}\u{ff11}111111111111"), "full-width digits");
+        assert!(contains_pan_like("\u{664}\u{661}\u{661}\u{661} 1111 1111 1111"), "Arabic-Indic digits");
+        assert!(!contains_pan_like("4111    1111 1111 1111"), "four separators end a run");
+        assert!(!contains_pan_like("+48 500 100 200, 4111 1111"));
         assert!(!contains_pan_like(""));
         // A PAN inside a longer run of digits, or written with dots.
         assert!(contains_pan_like("ref 4111111111111111 0000"));
@@ -668,7 +710,11 @@ mod tests {
         assert!(!contains_pan_like("11 digits 50110030273 and a date 2026-03-01"));
         assert!(is_pan_like("4111111111111111"));
         assert!(!is_pan_like("41111111111111110"), "a longer number is not itself a PAN");
-        assert!(!is_pan_like("4111 1111 1111 1111"));
+        assert!(!is_pan_like("4111 1111 1111 1111"), "no spaces in ids or header tokens");
+        assert!(is_pan_like("4111-1111-1111-1111") && is_pan_like("4111.1111.1111.1111"));
+        assert!(is_pan_like("4111_1111_1111_1111") && is_pan_like("4111:1111:1111:1111"));
+        assert!(!is_pan_like("ref-4111111111111111"), "a token holding a PAN among letters is judged whole");
+        assert!(!is_pan_like("550e8400-e29b-41d4-a716-446655440000"));
     }
 
     #[test]

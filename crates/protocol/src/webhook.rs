@@ -172,9 +172,14 @@ impl<'de> serde::Deserialize<'de> for WebhookSecret {
 }
 
 /// Checks a `webhook-id`: 1 to 256 visible ASCII characters (`!` to `~`; no spaces or
-/// control characters, which could not travel in a header or would make logs ambiguous).
+/// control characters, which could not travel in a header or would make logs ambiguous), and
+/// not a card number (it is stored, to detect replays).
 pub fn validate_id(id: &str) -> Result<(), SignatureError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+    if id.is_empty()
+        || id.len() > MAX_ID_LEN
+        || !id.bytes().all(|b| b.is_ascii_graphic())
+        || crate::sensitive::is_pan_like(id)
+    {
         return Err(SignatureError::Malformed(crate::headers::WEBHOOK_ID));
     }
     Ok(())
@@ -447,6 +452,11 @@ mod tests {
         );
         assert_eq!(
             check(Some("has space"), Some(&ts), Some(SPEC_SIG), SPEC_BODY, SPEC_TS),
+            Err(SignatureError::Malformed("webhook-id"))
+        );
+        // Stored to detect replays: never a card number.
+        assert_eq!(
+            check(Some("4111-1111-1111-1111"), Some(&ts), Some(SPEC_SIG), SPEC_BODY, SPEC_TS),
             Err(SignatureError::Malformed("webhook-id"))
         );
         let long_id = "a".repeat(MAX_ID_LEN + 1);

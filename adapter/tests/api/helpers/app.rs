@@ -190,6 +190,7 @@ impl TestApp {
             signing: Signing::Valid,
             timestamp: None,
             webhook_id: None,
+            headers: Vec::new(),
         }
     }
 
@@ -216,6 +217,7 @@ pub struct TestRequest<'a> {
     signing: Signing,
     timestamp: Option<i64>,
     webhook_id: Option<String>,
+    headers: Vec<(String, String)>,
 }
 
 impl TestRequest<'_> {
@@ -247,6 +249,11 @@ impl TestRequest<'_> {
         self.webhook_id = Some(id.to_owned());
         self
     }
+    /// Sends one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
 
     pub async fn send(self) -> reqwest::Response {
         let app = self.app;
@@ -256,6 +263,9 @@ impl TestRequest<'_> {
         }
         if let Some(key) = &self.idempotency_key {
             request = request.header("X-Idempotency-Key", key);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         let id = self.webhook_id.unwrap_or_else(tmp_protocol::webhook::new_message_id);
         let timestamp = self.timestamp.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());

@@ -11,27 +11,41 @@ fn valid_pan() -> impl Strategy<Value = String> {
     "[0-9]{11,18}".prop_map(|body| with_luhn_digit(&body))
 }
 
-/// `pan` as people write it: digits adjacent, or in groups of four split by a space, a dash or a
-/// dot.
-fn written(pan: &str, separator: Option<char>) -> String {
+/// `pan` as people write, paste or disguise it: digits adjacent, or in groups of four split by
+/// `separator`; in full-width digits when `full_width`.
+fn written(pan: &str, separator: Option<&str>, full_width: bool) -> String {
+    let pan: String = if full_width {
+        pan.chars().map(|c| char::from_u32(0xFF10 + c.to_digit(10).unwrap()).unwrap()).collect()
+    } else {
+        pan.to_owned()
+    };
     match separator {
-        None => pan.to_owned(),
-        Some(sep) => {
-            pan.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(&sep.to_string())
-        }
+        None => pan,
+        Some(sep) => pan
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(sep),
     }
 }
+
+/// Separators between a card number's groups, as typed and as pasted.
+const SEPARATORS: [&str; 12] =
+    [" ", "-", ".", "\t", "/", "_", "  ", " - ", "\u{a0}", "\u{200b}", "\u{2013}", "\u{3000}"];
 
 proptest! {
     #[test]
     fn a_card_number_anywhere_in_free_text_is_found(
         pan in valid_pan(),
-        separator in prop::option::of(prop::sample::select(vec![' ', '-', '.'])),
+        separator in prop::option::of(prop::sample::select(SEPARATORS.to_vec())),
+        full_width in any::<bool>(),
         before in "[a-zA-Z ,:]{0,20}[0-9]{0,3}",
         after in "[0-9]{0,3}[a-zA-Z ,:]{0,20}",
     ) {
         // Digits glued before or after it make a longer run: the PAN is still in it.
-        let text = format!("{before}{}{after}", written(&pan, separator));
+        let text = format!("{before}{}{after}", written(&pan, separator, full_width));
         prop_assert!(contains_pan_like(&text), "{}", text);
         if text.chars().count() <= 256 {
             prop_assert_eq!(FreeText::parse(text.as_str()), Err(FieldError::TextHoldsCardNumber));

@@ -85,6 +85,40 @@ pub(super) const CLAIM_HEADS: &str = concat!(
     outbox_entry_columns!()
 );
 
+/// Creates the database file (and its directory) readable by its owner alone when they do not
+/// exist yet: the file holds cardholder contacts and expiry dates. SQLite gives the `-wal` and
+/// `-shm` files the database file's permissions. An existing file is left as the operator made
+/// it, with a warning when others may read it.
+fn create_private(file: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir)?;
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    open.mode(0o600);
+    match open.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if std::fs::metadata(file)?.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    file = %file.display(),
+                    "the database file can be read by other users; it holds cardholder contacts (chmod 600 it)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl SqliteEngine {
     /// Opens (creating the file and its directory if missing) the database named by `url`,
     /// e.g. `sqlite:///var/lib/tmp-adapter/adapter.db` or `sqlite://data/adapter.db`, and the
@@ -97,11 +131,8 @@ impl SqliteEngine {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !in_memory
-            && let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        if !in_memory {
+            create_private(options.get_filename()).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let pool =
             SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options.clone()).await?;

@@ -151,6 +151,26 @@ async fn migrations_are_idempotent() {
     }
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_are_readable_by_the_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    for (db, store) in stores().await {
+        if db.backend != "sqlite" {
+            continue;
+        }
+        // A durable write makes sure the WAL and its index exist.
+        store.upsert_cards(&[card("card-perm", 1)]).await.unwrap();
+        let file = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
+        let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(file.parent().unwrap()), 0o700, "the directory it created");
+        for suffix in ["", "-wal", "-shm"] {
+            let path = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
 #[tokio::test]
 async fn cards_are_upserted_and_found() {
     for (db, store) in stores().await {

@@ -218,16 +218,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("configuration is valid");
             println!("  environment: {:?}", settings.environment);
-            println!("  listen: {}:{}", settings.server.host, settings.server.port);
+            let transport = |tls: bool, proxy: bool| match (tls, proxy) {
+                (true, _) => "https",
+                (false, true) => "http, TLS terminated by a proxy",
+                (false, false) => "plain http",
+            };
+            println!(
+                "  Issuer API: {}:{} ({})",
+                settings.server.host,
+                settings.server.port,
+                transport(settings.server.tls.is_some(), settings.server.tls_terminated_by_proxy)
+            );
             println!("  database: {}", crate::config::redact_url(&settings.database.url));
             println!("  auth: {:?} ({} HMAC secret(s))", settings.auth.mode, settings.auth.hmac_secrets.len());
             println!("  card source: {:?}", settings.card_source.kind);
+            println!("  stand-in decision: {:?}", settings.policy.stand_in_decision);
+            if settings.processor.hmac_secrets.is_empty() {
+                println!("  processor ingest: off (no processor.hmac_secrets)");
+            } else {
+                let destination = match settings.forwarding.approach {
+                    crate::config::Approach::External => &settings.forwarding.tmp_api,
+                    crate::config::Approach::Datacore => &settings.forwarding.lifecycle_api,
+                };
+                println!(
+                    "  processor ingest: on, forwarding ({:?}) to {} ({} secret(s))",
+                    settings.forwarding.approach,
+                    crate::config::redact_url(&destination.base_url),
+                    destination.hmac_secrets.len()
+                );
+            }
+            for sink in &settings.sinks {
+                println!("  sink {}: {}", sink.name, crate::config::redact_url(&sink.url));
+            }
+            println!("  relay: {}", if settings.relay.enabled { "on" } else { "off" });
             if settings.ops.enabled {
                 println!(
-                    "  ops API: {}:{}{} ({} operator token digest(s), {} mTLS subject(s), {}/min burst {} per caller)",
+                    "  ops API: {}:{} ({}; {} operator token digest(s), {} mTLS subject(s), {}/min burst {} per caller)",
                     settings.ops.host,
                     settings.ops.port,
-                    if settings.ops.tls.is_some() { " (https)" } else { "" },
+                    transport(settings.ops.tls.is_some(), settings.ops.tls_terminated_by_proxy),
                     settings.ops.api_tokens.len(),
                     settings.ops.mtls.subjects.len(),
                     settings.ops.rate_limit.requests_per_minute,

@@ -157,6 +157,9 @@ pub struct OpsSettings {
     /// Serve the ops API over HTTPS; with `client_ca_file`, client certificates authenticate
     /// (their subject's CN is looked up in `mtls.subjects`).
     pub tls: Option<TlsSettings>,
+    /// As `server.tls_terminated_by_proxy`, for the ops listener (production asks for one or the
+    /// other unless the ops listener is on a loopback address).
+    pub tls_terminated_by_proxy: bool,
     pub mtls: OpsMtlsSettings,
     pub rate_limit: RateLimitSettings,
     /// Timeout of one TMP API call made for the ops API (tokens, sign, token actions).
@@ -204,6 +207,7 @@ impl std::fmt::Debug for OpsSettings {
             .field("port", &self.port)
             .field("api_tokens", &format_args!("[{} digest(s)]", self.api_tokens.len()))
             .field("tls", &self.tls)
+            .field("tls_terminated_by_proxy", &self.tls_terminated_by_proxy)
             .field("mtls", &self.mtls)
             .field("rate_limit", &self.rate_limit)
             .field("tmp_request_timeout_ms", &self.tmp_request_timeout_ms)
@@ -253,6 +257,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Serve HTTPS (and mTLS when `client_ca_file` is set) instead of plain HTTP.
     pub tls: Option<TlsSettings>,
+    /// Acknowledges that plain HTTP is meant: a proxy in front terminates TLS. Production
+    /// refuses a listener without `tls` unless this is set.
+    pub tls_terminated_by_proxy: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -806,12 +813,87 @@ impl Settings {
         if filter.max_level_hint().is_none_or(|level| level > tracing::level_filters::LevelFilter::INFO) {
             return Err(ConfigError("production: log.level must not enable debug or trace".into()));
         }
-        if self.card_source.kind == CardSourceKind::ProcessorBridge
-            && !self.card_source.processor_bridge.base_url.starts_with("https://")
+        if self.card_source.kind == CardSourceKind::ProcessorBridge {
+            let bridge = &self.card_source.processor_bridge;
+            if !bridge.base_url.starts_with("https://") {
+                return Err(ConfigError(
+                    "production: card_source.processor_bridge.base_url must be https (PANs and CVCs cross it)".into(),
+                ));
+            }
+            if bridge.hmac_secret.is_none() {
+                return Err(ConfigError(
+                    "production: card_source.processor_bridge.hmac_secret must be set (the bridge must be able to \
+                     tell the adapter's calls from anyone else's)"
+                        .into(),
+                ));
+            }
+        }
+        if self.policy.stand_in_decision == tmp_protocol::enums::Decision::Approved
+            && !self.policy.stand_in_approved_acknowledged
         {
             return Err(ConfigError(
-                "production: card_source.processor_bridge.base_url must be https (PANs and CVCs cross it)".into(),
+                "production: policy.stand_in_decision APPROVED approves blocked, closed and unknown cards and skips \
+                 the CVC requirement whenever the card source fails; set policy.stand_in_approved_acknowledged: true \
+                 to mean it"
+                    .into(),
             ));
+        }
+        self.validate_production_remotes()?;
+        if self.server.tls.is_none() && !self.server.tls_terminated_by_proxy {
+            return Err(ConfigError(
+                "production: server.tls is unset: serve HTTPS, or set server.tls_terminated_by_proxy: true when a \
+                 proxy in front terminates TLS"
+                    .into(),
+            ));
+        }
+        let ops = &self.ops;
+        let ops_on_loopback = ops.listen_address().is_ok_and(|a| a.ip().is_loopback());
+        if ops.enabled && ops.tls.is_none() && !ops.tls_terminated_by_proxy && !ops_on_loopback {
+            return Err(ConfigError(
+                "production: the ops listener is reachable beyond this host without TLS: set ops.tls, or \
+                 ops.tls_terminated_by_proxy: true"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Production: every remote the adapter will call for real is HTTPS, not this host, and
+    /// signed — the placeholder TMP address of the shipped configuration, a plain-http sink or
+    /// unsigned forwarding are refused rather than discovered at the first event.
+    fn validate_production_remotes(&self) -> Result<(), ConfigError> {
+        let remote = |key: &str, url: &str, secrets: &[WebhookSecret]| -> Result<(), ConfigError> {
+            if !url.starts_with("https://") {
+                return Err(ConfigError(format!("production: {key}.base_url must be https")));
+            }
+            if is_loopback_url(url) {
+                return Err(ConfigError(format!(
+                    "production: {key}.base_url points at this host ({url}): set Verestro's address"
+                )));
+            }
+            if secrets.is_empty() {
+                return Err(ConfigError(format!(
+                    "production: {key}.hmac_secrets must hold the secret requests are signed with"
+                )));
+            }
+            Ok(())
+        };
+        let ingest = !self.processor.hmac_secrets.is_empty();
+        // The ops API calls TMP too (tokens, push provisioning, token actions).
+        if (ingest && self.forwarding.approach == Approach::External) || self.ops.enabled {
+            let tmp = &self.forwarding.tmp_api;
+            remote("forwarding.tmp_api", &tmp.base_url, &tmp.hmac_secrets)?;
+        }
+        if ingest && self.forwarding.approach == Approach::Datacore {
+            let lifecycle = &self.forwarding.lifecycle_api;
+            remote("forwarding.lifecycle_api", &lifecycle.base_url, &lifecycle.hmac_secrets)?;
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if !sink.url.starts_with("https://") {
+                return Err(ConfigError(format!(
+                    "production: sinks[{i}].url must be https (activation codes and token events cross it)"
+                )));
+            }
         }
         Ok(())
     }
@@ -841,9 +923,43 @@ fn is_development_secret(secret: &WebhookSecret) -> bool {
         .any(|dev| dev.expose() == secret.expose())
 }
 
+/// Whether an http(s) URL names this host: `localhost` (or a name under it) or a loopback
+/// address.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for url in [
+            "http://127.0.0.1:9100",
+            "https://localhost/x",
+            "https://LOCALHOST.:8443",
+            "https://api.localhost",
+            "https://[::1]:9100/tmp-api",
+            "https://user:pw@127.0.0.2",
+            "https://0.0.0.0",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in ["https://tmp.verestro.example", "https://10.0.0.7:443", "https://localhost.example.com"] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 
     #[test]
     fn secrets_never_print() {

@@ -19,6 +19,9 @@ pub struct PolicySettings {
     pub deadline_ms: u64,
     /// Answer when the card source misses the deadline or fails.
     pub stand_in_decision: Decision,
+    /// Production refuses a stand-in of `APPROVED` unless this says it is meant.
+    #[serde(default)]
+    pub stand_in_approved_acknowledged: bool,
     pub cvc: CvcPolicySettings,
     /// Policy for token requestors without an entry below.
     pub default: RequestorPolicy,

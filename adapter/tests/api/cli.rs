@@ -163,10 +163,89 @@ fn production_refuses_development_keys_and_secrets() {
         .replace("/etc/tmp-adapter/keys/data-key-1.hex", "./keys/data.hex")
         .replace("/etc/tmp-adapter/keys/fingerprint-key.hex", "./keys/fp.hex");
     std::fs::write(sandbox.path("config/production.yaml"), production).unwrap();
-    let output = sandbox
-        .run(&["check-config"], &[("TMP_ADAPTER_ENV", "production"), ("TMP_ADAPTER__AUTH__HMAC_SECRETS", &fresh)]);
+    let (_, bridge) = tmp_protocol::webhook::WebhookSecret::generate();
+    let unsigned_bridge = [("TMP_ADAPTER_ENV", "production"), ("TMP_ADAPTER__AUTH__HMAC_SECRETS", fresh.as_str())];
+    let production_env = [
+        unsigned_bridge[0],
+        unsigned_bridge[1],
+        ("TMP_ADAPTER__CARD_SOURCE__PROCESSOR_BRIDGE__HMAC_SECRET", bridge.as_str()),
+    ];
+    let output = sandbox.run(&["check-config"], &production_env);
     assert!(output.status.success(), "{}", text(&output));
-    assert!(!text(&output).contains(&fresh));
+    let summary = text(&output);
+    assert!(!summary.contains(&fresh) && !summary.contains(&bridge), "{summary}");
+    assert!(summary.contains("Issuer API: 0.0.0.0:8080 (https)"), "{summary}");
+    assert!(summary.contains("processor ingest: off"), "{summary}");
+
+    // What production refuses, each named: one setting changed at a time from the clean one.
+    let (_, outbound) = tmp_protocol::webhook::WebhookSecret::generate();
+    let output = sandbox.run(&["check-config"], &unsigned_bridge);
+    assert!(!output.status.success() && text(&output).contains("processor_bridge.hmac_secret must be set"));
+    let refusals: [(&[(&str, &str)], &str); 7] = [
+        (&[("TMP_ADAPTER__POLICY__STAND_IN_DECISION", "APPROVED")], "stand_in_approved_acknowledged"),
+        // Ingest on, with the shipped placeholder TMP address (plain http, this host).
+        (&[("TMP_ADAPTER__PROCESSOR__HMAC_SECRETS", outbound.as_str())], "forwarding.tmp_api.base_url must be https"),
+        (
+            &[
+                ("TMP_ADAPTER__PROCESSOR__HMAC_SECRETS", outbound.as_str()),
+                ("TMP_ADAPTER__FORWARDING__TMP_API__BASE_URL", "https://localhost:9100"),
+            ],
+            "points at this host",
+        ),
+        (
+            &[
+                ("TMP_ADAPTER__PROCESSOR__HMAC_SECRETS", outbound.as_str()),
+                ("TMP_ADAPTER__FORWARDING__TMP_API__BASE_URL", "https://tmp.verestro.example"),
+            ],
+            "forwarding.tmp_api.hmac_secrets",
+        ),
+        (
+            &[
+                ("TMP_ADAPTER__PROCESSOR__HMAC_SECRETS", outbound.as_str()),
+                ("TMP_ADAPTER__FORWARDING__APPROACH", "datacore"),
+                ("TMP_ADAPTER__FORWARDING__LIFECYCLE_API__BASE_URL", "https://[::1]:9100"),
+            ],
+            "forwarding.lifecycle_api.base_url points at this host",
+        ),
+        // The ops API calls TMP too.
+        (&[("TMP_ADAPTER__OPS__ENABLED", "true")], "forwarding.tmp_api.base_url must be https"),
+        (
+            &[
+                ("TMP_ADAPTER__OPS__ENABLED", "true"),
+                ("TMP_ADAPTER__OPS__HOST", "0.0.0.0"),
+                ("TMP_ADAPTER__FORWARDING__TMP_API__BASE_URL", "https://tmp.verestro.example"),
+                ("TMP_ADAPTER__FORWARDING__TMP_API__HMAC_SECRETS", outbound.as_str()),
+            ],
+            "ops listener",
+        ),
+    ];
+    for (changes, expected) in refusals {
+        let mut env = production_env.to_vec();
+        env.extend_from_slice(changes);
+        let output = sandbox.run(&["check-config"], &env);
+        assert!(!output.status.success(), "{changes:?} passed: {}", text(&output));
+        assert!(text(&output).contains(expected), "{changes:?}: {}", text(&output));
+        assert!(!text(&output).contains(&outbound), "{}", text(&output));
+    }
+    // A plain-http Issuer API is refused...
+    let with_tls = std::fs::read_to_string(sandbox.path("config/production.yaml")).unwrap();
+    let tls_block = with_tls.find("  tls:\n").expect("production.yaml serves https");
+    let end = with_tls[tls_block..].find("\n\n").map_or(with_tls.len(), |e| tls_block + e);
+    let plain = format!("{}  tls: null{}", &with_tls[..tls_block], &with_tls[end..]);
+    std::fs::write(sandbox.path("config/production.yaml"), plain).unwrap();
+    let output = sandbox.run(&["check-config"], &production_env);
+    assert!(!output.status.success() && text(&output).contains("server.tls is unset"), "{}", text(&output));
+    // ...and, like an APPROVED stand-in, passes once acknowledged.
+    let mut env = production_env.to_vec();
+    env.extend_from_slice(&[
+        ("TMP_ADAPTER__POLICY__STAND_IN_DECISION", "APPROVED"),
+        ("TMP_ADAPTER__POLICY__STAND_IN_APPROVED_ACKNOWLEDGED", "true"),
+        ("TMP_ADAPTER__SERVER__TLS_TERMINATED_BY_PROXY", "true"),
+    ]);
+    let output = sandbox.run(&["check-config"], &env);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("TLS terminated by a proxy"), "{}", text(&output));
+    assert!(text(&output).contains("stand-in decision: Approved"), "{}", text(&output));
 }
 
 #[tokio::test]
@@ -310,7 +389,7 @@ fn ops_token_prints_a_new_token_and_the_digest_the_configuration_takes() {
     let checked = sandbox.run(&["check-config"], &env);
     assert!(checked.status.success(), "{}", text(&checked));
     assert!(
-        text(&checked).contains("ops API: 127.0.0.1:8081 (1 operator token digest(s), 0 mTLS subject(s)"),
+        text(&checked).contains("ops API: 127.0.0.1:8081 (plain http; 1 operator token digest(s), 0 mTLS subject(s)"),
         "{}",
         text(&checked)
     );

@@ -285,9 +285,12 @@ fn ops_settings_are_validated() {
     settings.keys.generate_missing_in = None;
     settings.auth.hmac_secrets = vec![tmp_protocol::webhook::WebhookSecret::generate().0];
     settings.processor.hmac_secrets = vec![];
-    settings.forwarding.tmp_api.hmac_secrets = vec![];
     settings.forwarding.lifecycle_api.hmac_secrets = vec![];
     settings.log.level = "info".into();
+    settings.server.tls_terminated_by_proxy = true;
     settings.ops.enabled = true;
+    // The ops API calls TMP: production wants its real, signed address.
+    settings.forwarding.tmp_api.base_url = "https://tmp.verestro.example".into();
+    settings.forwarding.tmp_api.hmac_secrets = vec![tmp_protocol::webhook::WebhookSecret::generate().0];
     settings.validate().expect("production-ready, API keys only");
 }

@@ -255,6 +255,11 @@ pub struct ServerSettings {
     pub body_read_timeout_secs: u64,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// Every request of this listener is answered within this, or gets 503 (a stalled
+    /// database must not hold TMP's requests).
+    pub request_timeout_ms: u64,
+    /// How long `/readyz` waits for the database before answering 503.
+    pub readiness_timeout_ms: u64,
     /// Serve HTTPS (and mTLS when `client_ca_file` is set) instead of plain HTTP.
     pub tls: Option<TlsSettings>,
     /// Acknowledges that plain HTTP is meant: a proxy in front terminates TLS. Production
@@ -634,6 +639,15 @@ impl Settings {
         }
         if !(1..=600).contains(&self.server.body_read_timeout_secs) {
             return fail("server.body_read_timeout_secs must be between 1 and 600".into());
+        }
+        // The card source's deadline must leave room for the stand-in answer and its write.
+        if !(100..=600_000).contains(&self.server.request_timeout_ms)
+            || self.server.request_timeout_ms <= self.policy.deadline_ms
+        {
+            return fail("server.request_timeout_ms must be 100 to 600000 and exceed policy.deadline_ms".into());
+        }
+        if !(1..=60_000).contains(&self.server.readiness_timeout_ms) {
+            return fail("server.readiness_timeout_ms must be between 1 and 60000".into());
         }
         if !(1..=24 * 90).contains(&self.housekeeping.idempotency_retention_hours) {
             return fail("housekeeping.idempotency_retention_hours must be between 1 and 2160 (90 days)".into());

@@ -1,13 +1,14 @@
 //! Per-request cross-cutting work, in one place: correlation id (header in, header out, span
-//! field, task-local for error bodies), an access log line, and the HTTP metrics.
+//! field, task-local for error bodies), an access log line, the HTTP metrics, and the Issuer
+//! API listener's time budget.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_web::Error;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
+use actix_web::{Error, ResponseError};
 use tracing::Instrument;
 
 use super::AppState;
@@ -52,4 +53,28 @@ pub async fn observe(
         tracing::info!(status = %status, latency_ms = started.elapsed().as_millis() as u64, "request served");
     });
     Ok(response)
+}
+
+/// Bounds a request of the Issuer API listener — body, signature, database and all — by
+/// `server.request_timeout_ms`. A resource middleware: it clones the routed request to answer
+/// in its place, which actix allows only once routing is done. Past it the work is dropped and the answer is 503
+/// `UNAVAILABLE`: a write it had begun is rolled back or commits unacknowledged (a retry finds
+/// it through the idempotency key), and nothing was acknowledged. Without it a stalled
+/// database holds TMP's request for as long as it stalls, long after TMP has given up and
+/// answered the wallet itself.
+pub async fn time_budget(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let Some(budget_ms) = req.app_data::<Data<AppState>>().map(|state| state.settings.server.request_timeout_ms) else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let request = req.request().clone();
+    match tokio::time::timeout(Duration::from_millis(budget_ms), next.call(req)).await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            let error = tmp_edge::error::ApiError::NotAnsweredInTime { ms: budget_ms };
+            Ok(ServiceResponse::new(request, error.error_response()))
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod ops;
 mod ops_keys;
 mod outbox_rows;
 mod security;
+mod stalls;
 mod store;
 mod token_events;
 mod verify_card;

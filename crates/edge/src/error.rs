@@ -72,6 +72,10 @@ pub enum ApiError {
     Injected(u16),
     #[error("temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The request was not answered within the listener's time budget (a stalled database, say);
+    /// its work was abandoned and nothing was acknowledged.
+    #[error("temporarily unavailable: not answered within {ms} ms")]
+    NotAnsweredInTime { ms: u64 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -114,7 +118,7 @@ impl ApiError {
                 503 => ErrorCode::Unavailable,
                 _ => ErrorCode::Internal,
             },
-            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Unavailable(_) | ApiError::NotAnsweredInTime { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -162,7 +166,7 @@ impl ResponseError for ApiError {
             | ApiError::IdempotencyKeyReused
             | ApiError::EventIdReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Injected(status) => StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotAnsweredInTime { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -177,12 +181,15 @@ impl ResponseError for ApiError {
                 tracing::error!(error = ?source, "request failed");
             }
             ApiError::UpstreamUnavailable { message, .. } => tracing::warn!(%message, "upstream unavailable"),
+            ApiError::NotAnsweredInTime { ms } => {
+                tracing::error!(budget_ms = ms, "request abandoned: not answered within its time budget")
+            }
             other => tracing::info!(code = %other.wire_code(), "request rejected"),
         }
         let body = ErrorBody::new(self.code(), self.to_string(), correlation_id);
         let mut response = HttpResponse::build(status);
         match self {
-            ApiError::Unavailable(_) | ApiError::Injected(503) => {
+            ApiError::Unavailable(_) | ApiError::NotAnsweredInTime { .. } | ApiError::Injected(503) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             ApiError::RateLimited { retry_after_secs } | ApiError::UpstreamUnavailable { retry_after_secs, .. } => {

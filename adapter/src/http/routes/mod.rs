@@ -8,6 +8,7 @@ pub mod public_key;
 pub mod system;
 pub mod tokens;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 use serde::de::DeserializeOwned;
 use tmp_protocol::issuer_api::{
@@ -20,13 +21,16 @@ use tmp_edge::error::{ApiError, resource};
 use tmp_edge::json::parse_encrypted;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Every call of TMP and of the processor is answered within `server.request_timeout_ms`
+    // (the budget is a resource middleware: only a routed request can be answered in its place).
+    let budget = || from_fn(super::middleware::time_budget);
     // A known path with the wrong method answers 405 with the contract's body, not 404.
-    cfg.service(resource(VERIFY_CARD_PATH, "POST", cards::verify_card))
-        .service(resource(VERIFY_CVC_PATH, "POST", cards::verify_cvc))
-        .service(resource(TOKEN_EVENTS_PATH, "POST", tokens::token_event))
-        .service(resource(NOTIFICATIONS_PATH, "POST", notifications::notification))
-        .service(resource(PUBLIC_KEY_PATH, "GET", public_key::public_key))
-        .service(resource(tmp_protocol::processor::EVENTS_PATH, "POST", processor::events))
+    cfg.service(resource(VERIFY_CARD_PATH, "POST", cards::verify_card).wrap(budget()))
+        .service(resource(VERIFY_CVC_PATH, "POST", cards::verify_cvc).wrap(budget()))
+        .service(resource(TOKEN_EVENTS_PATH, "POST", tokens::token_event).wrap(budget()))
+        .service(resource(NOTIFICATIONS_PATH, "POST", notifications::notification).wrap(budget()))
+        .service(resource(PUBLIC_KEY_PATH, "GET", public_key::public_key).wrap(budget()))
+        .service(resource(tmp_protocol::processor::EVENTS_PATH, "POST", processor::events).wrap(budget()))
         .service(resource("/healthz", "GET", system::healthz))
         .service(resource("/readyz", "GET", system::readyz))
         .service(resource("/metrics", "GET", system::metrics))

@@ -13,10 +13,18 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready: the database answers.
 pub async fn readyz(state: Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Err(error) => {
+    let budget = std::time::Duration::from_millis(state.settings.server.readiness_timeout_ms);
+    // A stalled database must make the probe fail fast, not hang it (and the load balancer's
+    // connection) for as long as the stall lasts.
+    let ping = tokio::time::timeout(budget, state.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(Err(error)) => {
             tracing::warn!(error = ?error, "not ready: database unreachable or durability lost");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable", "reason": "database"}))
+        }
+        Err(_) => {
+            tracing::warn!(budget_ms = budget.as_millis() as u64, "not ready: the database did not answer in time");
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable", "reason": "database"}))
         }
     }

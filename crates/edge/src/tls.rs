@@ -111,9 +111,11 @@ pub fn platform_client_config(identity: Option<ClientIdentity<'_>>) -> anyhow::R
     with_identity(roots.clone(), identity)
 }
 
-/// The common name (CN) of a DER certificate's subject, when it has one as a UTF-8, printable
-/// or IA5 string. A small DER walk over `Certificate → tbsCertificate → subject`: the
-/// certificate was already verified by rustls against the client CA.
+/// The common name (CN) of a DER certificate's subject, when it has exactly one, as a UTF-8,
+/// printable or IA5 string. A subject with two CNs has none here: which of them names the
+/// caller would be a guess, and a CA that signed `CN=reader, CN=admin` must not grant the
+/// second. A small DER walk over `Certificate → tbsCertificate → subject`: the certificate was
+/// already verified by rustls against the client CA.
 pub fn subject_common_name(der: &[u8]) -> Option<String> {
     /// One TLV: (tag, contents, rest).
     fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -155,6 +157,7 @@ pub fn subject_common_name(der: &[u8]) -> Option<String> {
     if tag != SEQUENCE {
         return None;
     }
+    let mut common_name = None;
     let mut rdns = subject;
     while !rdns.is_empty() {
         let (tag, set, next) = tlv(rdns)?;
@@ -168,14 +171,18 @@ pub fn subject_common_name(der: &[u8]) -> Option<String> {
             attributes = next;
             let (oid_tag, oid, value) = tlv(attribute)?;
             if oid_tag == 0x06 && oid == CN_OID {
-                let (string_tag, text, _) = tlv(value)?;
-                if matches!(string_tag, 0x0c | 0x13 | 0x16) {
-                    return std::str::from_utf8(text).ok().map(str::to_owned);
+                if common_name.is_some() {
+                    return None;
                 }
+                let (string_tag, text, _) = tlv(value)?;
+                if !matches!(string_tag, 0x0c | 0x13 | 0x16) {
+                    return None;
+                }
+                common_name = Some(std::str::from_utf8(text).ok()?.to_owned());
             }
         }
     }
-    None
+    common_name
 }
 
 #[cfg(test)]
@@ -192,6 +199,10 @@ mod subject_tests {
         let cert = params.self_signed(&key).expect("cert");
         assert_eq!(subject_common_name(cert.der()).as_deref(), Some("back-office.bank.example"));
         assert_eq!(subject_common_name(b"\x30\x03\x02\x01\x00"), None);
+        // A second CN (the CN attribute type by its OID, which rcgen writes as given).
+        params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 3]), "admin.bank.example");
+        let two = params.self_signed(&key).expect("cert");
+        assert_eq!(subject_common_name(two.der()), None, "two CNs authenticate nobody");
         assert_eq!(subject_common_name(&[]), None);
     }
 }

@@ -201,14 +201,42 @@ impl Relay {
                 tracing::warn!(parent: &span, %error, "not delivered: dead");
             }
         }
-        match self.store.finish_outbox(entry.record.id, &self.owner, now, &result).await {
-            Ok(true) => {}
-            Ok(false) => tracing::info!(parent: &span, "the row changed hands while in flight; result not recorded"),
-            // The lease runs out and the row is delivered again, with the same idempotency key.
-            Err(error) => tracing::warn!(parent: &span, error = ?error, "cannot record the attempt"),
+        self.record(&entry, now, &result, &span).await;
+    }
+
+    /// Records an attempt's result. A database that fails just then (a cut connection, a
+    /// failover) is tried again, backing off, for as long as the lease is ours: giving up at the
+    /// first error would leave the row leased and its card stopped until the lease ends (a
+    /// minute by default) although the database came back in a second. Once the lease is over
+    /// the row is someone else's to deliver again, with the same idempotency key.
+    async fn record(&self, entry: &OutboxEntry, now: OffsetDateTime, result: &DeliveryResult, span: &tracing::Span) {
+        let mut backoff = RECORD_RETRY_FIRST;
+        loop {
+            match self.store.finish_outbox(entry.record.id, &self.owner, now, result).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::info!(parent: span, "the row changed hands while in flight; result not recorded");
+                    return;
+                }
+                Err(error) => {
+                    let retry_at = OffsetDateTime::now_utc() + backoff;
+                    if entry.lease_until.is_none_or(|lease| retry_at >= lease) {
+                        tracing::warn!(parent: span, error = ?error, "cannot record the attempt; the lease will run out");
+                        return;
+                    }
+                    tracing::warn!(parent: span, error = ?error, "cannot record the attempt; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECORD_RETRY_MAX);
+                }
+            }
         }
     }
 }
+
+/// First and longest pause between attempts to record a delivery's result (see
+/// [`Relay::record`]).
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// How often every destination is claimed for while the relay is busy (see [`Relay::run`]).
 const BUSY_POLL: Duration = Duration::from_secs(1);

@@ -164,6 +164,9 @@ pub struct OpsSettings {
     pub rate_limit: RateLimitSettings,
     /// Timeout of one TMP API call made for the ops API (tokens, sign, token actions).
     pub tmp_request_timeout_ms: u64,
+    /// Most connections the ops listener holds open at once: a caller holding many cannot take
+    /// the descriptors the Issuer API needs.
+    pub max_connections: usize,
 }
 
 /// Client certificates of the ops listener: subject common name → scopes.
@@ -211,6 +214,7 @@ impl std::fmt::Debug for OpsSettings {
             .field("mtls", &self.mtls)
             .field("rate_limit", &self.rate_limit)
             .field("tmp_request_timeout_ms", &self.tmp_request_timeout_ms)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -260,6 +264,8 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// How long `/readyz` waits for the database before answering 503.
     pub readiness_timeout_ms: u64,
+    /// Most connections this listener holds open at once; more wait in the accept queue.
+    pub max_connections: usize,
     /// Serve HTTPS (and mTLS when `client_ca_file` is set) instead of plain HTTP.
     pub tls: Option<TlsSettings>,
     /// Acknowledges that plain HTTP is meant: a proxy in front terminates TLS. Production
@@ -648,6 +654,10 @@ impl Settings {
         }
         if !(1..=60_000).contains(&self.server.readiness_timeout_ms) {
             return fail("server.readiness_timeout_ms must be between 1 and 60000".into());
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) || !(1..=100_000).contains(&self.ops.max_connections)
+        {
+            return fail("server.max_connections must be 1 to 1000000 and ops.max_connections 1 to 100000".into());
         }
         if !(1..=24 * 90).contains(&self.housekeeping.idempotency_retention_hours) {
             return fail("housekeeping.idempotency_retention_hours must be between 1 and 2160 (90 days)".into());

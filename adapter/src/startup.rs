@@ -40,6 +40,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         tmp_edge::tls::install_crypto_provider();
+        check_open_files(&settings);
         let database = &settings.database;
         let store = store::connect_with(&database.url, database.max_connections, database.group_commit.settings())
             .await
@@ -90,6 +91,7 @@ impl Application {
         });
 
         let ops = if state.settings.ops.enabled { Some(ops_server(state.clone(), shutdown_timeout)?) } else { None };
+        let state_max_connections = state.settings.server.max_connections;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -98,6 +100,8 @@ impl Application {
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .shutdown_timeout(shutdown_timeout)
+        .workers(ISSUER_API_WORKERS.get())
+        .max_connections(state_max_connections.div_ceil(ISSUER_API_WORKERS.get()).max(1))
         .on_connect(|connection, extensions| {
             use actix_tls::accept::rustls_0_23::TlsStream;
             if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
@@ -179,6 +183,7 @@ fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u
     }
     let tls =
         ops_settings.tls.as_ref().map(|tls| tmp_edge::tls::server_config(tls.edge())).transpose().context("ops.tls")?;
+    let ops_max_connections = ops_settings.max_connections;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -188,6 +193,7 @@ fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
     })
     .workers(1)
+    .max_connections(ops_max_connections)
     .shutdown_timeout(shutdown_timeout)
     .on_connect(|connection, extensions| {
         use actix_tls::accept::rustls_0_23::TlsStream;
@@ -248,5 +254,36 @@ async fn housekeeping(store: DynStore, settings: Settings) {
             Ok(_) => {}
             Err(error) => tracing::warn!(error = ?error, "housekeeping failed; will retry"),
         }
+    }
+}
+
+/// The Issuer API's HTTP workers: one per core, as actix would choose.
+static ISSUER_API_WORKERS: std::sync::LazyLock<std::num::NonZeroUsize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN));
+
+/// Raises the open-file limit to the hard limit, and warns when the listeners' connection caps,
+/// the database pool and the relay's connections do not fit in it: past the limit no listener
+/// accepts anyone, the probes included.
+fn check_open_files(settings: &Settings) {
+    let limit = match tmp_edge::limits::raise_open_files() {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+            return;
+        }
+    };
+    let ops = if settings.ops.enabled { settings.ops.max_connections } else { 0 };
+    // The database pool (and SQLite's writer or PostgreSQL's flusher), one connection per relay
+    // delivery in flight to each of three destinations, and files, logs and listeners.
+    let others = settings.database.max_connections as usize + 1 + 3 * settings.relay.concurrency + 64;
+    let needed = settings.server.max_connections + ops + others;
+    match limit {
+        Some(limit) if (limit as usize) < needed => tracing::warn!(
+            limit,
+            needed,
+            "the open-file limit is below server.max_connections + ops.max_connections + the database and relay \
+             connections: raise the hard limit (LimitNOFILE=) or lower the connection caps"
+        ),
+        _ => tracing::info!(limit = ?limit, needed, "open-file limit"),
     }
 }

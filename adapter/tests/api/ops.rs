@@ -18,6 +18,7 @@ const TOKEN: &str = "tmpops_test-token-for-the-ops-api";
 
 async fn spawn(db: &TestDb) -> (TestApp, String) {
     let app = TestApp::spawn_with(db, |s| {
+        s.server.body_read_timeout_secs = 1;
         s.ops.enabled = true;
         s.ops.api_tokens = vec![hex::encode(Sha256::digest(TOKEN.as_bytes()))];
         s.processor.hmac_secrets = s.auth.hmac_secrets.clone();
@@ -246,6 +247,41 @@ async fn ops_api_lists_held_rows_and_retries_skips_and_replays_like_the_cli() {
             .await
             .unwrap();
         expect_error(malformed, 400, "MALFORMED_JSON").await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_or_oversized_body_cannot_hold_an_ops_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for db in test_databases().await {
+        let (app, ops) = spawn(&db).await;
+        let address = ops.trim_start_matches("http://").to_owned();
+        let head = |length: usize| {
+            format!(
+                "POST /ops/v1/outbox/replay HTTP/1.1\r\nHost: ops\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+            )
+        };
+        let answer = |mut stream: tokio::net::TcpStream| async move {
+            let mut text = Vec::new();
+            // Bounded: a listener that waits forever fails the test instead of hanging it.
+            let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut text));
+            read.await.expect("answered").expect("read");
+            String::from_utf8_lossy(&text).into_owned()
+        };
+        // A declared body larger than the limit is refused before a byte of it is read.
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(head(1 << 30).as_bytes()).await.unwrap();
+        let text = answer(stream).await;
+        assert!(text.starts_with("HTTP/1.1 413"), "{}: {text}", db.backend);
+        assert!(text.contains("PAYLOAD_TOO_LARGE"), "{text}");
+        // A body that stops arriving is given up on after server.body_read_timeout_secs.
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(format!("{}{{\"cardId\"", head(40)).as_bytes()).await.unwrap();
+        let text = answer(stream).await;
+        assert!(text.starts_with("HTTP/1.1 408"), "{}: {text}", db.backend);
+        assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
         app.stop().await;
     }
 }

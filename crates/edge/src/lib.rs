@@ -8,6 +8,7 @@
 //! - [`error`]: the contract's error codes as one error type, and the one place it becomes the
 //!   contract's JSON error body;
 //! - [`json`]: request-body parsing with value-free errors;
+//! - [`limits`]: the process's open-file limit, raised to what the system allows;
 //! - [`admit`]: body admission — size and read time, client certificate, Standard-Webhooks
 //!   signature, replayed ids (through a [`admit::ReplayGuard`] the server implements), content
 //!   type — and the `X-Idempotency-Key` header.
@@ -19,4 +20,5 @@ pub mod client;
 pub mod correlation;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod tls;

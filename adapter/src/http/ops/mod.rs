@@ -236,7 +236,7 @@ pub async fn write(
     mut draft: AuditDraft,
     work: impl AsyncFnOnce(&mut AuditDraft, &FreshWrite, &Bytes) -> Result<Answer, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = read_body(body).await?;
+    let bytes = read_body(state, req, body).await?;
     let write = match begin_write(state, principal, req, scope, &bytes).await {
         Ok(BeginWrite::Replay(response)) => return Ok(response),
         Ok(BeginWrite::Fresh(write)) => write,
@@ -295,12 +295,12 @@ pub fn tmp_error(call: TmpCall<'_>, error: CallError) -> ApiError {
 
 // ---- helpers ----
 
-pub async fn read_body(body: web::Payload) -> Result<Bytes, ApiError> {
-    match body.to_bytes_limited(BODY_LIMIT).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(ApiError::MalformedJson(format!("request body could not be read: {e}"))),
-        Err(_) => Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT }),
-    }
+/// The body, at most [`BODY_LIMIT`] bytes (a larger declared `Content-Length` is refused before
+/// reading) within `server.body_read_timeout_secs`: a caller trickling a body cannot hold a
+/// connection of the ops listener.
+pub async fn read_body(state: &AppState, req: &HttpRequest, body: web::Payload) -> Result<Bytes, ApiError> {
+    let timeout = std::time::Duration::from_secs(state.settings.server.body_read_timeout_secs);
+    tmp_edge::admit::read_body(req.headers(), &mut body.into_inner(), BODY_LIMIT, Some(timeout)).await
 }
 
 /// An empty body is the default value.

@@ -97,6 +97,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
         args.scenarios.clone()
     };
     let database = args.database_url.as_deref().map_or("SQLite", |_| "PostgreSQL");
+    // The generator, the echo ceiling, mock-tmp and the adapter share this process's descriptors:
+    // a ceiling that stops at the soft limit would measure the limit, not the machine.
+    match tmp_edge::limits::raise_open_files() {
+        Ok(limit) => eprintln!("open-file limit: {}", limit.map_or("unlimited".to_owned(), |l| l.to_string())),
+        Err(error) => eprintln!("cannot raise the open-file limit: {error}"),
+    }
     eprintln!("starting mock-tmp and tmp-adapter ({database}) …");
     let kit = Arc::new(
         TestKit::start(&KitOptions {

@@ -14,7 +14,7 @@ use crate::helpers::db::test_databases;
 use crate::helpers::receiver::{Receiver, Reply};
 
 pub const EVENTS: &str = "/processor/v1/events";
-const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Relay on, fast schedule, the processor signing with the test secret, forwarding to `to`.
 pub fn forwarding_settings(settings: &mut Settings, approach: Approach, to: &Receiver) {

@@ -470,3 +470,56 @@ fn the_threat_model_cites_tests_that_exist() {
     }
     assert!(cited >= 20, "the scan found the citations ({cited})");
 }
+
+/// Every limit the code enforces on the Issuer API's input is stated in its OpenAPI with the
+/// code's own value, so that a generated client or a fuzzer knows what is refused: a limit
+/// changed in code and not in the document (or the other way round) fails here.
+#[test]
+fn the_openapi_states_the_limits_the_code_enforces() {
+    use serde_json::Value;
+    use tmp_protocol::{fields, headers, jwe, webhook};
+    let doc: Value = serde_json::from_str(&tmp_adapter::openapi::issuer_api_json()).unwrap();
+    // Every `encryptedPayload`, wherever it is: the compact form and its length limits.
+    fn walk<'a>(value: &'a Value, found: &mut Vec<&'a Value>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    if key == "encryptedPayload" && inner.get("type").is_some() {
+                        found.push(inner);
+                    }
+                    walk(inner, found);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut payloads = Vec::new();
+    walk(&doc, &mut payloads);
+    assert!(payloads.len() >= 5, "every encryptedPayload was found: {}", payloads.len());
+    for schema in payloads {
+        assert_eq!(schema["pattern"], jwe::COMPACT_PATTERN, "{schema}");
+        assert_eq!(schema["maxLength"], jwe::MAX_COMPACT_LEN, "{schema}");
+        assert_eq!(schema["minLength"], jwe::MIN_COMPACT_LEN, "{schema}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Id"]["maxLength"], fields::MAX_ID_LEN);
+    assert_eq!(schemas["Id"]["minLength"], 1);
+    assert_eq!(schemas["FreeText"]["maxLength"], fields::MAX_TEXT_LEN);
+    assert_eq!(schemas["ProcessorEventBatch"]["minItems"], 1);
+    // The signed headers of every operation that takes them.
+    let mut checked = 0;
+    for path in doc["paths"].as_object().unwrap().values() {
+        for parameter in path["post"]["parameters"].as_array().into_iter().flatten() {
+            let limit = match parameter["name"].as_str().unwrap() {
+                headers::IDEMPOTENCY_KEY => headers::MAX_IDEMPOTENCY_KEY_LEN,
+                headers::WEBHOOK_ID => webhook::MAX_ID_LEN,
+                _ => continue,
+            };
+            assert_eq!(parameter["schema"]["maxLength"], limit, "{parameter}");
+            assert_eq!(parameter["schema"]["minLength"], 1, "{parameter}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "the signed operations' headers were found ({checked})");
+}

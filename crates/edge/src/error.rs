@@ -182,7 +182,8 @@ impl ResponseError for ApiError {
             }
             ApiError::UpstreamUnavailable { message, .. } => tracing::warn!(%message, "upstream unavailable"),
             ApiError::NotAnsweredInTime { ms } => {
-                tracing::error!(budget_ms = ms, "request abandoned: not answered within its time budget")
+                // WARN: a peer that has not authenticated yet (a trickled body) can cause it.
+                tracing::warn!(budget_ms = ms, "request abandoned: not answered within its time budget")
             }
             other => tracing::info!(code = %other.wire_code(), "request rejected"),
         }

@@ -91,6 +91,11 @@ pub struct VerifyCardRequest {
     pub device_score: Option<u8>,
     /// Compact JWE (`RSA-OAEP-256`/`A256GCM`, `kid` in the header) of
     /// `{"pan": "…", "expiry": "MM/YY", "cvc": "…"?}`.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 
@@ -169,6 +174,11 @@ pub struct VerifyCvcRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_requestor: Option<TokenRequestor>,
     /// Compact JWE of `{"pan": "…", "expiry": "MM/YY", "cvc": "…"}`; `cvc` is required here.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 
@@ -235,6 +245,11 @@ pub struct NotificationRequest {
     pub channel: Option<NotificationChannel>,
     /// Required for `ACTIVATION_CODE_DELIVERY` (compact JWE of `{"otp": "123456"}`), absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: Option<String>,
     /// Required for `ACTIVATION_CODE_DELIVERY`: the code is never delivered after this instant.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]

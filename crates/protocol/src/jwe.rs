@@ -47,6 +47,14 @@ pub const ENC: &str = "A256GCM";
 /// that an oversized field costs nothing; card payloads are a few hundred bytes.
 pub const MAX_COMPACT_LEN: usize = 64 * 1024;
 
+/// A compact JWE as the contract takes it: five base64url parts, none empty (the key is
+/// always wrapped, the content always has an IV and a tag). Each `encryptedPayload` states it in
+/// the OpenAPI with the length limits (the adapter's OpenAPI test holds them to these values).
+pub const COMPACT_PATTERN: &str =
+    "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
+/// Shortest compact JWE: five one-character parts and four dots.
+pub const MIN_COMPACT_LEN: usize = 9;
+
 const CEK_LEN: usize = 32;
 const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;

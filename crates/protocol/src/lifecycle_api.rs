@@ -31,6 +31,11 @@ pub struct LifecycleCard {
     pub product_category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder: Option<CardholderContact>,
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 
@@ -42,6 +47,11 @@ pub struct LifecycleCardUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<IssuerCardStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder: Option<CardholderContact>,
@@ -52,6 +62,11 @@ pub struct LifecycleCardUpdate {
 pub struct LifecycleCardReplace {
     pub new_card_id: String,
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 

@@ -63,6 +63,11 @@ impl ProcessorEventBody {
 #[serde(rename_all = "camelCase")]
 pub struct CardIssuedData {
     /// Compact JWE of `{"pan", "expiry"}`.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_category: Option<FreeText>,
@@ -83,6 +88,11 @@ pub struct CardStatusChangedData {
 pub struct CardReplacedData {
     pub new_card_id: Id,
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 
@@ -90,6 +100,11 @@ pub struct CardReplacedData {
 #[serde(rename_all = "camelCase")]
 pub struct CardRenewedData {
     /// Compact JWE of `{"expiry": "MM/YY"}`.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 

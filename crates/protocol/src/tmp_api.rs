@@ -167,6 +167,11 @@ pub struct ReplacementCardData {
 pub struct CardReplace {
     pub new_card_id: String,
     /// Compact JWE of `{"pan": "…", "expiry": "MM/YY"}` of the new card.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 
@@ -182,6 +187,11 @@ pub struct ExpiryData {
 #[serde(rename_all = "camelCase")]
 pub struct CardExpiryUpdate {
     /// Compact JWE of `{"expiry": "MM/YY"}`.
+    #[schema(
+        min_length = 9,
+        max_length = 65536,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    )]
     pub encrypted_payload: String,
 }
 

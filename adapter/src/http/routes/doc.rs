@@ -11,13 +11,17 @@ use utoipa::{IntoParams, IntoResponses};
 )]
 #[allow(dead_code)] // Only describes the headers; never constructed.
 pub struct SignedRequestHeaders(
-    /// Same key + same body → the stored response; same key + other body → 422. At most 128 printable ASCII characters.
+    /// Same key + same body → the stored response; same key + other body → 422. 1 to 128 printable ASCII characters, never a card number.
+    #[param(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     String,
-    /// Standard-Webhooks message id, unique per request (a retry carries a new one). Required with HMAC auth.
+    /// Standard-Webhooks message id, unique per request (a retry carries a new one), never a card number. Required with HMAC auth.
+    #[param(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     String,
-    /// Unix seconds; outside the configured tolerance → 401 STALE_TIMESTAMP. Required with HMAC auth.
+    /// Unix seconds, decimal without leading zeros; outside the configured tolerance → 401 STALE_TIMESTAMP. Required with HMAC auth.
+    #[param(minimum = 0)]
     i64,
-    /// `v1,<base64 HMAC-SHA256 of id.timestamp.body>` entries, space-separated. Required with HMAC auth.
+    /// `v1,<base64 HMAC-SHA256 of id.timestamp.body>` entries, space-separated (entries of other versions are ignored; one `v1` must match). Required with HMAC auth.
+    #[param(min_length = 47, pattern = "(^| )v1,[A-Za-z0-9+/]{43}=( |$)")]
     String,
 );
 
@@ -27,11 +31,14 @@ pub struct SignedRequestHeaders(
 #[into_params(names("webhook-id", "webhook-timestamp", "webhook-signature"), parameter_in = Header)]
 #[allow(dead_code)] // Only describes the headers; never constructed.
 pub struct ProcessorRequestHeaders(
-    /// Standard-Webhooks message id, unique per request.
+    /// Standard-Webhooks message id, unique per request, never a card number.
+    #[param(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     String,
     /// Unix seconds; outside `auth.timestamp_tolerance_secs` → 401 STALE_TIMESTAMP.
+    #[param(minimum = 0)]
     i64,
-    /// `v1,<base64 HMAC-SHA256 of id.timestamp.body>` entries, space-separated.
+    /// `v1,<base64 HMAC-SHA256 of id.timestamp.body>` entries, space-separated (one `v1` must match).
+    #[param(min_length = 47, pattern = "(^| )v1,[A-Za-z0-9+/]{43}=( |$)")]
     String,
 );
 

@@ -22,8 +22,25 @@ use tmp_edge::json::parse_body;
 #[serde(untagged)]
 pub enum ProcessorEventsRequest {
     One(ProcessorEvent),
-    Batch(Vec<ProcessorEvent>),
+    Batch(ProcessorEventBatch),
 }
+
+/// A batch: at least one event (an empty one is a 422), at most `processor.max_batch_events`.
+#[derive(serde::Serialize)]
+#[allow(dead_code)] // Only describes the body; never constructed.
+pub struct ProcessorEventBatch(Vec<ProcessorEvent>);
+
+impl utoipa::PartialSchema for ProcessorEventBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("ProcessorEvent"))
+            .min_items(Some(1))
+            .description(Some("At least one event; at most `processor.max_batch_events` (default 1000)."))
+            .into()
+    }
+}
+
+impl ToSchema for ProcessorEventBatch {}
 
 /// The processor's card events: committed with the card registry change and the outbox row
 /// before `202`; an event id seen before with the same body is accepted again without effect

@@ -178,6 +178,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// On every `SIGHUP`, loads the configuration again and replaces the keys and secrets it names
+/// (see [`crate::startup::Reloader`]).
+async fn reload_on_hangup(reloader: crate::startup::Reloader, config_dir: std::path::PathBuf) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: keys and secrets are reloaded only by a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading keys and secrets");
+        let _ = reloader.reload(Settings::load(&config_dir).map_err(anyhow::Error::from));
+    }
+}
+
 fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(Settings::load(&cli.config_dir)?)
 }
@@ -193,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());
             runtime()?.block_on(async {
                 let app = Application::build(settings).await?;
+                tokio::spawn(reload_on_hangup(app.reloader(), cli.config_dir.clone()));
                 app.run_until_stopped().await?;
                 Ok::<_, anyhow::Error>(())
             })?;

@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Attempts the destination refused as unauthenticated or forbidden (401, 403), by
     /// destination: retried, but a clock or a secret needs a look. Alert on any increase.
     pub outbox_auth_failures: IntCounterVec,
+    /// Configuration reloads (`SIGHUP`) by outcome (`applied`, `refused`): alert on `refused`.
+    pub config_reloads: IntCounterVec,
     pub outbox_pending: IntGauge,
     pub outbox_held_rows: IntGauge,
     pub outbox_dead_rows: IntGauge,
@@ -104,6 +106,11 @@ impl Metrics {
             &["destination"],
         )
         .expect("valid metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new("config_reloads_total", "Configuration reloads (SIGHUP) by outcome: applied or refused"),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let outbox_auth_failures = IntCounterVec::new(
             Opts::new(
                 "outbox_auth_failures_total",
@@ -145,6 +152,7 @@ impl Metrics {
             Box::new(outbox_dead.clone()),
             Box::new(outbox_held.clone()),
             Box::new(outbox_auth_failures.clone()),
+            Box::new(config_reloads.clone()),
             Box::new(outbox_held_rows.clone()),
             Box::new(outbox_pending.clone()),
             Box::new(outbox_dead_rows.clone()),
@@ -171,6 +179,7 @@ impl Metrics {
             outbox_dead,
             outbox_held,
             outbox_auth_failures,
+            config_reloads,
             outbox_pending,
             outbox_held_rows,
             outbox_dead_rows,

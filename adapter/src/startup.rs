@@ -17,8 +17,8 @@ use tmp_protocol::webhook::Verifier;
 use crate::card_source::{CardSource, LocalRegistry, ProcessorBridge};
 use crate::config::{CardSourceKind, OpsSettings, Settings};
 use crate::domain::verification::CardVerifier;
-use crate::http::AppState;
 use crate::http::ops::{self, OpsState};
+use crate::http::{AppState, Credentials};
 use crate::http::{middleware, routes};
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
@@ -35,6 +35,7 @@ pub struct Application {
     ops: Option<(u16, Server)>,
     housekeeping: tokio::task::JoinHandle<()>,
     relay: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    reloader: Reloader,
 }
 
 impl Application {
@@ -52,15 +53,9 @@ impl Application {
         }
         let metrics = Metrics::new();
         let source = card_source(&settings, &store, &keys)?;
-        let signature_verifier = settings.auth.mode.requires_hmac().then(|| {
-            Verifier::new(keys.hmac_secrets.clone(), Duration::from_secs(settings.auth.timestamp_tolerance_secs))
-        });
+        let credentials = credentials(&settings, &keys);
         let verifier = CardVerifier::new(source, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
-        let processor_verifier = (!settings.processor.hmac_secrets.is_empty()).then(|| {
-            let tolerance = Duration::from_secs(settings.auth.timestamp_tolerance_secs);
-            Verifier::new(settings.processor.hmac_secrets.clone(), tolerance)
-        });
         let relay_wakeup = Arc::new(tokio::sync::Notify::new());
         let relay = if settings.relay.enabled {
             let relay =
@@ -80,8 +75,7 @@ impl Application {
             settings,
             store,
             keys,
-            signature_verifier,
-            processor_verifier,
+            credentials: std::sync::RwLock::new(Arc::new(credentials)),
             relay_wakeup,
             verifier,
             metrics,
@@ -90,6 +84,7 @@ impl Application {
             )),
         });
 
+        let reloader = Reloader { state: state.clone() };
         let ops = if state.settings.ops.enabled { Some(ops_server(state.clone(), shutdown_timeout)?) } else { None };
         let state_max_connections = state.settings.server.max_connections;
         let server = HttpServer::new(move || {
@@ -118,11 +113,16 @@ impl Application {
         }
         .run();
         tracing::info!(port, "tmp-adapter listening");
-        Ok(Application { port, server, ops, housekeeping, relay })
+        Ok(Application { port, server, ops, housekeeping, relay, reloader })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Replaces keys and secrets without a restart (the daemon calls it on `SIGHUP`).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The ops API's port, when `ops.enabled`.
@@ -285,5 +285,72 @@ fn check_open_files(settings: &Settings) {
              connections: raise the hard limit (LimitNOFILE=) or lower the connection caps"
         ),
         _ => tracing::info!(limit = ?limit, needed, "open-file limit"),
+    }
+}
+
+/// The keys and secrets requests are checked with, from `settings` and the keys it names.
+fn credentials(settings: &Settings, keys: &KeyMaterial) -> Credentials {
+    let tolerance = Duration::from_secs(settings.auth.timestamp_tolerance_secs);
+    Credentials {
+        jwe: Arc::new(keys.jwe.clone()),
+        signature_verifier: settings
+            .auth
+            .mode
+            .requires_hmac()
+            .then(|| Verifier::new(keys.hmac_secrets.clone(), tolerance)),
+        processor_verifier: (!settings.processor.hmac_secrets.is_empty())
+            .then(|| Verifier::new(settings.processor.hmac_secrets.clone(), tolerance)),
+    }
+}
+
+/// Replaces a running adapter's JWE keys and Issuer API and processor HMAC secrets with those of
+/// a freshly loaded configuration, without a restart (`SIGHUP`). Everything is loaded and
+/// checked first; on any error the adapter keeps serving with what it had, and says why.
+#[derive(Clone)]
+pub struct Reloader {
+    state: Data<AppState>,
+}
+
+impl Reloader {
+    /// Applies `fresh`, the configuration as loaded (and validated) again — or refuses it, and
+    /// a configuration that failed to load, keeping what is in force. Returns what is now in force.
+    pub fn reload(&self, fresh: anyhow::Result<Settings>) -> anyhow::Result<String> {
+        let result = fresh.and_then(|fresh| self.apply(&fresh));
+        let outcome = if result.is_ok() { "applied" } else { "refused" };
+        self.state.metrics.config_reloads.with_label_values(&[outcome]).inc();
+        match &result {
+            Ok(summary) => tracing::info!(%summary, "configuration reloaded: keys and secrets replaced"),
+            Err(error) => tracing::error!(
+                error = %format!("{error:#}"),
+                "configuration reload refused; serving with the previous keys and secrets"
+            ),
+        }
+        result
+    }
+
+    fn apply(&self, fresh: &Settings) -> anyhow::Result<String> {
+        self.prepare(fresh).map(|credentials| {
+            let summary = format!(
+                "JWE kids {}; {} Issuer API secret(s); {} processor secret(s)",
+                fresh.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "),
+                fresh.auth.hmac_secrets.len(),
+                fresh.processor.hmac_secrets.len()
+            );
+            self.state.replace_credentials(credentials);
+            summary
+        })
+    }
+
+    fn prepare(&self, fresh: &Settings) -> anyhow::Result<Credentials> {
+        let running = &self.state.settings;
+        // What the listeners were built with cannot change under them.
+        anyhow::ensure!(
+            fresh.auth.mode == running.auth.mode,
+            "auth.mode changed ({:?} → {:?}): that needs a restart",
+            running.auth.mode,
+            fresh.auth.mode
+        );
+        let keys = KeyMaterial::load(fresh).context("loading the keys")?;
+        Ok(credentials(fresh, &keys))
     }
 }

@@ -133,7 +133,19 @@ fn should_verify(r: &Request<'_>) -> bool {
 
 /// 1 to 256 visible ASCII characters.
 fn valid_id(id: &str) -> bool {
-    (1..=256).contains(&id.len()) && id.bytes().all(|b| (b'!'..=b'~').contains(&b))
+    (1..=256).contains(&id.len()) && id.bytes().all(|b| (b'!'..=b'~').contains(&b)) && !is_card_number(id)
+}
+
+/// The contract's rule, written again here: an id made of 12 to 19 digits (separators `-./_:`
+/// allowed) that pass the Luhn check is a card number, and is refused.
+fn is_card_number(id: &str) -> bool {
+    if !id.bytes().all(|b| b.is_ascii_digit() || b"-./_:".contains(&b)) {
+        return false;
+    }
+    let digits: Vec<u32> = id.bytes().filter(u8::is_ascii_digit).map(|b| u32::from(b - b'0')).collect();
+    let luhn: u32 =
+        digits.iter().rev().enumerate().map(|(i, &d)| if i % 2 == 1 { (d * 2) / 10 + (d * 2) % 10 } else { d }).sum();
+    (12..=19).contains(&digits.len()) && luhn % 10 == 0
 }
 
 /// A non-negative number written the way `i64::to_string` writes it.

@@ -33,10 +33,11 @@ impl FromRequest for SignedBody {
                 .app_data::<Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))?;
+            let credentials = state.credentials();
             let admission = Admission {
                 limit: state.settings.server.body_limit_bytes,
                 require_mtls: state.settings.auth.mode.requires_mtls(),
-                verifier: state.signature_verifier.as_ref(),
+                verifier: credentials.signature_verifier.as_ref(),
             };
             let result = admit(&req, &state, &mut payload, admission).await;
             if let Err(e) = &result {
@@ -65,7 +66,8 @@ impl FromRequest for ProcessorBody {
                 .app_data::<Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))?;
-            let Some(verifier) = state.processor_verifier.as_ref() else {
+            let credentials = state.credentials();
+            let Some(verifier) = credentials.processor_verifier.as_ref() else {
                 return Err(ApiError::NotFound);
             };
             let admission = Admission {

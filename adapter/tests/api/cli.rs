@@ -339,7 +339,7 @@ fn keys_generate_writes_private_files_and_never_overwrites() {
 }
 
 #[test]
-fn serve_starts_with_development_keys_and_warns() {
+fn serve_starts_with_development_keys_warns_and_reloads_keys_on_sighup() {
     let sandbox = Sandbox::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tmp-adapter"))
         .current_dir(sandbox.dir.path())
@@ -352,17 +352,28 @@ fn serve_starts_with_development_keys_and_warns() {
     let stdout = child.stdout.take().unwrap();
     let mut seen = String::new();
     use std::io::BufRead;
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("tmp-adapter listening") {
-            break;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    // Reads log lines into `seen` up to the first that holds `needle`.
+    let mut read_until = |needle: &str| {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                break;
+            }
         }
-    }
+    };
+    read_until("tmp-adapter listening");
+    // SIGHUP: the configuration and its keys are loaded again and swapped in.
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    read_until("configuration reload");
     let _ = child.kill();
     let _ = child.wait();
     assert!(seen.contains("DEVELOPMENT KEY"), "{seen}");
+    assert!(seen.contains("configuration reloaded: keys and secrets replaced"), "{seen}");
+    assert!(seen.contains("adapter-dev-1"), "the kids in force are named: {seen}");
     assert!(sandbox.path("data/tmp-adapter.db").exists());
     assert!(sandbox.path("data/dev-keys/jwe-adapter-dev-1.pem").exists());
 }

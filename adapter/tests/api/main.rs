@@ -10,6 +10,7 @@ mod notifications;
 mod ops;
 mod ops_keys;
 mod outbox_rows;
+mod rotation;
 mod security;
 mod stalls;
 mod store;

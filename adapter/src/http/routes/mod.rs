@@ -41,10 +41,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// operation (milliseconds of CPU) runs on the runtime's blocking pool, not on the HTTP worker
 /// thread: a worker busy with it could not read, answer or time out its other connections.
 pub async fn decrypt<T: DeserializeOwned + Send + 'static>(state: &AppState, compact: &str) -> Result<T, ApiError> {
-    let keys = state.keys.clone();
+    let keys = state.credentials().jwe.clone();
     let compact = compact.to_owned();
     let _slot = state.private_key_slots.acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(move || decrypt_now(&keys.jwe, &compact))
+    tokio::task::spawn_blocking(move || decrypt_now(&keys, &compact))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the decryption task failed: {e}")))?
 }

@@ -14,5 +14,5 @@ use crate::http::AppState;
     responses((status = 200, description = "The adapter's JWK set", body = JwkSet))
 )]
 pub async fn public_key(state: Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().insert_header(("Cache-Control", "max-age=300")).json(state.keys.jwe.jwk_set())
+    HttpResponse::Ok().insert_header(("Cache-Control", "max-age=300")).json(state.credentials().jwe.jwk_set())
 }

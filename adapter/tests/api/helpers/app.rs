@@ -110,6 +110,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub backend: &'static str,
     handle: ServerHandle,
+    /// Replaces the running adapter's keys and secrets, as `SIGHUP` does.
+    pub reloader: tmp_adapter::startup::Reloader,
 }
 
 impl TestApp {
@@ -125,6 +127,7 @@ impl TestApp {
         let base_url = format!("{scheme}://127.0.0.1:{}", app.port());
         let ops_url = app.ops_port().map(|port| format!("http://127.0.0.1:{port}"));
         let handle = app.handle();
+        let reloader = app.reloader();
         tokio::spawn(app.run_until_stopped());
         let keys = KeyMaterial::load(&settings).expect("keys");
         let jwk = keys.jwe.jwk_set().keys[0].clone();
@@ -141,6 +144,7 @@ impl TestApp {
             settings,
             backend: db.backend,
             handle,
+            reloader,
         }
     }
 

@@ -83,3 +83,17 @@ fn an_undecodable_value_in_buffered_members_is_reported_without_its_path() {
     let m = shape::<ProcessorEvent>(readable, "");
     assert!(!m.contains("4111"), "{m}");
 }
+
+/// `signature_headers` crash-4fd158a9: once `webhook-id`s that are card numbers were refused,
+/// the harness's independent check still called `4444222222222` (13 Luhn-valid digits) a valid
+/// id; the signer refuses it, and so does verification.
+#[test]
+fn a_webhook_id_that_is_a_card_number_is_refused_by_signer_and_verifier() {
+    use tmp_protocol::webhook::{SignatureError, SignatureHeaders, WebhookSecret, validate_id};
+    let (secret, _) = WebhookSecret::generate();
+    for id in ["4444222222222", "4111-1111-1111-1111"] {
+        assert_eq!(validate_id(id), Err(SignatureError::Malformed("webhook-id")), "{id}");
+        assert!(SignatureHeaders::sign(std::slice::from_ref(&secret), id, 1, b"{}").is_err(), "{id}");
+    }
+    assert_eq!(validate_id("4444222222223"), Ok(()), "not Luhn-valid: an id like any other");
+}

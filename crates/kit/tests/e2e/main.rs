@@ -7,10 +7,12 @@
 //! - broken, proxy, reports: each broken Issuer API fails exactly the cases that catch its
 //!   fault, and a failure's reproduction shows the same failure when run by hand;
 //! - bare_target: the `tmp-conformance` binary against an adapter with no mock and no harness;
-//! - load: the load generator and the soak's check.
+//! - load: the load generator and the soak's check;
+//! - docs: every link of the docs stays in the repository and arrives.
 
 mod bare_target;
 mod broken;
+mod docs;
 mod forwarding;
 mod helpers;
 mod lifecycle;

@@ -180,8 +180,12 @@ pub fn main() -> ExitCode {
 
 /// On every `SIGHUP`, loads the configuration again and replaces the keys and secrets it names
 /// (see [`crate::startup::Reloader`]).
-async fn reload_on_hangup(reloader: crate::startup::Reloader, config_dir: std::path::PathBuf) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+async fn reload_on_hangup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    reloader: crate::startup::Reloader,
+    config_dir: std::path::PathBuf,
+) {
+    let Ok(mut hangups) = hangups else {
         tracing::warn!("cannot listen for SIGHUP: keys and secrets are reloaded only by a restart");
         return;
     };
@@ -205,8 +209,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(&cli)?;
             crate::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());
             runtime()?.block_on(async {
+                // Listening for SIGHUP before the listeners open: a reload sent as soon as the
+                // adapter is up must not meet the signal's default action (termination).
+                let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
                 let app = Application::build(settings).await?;
-                tokio::spawn(reload_on_hangup(app.reloader(), cli.config_dir.clone()));
+                tokio::spawn(reload_on_hangup(hangups, app.reloader(), cli.config_dir.clone()));
                 app.run_until_stopped().await?;
                 Ok::<_, anyhow::Error>(())
             })?;

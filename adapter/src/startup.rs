@@ -95,6 +95,7 @@ impl Application {
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .shutdown_timeout(shutdown_timeout)
+        .disable_signals()
         .workers(ISSUER_API_WORKERS.get())
         .max_connections(state_max_connections.div_ceil(ISSUER_API_WORKERS.get()).max(1))
         .on_connect(|connection, extensions| {
@@ -130,7 +131,8 @@ impl Application {
         self.ops.as_ref().map(|(port, _)| *port)
     }
 
-    /// Stops the server from another task (tests); in the daemon, SIGTERM/SIGINT do it.
+    /// Stops the server from another task (tests); otherwise SIGTERM or SIGINT does it, draining
+    /// the requests in flight in both cases.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
@@ -143,7 +145,15 @@ impl Application {
             let handle = server.handle();
             (handle, tokio::spawn(server))
         });
+        // actix would stop at once on SIGINT (Ctrl-C): both signals drain instead.
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing the requests in flight (server.shutdown_timeout_secs)");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        signals.abort();
         if let Some((handle, ops)) = ops {
             handle.stop(true).await;
             let _ = ops.await;
@@ -193,6 +203,7 @@ fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
     })
     .workers(1)
+    .disable_signals()
     .max_connections(ops_max_connections)
     .shutdown_timeout(shutdown_timeout)
     .on_connect(|connection, extensions| {
@@ -254,6 +265,22 @@ async fn housekeeping(store: DynStore, settings: Settings) {
             Ok(_) => {}
             Err(error) => tracing::warn!(error = ?error, "housekeeping failed; will retry"),
         }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }
 

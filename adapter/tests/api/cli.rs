@@ -347,6 +347,7 @@ fn serve_starts_with_development_keys_warns_and_reloads_keys_on_sighup() {
         .env("TMP_ADAPTER__SERVER__PORT", "0")
         .env("TMP_ADAPTER__LOG__FORMAT", "json")
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -369,11 +370,16 @@ fn serve_starts_with_development_keys_warns_and_reloads_keys_on_sighup() {
     let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
     assert!(hup.success());
     read_until("configuration reload");
-    let _ = child.kill();
-    let _ = child.wait();
+    // Ctrl-C drains and stops cleanly, as SIGTERM does.
+    let int = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(int.success());
+    read_until("tmp-adapter stopped");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}: {}\n{seen}", output.status, String::from_utf8_lossy(&output.stderr));
     assert!(seen.contains("DEVELOPMENT KEY"), "{seen}");
     assert!(seen.contains("configuration reloaded: keys and secrets replaced"), "{seen}");
     assert!(seen.contains("adapter-dev-1"), "the kids in force are named: {seen}");
+    assert!(seen.contains("finishing the requests in flight"), "{seen}");
     assert!(sandbox.path("data/tmp-adapter.db").exists());
     assert!(sandbox.path("data/dev-keys/jwe-adapter-dev-1.pem").exists());
 }

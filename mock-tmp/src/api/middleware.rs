@@ -90,7 +90,8 @@ async fn handle(
     if entry.outcome == Outcome::Answered {
         entry.status = Some(response.status().as_u16());
     }
-    tracing::info!(status = ?entry.status, outcome = ?entry.outcome, latency_ms = started.elapsed().as_millis() as u64, route = route.as_deref().unwrap_or("unmatched"), "request served");
+    // A status is logged as the number, or not at all (no answer): never `Some(200)`.
+    tracing::info!(status = entry.status, outcome = ?entry.outcome, latency_ms = started.elapsed().as_millis() as u64, route = route.as_deref().unwrap_or("unmatched"), "request served");
     if journaled {
         mock.journal.record(entry);
     }

@@ -111,7 +111,8 @@ fn every_relative_link_of_the_docs_names_a_file_and_heading_of_the_repository() 
             }
             checked += 1;
             let (path, anchor) = target.split_once('#').map_or((target.as_str(), None), |(p, a)| (p, Some(a)));
-            let linked = if path.is_empty() { file.to_path_buf() } else { normalise(&file.parent().unwrap().join(path)) };
+            let linked =
+                if path.is_empty() { file.to_path_buf() } else { normalise(&file.parent().unwrap().join(path)) };
             if !linked.starts_with(&root) {
                 broken.push(format!("{here}: `{target}` leaves the repository"));
                 continue;

@@ -36,6 +36,8 @@ pub enum Command {
     PrintDefaultConfig,
     /// Load cards into the local registry from a JSONL or CSV file.
     Import {
+        /// The cards: JSON Lines (one `{"cardId", "pan", "expiry", "status", ...}` per line) or
+        /// CSV with a header row; docs/operations.md lists the fields.
         file: PathBuf,
         /// File format; by default taken from the extension (.jsonl/.ndjson or .csv).
         #[arg(long, value_enum)]

@@ -585,9 +585,20 @@ impl Settings {
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
-        let settings: Settings =
-            serde_path_to_error::deserialize(raw).map_err(|e| ConfigError(format!("`{}`: {}", e.path(), e.inner())))?;
-        settings.validate()?;
+        // Without the directory only the built-in defaults and the environment apply: say so, or
+        // the first complaint (a missing secret, say) hides the cause.
+        let hint = |error: ConfigError| match config_dir.is_dir() {
+            true => error,
+            false => ConfigError(format!(
+                "{} (no configuration directory at `{}`: only the built-in defaults and TMP_ADAPTER__* \
+                 variables apply; run from the repository root or pass --config-dir)",
+                error.0,
+                config_dir.display()
+            )),
+        };
+        let settings: Settings = serde_path_to_error::deserialize(raw)
+            .map_err(|e| hint(ConfigError(format!("`{}`: {}", e.path(), e.inner()))))?;
+        settings.validate().map_err(hint)?;
         Ok(settings)
     }
 

@@ -370,6 +370,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database cannot be used as configured; the message says what to do.
+    #[error("{0}")]
+    Setup(String),
     /// The write committed but could not be made durable (see `group_commit`): not acknowledged.
     #[error("the write could not be made durable: {0}")]
     NotDurable(&'static str),

@@ -16,8 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::group_commit::Flush;
 
-use super::StoreResult;
 use super::rows::outbox_entry_columns;
+use super::{StoreError, StoreResult};
 
 /// The first step of a claim (see `claim_window`): heads of their card among the destination's
 /// oldest pending rows. Parameters: $1 owner, $2 lease until, $3 now, $4 limit, $5 destination, $6 the
@@ -62,7 +62,18 @@ pub(super) const CLAIM_HEADS: &str = concat!(
 /// group commit's flush, which opens a connection of its own to the same database.
 pub(super) async fn connect(url: &str, max_connections: u32) -> StoreResult<(PgPool, Flush)> {
     let options = PgConnectOptions::from_str(url)?.options([("synchronous_commit", "off")]);
-    let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
+    let (database, user) = (options.get_database().unwrap_or("postgres").to_owned(), options.get_username().to_owned());
+    let pool = match PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await {
+        Ok(pool) => pool,
+        // invalid_catalog_name: the server is there, the database is not (a first install).
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+            return Err(StoreError::Setup(format!(
+                "database `{database}` does not exist on the server: create it (`CREATE DATABASE \"{database}\" \
+                 OWNER \"{user}\";` as a superuser) or correct database.url; the adapter creates its tables itself"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((pool, Flush::Postgres { url: url.to_owned(), conn: None }))
 }
 

@@ -310,6 +310,10 @@ fn invalid_configuration_names_the_key() {
     let output = sandbox.run(&["check-config"], &[("TMP_ADAPTER__POLICY__STAND_IN_DECISION", "MAYBE")]);
     assert!(!output.status.success());
     assert!(text(&output).contains("stand_in_decision"), "{}", text(&output));
+    // Run where there is no configuration directory: the error says that is the cause.
+    let output = sandbox.run(&["check-config", "--config-dir", "nowhere"], &[]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("no configuration directory at `nowhere`"), "{}", text(&output));
 }
 
 #[test]
@@ -462,4 +466,18 @@ fn apikey_create_prints_the_key_once_list_never_shows_it_and_revoke_ends_it() {
     assert!(text(&sandbox.run(&["apikey", "list"], &[])).contains("revoked="));
     let again = sandbox.run(&["apikey", "revoke", &id], &[]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+}
+
+#[test]
+fn a_missing_postgresql_database_is_named_with_the_statement_that_creates_it() {
+    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("notice: TEST_DATABASE_URL is not set: skipping");
+        return;
+    };
+    let server = admin.rsplit_once('/').map_or(admin.as_str(), |(server, _)| server);
+    let missing = format!("missing_{}", uuid::Uuid::new_v4().simple());
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["migrate"], &[("TMP_ADAPTER__DATABASE__URL", &format!("{server}/{missing}"))]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains(&format!("CREATE DATABASE \"{missing}\"")), "{}", text(&output));
 }

@@ -82,6 +82,9 @@ async fn ops_api_needs_a_valid_token_and_serves_nothing_of_the_issuer_api() {
         expect_error(get(&app, format!("{ops}/ops/v1/outbox"), Some(&digest)).await, 401, "UNAUTHENTICATED").await;
         let raw = app.client.get(format!("{ops}/ops/v1/outbox")).header("authorization", TOKEN).send().await.unwrap();
         expect_error(raw, 401, "UNAUTHENTICATED").await;
+        // The ops port's root names it, without credentials.
+        let index = expect_json(get(&app, format!("{ops}/"), None).await, 200).await;
+        assert_eq!((index["service"].as_str(), index["listener"].as_str()), (Some("tmp-adapter"), Some("ops")));
         let listed = expect_json(get(&app, format!("{ops}/ops/v1/outbox"), Some(TOKEN)).await, 200).await;
         assert_eq!(listed["items"], json!([]), "{}", db.backend);
 

@@ -386,6 +386,9 @@ async fn health_readiness_metrics_and_correlation() {
     let app = TestApp::spawn(&db).await;
     assert_eq!(expect_json(app.get("/healthz").await, 200).await["status"], "ok");
     assert_eq!(expect_json(app.get("/readyz").await, 200).await["status"], "ready");
+    let index = expect_json(app.get("/").await, 200).await;
+    assert_eq!((index["service"].as_str(), index["listener"].as_str()), (Some("tmp-adapter"), Some("issuer-api")));
+    assert_eq!(index["links"]["openapi"], "/openapi.json", "{index}");
     let response = app
         .client
         .post(format!("{}{}", app.base_url, VERIFY))

@@ -9,6 +9,7 @@
 //!   contract's JSON error body;
 //! - [`json`]: request-body parsing with value-free errors;
 //! - [`limits`]: the process's open-file limit, raised to what the system allows;
+//! - [`index`]: what `GET /` answers on every listener: which service this is and where to go;
 //! - [`admit`]: body admission — size and read time, client certificate, Standard-Webhooks
 //!   signature, replayed ids (through a [`admit::ReplayGuard`] the server implements), content
 //!   type — and the `X-Idempotency-Key` header.
@@ -19,6 +20,7 @@ pub mod admit;
 pub mod client;
 pub mod correlation;
 pub mod error;
+pub mod index;
 pub mod json;
 pub mod limits;
 pub mod tls;

@@ -12,7 +12,25 @@ use actix_web::web;
 use tmp_edge::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(tmp::configure).configure(lifecycle::configure).configure(control::configure);
+    cfg.configure(tmp::configure)
+        .configure(lifecycle::configure)
+        .configure(control::configure)
+        .route("/", web::get().to(index));
+}
+
+/// `GET /`: which service this port is, and where to go from here.
+async fn index() -> actix_web::HttpResponse {
+    tmp_edge::index::answer(
+        "mock-tmp",
+        "tmp-api, lifecycle-api, control",
+        env!("CARGO_PKG_VERSION"),
+        &[
+            ("tmpApi", "/tmp-api/v1/…"),
+            ("lifecycleApi", "/lifecycle/v1/…"),
+            ("control", "/_mock/v1/… (cards, tokens, requests, faults, simulate)"),
+            ("docs", "docs/mock-tmp.md in the kit's repository"),
+        ],
+    )
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

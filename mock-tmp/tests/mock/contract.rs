@@ -91,6 +91,12 @@ async fn malformed_unknown_and_undecryptable_requests_are_refused() {
     expect_error(forbidden, 409, "CONFLICT").await;
     expect_error(kit.client.get(format!("{}/nowhere", kit.mock_url)).send().await.expect("get"), 404, "NOT_FOUND")
         .await;
+    // The root says where one is.
+    let index = kit.client.get(format!("{}/", kit.mock_url)).send().await.expect("get");
+    assert_eq!(index.status(), 200);
+    let index: serde_json::Value = index.json().await.expect("json");
+    assert_eq!(index["service"], "mock-tmp");
+    assert!(index["links"]["control"].as_str().unwrap().starts_with("/_mock/v1/"), "{index}");
 }
 
 #[tokio::test]

@@ -69,7 +69,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/ops/v1/outbox/{id}", "GET", outbox::show))
         .service(resource("/ops/v1/outbox/{id}/retry", "POST", outbox::retry))
         .service(resource("/ops/v1/outbox/{id}/skip", "POST", outbox::skip))
-        .service(resource("/openapi.json", "GET", openapi));
+        .service(resource("/openapi.json", "GET", openapi))
+        .service(resource("/", "GET", index));
+}
+
+/// `GET /` of the ops listener (no credentials needed: it names only public paths).
+pub async fn index() -> HttpResponse {
+    tmp_edge::index::answer(
+        "tmp-adapter",
+        "ops",
+        env!("CARGO_PKG_VERSION"),
+        &[("openapi", "/openapi.json"), ("api", "/ops/v1/…"), ("docs", "docs/ops-api.md in the kit's repository")],
+    )
 }
 
 pub async fn openapi() -> HttpResponse {

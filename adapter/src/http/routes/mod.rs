@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource(NOTIFICATIONS_PATH, "POST", notifications::notification).wrap(budget()))
         .service(resource(PUBLIC_KEY_PATH, "GET", public_key::public_key).wrap(budget()))
         .service(resource(tmp_protocol::processor::EVENTS_PATH, "POST", processor::events).wrap(budget()))
+        .service(resource("/", "GET", system::index))
         .service(resource("/healthz", "GET", system::healthz))
         .service(resource("/readyz", "GET", system::readyz))
         .service(resource("/metrics", "GET", system::metrics))

@@ -6,6 +6,23 @@ use actix_web::web::Data;
 use crate::http::AppState;
 use crate::openapi;
 
+/// `GET /`: which service this port is, and where to go from here.
+pub async fn index() -> HttpResponse {
+    tmp_edge::index::answer(
+        "tmp-adapter",
+        "issuer-api",
+        env!("CARGO_PKG_VERSION"),
+        &[
+            ("openapi", "/openapi.json"),
+            ("publicKey", tmp_protocol::issuer_api::PUBLIC_KEY_PATH),
+            ("health", "/healthz"),
+            ("readiness", "/readyz"),
+            ("metrics", "/metrics"),
+            ("docs", "docs/contract.md and docs/operations.md in the kit's repository"),
+        ],
+    )
+}
+
 /// Alive: the process serves HTTP.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))

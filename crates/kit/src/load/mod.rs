@@ -9,6 +9,7 @@
 pub mod ceilings;
 pub mod footprint;
 pub mod open_loop;
+pub mod report;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,6 +80,10 @@ pub struct LoadArgs {
     /// Offer this fixed rate instead of searching for the peak (latency at a given load).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Also write the figures as JSON to this file, and a chart of latency against offered
+    /// rate per scenario next to it (the same name with `.svg`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// One scenario's figures.
@@ -88,7 +93,12 @@ struct Row {
     ceiling_name: &'static str,
     ceiling: f64,
     half: RunStats,
+    /// Every step of the peak search.
+    steps: Vec<report::Point>,
 }
+
+/// The steps of a peak search, as they are run.
+type Steps = std::sync::Mutex<Vec<report::Point>>;
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
     let scenarios = if args.scenarios.is_empty() {
@@ -165,7 +175,7 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
                 Ok(())
             })
         });
-        let peak = peak_of("http echo", args, step, send).await;
+        let peak = peak_of("http echo", args, step, send, &Steps::default()).await;
         echo.stop().await;
         println!("ceiling  actix-web JSON echo ({cores} workers, same generator): {peak:.0}/s");
         ceilings.insert("http", peak);
@@ -185,6 +195,7 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
 
     let mut rows = Vec::new();
     for &scenario in scenarios {
+        let steps = Steps::default();
         let (ceiling_name, ceiling) = match scenario {
             Scenario::VerifyCard => ("rsa", ceilings["rsa"]),
             Scenario::TokenEvents | Scenario::Notifications => ("http", ceilings["http"]),
@@ -203,7 +214,7 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             drain_outbox(kit).await;
             let peak = match args.rate {
                 Some(rate) => rate * 2.0,
-                None => search(scenario.name(), args, step, &mut step_fn).await,
+                None => search(scenario.name(), args, step, &mut step_fn, &steps).await,
             };
             tokio::time::sleep(Duration::from_secs(1)).await;
             drain_outbox(kit).await;
@@ -213,7 +224,7 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             let send = request_sender(&session, scenario).await?;
             let peak = match args.rate {
                 Some(rate) => rate * 2.0,
-                None => peak_of(scenario.name(), args, step, send.clone()).await,
+                None => peak_of(scenario.name(), args, step, send.clone(), &steps).await,
             };
             tokio::time::sleep(Duration::from_secs(1)).await;
             drain_outbox(kit).await;
@@ -221,7 +232,8 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             (peak, half)
         };
         print_step(&format!("{} @ half peak", scenario.name()), &half);
-        rows.push(Row { name: scenario.name(), peak, ceiling_name, ceiling, half });
+        let steps = steps.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rows.push(Row { name: scenario.name(), peak, ceiling_name, ceiling, half, steps });
     }
 
     println!();
@@ -249,7 +261,31 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             100.0 * row.peak / openssl
         );
     }
-    println!("process RSS after the run (generator + mock + adapter in one process): {} MB", rss_mb("self")?);
+    let rss = rss_mb("self")?;
+    println!("process RSS after the run (generator + mock + adapter in one process): {rss} MB");
+    if let Some(path) = &args.json {
+        let report = report::Report {
+            database: database.to_owned(),
+            cores,
+            release: !cfg!(debug_assertions),
+            ceilings: ceilings.iter().map(|(name, rate)| ((*name).to_owned(), *rate)).collect(),
+            scenarios: rows
+                .iter()
+                .map(|row| report::ScenarioReport {
+                    name: row.name.to_owned(),
+                    peak: row.peak,
+                    ceiling_name: row.ceiling_name.to_owned(),
+                    ceiling_rate: row.ceiling,
+                    ratio: row.peak / row.ceiling,
+                    half_peak: report::Point::of(&row.half),
+                    steps: row.steps.clone(),
+                })
+                .collect(),
+            rss_mb: rss,
+        };
+        let chart = report::write(&report, path).with_context(|| format!("writing {}", path.display()))?;
+        println!("figures: {} · chart: {}", path.display(), chart.display());
+    }
     Ok(())
 }
 
@@ -277,13 +313,13 @@ async fn drain_outbox(kit: &TestKit) {
     eprintln!("  the outbox still had pending rows after 120 s; measuring anyway");
 }
 
-async fn peak_of(name: &str, args: &LoadArgs, step: Duration, send: Send) -> f64 {
+async fn peak_of(name: &str, args: &LoadArgs, step: Duration, send: Send, steps: &Steps) -> f64 {
     let mut step_fn = |rate: f64, duration: Duration| open_loop::run(rate, duration, send.clone());
-    search(name, args, step, &mut step_fn).await
+    search(name, args, step, &mut step_fn, steps).await
 }
 
 /// The peak search of [`open_loop::find_peak`] over any step function.
-async fn search<F, Fut>(name: &str, args: &LoadArgs, step: Duration, step_fn: &mut F) -> f64
+async fn search<F, Fut>(name: &str, args: &LoadArgs, step: Duration, step_fn: &mut F, steps: &Steps) -> f64
 where
     F: FnMut(f64, Duration) -> Fut,
     Fut: std::future::Future<Output = RunStats>,
@@ -293,7 +329,10 @@ where
         args.max_rate,
         args.refine,
         |rate| step_fn(rate, step),
-        |stats| print_step(name, stats),
+        |stats| {
+            print_step(name, stats);
+            steps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(report::Point::of(stats));
+        },
     )
     .await
 }

@@ -79,3 +79,47 @@ fn the_soak_check_tells_lost_misordered_and_doubled_events() {
     let report = tmp_kit::soak::check_entries(&broken, &expected);
     assert_eq!((report.lost, report.out_of_order, report.applied_twice), (2, 1, 1));
 }
+
+/// `load --json`: the figures survive the trip through the file, and the chart draws every
+/// scenario's p50 and p99 over every step, marking the steps that did not keep up.
+#[test]
+fn the_json_report_round_trips_and_its_chart_draws_every_scenario() {
+    use tmp_kit::load::report::{Point, Report, ScenarioReport};
+    let point = |offered: f64, p50: f64, p99: f64, errors: u64| Point {
+        offered,
+        achieved: if errors == 0 { offered } else { offered / 2.0 },
+        p50_ms: p50,
+        p99_ms: p99,
+        p999_ms: p99 * 1.5,
+        errors,
+    };
+    let scenario = |name: &str| ScenarioReport {
+        name: name.into(),
+        peak: 800.0,
+        ceiling_name: "http".into(),
+        ceiling_rate: 25_600.0,
+        ratio: 800.0 / 25_600.0,
+        half_peak: point(400.0, 3.5, 12.0, 0),
+        steps: vec![point(100.0, 2.0, 5.0, 0), point(800.0, 4.0, 20.0, 0), point(1600.0, 900.0, 4000.0, 3)],
+    };
+    let report = Report {
+        database: "SQLite".into(),
+        cores: 2,
+        release: true,
+        ceilings: [("http".to_owned(), 25_600.0)].into(),
+        scenarios: vec![scenario("token-events"), scenario("ingest→delivery")],
+        rss_mb: 142.8,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let chart = tmp_kit::load::report::write(&report, &dir.path().join("run.json")).unwrap();
+    let read: Report = serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(read.scenarios[1].steps, report.scenarios[1].steps);
+    assert_eq!(read.scenarios[0].half_peak, report.scenarios[0].half_peak);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 4, "p50 and p99 of two scenarios");
+    // Four points per scenario and percentile; the overloaded step is hollow on both lines.
+    assert_eq!(svg.matches(r#"r="3""#).count(), 16);
+    assert_eq!(svg.matches(r#"fill="white""#).count(), 4);
+    assert!(svg.contains("token-events") && svg.contains("ingest→delivery") && svg.contains("3% of http"), "{svg}");
+}

@@ -250,7 +250,7 @@ async fn the_decision_audit_of_a_card_never_shows_card_data() {
                 wallet: Some("APPLE_PAY".into()),
                 tsp: Some("MDES".into()),
                 decision: (*decision).into(),
-                reason: if minute == 0 { "CARD_VERIFIED".into() } else { "CVC_MISMATCH".into() },
+                reason: if minute == 0 { "CARD_VERIFIED".into() } else { "CVC_NO_MATCH".into() },
                 card_status: "ACTIVE".into(),
                 cvc_result: "MATCH".into(),
                 stand_in: false,
@@ -266,7 +266,7 @@ async fn the_decision_audit_of_a_card_never_shows_card_data() {
         assert_eq!(items.len(), 2, "{}", db.backend);
         assert_eq!(
             (items[0]["decision"].as_str(), items[0]["reason"].as_str()),
-            (Some("DECLINED"), Some("CVC_MISMATCH"))
+            (Some("DECLINED"), Some("CVC_NO_MATCH"))
         );
         assert_eq!(items[1]["tokenizationId"], "tkn-0");
         let keys: Vec<_> = items[0].as_object().unwrap().keys().cloned().collect();

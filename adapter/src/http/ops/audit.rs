@@ -40,7 +40,7 @@ pub struct Decision {
     pub tsp: Option<String>,
     /// `APPROVED`, `REQUIRE_ADDITIONAL_AUTHENTICATION`, `DECLINED` (a CVC result for `verify_cvc`).
     pub decision: String,
-    /// Why: `CARD_VERIFIED`, `CARD_BLOCKED`, `CVC_MISMATCH`, `STAND_IN_TIMEOUT`, …
+    /// Why: `CARD_VERIFIED`, `CARD_BLOCKED`, `CVC_NO_MATCH`, `STAND_IN_TIMEOUT`, …
     pub reason: String,
     pub card_status: String,
     pub cvc_result: String,

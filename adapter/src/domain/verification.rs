@@ -253,8 +253,12 @@ impl CardVerifier {
         });
         let latency = started.elapsed();
         tracing::info!(cvc_result = cvc_result.as_str(), latency_ms = latency.as_millis() as u64, "cvc verified");
-        let response =
-            VerifyCvcResponse { cvc_result, card_status, card_id: facts.as_ref().map(|f| f.card_id.clone()) };
+        let response = VerifyCvcResponse {
+            cvc_result,
+            card_status,
+            card_id: facts.as_ref().map(|f| f.card_id.clone()),
+            reason: Some(reason),
+        };
         let audit = DecisionRecord {
             id: uuid::Uuid::new_v4(),
             decided_at: now,

@@ -23,23 +23,39 @@ async fn match_no_match_attempts_exceeded_and_not_found() {
         let ok = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, &right)).send().await, 200).await;
         assert_eq!(
             ok,
-            json!({"cvcResult": "MATCH", "cardStatus": "ACTIVE", "cardId": "card-active"}),
+            json!({"cvcResult": "MATCH", "cardStatus": "ACTIVE", "cardId": "card-active", "reason": "CARD_VERIFIED"}),
+            "{}",
+            db.backend
+        );
+        // An expiry typed wrong is told apart from a wrong CVC, and does not count against it.
+        let mut mistyped = check(PAN_ACTIVE, &right);
+        mistyped["encryptedPayload"] = json!(app.card_payload(PAN_ACTIVE, "01/31", Some(&right)));
+        let expiry = expect_json(app.request(VERIFY_CVC).json(&mistyped).send().await, 200).await;
+        assert_eq!(
+            (&expiry["cvcResult"], &expiry["cardStatus"], &expiry["reason"]),
+            (&json!("NO_MATCH"), &json!("ACTIVE"), &json!("EXPIRY_MISMATCH")),
             "{}",
             db.backend
         );
         for _ in 0..3 {
             let no = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, wrong)).send().await, 200).await;
-            assert_eq!(no["cvcResult"], "NO_MATCH", "{}", db.backend);
+            assert_eq!(
+                (&no["cvcResult"], &no["reason"]),
+                (&json!("NO_MATCH"), &json!("CVC_NO_MATCH")),
+                "{}",
+                db.backend
+            );
         }
         let locked = expect_json(app.request(VERIFY_CVC).json(&check(PAN_ACTIVE, &right)).send().await, 200).await;
         assert_eq!(locked["cvcResult"], "ATTEMPTS_EXCEEDED", "{}", db.backend);
+        assert_eq!(locked["reason"], "CVC_ATTEMPTS_EXCEEDED", "{}", db.backend);
         let unknown = expect_json(app.request(VERIFY_CVC).json(&check(PAN_UNKNOWN, "123")).send().await, 200).await;
         assert_eq!(unknown["cardStatus"], "NOT_FOUND");
         assert_eq!(unknown["cvcResult"], "NO_MATCH");
         let blocked = expect_json(app.request(VERIFY_CVC).json(&check(PAN_BLOCKED, "123")).send().await, 200).await;
         assert_eq!(blocked["cardStatus"], "BLOCKED");
         let audit = app.store.decisions_for_card("card-active", 10).await.unwrap();
-        assert_eq!(audit.len(), 5, "{}", db.backend);
+        assert_eq!(audit.len(), 6, "{}", db.backend);
         assert!(audit.iter().all(|d| d.operation == "verify_cvc"));
         app.stop().await;
     }

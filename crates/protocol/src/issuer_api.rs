@@ -189,6 +189,11 @@ pub struct VerifyCvcResponse {
     pub card_status: CardStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_id: Option<String>,
+    /// Why, as in the audit: `CARD_VERIFIED`, `CVC_NO_MATCH`, `CVC_ATTEMPTS_EXCEEDED`, or the
+    /// card's problem — so that an expiry typed wrong (`EXPIRY_MISMATCH`, with `cvcResult`
+    /// `NO_MATCH` and `cardStatus` `ACTIVE`) is not mistaken for a wrong CVC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DecisionReason>,
 }
 
 /// A token changed status at the TSP.

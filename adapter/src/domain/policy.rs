@@ -51,7 +51,8 @@ pub struct RequestorPolicy {
     /// `REQUIRE_ADDITIONAL_AUTHENTICATION` when the wallet or device score (1–5) is below this;
     /// 0 disables step-up by score.
     pub step_up_below_score: u8,
-    /// Decline when the card already has this many tokens that are not deactivated.
+    /// Decline when the card already has this many tokens that are not deactivated, in this
+    /// entry's scope ([`PolicySettings::token_scope`]).
     pub max_live_tokens_per_card: u32,
 }
 
@@ -59,6 +60,17 @@ impl PolicySettings {
     /// The policy for a token requestor: its own entry, else its wallet's, else the default.
     pub fn for_requestor(&self, requestor_id: &str, wallet: Wallet) -> &RequestorPolicy {
         self.token_requestors.get(requestor_id).or_else(|| self.wallets.get(&wallet)).unwrap_or(&self.default)
+    }
+
+    /// Which tokens `max_live_tokens_per_card` counts for this requestor: those of the entry that
+    /// governs it — the requestor's own tokens for a requestor entry and for the default (which
+    /// applies to each requestor on its own), every token of the wallet for a wallet entry.
+    pub fn token_scope(&self, requestor_id: &str, wallet: Wallet) -> crate::store::TokenScope {
+        if !self.token_requestors.contains_key(requestor_id) && self.wallets.contains_key(&wallet) {
+            crate::store::TokenScope::Wallet(wallet.as_str().to_owned())
+        } else {
+            crate::store::TokenScope::Requestor(requestor_id.to_owned())
+        }
     }
 }
 

@@ -65,7 +65,8 @@ impl CardVerifier {
         let requestor = &request.token_requestor;
         let requestor_policy = self.policy.for_requestor(&requestor.id, requestor.wallet);
 
-        let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, now)).await;
+        let scope = self.policy.token_scope(&requestor.id, requestor.wallet);
+        let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, &scope, now)).await;
         let (assessment, facts, cvc_result, stand_in) = match answer {
             Ok(Ok(answer)) => {
                 let outcome = outcome_of(answer.card.as_ref(), card, now);
@@ -142,7 +143,12 @@ impl CardVerifier {
     }
 
     /// Lookup, CVC check with attempt counting, and token count: everything the deadline bounds.
-    async fn ask_source(&self, card: &CardData, now: OffsetDateTime) -> Result<SourceAnswer, DomainError> {
+    async fn ask_source(
+        &self,
+        card: &CardData,
+        scope: &crate::store::TokenScope,
+        now: OffsetDateTime,
+    ) -> Result<SourceAnswer, DomainError> {
         let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
         let Some(facts) = facts else {
             return Ok(SourceAnswer { card: None, cvc: NOT_CHECKED, live_tokens: 0 });
@@ -154,7 +160,7 @@ impl CardVerifier {
             None if self.locked_out(&facts.card_id, now).await? => CvcResult::AttemptsExceeded,
             None => NOT_CHECKED,
         };
-        let live_tokens = self.store.count_live_tokens(&facts.card_id).await?;
+        let live_tokens = self.store.count_live_tokens(&facts.card_id, scope).await?;
         Ok(SourceAnswer { card: Some(facts), cvc, live_tokens })
     }
 

@@ -33,7 +33,7 @@ pub use idempotency::IdempotencyStore;
 pub use notifications::NotificationStore;
 pub use ops::OpsStore;
 pub use outbox::{OutboxStore, claim_window};
-pub use tokens::TokenStore;
+pub use tokens::{TokenScope, TokenStore};
 
 use std::sync::Arc;
 

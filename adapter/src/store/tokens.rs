@@ -12,10 +12,22 @@ use super::{
     TokenRecord,
 };
 
+/// Which of a card's tokens a count covers: the cap of a policy entry counts the tokens its entry
+/// governs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Tokens of one token requestor (a `policy.token_requestors` entry, or the default policy,
+    /// which applies to each requestor on its own).
+    Requestor(String),
+    /// Tokens of one wallet (a `policy.wallets` entry), whatever their requestor.
+    Wallet(String),
+}
+
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Tokens of a card that are not `DEACTIVATED`.
-    async fn count_live_tokens(&self, card_id: &str) -> StoreResult<u32>;
+    /// The card's tokens in `scope` that are not deactivated.
+    async fn count_live_tokens(&self, card_id: &str, scope: &TokenScope) -> StoreResult<u32>;
     /// In one transaction: records the event in the history (ignored if `event_id` is already
     /// there), updates the mirror unless the event is older than the mirror's `status_at`,
     /// writes the outbox record and the idempotency record.
@@ -73,13 +85,22 @@ async fn upsert_mirror(tx: &mut WriteTx, event: &TokenEventRecord) -> StoreResul
 #[async_trait]
 impl TokenStore for SqlStore {
     #[tracing::instrument(skip_all)]
-    async fn count_live_tokens(&self, card_id: &str) -> StoreResult<u32> {
+    async fn count_live_tokens(&self, card_id: &str, scope: &TokenScope) -> StoreResult<u32> {
+        let (column_is_wallet, value) = match scope {
+            TokenScope::Requestor(id) => (false, id.as_str()),
+            TokenScope::Wallet(wallet) => (true, wallet.as_str()),
+        };
         let count: i64 = dispatch!(self.read(), |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE card_id = $1 AND status <> $2")
-                .bind(card_id)
-                .bind(TokenStatus::Deactivated.as_str())
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tokens WHERE card_id = $1 AND status <> $2 \
+                  AND (CASE WHEN $3 THEN wallet ELSE token_requestor_id END) = $4",
+            )
+            .bind(card_id)
+            .bind(TokenStatus::Deactivated.as_str())
+            .bind(column_is_wallet)
+            .bind(value)
+            .fetch_one(pool)
+            .await?
         });
         rows::count_u32(count, "token count")
     }

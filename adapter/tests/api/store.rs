@@ -436,8 +436,10 @@ async fn concurrent_requests_with_one_key_commit_once() {
 async fn token_events_update_the_mirror_in_order() {
     for (db, store) in stores().await {
         let b = db.backend;
+        // Every token below is Apple Pay's (requestor 50110030273) but one.
+        let apple = store::TokenScope::Requestor("50110030273".into());
         assert_eq!(store.find_token("token-1").await.unwrap(), None, "{b}");
-        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 0, "{b}");
+        assert_eq!(store.count_live_tokens("card-1", &apple).await.unwrap(), 0, "{b}");
 
         // First event creates the mirror.
         let t1 = T0 + Duration::minutes(10);
@@ -459,7 +461,7 @@ async fn token_events_update_the_mirror_in_order() {
         assert_eq!(outcome.token.updated_at, activated.received_at, "{b}");
         assert_eq!(outcome.token.token_last4.as_deref(), Some("9876"), "{b}");
         assert_eq!(store.find_token("token-1").await.unwrap(), Some(outcome.token.clone()), "{b}");
-        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 1, "{b}");
+        assert_eq!(store.count_live_tokens("card-1", &apple).await.unwrap(), 1, "{b}");
         assert_eq!(store.pending_outbox(100).await.unwrap().len(), 1, "{b}");
 
         // An older event arrives late: history only, the mirror keeps the newer state.
@@ -520,7 +522,7 @@ async fn token_events_update_the_mirror_in_order() {
         assert!(outcome.applied, "{b}");
         assert_eq!(outcome.token.status, TokenStatus::Suspended, "{b}");
         assert_eq!(outcome.token.token_last4.as_deref(), Some("9876"), "{b}");
-        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 1, "{b}");
+        assert_eq!(store.count_live_tokens("card-1", &apple).await.unwrap(), 1, "{b}");
 
         // A second token on the card, then the first is deactivated.
         store
@@ -531,7 +533,27 @@ async fn token_events_update_the_mirror_in_order() {
             )
             .await
             .unwrap();
-        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 2, "{b}");
+        assert_eq!(store.count_live_tokens("card-1", &apple).await.unwrap(), 2, "{b}");
+        // A Google Pay token on the same card counts for Google Pay, not for Apple Pay.
+        let google = TokenEventRecord {
+            token_requestor_id: "40010030273".into(),
+            wallet: "GOOGLE_PAY".into(),
+            ..token_event("ev-g", "token-g", TokenStatus::Active, t1)
+        };
+        store
+            .apply_token_event(
+                &google,
+                &outbox("card-1", "token.status_changed", 8),
+                &idempotency("token_events", "kg"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.count_live_tokens("card-1", &apple).await.unwrap(), 2, "{b}: per requestor");
+        let wallet = |w: &str| store::TokenScope::Wallet(w.into());
+        assert_eq!(store.count_live_tokens("card-1", &wallet("APPLE_PAY")).await.unwrap(), 2, "{b}: per wallet");
+        assert_eq!(store.count_live_tokens("card-1", &wallet("GOOGLE_PAY")).await.unwrap(), 1, "{b}");
+        let google_requestor = store::TokenScope::Requestor("40010030273".into());
+        assert_eq!(store.count_live_tokens("card-1", &google_requestor).await.unwrap(), 1, "{b}");
         store
             .apply_token_event(
                 &token_event("ev-4", "token-1", TokenStatus::Deactivated, t1 + Duration::minutes(1)),
@@ -540,8 +562,8 @@ async fn token_events_update_the_mirror_in_order() {
             )
             .await
             .unwrap();
-        assert_eq!(store.count_live_tokens("card-1").await.unwrap(), 1, "{b}");
-        assert_eq!(store.count_live_tokens("card-2").await.unwrap(), 0, "{b}");
+        assert_eq!(store.count_live_tokens("card-1", &apple).await.unwrap(), 1, "{b}");
+        assert_eq!(store.count_live_tokens("card-2", &apple).await.unwrap(), 0, "{b}");
         assert_eq!(store.token_history("token-1").await.unwrap().len(), 4, "{b}");
         assert_eq!(store.token_history("token-none").await.unwrap(), vec![], "{b}");
     }

@@ -340,3 +340,41 @@ async fn parallel_cvc_guesses_are_limited_and_a_locked_card_is_declined_without_
         app.stop().await;
     }
 }
+
+/// `max_live_tokens_per_card` counts the tokens of the policy entry that governs the request:
+/// a card at its cap in one wallet can still be tokenized in another.
+#[tokio::test]
+async fn the_token_cap_counts_the_tokens_its_policy_entry_governs() {
+    for db in test_databases().await {
+        let app = TestApp::spawn_with(&db, |s| {
+            // Per requestor (the default policy), and for Google Pay per wallet: one token each.
+            s.policy.default.max_live_tokens_per_card = 1;
+            s.policy.default.require_cvc = false;
+            s.policy.token_requestors.clear();
+            s.policy.wallets.clear();
+            s.policy.wallets.insert(tmp_protocol::enums::Wallet::GooglePay, s.policy.default.clone());
+        })
+        .await;
+        app.import(&fixture_cards()).await;
+        // One live Google Pay token (requestor 40010030273) on the card.
+        let token = crate::token_events::event_body("tok-cap", "card-active", "ACTIVE", "2026-03-01T10:00:00Z");
+        expect_json(app.request("/issuer-api/v1/tokens/events").json(&token).send().await, 200).await;
+        let decide = |wallet: &str, requestor: &str| {
+            let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), wallet);
+            body["tokenRequestor"]["id"] = json!(requestor);
+            body
+        };
+        // Google Pay, another requestor id: the wallet entry counts every Google Pay token.
+        let google = verify(&app, &decide("GOOGLE_PAY", "40010099999")).await;
+        assert_eq!(
+            (&google["decision"], &google["reason"]),
+            (&json!("DECLINED"), &json!("TOO_MANY_TOKENS")),
+            "{}",
+            db.backend
+        );
+        // Samsung Pay (default policy, its own requestor): none of its tokens yet.
+        let samsung = verify(&app, &decide("SAMSUNG_PAY", "30010030273")).await;
+        assert_eq!(samsung["decision"], "APPROVED", "{}: {samsung}", db.backend);
+        app.stop().await;
+    }
+}

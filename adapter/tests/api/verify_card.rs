@@ -185,7 +185,10 @@ async fn too_many_live_tokens_declines() {
         app.import(&fixture_cards()).await;
         let event = crate::token_events::event_body("tok-1", "card-active", "ACTIVE", "2026-01-01T10:00:00Z");
         expect_json(app.request("/issuer-api/v1/tokens/events").json(&event).send().await, 200).await;
-        let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        // The same token requestor as the live token's (the default policy counts per requestor).
+        let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        body["tokenRequestor"]["id"] = event["tokenRequestor"]["id"].clone();
+        let answer = verify(&app, &body).await;
         assert_eq!(answer["reason"], "TOO_MANY_TOKENS", "{}: {answer}", db.backend);
         assert_eq!(answer["decision"], "DECLINED");
         app.stop().await;

@@ -19,7 +19,9 @@ use tmp_protocol::fields::{FreeText, Id};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tmp_protocol::enums::{CvcResult, Decision, NotificationType, ProvisioningMethod, TokenStatus, Tsp, Wallet};
+use tmp_protocol::enums::{
+    CvcResult, Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, TokenStatus, Tsp, Wallet,
+};
 use tmp_protocol::issuer_api::{
     CardData, CardholderContact, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
     VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
@@ -546,6 +548,17 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
     let now = OffsetDateTime::now_utc();
     let max = mock.config.simulator.otp_max_attempts;
     let mut state = mock.state.lock().await;
+    // A blocked or closed card's token is not activated, code or not (as MDES does): the code
+    // waits, unspent, until the card is unblocked.
+    let card_id = state.tokens.get(token_id).map(|token| token.card_id.clone());
+    if let Some(card) = card_id.and_then(|card_id| state.cards.get(&card_id))
+        && card.status != IssuerCardStatus::Active
+    {
+        return Err(ApiError::Conflict(format!(
+            "the card is {}: its tokens cannot be activated",
+            card.status.as_str().to_ascii_lowercase()
+        )));
+    }
     let token =
         state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
     let Some(challenge) = token.otp.as_mut().filter(|_| token.status == TokenStatus::Inactive) else {

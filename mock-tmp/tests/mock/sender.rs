@@ -66,8 +66,22 @@ async fn the_yellow_path_sends_the_code_encrypted_to_the_issuers_key() {
     let otp = delivery.otp.clone().expect("the code decrypts with the issuer's key");
     assert!(otp.len() >= 6 && otp.bytes().all(|b| b.is_ascii_digit()), "a numeric code");
     assert!(!delivery.body.to_string().contains(&otp), "the code travels only encrypted");
-    // Typed into the wallet, the code activates the token.
+    // While the card is blocked the code activates nothing, and is not spent.
     let token = answer["tokenId"].as_str().expect("token");
+    let block = |status: &'static str| {
+        mock.signed(reqwest::Method::POST, "/tmp-api/v1/cards/card-active/status")
+            .json(&json!({"status": status}))
+            .send()
+    };
+    assert_eq!(block("BLOCKED").await.status(), 200);
+    let url = format!("{}/_mock/v1/simulate/tokens/{token}/otp", mock.mock_url);
+    let refused = mock.client.post(&url).json(&json!({"otp": otp})).send().await.expect("request");
+    assert_eq!(refused.status(), 409);
+    let refused: serde_json::Value = refused.json().await.expect("json");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("blocked"), "{refused}");
+    assert_eq!(mock.mock_token(token).await["status"], "INACTIVE");
+    assert_eq!(block("ACTIVE").await.status(), 200);
+    // Typed into the wallet, the code activates the token.
     let entered = mock.control(&format!("/_mock/v1/simulate/tokens/{token}/otp"), json!({"otp": otp})).await;
     assert_eq!(entered["result"], "ACCEPTED", "{entered}");
 }

@@ -22,6 +22,9 @@ pub struct PolicySettings {
     /// Production refuses a stand-in of `APPROVED` unless this says it is meant.
     #[serde(default)]
     pub stand_in_approved_acknowledged: bool,
+    /// When the cardholder's contact goes with a verify-card answer.
+    #[serde(default)]
+    pub contact_disclosure: ContactDisclosure,
     pub cvc: CvcPolicySettings,
     /// Policy for token requestors without an entry below.
     pub default: RequestorPolicy,
@@ -32,6 +35,29 @@ pub struct PolicySettings {
     /// Per token requestor id; wins over the wallet entry.
     #[serde(default)]
     pub token_requestors: BTreeMap<String, RequestorPolicy>,
+}
+
+/// When verify-card discloses the cardholder's contact (phone, e-mail) of a card it found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactDisclosure {
+    /// Only with `REQUIRE_ADDITIONAL_AUTHENTICATION`: the issuer's own step-up.
+    #[default]
+    StepUpOnly,
+    /// Also with `APPROVED`: TMP, the network or the wallet may still step up a request the
+    /// issuer approved, and then needs somewhere to send the code.
+    ApprovedAndStepUp,
+}
+
+impl ContactDisclosure {
+    pub fn discloses(self, decision: Decision) -> bool {
+        match self {
+            ContactDisclosure::StepUpOnly => decision == Decision::RequireAdditionalAuthentication,
+            ContactDisclosure::ApprovedAndStepUp => {
+                matches!(decision, Decision::RequireAdditionalAuthentication | Decision::Approved)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

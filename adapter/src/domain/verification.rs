@@ -114,10 +114,11 @@ impl CardVerifier {
             card_id: facts.as_ref().map(|f| f.card_id.clone()),
             cvc_result,
             product_category: facts.as_ref().and_then(|f| f.product_category.clone()),
-            // Contact data is only useful (and only disclosed) when TMP will send a code.
+            // Contact data is disclosed only where a code may be sent (policy.contact_disclosure),
+            // and never with a stand-in (the card was not looked at).
             cardholder: facts
                 .as_ref()
-                .filter(|_| assessment.decision == Decision::RequireAdditionalAuthentication)
+                .filter(|_| self.policy.contact_disclosure.discloses(assessment.decision))
                 .map(|f| f.cardholder.clone()),
             stand_in,
         };

@@ -381,3 +381,24 @@ async fn the_token_cap_counts_the_tokens_its_policy_entry_governs() {
         app.stop().await;
     }
 }
+
+/// `policy.contact_disclosure: approved_and_step_up`: an approved card's contact goes with the
+/// answer too (a step-up by TMP, the network or the wallet needs it); a declined one's never.
+#[tokio::test]
+async fn the_contact_goes_with_an_approval_when_the_policy_says_so() {
+    for db in test_databases().await {
+        let app = TestApp::spawn_with(&db, |s| {
+            s.policy.contact_disclosure = tmp_adapter::domain::policy::ContactDisclosure::ApprovedAndStepUp;
+        })
+        .await;
+        app.import(&fixture_cards()).await;
+        let cvc = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let approved = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&cvc)), "APPLE_PAY")).await;
+        assert_eq!(approved["decision"], "APPROVED", "{}: {approved}", db.backend);
+        assert_eq!(approved["cardholder"]["phone"], "+48500100200", "{approved}");
+        let declined = verify(&app, &verify_body(app.card_payload(PAN_BLOCKED, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(declined["decision"], "DECLINED", "{declined}");
+        assert!(declined.get("cardholder").is_none(), "{declined}");
+        app.stop().await;
+    }
+}

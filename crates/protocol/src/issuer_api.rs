@@ -160,7 +160,8 @@ pub struct VerifyCardResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "CONSUMER_DEBIT")]
     pub product_category: Option<String>,
-    /// Where to send an activation code on the yellow path.
+    /// Where to send an activation code: with `REQUIRE_ADDITIONAL_AUTHENTICATION`, and with
+    /// `APPROVED` when the issuer's policy discloses it there too; never with `DECLINED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder: Option<CardholderContact>,
     /// True when the answer is the configured stand-in decision (card source too slow or down).

@@ -42,31 +42,29 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
-fn anchors(markdown: &str) -> BTreeSet<String> {
+/// The lines of `markdown` outside fenced code blocks.
+fn prose_lines(markdown: &str) -> impl Iterator<Item = &str> {
     let mut in_code = false;
-    let mut anchors = BTreeSet::new();
-    for line in markdown.lines() {
+    markdown.lines().filter(move |line| {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
-        } else if !in_code && line.starts_with('#') {
-            anchors.insert(slug(line.trim_start_matches('#').replace('`', "").as_str()));
+            return false;
         }
-    }
-    anchors
+        !in_code
+    })
+}
+
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    prose_lines(markdown)
+        .filter(|line| line.starts_with('#'))
+        .map(|line| slug(line.trim_start_matches('#').replace('`', "").as_str()))
+        .collect()
 }
 
 /// The targets of the inline links `[text](target)` of `markdown`, outside code.
 fn links(markdown: &str) -> Vec<String> {
-    let mut in_code = false;
     let mut targets = Vec::new();
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for line in prose_lines(markdown) {
         let mut rest = line;
         while let Some(at) = rest.find("](") {
             let after = &rest[at + 2..];
@@ -140,15 +138,17 @@ fn nothing_the_repository_ships_points_outside_it() {
     shipped_files(&root, &mut files);
     // Where a reader of a clone cannot follow: the material the kit was designed from, and the
     // machine it was written on.
-    let outside = ["../shared", "shared/reference", "/work/main", "/work/shared", "/tmp/cirun"];
+    // Built from parts, so that this list is not itself a match.
+    let outside: Vec<String> =
+        [["..", "shared"], ["shared", "reference"], ["/work", "main"], ["/work", "shared"], ["/tmp", "cirun"]]
+            .iter()
+            .map(|parts| parts.join("/"))
+            .collect();
     let mut found = Vec::new();
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else { continue };
-        if file.ends_with(file!()) {
-            continue;
-        }
         for (n, line) in text.lines().enumerate() {
-            if let Some(needle) = outside.iter().find(|needle| line.contains(**needle)) {
+            if let Some(needle) = outside.iter().find(|needle| line.contains(needle.as_str())) {
                 found.push(format!("{}:{}: `{needle}`", file.strip_prefix(&root).unwrap().display(), n + 1));
             }
         }

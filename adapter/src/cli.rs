@@ -118,7 +118,7 @@ pub enum ApikeyCommand {
         #[arg(long)]
         name: String,
         /// A scope it grants; repeat for several: tokens:read, tokens:write, provisioning,
-        /// audit:read, outbox:admin.
+        /// audit:read, outbox:admin, config:admin.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Requests per minute for this key (default: ops.rate_limit.requests_per_minute).
@@ -153,6 +153,15 @@ pub enum KeysCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Re-seal every card PAN, held activation code and outbox card data under the active data
+    /// key (keys.data_keys.active), so an older key can leave keys.data_keys.files. Safe while
+    /// the adapter runs; an interrupted run is finished by running it again. Reload or restart
+    /// every replica with the new active key first.
+    Reseal {
+        /// Values re-sealed and written per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -182,18 +191,14 @@ pub fn main() -> ExitCode {
 
 /// On every `SIGHUP`, loads the configuration again and replaces the keys and secrets it names
 /// (see [`crate::startup::Reloader`]).
-async fn reload_on_hangup(
-    hangups: std::io::Result<tokio::signal::unix::Signal>,
-    reloader: crate::startup::Reloader,
-    config_dir: std::path::PathBuf,
-) {
+async fn reload_on_hangup(hangups: std::io::Result<tokio::signal::unix::Signal>, reloader: crate::startup::Reloader) {
     let Ok(mut hangups) = hangups else {
         tracing::warn!("cannot listen for SIGHUP: keys and secrets are reloaded only by a restart");
         return;
     };
     while hangups.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading keys and secrets");
-        let _ = reloader.reload(Settings::load(&config_dir).map_err(anyhow::Error::from));
+        tracing::info!("SIGHUP: reloading keys, secrets and certificates");
+        let _ = reloader.reload_from_source().await;
     }
 }
 
@@ -215,7 +220,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // adapter is up must not meet the signal's default action (termination).
                 let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
                 let app = Application::build(settings).await?;
-                tokio::spawn(reload_on_hangup(hangups, app.reloader(), cli.config_dir.clone()));
+                let reloader = app.reloader();
+                let config_dir = cli.config_dir.clone();
+                reloader.read_from(std::sync::Arc::new(move || Ok(Settings::load(&config_dir)?)));
+                tokio::spawn(reload_on_hangup(hangups, reloader));
                 app.run_until_stopped().await?;
                 Ok::<_, anyhow::Error>(())
             })?;
@@ -310,6 +318,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.problems.is_empty() || *skip_invalid { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Some(Command::Keys { command: KeysCommand::Generate { kind, out } }) => generate_key(*kind, out.as_deref()),
+        Some(Command::Keys { command: KeysCommand::Reseal { batch } }) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
+            runtime()?.block_on(reseal_command(&settings, *batch))
+        }
         Some(Command::Apikey { command }) => {
             let settings = load_settings(&cli)?;
             crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
@@ -354,6 +367,50 @@ fn refused(error: OpsError) -> anyhow::Result<ExitCode> {
 /// A CLI write's audit row: done by [`audit::cli_actor`], under a correlation id of its own.
 fn cli_audit(draft: &AuditDraft) -> crate::store::OpsAuditRecord {
     draft.record(&audit::cli_actor(), "ok", 0, uuid::Uuid::new_v4().to_string())
+}
+
+/// `keys reseal`: the operator action with a progress bar on standard error, and its audit row.
+async fn reseal_command(settings: &Settings, batch: u32) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal, Write};
+    let keys = crate::keys::KeyMaterial::load(settings)?;
+    let ring = keys.data_keys.current();
+    let store = crate::store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    let terminal = std::io::stderr().is_terminal();
+    let show = |p: crate::ops::reseal::Progress| {
+        let line = progress_line(p.kind.as_str(), p.moved, p.total);
+        // On a terminal the bar redraws in place; in a log, one line per kind when it is done.
+        if terminal {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        } else if p.moved >= p.total {
+            eprintln!("{line}");
+        }
+    };
+    let mut draft = AuditDraft::new("keys.reseal", Some(ring.active_key_id().to_owned()), None);
+    let result = crate::ops::reseal::reseal(&*store, &ring, batch, show).await;
+    if terminal {
+        eprintln!();
+    }
+    match result {
+        Ok(report) => {
+            draft.reason = Some(format!("{} value(s) moved", report.total()));
+            store.record_ops_audit(&cli_audit(&draft), None).await?;
+            for (kind, moved) in &report.moved {
+                println!("{}: {moved} re-sealed", kind.as_str());
+            }
+            println!("everything is sealed under data key `{}`", ring.active_key_id());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => refused(error),
+    }
+}
+
+/// `card PANs  [##########··········]  512/1024`
+fn progress_line(what: &str, done: u64, total: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    format!("{what:<18} [{}{}] {done}/{total}", "#".repeat(filled as usize), "·".repeat((WIDTH - filled) as usize))
 }
 
 async fn apikey_command(settings: &Settings, command: &ApikeyCommand) -> anyhow::Result<ExitCode> {

@@ -76,7 +76,7 @@ pub async fn run(settings: &Settings, file: &Path, options: ImportOptions) -> an
     })?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let keys = KeyMaterial::load(settings)?;
-    let (lines, mut problems) = parse(&text, format, &keys.data_keys, &keys.fingerprinter)?;
+    let (lines, mut problems) = parse(&text, format, &keys.data_keys.current(), &keys.fingerprinter)?;
     let store = crate::store::connect(&settings.database.url, 1).await?;
     store.migrate().await?;
     // A PAN already registered under another card id is a bad line too, reported before

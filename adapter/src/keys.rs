@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
@@ -29,7 +29,9 @@ pub const RSA_BITS: usize = 2048;
 /// Every key the adapter runs with.
 pub struct KeyMaterial {
     pub jwe: KeyRing,
-    pub data_keys: DataKeyRing,
+    /// Replaced in place by a reload (`startup::Reloader`): every holder of this `KeyMaterial`
+    /// — the routes, the relay — seals and opens with the ring in force.
+    pub data_keys: DataKeys,
     pub fingerprinter: Arc<Fingerprinter>,
     /// Only for the local registry card source.
     pub cvk: Option<Arc<CvkPair>>,
@@ -95,12 +97,31 @@ impl KeyMaterial {
 
         Ok(KeyMaterial {
             jwe: KeyRing::new(jwe_keys).context("keys.jwe")?,
-            data_keys,
+            data_keys: DataKeys::new(data_keys),
             fingerprinter,
             cvk,
             hmac_secrets,
             uses_development_keys: development,
         })
+    }
+}
+
+/// The data key ring in force, replaceable while the adapter runs.
+pub struct DataKeys(RwLock<Arc<DataKeyRing>>);
+
+impl DataKeys {
+    pub fn new(ring: DataKeyRing) -> DataKeys {
+        DataKeys(RwLock::new(Arc::new(ring)))
+    }
+
+    /// The ring in force now. A value sealed with it opens after a reload as long as the reload
+    /// kept its key, which a reload checks (`Reloader`: no key still in use may go).
+    pub fn current(&self) -> Arc<DataKeyRing> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, ring: Arc<DataKeyRing>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ring;
     }
 }
 

@@ -66,8 +66,8 @@ pub fn issuer_api_json() -> String {
         version = "1",
         description = "Served by tmp-adapter on its own listener (`ops.host`/`ops.port`), never on the Issuer API's port: \
 the issuer's app backend and back office reach TMP through the adapter (a card's tokens, push provisioning, token actions), \
-read the decision audit and administer the outbox. Authenticated by API keys (`Authorization: Bearer tmpk_…`, \
-`tmp-adapter apikey create`) with scopes `tokens:read`, `tokens:write`, `provisioning`, `audit:read`, `outbox:admin`; \
+read the decision audit, administer the outbox and reload keys, secrets and certificates. Authenticated by API keys (`Authorization: Bearer tmpk_…`, \
+`tmp-adapter apikey create`) with scopes `tokens:read`, `tokens:write`, `provisioning`, `audit:read`, `outbox:admin`, `config:admin`; \
 by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`ops.mtls.subjects`). Rate limited per caller \
 (429 with `Retry-After`); every write is audited. See docs/ops-api.md."
     ),
@@ -83,6 +83,7 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         ops::outbox::retry,
         ops::outbox::skip,
         ops::outbox::replay,
+        ops::config::reload,
     ),
     components(schemas(
         tmp_protocol::error::ErrorBody,
@@ -111,13 +112,15 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         ops::outbox::ActionRequest,
         ops::outbox::ReplayRequest,
         ops::outbox::ReplayAck,
+        ops::config::ReloadAck,
     )),
     modifiers(&OpsAuth),
     tags(
         (name = "Tokens", description = "A card's tokens at TMP (or the local mirror, stale) and token actions"),
         (name = "Push provisioning", description = "Apple Pay and Google Pay push provisioning through TMP's sign card"),
         (name = "Audit", description = "The decision audit of a card and the audit of operator writes"),
-        (name = "Outbox", description = "Outbox administration (held and dead rows, retry, skip, replay)")
+        (name = "Outbox", description = "Outbox administration (held and dead rows, retry, skip, replay)"),
+        (name = "Configuration", description = "Reloading keys, secrets and certificates without a restart")
     )
 )]
 pub struct OpsApiDoc;

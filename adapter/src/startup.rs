@@ -27,6 +27,7 @@ use crate::relay::Relay;
 use crate::store::{self, DynStore};
 use tmp_edge::admit::ClientCertificate;
 use tmp_edge::error::ApiError;
+use tmp_edge::tls::ReloadableServerTls;
 
 pub struct Application {
     port: u16,
@@ -57,19 +58,19 @@ impl Application {
         let verifier = CardVerifier::new(source, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
         let relay_wakeup = Arc::new(tokio::sync::Notify::new());
-        let relay = if settings.relay.enabled {
+        let (relay, relay_task) = if settings.relay.enabled {
             let relay =
                 Arc::new(Relay::new(&settings, store.clone(), keys.clone(), metrics.clone(), relay_wakeup.clone())?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            Some((stop, tokio::spawn(relay.run(stopped))))
+            (Some(relay.clone()), Some((stop, tokio::spawn(relay.run(stopped)))))
         } else {
-            None
+            (None, None)
         };
 
         let listener = TcpListener::bind(settings.listen_address()?)
             .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
-        let tls = settings.server.tls.as_ref().map(|tls| tmp_edge::tls::server_config(tls.edge())).transpose()?;
+        let (tls, issuer_tls) = reloadable_tls(settings.server.tls.as_ref()).context("server.tls")?;
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let state = Data::new(AppState {
             settings,
@@ -84,8 +85,17 @@ impl Application {
             )),
         });
 
-        let reloader = Reloader { state: state.clone() };
-        let ops = if state.settings.ops.enabled { Some(ops_server(state.clone(), shutdown_timeout)?) } else { None };
+        let ops = if state.settings.ops.enabled { Some(OpsListener::bind(&state)?) } else { None };
+        let reloader = Reloader {
+            state: state.clone(),
+            relay,
+            ops: ops.as_ref().map(|o| o.state.clone()),
+            issuer_tls,
+            ops_tls: ops.as_ref().and_then(|o| o.tls_handle.clone()),
+            source: Arc::new(std::sync::RwLock::new(None)),
+            one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        let ops = ops.map(|o| o.serve(state.clone(), reloader.clone(), shutdown_timeout)).transpose()?;
         let state_max_connections = state.settings.server.max_connections;
         let server = HttpServer::new(move || {
             App::new()
@@ -114,7 +124,7 @@ impl Application {
         }
         .run();
         tracing::info!(port, "tmp-adapter listening");
-        Ok(Application { port, server, ops, housekeeping, relay, reloader })
+        Ok(Application { port, server, ops, housekeeping, relay: relay_task, reloader })
     }
 
     pub fn port(&self) -> u16 {
@@ -168,65 +178,102 @@ impl Application {
     }
 }
 
-/// The ops API on its own listener: same state, metrics and middleware as the Issuer API, only
-/// the ops routes (nothing of the Issuer API is reachable here); plain HTTP or HTTPS, where a
-/// verified client certificate's subject CN is kept on the connection for `ops.mtls.subjects`.
-fn ops_server(state: Data<AppState>, shutdown_timeout: u64) -> anyhow::Result<(u16, Server)> {
-    let settings = &state.settings;
-    let ops_settings: &OpsSettings = &settings.ops;
-    let listener = TcpListener::bind(ops_settings.listen_address()?)
-        .with_context(|| format!("cannot listen on {}:{} (ops)", ops_settings.host, ops_settings.port))?;
-    let port = listener.local_addr()?.port();
-    let ops_state = Data::new(OpsState {
-        auth: ops::auth::Authenticator::new(ops_settings)?,
-        rate_limiter: ops::rate_limit::RateLimiter::new(ops_settings.rate_limit.clone()),
-        tmp: TmpApiClient::new(
-            "forwarding.tmp_api",
-            &settings.forwarding.tmp_api,
-            Duration::from_millis(settings.ops.tmp_request_timeout_ms),
-            tmp_edge::client::DEFAULT_MAX_CONNECTIONS,
-        )
-        .context("ops API: the TMP API client")?,
-    });
-    if ops_settings.api_tokens.is_empty() && ops_settings.mtls.subjects.is_empty() {
-        tracing::info!("ops API: callers authenticate with API keys only (tmp-adapter apikey create)");
-    }
-    let tls =
-        ops_settings.tls.as_ref().map(|tls| tmp_edge::tls::server_config(tls.edge())).transpose().context("ops.tls")?;
-    let ops_max_connections = ops_settings.max_connections;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(ops_state.clone())
-            .wrap(from_fn(middleware::observe))
-            .configure(ops::configure)
-            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
-    })
-    .workers(1)
-    .disable_signals()
-    .max_connections(ops_max_connections)
-    .shutdown_timeout(shutdown_timeout)
-    .on_connect(|connection, extensions| {
-        use actix_tls::accept::rustls_0_23::TlsStream;
-        if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
-            let (_, session) = tls.get_ref();
-            // rustls has already verified the certificate against ops.tls.client_ca_file.
-            if let Some(subject) = session
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|c| tmp_edge::tls::subject_common_name(c))
-            {
-                extensions.insert(ops::OpsClientSubject(subject));
-            }
+/// A listener's TLS config, and the handle a reload replaces its certificate, key and client CA
+/// with.
+fn reloadable_tls(
+    tls: Option<&crate::config::TlsSettings>,
+) -> anyhow::Result<(Option<rustls::ServerConfig>, Option<ReloadableServerTls>)> {
+    Ok(match tls {
+        Some(tls) => {
+            let (config, handle) = tmp_edge::tls::reloadable_server_config(tls.edge())?;
+            (Some(config), Some(handle))
         }
-    });
-    let server = match tls {
-        Some(config) => server.listen_rustls_0_23(listener, config)?,
-        None => server.listen(listener)?,
+        None => (None, None),
+    })
+}
+
+/// The ops API's listener, bound, before it serves (the [`Reloader`] is built in between).
+struct OpsListener {
+    listener: TcpListener,
+    port: u16,
+    state: Data<OpsState>,
+    tls: Option<rustls::ServerConfig>,
+    tls_handle: Option<ReloadableServerTls>,
+}
+
+impl OpsListener {
+    fn bind(state: &AppState) -> anyhow::Result<OpsListener> {
+        let settings = &state.settings;
+        let ops_settings: &OpsSettings = &settings.ops;
+        let listener = TcpListener::bind(ops_settings.listen_address()?)
+            .with_context(|| format!("cannot listen on {}:{} (ops)", ops_settings.host, ops_settings.port))?;
+        let port = listener.local_addr()?.port();
+        let ops_state = Data::new(OpsState {
+            auth: ops::auth::Authenticator::new(ops_settings)?,
+            rate_limiter: ops::rate_limit::RateLimiter::new(ops_settings.rate_limit.clone()),
+            tmp: std::sync::RwLock::new(Arc::new(ops_tmp_client(settings)?)),
+        });
+        if ops_settings.api_tokens.is_empty() && ops_settings.mtls.subjects.is_empty() {
+            tracing::info!("ops API: callers authenticate with API keys only (tmp-adapter apikey create)");
+        }
+        let (tls, tls_handle) = reloadable_tls(ops_settings.tls.as_ref()).context("ops.tls")?;
+        Ok(OpsListener { listener, port, state: ops_state, tls, tls_handle })
     }
-    .run();
-    tracing::info!(port, "ops API listening");
-    Ok((port, server))
+
+    /// The ops API on its own listener: same state, metrics and middleware as the Issuer API,
+    /// only the ops routes (nothing of the Issuer API is reachable here); plain HTTP or HTTPS,
+    /// where a verified client certificate's subject CN is kept on the connection for
+    /// `ops.mtls.subjects`.
+    fn serve(self, state: Data<AppState>, reloader: Reloader, shutdown_timeout: u64) -> anyhow::Result<(u16, Server)> {
+        let OpsListener { listener, port, state: ops_state, tls, .. } = self;
+        let ops_max_connections = state.settings.ops.max_connections;
+        let reloader = Data::new(reloader);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(ops_state.clone())
+                .app_data(reloader.clone())
+                .wrap(from_fn(middleware::observe))
+                .configure(ops::configure)
+                .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
+        })
+        .workers(1)
+        .disable_signals()
+        .max_connections(ops_max_connections)
+        .shutdown_timeout(shutdown_timeout)
+        .on_connect(|connection, extensions| {
+            use actix_tls::accept::rustls_0_23::TlsStream;
+            if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+                let (_, session) = tls.get_ref();
+                // rustls has already verified the certificate against ops.tls.client_ca_file.
+                if let Some(subject) = session
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(|c| tmp_edge::tls::subject_common_name(c))
+                {
+                    extensions.insert(ops::OpsClientSubject(subject));
+                }
+            }
+        });
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
+        .run();
+        tracing::info!(port, "ops API listening");
+        Ok((port, server))
+    }
+}
+
+/// The ops API's client of TMP (token views and actions, push provisioning).
+fn ops_tmp_client(settings: &Settings) -> anyhow::Result<TmpApiClient> {
+    TmpApiClient::new(
+        "forwarding.tmp_api",
+        &settings.forwarding.tmp_api,
+        Duration::from_millis(settings.ops.tmp_request_timeout_ms),
+        tmp_edge::client::DEFAULT_MAX_CONNECTIONS,
+    )
+    .context("ops API: the TMP API client")
 }
 
 fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<Arc<dyn CardSource>> {
@@ -330,54 +377,166 @@ fn credentials(settings: &Settings, keys: &KeyMaterial) -> Credentials {
     }
 }
 
-/// Replaces a running adapter's JWE keys and Issuer API and processor HMAC secrets with those of
-/// a freshly loaded configuration, without a restart (`SIGHUP`). Everything is loaded and
-/// checked first; on any error the adapter keeps serving with what it had, and says why.
+/// Where a reload reads the configuration from: the daemon's configuration directory.
+pub type SettingsSource = Arc<dyn Fn() -> anyhow::Result<Settings> + Send + Sync>;
+
+/// Replaces a running adapter's keys, secrets and certificates with those of a freshly loaded
+/// configuration, without a restart (`SIGHUP`, or `POST /ops/v1/config/reload`): the JWE keys,
+/// the Issuer API's and the processor's HMAC secrets, the data keys, the secrets, TLS client
+/// certificates and CAs of every destination (TMP, Lifecycle API, sinks), and the listeners'
+/// certificates, keys and client CAs. Everything is loaded and checked first; on any error the
+/// adapter keeps serving with what it had, and says why. What the listeners and the store were
+/// built with (addresses, `auth.mode`, the database, the fingerprint key, the CVK) needs a
+/// restart, and a reload that changes it is refused.
 #[derive(Clone)]
 pub struct Reloader {
     state: Data<AppState>,
+    relay: Option<Arc<Relay>>,
+    ops: Option<Data<OpsState>>,
+    issuer_tls: Option<ReloadableServerTls>,
+    ops_tls: Option<ReloadableServerTls>,
+    source: Arc<std::sync::RwLock<Option<SettingsSource>>>,
+    /// Two reloads at once (a signal and an API call) would check against the same old set and
+    /// install in either order: one at a time.
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Everything a reload puts in force, built and checked before anything changes.
+struct Prepared {
+    credentials: Credentials,
+    data_keys: Arc<crate::crypto::at_rest::DataKeyRing>,
+    destinations: Option<crate::relay::Destinations>,
+    ops_tmp: Option<TmpApiClient>,
+    issuer_tls: Option<tmp_edge::tls::ServerTlsFiles>,
+    ops_tls: Option<tmp_edge::tls::ServerTlsFiles>,
 }
 
 impl Reloader {
+    /// Where [`Reloader::reload_from_source`] reads the configuration (the daemon: its
+    /// configuration directory).
+    pub fn read_from(&self, source: SettingsSource) {
+        *self.source.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
+    /// Loads the configuration again from where [`Reloader::read_from`] says, and applies it.
+    pub async fn reload_from_source(&self) -> anyhow::Result<String> {
+        let source = self.source.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let fresh = match source {
+            Some(source) => source(),
+            None => Err(anyhow::anyhow!("this adapter was started without a configuration directory to reload from")),
+        };
+        self.reload(fresh).await
+    }
+
     /// Applies `fresh`, the configuration as loaded (and validated) again — or refuses it, and
     /// a configuration that failed to load, keeping what is in force. Returns what is now in force.
-    pub fn reload(&self, fresh: anyhow::Result<Settings>) -> anyhow::Result<String> {
-        let result = fresh.and_then(|fresh| self.apply(&fresh));
+    pub async fn reload(&self, fresh: anyhow::Result<Settings>) -> anyhow::Result<String> {
+        let _one = self.one_at_a_time.lock().await;
+        let result = match fresh {
+            Ok(fresh) => self.prepare(&fresh).await.map(|prepared| self.install(&fresh, prepared)),
+            Err(error) => Err(error),
+        };
         let outcome = if result.is_ok() { "applied" } else { "refused" };
         self.state.metrics.config_reloads.with_label_values(&[outcome]).inc();
         match &result {
-            Ok(summary) => tracing::info!(%summary, "configuration reloaded: keys and secrets replaced"),
+            Ok(summary) => tracing::info!(%summary, "configuration reloaded: keys, secrets and certificates replaced"),
             Err(error) => tracing::error!(
                 error = %format!("{error:#}"),
-                "configuration reload refused; serving with the previous keys and secrets"
+                "configuration reload refused; serving with the previous keys, secrets and certificates"
             ),
         }
         result
     }
 
-    fn apply(&self, fresh: &Settings) -> anyhow::Result<String> {
-        self.prepare(fresh).map(|credentials| {
-            let summary = format!(
-                "JWE kids {}; {} Issuer API secret(s); {} processor secret(s)",
-                fresh.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "),
-                fresh.auth.hmac_secrets.len(),
-                fresh.processor.hmac_secrets.len()
-            );
-            self.state.replace_credentials(credentials);
-            summary
-        })
-    }
-
-    fn prepare(&self, fresh: &Settings) -> anyhow::Result<Credentials> {
+    async fn prepare(&self, fresh: &Settings) -> anyhow::Result<Prepared> {
         let running = &self.state.settings;
-        // What the listeners were built with cannot change under them.
+        // What the listeners and the store were built with cannot change under them.
+        let restart = |what: &str| anyhow::anyhow!("{what} changed: that needs a restart");
         anyhow::ensure!(
             fresh.auth.mode == running.auth.mode,
             "auth.mode changed ({:?} → {:?}): that needs a restart",
             running.auth.mode,
             fresh.auth.mode
         );
+        if fresh.server.tls.is_some() != running.server.tls.is_some() {
+            return Err(restart("whether server.tls is set"));
+        }
+        if fresh.ops.enabled && fresh.ops.tls.is_some() != running.ops.tls.is_some() {
+            return Err(restart("whether ops.tls is set"));
+        }
         let keys = KeyMaterial::load(fresh).context("loading the keys")?;
-        Ok(credentials(fresh, &keys))
+        if !keys.fingerprinter.same_key(&self.state.keys.fingerprinter) {
+            return Err(restart(
+                "keys.fingerprint_key_file (every stored card is found by its fingerprint under it; it cannot be rotated in place)",
+            ));
+        }
+        let data_keys = keys.data_keys.current();
+        self.check_data_keys(&data_keys).await?;
+        let destinations = match &self.relay {
+            Some(relay) => Some(relay.prepare_destinations(fresh).context("the relay's destinations")?),
+            None => None,
+        };
+        let ops_tmp = match &self.ops {
+            Some(_) => Some(ops_tmp_client(fresh)?),
+            None => None,
+        };
+        let server_tls = |tls: Option<&crate::config::TlsSettings>, key: &str| {
+            tls.map(|tls| tmp_edge::tls::ServerTlsFiles::load(tls.edge()).with_context(|| key.to_owned())).transpose()
+        };
+        let issuer_tls = server_tls(fresh.server.tls.as_ref(), "server.tls")?;
+        let ops_tls = if self.ops_tls.is_some() { server_tls(fresh.ops.tls.as_ref(), "ops.tls")? } else { None };
+        Ok(Prepared { credentials: credentials(fresh, &keys), data_keys, destinations, ops_tmp, issuer_tls, ops_tls })
+    }
+
+    /// A data key may leave the ring only once nothing is sealed under it any more
+    /// (`tmp-adapter keys reseal`); a key kept under its id must be the same key.
+    async fn check_data_keys(&self, fresh: &crate::crypto::at_rest::DataKeyRing) -> anyhow::Result<()> {
+        let running = self.state.keys.data_keys.current();
+        if let Some(id) = running.key_ids().find(|id| !fresh.same_key_as(&running, id)) {
+            anyhow::bail!(
+                "data key `{id}` has other key material than the one in force: what it sealed would no longer open \
+                 (give a new key a new id)"
+            );
+        }
+        for id in running.key_ids().filter(|id| !fresh.has_key(id)) {
+            for kind in crate::store::SealedKind::ALL {
+                if self.state.store.data_key_in_use(kind, id).await.context("checking the data keys in use")? {
+                    anyhow::bail!(
+                        "data key `{id}` still seals {}: keep it in keys.data_keys.files until \
+                         `tmp-adapter keys reseal` has moved everything to the active key",
+                        kind.as_str()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn install(&self, fresh: &Settings, prepared: Prepared) -> String {
+        let Prepared { credentials, data_keys, destinations, ops_tmp, issuer_tls, ops_tls } = prepared;
+        let active_data_key = data_keys.active_key_id().to_owned();
+        self.state.keys.data_keys.replace(data_keys);
+        self.state.replace_credentials(credentials);
+        if let (Some(relay), Some(destinations)) = (&self.relay, destinations) {
+            relay.install_destinations(destinations);
+        }
+        if let (Some(ops), Some(client)) = (&self.ops, ops_tmp) {
+            *ops.tmp.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(client);
+        }
+        if let (Some(handle), Some(files)) = (&self.issuer_tls, issuer_tls) {
+            handle.install(files);
+        }
+        if let (Some(handle), Some(files)) = (&self.ops_tls, ops_tls) {
+            handle.install(files);
+        }
+        format!(
+            "JWE kids {}; {} Issuer API secret(s); {} processor secret(s); active data key {active_data_key}; \
+             {} sink(s); listener certificates {}",
+            fresh.keys.jwe.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(", "),
+            fresh.auth.hmac_secrets.len(),
+            fresh.processor.hmac_secrets.len(),
+            fresh.sinks.len(),
+            if self.issuer_tls.is_some() || self.ops_tls.is_some() { "replaced" } else { "none (plain HTTP)" },
+        )
     }
 }

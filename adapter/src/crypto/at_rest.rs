@@ -112,6 +112,20 @@ impl DataKeyRing {
         key_id != self.active_key_id
     }
 
+    /// Whether the ring holds a key with this id.
+    pub fn has_key(&self, key_id: &str) -> bool {
+        self.keys.contains_key(key_id)
+    }
+
+    /// False when both rings hold a key with this id and the keys differ: a value `other`
+    /// sealed under it would not open here.
+    pub fn same_key_as(&self, other: &DataKeyRing, key_id: &str) -> bool {
+        match (self.keys.get(key_id), other.keys.get(key_id)) {
+            (Some(mine), Some(theirs)) => mine[..] == theirs[..],
+            _ => true,
+        }
+    }
+
     /// Ids of all keys in the ring, in no particular order.
     pub fn key_ids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
@@ -193,6 +207,20 @@ impl Fingerprinter {
         let mut mac = self.keyed.clone();
         mac.update(pan.expose().as_bytes());
         mac.finalize().into_bytes().into()
+    }
+}
+
+impl Fingerprinter {
+    /// Whether `other` is under the same key: both fingerprint one fixed message (no PAN) and
+    /// the results are compared, so neither key is exposed.
+    pub fn same_key(&self, other: &Fingerprinter) -> bool {
+        const PROBE: &[u8] = b"tmp-adapter fingerprint key comparison";
+        let probe = |f: &Fingerprinter| {
+            let mut mac = f.keyed.clone();
+            mac.update(PROBE);
+            mac.finalize().into_bytes()
+        };
+        probe(self) == probe(other)
     }
 }
 

@@ -85,7 +85,7 @@ pub fn destination(approach: Approach, body: &ProcessorEventBody) -> Option<Dest
 }
 
 fn card_record(card_id: &str, card: &ReplacementCardData, keys: &KeyMaterial, now: OffsetDateTime) -> CardRecord {
-    let sealed = keys.data_keys.encrypt(card.pan.expose().as_bytes(), &aad::card_pan(card_id));
+    let sealed = keys.data_keys.current().encrypt(card.pan.expose().as_bytes(), &aad::card_pan(card_id));
     CardRecord {
         card_id: card_id.to_owned(),
         pan_fingerprint: keys.fingerprinter.fingerprint(&card.pan).to_vec(),
@@ -149,7 +149,7 @@ pub fn to_record(
                         }
                         .map_err(|_| internal("card data does not serialize"))?,
                     );
-                    let sealed = keys.data_keys.encrypt(&plaintext, &aad::outbox_row(&id));
+                    let sealed = keys.data_keys.current().encrypt(&plaintext, &aad::outbox_row(&id));
                     Ok::<_, DomainError>(SealedCardData { key_id: sealed.key_id, data: sealed.bytes })
                 })
                 .transpose()?;

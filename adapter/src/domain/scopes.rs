@@ -16,13 +16,22 @@ pub enum Scope {
     AuditRead,
     /// Outbox administration.
     OutboxAdmin,
+    /// Reload keys, secrets and certificates from the configuration.
+    ConfigAdmin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] =
-        [Scope::TokensRead, Scope::TokensWrite, Scope::Provisioning, Scope::AuditRead, Scope::OutboxAdmin];
+    pub const ALL: [Scope; 6] = [
+        Scope::TokensRead,
+        Scope::TokensWrite,
+        Scope::Provisioning,
+        Scope::AuditRead,
+        Scope::OutboxAdmin,
+        Scope::ConfigAdmin,
+    ];
     /// For messages: every scope name.
-    pub const ALL_NAMES: &'static str = "tokens:read, tokens:write, provisioning, audit:read, outbox:admin";
+    pub const ALL_NAMES: &'static str =
+        "tokens:read, tokens:write, provisioning, audit:read, outbox:admin, config:admin";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +40,7 @@ impl Scope {
             Scope::Provisioning => "provisioning",
             Scope::AuditRead => "audit:read",
             Scope::OutboxAdmin => "outbox:admin",
+            Scope::ConfigAdmin => "config:admin",
         }
     }
 

@@ -163,6 +163,15 @@ impl OutboxMessage {
         json
     }
 
+    /// The data key its sealed card data is under, if it carries any (stored beside the payload
+    /// as `sealed_key_id`, for key rotation).
+    pub fn sealed_key_id(&self) -> Option<&str> {
+        match self {
+            OutboxMessage::CardEvent(m) => m.sealed.as_ref().map(|s| s.key_id.as_str()),
+            OutboxMessage::TokenEvent(_) | OutboxMessage::Notification(_) => None,
+        }
+    }
+
     /// The card the message is about: the ordering key of its row.
     pub fn card_id(&self) -> &str {
         match self {

@@ -27,6 +27,7 @@ use tmp_edge::client::SignedClient;
 
 use crate::config::{Settings, SinkSettings};
 use crate::crypto::aad;
+use crate::crypto::at_rest::AtRestError;
 use crate::keys::KeyMaterial;
 use crate::outbound::{ApiClient, CallError, EncryptingApi, LifecycleApiClient, TmpApiClient, http_client};
 use crate::outbox::{CardEventMessage, Destination, ForwardedBody, ForwardedEvent, OutboxMessage};
@@ -106,7 +107,8 @@ struct Sink {
     otp_key: Option<PublicJwk>,
 }
 
-pub(super) struct Destinations {
+/// Where the relay delivers, and with what (see [`super::Relay::prepare_destinations`]).
+pub struct Destinations {
     /// Where activation codes are read from and erased once delivered.
     notifications: Arc<dyn NotificationStore>,
     keys: Arc<KeyMaterial>,
@@ -199,8 +201,9 @@ impl Destinations {
         let plaintext = self
             .keys
             .data_keys
+            .current()
             .decrypt(&sealed.key_id, &sealed.data, &aad::outbox_row(&entry.record.id))
-            .map_err(|_| Attempt::Permanent("sealed card data cannot be decrypted".into()))?;
+            .map_err(|e| unsealing_failed("sealed card data", e))?;
         Ok(Some(plaintext))
     }
 
@@ -350,11 +353,26 @@ impl Destinations {
         let plaintext = self
             .keys
             .data_keys
+            .current()
             .decrypt(&key_id, &ciphertext, &aad::otp(notification_id))
-            .map_err(|_| Attempt::Permanent("the activation code cannot be decrypted".into()))?;
+            .map_err(|e| unsealing_failed("the activation code", e))?;
         let otp = String::from_utf8(plaintext.to_vec())
             .map_err(|_| Attempt::Permanent("the activation code is corrupt".into()))?;
         Ok(Some(Zeroizing::new(otp)))
+    }
+}
+
+/// A sealed value that does not open. Under a key this process lacks, it is retried: another
+/// replica may already seal under a key this one gets at its next reload, or `keys reseal`
+/// moved the value after this delivery read it (the next attempt reads it again). Anything
+/// else — a wrong tag, a value moved between rows — will never open.
+fn unsealing_failed(what: &str, error: AtRestError) -> Attempt {
+    match error {
+        AtRestError::UnknownKeyId => Attempt::Transient {
+            error: format!("{what} is sealed under a data key this adapter does not have (keys.data_keys)"),
+            retry_after: None,
+        },
+        _ => Attempt::Permanent(format!("{what} cannot be decrypted")),
     }
 }
 

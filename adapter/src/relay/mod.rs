@@ -20,7 +20,7 @@
 mod deliver;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,17 +32,22 @@ use crate::config::Settings;
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::outbox::Destination;
-use crate::store::{DeliveryResult, DynStore, OutboxEntry, OutboxStore};
+use crate::store::{DeliveryResult, DynStore, NotificationStore, OutboxEntry, OutboxStore};
 
 pub use deliver::Attempt;
-use deliver::Destinations;
+pub use deliver::Destinations;
 
 pub struct Relay {
     /// The relay's part of the store: the outbox (deliveries read notifications too, see
     /// `Destinations`).
     store: Arc<dyn OutboxStore>,
     settings: crate::config::RelaySettings,
-    destinations: Destinations,
+    /// Where messages go, with the secrets and TLS they are sent with: replaced by a reload
+    /// (a delivery in flight finishes with the set it started with).
+    destinations: RwLock<Arc<Destinations>>,
+    /// What a reload builds new destinations from.
+    notifications: Arc<dyn NotificationStore>,
+    keys: Arc<KeyMaterial>,
     metrics: Metrics,
     /// Names this process's leases.
     owner: String,
@@ -57,9 +62,36 @@ impl Relay {
         metrics: Metrics,
         wakeup: Arc<Notify>,
     ) -> anyhow::Result<Relay> {
-        let destinations = Destinations::new(settings, store.clone(), keys).context("setting up the relay")?;
+        let notifications: Arc<dyn NotificationStore> = store.clone();
+        let destinations =
+            Destinations::new(settings, notifications.clone(), keys.clone()).context("setting up the relay")?;
         let owner = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        Ok(Relay { store, settings: settings.relay.clone(), destinations, metrics, owner, wakeup })
+        Ok(Relay {
+            store,
+            settings: settings.relay.clone(),
+            destinations: RwLock::new(Arc::new(destinations)),
+            notifications,
+            keys,
+            metrics,
+            owner,
+            wakeup,
+        })
+    }
+
+    /// Builds the destinations `settings` names — the TMP and Lifecycle API clients and the sinks,
+    /// with their secrets, TLS and keys — without putting them in force (a reload checks
+    /// everything before it changes anything).
+    pub fn prepare_destinations(&self, settings: &Settings) -> anyhow::Result<Destinations> {
+        Destinations::new(settings, self.notifications.clone(), self.keys.clone())
+    }
+
+    /// Deliveries from now on use `destinations`.
+    pub fn install_destinations(&self, destinations: Destinations) {
+        *self.destinations.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(destinations);
+    }
+
+    fn destinations(&self) -> Arc<Destinations> {
+        self.destinations.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Delivers until `shutdown` turns true, then waits for the deliveries in flight.
@@ -166,7 +198,7 @@ impl Relay {
             // and blocks nothing.
             DeliveryResult::Dead { error: "expired before delivery (not_after passed)".into() }
         } else {
-            let attempt = tracing::Instrument::instrument(self.destinations.deliver(&entry), span.clone()).await;
+            let attempt = tracing::Instrument::instrument(self.destinations().deliver(&entry), span.clone()).await;
             if let Attempt::Unauthorized(error) = &attempt {
                 self.metrics.outbox_auth_failures.with_label_values(&[destination]).inc();
                 tracing::warn!(parent: &span, %error, "the destination refused our credentials; check clocks and secrets");

@@ -21,6 +21,7 @@ mod ops;
 mod outbox;
 mod postgres;
 mod rows;
+mod sealed;
 mod sqlite;
 mod tokens;
 
@@ -33,6 +34,7 @@ pub use idempotency::IdempotencyStore;
 pub use notifications::NotificationStore;
 pub use ops::OpsStore;
 pub use outbox::{OutboxStore, claim_window};
+pub use sealed::{SealedKind, SealedPage, SealedStore, SealedValue};
 pub use tokens::{TokenScope, TokenStore};
 
 use std::sync::Arc;
@@ -319,7 +321,8 @@ pub struct ApiKeyRecord {
     pub name: String,
     /// SHA-256 of the whole key.
     pub secret_digest: Vec<u8>,
-    /// `tokens:read`, `tokens:write`, `provisioning`, `audit:read`, `outbox:admin`.
+    /// `tokens:read`, `tokens:write`, `provisioning`, `audit:read`, `outbox:admin`,
+    /// `config:admin`.
     pub scopes: Vec<String>,
     /// Overrides `ops.rate_limit.requests_per_minute` for this key.
     pub rate_limit_per_minute: Option<u32>,
@@ -414,6 +417,7 @@ pub trait Store:
     + OutboxStore
     + OpsStore
     + IdempotencyStore
+    + SealedStore
     + 'static
 {
     /// Applies pending embedded migrations.

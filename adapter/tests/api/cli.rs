@@ -381,7 +381,7 @@ fn serve_starts_with_development_keys_warns_and_reloads_keys_on_sighup() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{:?}: {}\n{seen}", output.status, String::from_utf8_lossy(&output.stderr));
     assert!(seen.contains("DEVELOPMENT KEY"), "{seen}");
-    assert!(seen.contains("configuration reloaded: keys and secrets replaced"), "{seen}");
+    assert!(seen.contains("configuration reloaded: keys, secrets and certificates replaced"), "{seen}");
     assert!(seen.contains("adapter-dev-1"), "the kids in force are named: {seen}");
     assert!(seen.contains("finishing the requests in flight"), "{seen}");
     assert!(sandbox.path("data/tmp-adapter.db").exists());
@@ -480,4 +480,43 @@ fn a_missing_postgresql_database_is_named_with_the_statement_that_creates_it() {
     let output = sandbox.run(&["migrate"], &[("TMP_ADAPTER__DATABASE__URL", &format!("{server}/{missing}"))]);
     assert!(!output.status.success());
     assert!(text(&output).contains(&format!("CREATE DATABASE \"{missing}\"")), "{}", text(&output));
+}
+
+/// `keys reseal`, as an operator runs it: cards imported under `data-1`, a new active key
+/// `data2` (a development key generated on first use), then the command moves every card to it
+/// with a progress line per kind in a log (no terminal), prints the counts, audits the run, and
+/// a second run has nothing to do.
+#[tokio::test]
+async fn keys_reseal_moves_the_cards_to_the_active_key_and_reports_progress() {
+    let sandbox = Sandbox::new();
+    let csv = "cardId,pan,expiry\nr-1,4111111111111111,12/30\nr-2,5555555555554444,12/30\nr-3,4012888888881881,12/30\n";
+    std::fs::write(sandbox.path("cards.csv"), csv).unwrap();
+    let output = sandbox.run(&["import", "cards.csv"], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let new_key = [
+        ("TMP_ADAPTER__KEYS__DATA_KEYS__ACTIVE", "data2"),
+        ("TMP_ADAPTER__KEYS__DATA_KEYS__FILES__DATA2", "./data/dev-keys/data-key-2.hex"),
+    ];
+    let output = sandbox.run(&["keys", "reseal", "--batch", "2"], &new_key);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("card PANs          [##############################] 3/3"), "{out}");
+    assert!(out.contains("card PANs: 3 re-sealed"), "{out}");
+    assert!(out.contains("everything is sealed under data key `data2`"), "{out}");
+
+    let url = format!("sqlite://{}", sandbox.path("data/tmp-adapter.db").display());
+    let store = tmp_adapter::store::connect(&url, 1).await.unwrap();
+    for id in ["r-1", "r-2", "r-3"] {
+        assert_eq!(store.find_card(id).await.unwrap().unwrap().pan_key_id, "data2");
+    }
+    let audit = store.list_ops_audit(&tmp_adapter::store::OpsAuditFilter { card_id: None, limit: 5 }).await.unwrap();
+    assert_eq!(audit[0].action, "keys.reseal");
+    assert_eq!(audit[0].reason.as_deref(), Some("3 value(s) moved"));
+
+    let again = sandbox.run(&["keys", "reseal"], &new_key);
+    assert!(again.status.success() && text(&again).contains("card PANs: 0 re-sealed"), "{}", text(&again));
+    // Without the key that sealed them, the values cannot move: exit 2, naming the key to add back.
+    let lost = sandbox.run(&["keys", "reseal"], &[("TMP_ADAPTER__KEYS__DATA_KEYS__ACTIVE", "data-1")]);
+    assert_eq!(lost.status.code(), Some(2), "{}", text(&lost));
+    assert!(text(&lost).contains("`data2`, which is not in keys.data_keys.files"), "{}", text(&lost));
 }

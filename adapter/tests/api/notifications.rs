@@ -72,6 +72,7 @@ async fn the_otp_is_stored_only_encrypted_and_erased_after_expiry() {
         let plain = app
             .keys
             .data_keys
+            .current()
             .decrypt(stored.otp_key_id.as_deref().unwrap(), &ciphertext, &tmp_adapter::crypto::aad::otp("ntf-otp"))
             .expect("decrypts with the data key");
         assert_eq!(plain.as_slice(), OTP.as_bytes());

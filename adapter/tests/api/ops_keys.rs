@@ -100,6 +100,7 @@ async fn api_keys_are_checked_by_digest_scope_and_revocation() {
             ("POST", "/ops/v1/cards/card-1/push-provisioning/apple-pay"),
             ("POST", "/ops/v1/cards/card-1/push-provisioning/google-pay"),
             ("POST", "/ops/v1/outbox/replay"),
+            ("POST", "/ops/v1/config/reload"),
         ] {
             let url = format!("{ops}{path}");
             let response = match method {
@@ -365,4 +366,77 @@ async fn client_certificates_authenticate_by_subject_with_the_configured_scopes(
         expect_json(token, 200).await;
         app.stop().await;
     }
+}
+
+/// `POST /ops/v1/config/reload` (scope `config:admin`) is the reload `SIGHUP` does, from where the
+/// adapter reads its configuration: a new Issuer API secret is in force once it answers 200; a
+/// broken configuration answers 409 with the reason and changes nothing; both are audited; an
+/// adapter started without a configuration to reload from says so.
+#[tokio::test]
+async fn an_admin_reloads_keys_and_secrets_through_the_ops_api() {
+    use std::sync::{Arc, Mutex};
+    for db in test_databases().await {
+        let b = db.backend;
+        let (app, ops) = spawn(&db, |_| {}).await;
+        app.import(&fixture_cards()).await;
+        let (_, admin) = key(&app, "config admin", &["config:admin"], None).await;
+        let url = format!("{ops}/ops/v1/config/reload");
+        let body = json!({"reason": "issuer secret rotation"});
+
+        // Nothing to reload from yet (the test built the adapter from settings in code).
+        let refused = expect_error(post(&app, url.clone(), &admin, &body, None).await, 409, "CONFLICT").await;
+        assert!(refused["error"]["message"].as_str().unwrap().contains("configuration directory"), "{b}: {refused}");
+
+        let configured = Arc::new(Mutex::new(app.settings.clone()));
+        let source = configured.clone();
+        app.reloader.read_from(Arc::new(move || Ok(source.lock().unwrap().clone())));
+        let (second, _) = tmp_protocol::webhook::WebhookSecret::generate();
+        configured.lock().unwrap().auth.hmac_secrets = vec![app.secret.clone(), second.clone()];
+        let card = verify_body_for(&app);
+        expect_error(
+            app.request("/issuer-api/v1/cards/verify")
+                .json(&card)
+                .signing(Signing::WithSecret(second.clone()))
+                .send()
+                .await,
+            401,
+            "INVALID_SIGNATURE",
+        )
+        .await;
+        let applied = expect_json(post(&app, url.clone(), &admin, &body, Some("reload-1")).await, 200).await;
+        assert!(applied["summary"].as_str().unwrap().contains("2 Issuer API secret(s)"), "{b}: {applied}");
+        let answer = app
+            .request("/issuer-api/v1/cards/verify")
+            .json(&card)
+            .signing(Signing::WithSecret(second.clone()))
+            .send()
+            .await;
+        expect_json(answer, 200).await;
+        // The same key and body: the stored answer, not a second reload.
+        let replayed = expect_json(post(&app, url.clone(), &admin, &body, Some("reload-1")).await, 200).await;
+        assert_eq!(replayed, applied, "{b}");
+
+        // A broken configuration: 409 with the reason, the set in force keeps serving.
+        configured.lock().unwrap().keys.jwe[0].private_key_file = "/nonexistent/jwe.pem".into();
+        configured.lock().unwrap().keys.generate_missing_in = None;
+        let refused = expect_error(post(&app, url.clone(), &admin, &body, None).await, 409, "CONFLICT").await;
+        assert!(refused["error"]["message"].as_str().unwrap().contains("/nonexistent/jwe.pem"), "{b}: {refused}");
+        let answer = app
+            .request("/issuer-api/v1/cards/verify")
+            .json(&card)
+            .signing(Signing::WithSecret(second.clone()))
+            .send()
+            .await;
+        expect_json(answer, 200).await;
+
+        let audit = app.store.list_ops_audit(&OpsAuditFilter { card_id: None, limit: 10 }).await.unwrap();
+        let reloads: Vec<_> =
+            audit.iter().filter(|a| a.action == "config.reload").map(|a| a.outcome.as_str()).collect();
+        assert_eq!(reloads, vec!["CONFLICT", "ok", "CONFLICT"], "{b}: newest first");
+        app.stop().await;
+    }
+}
+
+fn verify_body_for(app: &TestApp) -> Value {
+    crate::verify_card::verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")
 }

@@ -42,7 +42,7 @@ fn fixture_rows(keys: &KeyMaterial) -> Vec<FixtureRow> {
             let mut payload = row["payload"].clone();
             if payload.get("sealed").is_some() {
                 let plaintext = serde_json::to_vec(&row["sealedPlaintext"]).unwrap();
-                let sealed = keys.data_keys.encrypt(&plaintext, &aad::outbox_row(&id));
+                let sealed = keys.data_keys.current().encrypt(&plaintext, &aad::outbox_row(&id));
                 use base64::Engine;
                 let data = base64::engine::general_purpose::STANDARD.encode(&sealed.bytes);
                 payload["sealed"] = json!({"keyId": sealed.key_id, "data": data});
@@ -108,7 +108,7 @@ async fn rows_written_before_the_outbox_had_types_are_delivered_as_before() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyMaterial::load(&test_settings(&db)).expect("the test keys");
         let rows = fixture_rows(&keys);
-        let otp = keys.data_keys.encrypt(OTP.as_bytes(), &aad::otp("ntf-fx-0"));
+        let otp = keys.data_keys.current().encrypt(OTP.as_bytes(), &aad::otp("ntf-fx-0"));
         if b == "sqlite" {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
             insert_old_rows!(pool, &rows, (otp.key_id.clone(), otp.bytes.clone()));

@@ -51,6 +51,11 @@ impl Pki {
 }
 
 pub(crate) fn client(ca_pem: &std::path::Path, identity: Option<(String, String)>) -> reqwest::Client {
+    client_builder(ca_pem, identity).build().unwrap()
+}
+
+/// A client trusting the CAs of `ca_pem`, presenting `identity` (cert PEM, key PEM) when asked.
+pub(crate) fn client_builder(ca_pem: &std::path::Path, identity: Option<(String, String)>) -> reqwest::ClientBuilder {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     tmp_edge::tls::install_crypto_provider();
@@ -68,7 +73,7 @@ pub(crate) fn client(ca_pem: &std::path::Path, identity: Option<(String, String)
             .unwrap(),
         None => builder.with_no_client_auth(),
     };
-    reqwest::Client::builder().use_preconfigured_tls(config).build().unwrap()
+    reqwest::Client::builder().use_preconfigured_tls(config)
 }
 
 #[tokio::test]

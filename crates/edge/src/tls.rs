@@ -4,13 +4,16 @@
 //! certificates the same way.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::{Context, bail};
-use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 /// A server's certificate chain and key, and the CA its clients' certificates must chain to.
 #[derive(Debug, Clone, Copy)]
@@ -49,24 +52,147 @@ fn load_roots(path: &Path) -> anyhow::Result<RootCertStore> {
 /// Server config; with `client_ca_file`, a client certificate, when presented, must chain to
 /// that CA (whether one is required is each API's decision, by its `auth.mode`).
 pub fn server_config(settings: ServerTls<'_>) -> anyhow::Result<rustls::ServerConfig> {
-    install_crypto_provider();
-    let certs = load_certs(settings.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(settings.key_file)
-        .with_context(|| format!("cannot read the private key {}", settings.key_file.display()))?;
-    let builder = rustls::ServerConfig::builder();
-    let builder = match settings.client_ca_file {
-        Some(ca) => {
+    Ok(reloadable_server_config(settings)?.0)
+}
+
+/// [`server_config`], and the handle that replaces its certificate, key and client CA while
+/// the listener serves: handshakes after [`ReloadableServerTls::install`] use the new ones,
+/// connections already open keep theirs.
+pub fn reloadable_server_config(
+    settings: ServerTls<'_>,
+) -> anyhow::Result<(rustls::ServerConfig, ReloadableServerTls)> {
+    let loaded = ServerTlsFiles::load(settings)?;
+    let handle = ReloadableServerTls {
+        certificate: Arc::new(CurrentCertificate(RwLock::new(loaded.certificate))),
+        clients: Arc::new(CurrentClientVerifier(RwLock::new(loaded.clients))),
+    };
+    let config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(handle.clients.clone())
+        .with_cert_resolver(handle.certificate.clone());
+    Ok((config, handle))
+}
+
+/// A server's certificate, key and client CA, loaded and checked (the key matches the
+/// certificate, the CA is usable): what [`ReloadableServerTls::install`] puts in force.
+pub struct ServerTlsFiles {
+    certificate: Arc<CertifiedKey>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ServerTlsFiles {
+    pub fn load(settings: ServerTls<'_>) -> anyhow::Result<ServerTlsFiles> {
+        install_crypto_provider();
+        let certs = load_certs(settings.cert_file)?;
+        let key = PrivateKeyDer::from_pem_file(settings.key_file)
+            .with_context(|| format!("cannot read the private key {}", settings.key_file.display()))?;
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let certificate = CertifiedKey::from_der(certs, key, &provider).with_context(|| {
+            format!(
+                "server certificate {} and key {} do not match",
+                settings.cert_file.display(),
+                settings.key_file.display()
+            )
+        })?;
+        let clients = match settings.client_ca_file {
             // A certificate, when presented, must chain to `ca`; a connection without one is
             // accepted so probes reach /healthz, and an API that requires mTLS answers it 401.
-            let verifier = WebPkiClientVerifier::builder(Arc::new(load_roots(ca)?))
-                .allow_unauthenticated()
-                .build()
-                .context("building the client certificate verifier")?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    builder.with_single_cert(certs, key).context("server certificate and key do not match")
+            Some(ca) => Some(
+                WebPkiClientVerifier::builder(Arc::new(load_roots(ca)?))
+                    .allow_unauthenticated()
+                    .build()
+                    .context("building the client certificate verifier")?,
+            ),
+            None => None,
+        };
+        Ok(ServerTlsFiles { certificate: Arc::new(certificate), clients })
+    }
+}
+
+/// Replaces a listener's certificate, key and client CA (see [`reloadable_server_config`]).
+#[derive(Debug, Clone)]
+pub struct ReloadableServerTls {
+    certificate: Arc<CurrentCertificate>,
+    clients: Arc<CurrentClientVerifier>,
+}
+
+impl ReloadableServerTls {
+    pub fn install(&self, files: ServerTlsFiles) {
+        *self.certificate.0.write().unwrap_or_else(PoisonError::into_inner) = files.certificate;
+        *self.clients.0.write().unwrap_or_else(PoisonError::into_inner) = files.clients;
+    }
+}
+
+#[derive(Debug)]
+struct CurrentCertificate(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CurrentCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+}
+
+/// The client CA in force; none: no client certificate is asked for.
+#[derive(Debug)]
+struct CurrentClientVerifier(RwLock<Option<Arc<dyn ClientCertVerifier>>>);
+
+impl CurrentClientVerifier {
+    fn current(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(rustls::Error::General("no client CA is configured".into()))
+    }
+}
+
+impl ClientCertVerifier for CurrentClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.current().is_ok()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        // Never mandatory at the handshake: each API decides by its `auth.mode` (probes).
+        false
+    }
+
+    /// No CA names are sent with the certificate request (they are optional in TLS): the CA in
+    /// force can change under a handshake, and a client with one certificate sends it anyway.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()?.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().map(|v| v.supported_verify_schemes()).unwrap_or_default()
+    }
 }
 
 /// A client certificate: its chain file and its private key file.

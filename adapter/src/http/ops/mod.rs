@@ -8,7 +8,8 @@
 //! - [`tokens`]: a card's tokens (TMP, or the local mirror marked stale) and token actions;
 //! - [`provisioning`]: push provisioning through TMP's sign card (Apple Pay, Google Pay);
 //! - [`audit`]: the decision audit of a card and the audit of operator writes;
-//! - [`outbox`]: outbox administration.
+//! - [`outbox`]: outbox administration;
+//! - [`config`]: reloading keys, secrets and certificates.
 //!
 //! Every write goes through [`write`]: scope check,
 //! `X-Idempotency-Key` (same key and body → the stored answer, other body → 422), then one
@@ -16,6 +17,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod outbox;
 pub mod provisioning;
 pub mod rate_limit;
@@ -52,7 +54,15 @@ pub const MAX_REASON: usize = 200;
 pub struct OpsState {
     pub auth: auth::Authenticator,
     pub rate_limiter: rate_limit::RateLimiter,
-    pub tmp: TmpApiClient,
+    /// Replaced by a reload (`forwarding.tmp_api`'s secrets and TLS).
+    pub tmp: std::sync::RwLock<std::sync::Arc<TmpApiClient>>,
+}
+
+impl OpsState {
+    /// The TMP API client in force.
+    pub fn tmp(&self) -> std::sync::Arc<TmpApiClient> {
+        self.tmp.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// Route table of the ops listener. Nothing of the Issuer API is served here.
@@ -69,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/ops/v1/outbox/{id}", "GET", outbox::show))
         .service(resource("/ops/v1/outbox/{id}/retry", "POST", outbox::retry))
         .service(resource("/ops/v1/outbox/{id}/skip", "POST", outbox::skip))
+        .service(resource("/ops/v1/config/reload", "POST", config::reload))
         .service(resource("/openapi.json", "GET", openapi))
         .service(resource("/", "GET", index));
 }

@@ -200,7 +200,7 @@ async fn push(
             }
         };
         let signed: SignCardResponse = ops
-            .tmp
+            .tmp()
             .sign_card(&card_id, &request, &write.downstream_key, &correlation::current())
             .await
             .map_err(|e| super::tmp_error(TmpCall::Sign { card_id: &card_id }, e))?;

@@ -128,7 +128,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Scope::TokensRead)?;
     path_id("cardId", &card_id)?;
-    let answer = match ops.tmp.card_tokens(&card_id, &correlation::current()).await {
+    let answer = match ops.tmp().card_tokens(&card_id, &correlation::current()).await {
         Ok(list) => CardTokens {
             card_id: card_id.into_inner(),
             source: TokenSource::Tmp,
@@ -199,7 +199,7 @@ pub async fn action(
         let tmp_request =
             TokenActionRequest { initiator: request.initiator.unwrap_or(ActionInitiator::Issuer), reason };
         let token = ops
-            .tmp
+            .tmp()
             .token_action(&token_id, action, &tmp_request, &write.downstream_key, &correlation::current())
             .await
             .map_err(|e| super::tmp_error(TmpCall::TokenAction { token_id: &token_id, action: &action_name }, e))?;

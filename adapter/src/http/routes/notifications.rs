@@ -41,7 +41,7 @@ pub async fn notification(state: Data<AppState>, req: HttpRequest, body: SignedB
         None => None,
     };
     let (record, outbox) =
-        notifications::to_records(&request, code.as_ref(), &state.keys.data_keys, OffsetDateTime::now_utc());
+        notifications::to_records(&request, code.as_ref(), &state.keys.data_keys.current(), OffsetDateTime::now_utc());
 
     let ack = NotificationAck { notification_id: request.notification_id.to_string(), accepted: true };
     let response_body = serde_json::to_vec(&ack).map_err(|e| ApiError::Internal(e.into()))?;

@@ -157,7 +157,7 @@ impl TestApp {
         let (records, problems) = tmp_adapter::import::parse(
             jsonl,
             tmp_adapter::import::ImportFormat::Jsonl,
-            &self.keys.data_keys,
+            &self.keys.data_keys.current(),
             &self.keys.fingerprinter,
         )
         .expect("parse");

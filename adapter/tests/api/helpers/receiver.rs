@@ -46,7 +46,8 @@ type Behaviour = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 struct Shared {
     log: Mutex<Vec<Received>>,
     behaviour: Mutex<Behaviour>,
-    verifier: Verifier,
+    /// Replaced when the receiver rotates its secret ([`Receiver::accept_secrets`]).
+    verifier: Mutex<Verifier>,
     ring: KeyRing,
 }
 
@@ -69,7 +70,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             log: Mutex::new(Vec::new()),
             behaviour: Mutex::new(Arc::new(|_| Reply::Status(200))),
-            verifier: Verifier::new(vec![secret.clone()], Duration::from_secs(300)),
+            verifier: Mutex::new(Verifier::new(vec![secret.clone()], Duration::from_secs(300))),
             ring: KeyRing::new(vec![receiver_key()]).expect("ring"),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -117,6 +118,11 @@ impl Receiver {
         self.shared.ring.jwk_set().keys[0].clone()
     }
 
+    /// Accepts signatures made with these secrets only, from now on (the receiver rotated).
+    pub fn accept_secrets(&self, secrets: Vec<WebhookSecret>) {
+        *self.shared.verifier.lock().unwrap() = Verifier::new(secrets, Duration::from_secs(300));
+    }
+
     pub fn behave(&self, f: impl Fn(&Received) -> Reply + Send + Sync + 'static) {
         *self.shared.behaviour.lock().unwrap() = Arc::new(f);
     }
@@ -162,6 +168,8 @@ async fn record(shared: Data<Arc<Shared>>, req: HttpRequest, body: Bytes) -> Htt
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let signature_ok = shared
         .verifier
+        .lock()
+        .unwrap()
         .verify(
             header("webhook-id").as_deref(),
             header("webhook-timestamp").as_deref(),

@@ -106,7 +106,7 @@ impl Kit {
         let (records, problems) = tmp_adapter::import::parse(
             &fixture_cards(),
             tmp_adapter::import::ImportFormat::Jsonl,
-            &adapter_keys.data_keys,
+            &adapter_keys.data_keys.current(),
             &adapter_keys.fingerprinter,
         )
         .expect("parse fixtures");

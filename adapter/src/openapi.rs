@@ -45,6 +45,7 @@ PAN, CVC, expiry and OTP travel only as compact JWE (RSA-OAEP-256 + A256GCM) in 
         tmp_protocol::processor::ProcessorEvent,
         tmp_protocol::processor::ProcessorEventsAck,
     )),
+    modifiers(&ConditionalRules),
     tags(
         (name = "Issuer API", description = "TMP → issuer"),
         (name = "Processor", description = "The issuer's card processor → tmp-adapter: card events forwarded to TMP / DataCore")
@@ -57,6 +58,52 @@ pub fn issuer_api_json() -> String {
     let mut json = IssuerApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     json.push('\n');
     json
+}
+
+/// The rules that depend on another member's value, which the derived schemas cannot say, stated
+/// with JSON Schema's `if`/`then`/`else` and `anyOf` (OpenAPI 3.1) so that a generated client or
+/// a fuzzer knows them: an `ACTIVATION_CODE_DELIVERY` notification carries `encryptedPayload` and
+/// `expiresAt`, any other type no `encryptedPayload` (`domain::notifications::validate`); a
+/// `cardholder.updated` event carries a phone, an e-mail or both
+/// (`domain::processor_events::validate`).
+struct ConditionalRules;
+
+impl Modify for ConditionalRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::OneOf(bodies))) = schemas.get_mut("ProcessorEventBody") {
+            let names_type = |schema: &utoipa::openapi::schema::Object, kind: &str| {
+                matches!(schema.properties.get("type"), Some(RefOr::T(Schema::Object(t)))
+                    if t.enum_values.as_ref().is_some_and(|v| v.iter().any(|e| e == kind)))
+            };
+            for body in &mut bodies.items {
+                if let RefOr::T(Schema::Object(body)) = body
+                    && names_type(body, "cardholder.updated")
+                {
+                    let present = |field: &str| serde_json::json!({"required": [field], "properties": {field: {"not": {"const": null}}}});
+                    let rule =
+                        serde_json::json!([{"properties": {"data": {"anyOf": [present("phone"), present("email")]}}}]);
+                    body.extensions.get_or_insert_with(Default::default).insert("allOf".into(), rule);
+                }
+            }
+        }
+        let Some(RefOr::T(Schema::Object(schema))) = schemas.get_mut("NotificationRequest") else {
+            return;
+        };
+        // One member (the extensions are a hash map: several would print in any order).
+        let rule = serde_json::json!([{
+            "if": {"properties": {"type": {"const": "ACTIVATION_CODE_DELIVERY"}}, "required": ["type"]},
+            "then": {
+                "required": ["encryptedPayload", "expiresAt"],
+                "properties": {"encryptedPayload": {"not": {"const": null}}, "expiresAt": {"not": {"const": null}}}
+            },
+            "else": {"properties": {"encryptedPayload": {"const": null}}}
+        }]);
+        schema.extensions.get_or_insert_with(Default::default).insert("allOf".into(), rule);
+    }
 }
 
 #[derive(OpenApi)]

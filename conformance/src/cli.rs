@@ -48,6 +48,18 @@ pub enum Command {
         #[arg(long)]
         payload: String,
     },
+    /// A local proxy in front of the target that encrypts every `encryptedPayload` to the
+    /// target's key (a profile card, a test code) and signs every POST, so a schema-driven
+    /// fuzzer (schemathesis) reaches the target's validation (docs/conformance.md).
+    SignProxy {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        profile: PathBuf,
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8181")]
+        listen: std::net::SocketAddr,
+    },
     /// Prints Standard-Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`)
     /// for a body, one per line, for `curl -H @file`.
     Sign {
@@ -155,6 +167,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let client = Client::new(profile, &target, Secrets::default())?;
             let keys = client.keys(false).await?;
             println!("{}", spec.encrypt(&client.profile, &keys)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SignProxy { target, profile, listen } => {
+            let profile = Profile::load(&profile)?;
+            let secrets = Secrets { tmp: Some(profile.secret()?), processor: profile.processor_secret(), issuer: None };
+            let client = Client::new(profile, &target, secrets)?;
+            crate::sign_proxy::run(client, &target, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sign { secret_env, body, wrong_secret, skew, malformed, id } => {

@@ -279,9 +279,34 @@ impl Client {
         Ok(card)
     }
 
+    /// The profile, where `name` is a card: a card of the profile named so, or whose `card_id`
+    /// is `name` (then known under `name` too), or one made up for `name` (kept for the run).
+    pub fn profile_with_card(&self, name: &str) -> anyhow::Result<Profile> {
+        let mut profile = self.profile.clone();
+        profile.cards.extend(self.generated.lock().expect("cards").clone());
+        if !profile.cards.contains_key(name) {
+            let by_id = profile.cards.values().find(|c| c.card_id.as_deref() == Some(name)).cloned();
+            let card = match by_id {
+                Some(card) => card,
+                None => self.generate_card(name, "12/30")?,
+            };
+            profile.cards.insert(name.to_owned(), card);
+        }
+        Ok(profile)
+    }
+
     /// A card of the profile or one the run made up.
     pub fn card(&self, name: &str) -> Option<crate::profile::CardFixture> {
         self.profile.cards.get(name).cloned().or_else(|| self.generated.lock().expect("cards").get(name).cloned())
+    }
+
+    /// The secret `signer` signs with, when the run has it.
+    pub fn secret(&self, signer: Signer) -> Option<WebhookSecret> {
+        match signer {
+            Signer::Tmp => self.secrets.tmp.clone(),
+            Signer::Processor => self.secrets.processor.clone(),
+            Signer::Issuer => self.secrets.issuer.clone(),
+        }
     }
 
     pub fn has_processor_secret(&self) -> bool {
@@ -348,12 +373,7 @@ impl Client {
         let mut body = prepared.bytes.clone();
         let mut webhook_id = None;
         if let Some(signer) = call.signer {
-            let secret = match signer {
-                Signer::Tmp => self.secrets.tmp.clone(),
-                Signer::Processor => self.secrets.processor.clone(),
-                Signer::Issuer => self.secrets.issuer.clone(),
-            }
-            .context("no secret to sign with: set the variable the profile names")?;
+            let secret = self.secret(signer).context("no secret to sign with: set the variable the profile names")?;
             if let Some((id, pairs)) = signature_headers(&call.signing, &secret, &body)? {
                 webhook_id = Some(id);
                 for (name, value) in pairs {

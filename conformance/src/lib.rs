@@ -20,3 +20,4 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod sign_proxy;

@@ -329,3 +329,25 @@ async fn unknown_routes_and_methods_answer_the_contract_error() {
         app.stop().await;
     }
 }
+
+/// A score is an integer as JSON Schema counts them: `3.0` is 3 (schemathesis sent one, which the
+/// OpenAPI document allows), `3.5` is not, nor `-3.0`, `300.0` or `"3"`.
+#[tokio::test]
+async fn scores_are_integers_as_json_schema_counts_them() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let good = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        let mut integral = good.clone();
+        integral["walletScore"] = json!(3.0);
+        integral["deviceScore"] = json!(5.0);
+        let answer = expect_json(app.request(VERIFY).json(&integral).send().await, 200).await;
+        assert_eq!(answer["decision"], "APPROVED", "{}: {answer}", db.backend);
+        for score in [json!(3.5), json!(-3.0), json!("3"), json!(300.0)] {
+            let mut fractional = good.clone();
+            fractional["walletScore"] = score;
+            expect_error(app.request(VERIFY).json(&fractional).send().await, 422, "VALIDATION_FAILED").await;
+        }
+        app.stop().await;
+    }
+}

@@ -530,4 +530,19 @@ fn the_openapi_states_the_limits_the_code_enforces() {
         }
     }
     assert!(checked >= 5, "the signed operations' headers were found ({checked})");
+
+    // The rules that depend on another member (each found by schemathesis as a schema-valid
+    // request the code refused, before the document stated it).
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["TokenEventRequest"]["properties"]["tokenLast4"]["pattern"], "^[0-9]{4}$");
+    let notification = &schemas["NotificationRequest"]["allOf"][0];
+    assert_eq!(notification["if"]["properties"]["type"]["const"], "ACTIVATION_CODE_DELIVERY");
+    assert_eq!(notification["then"]["required"], serde_json::json!(["encryptedPayload", "expiresAt"]));
+    let contact_update = schemas["ProcessorEventBody"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|body| body["properties"]["type"]["enum"][0] == "cardholder.updated")
+        .unwrap();
+    assert_eq!(contact_update["allOf"][0]["properties"]["data"]["anyOf"].as_array().map(Vec::len), Some(2));
 }

@@ -10,6 +10,7 @@ use tmp_protocol::error::{ErrorBody, ErrorCode};
 use tmp_protocol::jwe::JweError;
 
 use crate::correlation;
+use crate::log_budget::LogBudget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -174,18 +175,40 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let correlation_id = correlation::current();
         let status = self.status_code();
+        // Each kind within its log budget: a peer, or an outage under load, can cause these at
+        // any rate.
+        static FAILED: LogBudget = LogBudget::new();
+        static UPSTREAM: LogBudget = LogBudget::new();
+        static ABANDONED: LogBudget = LogBudget::new();
+        static REJECTED: LogBudget = LogBudget::new();
         match self {
             // The cause chain is logged, under the correlation id, and never sent.
             // The request span carries the correlation id.
             ApiError::Unavailable(source) | ApiError::Internal(source) => {
-                tracing::error!(error = ?source, "request failed");
+                if let Some(suppressed) = FAILED.admit() {
+                    tracing::error!(error = ?source, suppressed, "request failed");
+                }
             }
-            ApiError::UpstreamUnavailable { message, .. } => tracing::warn!(%message, "upstream unavailable"),
+            ApiError::UpstreamUnavailable { message, .. } => {
+                if let Some(suppressed) = UPSTREAM.admit() {
+                    tracing::warn!(%message, suppressed, "upstream unavailable");
+                }
+            }
             ApiError::NotAnsweredInTime { ms } => {
                 // WARN: a peer that has not authenticated yet (a trickled body) can cause it.
-                tracing::warn!(budget_ms = ms, "request abandoned: not answered within its time budget")
+                if let Some(suppressed) = ABANDONED.admit() {
+                    tracing::warn!(
+                        budget_ms = ms,
+                        suppressed,
+                        "request abandoned: not answered within its time budget"
+                    );
+                }
             }
-            other => tracing::info!(code = %other.wire_code(), "request rejected"),
+            other => {
+                if let Some(suppressed) = REJECTED.admit() {
+                    tracing::info!(code = %other.wire_code(), suppressed, "request rejected");
+                }
+            }
         }
         let body = ErrorBody::new(self.code(), self.to_string(), correlation_id);
         let mut response = HttpResponse::build(status);

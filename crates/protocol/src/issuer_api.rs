@@ -82,18 +82,18 @@ pub struct VerifyCardRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet_recommendation: Option<Decision>,
     /// Wallet account score, 1 (risky) to 5 (trusted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::json::optional_integer")]
     #[schema(minimum = 1, maximum = 5)]
     pub wallet_score: Option<u8>,
     /// Device score, 1 (risky) to 5 (trusted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::json::optional_integer")]
     #[schema(minimum = 1, maximum = 5)]
     pub device_score: Option<u8>,
     /// Compact JWE (`RSA-OAEP-256`/`A256GCM`, `kid` in the header) of
     /// `{"pan": "…", "expiry": "MM/YY", "cvc": "…"?}`.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
@@ -177,7 +177,7 @@ pub struct VerifyCvcRequest {
     /// Compact JWE of `{"pan": "…", "expiry": "MM/YY", "cvc": "…"}`; `cvc` is required here.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
@@ -218,6 +218,7 @@ pub struct TokenEventRequest {
     pub reason: Option<FreeText>,
     /// Last four digits of the token (device account number), for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9]{4}$")]
     pub token_last4: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -253,7 +254,7 @@ pub struct NotificationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: Option<String>,

@@ -155,6 +155,23 @@ fn expectation<'a>(message: &'a str, otherwise: &'a str) -> &'a str {
     message.rsplit_once(", expected ").map_or(otherwise, |(_, e)| e)
 }
 
+/// An optional small integer, written `3` or `3.0`: JSON Schema, and so the OpenAPI document,
+/// counts a number with a zero fraction as an integer, and a generated client may send either.
+/// `3.5`, a negative number, one above 255 or a string is refused.
+pub fn optional_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u8>, D::Error> {
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let integral = number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=255.0).contains(f)).map(|f| f as u64));
+    integral
+        .and_then(|n| u8::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("expected an integer from 0 to 255"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,8 +44,11 @@ pub const ALG: &str = ALG_RSA_OAEP_256;
 /// The only `enc` produced and accepted.
 pub const ENC: &str = "A256GCM";
 /// Longest compact JWE accepted (and produced), in bytes. Checked before any parsing so
-/// that an oversized field costs nothing; card payloads are a few hundred bytes.
-pub const MAX_COMPACT_LEN: usize = 64 * 1024;
+/// that an oversized field costs nothing; card payloads are a few hundred bytes. A quarter of
+/// the Issuer API's default body limit (64 KiB), so that a payload of any length the OpenAPI
+/// document allows fits in a body the Issuer API accepts, and one too long is answered 422
+/// for what it is rather than 413 for the body around it.
+pub const MAX_COMPACT_LEN: usize = 16 * 1024;
 
 /// A compact JWE as the contract takes it: five base64url parts, none empty (the key is
 /// always wrapped, the content always has an IV and a tag). Each `encryptedPayload` states it in

@@ -33,7 +33,7 @@ pub struct LifecycleCard {
     pub cardholder: Option<CardholderContact>,
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
@@ -49,7 +49,7 @@ pub struct LifecycleCardUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: Option<String>,
@@ -64,7 +64,7 @@ pub struct LifecycleCardReplace {
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,

@@ -65,7 +65,7 @@ pub struct CardIssuedData {
     /// Compact JWE of `{"pan", "expiry"}`.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
@@ -90,7 +90,7 @@ pub struct CardReplacedData {
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
@@ -102,7 +102,7 @@ pub struct CardRenewedData {
     /// Compact JWE of `{"expiry": "MM/YY"}`.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,

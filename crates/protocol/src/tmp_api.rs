@@ -169,7 +169,7 @@ pub struct CardReplace {
     /// Compact JWE of `{"pan": "…", "expiry": "MM/YY"}` of the new card.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
@@ -189,7 +189,7 @@ pub struct CardExpiryUpdate {
     /// Compact JWE of `{"expiry": "MM/YY"}`.
     #[schema(
         min_length = 9,
-        max_length = 65536,
+        max_length = 16384,
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,

@@ -34,14 +34,21 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     // A stalled database must make the probe fail fast, not hang it (and the load balancer's
     // connection) for as long as the stall lasts.
     let ping = tokio::time::timeout(budget, state.store.ping()).await;
+    // Anyone who reaches the port can probe as often as they like.
+    static NOT_READY: tmp_edge::log_budget::LogBudget = tmp_edge::log_budget::LogBudget::new();
     match ping {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Ok(Err(error)) => {
-            tracing::warn!(error = ?error, "not ready: database unreachable or durability lost");
+            if let Some(suppressed) = NOT_READY.admit() {
+                tracing::warn!(error = ?error, suppressed, "not ready: database unreachable or durability lost");
+            }
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable", "reason": "database"}))
         }
         Err(_) => {
-            tracing::warn!(budget_ms = budget.as_millis() as u64, "not ready: the database did not answer in time");
+            if let Some(suppressed) = NOT_READY.admit() {
+                let budget_ms = budget.as_millis() as u64;
+                tracing::warn!(budget_ms, suppressed, "not ready: the database did not answer in time");
+            }
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable", "reason": "database"}))
         }
     }

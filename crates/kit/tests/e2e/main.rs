@@ -7,6 +7,7 @@
 //! - broken, proxy, reports: each broken Issuer API fails exactly the cases that catch its
 //!   fault, and a failure's reproduction shows the same failure when run by hand;
 //! - bare_target: the `tmp-conformance` binary against an adapter with no mock and no harness;
+//! - sign_proxy: `tmp-conformance sign-proxy` (for schema-driven fuzzers) in front of an adapter;
 //! - load: the load generator and the soak's check;
 //! - docs: every link of the docs stays in the repository and arrives.
 
@@ -22,4 +23,5 @@ mod ops_api;
 mod proxy;
 mod reports;
 mod sender;
+mod sign_proxy;
 mod simulator;

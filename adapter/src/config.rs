@@ -167,6 +167,9 @@ pub struct OpsSettings {
     /// Most connections the ops listener holds open at once: a caller holding many cannot take
     /// the descriptors the Issuer API needs.
     pub max_connections: usize,
+    /// Most connections one peer (IP address) holds on the ops listener; 0: no cap beside
+    /// `max_connections`.
+    pub max_connections_per_peer: usize,
 }
 
 /// Client certificates of the ops listener: subject common name → scopes.
@@ -215,6 +218,7 @@ impl std::fmt::Debug for OpsSettings {
             .field("rate_limit", &self.rate_limit)
             .field("tmp_request_timeout_ms", &self.tmp_request_timeout_ms)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_peer", &self.max_connections_per_peer)
             .finish()
     }
 }
@@ -266,6 +270,10 @@ pub struct ServerSettings {
     pub readiness_timeout_ms: u64,
     /// Most connections this listener holds open at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Most connections one peer (IP address) holds on this listener; more are shut down as
+    /// they are accepted. 0: no cap beside `max_connections` (behind a load balancer every
+    /// connection comes from it: cap there).
+    pub max_connections_per_peer: usize,
     /// Serve HTTPS (and mTLS when `client_ca_file` is set) instead of plain HTTP.
     pub tls: Option<TlsSettings>,
     /// Acknowledges that plain HTTP is meant: a proxy in front terminates TLS. Production

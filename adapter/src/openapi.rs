@@ -60,6 +60,32 @@ pub fn issuer_api_json() -> String {
     json
 }
 
+/// What a processor event's `data` must hold beyond its type (`domain::processor_events::validate`):
+/// texts that are given are not empty, and a `cardholder.updated` carries a phone, an e-mail or
+/// both.
+fn processor_event_rule(event_type: &str) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let not_empty = json!({"minLength": 1});
+    let data = match event_type {
+        "card.issued" => json!({
+            "properties": {
+                "productCategory": not_empty,
+                "cardholder": {"properties": {"phone": not_empty, "email": not_empty}}
+            }
+        }),
+        "card.status_changed" | "card.closed" => json!({"properties": {"reason": not_empty}}),
+        "cardholder.updated" => {
+            let given = |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
+            json!({
+                "anyOf": [given("phone"), given("email")],
+                "properties": {"phone": not_empty, "email": not_empty}
+            })
+        }
+        _ => return None,
+    };
+    Some(json!({"properties": {"data": data}}))
+}
+
 /// The rules that depend on another member's value, which the derived schemas cannot say, stated
 /// with JSON Schema's `if`/`then`/`else` and `anyOf` (OpenAPI 3.1) so that a generated client or
 /// a fuzzer knows them: an `ACTIVATION_CODE_DELIVERY` notification carries `encryptedPayload` and
@@ -75,18 +101,19 @@ impl Modify for ConditionalRules {
             return;
         };
         if let Some(RefOr::T(Schema::OneOf(bodies))) = schemas.get_mut("ProcessorEventBody") {
-            let names_type = |schema: &utoipa::openapi::schema::Object, kind: &str| {
-                matches!(schema.properties.get("type"), Some(RefOr::T(Schema::Object(t)))
-                    if t.enum_values.as_ref().is_some_and(|v| v.iter().any(|e| e == kind)))
+            let event_type = |schema: &utoipa::openapi::schema::Object| match schema.properties.get("type") {
+                Some(RefOr::T(Schema::Object(t))) => {
+                    t.enum_values.as_ref().and_then(|v| v.first()).and_then(|v| v.as_str()).map(str::to_owned)
+                }
+                _ => None,
             };
             for body in &mut bodies.items {
                 if let RefOr::T(Schema::Object(body)) = body
-                    && names_type(body, "cardholder.updated")
+                    && let Some(rule) = event_type(body).as_deref().and_then(processor_event_rule)
                 {
-                    let present = |field: &str| serde_json::json!({"required": [field], "properties": {field: {"not": {"const": null}}}});
-                    let rule =
-                        serde_json::json!([{"properties": {"data": {"anyOf": [present("phone"), present("email")]}}}]);
-                    body.extensions.get_or_insert_with(Default::default).insert("allOf".into(), rule);
+                    body.extensions
+                        .get_or_insert_with(Default::default)
+                        .insert("allOf".into(), serde_json::json!([rule]));
                 }
             }
         }

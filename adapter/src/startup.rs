@@ -97,6 +97,7 @@ impl Application {
         };
         let ops = ops.map(|o| o.serve(state.clone(), reloader.clone(), shutdown_timeout)).transpose()?;
         let state_max_connections = state.settings.server.max_connections;
+        let peers = tmp_edge::peers::PeerConnections::new(state.settings.server.max_connections_per_peer);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -108,8 +109,9 @@ impl Application {
         .disable_signals()
         .workers(ISSUER_API_WORKERS.get())
         .max_connections(state_max_connections.div_ceil(ISSUER_API_WORKERS.get()).max(1))
-        .on_connect(|connection, extensions| {
+        .on_connect(move |connection, extensions| {
             use actix_tls::accept::rustls_0_23::TlsStream;
+            peers.on_connect(connection, extensions);
             if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
                 let (_, session) = tls.get_ref();
                 // rustls has already verified any certificate against the client CA.
@@ -227,6 +229,7 @@ impl OpsListener {
     fn serve(self, state: Data<AppState>, reloader: Reloader, shutdown_timeout: u64) -> anyhow::Result<(u16, Server)> {
         let OpsListener { listener, port, state: ops_state, tls, .. } = self;
         let ops_max_connections = state.settings.ops.max_connections;
+        let peers = tmp_edge::peers::PeerConnections::new(state.settings.ops.max_connections_per_peer);
         let reloader = Data::new(reloader);
         let server = HttpServer::new(move || {
             App::new()
@@ -241,8 +244,9 @@ impl OpsListener {
         .disable_signals()
         .max_connections(ops_max_connections)
         .shutdown_timeout(shutdown_timeout)
-        .on_connect(|connection, extensions| {
+        .on_connect(move |connection, extensions| {
             use actix_tls::accept::rustls_0_23::TlsStream;
+            peers.on_connect(connection, extensions);
             if let Some(tls) = connection.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
                 let (_, session) = tls.get_ref();
                 // rustls has already verified the certificate against ops.tls.client_ca_file.

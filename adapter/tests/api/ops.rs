@@ -333,3 +333,50 @@ fn ops_settings_are_validated() {
     settings.forwarding.tmp_api.hmac_secrets = vec![tmp_protocol::webhook::WebhookSecret::generate().0];
     settings.validate().expect("production-ready, API keys only");
 }
+
+/// One peer holds at most `max_connections_per_peer` connections on a listener: a further one is
+/// shut down as it is accepted (no answer at all), another peer is served meanwhile, and a
+/// connection closed frees its slot. The ops listener here; the Issuer API's uses the same code.
+#[tokio::test]
+async fn one_peer_cannot_hold_more_than_its_share_of_a_listeners_connections() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = test_databases().await.remove(0);
+    let app = TestApp::spawn_with(&db, |s| {
+        s.ops.enabled = true;
+        s.ops.max_connections_per_peer = 3;
+    })
+    .await;
+    let address: std::net::SocketAddr = app.ops_url.clone().unwrap().trim_start_matches("http://").parse().unwrap();
+    let connect_from = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(address).await.unwrap()
+    };
+    // What a connection gets for `GET /`: the status line, or nothing when it was shut down.
+    let get_index = |mut stream: tokio::net::TcpStream| async move {
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: ops\r\nConnection: close\r\n\r\n").await;
+        let mut text = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut text));
+        let _ = read.await.expect("the connection ends");
+        String::from_utf8_lossy(&text).lines().next().unwrap_or_default().to_owned()
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.0.1").await);
+    }
+    assert_eq!(get_index(connect_from("127.0.0.1").await).await, "", "a fourth connection gets no answer");
+    assert_eq!(get_index(connect_from("127.0.0.2").await).await, "HTTP/1.1 200 OK", "another peer is served");
+    drop(held.pop());
+    // The slot frees once the adapter has seen the close.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = get_index(connect_from("127.0.0.1").await).await;
+        if status == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the closed connection's slot was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

@@ -545,4 +545,11 @@ fn the_openapi_states_the_limits_the_code_enforces() {
         .find(|body| body["properties"]["type"]["enum"][0] == "cardholder.updated")
         .unwrap();
     assert_eq!(contact_update["allOf"][0]["properties"]["data"]["anyOf"].as_array().map(Vec::len), Some(2));
+    let status_change = schemas["ProcessorEventBody"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|body| body["properties"]["type"]["enum"][0] == "card.status_changed")
+        .unwrap();
+    assert_eq!(status_change["allOf"][0]["properties"]["data"]["properties"]["reason"]["minLength"], 1);
 }

@@ -10,6 +10,7 @@
 //! - [`json`]: request-body parsing with value-free errors;
 //! - [`limits`]: the process's open-file limit, raised to what the system allows;
 //! - [`log_budget`]: at most so many lines a second of each kind a peer can cause at will;
+//! - [`peers`]: at most so many connections per peer on a listener;
 //! - [`index`]: what `GET /` answers on every listener: which service this is and where to go;
 //! - [`admit`]: body admission — size and read time, client certificate, Standard-Webhooks
 //!   signature, replayed ids (through a [`admit::ReplayGuard`] the server implements), content
@@ -25,4 +26,5 @@ pub mod index;
 pub mod json;
 pub mod limits;
 pub mod log_budget;
+pub mod peers;
 pub mod tls;

@@ -50,6 +50,9 @@ struct Statements {
     count_elsewhere: &'static str,
     /// `$1` the active key id, `$2` the id the page starts after, `$3` the page size.
     page_elsewhere: &'static str,
+    /// `$1` the new key id, `$2` the new bytes, `$3` the id, `$4` the key id it was read with
+    /// (the outbox's card data is rewritten inside its payload: see `replace_sealed`).
+    replace: &'static str,
 }
 
 fn statements(kind: SealedKind) -> Statements {
@@ -59,6 +62,7 @@ fn statements(kind: SealedKind) -> Statements {
             count_elsewhere: "SELECT COUNT(*) FROM cards WHERE pan_key_id <> $1",
             page_elsewhere: "SELECT card_id, pan_key_id, pan_ciphertext FROM cards \
                              WHERE pan_key_id <> $1 AND card_id > $2 ORDER BY card_id LIMIT $3",
+            replace: "UPDATE cards SET pan_key_id = $1, pan_ciphertext = $2 WHERE card_id = $3 AND pan_key_id = $4",
         },
         SealedKind::ActivationCode => Statements {
             in_use: "SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE otp_key_id = $1 LIMIT 1) AS used",
@@ -66,6 +70,8 @@ fn statements(kind: SealedKind) -> Statements {
             page_elsewhere: "SELECT notification_id, otp_key_id, otp_ciphertext FROM notifications \
                              WHERE otp_key_id IS NOT NULL AND otp_ciphertext IS NOT NULL AND otp_key_id <> $1 \
                              AND notification_id > $2 ORDER BY notification_id LIMIT $3",
+            replace: "UPDATE notifications SET otp_key_id = $1, otp_ciphertext = $2 \
+                      WHERE notification_id = $3 AND otp_key_id = $4",
         },
         SealedKind::OutboxCardData => Statements {
             in_use: "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE sealed_key_id = $1 LIMIT 1) AS used",
@@ -74,6 +80,7 @@ fn statements(kind: SealedKind) -> Statements {
             page_elsewhere: "SELECT CAST(seq AS TEXT), id, payload FROM outbox \
                              WHERE sealed_key_id IS NOT NULL AND sealed_key_id <> $1 AND seq > $2 \
                              ORDER BY seq LIMIT $3",
+            replace: "UPDATE outbox SET payload = $1, sealed_key_id = $2 WHERE id = $3 AND sealed_key_id = $4",
         },
     }
 }
@@ -177,30 +184,15 @@ impl SealedStore for SqlStore {
         let mut replaced = 0;
         for (old, key_id, bytes) in values {
             replaced += match old.kind {
-                SealedKind::CardPan => dispatch!(tx.conn(), |c| {
-                    sqlx::query(
-                        "UPDATE cards SET pan_key_id = $1, pan_ciphertext = $2 WHERE card_id = $3 AND pan_key_id = $4",
-                    )
-                    .bind(key_id)
-                    .bind(bytes)
-                    .bind(&old.id)
-                    .bind(&old.key_id)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-                }),
-                SealedKind::ActivationCode => dispatch!(tx.conn(), |c| {
-                    sqlx::query(
-                        "UPDATE notifications SET otp_key_id = $1, otp_ciphertext = $2 \
-                         WHERE notification_id = $3 AND otp_key_id = $4",
-                    )
-                    .bind(key_id)
-                    .bind(bytes)
-                    .bind(&old.id)
-                    .bind(&old.key_id)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
+                SealedKind::CardPan | SealedKind::ActivationCode => dispatch!(tx.conn(), |c| {
+                    sqlx::query(statements(old.kind).replace)
+                        .bind(key_id)
+                        .bind(bytes)
+                        .bind(&old.id)
+                        .bind(&old.key_id)
+                        .execute(c)
+                        .await?
+                        .rows_affected()
                 }),
                 SealedKind::OutboxCardData => {
                     let id: uuid::Uuid = old

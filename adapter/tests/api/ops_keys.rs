@@ -393,25 +393,13 @@ async fn an_admin_reloads_keys_and_secrets_through_the_ops_api() {
         let (second, _) = tmp_protocol::webhook::WebhookSecret::generate();
         configured.lock().unwrap().auth.hmac_secrets = vec![app.secret.clone(), second.clone()];
         let card = verify_body_for(&app);
-        expect_error(
-            app.request("/issuer-api/v1/cards/verify")
-                .json(&card)
-                .signing(Signing::WithSecret(second.clone()))
-                .send()
-                .await,
-            401,
-            "INVALID_SIGNATURE",
-        )
-        .await;
+        let verify_signed_with_second = || {
+            app.request("/issuer-api/v1/cards/verify").json(&card).signing(Signing::WithSecret(second.clone())).send()
+        };
+        expect_error(verify_signed_with_second().await, 401, "INVALID_SIGNATURE").await;
         let applied = expect_json(post(&app, url.clone(), &admin, &body, Some("reload-1")).await, 200).await;
         assert!(applied["summary"].as_str().unwrap().contains("2 Issuer API secret(s)"), "{b}: {applied}");
-        let answer = app
-            .request("/issuer-api/v1/cards/verify")
-            .json(&card)
-            .signing(Signing::WithSecret(second.clone()))
-            .send()
-            .await;
-        expect_json(answer, 200).await;
+        expect_json(verify_signed_with_second().await, 200).await;
         // The same key and body: the stored answer, not a second reload.
         let replayed = expect_json(post(&app, url.clone(), &admin, &body, Some("reload-1")).await, 200).await;
         assert_eq!(replayed, applied, "{b}");
@@ -421,13 +409,7 @@ async fn an_admin_reloads_keys_and_secrets_through_the_ops_api() {
         configured.lock().unwrap().keys.generate_missing_in = None;
         let refused = expect_error(post(&app, url.clone(), &admin, &body, None).await, 409, "CONFLICT").await;
         assert!(refused["error"]["message"].as_str().unwrap().contains("/nonexistent/jwe.pem"), "{b}: {refused}");
-        let answer = app
-            .request("/issuer-api/v1/cards/verify")
-            .json(&card)
-            .signing(Signing::WithSecret(second.clone()))
-            .send()
-            .await;
-        expect_json(answer, 200).await;
+        expect_json(verify_signed_with_second().await, 200).await;
 
         let audit = app.store.list_ops_audit(&OpsAuditFilter { card_id: None, limit: 10 }).await.unwrap();
         let reloads: Vec<_> =

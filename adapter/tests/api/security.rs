@@ -538,18 +538,11 @@ fn the_openapi_states_the_limits_the_code_enforces() {
     let notification = &schemas["NotificationRequest"]["allOf"][0];
     assert_eq!(notification["if"]["properties"]["type"]["const"], "ACTIVATION_CODE_DELIVERY");
     assert_eq!(notification["then"]["required"], serde_json::json!(["encryptedPayload", "expiresAt"]));
-    let contact_update = schemas["ProcessorEventBody"]["oneOf"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|body| body["properties"]["type"]["enum"][0] == "cardholder.updated")
-        .unwrap();
-    assert_eq!(contact_update["allOf"][0]["properties"]["data"]["anyOf"].as_array().map(Vec::len), Some(2));
-    let status_change = schemas["ProcessorEventBody"]["oneOf"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|body| body["properties"]["type"]["enum"][0] == "card.status_changed")
-        .unwrap();
-    assert_eq!(status_change["allOf"][0]["properties"]["data"]["properties"]["reason"]["minLength"], 1);
+    let event_data = |kind: &str| {
+        let bodies = schemas["ProcessorEventBody"]["oneOf"].as_array().unwrap();
+        let body = bodies.iter().find(|body| body["properties"]["type"]["enum"][0] == kind).unwrap();
+        body["allOf"][0]["properties"]["data"].clone()
+    };
+    assert_eq!(event_data("cardholder.updated")["anyOf"].as_array().map(Vec::len), Some(2));
+    assert_eq!(event_data("card.status_changed")["properties"]["reason"]["minLength"], 1);
 }

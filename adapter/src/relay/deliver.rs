@@ -452,3 +452,19 @@ async fn to_lifecycle(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_under_a_key_this_replica_lacks_is_retried_and_a_value_that_does_not_open_is_not() {
+        // Another replica sealed under a newer key, or a reseal moved the value: it opens later.
+        let later = unsealing_failed("the activation code", AtRestError::UnknownKeyId);
+        assert!(matches!(later, Attempt::Transient { .. }), "{later:?}");
+        for never in [AtRestError::DecryptionFailed, AtRestError::Malformed] {
+            let attempt = unsealing_failed("sealed card data", never);
+            assert_eq!(attempt, Attempt::Permanent("sealed card data cannot be decrypted".into()));
+        }
+    }
+}

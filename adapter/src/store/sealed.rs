@@ -138,7 +138,9 @@ impl SealedStore for SqlStore {
         limit: u32,
     ) -> StoreResult<SealedPage> {
         let sql = statements(kind).page_elsewhere;
-        let values: Vec<SealedValue> = match kind {
+        // Each value with the position the next page starts after: the id itself, or an outbox
+        // row's `seq` (its UUID is random, its insertion order is not).
+        let page: Vec<(String, SealedValue)> = match kind {
             SealedKind::CardPan | SealedKind::ActivationCode => {
                 let rows: Vec<(String, String, Vec<u8>)> = dispatch!(self.read(), |pool| {
                     sqlx::query_as(sql)
@@ -148,7 +150,9 @@ impl SealedStore for SqlStore {
                         .fetch_all(pool)
                         .await?
                 });
-                rows.into_iter().map(|(id, key_id, bytes)| SealedValue { kind, id, key_id, bytes }).collect()
+                rows.into_iter()
+                    .map(|(id, key_id, bytes)| (id.clone(), SealedValue { kind, id, key_id, bytes }))
+                    .collect()
             }
             SealedKind::OutboxCardData => {
                 let after: i64 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
@@ -156,26 +160,21 @@ impl SealedStore for SqlStore {
                     dispatch!(self.read(), |pool| {
                         sqlx::query_as(sql).bind(active).bind(after).bind(i64::from(limit)).fetch_all(pool).await?
                     });
-                let mut values = Vec::with_capacity(rows.len());
-                for (seq, id, payload) in rows {
-                    let sealed = payload.0.get("sealed").cloned().map(serde_json::from_value::<SealedCardData>);
-                    let Some(Ok(sealed)) = sealed else {
-                        return Err(super::StoreError::Corrupt(format!(
-                            "outbox row {id} has a sealed_key_id but no sealed card data"
-                        )));
-                    };
-                    values.push((
-                        seq,
-                        SealedValue { kind, id: id.to_string(), key_id: sealed.key_id, bytes: sealed.data },
-                    ));
-                }
-                let next =
-                    (values.len() == limit as usize).then(|| values.last().map(|(seq, _)| seq.clone())).flatten();
-                return Ok(SealedPage { values: values.into_iter().map(|(_, v)| v).collect(), next });
+                rows.into_iter()
+                    .map(|(seq, id, payload)| {
+                        let sealed = payload.0.get("sealed").cloned().map(serde_json::from_value::<SealedCardData>);
+                        let Some(Ok(sealed)) = sealed else {
+                            return Err(super::StoreError::Corrupt(format!(
+                                "outbox row {id} has a sealed_key_id but no sealed card data"
+                            )));
+                        };
+                        Ok((seq, SealedValue { kind, id: id.to_string(), key_id: sealed.key_id, bytes: sealed.data }))
+                    })
+                    .collect::<StoreResult<_>>()?
             }
         };
-        let next = (values.len() == limit as usize).then(|| values.last().map(|v| v.id.clone())).flatten();
-        Ok(SealedPage { values, next })
+        let next = if page.len() == limit as usize { page.last().map(|(position, _)| position.clone()) } else { None };
+        Ok(SealedPage { values: page.into_iter().map(|(_, value)| value).collect(), next })
     }
 
     #[tracing::instrument(skip_all)]

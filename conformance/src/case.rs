@@ -157,18 +157,29 @@ macro_rules! case {
     };
 }
 
-/// Why a case failed.
+/// Why a case failed — or, from [`Failure::skip`], why it could not judge the target.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub expected: String,
     pub actual: String,
     /// The requests of the case up to the failure, oldest first.
     pub exchanges: Vec<Arc<Exchange>>,
+    /// Set when the case stopped because its expectation depends on something the run does
+    /// not know (a choice the profile does not declare, a secret that is not set): the case
+    /// is reported skipped with this reason, not failed.
+    pub skipped: Option<String>,
 }
 
 impl Failure {
     pub fn new(expected: impl Into<String>, actual: impl Into<String>) -> Failure {
-        Failure { expected: expected.into(), actual: actual.into(), exchanges: Vec::new() }
+        Failure { expected: expected.into(), actual: actual.into(), exchanges: Vec::new(), skipped: None }
+    }
+
+    /// The case cannot judge the target: `reason` names what the run lacks (a profile key, an
+    /// environment variable).
+    pub fn skip(reason: impl Into<String>) -> Failure {
+        let reason = reason.into();
+        Failure { expected: String::new(), actual: reason.clone(), exchanges: Vec::new(), skipped: Some(reason) }
     }
 
     pub fn with(mut self, answer: &Answer) -> Failure {
@@ -254,6 +265,11 @@ impl Expect for Answer {
         }
         Ok(())
     }
+}
+
+/// The value a profile declares, or the case skipped naming the key that would declare it.
+pub fn declared<T>(value: crate::profile::Declared<T>) -> Result<T, Failure> {
+    value.map_err(Failure::skip)
 }
 
 /// Fails with `expected`/`actual` unless `condition` holds.

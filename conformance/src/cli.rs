@@ -95,10 +95,11 @@ pub struct RunArgs {
     /// (with the processor secret in the variable the profile names).
     #[arg(long)]
     pub mock: Option<String>,
-    /// How long a forwarding case waits for a delivery through the outages it injects (three
-    /// failed attempts): at least the target's retry schedule to its fourth attempt.
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::session::DEFAULT_DELIVERY_WITHIN.as_secs())]
-    pub delivery_within: u64,
+    /// How long a forwarding case waits for a delivery through the failures it injects. By
+    /// default the profile's `forwarding.retry_schedule_ms` gives it (the cases that inject
+    /// failures are skipped when the profile declares no schedule).
+    #[arg(long, value_name = "SECONDS")]
+    pub delivery_within: Option<u64>,
     #[command(flatten)]
     pub selection: Selection,
 }
@@ -222,14 +223,12 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let secrets = Secrets {
         tmp: Some(profile.secret()?),
         processor: profile.processor_secret(),
-        issuer: std::env::var(crate::report::repro::ISSUER_SECRET_ENV)
-            .ok()
-            .and_then(|v| tmp_protocol::webhook::WebhookSecret::parse(&v).ok()),
+        issuer: profile.issuer_secret(),
     };
     let client = Client::new(profile, &args.target, secrets)?;
     let mut session = Session::new(client, &args.target, args.selection.approach, args.selection.seed);
     session.profile_path = Some(args.profile.display().to_string());
-    session.delivery_within = std::time::Duration::from_secs(args.delivery_within);
+    session.delivery_within_override = args.delivery_within.map(std::time::Duration::from_secs);
     if let Some(mock) = &args.mock {
         session.mock = Some(MockApi::new(mock)?);
     }
@@ -247,12 +246,18 @@ pub async fn execute(session: Session, selection: &Selection) -> anyhow::Result<
         selection.pattern,
         selection.approach.as_str()
     );
+    let scope = crate::runner::Scope {
+        catalogue: crate::catalogue::all().len(),
+        for_approach: crate::catalogue::select(selection.approach, None).len(),
+        selected: cases.len(),
+    };
     shuffle(&mut cases, selection.seed);
     let caps = Capabilities {
         mock: session.mock.is_some() && session.client.has_processor_secret(),
         harness: session.harness.as_ref().map(|h| h.capabilities().to_vec()).unwrap_or_default(),
     };
-    let result = crate::runner::run(Arc::new(session), cases, &caps, &mut std::io::stdout()).await;
+    let mut result = crate::runner::run(Arc::new(session), cases, &caps, &mut std::io::stdout()).await;
+    result.scope = scope;
     crate::report::summary(&result, &mut std::io::stdout())?;
     if let Some(path) = &selection.junit {
         std::fs::write(path, crate::report::junit::render(&result))

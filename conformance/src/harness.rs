@@ -4,8 +4,6 @@
 //! deployment. Against a bare `--target`, the cases that need a capability the run does not
 //! have are reported *skipped*, with the capability named.
 
-use std::time::Duration;
-
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tmp_protocol::sensitive::Otp;
@@ -69,11 +67,4 @@ pub trait Harness: Send + Sync {
 
     /// The target's ops API ([`Capability::OpsApi`]).
     fn ops_api(&self) -> Option<&OpsAccess>;
-
-    /// How long the target's forwarding may take to deliver an event through the outages the
-    /// cases inject (three failed attempts); `None`: the run's `--delivery-within`. A harness
-    /// that shortens the target's retry schedule says so here.
-    fn delivery_within(&self) -> Option<Duration> {
-        None
-    }
 }

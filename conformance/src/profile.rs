@@ -1,19 +1,26 @@
 //! What the suite must know about a target it did not start: its test cards (one per state the
-//! cases need), where its secrets are, its deadline. Read from a YAML file (`--profile`); the
-//! `tmp-kit check` builds one for the kit it starts. Secrets are never in the file: it names the
-//! environment variables that hold them.
+//! cases need), where its secrets are, and the choices the contract leaves to the issuer — its
+//! decision policy, limits, retry schedule. Read from a YAML file (`--profile`); `tmp-kit check`
+//! builds one for the kit it starts from the kit's own settings. Secrets are never in the file:
+//! it names the environment variables that hold them.
+//!
+//! The suite never assumes a choice the profile does not declare: a case whose expectation
+//! depends on an undeclared choice is skipped, naming the profile key that would declare it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tmp_protocol::sensitive::{Expiry, Pan};
 
 /// The environment variable the webhook secret is read from unless the profile names another.
 pub const DEFAULT_SECRET_ENV: &str = "TMP_CONFORMANCE_SECRET";
 /// The environment variable of the processor-ingest secret (forwarding cases).
 pub const DEFAULT_PROCESSOR_SECRET_ENV: &str = "TMP_CONFORMANCE_PROCESSOR_SECRET";
+/// The environment variable of the issuer's TMP API secret (push provisioning on the mock).
+pub const DEFAULT_ISSUER_SECRET_ENV: &str = "TMP_CONFORMANCE_ISSUER_SECRET";
 
 /// The fixture names every profile must define, with the state each card must be in.
 pub const REQUIRED_CARDS: [(&str, &str); 6] = [
@@ -25,6 +32,12 @@ pub const REQUIRED_CARDS: [(&str, &str); 6] = [
     ("unknown", "a Luhn-valid PAN the target does not know"),
 ];
 
+/// Fixtures a profile may define; the cases that use one are skipped without it.
+pub const OPTIONAL_CARDS: [(&str, &str); 1] = [(
+    "cap",
+    "ACTIVE, with the CVC and its card_id: ISS-VERIFY-016 gives it tokens up to the cap and deactivates them again",
+)];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -34,6 +47,10 @@ pub struct Profile {
     /// Name of the environment variable holding the processor-ingest secret (forwarding cases).
     #[serde(default = "default_processor_secret_env")]
     pub processor_secret_env: String,
+    /// Name of the environment variable holding the issuer's secret toward the TMP API (the
+    /// push-provisioning journeys sign a card through the mock with it).
+    #[serde(default = "default_issuer_secret_env")]
+    pub issuer_secret_env: String,
     /// The target's verify-card deadline: every answer of the latency case must come within it.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
@@ -46,6 +63,17 @@ pub struct Profile {
     /// Largest body the target accepts; the oversized-input case sends four times as much.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// The target's decision policy (contract §7.1); the cases that depend on it derive their
+    /// expectation from it.
+    #[serde(default)]
+    pub policy: PolicyProfile,
+    /// The target's forwarding (contract §10): how long its retries take.
+    #[serde(default)]
+    pub forwarding: ForwardingProfile,
+    /// The card id the token-event cases name. Unset: a new, made-up id per event (the
+    /// contract requires token events for card ids the issuer does not know to be accepted).
+    #[serde(default)]
+    pub token_event_card_id: Option<String>,
     /// mTLS toward the target: CA bundle and client certificate (PEM).
     #[serde(default)]
     pub tls: Option<TlsProfile>,
@@ -61,6 +89,153 @@ pub struct TlsProfile {
     pub client_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+}
+
+/// The target's decision policy, as contract §7.1 defines its settings. Every key is optional:
+/// a case that needs one the profile leaves out is skipped with the key named.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyProfile {
+    /// `step_up_only` or `approved_and_step_up` (contract §7.2, contact disclosure).
+    #[serde(default)]
+    pub contact_disclosure: Option<ContactDisclosure>,
+    /// The policy of token requestors without an entry below.
+    #[serde(default)]
+    pub default: Option<PolicyEntry>,
+    /// Per wallet (`APPLE_PAY`, `GOOGLE_PAY`, `SAMSUNG_PAY`, `MERCHANT`, `OTHER`).
+    #[serde(default, deserialize_with = "wallet_keys")]
+    pub wallets: BTreeMap<String, PolicyEntry>,
+    /// Per token requestor id; wins over the wallet entry.
+    #[serde(default)]
+    pub token_requestors: BTreeMap<String, PolicyEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactDisclosure {
+    StepUpOnly,
+    ApprovedAndStepUp,
+}
+
+/// One policy entry (contract §7.1).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    /// Manual provisioning without a CVC is declined with `CVC_REQUIRED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_cvc: Option<bool>,
+    /// Step up when the lower score is below this; 0 disables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_below_score: Option<u8>,
+    /// Decline with `TOO_MANY_TOKENS` at this many live tokens in the entry's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_live_tokens_per_card: Option<u32>,
+}
+
+/// A policy setting as it applies to one token requestor: its value, or why the suite cannot
+/// know it (the profile key that would declare it).
+pub type Declared<T> = Result<T, String>;
+
+impl PolicyProfile {
+    /// The entry that governs a token requestor (its own, else its wallet's, else the
+    /// default), with the profile key it sits under.
+    fn entry(&self, requestor_id: &str, wallet: &str) -> Declared<(String, &PolicyEntry)> {
+        if let Some(entry) = self.token_requestors.get(requestor_id) {
+            return Ok((format!("policy.token_requestors.{requestor_id}"), entry));
+        }
+        if let Some(entry) = self.wallets.get(wallet) {
+            return Ok((format!("policy.wallets.{wallet}"), entry));
+        }
+        match &self.default {
+            Some(entry) => Ok(("policy.default".to_owned(), entry)),
+            None => Err(format!(
+                "the profile declares no policy for token requestor {requestor_id} ({wallet}): set `policy.default` \
+                 (or `policy.wallets.{wallet}`)"
+            )),
+        }
+    }
+
+    fn setting<T: Copy>(
+        &self,
+        requestor_id: &str,
+        wallet: &str,
+        name: &str,
+        get: impl Fn(&PolicyEntry) -> Option<T>,
+    ) -> Declared<T> {
+        let (key, entry) = self.entry(requestor_id, wallet)?;
+        get(entry).ok_or_else(|| format!("the profile does not declare `{key}.{name}`"))
+    }
+
+    pub fn require_cvc(&self, requestor_id: &str, wallet: &str) -> Declared<bool> {
+        self.setting(requestor_id, wallet, "require_cvc", |e| e.require_cvc)
+    }
+
+    pub fn step_up_below_score(&self, requestor_id: &str, wallet: &str) -> Declared<u8> {
+        self.setting(requestor_id, wallet, "step_up_below_score", |e| e.step_up_below_score)
+    }
+
+    pub fn max_live_tokens_per_card(&self, requestor_id: &str, wallet: &str) -> Declared<u32> {
+        self.setting(requestor_id, wallet, "max_live_tokens_per_card", |e| e.max_live_tokens_per_card)
+    }
+
+    pub fn contact_disclosure(&self) -> Declared<ContactDisclosure> {
+        self.contact_disclosure.ok_or_else(|| "the profile does not declare `policy.contact_disclosure`".to_owned())
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (String, &PolicyEntry)> {
+        let default = self.default.iter().map(|e| ("policy.default".to_owned(), e));
+        let wallets = self.wallets.iter().map(|(w, e)| (format!("policy.wallets.{w}"), e));
+        let requestors = self.token_requestors.iter().map(|(id, e)| (format!("policy.token_requestors.{id}"), e));
+        default.chain(wallets).chain(requestors)
+    }
+}
+
+/// The target's retries toward TMP, the Lifecycle API and its sinks.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingProfile {
+    /// The waits before the second, third, … attempt (the last repeats).
+    #[serde(default)]
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Each wait may be up to this much longer (or shorter).
+    #[serde(default)]
+    pub jitter_percent: u32,
+    /// How often the target looks for work to deliver (added once to every wait).
+    #[serde(default)]
+    pub poll_interval_ms: u64,
+}
+
+/// Slack on top of a declared retry schedule: the time to notice, connect and record.
+const DELIVERY_SLACK: Duration = Duration::from_secs(10);
+
+impl ForwardingProfile {
+    /// The longest the target may take to deliver through `failures` failed attempts on its
+    /// declared schedule, or the key that would declare it.
+    pub fn delivery_after(&self, failures: usize) -> Declared<Duration> {
+        let schedule = self.retry_schedule_ms.as_ref().filter(|s| !s.is_empty()).ok_or_else(|| {
+            "the profile does not declare the target's retry schedule (`forwarding.retry_schedule_ms`)".to_owned()
+        })?;
+        let waits: u64 = (0..failures).map(|i| schedule[i.min(schedule.len() - 1)]).sum();
+        let stretched = waits.saturating_mul(100 + u64::from(self.jitter_percent)) / 100;
+        Ok(Duration::from_millis(stretched + self.poll_interval_ms) + DELIVERY_SLACK)
+    }
+}
+
+/// `policy.wallets`' keys, in capitals, each a wallet the contract knows.
+fn wallet_keys<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, PolicyEntry>, D::Error> {
+    use serde::de::Error as _;
+    BTreeMap::<String, PolicyEntry>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(name, entry)| {
+            let upper = name.to_ascii_uppercase();
+            match upper.as_str() {
+                "APPLE_PAY" | "GOOGLE_PAY" | "SAMSUNG_PAY" | "MERCHANT" | "OTHER" => Ok((upper, entry)),
+                _ => Err(D::Error::custom(format!(
+                    "`policy.wallets.{name}` is not a wallet (APPLE_PAY, GOOGLE_PAY, SAMSUNG_PAY, MERCHANT or OTHER)"
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// A test card. `pan` and `cvc` are held in the contract's masking types once parsed.
@@ -87,6 +262,9 @@ fn default_secret_env() -> String {
 }
 fn default_processor_secret_env() -> String {
     DEFAULT_PROCESSOR_SECRET_ENV.to_owned()
+}
+fn default_issuer_secret_env() -> String {
+    DEFAULT_ISSUER_SECRET_ENV.to_owned()
 }
 fn default_deadline_ms() -> u64 {
     1500
@@ -126,7 +304,64 @@ impl Profile {
         if self.cvc_max_attempts == 0 {
             bail!("`cvc_max_attempts` must be positive");
         }
+        for (name, meaning) in OPTIONAL_CARDS {
+            if let Some(card) = self.cards.get(name)
+                && (card.cvc.is_none() || card.card_id.is_none())
+            {
+                bail!("`cards.{name}` needs its `cvc` and `card_id` ({meaning})");
+            }
+        }
+        let known: Vec<&str> = REQUIRED_CARDS.iter().chain(OPTIONAL_CARDS.iter()).map(|(name, _)| *name).collect();
+        if let Some(other) = self.cards.keys().find(|name| !known.contains(&name.as_str())) {
+            bail!("`cards.{other}` is not a fixture the suite uses ({})", known.join(", "));
+        }
+        for (key, entry) in self.policy.entries() {
+            // Scores are 1-5 and the suite's baseline requests send 5: a threshold above 5
+            // would step up every request, and no approval could be checked.
+            if entry.step_up_below_score.is_some_and(|t| t > 5) {
+                bail!("`{key}.step_up_below_score` must be 0 (off) to 5: scores are 1-5");
+            }
+            if entry.max_live_tokens_per_card == Some(0) {
+                bail!("`{key}.max_live_tokens_per_card` must be at least 1 (contract §7.1)");
+            }
+        }
+        if self.forwarding.retry_schedule_ms.as_ref().is_some_and(|s| s.is_empty()) {
+            bail!("`forwarding.retry_schedule_ms` must list at least one wait");
+        }
         Ok(())
+    }
+
+    /// The profile as a file [`Profile::load`] reads back (the test cards in clear, as in any
+    /// profile): what a harness that starts its own target hands to `tmp-conformance run`.
+    pub fn to_yaml(&self) -> String {
+        use std::fmt::Write as _;
+        let mut yaml = String::new();
+        let _ = writeln!(yaml, "secret_env: {}", self.secret_env);
+        let _ = writeln!(yaml, "processor_secret_env: {}", self.processor_secret_env);
+        let _ = writeln!(yaml, "issuer_secret_env: {}", self.issuer_secret_env);
+        let _ = writeln!(yaml, "deadline_ms: {}", self.deadline_ms);
+        let _ = writeln!(yaml, "latency_requests: {}", self.latency_requests);
+        let _ = writeln!(yaml, "cvc_max_attempts: {}", self.cvc_max_attempts);
+        let _ = writeln!(yaml, "body_limit_bytes: {}", self.body_limit_bytes);
+        // YAML reads JSON: the nested settings go in flow style.
+        let json = |value: serde_json::Result<String>| value.expect("a profile setting serialises");
+        let _ = writeln!(yaml, "policy: {}", json(serde_json::to_string(&self.policy)));
+        let _ = writeln!(yaml, "forwarding: {}", json(serde_json::to_string(&self.forwarding)));
+        if let Some(id) = &self.token_event_card_id {
+            let _ = writeln!(yaml, "token_event_card_id: {}", serde_json::Value::from(id.as_str()));
+        }
+        let _ = writeln!(yaml, "cards:");
+        for (name, card) in &self.cards {
+            let _ = write!(yaml, "  {name}: {{pan: \"{}\", expiry: \"{}\"", card.pan.expose(), card.expiry.mm_yy());
+            if let Some(cvc) = &card.cvc {
+                let _ = write!(yaml, ", cvc: \"{}\"", cvc.expose());
+            }
+            if let Some(id) = &card.card_id {
+                let _ = write!(yaml, ", card_id: {}", serde_json::Value::from(id.as_str()));
+            }
+            let _ = writeln!(yaml, "}}");
+        }
+        yaml
     }
 
     pub fn card(&self, name: &str) -> anyhow::Result<&CardFixture> {
@@ -141,6 +376,11 @@ impl Profile {
     /// The processor's ingest secret, when its variable is set.
     pub fn processor_secret(&self) -> Option<tmp_protocol::webhook::WebhookSecret> {
         read_secret(&self.processor_secret_env).ok()
+    }
+
+    /// The issuer's TMP API secret, when its variable is set.
+    pub fn issuer_secret(&self) -> Option<tmp_protocol::webhook::WebhookSecret> {
+        read_secret(&self.issuer_secret_env).ok()
     }
 }
 

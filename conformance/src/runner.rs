@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::case::{Approach, Area, Case, Needs};
+use crate::case::{Approach, Area, Case, Failure, Needs};
 use crate::client::Exchange;
 use crate::harness::Capability;
 use crate::session::Session;
@@ -83,6 +83,20 @@ pub struct Run {
     pub seed: u64,
     pub results: Vec<CaseResult>,
     pub duration: Duration,
+    /// Which part of the catalogue the run covered.
+    pub scope: Scope,
+}
+
+/// How the run's cases relate to the whole catalogue: what a reviewer needs to read a score.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    /// Every case of the catalogue, both approaches.
+    pub catalogue: usize,
+    /// The cases of the run's approach.
+    pub for_approach: usize,
+    /// Those `--case` selected.
+    pub selected: usize,
 }
 
 impl Run {
@@ -91,6 +105,17 @@ impl Run {
     }
     pub fn passed(&self) -> bool {
         self.count(Verdict::Failed) == 0
+    }
+
+    /// The skipped cases grouped by their reason, most frequent first.
+    pub fn skip_reasons(&self) -> Vec<(String, usize)> {
+        let mut reasons: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for result in self.results.iter().filter(|r| r.verdict == Verdict::Skipped) {
+            *reasons.entry(result.skipped_because.as_deref().unwrap_or("no reason given")).or_default() += 1;
+        }
+        let mut reasons: Vec<(String, usize)> = reasons.into_iter().map(|(r, n)| (r.to_owned(), n)).collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        reasons
     }
 }
 
@@ -124,6 +149,7 @@ pub async fn run(session: Arc<Session>, cases: Vec<Case>, caps: &Capabilities, p
         seed: session.seed,
         results,
         duration: started.elapsed(),
+        scope: Scope::default(),
     }
 }
 
@@ -150,15 +176,15 @@ async fn run_case(session: &Arc<Session>, case: &Case, caps: &Capabilities) -> C
     let task = tokio::spawn((case.run)(session.clone()));
     let outcome = match tokio::time::timeout(CASE_TIMEOUT, task).await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(join)) => Err(crate::case::Failure::new("the case to run to its end", format!("it panicked: {join}"))),
-        Err(_) => Err(crate::case::Failure::new(
-            format!("the case to finish within {} s", CASE_TIMEOUT.as_secs()),
-            "it did not",
-        )),
+        Ok(Err(join)) => Err(Failure::new("the case to run to its end", format!("it panicked: {join}"))),
+        Err(_) => Err(Failure::new(format!("the case to finish within {} s", CASE_TIMEOUT.as_secs()), "it did not")),
     };
     result.duration = started.elapsed();
     result.notes = session.case_notes();
-    if let Err(failure) = outcome {
+    if let Err(Failure { skipped: Some(reason), .. }) = outcome {
+        result.verdict = Verdict::Skipped;
+        result.skipped_because = Some(reason);
+    } else if let Err(failure) = outcome {
         result.verdict = Verdict::Failed;
         let log = session.case_log();
         let exchanges = relevant(&log, &failure.exchanges);

@@ -11,10 +11,10 @@ use crate::client::{Answer, Call, Client, Exchange, Prepared};
 use crate::harness::{Capability, Harness};
 use crate::mock_api::MockApi;
 
-/// How long forwarding cases wait for a delivery through injected outages when neither the
-/// harness nor `--delivery-within` says: three failed attempts on tmp-adapter's shipped retry
-/// schedule (1 s, 5 s, 30 s with jitter) take about 40 s.
-pub const DEFAULT_DELIVERY_WITHIN: Duration = Duration::from_secs(60);
+/// How long a case waits for a delivery that meets no injected failure (the target's first
+/// attempt). Deliveries through failures wait as the profile's retry schedule says
+/// ([`Session::delivery_through`]).
+pub const DEFAULT_DELIVERY_WITHIN: Duration = Duration::from_secs(30);
 
 pub struct Session {
     pub client: Client,
@@ -25,8 +25,10 @@ pub struct Session {
     pub mock: Option<MockApi>,
     /// What a local deployment of the target can do for the suite (`tmp-kit check`).
     pub harness: Option<Arc<dyn Harness>>,
-    /// How long forwarding cases wait for a delivery through injected outages.
+    /// How long a case waits for a delivery that meets no injected failure.
     pub delivery_within: Duration,
+    /// `--delivery-within`: replaces the waits the profile's retry schedule gives.
+    pub delivery_within_override: Option<Duration>,
     /// Where the reproduction finds the profile (`tmp-conformance encrypt --profile …`).
     pub profile_path: Option<String>,
     pub seed: u64,
@@ -48,6 +50,7 @@ impl Session {
             mock: None,
             harness: None,
             delivery_within: DEFAULT_DELIVERY_WITHIN,
+            delivery_within_override: None,
             profile_path: None,
             seed,
             run_id,
@@ -61,6 +64,16 @@ impl Session {
     pub fn id(&self, prefix: &str) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         format!("{prefix}-{}-{n}", self.run_id)
+    }
+
+    /// How long the target may take to deliver an event through `failures` failed attempts:
+    /// from the retry schedule the profile declares (or `--delivery-within`); the case is
+    /// skipped when neither says.
+    pub fn delivery_through(&self, failures: usize) -> Result<Duration, Failure> {
+        match self.delivery_within_override {
+            Some(within) => Ok(within),
+            None => crate::case::declared(self.client.profile.forwarding.delivery_after(failures)),
+        }
     }
 
     /// The mock, or a failure saying the case needs one.
@@ -116,7 +129,7 @@ impl Session {
                     elapsed: Duration::ZERO,
                 });
                 self.log.lock().expect("log").push(exchange.clone());
-                Err(Failure { expected: "an answer".into(), actual: format!("{e:#}"), exchanges: vec![exchange] })
+                Err(Failure { exchanges: vec![exchange], ..Failure::new("an answer", format!("{e:#}")) })
             }
         }
     }
@@ -153,6 +166,7 @@ where
     loop {
         match check().await {
             Ok(()) => return Ok(()),
+            Err(failure) if failure.skipped.is_some() => return Err(failure),
             Err(failure) if Instant::now() >= deadline => {
                 return Err(Failure {
                     actual: format!("{} (still after {} s)", failure.actual, within.as_secs()),

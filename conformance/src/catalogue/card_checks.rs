@@ -3,12 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{card_id, requestor, verify, verify_call, verify_cvc, verify_cvc_call};
+use super::{
+    card_id, requestor, requestor_id, token_event_body, token_event_call, verify, verify_call, verify_cvc,
+    verify_cvc_call,
+};
 use crate::case;
-use crate::case::{BOTH, Case, EXTERNAL, Expect, Failure, Outcome, ensure};
+use crate::case::{BOTH, Case, EXTERNAL, Expect, Failure, Outcome, declared, ensure};
 use crate::payload::{CvcChoice, PayloadSpec};
+use crate::profile::ContactDisclosure;
 use crate::session::Session;
 
 pub fn cases() -> Vec<Case> {
@@ -27,8 +31,8 @@ pub fn cases() -> Vec<Case> {
             VerifyCard,
             EXTERNAL,
             IssuerApi,
-            "Active card without a CVC is approved with NOT_PROVIDED",
-            "Without a CVC (and no requestor policy demanding one) an active card is APPROVED with cvcResult NOT_PROVIDED.",
+            "Manual provisioning without a CVC follows the policy's require_cvc",
+            "Google Pay MANUAL provisioning of an active card without a CVC answers cvcResult NOT_PROVIDED: DECLINED with CVC_REQUIRED where the declared policy requires a CVC, else APPROVED.",
             verify_without_cvc
         ),
         case!(
@@ -90,8 +94,8 @@ pub fn cases() -> Vec<Case> {
             VerifyCard,
             EXTERNAL,
             IssuerApi,
-            "Low score steps up with the cardholder's contact",
-            "A wallet score below the step-up threshold answers REQUIRE_ADDITIONAL_AUTHENTICATION (LOW_SCORE_STEP_UP) with the cardholder's contact for the activation code.",
+            "A score below the declared threshold steps up, one at it does not",
+            "With the lower of walletScore and deviceScore one below the declared step_up_below_score the answer is REQUIRE_ADDITIONAL_AUTHENTICATION (LOW_SCORE_STEP_UP) with the cardholder's contact; at the threshold (or with the threshold 0) it is APPROVED. Checked for each score.",
             verify_low_score
         ),
         case!(
@@ -117,8 +121,8 @@ pub fn cases() -> Vec<Case> {
             VerifyCard,
             EXTERNAL,
             IssuerApi,
-            "Apple Pay manual provisioning requires a CVC",
-            "Under the default policy, Apple Pay MANUAL provisioning without a CVC is DECLINED with reason CVC_REQUIRED.",
+            "Apple Pay manual provisioning without a CVC follows require_cvc",
+            "Apple Pay MANUAL provisioning without a CVC is DECLINED with CVC_REQUIRED where the declared policy requires a CVC, else APPROVED with NOT_PROVIDED.",
             verify_apple_requires_cvc
         ),
         case!(
@@ -135,8 +139,8 @@ pub fn cases() -> Vec<Case> {
             VerifyCard,
             EXTERNAL,
             IssuerApi,
-            "An approval carries no cardholder contact",
-            "The cardholder's contact is sent only with REQUIRE_ADDITIONAL_AUTHENTICATION, never with an approval.",
+            "An approval carries the contact only where the policy discloses it",
+            "An approval carries no cardholder contact under contact_disclosure step_up_only, and carries the phone or email under approved_and_step_up; a decline never does.",
             verify_approval_has_no_contact
         ),
         case!(
@@ -147,6 +151,15 @@ pub fn cases() -> Vec<Case> {
             "Answers never carry card data",
             "No verification answer contains the PAN, the expiry or the CVC that was sent.",
             verify_no_card_data
+        ),
+        case!(
+            "ISS-VERIFY-016",
+            VerifyCard,
+            EXTERNAL,
+            IssuerApi,
+            "A card at its token cap is declined, in that scope only",
+            "With max_live_tokens_per_card live tokens of the requestor (token events), card verification answers DECLINED, TOO_MANY_TOKENS; the same card in another wallet is APPROVED; once one token is DEACTIVATED the first requestor is APPROVED again.",
+            verify_token_cap
         ),
         case!(
             "ISS-CVC-001",
@@ -180,8 +193,8 @@ pub fn cases() -> Vec<Case> {
             VerifyCvc,
             BOTH,
             IssuerApi,
-            "Attempts exceeded locks the card, even for the right CVC",
-            "After the configured number of wrong CVCs the card answers ATTEMPTS_EXCEEDED, and keeps doing so for the right CVC.",
+            "Exactly cvc_max_attempts wrong CVCs lock the card, even for the right CVC",
+            "On a cleared counter (a right CVC answered MATCH), exactly cvc_max_attempts wrong CVCs answer NO_MATCH; the next check answers ATTEMPTS_EXCEEDED even for the right CVC, and card verification without a CVC is DECLINED with CVC_ATTEMPTS_EXCEEDED.",
             cvc_attempts_exceeded
         ),
         case!(
@@ -245,8 +258,21 @@ async fn verify_active(s: Arc<Session>) -> Outcome {
 }
 
 async fn verify_without_cvc(s: Arc<Session>) -> Outcome {
-    let answer = verify(&s, PayloadSpec::card("active").cvc(CvcChoice::Omitted), |_| {}).await?;
-    decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+    manual_without_cvc(&s, "GOOGLE_PAY").await
+}
+
+/// Manual provisioning in `wallet` without a CVC, judged by the wallet's declared require_cvc.
+async fn manual_without_cvc(s: &Session, wallet: &str) -> Outcome {
+    let required = declared(s.client.profile.policy.require_cvc(requestor_id(wallet), wallet))?;
+    let answer = verify(s, PayloadSpec::card("active").cvc(CvcChoice::Omitted), |b| {
+        b["tokenRequestor"] = requestor(wallet);
+    })
+    .await?;
+    if required {
+        decision(&answer, "DECLINED", "CVC_REQUIRED", "ACTIVE")?;
+    } else {
+        decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+    }
     answer.field("/cvcResult", "NOT_PROVIDED")
 }
 
@@ -299,14 +325,34 @@ fn has_contact(answer: &crate::client::Answer) -> Outcome {
 }
 
 async fn verify_low_score(s: Arc<Session>) -> Outcome {
-    let answer = verify(&s, PayloadSpec::card("active"), |b| {
-        b["walletScore"] = json!(1);
-        b["walletRecommendation"] = Value::Null;
-        b.as_object_mut().map(|o| o.remove("walletRecommendation"));
-    })
-    .await?;
-    decision(&answer, "REQUIRE_ADDITIONAL_AUTHENTICATION", "LOW_SCORE_STEP_UP", "ACTIVE")?;
-    has_contact(&answer)
+    let threshold = declared(s.client.profile.policy.step_up_below_score(requestor_id("GOOGLE_PAY"), "GOOGLE_PAY"))?;
+    // Each score on its own is the lower one; the other stays 5. One below the threshold must
+    // step up; at the threshold (`below` is strict) it must not. Threshold 0: nothing steps up.
+    let mut probes: Vec<(&str, u8, bool)> = Vec::new();
+    for field in ["walletScore", "deviceScore"] {
+        if threshold == 0 {
+            probes.push((field, 1, false));
+            continue;
+        }
+        if threshold >= 2 {
+            probes.push((field, threshold - 1, true));
+        }
+        probes.push((field, threshold, false));
+    }
+    for (field, score, steps_up) in probes {
+        let answer = verify(&s, PayloadSpec::card("active"), |b| {
+            b[field] = json!(score);
+            b.as_object_mut().map(|o| o.remove("walletRecommendation"));
+        })
+        .await?;
+        if steps_up {
+            decision(&answer, "REQUIRE_ADDITIONAL_AUTHENTICATION", "LOW_SCORE_STEP_UP", "ACTIVE")?;
+            has_contact(&answer)?;
+        } else {
+            decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+        }
+    }
+    Ok(())
 }
 
 async fn verify_wallet_declined(s: Arc<Session>) -> Outcome {
@@ -324,11 +370,7 @@ async fn verify_wallet_step_up(s: Arc<Session>) -> Outcome {
 }
 
 async fn verify_apple_requires_cvc(s: Arc<Session>) -> Outcome {
-    let answer = verify(&s, PayloadSpec::card("active").cvc(CvcChoice::Omitted), |b| {
-        b["tokenRequestor"] = requestor("APPLE_PAY");
-    })
-    .await?;
-    decision(&answer, "DECLINED", "CVC_REQUIRED", "ACTIVE")
+    manual_without_cvc(&s, "APPLE_PAY").await
 }
 
 async fn verify_push_exempt(s: Arc<Session>) -> Outcome {
@@ -341,11 +383,82 @@ async fn verify_push_exempt(s: Arc<Session>) -> Outcome {
 }
 
 async fn verify_approval_has_no_contact(s: Arc<Session>) -> Outcome {
+    let disclosure = declared(s.client.profile.policy.contact_disclosure())?;
     let answer = verify(&s, PayloadSpec::card("active"), |_| {}).await?;
     answer.field("/decision", "APPROVED")?;
-    let body = answer.json().unwrap_or_default();
-    ensure(body.get("cardholder").is_none(), "no cardholder member in an approval", format!("{body}"))
-        .map_err(|f| f.with(&answer))
+    match disclosure {
+        ContactDisclosure::ApprovedAndStepUp => has_contact(&answer)?,
+        ContactDisclosure::StepUpOnly => {
+            let body = answer.json().unwrap_or_default();
+            ensure(body.get("cardholder").is_none(), "no cardholder member in an approval", format!("{body}"))
+                .map_err(|f| f.with(&answer))?;
+        }
+    }
+    // A decline never carries it, whatever the disclosure.
+    let declined = verify(&s, PayloadSpec::card("active"), |b| b["walletRecommendation"] = json!("DECLINED")).await?;
+    declined.field("/decision", "DECLINED")?;
+    let body = declined.json().unwrap_or_default();
+    ensure(body.get("cardholder").is_none(), "no cardholder member in a decline", format!("{body}"))
+        .map_err(|f| f.with(&declined))
+}
+
+/// Tokens the cap case adds at most: a larger declared cap is not checked.
+const MOST_TOKENS_ADDED: u32 = 50;
+
+async fn verify_token_cap(s: Arc<Session>) -> Outcome {
+    let wallet = "GOOGLE_PAY";
+    let cap = declared(s.client.profile.policy.max_live_tokens_per_card(requestor_id(wallet), wallet))?;
+    let Some(card) = s.client.profile.cards.get("cap") else {
+        return Err(Failure::skip("the profile has no `cards.cap` (an ACTIVE card with its CVC and card_id)"));
+    };
+    let card_id = card.card_id.clone().unwrap_or_default();
+    if cap > MOST_TOKENS_ADDED {
+        return Err(Failure::skip(format!(
+            "the declared max_live_tokens_per_card {cap} is more than the {MOST_TOKENS_ADDED} tokens the case adds"
+        )));
+    }
+    let verify_cap = |wallet: &'static str| {
+        let s = s.clone();
+        async move { verify(&s, PayloadSpec::card("cap"), |b| b["tokenRequestor"] = requestor(wallet)).await }
+    };
+    let before = verify_cap(wallet).await?;
+    if before.json().unwrap_or_default()["reason"] == "TOO_MANY_TOKENS" {
+        return Err(Failure::skip(
+            "`cards.cap` already has live tokens from an earlier run: deactivate them to run this case",
+        ));
+    }
+    decision(&before, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+    let mut tokens = Vec::new();
+    for _ in 0..cap {
+        let mut body = token_event_body(&s, "ACTIVE", None);
+        body["cardId"] = json!(card_id);
+        tokens.push(body["tokenId"].as_str().unwrap_or_default().to_owned());
+        s.send(token_event_call(&s, body)).await?.ok_with(&[("/accepted", json!(true))])?;
+    }
+    let outcome = async {
+        let at_cap = verify_cap(wallet).await?;
+        decision(&at_cap, "DECLINED", "TOO_MANY_TOKENS", "ACTIVE")?;
+        at_cap.field("/cvcResult", "MATCH")?;
+        // The cap counts the requestor's (or the wallet's) tokens: another wallet is not at it.
+        decision(&verify_cap("APPLE_PAY").await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+        deactivate(&s, &card_id, &tokens[..1]).await?;
+        decision(&verify_cap(wallet).await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")
+    }
+    .await;
+    // Leave the card without live tokens for the next run, whatever the outcome.
+    deactivate(&s, &card_id, &tokens[1..]).await?;
+    outcome
+}
+
+/// Token events that deactivate `tokens` of `card_id`.
+async fn deactivate(s: &Session, card_id: &str, tokens: &[String]) -> Outcome {
+    for token in tokens {
+        let mut body = token_event_body(s, "DEACTIVATED", Some("ACTIVE"));
+        body["cardId"] = json!(card_id);
+        body["tokenId"] = json!(token);
+        s.send(token_event_call(s, body)).await?.ok_with(&[("/accepted", json!(true))])?;
+    }
+    Ok(())
 }
 
 async fn verify_no_card_data(s: Arc<Session>) -> Outcome {
@@ -383,24 +496,37 @@ async fn cvc_missing(s: Arc<Session>) -> Outcome {
 
 async fn cvc_attempts_exceeded(s: Arc<Session>) -> Outcome {
     let attempts = s.client.profile.cvc_max_attempts;
-    for _ in 0..attempts {
+    // A right CVC clears the counter (contract §7.3): from here exactly `attempts` wrong ones
+    // are due before the lock. A card still locked by an earlier run cannot show the count.
+    let fresh = verify_cvc(&s, PayloadSpec::card("lockout")).await?;
+    fresh.status(200)?;
+    if fresh.json().unwrap_or_default()["cvcResult"] == "ATTEMPTS_EXCEEDED" {
+        return Err(Failure::skip(
+            "`cards.lockout` is locked from an earlier run: the count can only be checked on a card whose lockout \
+             window has passed (or was reset)",
+        ));
+    }
+    fresh.ok_with(&[("/cvcResult", json!("MATCH")), ("/cardStatus", json!("ACTIVE"))])?;
+    for attempt in 1..=attempts {
         let answer = verify_cvc(&s, PayloadSpec::card("lockout").cvc(CvcChoice::Wrong)).await?;
         answer.status(200)?;
         let result = answer.json().unwrap_or_default()["cvcResult"].clone();
-        // A card already locked by an earlier run answers ATTEMPTS_EXCEEDED from the start.
         ensure(
-            result == "NO_MATCH" || result == "ATTEMPTS_EXCEEDED",
-            "NO_MATCH while attempts remain",
+            result == "NO_MATCH",
+            format!("NO_MATCH for wrong CVC {attempt} of {attempts} (cvc_max_attempts)"),
             format!("{result}"),
         )
         .map_err(|f| f.with(&answer))?;
     }
     let answer = verify_cvc(&s, PayloadSpec::card("lockout")).await?;
     answer.ok_with(&[("/cvcResult", json!("ATTEMPTS_EXCEEDED"))])?;
-    let answer = verify_call(&s, PayloadSpec::card("lockout"), |_| {});
     if s.approach == crate::case::Approach::External {
-        let answer = s.send(answer).await?;
+        // The lock holds for card verification too, with a CVC or without one.
+        let answer = s.send(verify_call(&s, PayloadSpec::card("lockout"), |_| {})).await?;
         answer.ok_with(&[("/decision", json!("DECLINED")), ("/cvcResult", json!("ATTEMPTS_EXCEEDED"))])?;
+        let answer = verify(&s, PayloadSpec::card("lockout").cvc(CvcChoice::Omitted), |_| {}).await?;
+        decision(&answer, "DECLINED", "CVC_ATTEMPTS_EXCEEDED", "ACTIVE")?;
+        answer.field("/cvcResult", "ATTEMPTS_EXCEEDED")?;
     }
     Ok(())
 }

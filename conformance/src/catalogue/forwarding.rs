@@ -194,8 +194,19 @@ pub async fn issue_card(s: &Session, prefix: &str) -> Result<String, Failure> {
 /// Waits for the mock to have received, for `card_id`, `method` on a path ending in `suffix`,
 /// answered 2xx; returns every such request (oldest first).
 pub async fn received(s: &Session, card_id: &str, method: &str, suffix: &str) -> Result<Vec<Value>, Failure> {
+    received_within(s, s.delivery_within, card_id, method, suffix).await
+}
+
+/// [`received`], waiting up to `within` (a delivery through failed attempts).
+async fn received_within(
+    s: &Session,
+    within: std::time::Duration,
+    card_id: &str,
+    method: &str,
+    suffix: &str,
+) -> Result<Vec<Value>, Failure> {
     let mock = s.mock()?;
-    eventually(s.delivery_within, || async {
+    eventually(within, || async {
         let found = delivered(mock, card_id, method, suffix).await?;
         ensure(!found.is_empty(), format!("{method} …{suffix} delivered to the mock"), "nothing delivered")
     })
@@ -412,6 +423,8 @@ async fn fwd_id_reused(s: Arc<Session>) -> Outcome {
 /// Injects `rule` on the status route, sends a block, and checks it arrives once after the
 /// failed attempts, every attempt under the same idempotency key.
 async fn through_faults(s: &Session, rule: Value) -> Outcome {
+    let failures = rule["times"].as_u64().unwrap_or(1) as usize;
+    let within = s.delivery_through(failures)?;
     let card_id = issue_card(s, "fwd-fault").await?;
     let mock = s.mock()?;
     let mut rule = rule;
@@ -420,7 +433,7 @@ async fn through_faults(s: &Session, rule: Value) -> Outcome {
     let result = async {
         change_status(s, &card_id, "BLOCKED").await?;
         let (method, path) = status_route(s, &card_id);
-        received(s, &card_id, method, &path).await?;
+        received_within(s, within, &card_id, method, &path).await?;
         let attempts: Vec<Value> = mock
             .received_for(&card_id)
             .await?
@@ -451,6 +464,8 @@ async fn fwd_dropped(s: Arc<Session>) -> Outcome {
 
 async fn fwd_restart(s: Arc<Session>) -> Outcome {
     let harness = s.harness(Capability::Restart)?.clone();
+    // The attempts that fail before the stop, and the retry after the start.
+    let within = s.delivery_through(2)?;
     let card_id = issue_card(&s, "fwd-restart").await?;
     let mock = s.mock()?;
     let fault = mock.add_fault(json!({"route": fault_route(&s), "error_status": 503})).await?;
@@ -466,7 +481,7 @@ async fn fwd_restart(s: Arc<Session>) -> Outcome {
         mock.remove_fault(fault).await?;
         harness.start_target().await?;
         let (method, path) = status_route(&s, &card_id);
-        let calls = received(&s, &card_id, method, &path).await?;
+        let calls = received_within(&s, within, &card_id, method, &path).await?;
         ensure(calls.len() == 1, "one delivery after the restart", format!("{}", calls.len()))
     }
     .await;

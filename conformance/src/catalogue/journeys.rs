@@ -206,6 +206,13 @@ pub(super) async fn known_to_tmp(s: &Session, card_id: &str) -> Outcome {
 /// The issuer's backend asks TMP to sign the card for a wallet (push provisioning).
 async fn sign(s: &Session, card_id: &str, wallet: &str) -> Result<String, Failure> {
     let mock = s.mock()?;
+    if s.client.secret(Signer::Issuer).is_none() {
+        return Err(Failure::skip(format!(
+            "push provisioning signs the card at TMP with the issuer's TMP API secret: set {} \
+             (the variable the profile's `issuer_secret_env` names)",
+            s.client.profile.issuer_secret_env
+        )));
+    }
     known_to_tmp(s, card_id).await?;
     let body = match wallet {
         "APPLE_PAY" => {

@@ -131,6 +131,15 @@ pub fn cases() -> Vec<Case> {
             token_naive_timestamp
         ),
         case!(
+            "ISS-TOKEN-014",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "A token event of a card the issuer does not know is acknowledged",
+            "A token event naming a card id the issuer has never seen answers 200 with accepted: true (contract §1.3: it must not be lost for a lookup).",
+            token_unknown_card
+        ),
+        case!(
             "ISS-NOTIFY-001",
             Notifications,
             BOTH,
@@ -285,6 +294,13 @@ async fn ack(s: &Session, body: serde_json::Value) -> Outcome {
 
 async fn transition(s: &Session, from: Option<&str>, to: &str) -> Outcome {
     ack(s, token_event_body(s, to, from)).await
+}
+
+async fn token_unknown_card(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "INACTIVE", None);
+    // Whatever card the profile names for the other token-event cases: this one is new.
+    body["cardId"] = json!(s.id("card-unknown-to-issuer"));
+    ack(&s, body).await
 }
 
 async fn token_new_inactive(s: Arc<Session>) -> Outcome {

@@ -71,13 +71,23 @@ pub fn markdown() -> String {
 
 // ---- Request builders shared by the cases ----------------------------------------------
 
+/// The token requestor the cases send for a wallet: `{id, name, wallet}`.
 pub fn requestor(wallet: &str) -> Value {
-    let (id, name) = match wallet {
-        "APPLE_PAY" => ("50110030273", "Apple Pay"),
-        "GOOGLE_PAY" => ("50120834693", "Google Pay"),
-        _ => ("50139059239", "Merchant wallet"),
+    let name = match wallet {
+        "APPLE_PAY" => "Apple Pay",
+        "GOOGLE_PAY" => "Google Pay",
+        _ => "Merchant wallet",
     };
-    json!({"id": id, "name": name, "wallet": wallet})
+    json!({"id": requestor_id(wallet), "name": name, "wallet": wallet})
+}
+
+/// The token requestor id the cases send for a wallet (the MDES ids of the wallets).
+pub fn requestor_id(wallet: &str) -> &'static str {
+    match wallet {
+        "APPLE_PAY" => "50110030273",
+        "GOOGLE_PAY" => "50120834693",
+        _ => "50139059239",
+    }
 }
 
 /// A verify-card request: Google Pay, manual, scores 5 (a trusted wallet and device), so that
@@ -120,9 +130,11 @@ pub fn token_event_body(session: &Session, status: &str, previous: Option<&str>)
     let mut body = json!({
         "eventId": session.id("evt"),
         "tokenId": session.id("DWSPMC0000"),
-        // A card of its own: tokens pile up on the card they name, and a card that reaches
-        // its token limit would decline the verification cases on the next run.
-        "cardId": session.id("card-tkn"),
+        // A card of its own unless the profile names one: tokens pile up on the card they
+        // name, and a card that reaches its token limit would decline the verification cases
+        // on the next run. The contract requires an Issuer API to accept token events of card
+        // ids it does not know.
+        "cardId": session.client.profile.token_event_card_id.clone().unwrap_or_else(|| session.id("card-tkn")),
         "tsp": "MDES",
         "tokenRequestor": requestor("GOOGLE_PAY"),
         "status": status,

@@ -13,6 +13,7 @@ pub fn render(run: &Run) -> String {
         "passed": run.count(Verdict::Passed),
         "failed": run.count(Verdict::Failed),
         "skipped": run.count(Verdict::Skipped),
+        "scope": run.scope,
         "cases": run.results,
     });
     serde_json::to_string_pretty(&report).expect("the report serialises")

@@ -50,11 +50,25 @@ pub fn summary(run: &Run, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     writeln!(out)?;
-    let skipped = run.count(Verdict::Skipped);
-    if skipped > 0 {
-        writeln!(out, "{skipped} skipped (see above for what they need); {:.1} s", run.duration.as_secs_f64())?;
-    } else {
-        writeln!(out, "{:.1} s", run.duration.as_secs_f64())?;
-    }
+    scope(run, out)?;
+    writeln!(out, "{:.1} s", run.duration.as_secs_f64())?;
     writeln!(out, "{} passed, {} failed", run.count(Verdict::Passed), run.count(Verdict::Failed))
+}
+
+/// What the run covered of the catalogue, and why each case that did not run was left out.
+fn scope(run: &Run, out: &mut dyn Write) -> std::io::Result<()> {
+    let scope = run.scope;
+    let skipped = run.count(Verdict::Skipped);
+    let ran = run.results.len() - skipped;
+    writeln!(
+        out,
+        "Ran {ran} of the catalogue's {} cases: {} are for the other approach, {} were not selected (--case), {skipped} skipped.",
+        scope.catalogue,
+        scope.catalogue.saturating_sub(scope.for_approach),
+        scope.for_approach.saturating_sub(scope.selected),
+    )?;
+    for (reason, count) in run.skip_reasons() {
+        writeln!(out, "  {count:>3} skipped: {reason}")?;
+    }
+    Ok(())
 }

@@ -11,16 +11,13 @@ use std::sync::Arc;
 use crate::client::{Body, Exchange, Signer, Signing};
 use crate::session::Session;
 
-/// The variable the issuer's TMP API secret is read from (push provisioning on a mock).
-pub const ISSUER_SECRET_ENV: &str = "TMP_CONFORMANCE_ISSUER_SECRET";
-
 pub fn script(session: &Session, case_id: &str, exchanges: &[Arc<Exchange>], total: usize) -> String {
     let mut out = String::new();
     let profile = session.profile_path.clone().unwrap_or_else(|| "conformance-profile.yaml".to_owned());
     let secret_env = |signer: Signer| match signer {
         Signer::Tmp => session.client.profile.secret_env.clone(),
         Signer::Processor => session.client.profile.processor_secret_env.clone(),
-        Signer::Issuer => ISSUER_SECRET_ENV.to_owned(),
+        Signer::Issuer => session.client.profile.issuer_secret_env.clone(),
     };
     let _ = writeln!(out, "# {case_id}: run with bash; needs curl and tmp-conformance on PATH.");
     let mut envs: Vec<String> = exchanges.iter().filter_map(|e| e.call.signer).map(secret_env).collect();

@@ -19,11 +19,3 @@ fn the_documented_catalogue_is_the_one_that_runs() {
     let cases = tmp_conformance::catalogue::all().len();
     assert!(cases >= 60, "the catalogue holds {cases} cases");
 }
-
-#[test]
-fn the_example_profile_loads() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/conformance-profile.example.yaml");
-    let profile = tmp_conformance::profile::Profile::load(&path).expect("the example profile is valid");
-    assert_eq!(profile.cards.len(), 6);
-    assert_eq!(profile.card("active").expect("active").card_id.as_deref(), Some("card-active"));
-}

@@ -17,10 +17,6 @@ use tmp_protocol::sensitive::Otp;
 
 use crate::test_kit::{TestKit, fixture_events};
 
-/// How long a spawned kit takes to deliver through three failed attempts: its retry schedule
-/// starts at 100, 200, 400 ms (`test_kit::adapter_settings`), so this leaves a wide margin.
-const SPAWNED_DELIVERY_WITHIN: Duration = Duration::from_secs(20);
-
 impl Harness for TestKit {
     fn capabilities(&self) -> &[Capability] {
         if self.ops.is_some() {
@@ -45,10 +41,6 @@ impl Harness for TestKit {
     fn ops_api(&self) -> Option<&OpsAccess> {
         self.ops.as_ref()
     }
-
-    fn delivery_within(&self) -> Option<Duration> {
-        Some(SPAWNED_DELIVERY_WITHIN)
-    }
 }
 
 /// A session against a spawned kit: its profile and secrets, its mock, the kit as harness, its
@@ -65,7 +57,6 @@ pub async fn spawned_session(
     let mut session = Session::new(client, &kit.adapter_url, approach, seed);
     session.mock = Some(MockApi::new(&kit.mock_url)?);
     let harness: Arc<dyn Harness> = kit.clone();
-    session.delivery_within = harness.delivery_within().unwrap_or(session.delivery_within);
     session.harness = Some(harness);
     load_fixtures(&session).await.context("loading the fixture cards into the spawned kit")?;
     session.target = target.trim_end_matches('/').to_owned();

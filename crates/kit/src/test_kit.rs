@@ -15,11 +15,14 @@ use mock_tmp::MockConfig;
 use serde_json::json;
 use sqlx::Connection;
 use tmp_adapter::config::{Approach, JweKeySettings, Settings, SinkSettings};
+use tmp_adapter::domain::policy::{ContactDisclosure as AdapterDisclosure, PolicySettings, RequestorPolicy};
 use tmp_adapter::keys::KeyMaterial;
 use tmp_adapter::startup::Application;
 use tmp_conformance::client::Secrets;
 use tmp_conformance::harness::OpsAccess;
-use tmp_conformance::profile::{CardFixture, Profile};
+use tmp_conformance::profile::{
+    CardFixture, ContactDisclosure, ForwardingProfile, PolicyEntry, PolicyProfile, Profile,
+};
 use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::webhook::WebhookSecret;
 use tokio::sync::Mutex;
@@ -28,8 +31,9 @@ use zeroize::Zeroizing;
 use crate::sink::Sink;
 
 /// The test cards of a spawned kit: well-known test PANs, never real ones.
-const FIXTURES: [(&str, &str, &str); 6] = [
+const FIXTURES: [(&str, &str, &str); 7] = [
     ("active", "4111111111111111", "12/30"),
+    ("cap", "4242424242424242", "12/30"),
     ("blocked", "5555555555554444", "12/30"),
     ("closed", "4012888888881881", "12/30"),
     ("expired", "5105105105105100", "01/20"),
@@ -334,15 +338,42 @@ fn fixture_profile(keys: &KeyMaterial, settings: &Settings) -> anyhow::Result<Pr
     let profile = Profile {
         secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
         processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        issuer_secret_env: tmp_conformance::profile::DEFAULT_ISSUER_SECRET_ENV.into(),
         deadline_ms: settings.policy.deadline_ms,
         latency_requests: 50,
         cvc_max_attempts: settings.policy.cvc.max_attempts,
         body_limit_bytes: settings.server.body_limit_bytes,
+        policy: declared_policy(&settings.policy),
+        forwarding: ForwardingProfile {
+            retry_schedule_ms: Some(settings.relay.retry_schedule_ms.clone()),
+            jitter_percent: settings.relay.jitter_percent.into(),
+            poll_interval_ms: settings.relay.poll_interval_ms,
+        },
+        token_event_card_id: None,
         tls: None,
         cards,
     };
     profile.validate()?;
     Ok(profile)
+}
+
+/// The adapter's decision policy as a conformance profile declares it: the suite expects what
+/// the kit is configured to do, never what it ships with.
+pub fn declared_policy(policy: &PolicySettings) -> PolicyProfile {
+    let entry = |p: &RequestorPolicy| PolicyEntry {
+        require_cvc: Some(p.require_cvc),
+        step_up_below_score: Some(p.step_up_below_score),
+        max_live_tokens_per_card: Some(p.max_live_tokens_per_card),
+    };
+    PolicyProfile {
+        contact_disclosure: Some(match policy.contact_disclosure {
+            AdapterDisclosure::StepUpOnly => ContactDisclosure::StepUpOnly,
+            AdapterDisclosure::ApprovedAndStepUp => ContactDisclosure::ApprovedAndStepUp,
+        }),
+        default: Some(entry(&policy.default)),
+        wallets: policy.wallets.iter().map(|(wallet, p)| (wallet.as_str().to_owned(), entry(p))).collect(),
+        token_requestors: policy.token_requestors.iter().map(|(id, p)| (id.clone(), entry(p))).collect(),
+    }
 }
 
 /// The fixture cards' processor events: issued, then blocked or closed where the fixture says.

@@ -134,10 +134,14 @@ async fn measure(
     let profile = Profile {
         secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
         processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        issuer_secret_env: tmp_conformance::profile::DEFAULT_ISSUER_SECRET_ENV.into(),
         deadline_ms: 2000,
         latency_requests: 0,
         cvc_max_attempts: 3,
         body_limit_bytes: 65536,
+        policy: Default::default(),
+        forwarding: Default::default(),
+        token_event_card_id: None,
         tls: None,
         cards: Default::default(),
     };

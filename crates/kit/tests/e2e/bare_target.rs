@@ -11,7 +11,7 @@ use serde_json::Value;
 use tmp_conformance::case::{Approach, Needs};
 use tmp_kit::{KitOptions, TestKit};
 
-use crate::reports::{conformance_bin_dir, profile_yaml};
+use crate::reports::conformance_bin_dir;
 
 #[tokio::test]
 async fn a_bare_target_runs_the_issuer_api_cases_and_skips_the_rest_naming_the_need() {
@@ -20,7 +20,7 @@ async fn a_bare_target_runs_the_issuer_api_cases_and_skips_the_rest_naming_the_n
     tmp_kit::harness::spawned_session(&kit, &kit.adapter_url, Approach::External, 0).await.expect("fixtures");
     let dir = tempfile::tempdir().expect("dir");
     let profile = dir.path().join("profile.yaml");
-    std::fs::write(&profile, profile_yaml(&kit.profile)).expect("profile");
+    std::fs::write(&profile, kit.profile.to_yaml()).expect("profile");
     let report = dir.path().join("report.json");
     let secret = kit.secrets.tmp.as_ref().expect("secret").to_whsec_string();
     let bin_dir = conformance_bin_dir();
@@ -73,4 +73,74 @@ async fn a_bare_target_runs_the_issuer_api_cases_and_skips_the_rest_naming_the_n
     }
     assert!(ran >= 60, "{ran} Issuer API cases ran");
     assert!(stdout.trim_end().ends_with("0 failed"), "{stdout}");
+}
+
+#[tokio::test]
+async fn with_a_mock_what_the_profile_does_not_declare_is_skipped_naming_the_key_or_variable() {
+    let kit = Arc::new(TestKit::start(&KitOptions::new(tmp_adapter::config::Approach::External)).await.expect("kit"));
+    tmp_kit::harness::spawned_session(&kit, &kit.adapter_url, Approach::External, 0).await.expect("fixtures");
+    let dir = tempfile::tempdir().expect("dir");
+    let profile = dir.path().join("profile.yaml");
+    // The kit's profile without its retry schedule; the issuer's TMP API secret is not given.
+    let mut declared = kit.profile.clone();
+    declared.forwarding.retry_schedule_ms = None;
+    std::fs::write(&profile, declared.to_yaml()).expect("profile");
+    let report = dir.path().join("report.json");
+    let secret = kit.secrets.tmp.as_ref().expect("secret").to_whsec_string();
+    let processor = kit.secrets.processor.as_ref().expect("processor secret").to_whsec_string();
+    let binary = conformance_bin_dir();
+    let binary_path = binary.path().join("tmp-conformance");
+    let (target, mock) = (kit.adapter_url.clone(), kit.mock_url.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(binary_path)
+            .args(["run", "--target", &target, "--mock", &mock, "--approach", "external"])
+            .args(["--case", "FWD-001,FWD-011,JRN-005,JRN-007"])
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--json")
+            .arg(&report)
+            .env("TMP_CONFORMANCE_SECRET", &secret)
+            .env("TMP_CONFORMANCE_PROCESSOR_SECRET", &processor)
+            .env_remove("TMP_CONFORMANCE_ISSUER_SECRET")
+            .output()
+            .expect("tmp-conformance runs")
+    })
+    .await
+    .expect("run");
+    kit.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report")).expect("json");
+    let verdicts: BTreeMap<&str, (&str, &str)> = report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let reason = c["skipped_because"].as_str().unwrap_or_default();
+            (c["id"].as_str().expect("id"), (c["verdict"].as_str().expect("verdict"), reason))
+        })
+        .collect();
+    assert_eq!(verdicts["FWD-001"].0, "passed", "{stdout}");
+    assert_eq!(verdicts["FWD-011"].0, "skipped", "{stdout}");
+    assert!(verdicts["FWD-011"].1.contains("`forwarding.retry_schedule_ms`"), "{stdout}");
+    for id in ["JRN-005", "JRN-007"] {
+        assert_eq!(verdicts[id].0, "skipped", "{stdout}");
+        assert!(verdicts[id].1.contains("set TMP_CONFORMANCE_ISSUER_SECRET"), "{id}: {stdout}");
+    }
+    // The closing summary: how much of the catalogue ran, and why the rest did not.
+    let total = tmp_conformance::catalogue::all().len();
+    let selected = tmp_conformance::catalogue::select(Approach::External, None).len();
+    assert_eq!(report["scope"]["catalogue"], total);
+    assert!(
+        stdout.contains(&format!(
+            "Ran 1 of the catalogue's {total} cases: {} are for the other approach, {} were not selected (--case), 3 skipped.",
+            total - selected,
+            selected - 4
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  2 skipped: push provisioning signs the card"), "{stdout}");
+    assert!(stdout.contains("  1 skipped: the profile does not declare the target's retry schedule"), "{stdout}");
 }

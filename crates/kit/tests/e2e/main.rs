@@ -6,6 +6,7 @@
 //!   way TMP does, and the adapter forwarding to the mock;
 //! - broken, proxy, reports: each broken Issuer API fails exactly the cases that catch its
 //!   fault, and a failure's reproduction shows the same failure when run by hand;
+//! - policies: the suite judges the policy the profile declares, for three different ones;
 //! - bare_target: the `tmp-conformance` binary against an adapter with no mock and no harness;
 //! - sign_proxy: `tmp-conformance sign-proxy` (for schema-driven fuzzers) in front of an adapter;
 //! - load: the load generator and the soak's check;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod load;
 mod mtls;
 mod ops_api;
+mod policies;
 mod proxy;
 mod reports;
 mod sender;

@@ -1,7 +1,6 @@
 //! The reports a CI and a reviewer read: valid JUnit XML, JSON, and a reproduction that shows
 //! the same failure when run by hand.
 
-use std::fmt::Write as _;
 use std::process::Command;
 
 use tmp_conformance::runner::Verdict;
@@ -64,7 +63,7 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
     // the cards in a profile file), it shows the same failure: the blocked card approved.
     let dir = tempfile::tempdir().expect("dir");
     let profile_path = dir.path().join("conformance-profile.yaml");
-    std::fs::write(&profile_path, profile_yaml(profile)).expect("profile");
+    std::fs::write(&profile_path, profile.to_yaml()).expect("profile");
     let script = script.replace("PROFILE='conformance-profile.yaml'", &format!("PROFILE='{}'", profile_path.display()));
     let bin_dir = conformance_bin_dir();
     let path = format!("{}:{}", bin_dir.path().display(), std::env::var("PATH").unwrap_or_default());
@@ -81,25 +80,6 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
     assert!(output.status.success(), "the script failed:\n{script}\n{stdout}\n{stderr}");
     assert!(stdout.starts_with("HTTP/1.1 200"), "{stdout}");
     assert!(stdout.contains(r#""decision":"APPROVED""#) && stdout.contains(r#""cardStatus":"BLOCKED""#), "{stdout}");
-}
-
-/// The spawned kit's cards as a profile file (what an issuer writes for its own target).
-pub(crate) fn profile_yaml(profile: &tmp_conformance::profile::Profile) -> String {
-    let mut yaml = format!(
-        "deadline_ms: {}\ncvc_max_attempts: {}\nbody_limit_bytes: {}\nlatency_requests: {}\ncards:\n",
-        profile.deadline_ms, profile.cvc_max_attempts, profile.body_limit_bytes, profile.latency_requests
-    );
-    for (name, card) in &profile.cards {
-        let _ =
-            write!(yaml, "  {name}:\n    pan: \"{}\"\n    expiry: \"{}\"\n", card.pan.expose(), card.expiry.mm_yy());
-        if let Some(cvc) = &card.cvc {
-            let _ = writeln!(yaml, "    cvc: \"{}\"", cvc.expose());
-        }
-        if let Some(id) = &card.card_id {
-            let _ = writeln!(yaml, "    card_id: \"{id}\"");
-        }
-    }
-    yaml
 }
 
 /// A directory holding a `tmp-conformance` that runs the suite's command line of this build

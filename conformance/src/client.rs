@@ -112,6 +112,8 @@ pub struct Call {
     pub payloads: Vec<PayloadSpec>,
     pub content_type: Option<String>,
     pub idempotency_key: Option<String>,
+    /// `X-Correlation-Id` sent with the request (none by default).
+    pub correlation_id: Option<String>,
     pub signer: Option<Signer>,
     pub signing: Signing,
     pub bearer: Option<Bearer>,
@@ -127,6 +129,7 @@ impl Call {
             payloads: Vec::new(),
             content_type: Some("application/json".to_owned()),
             idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+            correlation_id: None,
             signer: Some(Signer::Tmp),
             signing: Signing::Valid,
             bearer: None,
@@ -162,6 +165,10 @@ impl Call {
     }
     pub fn idempotency_key(mut self, key: Option<&str>) -> Call {
         self.idempotency_key = key.map(str::to_owned);
+        self
+    }
+    pub fn correlation_id(mut self, id: Option<&str>) -> Call {
+        self.correlation_id = id.map(str::to_owned);
         self
     }
     pub fn content_type(mut self, content_type: Option<&str>) -> Call {
@@ -366,6 +373,9 @@ impl Client {
         }
         if let Some(key) = &call.idempotency_key {
             request = request.header(tmp_protocol::headers::IDEMPOTENCY_KEY, key);
+        }
+        if let Some(id) = &call.correlation_id {
+            request = request.header(tmp_protocol::headers::CORRELATION_ID, id);
         }
         if let Some(bearer) = &call.bearer {
             request = request.header("authorization", &format!("Bearer {}", bearer.token.as_str()));

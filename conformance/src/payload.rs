@@ -46,6 +46,38 @@ pub enum KeyChoice {
     WrongAlgorithm,
     /// Not a JWE at all.
     NotJwe,
+    /// The published key, with one more member in the protected header (covered by the AAD).
+    HeaderMember(HeaderMember),
+}
+
+/// A protected-header member the suite adds to an otherwise valid JWE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderMember {
+    /// `zip: DEF`: compression, which the contract refuses.
+    Zip,
+    /// `crit: ["exp"]` with `exp`: a critical extension, which the contract refuses.
+    Crit,
+    /// `cty` and a private member: allowed by the contract.
+    Other,
+}
+
+impl HeaderMember {
+    fn name(self) -> &'static str {
+        match self {
+            HeaderMember::Zip => "zip",
+            HeaderMember::Crit => "crit",
+            HeaderMember::Other => "other",
+        }
+    }
+
+    fn members(self) -> serde_json::Map<String, Value> {
+        let members = match self {
+            HeaderMember::Zip => json!({"zip": "DEF"}),
+            HeaderMember::Crit => json!({"crit": ["exp"], "exp": 4_102_444_800_u64}),
+            HeaderMember::Other => json!({"cty": "json", "x-conformance": "an extra member"}),
+        };
+        members.as_object().cloned().unwrap_or_default()
+    }
 }
 
 /// A payload and its key: everything needed to make (or remake) one `encryptedPayload`.
@@ -133,6 +165,10 @@ impl PayloadSpec {
                 Ok(parts.join("."))
             }
             KeyChoice::NotJwe => Ok("not-a-jwe".to_owned()),
+            KeyChoice::HeaderMember(member) => {
+                let plaintext = serde_json::to_vec(&plaintext)?;
+                Ok(tmp_protocol::jwe::encrypt_with_header(&plaintext, &published()?, &member.members())?)
+            }
         }
     }
 
@@ -205,6 +241,7 @@ impl fmt::Display for PayloadSpec {
             KeyChoice::Tampered => write!(f, ";key=tampered"),
             KeyChoice::WrongAlgorithm => write!(f, ";key=wrong-alg"),
             KeyChoice::NotJwe => write!(f, ";key=not-jwe"),
+            KeyChoice::HeaderMember(member) => write!(f, ";key=header-{}", member.name()),
         }
     }
 }
@@ -241,10 +278,14 @@ impl FromStr for PayloadSpec {
                         "tampered" => KeyChoice::Tampered,
                         "wrong-alg" => KeyChoice::WrongAlgorithm,
                         "not-jwe" => KeyChoice::NotJwe,
+                        "header-zip" => KeyChoice::HeaderMember(HeaderMember::Zip),
+                        "header-crit" => KeyChoice::HeaderMember(HeaderMember::Crit),
+                        "header-other" => KeyChoice::HeaderMember(HeaderMember::Other),
                         other => match other.strip_prefix("kid:") {
                             Some(kid) => KeyChoice::Kid(kid.to_owned()),
                             None => bail!(
-                                "key={other}: expected wrong, unknown-kid, tampered, wrong-alg, not-jwe or kid:<kid>"
+                                "key={other}: expected wrong, unknown-kid, tampered, wrong-alg, not-jwe, \
+                                 header-zip, header-crit, header-other or kid:<kid>"
                             ),
                         },
                     };
@@ -268,6 +309,7 @@ mod tests {
             PayloadSpec::card("active").cvc(CvcChoice::Omitted).expiry("11/29").key(KeyChoice::Tampered),
             PayloadSpec::otp("123456").key(KeyChoice::Kid("k-2".into())),
             PayloadSpec { plain: Plain::Expiry("12/31".into()), key: KeyChoice::Published },
+            PayloadSpec::card("active").key(KeyChoice::HeaderMember(HeaderMember::Crit)),
         ] {
             assert_eq!(spec.to_string().parse::<PayloadSpec>().unwrap(), spec, "{spec}");
         }

@@ -283,6 +283,15 @@ pub fn cases() -> Vec<Case> {
             "A notification resent byte-identical under the same key answers the stored acknowledgement, marked Idempotent-Replayed: true.",
             idem_notification
         ),
+        case!(
+            "ISS-IDEM-008",
+            Idempotency,
+            BOTH,
+            IssuerApi,
+            "Idempotency keys are scoped per route",
+            "One X-Idempotency-Key used on verify-cvc, then on a token event, then on a notification: each is answered as new on its own route (its own ids, no Idempotent-Replayed).",
+            idem_scoped_per_route
+        ),
     ]
 }
 
@@ -491,6 +500,26 @@ async fn idem_missing_key(s: Arc<Session>) -> Outcome {
 async fn idem_verify_card(s: Arc<Session>) -> Outcome {
     let prepared = s.prepare(verify_call(&s, PayloadSpec::card("active"), |_| {})).await?;
     replayed(&s, &prepared, |first| first.field("/decision", "APPROVED")).await
+}
+
+async fn idem_scoped_per_route(s: Arc<Session>) -> Outcome {
+    let key = uuid::Uuid::new_v4().to_string();
+    let fresh = |answer: &crate::client::Answer| {
+        ensure(answer.header("idempotent-replayed").is_none(), "a fresh answer on this route", "a replayed one")
+            .map_err(|f| f.with(answer))
+    };
+    let cvc = s.send(verify_cvc_call(&s, PayloadSpec::card("active")).idempotency_key(Some(&key))).await?;
+    cvc.ok_with(&[("/cvcResult", json!("MATCH"))])?;
+    let event = token_event_body(&s, "ACTIVE", None);
+    let (event_id, token_id) = (event["eventId"].clone(), event["tokenId"].clone());
+    let ack = s.send(token_event_call(&s, event).idempotency_key(Some(&key))).await?;
+    ack.ok_with(&[("/eventId", event_id), ("/tokenId", token_id), ("/accepted", json!(true))])?;
+    fresh(&ack)?;
+    let notification = notification_body(&s, "TOKEN_ACTIVATED");
+    let id = notification["notificationId"].clone();
+    let answer = s.send(notification_call(&s, notification).idempotency_key(Some(&key))).await?;
+    answer.ok_with(&[("/notificationId", id)])?;
+    fresh(&answer)
 }
 
 async fn idem_rejection_not_stored(s: Arc<Session>) -> Outcome {

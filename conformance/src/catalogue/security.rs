@@ -5,11 +5,11 @@ use std::sync::Arc;
 use serde_json::json;
 use tmp_protocol::issuer_api::TOKEN_EVENTS_PATH;
 
-use super::{token_event_body, token_event_call, verify_cvc_call};
+use super::{requestor, token_event_body, token_event_call, verify_cvc_call};
 use crate::case;
 use crate::case::{BOTH, Case, Expect, Failure, Outcome, ensure};
 use crate::client::Signing;
-use crate::payload::{KeyChoice, PayloadSpec};
+use crate::payload::{HeaderMember, KeyChoice, PayloadSpec};
 use crate::session::Session;
 
 pub fn cases() -> Vec<Case> {
@@ -85,6 +85,15 @@ pub fn cases() -> Vec<Case> {
             "A refused request changes nothing",
             "A token event refused for its signature leaves no trace: the same event, signed, is then processed as new (no Idempotent-Replayed).",
             sig_refusal_changes_nothing
+        ),
+        case!(
+            "ISS-SIG-009",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "Admission follows the contract's order",
+            "With several faults in one request, the first check of the admission order answers: signature (401) before content type (415), content type before the idempotency key (400 INVALID_HEADER), the key's lookup before JSON parsing (422 IDEMPOTENCY_KEY_REUSED for a reused key with a malformed body), field rules (422 VALIDATION_FAILED) before decryption.",
+            sig_admission_order
         ),
         case!(
             "ISS-INPUT-001",
@@ -195,6 +204,15 @@ pub fn cases() -> Vec<Case> {
             input_keeps_serving
         ),
         case!(
+            "ISS-INPUT-013",
+            Input,
+            BOTH,
+            IssuerApi,
+            "X-Correlation-Id is echoed, generated, and never a card number",
+            "A well-formed X-Correlation-Id is echoed on a 200 and on an error, where the body's correlationId equals it; without one, or with one holding a card number, the answer carries a new id (not the sent one) in the header and the error body alike.",
+            input_correlation_id
+        ),
+        case!(
             "ISS-JWE-001",
             Encryption,
             BOTH,
@@ -240,6 +258,33 @@ pub fn cases() -> Vec<Case> {
             jwe_not_jwe
         ),
         case!(
+            "ISS-JWE-006",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "A compressed JWE is refused",
+            "A JWE to the published key whose protected header carries zip: DEF is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_zip
+        ),
+        case!(
+            "ISS-JWE-007",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "A JWE with critical extensions is refused",
+            "A JWE to the published key whose protected header carries crit is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            jwe_crit
+        ),
+        case!(
+            "ISS-JWE-008",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "Other header members are allowed",
+            "A JWE to the published key with cty and a private member in its protected header is decrypted: verify-cvc answers 200 MATCH.",
+            jwe_other_members
+        ),
+        case!(
             "ISS-KEYS-001",
             Encryption,
             BOTH,
@@ -262,6 +307,73 @@ pub fn cases() -> Vec<Case> {
 
 fn event(s: &Session) -> crate::client::Call {
     token_event_call(s, token_event_body(s, "ACTIVE", Some("INACTIVE")))
+}
+
+async fn sig_admission_order(s: Arc<Session>) -> Outcome {
+    let malformed = || event(&s).raw(b"{\"eventId\": ".to_vec(), "'{\"eventId\": '");
+    // Unsigned, wrong content type, no key, malformed: the signature answers.
+    let call = malformed().signing(Signing::Missing).content_type(Some("text/plain")).idempotency_key(None);
+    s.send(call).await?.error(401, "MISSING_SIGNATURE")?;
+    // Signed; wrong content type, no key, malformed: the content type answers.
+    let call = malformed().content_type(Some("text/plain")).idempotency_key(None);
+    s.send(call).await?.error(415, "UNSUPPORTED_MEDIA_TYPE")?;
+    // No key, malformed: the key answers.
+    s.send(malformed().idempotency_key(None)).await?.error(400, "INVALID_HEADER")?;
+    // A key already used with another body, now with a malformed one: the lookup answers.
+    let key = uuid::Uuid::new_v4().to_string();
+    s.send(event(&s).idempotency_key(Some(&key))).await?.status(200)?;
+    s.send(malformed().idempotency_key(Some(&key))).await?.error(422, "IDEMPOTENCY_KEY_REUSED")?;
+    // A field rule broken and a payload that does not decrypt: the field rule answers.
+    let mut body = json!({"tokenRequestor": requestor("APPLE_PAY"), "encryptedPayload": "not-a-jwe"});
+    body["tokenRequestor"]["wallet"] = json!("PAYPAL_WALLET");
+    s.send(s.post(tmp_protocol::issuer_api::VERIFY_CVC_PATH, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn input_correlation_id(s: Arc<Session>) -> Outcome {
+    let echoed = |answer: &crate::client::Answer, sent: &str| {
+        ensure(
+            answer.header(tmp_protocol::headers::CORRELATION_ID).as_deref() == Some(sent),
+            format!("X-Correlation-Id: {sent} on the answer"),
+            format!("{:?}", answer.header(tmp_protocol::headers::CORRELATION_ID)),
+        )
+        .map_err(|f| f.with(answer))
+    };
+    let in_body = |answer: &crate::client::Answer| {
+        let header = answer.header(tmp_protocol::headers::CORRELATION_ID).unwrap_or_default();
+        let body = answer.json().unwrap_or_default();
+        ensure(
+            !header.is_empty() && body["error"]["correlationId"] == header.as_str(),
+            "the error body's correlationId equal to the X-Correlation-Id header",
+            format!("header {header:?}, body {body}"),
+        )
+        .map_err(|f| f.with(answer))
+    };
+    let sent = s.id("corr");
+    let ok = s.send(verify_cvc_call(&s, PayloadSpec::card("active")).correlation_id(Some(&sent))).await?;
+    ok.status(200)?;
+    echoed(&ok, &sent)?;
+    let sent = s.id("corr");
+    let error = s.send(event(&s).idempotency_key(None).correlation_id(Some(&sent))).await?;
+    error.error(400, "INVALID_HEADER")?;
+    echoed(&error, &sent)?;
+    in_body(&error)?;
+    // None sent, or one holding a card number (a well-known test PAN, not a profile card):
+    // a new id, the same in header and body, and not the one sent.
+    for sent in [None, Some("corr-4000000000000002")] {
+        let mut call = event(&s).idempotency_key(None);
+        call = call.correlation_id(sent);
+        let answer = s.send(call).await?;
+        answer.error(400, "INVALID_HEADER")?;
+        in_body(&answer)?;
+        let header = answer.header(tmp_protocol::headers::CORRELATION_ID).unwrap_or_default();
+        ensure(
+            !header.contains("4000000000000002"),
+            "a generated correlation id in place of one holding a card number",
+            "the card number echoed",
+        )
+        .map_err(|f| f.with(&answer))?;
+    }
+    Ok(())
 }
 
 async fn sig_missing(s: Arc<Session>) -> Outcome {
@@ -390,6 +502,17 @@ async fn jwe_wrong_alg(s: Arc<Session>) -> Outcome {
 }
 async fn jwe_not_jwe(s: Arc<Session>) -> Outcome {
     jwe_refused(&s, KeyChoice::NotJwe).await
+}
+
+async fn jwe_zip(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::HeaderMember(HeaderMember::Zip)).await
+}
+async fn jwe_crit(s: Arc<Session>) -> Outcome {
+    jwe_refused(&s, KeyChoice::HeaderMember(HeaderMember::Crit)).await
+}
+async fn jwe_other_members(s: Arc<Session>) -> Outcome {
+    let call = verify_cvc_call(&s, PayloadSpec::card("active").key(KeyChoice::HeaderMember(HeaderMember::Other)));
+    s.send(call).await?.ok_with(&[("/cvcResult", json!("MATCH"))])
 }
 
 async fn keys_well_formed(s: Arc<Session>) -> Outcome {

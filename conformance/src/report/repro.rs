@@ -74,6 +74,9 @@ pub fn script(session: &Session, case_id: &str, exchanges: &[Arc<Exchange>], tot
             }
             let _ = write!(command, " -H \"X-Idempotency-Key: ${var}\"");
         }
+        if let Some(id) = &call.correlation_id {
+            let _ = write!(command, " -H {}", quote(&format!("X-Correlation-Id: {id}")));
+        }
         if let Some(bearer) = &call.bearer {
             let _ = write!(command, " -H \"Authorization: Bearer ${}\"", bearer.env);
         }

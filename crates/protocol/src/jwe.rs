@@ -104,12 +104,15 @@ pub enum JweError {
     EncryptionFailed,
 }
 
-/// The protected header we produce; field order is the serialization order.
+/// The protected header we produce; field order is the serialization order. `extra` holds the
+/// members a sender adds besides the three the contract requires (none in the kit's senders).
 #[derive(Serialize)]
 struct ProtectedHeader<'a> {
     alg: &'a str,
     enc: &'a str,
     kid: &'a str,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 fn fill_random(buf: &mut [u8]) -> Result<(), JweError> {
@@ -120,6 +123,21 @@ fn fill_random(buf: &mut [u8]) -> Result<(), JweError> {
 
 /// Encrypts `plaintext` to `recipient`, naming it by its `kid`.
 pub fn encrypt(plaintext: &[u8], recipient: &PublicJwk) -> Result<String, JweError> {
+    encrypt_with_header(plaintext, recipient, &serde_json::Map::new())
+}
+
+/// [`encrypt`], with `extra` members in the protected header (covered by the AAD like the
+/// others). The contract allows other members and refuses `zip` and `crit`: the conformance
+/// suite sends both kinds to check a receiver tells them apart. `extra` cannot replace `alg`,
+/// `enc` or `kid`.
+pub fn encrypt_with_header(
+    plaintext: &[u8],
+    recipient: &PublicJwk,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, JweError> {
+    if ["alg", "enc", "kid"].iter().any(|name| extra.contains_key(*name)) {
+        return Err(JweError::EncryptionFailed);
+    }
     // Reject early: base64 grows data by 4/3, and the rest of the token is well under the
     // slack left here.
     if plaintext.len() > MAX_COMPACT_LEN / 4 * 3 {
@@ -127,7 +145,7 @@ pub fn encrypt(plaintext: &[u8], recipient: &PublicJwk) -> Result<String, JweErr
     }
     let public_key = recipient.to_public_key()?;
 
-    let header = serde_json::to_vec(&ProtectedHeader { alg: ALG, enc: ENC, kid: &recipient.kid })
+    let header = serde_json::to_vec(&ProtectedHeader { alg: ALG, enc: ENC, kid: &recipient.kid, extra })
         .map_err(|_| JweError::EncryptionFailed)?;
     let header_b64 = URL_SAFE_NO_PAD.encode(header);
 
@@ -391,6 +409,27 @@ mod tests {
         impostor.kid = a.kid().to_owned();
         let token = encrypt(b"x", &impostor).unwrap();
         assert_eq!(ring_a().decrypt(&token).unwrap_err(), JweError::DecryptionFailed);
+    }
+
+    #[test]
+    fn extra_header_members_are_covered_and_only_zip_and_crit_refused() {
+        let extra = |pairs: serde_json::Value| pairs.as_object().unwrap().clone();
+        let token =
+            encrypt_with_header(b"hi", &keys().0.public_jwk(), &extra(serde_json::json!({"cty": "json"}))).unwrap();
+        assert_eq!(header_of(&token)["cty"], "json");
+        assert_eq!(ring_a().decrypt(&token).unwrap().as_slice(), b"hi");
+        // The member is in the AAD: removing it breaks the tag.
+        let mut stripped = header_of(&token);
+        stripped.as_object_mut().unwrap().remove("cty");
+        assert_eq!(ring_a().decrypt(&with_header(&token, &stripped)).unwrap_err(), JweError::DecryptionFailed);
+        for (member, value) in [("zip", serde_json::json!("DEF")), ("crit", serde_json::json!(["exp"]))] {
+            let token =
+                encrypt_with_header(b"hi", &keys().0.public_jwk(), &extra(serde_json::json!({member: value}))).unwrap();
+            assert_eq!(ring_a().decrypt(&token).unwrap_err(), JweError::UnsupportedHeader(member), "{member}");
+        }
+        // The three members the contract fixes cannot be replaced.
+        let replaced = encrypt_with_header(b"hi", &keys().0.public_jwk(), &extra(serde_json::json!({"alg": "dir"})));
+        assert_eq!(replaced.unwrap_err(), JweError::EncryptionFailed);
     }
 
     #[test]

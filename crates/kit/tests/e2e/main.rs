@@ -4,8 +4,9 @@
 //!
 //! - forwarding, lifecycle, mtls, ops_api, sender, simulator: the mock driving the adapter the
 //!   way TMP does, and the adapter forwarding to the mock;
-//! - broken, proxy, reports: each broken Issuer API fails exactly the cases that catch its
-//!   fault, and a failure's reproduction shows the same failure when run by hand;
+//! - variants, proxy, reports: the mutation matrix — each broken Issuer API fails exactly the
+//!   cases that catch its mistake, each legitimate variant passes every case — and a failure's
+//!   reproduction shows the same failure when run by hand;
 //! - policies: the suite judges the policy the profile declares, for three different ones;
 //! - bare_target: the `tmp-conformance` binary against an adapter with no mock and no harness;
 //! - sign_proxy: `tmp-conformance sign-proxy` (for schema-driven fuzzers) in front of an adapter;
@@ -13,7 +14,6 @@
 //! - docs: every link of the docs stays in the repository and arrives.
 
 mod bare_target;
-mod broken;
 mod docs;
 mod forwarding;
 mod helpers;
@@ -27,3 +27,4 @@ mod reports;
 mod sender;
 mod sign_proxy;
 mod simulator;
+mod variants;

@@ -13,7 +13,7 @@ use tmp_conformance::runner::{Capabilities, Run, Verdict};
 use tmp_kit::{KitOptions, TestKit};
 use tmp_protocol::enums::Wallet;
 
-use crate::broken::failed;
+use crate::variants::failed;
 
 /// The card-check cases: every one whose expectation a policy can change, and their neighbours.
 const CASES: &str = "ISS-VERIFY-*,ISS-CVC-*";
@@ -30,7 +30,7 @@ fn shipped(_: &mut Settings) {}
 
 /// A CVC everywhere, no step-up by score, two tokens per requestor, the contact disclosed with
 /// approvals too.
-fn strict(settings: &mut Settings) {
+pub(crate) fn strict(settings: &mut Settings) {
     let policy = &mut settings.policy;
     policy.default = entry(true, 0, 2);
     policy.wallets = BTreeMap::new();
@@ -39,7 +39,7 @@ fn strict(settings: &mut Settings) {
 
 /// No CVC required anywhere; every score below 5 steps up; Google Pay's requestor has an entry
 /// of its own with one token, Apple Pay a wallet entry.
-fn cautious(settings: &mut Settings) {
+pub(crate) fn cautious(settings: &mut Settings) {
     let policy = &mut settings.policy;
     policy.default = entry(false, 5, 10);
     policy.wallets = BTreeMap::from([(Wallet::ApplePay, entry(false, 4, 3))]);

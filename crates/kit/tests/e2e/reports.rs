@@ -5,12 +5,12 @@ use std::process::Command;
 
 use tmp_conformance::runner::Verdict;
 
-use crate::broken::{failed, run_against};
-use crate::proxy::Fault;
+use crate::proxy::Variant;
+use crate::variants::{failed, run_against};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junit_json_and_the_reproduction_of_a_failure() {
-    let checked = run_against(Fault::ApprovesBlockedCards).await;
+    let checked = run_against(Variant::ApprovesBlockedCards, None).await;
     let run = &checked.run;
     assert_eq!(failed(run).into_iter().collect::<Vec<_>>(), ["ISS-VERIFY-003"]);
 

@@ -136,6 +136,9 @@ pub struct Case {
     pub area: Area,
     pub title: &'static str,
     pub requirement: &'static str,
+    /// The rules of the contract the case checks (`[R-…]` markers in docs/contract.md and
+    /// docs/ops-api.md; [`crate::rules`]).
+    pub rules: &'static [&'static str],
     pub approaches: &'static [Approach],
     pub needs: Needs,
     pub run: CaseFn,
@@ -144,12 +147,13 @@ pub struct Case {
 /// Registers an `async fn(Arc<Session>) -> Result<(), Failure>` as a case.
 #[macro_export]
 macro_rules! case {
-    ($id:literal, $area:ident, $approaches:expr, $needs:ident, $title:literal, $requirement:literal, $f:path) => {
+    ($id:literal, $area:ident, $approaches:expr, $needs:ident, $title:literal, $requirement:literal, $rules:expr, $f:path) => {
         $crate::case::Case {
             id: $id,
             area: $crate::case::Area::$area,
             title: $title,
             requirement: $requirement,
+            rules: $rules,
             approaches: $approaches,
             needs: $crate::case::Needs::$needs,
             run: |session| Box::pin($f(session)),

@@ -80,6 +80,9 @@ pub enum Command {
         /// Use this `webhook-id` (a replay when it was used before).
         #[arg(long)]
         id: Option<String>,
+        /// Put an entry by another secret and one of another version before the valid one.
+        #[arg(long)]
+        several_entries: bool,
     },
 }
 
@@ -177,11 +180,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             crate::sign_proxy::run(client, &target, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sign { secret_env, body, wrong_secret, skew, malformed, id } => {
+        Command::Sign { secret_env, body, wrong_secret, skew, malformed, id, several_entries } => {
             let value = std::env::var(&secret_env).with_context(|| format!("set {secret_env}"))?;
             let secret = tmp_protocol::webhook::WebhookSecret::parse(&value)
                 .map_err(|e| anyhow::anyhow!("{secret_env}: {e}"))?;
             let signing = match (wrong_secret, skew, malformed, id) {
+                _ if several_entries => Signing::SeveralEntries,
                 (true, _, _, _) => Signing::WrongSecret,
                 (_, _, true, _) => Signing::MalformedHeader,
                 (_, _, _, Some(id)) => Signing::WithId(id),

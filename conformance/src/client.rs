@@ -57,6 +57,9 @@ pub enum Signing {
     MalformedHeader,
     /// Valid, with this `webhook-id` (a replay when it was used before).
     WithId(String),
+    /// Several entries, as a sender mid-rotation signs: one by a secret the target does not
+    /// hold, one of another version (`v1a`), then the valid one.
+    SeveralEntries,
 }
 
 impl Signing {
@@ -431,6 +434,10 @@ pub fn signature_headers(
     };
     let headers = SignatureHeaders::sign(&[secret], &id, timestamp, body)?;
     let mut pairs: Vec<(&'static str, String)> = headers.to_header_pairs().into_iter().collect();
+    if *signing == Signing::SeveralEntries {
+        let other = tmp_protocol::webhook::sign(&WebhookSecret::generate().0, &id, timestamp, body);
+        pairs[2].1 = format!("{other} v1a,c2lnbmVkIHdpdGggYW5vdGhlciBzY2hlbWU= {}", pairs[2].1);
+    }
     if *signing == Signing::MalformedHeader {
         pairs[2].1 = "not-a-signature".to_owned();
     }

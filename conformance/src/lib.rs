@@ -1,6 +1,7 @@
 //! `tmp-conformance`: the contract's cases as an executable suite.
 //!
-//! - [`catalogue`]: every case (id, requirement, approaches) by API area;
+//! - [`catalogue`]: every case (id, requirement, rules, approaches) by API area;
+//! - [`rules`]: the contract's rules as data, and which cases check each;
 //! - [`client`], [`payload`], [`profile`]: calling a target as TMP and the card processor do;
 //! - [`session`], [`runner`], [`report`]: running cases and reporting them (summary, JUnit,
 //!   JSON, a reproduction per failure);
@@ -18,6 +19,7 @@ pub mod mock_api;
 pub mod payload;
 pub mod profile;
 pub mod report;
+pub mod rules;
 pub mod runner;
 pub mod session;
 pub mod sign_proxy;

@@ -14,8 +14,8 @@ use crate::profile::Profile;
 /// The plaintext of an `encryptedPayload`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plain {
-    /// A profile card as `CardData`.
-    Card { card: String, cvc: CvcChoice, expiry: Option<String> },
+    /// A profile card as `CardData`; `extra` adds a member the contract does not define.
+    Card { card: String, cvc: CvcChoice, expiry: Option<String>, extra: bool },
     /// An `ActivationCode` (test OTP, not a cardholder's).
     Otp(String),
     /// A renewal's new expiry alone, `{"expiry": "MM/YY"}`.
@@ -90,7 +90,7 @@ pub struct PayloadSpec {
 impl PayloadSpec {
     pub fn card(card: &str) -> PayloadSpec {
         PayloadSpec {
-            plain: Plain::Card { card: card.to_owned(), cvc: CvcChoice::Right, expiry: None },
+            plain: Plain::Card { card: card.to_owned(), cvc: CvcChoice::Right, expiry: None, extra: false },
             key: KeyChoice::Published,
         }
     }
@@ -114,6 +114,14 @@ impl PayloadSpec {
     pub fn expiry(mut self, value: &str) -> PayloadSpec {
         if let Plain::Card { expiry, .. } = &mut self.plain {
             *expiry = Some(value.to_owned());
+        }
+        self
+    }
+
+    /// The card data with a member the contract does not define (plaintexts are strict).
+    pub fn extra_member(mut self) -> PayloadSpec {
+        if let Plain::Card { extra, .. } = &mut self.plain {
+            *extra = true;
         }
         self
     }
@@ -176,7 +184,7 @@ impl PayloadSpec {
         Ok(match &self.plain {
             Plain::Otp(otp) => json!({"otp": otp}),
             Plain::Expiry(expiry) => json!({"expiry": expiry}),
-            Plain::Card { card, cvc, expiry } => {
+            Plain::Card { card, cvc, expiry, extra } => {
                 let fixture = profile.card(card)?;
                 let mut value = json!({
                     "pan": fixture.pan.expose(),
@@ -189,6 +197,9 @@ impl PayloadSpec {
                     (CvcChoice::Wrong, Some(right)) => value["cvc"] = json!(wrong_cvc(&right)),
                     (CvcChoice::Wrong, None) => value["cvc"] = json!("000"),
                     (CvcChoice::Right, None) => bail!("the profile has no CVC for card `{card}`"),
+                }
+                if *extra {
+                    value["cardholderName"] = json!("an extra member");
                 }
                 value
             }
@@ -221,7 +232,7 @@ impl fmt::Display for PayloadSpec {
         match &self.plain {
             Plain::Otp(otp) => write!(f, "otp={otp}")?,
             Plain::Expiry(expiry) => write!(f, "renewal={expiry}")?,
-            Plain::Card { card, cvc, expiry } => {
+            Plain::Card { card, cvc, expiry, extra } => {
                 write!(f, "card={card}")?;
                 match cvc {
                     CvcChoice::Right => {}
@@ -230,6 +241,9 @@ impl fmt::Display for PayloadSpec {
                 }
                 if let Some(expiry) = expiry {
                     write!(f, ";expiry={expiry}")?;
+                }
+                if *extra {
+                    write!(f, ";extra=member")?;
                 }
             }
         }
@@ -270,6 +284,7 @@ impl FromStr for PayloadSpec {
                     spec = Some(s.cvc(choice));
                 }
                 ("expiry", Some(s)) => spec = Some(s.expiry(value)),
+                ("extra", Some(s)) => spec = Some(s.extra_member()),
                 ("key", s) => {
                     spec = s;
                     key = match value {
@@ -310,6 +325,7 @@ mod tests {
             PayloadSpec::otp("123456").key(KeyChoice::Kid("k-2".into())),
             PayloadSpec { plain: Plain::Expiry("12/31".into()), key: KeyChoice::Published },
             PayloadSpec::card("active").key(KeyChoice::HeaderMember(HeaderMember::Crit)),
+            PayloadSpec::card("active").extra_member(),
         ] {
             assert_eq!(spec.to_string().parse::<PayloadSpec>().unwrap(), spec, "{spec}");
         }

@@ -29,6 +29,8 @@ pub struct CaseResult {
     pub area: Area,
     pub title: &'static str,
     pub requirement: &'static str,
+    /// The contract rules the case checks.
+    pub rules: &'static [&'static str],
     pub verdict: Verdict,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
@@ -159,6 +161,7 @@ async fn run_case(session: &Arc<Session>, case: &Case, caps: &Capabilities) -> C
         area: case.area,
         title: case.title,
         requirement: case.requirement,
+        rules: case.rules,
         verdict: Verdict::Passed,
         duration: Duration::ZERO,
         notes: Vec::new(),

@@ -24,6 +24,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Active card with the right CVC is approved",
             "An active card whose CVC matches is APPROVED with reason CARD_VERIFIED, cardStatus ACTIVE, cvcResult MATCH, standIn false and the issuer's cardId.",
+            &["R-HTTP-1", "R-VERIFY-1", "R-POLICY-9"],
             verify_active
         ),
         case!(
@@ -33,6 +34,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Manual provisioning without a CVC follows the policy's require_cvc",
             "Google Pay MANUAL provisioning of an active card without a CVC answers cvcResult NOT_PROVIDED: DECLINED with CVC_REQUIRED where the declared policy requires a CVC, else APPROVED.",
+            &["R-POLICY-1", "R-POLICY-2", "R-POLICY-6"],
             verify_without_cvc
         ),
         case!(
@@ -42,6 +44,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Blocked card is declined",
             "A blocked card is DECLINED with reason CARD_BLOCKED and cardStatus BLOCKED.",
+            &["R-POLICY-5"],
             verify_blocked
         ),
         case!(
@@ -51,6 +54,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Closed card is declined",
             "A closed card is DECLINED with reason CARD_CLOSED and cardStatus CLOSED.",
+            &["R-POLICY-5"],
             verify_closed
         ),
         case!(
@@ -60,6 +64,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Expired card is declined",
             "A card past its expiry month is DECLINED with reason CARD_EXPIRED and cardStatus EXPIRED.",
+            &["R-POLICY-5"],
             verify_expired
         ),
         case!(
@@ -69,6 +74,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Unknown card is declined without a card id",
             "A PAN the issuer does not know is DECLINED with reason CARD_NOT_FOUND, cardStatus NOT_FOUND and no cardId.",
+            &["R-VERIFY-1", "R-POLICY-5"],
             verify_unknown
         ),
         case!(
@@ -78,6 +84,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Expiry mismatch is declined",
             "An active card presented with another expiry is DECLINED with reason EXPIRY_MISMATCH.",
+            &["R-POLICY-5"],
             verify_expiry_mismatch
         ),
         case!(
@@ -87,6 +94,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Wrong CVC is declined",
             "An active card with a wrong CVC is DECLINED with reason CVC_NO_MATCH and cvcResult NO_MATCH.",
+            &["R-POLICY-6", "R-COUNT-3"],
             verify_wrong_cvc
         ),
         case!(
@@ -96,6 +104,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A score below the declared threshold steps up, one at it does not",
             "With the lower of walletScore and deviceScore one below the declared step_up_below_score the answer is REQUIRE_ADDITIONAL_AUTHENTICATION (LOW_SCORE_STEP_UP) with the cardholder's contact; at the threshold (or with the threshold 0) it is APPROVED. Checked for each score.",
+            &["R-VERIFY-2", "R-POLICY-3", "R-POLICY-8", "R-POLICY-11"],
             verify_low_score
         ),
         case!(
@@ -105,6 +114,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Never more permissive than a DECLINED wallet recommendation",
             "When the wallet recommends DECLINED, an otherwise approvable card is DECLINED with reason WALLET_RECOMMENDATION.",
+            &["R-POLICY-10"],
             verify_wallet_declined
         ),
         case!(
@@ -114,6 +124,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Never more permissive than a step-up recommendation",
             "When the wallet recommends REQUIRE_ADDITIONAL_AUTHENTICATION, the answer is not APPROVED and carries the cardholder's contact.",
+            &["R-VERIFY-2", "R-POLICY-10", "R-POLICY-11"],
             verify_wallet_step_up
         ),
         case!(
@@ -123,6 +134,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Apple Pay manual provisioning without a CVC follows require_cvc",
             "Apple Pay MANUAL provisioning without a CVC is DECLINED with CVC_REQUIRED where the declared policy requires a CVC, else APPROVED with NOT_PROVIDED.",
+            &["R-POLICY-1", "R-POLICY-2"],
             verify_apple_requires_cvc
         ),
         case!(
@@ -132,6 +144,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Push provisioning is exempt from the CVC requirement",
             "Apple Pay PUSH provisioning carries no CVC and is APPROVED for an active card.",
+            &["R-POLICY-2"],
             verify_push_exempt
         ),
         case!(
@@ -141,6 +154,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An approval carries the contact only where the policy discloses it",
             "An approval carries no cardholder contact under contact_disclosure step_up_only, and carries the phone or email under approved_and_step_up; a decline never does.",
+            &["R-VERIFY-2", "R-POLICY-11"],
             verify_approval_has_no_contact
         ),
         case!(
@@ -150,6 +164,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Answers never carry card data",
             "No verification answer contains the PAN, the expiry or the CVC that was sent.",
+            &["R-SENS-1"],
             verify_no_card_data
         ),
         case!(
@@ -158,7 +173,8 @@ pub fn cases() -> Vec<Case> {
             EXTERNAL,
             IssuerApi,
             "A card at its token cap is declined, in that scope only",
-            "With max_live_tokens_per_card live tokens of the requestor (token events), card verification answers DECLINED, TOO_MANY_TOKENS; the same card in another wallet is APPROVED; once one token is DEACTIVATED the first requestor is APPROVED again.",
+            "With max_live_tokens_per_card live tokens of the requestor (token events), card verification answers DECLINED, TOO_MANY_TOKENS; the same card in another wallet is APPROVED; once one token is DEACTIVATED the first requestor is APPROVED again, and a late event for that token (older than its deactivation) does not change that.",
+            &["R-POLICY-4", "R-POLICY-7", "R-TOKEN-5", "R-TOKEN-6"],
             verify_token_cap
         ),
         case!(
@@ -168,6 +184,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Right CVC matches",
             "verify-cvc of an active card with its CVC answers cvcResult MATCH and cardStatus ACTIVE.",
+            &["R-HTTP-1", "R-CVC-2", "R-CVC-3"],
             cvc_match
         ),
         case!(
@@ -177,6 +194,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Wrong CVC does not match",
             "verify-cvc with a wrong CVC answers cvcResult NO_MATCH.",
+            &["R-CVC-2", "R-CVC-3", "R-COUNT-3"],
             cvc_no_match
         ),
         case!(
@@ -186,6 +204,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A CVC check needs a CVC",
             "verify-cvc without a CVC in the payload is 422 VALIDATION_FAILED.",
+            &["R-CVC-1", "R-ERR-1"],
             cvc_missing
         ),
         case!(
@@ -195,6 +214,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Exactly cvc_max_attempts wrong CVCs lock the card, even for the right CVC",
             "On a cleared counter (a right CVC answered MATCH), exactly cvc_max_attempts wrong CVCs answer NO_MATCH; the next check answers ATTEMPTS_EXCEEDED even for the right CVC, and card verification without a CVC is DECLINED with CVC_ATTEMPTS_EXCEEDED.",
+            &["R-CVC-3", "R-POLICY-6", "R-COUNT-1", "R-COUNT-2", "R-COUNT-3", "R-COUNT-4", "R-COUNT-6"],
             cvc_attempts_exceeded
         ),
         case!(
@@ -204,6 +224,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Unknown card does not match",
             "verify-cvc of an unknown PAN answers NO_MATCH with cardStatus NOT_FOUND.",
+            &["R-CVC-4"],
             cvc_unknown
         ),
         case!(
@@ -213,6 +234,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Blocked card does not match",
             "verify-cvc of a blocked card answers NO_MATCH with cardStatus BLOCKED, its CVC unchecked.",
+            &["R-CVC-4"],
             cvc_blocked
         ),
         case!(
@@ -222,7 +244,18 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Expired card does not match",
             "verify-cvc of an expired card answers NO_MATCH with cardStatus EXPIRED.",
+            &["R-CVC-4"],
             cvc_expired
+        ),
+        case!(
+            "ISS-CVC-008",
+            VerifyCvc,
+            BOTH,
+            IssuerApi,
+            "An expiry mismatch is not a wrong CVC, and is not counted",
+            "verify-cvc of an active card presented with another expiry answers NO_MATCH with cardStatus ACTIVE (and reason EXPIRY_MISMATCH when a reason is sent); more such checks than cvc_max_attempts leave the card unlocked: the right card data then answers MATCH.",
+            &["R-CVC-5", "R-COUNT-5"],
+            cvc_expiry_mismatch
         ),
         case!(
             "ISS-LATENCY-001",
@@ -231,6 +264,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "verify-card answers within the deadline, every time",
             "N card verifications in a row (profile latency_requests) each answer 200 within the deadline (profile deadline_ms).",
+            &["R-DEADLINE-1"],
             latency_verify_card
         ),
         case!(
@@ -240,6 +274,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "verify-cvc answers within the deadline, every time",
             "N CVC checks in a row each answer 200 within the deadline.",
+            &["R-DEADLINE-1"],
             latency_verify_cvc
         ),
     ]
@@ -442,6 +477,13 @@ async fn verify_token_cap(s: Arc<Session>) -> Outcome {
         // The cap counts the requestor's (or the wallet's) tokens: another wallet is not at it.
         decision(&verify_cap("APPLE_PAY").await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
         deactivate(&s, &card_id, &tokens[..1]).await?;
+        decision(&verify_cap(wallet).await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+        // A late event (older than the deactivation) does not bring the token back.
+        let mut late = token_event_body(&s, "ACTIVE", Some("INACTIVE"));
+        late["cardId"] = json!(card_id);
+        late["tokenId"] = json!(tokens[0]);
+        late["occurredAt"] = json!("2020-01-01T00:00:00Z");
+        s.send(token_event_call(&s, late)).await?.ok_with(&[("/accepted", json!(true))])?;
         decision(&verify_cap(wallet).await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")
     }
     .await;
@@ -529,6 +571,19 @@ async fn cvc_attempts_exceeded(s: Arc<Session>) -> Outcome {
         answer.field("/cvcResult", "ATTEMPTS_EXCEEDED")?;
     }
     Ok(())
+}
+
+async fn cvc_expiry_mismatch(s: Arc<Session>) -> Outcome {
+    let actual = s.client.profile.card("active")?.expiry.clone();
+    let other = format!("{:02}/{:02}", actual.month() % 12 + 1, (actual.year() + 1) % 100);
+    for _ in 0..=s.client.profile.cvc_max_attempts {
+        let answer = verify_cvc(&s, PayloadSpec::card("active").expiry(&other)).await?;
+        answer.ok_with(&[("/cvcResult", json!("NO_MATCH")), ("/cardStatus", json!("ACTIVE"))])?;
+        let reason = answer.json().unwrap_or_default()["reason"].clone();
+        ensure(reason.is_null() || reason == "EXPIRY_MISMATCH", "no reason, or EXPIRY_MISMATCH", reason.to_string())
+            .map_err(|f| f.with(&answer))?;
+    }
+    verify_cvc(&s, PayloadSpec::card("active")).await?.ok_with(&[("/cvcResult", json!("MATCH"))])
 }
 
 async fn cvc_unknown(s: Arc<Session>) -> Outcome {

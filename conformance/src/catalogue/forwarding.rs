@@ -23,6 +23,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "card.issued reaches the card's system of record",
             "external: the Issuer API knows the new card at once (verify-cvc finds it); datacore: POST /lifecycle/v1/cards loads it into DataCore.",
+            &["R-INGEST-1", "R-FWD-1"],
             fwd_issued
         ),
         case!(
@@ -32,6 +33,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A block is forwarded",
             "card.status_changed BLOCKED → external: POST /tmp-api/v1/cards/{id}/status {status: BLOCKED}; datacore: PATCH /lifecycle/v1/cards/{id} {status: BLOCKED}.",
+            &["R-FWD-2"],
             fwd_block
         ),
         case!(
@@ -41,6 +43,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "An unblock is forwarded",
             "card.status_changed ACTIVE after a block → the same call with status ACTIVE.",
+            &["R-FWD-2"],
             fwd_unblock
         ),
         case!(
@@ -50,6 +53,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A replacement is forwarded",
             "card.replaced → external: POST /tmp-api/v1/cards/{id}/replace {newCardId}; datacore: POST /lifecycle/v1/cards/{id}/replace; the old card is marked replaced by the new one.",
+            &["R-FWD-2"],
             fwd_replace
         ),
         case!(
@@ -59,6 +63,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A renewal is forwarded",
             "card.renewed → external: POST /tmp-api/v1/cards/{id}/expiry; datacore: PATCH /lifecycle/v1/cards/{id} with the new expiry as JWE.",
+            &["R-FWD-2"],
             fwd_renew
         ),
         case!(
@@ -68,6 +73,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A closure is forwarded",
             "card.closed → external: POST /tmp-api/v1/cards/{id}/status {status: CLOSED}; datacore: DELETE /lifecycle/v1/cards/{id}.",
+            &["R-FWD-2"],
             fwd_close
         ),
         case!(
@@ -77,6 +83,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A cardholder update goes where it belongs",
             "cardholder.updated → datacore: PATCH /lifecycle/v1/cards/{id} {cardholder}; external: nothing is sent to TMP (the Issuer API answers with the new contact).",
+            &["R-FIELD-3", "R-FWD-3"],
             fwd_cardholder
         ),
         case!(
@@ -86,6 +93,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "One card's events arrive in order",
             "Twelve alternating block / unblock events of one card arrive in the order they were committed, and the card ends in the last state.",
+            &["R-FWD-4"],
             fwd_order
         ),
         case!(
@@ -95,6 +103,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A re-sent event is delivered once",
             "The same processor event posted twice is acknowledged as a duplicate and delivered once.",
+            &["R-INGEST-2", "R-FWD-5"],
             fwd_duplicate
         ),
         case!(
@@ -104,6 +113,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "An event id reused with another body is refused",
             "The same event id with another body is 422 IDEMPOTENCY_KEY_REUSED.",
+            &["R-INGEST-2"],
             fwd_id_reused
         ),
         case!(
@@ -113,6 +123,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Delivery survives a TMP outage",
             "While the destination answers 503, the event is retried under the same idempotency key and delivered once it recovers.",
+            &["R-FWD-5"],
             fwd_outage
         ),
         case!(
@@ -122,6 +133,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Delivery survives dropped connections",
             "Connections dropped mid-request are retried; the event is delivered once in effect.",
+            &["R-FWD-5"],
             fwd_dropped
         ),
         case!(
@@ -131,6 +143,7 @@ pub fn cases() -> Vec<Case> {
             Restart,
             "Delivery survives an adapter restart",
             "An event acknowledged (202) while the destination is down is delivered after the adapter is stopped and started again.",
+            &["R-FWD-6"],
             fwd_restart
         ),
         case!(
@@ -140,6 +153,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Unsigned processor events change nothing",
             "POST /processor/v1/events without a signature is 401 MISSING_SIGNATURE and the card is not registered.",
+            &["R-INGEST-3"],
             fwd_unsigned
         ),
         case!(
@@ -149,6 +163,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "A batch is committed and forwarded whole",
             "A batch of events for two cards answers 202 {accepted: 3} and every event is forwarded.",
+            &["R-INGEST-1", "R-FWD-1"],
             fwd_batch
         ),
     ]

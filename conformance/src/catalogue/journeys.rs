@@ -22,6 +22,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Manual provisioning, green path",
             "A trusted wallet and device tokenize an active card: GREEN, the token ACTIVE, the issuer told by a token event.",
+            &["R-FWD-7"],
             jrn_manual_green
         ),
         case!(
@@ -31,6 +32,7 @@ pub fn cases() -> Vec<Case> {
             MockActivationCodes,
             "Manual provisioning, yellow path with the right code",
             "The wallet recommends step-up: YELLOW, the token INACTIVE, the activation code reaches the issuer's system; typed in, the token is ACTIVE.",
+            &["R-NOTIFY-5", "R-FWD-7"],
             jrn_manual_yellow
         ),
         case!(
@@ -40,6 +42,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Yellow path with a wrong code",
             "A wrong activation code is refused and the token stays INACTIVE.",
+            &["R-FWD-7"],
             jrn_yellow_wrong_code
         ),
         case!(
@@ -49,6 +52,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Manual provisioning, red path",
             "A blocked card cannot be tokenized: RED, no token.",
+            &["R-FWD-7"],
             jrn_manual_red
         ),
         case!(
@@ -58,6 +62,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Push provisioning to Google Pay, green path",
             "The issuer signs the card through the TMP API; the wallet pushes the opaque payment card: GREEN, the token ACTIVE.",
+            &["R-FWD-7"],
             jrn_push_green
         ),
         case!(
@@ -67,6 +72,7 @@ pub fn cases() -> Vec<Case> {
             MockActivationCodes,
             "Push provisioning, yellow path",
             "A push the wallet wants stepped up: YELLOW; the activation code typed in makes the token ACTIVE.",
+            &["R-NOTIFY-5", "R-FWD-7"],
             jrn_push_yellow
         ),
         case!(
@@ -76,6 +82,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Push provisioning, red path",
             "A push the wallet recommends declining: RED, no token.",
+            &["R-FWD-7"],
             jrn_push_red
         ),
         case!(
@@ -85,6 +92,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Blocking the card suspends its tokens",
             "After card.status_changed BLOCKED, the card's active tokens are SUSPENDED at TMP.",
+            &["R-FWD-2"],
             jrn_block
         ),
         case!(
@@ -94,6 +102,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Unblocking the card resumes its tokens",
             "After the unblock, the tokens the block suspended are ACTIVE again.",
+            &["R-FWD-2"],
             jrn_unblock
         ),
         case!(
@@ -103,6 +112,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Replacing the card moves its tokens",
             "After card.replaced, the tokens belong to the new card and stay ACTIVE.",
+            &["R-FWD-2"],
             jrn_replace
         ),
         case!(
@@ -112,6 +122,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Renewing the card keeps its tokens",
             "After card.renewed, the renewal reached TMP / DataCore and the tokens stay ACTIVE.",
+            &["R-FWD-2"],
             jrn_renew
         ),
         case!(
@@ -121,6 +132,7 @@ pub fn cases() -> Vec<Case> {
             Mock,
             "Closing the card deactivates its tokens",
             "After card.closed, the tokens are DEACTIVATED and the issuer is told CARD_REMOVED_BY_ISSUER.",
+            &["R-FWD-2"],
             jrn_close
         ),
     ]

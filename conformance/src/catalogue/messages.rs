@@ -20,6 +20,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "New token (INACTIVE) is acknowledged",
             "A token event for a new INACTIVE token answers 200 with its eventId, tokenId and accepted: true.",
+            &["R-HTTP-1", "R-TOKEN-1"],
             token_new_inactive
         ),
         case!(
@@ -29,6 +30,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "INACTIVE → ACTIVE is acknowledged",
             "Activation of a token is acknowledged with accepted: true.",
+            &["R-TOKEN-1"],
             token_inactive_active
         ),
         case!(
@@ -38,6 +40,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "ACTIVE → SUSPENDED is acknowledged",
             "Suspension of a token is acknowledged with accepted: true.",
+            &["R-TOKEN-1"],
             token_active_suspended
         ),
         case!(
@@ -47,6 +50,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "SUSPENDED → ACTIVE is acknowledged",
             "Resumption of a token is acknowledged with accepted: true.",
+            &["R-TOKEN-1"],
             token_suspended_active
         ),
         case!(
@@ -56,6 +60,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "ACTIVE → DEACTIVATED is acknowledged",
             "Deactivation of an active token is acknowledged with accepted: true.",
+            &["R-TOKEN-1"],
             token_active_deactivated
         ),
         case!(
@@ -65,6 +70,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "SUSPENDED → DEACTIVATED is acknowledged",
             "Deactivation of a suspended token is acknowledged with accepted: true.",
+            &["R-TOKEN-1"],
             token_suspended_deactivated
         ),
         case!(
@@ -74,6 +80,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "INACTIVE → DEACTIVATED is acknowledged",
             "A token that never activated (wrong OTPs, expiry) can be deactivated; acknowledged with accepted: true.",
+            &["R-TOKEN-1"],
             token_inactive_deactivated
         ),
         case!(
@@ -83,6 +90,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A token's whole life in order",
             "INACTIVE, ACTIVE, SUSPENDED, ACTIVE, DEACTIVATED for one token: each event acknowledged.",
+            &["R-TOKEN-1"],
             token_lifecycle
         ),
         case!(
@@ -92,6 +100,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A retried event (same eventId, new key) is acknowledged again",
             "TMP retries with the same eventId: the answer is 200 accepted: true, with no second effect.",
+            &["R-IDEM-6", "R-TOKEN-4"],
             token_duplicate_event
         ),
         case!(
@@ -101,6 +110,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An eventId reused for another event is a conflict",
             "The same eventId with another status is 409 CONFLICT.",
+            &["R-TOKEN-2", "R-ERR-1"],
             token_event_conflict
         ),
         case!(
@@ -110,6 +120,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A late event is acknowledged",
             "An event older than the token's known state (callbacks arrive out of order) is still acknowledged.",
+            &["R-TOKEN-1", "R-TOKEN-5"],
             token_late_event
         ),
         case!(
@@ -119,6 +130,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "tokenLast4 must be four digits",
             "A tokenLast4 that is not exactly four digits is 422 VALIDATION_FAILED.",
+            &["R-FIELD-8"],
             token_bad_last4
         ),
         case!(
@@ -128,6 +140,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A timestamp without an offset is refused",
             "occurredAt without a UTC offset is 422 VALIDATION_FAILED.",
+            &["R-FIELD-5"],
             token_naive_timestamp
         ),
         case!(
@@ -137,6 +150,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A token event of a card the issuer does not know is acknowledged",
             "A token event naming a card id the issuer has never seen answers 200 with accepted: true (contract §1.3: it must not be lost for a lookup).",
+            &["R-TOKEN-3"],
             token_unknown_card
         ),
         case!(
@@ -146,6 +160,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Activation code delivery is accepted",
             "ACTIVATION_CODE_DELIVERY with the OTP as JWE and expiresAt answers 200 accepted: true.",
+            &["R-HTTP-1", "R-NOTIFY-1"],
             notify_activation
         ),
         case!(
@@ -155,6 +170,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "TOKEN_ACTIVATED is accepted",
             "A TOKEN_ACTIVATED notification answers 200 accepted: true.",
+            &["R-NOTIFY-1"],
             notify_token_activated
         ),
         case!(
@@ -164,6 +180,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "CARD_REMOVED_BY_CUSTOMER is accepted",
             "A CARD_REMOVED_BY_CUSTOMER notification answers 200 accepted: true.",
+            &["R-NOTIFY-1"],
             notify_removed_by_customer
         ),
         case!(
@@ -173,6 +190,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "CARD_REMOVED_BY_ISSUER is accepted",
             "A CARD_REMOVED_BY_ISSUER notification answers 200 accepted: true.",
+            &["R-NOTIFY-1"],
             notify_removed_by_issuer
         ),
         case!(
@@ -182,6 +200,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An activation code needs its payload",
             "ACTIVATION_CODE_DELIVERY without encryptedPayload is 422 VALIDATION_FAILED.",
+            &["R-NOTIFY-2"],
             notify_activation_without_code
         ),
         case!(
@@ -191,6 +210,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Other types carry no payload",
             "An encryptedPayload on TOKEN_ACTIVATED is 422 VALIDATION_FAILED.",
+            &["R-NOTIFY-2"],
             notify_payload_on_other_type
         ),
         case!(
@@ -200,6 +220,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An OTP must be 6 to 8 digits",
             "An activation code of 4 digits is 422 VALIDATION_FAILED.",
+            &["R-NOTIFY-2"],
             notify_short_otp
         ),
         case!(
@@ -209,6 +230,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A retried notification is acknowledged again",
             "The same notificationId under a new idempotency key answers 200 accepted: true, with no second delivery.",
+            &["R-IDEM-6"],
             notify_duplicate
         ),
         case!(
@@ -218,7 +240,18 @@ pub fn cases() -> Vec<Case> {
             ActivationCodes,
             "The activation code reaches the issuer's system, encrypted",
             "The OTP of an ACTIVATION_CODE_DELIVERY reaches the issuer's webhook sink as JWE to the sink's key and decrypts to the code TMP sent.",
+            &["R-NOTIFY-5"],
             notify_reaches_sink
+        ),
+        case!(
+            "ISS-NOTIFY-010",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "An activation code already expired is accepted",
+            "ACTIVATION_CODE_DELIVERY whose expiresAt has passed answers 200 accepted: true (it is erased, not refused).",
+            &["R-NOTIFY-4"],
+            notify_expired_code
         ),
         case!(
             "ISS-IDEM-001",
@@ -227,6 +260,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Same key, same body: the stored answer",
             "A token event resent byte-identical under the same X-Idempotency-Key gets the same status and body, marked Idempotent-Replayed: true.",
+            &["R-HDR-5", "R-IDEM-2", "R-IDEM-3"],
             idem_same_body
         ),
         case!(
@@ -236,6 +270,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Same key, other body: refused",
             "The same X-Idempotency-Key with another body is 422 IDEMPOTENCY_KEY_REUSED.",
+            &["R-ERR-4", "R-IDEM-4"],
             idem_other_body
         ),
         case!(
@@ -245,6 +280,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "The key is required",
             "A POST without X-Idempotency-Key is 400 INVALID_HEADER.",
+            &["R-HDR-1"],
             idem_missing_key
         ),
         case!(
@@ -254,6 +290,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A replayed verification is the same decision",
             "verify-card resent byte-identical under the same key answers the stored decision, marked Idempotent-Replayed: true.",
+            &["R-HDR-5", "R-IDEM-2"],
             idem_verify_card
         ),
         case!(
@@ -263,6 +300,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A rejected request does not spend its key",
             "A request refused with 422 leaves its key unused: the corrected body under the same key is processed.",
+            &["R-ADMIT-2", "R-IDEM-5"],
             idem_rejection_not_stored
         ),
         case!(
@@ -272,6 +310,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A replayed CVC check is not counted again",
             "A wrong CVC replayed under its key more times than the attempt limit does not lock the card.",
+            &["R-IDEM-2", "R-COUNT-6"],
             idem_cvc_not_recounted
         ),
         case!(
@@ -281,6 +320,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A replayed notification is the same answer",
             "A notification resent byte-identical under the same key answers the stored acknowledgement, marked Idempotent-Replayed: true.",
+            &["R-HDR-5", "R-IDEM-2"],
             idem_notification
         ),
         case!(
@@ -290,6 +330,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Idempotency keys are scoped per route",
             "One X-Idempotency-Key used on verify-cvc, then on a token event, then on a notification: each is answered as new on its own route (its own ids, no Idempotent-Replayed).",
+            &["R-IDEM-1"],
             idem_scoped_per_route
         ),
     ]
@@ -461,7 +502,25 @@ async fn notify_reaches_sink(s: Arc<Session>) -> Outcome {
 
 async fn idem_same_body(s: Arc<Session>) -> Outcome {
     let prepared = s.prepare(token_event_call(&s, token_event_body(&s, "ACTIVE", Some("INACTIVE")))).await?;
-    replayed(&s, &prepared, |first| first.status(200)).await
+    replayed(&s, &prepared, |first| first.status(200)).await?;
+    // A replay carries the X-Correlation-Id of the request that asked, not the first one's.
+    let mut again = prepared.clone();
+    let id = s.id("corr-replay");
+    again.call.correlation_id = Some(id.clone());
+    let answer = s.send_prepared(&again).await?;
+    ensure(
+        answer.header(tmp_protocol::headers::CORRELATION_ID).as_deref() == Some(id.as_str()),
+        format!("X-Correlation-Id: {id} on the replay"),
+        format!("{:?}", answer.header(tmp_protocol::headers::CORRELATION_ID)),
+    )
+    .map_err(|f| f.with(&answer))
+}
+
+async fn notify_expired_code(s: Arc<Session>) -> Outcome {
+    let mut body = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    body["expiresAt"] = json!("2020-01-01T00:00:00Z");
+    let id = body["notificationId"].clone();
+    s.send(notification_call(&s, body)).await?.ok_with(&[("/notificationId", id), ("/accepted", json!(true))])
 }
 
 /// Sends `prepared` twice: the second answer must be the first one, replayed.

@@ -28,6 +28,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "A card's tokens come from TMP",
             "GET /ops/v1/cards/{id}/tokens lists the card's tokens as TMP holds them (source tmp, not stale).",
+            &["R-OPS-1"],
             ops_tokens_from_tmp
         ),
         case!(
@@ -37,6 +38,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Google Pay push provisioning ends in an active token",
             "The ops API signs the card through TMP; the wallet pushes the opaque payment card; the ACTIVE token is visible through the ops API.",
+            &["R-OPS-3"],
             ops_push_google_pay
         ),
         case!(
@@ -46,6 +48,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Apple Pay push provisioning returns what PassKit needs",
             "Certificates, nonce and nonce signature give encrypted pass data, activation data and an ephemeral public key; with the activation data the wallet's token is ACTIVE.",
+            &["R-OPS-2"],
             ops_push_apple_pay
         ),
         case!(
@@ -55,6 +58,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Suspend and resume a token",
             "suspend then resume, each with a reason, leave the token SUSPENDED then ACTIVE at TMP.",
+            &["R-OPS-4"],
             ops_suspend_resume
         ),
         case!(
@@ -64,6 +68,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Resuming an active token is a forbidden transition",
             "resume of a token nobody suspended is 409 INVALID_TOKEN_STATE.",
+            &["R-OPS-4"],
             ops_forbidden_resume
         ),
         case!(
@@ -73,6 +78,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "A deactivated token stays deactivated",
             "deactivate gives DEACTIVATED; activate afterwards is 409 INVALID_TOKEN_STATE.",
+            &["R-OPS-4"],
             ops_deactivate
         ),
         case!(
@@ -82,6 +88,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Unknown cards and tokens are 404",
             "The tokens of a card TMP does not know, and an action on a token it does not know, are 404 NOT_FOUND.",
+            &["R-OPS-1", "R-OPS-4"],
             ops_unknown
         ),
         case!(
@@ -91,6 +98,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "TMP down: reads from the mirror, writes 503",
             "With TMP answering 503, a card's tokens come from the adapter's mirror marked stale, and a token action is 503 UNAVAILABLE with Retry-After.",
+            &["R-OPS-1"],
             ops_tmp_down
         ),
         case!(
@@ -100,6 +108,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "A key without the scope is refused",
             "A tokens:read key lists tokens but its suspend is 403 FORBIDDEN.",
+            &["R-OPS-5"],
             ops_wrong_scope
         ),
         case!(
@@ -109,6 +118,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "No key, no access",
             "Without credentials, or with an unknown key, the answer is 401 UNAUTHENTICATED.",
+            &["R-OPS-5"],
             ops_unauthenticated
         ),
         case!(
@@ -118,6 +128,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "A token action needs a reason",
             "A token action without a reason is 422 VALIDATION_FAILED.",
+            &["R-OPS-6"],
             ops_reason_required
         ),
         case!(
@@ -127,6 +138,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Writes honour X-Idempotency-Key",
             "The same key and body answer the stored result (Idempotent-Replayed: true); the same key with another body is 422 IDEMPOTENCY_KEY_REUSED.",
+            &["R-OPS-7"],
             ops_idempotency
         ),
         case!(
@@ -136,6 +148,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "The decision audit shows why, never card data",
             "GET /ops/v1/cards/{id}/decisions lists the card's verifications with their reasons and no PAN.",
+            &["R-OPS-9"],
             ops_decision_audit
         ),
         case!(
@@ -145,6 +158,7 @@ pub fn cases() -> Vec<Case> {
             OpsApi,
             "Every write is audited with who, what and why",
             "After a suspend, GET /ops/v1/audit holds token.suspend with the API key, the token and the reason.",
+            &["R-OPS-8"],
             ops_write_audit
         ),
     ]

@@ -21,6 +21,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Unsigned requests are refused",
             "A POST without webhook-id / webhook-timestamp / webhook-signature is 401 MISSING_SIGNATURE.",
+            &["R-ERR-1", "R-ERR-4", "R-SIG-5"],
             sig_missing
         ),
         case!(
@@ -30,6 +31,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A signature by another secret is refused",
             "A request signed with a secret the issuer does not hold is 401 INVALID_SIGNATURE.",
+            &["R-ERR-4", "R-SIG-1"],
             sig_wrong_secret
         ),
         case!(
@@ -39,6 +41,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A body changed after signing is refused",
             "The signature covers the raw body: one byte more is 401 INVALID_SIGNATURE.",
+            &["R-SIG-1"],
             sig_tampered
         ),
         case!(
@@ -48,6 +51,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A stale timestamp is refused",
             "A webhook-timestamp ten minutes old is 401 STALE_TIMESTAMP.",
+            &["R-ERR-4", "R-SIG-4"],
             sig_stale
         ),
         case!(
@@ -57,6 +61,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A timestamp from the future is refused",
             "A webhook-timestamp ten minutes ahead is 401 STALE_TIMESTAMP.",
+            &["R-SIG-4"],
             sig_future
         ),
         case!(
@@ -66,6 +71,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A replayed webhook-id is refused",
             "A second request with an already accepted webhook-id is 401 REPLAYED_REQUEST.",
+            &["R-HDR-3", "R-ERR-4", "R-SIG-6"],
             sig_replay
         ),
         case!(
@@ -75,6 +81,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A malformed signature header is refused",
             "A webhook-signature with no v1 entry is 400 INVALID_HEADER.",
+            &["R-ERR-4", "R-SIG-2", "R-SIG-5"],
             sig_malformed
         ),
         case!(
@@ -84,6 +91,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A refused request changes nothing",
             "A token event refused for its signature leaves no trace: the same event, signed, is then processed as new (no Idempotent-Replayed).",
+            &["R-ADMIT-2"],
             sig_refusal_changes_nothing
         ),
         case!(
@@ -93,7 +101,28 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Admission follows the contract's order",
             "With several faults in one request, the first check of the admission order answers: signature (401) before content type (415), content type before the idempotency key (400 INVALID_HEADER), the key's lookup before JSON parsing (422 IDEMPOTENCY_KEY_REUSED for a reused key with a malformed body), field rules (422 VALIDATION_FAILED) before decryption.",
+            &["R-FIELD-4", "R-HDR-1", "R-ADMIT-1", "R-ADMIT-5"],
             sig_admission_order
+        ),
+        case!(
+            "ISS-SIG-010",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "A webhook-id is spent even when a later step refuses the request",
+            "A signed request refused after the replay check (here for a missing X-Idempotency-Key) still spends its webhook-id: the same id on a valid request is 401 REPLAYED_REQUEST.",
+            &["R-HDR-3", "R-ADMIT-4"],
+            sig_id_spent_by_a_refusal
+        ),
+        case!(
+            "ISS-SIG-011",
+            Signatures,
+            BOTH,
+            IssuerApi,
+            "Any matching signature entry is enough",
+            "A webhook-signature with an entry by another secret and one of another version (v1a) before the valid entry is accepted, as during a secret rotation.",
+            &["R-SIG-3", "R-SIG-5"],
+            sig_several_entries
         ),
         case!(
             "ISS-INPUT-001",
@@ -102,6 +131,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Malformed JSON is refused",
             "A body that is not JSON is 400 MALFORMED_JSON.",
+            &["R-ERR-1", "R-ERR-4"],
             input_malformed
         ),
         case!(
@@ -111,6 +141,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A wrong type is refused",
             "A number where the contract has a string is 422 VALIDATION_FAILED.",
+            &["R-HTTP-5"],
             input_wrong_type
         ),
         case!(
@@ -120,6 +151,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A missing field is refused",
             "A token event without tokenId is 422 VALIDATION_FAILED.",
+            &["R-FIELD-9"],
             input_missing_field
         ),
         case!(
@@ -129,6 +161,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An oversized body is refused",
             "A body four times the limit is 413 PAYLOAD_TOO_LARGE.",
+            &["R-ERR-4", "R-ADMIT-3"],
             input_oversized
         ),
         case!(
@@ -138,6 +171,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Another content type is refused",
             "Content-Type text/plain is 415 UNSUPPORTED_MEDIA_TYPE.",
+            &["R-HDR-4", "R-ERR-4"],
             input_content_type
         ),
         case!(
@@ -147,6 +181,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An unknown enum value is refused, never coerced",
             "tokenRequestor.wallet DIGITAL_PURSE is 422 VALIDATION_FAILED.",
+            &["R-FIELD-6"],
             input_unknown_enum
         ),
         case!(
@@ -156,6 +191,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A PAN in free text is refused",
             "A reason holding a PAN-like run of digits is 422 VALIDATION_FAILED.",
+            &["R-FIELD-2", "R-FIELD-4", "R-ERR-2", "R-SENS-1"],
             input_pan_in_text
         ),
         case!(
@@ -165,6 +201,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An id that is a PAN is refused",
             "A cardId that is a Luhn-valid PAN is 422 VALIDATION_FAILED.",
+            &["R-FIELD-1"],
             input_pan_as_id
         ),
         case!(
@@ -174,6 +211,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An unknown path is a JSON 404",
             "A path outside the contract is 404 NOT_FOUND with the contract's error body.",
+            &["R-HTTP-2", "R-ERR-1"],
             input_unknown_path
         ),
         case!(
@@ -183,6 +221,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A wrong method is a JSON 405",
             "GET on a POST route is 405 METHOD_NOT_ALLOWED with the contract's error body.",
+            &["R-HTTP-3", "R-ERR-4"],
             input_wrong_method
         ),
         case!(
@@ -192,6 +231,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A score outside 1–5 is refused",
             "walletScore 9 is 422 VALIDATION_FAILED.",
+            &["R-FIELD-7"],
             input_score_range
         ),
         case!(
@@ -201,6 +241,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "The service keeps serving after hostile input",
             "After a burst of malformed, oversized and unsigned requests, the public key and a valid token event are served.",
+            &["R-ADMIT-3"],
             input_keeps_serving
         ),
         case!(
@@ -210,7 +251,18 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "X-Correlation-Id is echoed, generated, and never a card number",
             "A well-formed X-Correlation-Id is echoed on a 200 and on an error, where the body's correlationId equals it; without one, or with one holding a card number, the answer carries a new id (not the sent one) in the header and the error body alike.",
+            &["R-HDR-2", "R-ERR-3"],
             input_correlation_id
+        ),
+        case!(
+            "ISS-INPUT-014",
+            Input,
+            BOTH,
+            IssuerApi,
+            "Unknown request members are ignored",
+            "A verify-cvc request with members the contract does not define, at the top level and inside tokenRequestor, is answered as without them (200 MATCH).",
+            &["R-HTTP-4"],
+            input_unknown_members
         ),
         case!(
             "ISS-JWE-001",
@@ -219,6 +271,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A payload for another key is refused",
             "A JWE made with another RSA key under the issuer's kid is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-ERR-4", "R-JWE-4"],
             jwe_wrong_key
         ),
         case!(
@@ -228,6 +281,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "An unknown kid is refused",
             "A JWE naming a kid the issuer never published is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-JWE-1"],
             jwe_unknown_kid
         ),
         case!(
@@ -237,6 +291,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A tampered ciphertext is refused",
             "A JWE with one ciphertext character changed is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-JWE-4"],
             jwe_tampered
         ),
         case!(
@@ -246,6 +301,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Another algorithm is refused",
             "A JWE whose header says RSA1_5 is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-JWE-2"],
             jwe_wrong_alg
         ),
         case!(
@@ -255,6 +311,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Something that is not a JWE is refused",
             "encryptedPayload \"not-a-jwe\" is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-JWE-4"],
             jwe_not_jwe
         ),
         case!(
@@ -264,6 +321,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A compressed JWE is refused",
             "A JWE to the published key whose protected header carries zip: DEF is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-JWE-2"],
             jwe_zip
         ),
         case!(
@@ -273,6 +331,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "A JWE with critical extensions is refused",
             "A JWE to the published key whose protected header carries crit is 422 INVALID_ENCRYPTED_PAYLOAD.",
+            &["R-JWE-2"],
             jwe_crit
         ),
         case!(
@@ -282,7 +341,18 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Other header members are allowed",
             "A JWE to the published key with cty and a private member in its protected header is decrypted: verify-cvc answers 200 MATCH.",
+            &["R-JWE-3"],
             jwe_other_members
+        ),
+        case!(
+            "ISS-JWE-009",
+            Encryption,
+            BOTH,
+            IssuerApi,
+            "A plaintext with an unknown member is refused",
+            "Card data whose decrypted JSON has a member CardData does not define is 422 VALIDATION_FAILED (plaintexts are strict), and the answer does not quote it.",
+            &["R-JWE-5"],
+            jwe_plaintext_unknown_member
         ),
         case!(
             "ISS-KEYS-001",
@@ -291,6 +361,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "The public key set is well formed",
             "GET /issuer-api/v1/public-key is a JWK set of RSA keys with unique kids, use enc, alg RSA-OAEP-256, and no private members.",
+            &["R-KEYS-1", "R-KEYS-2"],
             keys_well_formed
         ),
         case!(
@@ -300,6 +371,7 @@ pub fn cases() -> Vec<Case> {
             IssuerApi,
             "Every published key decrypts (rotation)",
             "A payload encrypted to each published key in turn is accepted: a new key can be rolled in before the old one goes.",
+            &["R-KEYS-1", "R-JWE-6"],
             keys_every_key_decrypts
         ),
     ]
@@ -420,6 +492,10 @@ async fn input_malformed(s: Arc<Session>) -> Outcome {
 async fn input_wrong_type(s: Arc<Session>) -> Outcome {
     let mut body = token_event_body(&s, "ACTIVE", None);
     body["tokenId"] = json!(12345);
+    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")?;
+    // An array of an object's members in order, where the object is defined.
+    let mut body = token_event_body(&s, "ACTIVE", None);
+    body["tokenRequestor"] = json!(["50120834693", "Google Pay", "GOOGLE_PAY"]);
     s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
 }
 
@@ -437,7 +513,10 @@ async fn input_oversized(s: Arc<Session>) -> Outcome {
 }
 
 async fn input_content_type(s: Arc<Session>) -> Outcome {
-    s.send(event(&s).content_type(Some("text/plain"))).await?.error(415, "UNSUPPORTED_MEDIA_TYPE")
+    s.send(event(&s).content_type(Some("text/plain"))).await?.error(415, "UNSUPPORTED_MEDIA_TYPE")?;
+    // Parameters are allowed and the comparison ignores case (contract §2).
+    let charset = event(&s).content_type(Some("Application/JSON; charset=utf-8"));
+    s.send(charset).await?.ok_with(&[("/accepted", json!(true))])
 }
 
 async fn input_unknown_enum(s: Arc<Session>) -> Outcome {
@@ -449,7 +528,12 @@ async fn input_unknown_enum(s: Arc<Session>) -> Outcome {
 async fn input_pan_in_text(s: Arc<Session>) -> Outcome {
     let mut body = token_event_body(&s, "SUSPENDED", Some("ACTIVE"));
     body["reason"] = json!("customer called about 4111 1111 1111 1111");
-    s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+    let answer = s.send(token_event_call(&s, body)).await?;
+    answer.error(422, "VALIDATION_FAILED")?;
+    // The message names the field, never the value.
+    let digits: String = answer.text().chars().filter(char::is_ascii_digit).collect();
+    ensure(!digits.contains("41111111"), "an error that does not quote the card number", answer.text())
+        .map_err(|f| f.with(&answer))
 }
 
 async fn input_pan_as_id(s: Arc<Session>) -> Outcome {
@@ -463,7 +547,38 @@ async fn input_unknown_path(s: Arc<Session>) -> Outcome {
 }
 
 async fn input_wrong_method(s: Arc<Session>) -> Outcome {
-    s.send(s.get(TOKEN_EVENTS_PATH)).await?.error(405, "METHOD_NOT_ALLOWED")
+    let answer = s.send(s.get(TOKEN_EVENTS_PATH)).await?;
+    answer.error(405, "METHOD_NOT_ALLOWED")?;
+    let allow = answer.header("allow").unwrap_or_default();
+    ensure(allow.split(',').any(|m| m.trim() == "POST"), "an Allow header naming POST", format!("Allow: {allow:?}"))
+        .map_err(|f| f.with(&answer))
+}
+
+async fn input_unknown_members(s: Arc<Session>) -> Outcome {
+    let mut body =
+        json!({"tokenRequestor": requestor("APPLE_PAY"), "encryptedPayload": crate::client::payload_slot(0)});
+    body["x-extension"] = json!({"note": "a member a later version might define"});
+    body["tokenRequestor"]["brand"] = json!("an extra member");
+    let call = s.post(tmp_protocol::issuer_api::VERIFY_CVC_PATH, body).payload(PayloadSpec::card("active"));
+    s.send(call).await?.ok_with(&[("/cvcResult", json!("MATCH"))])
+}
+
+async fn sig_id_spent_by_a_refusal(s: Arc<Session>) -> Outcome {
+    let id = tmp_protocol::webhook::new_message_id();
+    let refused = event(&s).idempotency_key(None).signing(Signing::WithId(id.clone()));
+    s.send(refused).await?.error(400, "INVALID_HEADER")?;
+    s.send(event(&s).signing(Signing::WithId(id))).await?.error(401, "REPLAYED_REQUEST")
+}
+
+async fn sig_several_entries(s: Arc<Session>) -> Outcome {
+    s.send(event(&s).signing(Signing::SeveralEntries)).await?.ok_with(&[("/accepted", json!(true))])
+}
+
+async fn jwe_plaintext_unknown_member(s: Arc<Session>) -> Outcome {
+    let answer = s.send(verify_cvc_call(&s, PayloadSpec::card("active").extra_member())).await?;
+    answer.error(422, "VALIDATION_FAILED")?;
+    ensure(!answer.text().contains("an extra member"), "an answer that does not quote the plaintext", answer.text())
+        .map_err(|f| f.with(&answer))
 }
 
 async fn input_score_range(s: Arc<Session>) -> Outcome {
@@ -522,6 +637,11 @@ async fn keys_well_formed(s: Arc<Session>) -> Outcome {
     let Some(keys) = body["keys"].as_array().filter(|k| !k.is_empty()) else {
         return Err(Failure::new("a JWK set with at least one key", body.to_string()).with(&answer));
     };
+    // Published without authentication, for callers to cache (contract §1.5).
+    let cache = answer.header("cache-control").unwrap_or_default();
+    let max_age = cache.split(',').find_map(|d| d.trim().strip_prefix("max-age=")).and_then(|v| v.parse::<u64>().ok());
+    ensure(max_age.is_some_and(|a| a > 0), "Cache-Control with a max-age", format!("Cache-Control: {cache:?}"))
+        .map_err(|f| f.with(&answer))?;
     let mut kids = Vec::new();
     for key in keys {
         let private = ["d", "p", "q", "dp", "dq", "qi"].iter().any(|m| key.get(m).is_some());

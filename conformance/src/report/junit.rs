@@ -53,8 +53,12 @@ pub fn render(run: &Run) -> String {
                         "      <failure message=\"{}\" type=\"ConformanceFailure\">{}</failure>",
                         escape(&format!("expected {}", failure.expected)),
                         escape(&format!(
-                            "requirement: {}\nexpected: {}\nactual: {}\n\nreproduction:\n{}",
-                            result.requirement, failure.expected, failure.actual, failure.reproduction
+                            "requirement: {}\nrules: {}\nexpected: {}\nactual: {}\n\nreproduction:\n{}",
+                            result.requirement,
+                            result.rules.join(", "),
+                            failure.expected,
+                            failure.actual,
+                            failure.reproduction
                         ))
                     );
                     let _ = writeln!(xml, "    </testcase>");

@@ -41,6 +41,7 @@ pub fn summary(run: &Run, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out)?;
             writeln!(out, "{} — {}", result.id, result.title)?;
             writeln!(out, "  requirement: {}", result.requirement)?;
+            writeln!(out, "  rules:       {} (docs/contract.md)", result.rules.join(", "))?;
             writeln!(out, "  expected:    {}", failure.expected)?;
             writeln!(out, "  actual:      {}", failure.actual)?;
             writeln!(out, "  reproduction:")?;

@@ -89,6 +89,7 @@ pub fn script(session: &Session, case_id: &str, exchanges: &[Arc<Exchange>], tot
                 Signing::Stale => sign.push_str(" --skew -600"),
                 Signing::Future => sign.push_str(" --skew 600"),
                 Signing::MalformedHeader => sign.push_str(" --malformed"),
+                Signing::SeveralEntries => sign.push_str(" --several-entries"),
                 Signing::WithId(id) => {
                     let n = ids.len() + 1;
                     let var = ids.entry(id.clone()).or_insert_with(|| format!("MSG{n}")).clone();

@@ -5,3 +5,4 @@
 
 mod catalogue_doc;
 mod profile;
+mod rules;

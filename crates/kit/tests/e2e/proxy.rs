@@ -137,7 +137,7 @@ pub enum Variant {
     CharsetInContentType,
     /// 413 from the declared Content-Length, before reading the body.
     EarlyPayloadTooLarge,
-    /// More response headers (Server, Cache-Control, HSTS, a request id).
+    /// More response headers (Server, HSTS, nosniff, a request id).
     ExtraResponseHeaders,
     /// JSON answers pretty-printed.
     ReformattedJson,
@@ -803,7 +803,7 @@ async fn after(state: &State, out: &Outgoing, sent: &[u8], answer: &mut Answer) 
             answer.set_header("server", "issuer-api/1.0");
             answer.set_header("x-request-id", &uuid::Uuid::new_v4().to_string());
             answer.set_header("strict-transport-security", "max-age=31536000");
-            answer.set_header("cache-control", "no-store");
+            answer.set_header("x-content-type-options", "nosniff");
         }
         Variant::ReformattedJson => {
             if let Some(value) = &json {

@@ -121,6 +121,10 @@ pub struct Selection {
     /// Write a JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report here (scores per contract section, each failure with
+    /// its rules, the answer and the reproduction).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Shuffle the case order with this seed (0: the catalogue's order). The seed is printed,
     /// so an order that fails can be run again.
     #[arg(long, default_value_t = 0)]
@@ -269,6 +273,10 @@ pub async fn execute(session: Session, selection: &Selection) -> anyhow::Result<
     }
     if let Some(path) = &selection.json {
         std::fs::write(path, crate::report::json::render(&result))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &selection.html {
+        std::fs::write(path, crate::report::html::render(&result))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

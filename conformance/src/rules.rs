@@ -6,9 +6,28 @@
 //! the traceability table [`traceability`] renders.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// The documents the rules are defined in, relative to the repository root.
 pub const SOURCES: [&str; 2] = ["docs/contract.md", "docs/ops-api.md"];
+
+/// The documents themselves, built into the suite so a report can quote each rule and score
+/// each section of the contract the binary was built from.
+const EMBEDDED: [(&str, &str); 2] = [
+    ("docs/contract.md", include_str!("../../docs/contract.md")),
+    ("docs/ops-api.md", include_str!("../../docs/ops-api.md")),
+];
+
+/// Every rule the built-in documents define.
+pub fn all() -> &'static [Rule] {
+    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
+    RULES.get_or_init(|| EMBEDDED.iter().flat_map(|(source, text)| defined_in(source, text)).collect())
+}
+
+/// A rule by id.
+pub fn find(id: &str) -> Option<&'static Rule> {
+    all().iter().find(|r| r.id == id)
+}
 
 /// Rules no case checks yet, and why: each is a gap in the suite, shown in the traceability
 /// table, not a rule a target may ignore.
@@ -30,8 +49,12 @@ pub struct Rule {
     pub id: String,
     /// The document it is defined in.
     pub source: &'static str,
-    /// The heading of the section it is defined under.
+    /// The heading of the section it is defined under (`5.2 Request signatures …`), prefixed
+    /// `ops API` for the ops API's document.
     pub section: String,
+    /// The statement: the paragraph, bullet or table row that carries the marker, without
+    /// markers.
+    pub text: String,
 }
 
 /// The rules `text` (the document `source`) defines, in order: each `[R-…]` marker, with the
@@ -40,16 +63,31 @@ pub fn defined_in(source: &'static str, text: &str) -> Vec<Rule> {
     let mut rules = Vec::new();
     let mut section = String::new();
     let mut in_code = false;
+    // The lines of the current paragraph, bullet or table row.
+    let mut block: Vec<&str> = Vec::new();
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
+            block.clear();
             continue;
         }
         if in_code {
             continue;
         }
         if let Some(heading) = line.strip_prefix("## ").or_else(|| line.strip_prefix("### ")) {
-            section = heading.trim().to_owned();
+            section = strip_markers(heading).replace('`', "");
+            if source != SOURCES[0] {
+                section = format!("ops API {section}");
+            }
+        }
+        let trimmed = line.trim_start();
+        let numbered =
+            trimmed.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if line.trim().is_empty() || trimmed.starts_with("- ") || trimmed.starts_with('|') || numbered {
+            block.clear();
+        }
+        if !line.trim().is_empty() {
+            block.push(line.trim());
         }
         let mut rest = line;
         while let Some(start) = rest.find("[R-") {
@@ -57,12 +95,83 @@ pub fn defined_in(source: &'static str, text: &str) -> Vec<Rule> {
             let Some(end) = after.find(']') else { break };
             let id = &after[..end];
             if is_rule_id(id) {
-                rules.push(Rule { id: id.to_owned(), source, section: section.clone() });
+                let text = strip_markers(&block.join(" "));
+                rules.push(Rule { id: id.to_owned(), source, section: section.clone(), text });
             }
             rest = &after[end..];
         }
     }
     rules
+}
+
+/// `text` without its `[R-…]` markers, table pipes and list dashes.
+fn strip_markers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[R-") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find(']') {
+            Some(end) if is_rule_id(&rest[start + 1..start + end]) => rest = &rest[start + end + 1..],
+            _ => {
+                out.push_str("[R-");
+                rest = &rest[start + 3..];
+            }
+        }
+    }
+    out.push_str(rest);
+    let out = out.trim().trim_start_matches("- ").trim_matches('|').replace(" | ", " — ");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The score of one section of the contract in a run: the cases that check a rule of the
+/// section, passed out of those that ran.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SectionScore {
+    pub section: String,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl SectionScore {
+    /// Passed out of run, as a percentage; `None` when nothing ran.
+    pub fn percent(&self) -> Option<f64> {
+        let ran = self.passed + self.failed;
+        (ran > 0).then(|| 100.0 * self.passed as f64 / ran as f64)
+    }
+}
+
+/// Per section of the contract (in the documents' order), the verdicts of the cases that check
+/// one of its rules; a case that checks rules of several sections counts in each.
+pub fn section_scores(results: &[crate::runner::CaseResult]) -> Vec<SectionScore> {
+    use crate::runner::Verdict;
+    let mut order: Vec<&str> = Vec::new();
+    for rule in all() {
+        if !order.contains(&rule.section.as_str()) {
+            order.push(&rule.section);
+        }
+    }
+    let mut scores: BTreeMap<&str, SectionScore> = BTreeMap::new();
+    for result in results {
+        let mut sections: Vec<&str> =
+            result.rules.iter().filter_map(|id| find(id)).map(|r| r.section.as_str()).collect();
+        sections.sort_unstable();
+        sections.dedup();
+        for section in sections {
+            let score = scores.entry(section).or_insert_with(|| SectionScore {
+                section: section.to_owned(),
+                passed: 0,
+                failed: 0,
+                skipped: 0,
+            });
+            match result.verdict {
+                Verdict::Passed => score.passed += 1,
+                Verdict::Failed => score.failed += 1,
+                Verdict::Skipped => score.skipped += 1,
+            }
+        }
+    }
+    order.into_iter().filter_map(|section| scores.remove(section)).collect()
 }
 
 /// `R-<AREA>-<n>`: capitals for the area, a number without leading zeros.
@@ -105,7 +214,8 @@ pub fn traceability(rules: &[Rule]) -> String {
             None => format!("— not yet: {}", unchecked.get(rule.id.as_str()).copied().unwrap_or("no case")),
         };
         let file = rule.source.trim_start_matches("docs/");
-        out.push_str(&format!("| `{}` | {file} — {} | {by} |\n", rule.id, rule.section.replace('|', "\\|")));
+        let section = rule.section.trim_start_matches("ops API ").replace('|', "\\|");
+        out.push_str(&format!("| `{}` | {file} — {section} | {by} |\n", rule.id));
     }
     out
 }
@@ -116,10 +226,30 @@ mod tests {
 
     #[test]
     fn markers_are_found_under_their_section_and_code_blocks_are_skipped() {
-        let text =
-            "## 1. A\n\nA rule. [R-A-1] And [R-A-2].\n```\n[R-A-9]\n```\n### 1.1 B\n- x [R-B-10] [R-x-1] [R-B-01]\n";
-        let rules = defined_in("docs/x.md", text);
-        let ids: Vec<(&str, &str)> = rules.iter().map(|r| (r.id.as_str(), r.section.as_str())).collect();
-        assert_eq!(ids, [("R-A-1", "1. A"), ("R-A-2", "1. A"), ("R-B-10", "1.1 B")]);
+        let text = "## 1. A\n\nA rule. [R-A-1] And [R-A-2].\n```\n[R-A-9]\n```\n### 1.1 B\n- x\n  continued [R-B-10] [R-x-1] [R-B-01]\n| a | b [R-B-2] |\n";
+        let rules = defined_in("docs/contract.md", text);
+        let ids: Vec<(&str, &str, &str)> =
+            rules.iter().map(|r| (r.id.as_str(), r.section.as_str(), r.text.as_str())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("R-A-1", "1. A", "A rule. And ."),
+                ("R-A-2", "1. A", "A rule. And ."),
+                ("R-B-10", "1.1 B", "x continued [R-x-1] [R-B-01]"),
+                ("R-B-2", "1.1 B", "a — b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_built_in_documents_define_the_rules_the_cases_name() {
+        assert!(all().len() >= 100);
+        for case in crate::catalogue::all() {
+            for rule in case.rules {
+                let found = find(rule).unwrap_or_else(|| panic!("{}: {rule}", case.id));
+                assert!(!found.text.is_empty() && !found.text.contains("[R-"), "{rule}: {}", found.text);
+            }
+        }
+        assert_eq!(find("R-SIG-4").map(|r| r.section.as_str()), Some("5.2 Request signatures (Standard Webhooks)"));
     }
 }

@@ -14,6 +14,8 @@ pub fn render(run: &Run) -> String {
         "failed": run.count(Verdict::Failed),
         "skipped": run.count(Verdict::Skipped),
         "scope": run.scope,
+        "sections": crate::rules::section_scores(&run.results),
+        "areas": crate::report::area_scores(run),
         "cases": run.results,
     });
     serde_json::to_string_pretty(&report).expect("the report serialises")

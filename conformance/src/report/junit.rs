@@ -1,6 +1,7 @@
 //! JUnit XML, as CI systems read it: one `<testsuite>` per API area inside `<testsuites>`, one
-//! `<testcase>` per case, `<failure>` with the expected and actual result and the
-//! reproduction, `<skipped>` with what the case needs.
+//! `<testcase>` per case, `<failure>` with the rules, the expected and actual result and the
+//! reproduction, `<skipped>` with what the case needs; the score per contract section as the
+//! properties of a last, empty suite.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -81,6 +82,27 @@ pub fn render(run: &Run) -> String {
         }
         let _ = writeln!(xml, "  </testsuite>");
     }
+    // The score per section of the contract, as properties of a suite of its own (JUnit has
+    // no place for scores; CI systems show properties).
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}.contract-sections\" tests=\"0\" failures=\"0\" errors=\"0\" skipped=\"0\" time=\"0\">",
+        run.approach.as_str()
+    );
+    let _ = writeln!(xml, "    <properties>");
+    for score in crate::rules::section_scores(&run.results) {
+        let percent = score.percent().map_or("—".to_owned(), |p| format!("{p:.0}%"));
+        let _ = writeln!(
+            xml,
+            "      <property name=\"score: {}\" value=\"{percent} ({} passed, {} failed, {} skipped)\"/>",
+            escape(&score.section),
+            score.passed,
+            score.failed,
+            score.skipped
+        );
+    }
+    let _ = writeln!(xml, "    </properties>");
+    let _ = writeln!(xml, "  </testsuite>");
     xml.push_str("</testsuites>\n");
     xml
 }

@@ -1,7 +1,8 @@
-//! What a run leaves behind: the summary table with a score per API area and the last line
-//! `N passed, N failed` (for a person), JUnit XML and JSON (for a CI), and a reproduction for
-//! each failure.
+//! What a run leaves behind: the summary tables with a score per section of the contract and
+//! per API area and the last line `N passed, N failed` (for a person), JUnit XML and JSON (for
+//! a CI), one self-contained HTML page (for a reviewer), and a reproduction for each failure.
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod repro;
@@ -10,28 +11,47 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::case::Area;
+use crate::rules::SectionScore;
 use crate::runner::{Run, Verdict};
 
-/// The summary table: per area, passed / run and a score; then the failures; then the last line.
-pub fn summary(run: &Run, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut areas: BTreeMap<Area, (usize, usize, usize)> = BTreeMap::new();
+/// The verdicts per API area, in the catalogue's order of areas.
+pub fn area_scores(run: &Run) -> Vec<SectionScore> {
+    let mut areas: BTreeMap<Area, SectionScore> = BTreeMap::new();
     for result in &run.results {
-        let entry = areas.entry(result.area).or_default();
+        let entry = areas.entry(result.area).or_insert_with(|| SectionScore {
+            section: result.area.as_str().to_owned(),
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+        });
         match result.verdict {
-            Verdict::Passed => entry.0 += 1,
-            Verdict::Failed => entry.1 += 1,
-            Verdict::Skipped => entry.2 += 1,
+            Verdict::Passed => entry.passed += 1,
+            Verdict::Failed => entry.failed += 1,
+            Verdict::Skipped => entry.skipped += 1,
         }
     }
+    areas.into_values().collect()
+}
+
+fn scores_table(out: &mut dyn Write, title: &str, width: usize, scores: &[SectionScore]) -> std::io::Result<()> {
+    writeln!(out, "{title:<width$} {:>6} {:>6} {:>7} {:>7}", "passed", "failed", "skipped", "score")?;
+    writeln!(out, "{}", "-".repeat(width + 30))?;
+    for score in scores {
+        let percent = score.percent().map_or("—".to_owned(), |p| format!("{p:.0}%"));
+        let name: String = score.section.chars().take(width).collect();
+        writeln!(out, "{name:<width$} {:>6} {:>6} {:>7} {percent:>7}", score.passed, score.failed, score.skipped)?;
+    }
+    Ok(())
+}
+
+/// The summary tables: per section of the contract and per area, passed / run and a score;
+/// then the failures; then the run's scope and the last line.
+pub fn summary(run: &Run, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "Conformance of {} (approach {}, seed {})", run.target, run.approach.as_str(), run.seed)?;
-    writeln!(out, "{:<15} {:>6} {:>6} {:>7} {:>7}", "area", "passed", "failed", "skipped", "score")?;
-    writeln!(out, "{}", "-".repeat(45))?;
-    for (area, (passed, failed, skipped)) in &areas {
-        let ran = passed + failed;
-        let score = if ran == 0 { "—".to_owned() } else { format!("{:.0}%", 100.0 * *passed as f64 / ran as f64) };
-        writeln!(out, "{:<15} {passed:>6} {failed:>6} {skipped:>7} {score:>7}", area.as_str())?;
-    }
+    scores_table(out, "contract section", 48, &crate::rules::section_scores(&run.results))?;
+    writeln!(out)?;
+    scores_table(out, "area", 15, &area_scores(run))?;
     let failures: Vec<_> = run.results.iter().filter(|r| r.verdict == Verdict::Failed).collect();
     if !failures.is_empty() {
         writeln!(out)?;
@@ -41,7 +61,10 @@ pub fn summary(run: &Run, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out)?;
             writeln!(out, "{} — {}", result.id, result.title)?;
             writeln!(out, "  requirement: {}", result.requirement)?;
-            writeln!(out, "  rules:       {} (docs/contract.md)", result.rules.join(", "))?;
+            for id in result.rules {
+                let rule = crate::rules::find(id).map_or(String::new(), |r| format!(" ({}): {}", r.section, r.text));
+                writeln!(out, "  rule:        {id}{rule}")?;
+            }
             writeln!(out, "  expected:    {}", failure.expected)?;
             writeln!(out, "  actual:      {}", failure.actual)?;
             writeln!(out, "  reproduction:")?;

@@ -14,6 +14,7 @@
 //! - docs: every link of the docs stays in the repository and arrives.
 
 mod bare_target;
+mod browser;
 mod docs;
 mod forwarding;
 mod helpers;

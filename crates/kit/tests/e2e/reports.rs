@@ -28,7 +28,7 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
     let mut cases = 0;
     for suite in root.children().filter(|n| n.is_element()) {
         assert_eq!(suite.tag_name().name(), "testsuite");
-        let testcases: Vec<_> = suite.children().filter(|n| n.is_element()).collect();
+        let testcases: Vec<_> = suite.children().filter(|n| n.is_element() && !n.has_tag_name("properties")).collect();
         assert_eq!(attr(suite, "tests"), testcases.len());
         let failures = testcases.iter().filter(|c| c.children().any(|n| n.has_tag_name("failure"))).count();
         assert_eq!(attr(suite, "failures"), failures);
@@ -48,6 +48,32 @@ async fn junit_json_and_the_reproduction_of_a_failure() {
     let json: serde_json::Value = serde_json::from_str(&tmp_conformance::report::json::render(run)).expect("JSON");
     assert_eq!(json["failed"], 1);
     assert_eq!(json["cases"].as_array().map(Vec::len), Some(run.results.len()));
+
+    assert!(json["sections"].as_array().is_some_and(|s| s.len() >= 15), "{}", json["sections"]);
+
+    // HTML: one self-contained page (no scripts, nothing loaded from elsewhere) that a real
+    // browser renders with the score per contract section and the failure with its rule, the
+    // answer and the reproduction.
+    let html = tmp_conformance::report::html::render(run);
+    assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains(" href="), "self-contained");
+    let reports = tempfile::tempdir().expect("dir");
+    let page = reports.path().join("conformance.html");
+    std::fs::write(&page, &html).expect("write the page");
+    if let Some(rendered) = crate::browser::render(&page) {
+        for shown in [
+            "Score by contract section",
+            "7.2 Order of checks (card verification)",
+            "5.2 Request signatures (Standard Webhooks)",
+            "ISS-VERIFY-003 — Blocked card is declined",
+            "R-POLICY-5",
+            "All of these decline",
+            "\"decision\":\"APPROVED\"",
+            "curl -sS -i -X POST",
+        ] {
+            assert!(rendered.text.contains(shown), "the rendered page shows {shown:?}");
+        }
+        assert!(rendered.screenshot_bytes > 10_000, "a screenshot of the page: {} bytes", rendered.screenshot_bytes);
+    }
 
     // The reproduction names no secret and no card number.
     let result = run.results.iter().find(|r| r.id == "ISS-VERIFY-003").expect("the case");

@@ -275,12 +275,8 @@ impl Client {
     /// Makes a card up: a Luhn-valid PAN in the Visa test range `4000 00…`, never a real card,
     /// known to payloads as `name`.
     pub fn generate_card(&self, name: &str, expiry: &str) -> anyhow::Result<crate::profile::CardFixture> {
-        let mut digits: Vec<u8> = vec![4, 0, 0, 0, 0, 0];
-        digits.extend((0..9).map(|_| rand::random_range(0..10u8)));
-        digits.push(luhn_check_digit(&digits));
-        let pan: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
         let card = crate::profile::CardFixture {
-            pan: tmp_protocol::sensitive::Pan::parse(&pan)?,
+            pan: generate_pan(),
             expiry: tmp_protocol::sensitive::Expiry::parse(expiry)?,
             cvc: None,
             card_id: Some(name.to_owned()),
@@ -445,6 +441,15 @@ pub fn signature_headers(
 }
 
 /// The digit that makes `digits` + it pass the Luhn check.
+/// A new, random Luhn-valid 16-digit test PAN in the `400000` range, for cards a run makes up.
+pub fn generate_pan() -> tmp_protocol::sensitive::Pan {
+    let mut digits: Vec<u8> = vec![4, 0, 0, 0, 0, 0];
+    digits.extend((0..9).map(|_| rand::random_range(0..10u8)));
+    digits.push(luhn_check_digit(&digits));
+    let pan: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+    tmp_protocol::sensitive::Pan::parse(&pan).expect("16 digits with a Luhn check digit")
+}
+
 fn luhn_check_digit(digits: &[u8]) -> u8 {
     let sum: u32 = digits
         .iter()

@@ -1,5 +1,5 @@
-//! The `tmp-kit` command line: `up` (the kit for local work), `check` (the conformance suite
-//! against a kit it starts), `load`, `soak` and `footprint` (evidence of speed and resilience,
+//! The `tmp-kit` command line: `up` (the kit for local work), `prepare` (the running kit made a
+//! conformance target), `check` (the conformance suite against a kit it starts), `load`, `soak` and `footprint` (evidence of speed and resilience,
 //! docs/performance.md), and `conformance` (the suite's own command line).
 
 use std::process::ExitCode;
@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Runs tmp-adapter (embedded SQLite) and mock-tmp wired to each other, for local work.
     Up(crate::up::UpArgs),
+    /// Makes the running `tmp-kit up` (or another development adapter) a conformance target:
+    /// loads fresh test cards through its processor ingest and writes the profile and secrets
+    /// `tmp-conformance run` needs.
+    Prepare(crate::prepare::PrepareArgs),
     /// Starts mock-tmp and tmp-adapter in this process and runs the conformance suite against
     /// them, with this kit as the suite's harness (restart, activation codes, ops API).
     Check(CheckArgs),
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => crate::up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check(args).await,
+            Command::Prepare(args) => crate::prepare::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => crate::load::run(args).await,
             Command::Footprint(args) => crate::load::footprint::run(args).await,
             Command::Soak(args) => crate::soak::run(args).await,

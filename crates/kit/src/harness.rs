@@ -63,11 +63,11 @@ pub async fn spawned_session(
     Ok(session)
 }
 
-/// Puts the spawned kit's fixture cards in through processor ingest, and (datacore) waits
-/// until DataCore holds them in their states.
-async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
+/// Puts the profile's cards into the target through its processor ingest (a tmp-adapter's),
+/// and (datacore) waits until DataCore holds them in their states.
+pub async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
     let run = session.id("run");
-    for (name, event) in fixture_events(&run) {
+    for (name, event) in fixture_events(&run, &session.client.profile) {
         let mut call = tmp_conformance::catalogue::ingest_call(session, event);
         if call.body_mentions_payload() {
             call = call.payload(PayloadSpec::card_data(&name));
@@ -80,7 +80,7 @@ async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
         for (name, status) in
             [("active", "ACTIVE"), ("blocked", "BLOCKED"), ("closed", "CLOSED"), ("expired", "ACTIVE")]
         {
-            let card_id = format!("card-{name}");
+            let card_id = session.client.profile.card(name)?.card_id.clone().context("a fixture card id")?;
             let mut ready = false;
             for _ in 0..200 {
                 // A closed card leaves DataCore (DELETE): gone is its final state.
@@ -106,5 +106,13 @@ pub fn adapter_approach(approach: Approach) -> tmp_adapter::config::Approach {
     match approach {
         Approach::External => tmp_adapter::config::Approach::External,
         Approach::Datacore => tmp_adapter::config::Approach::Datacore,
+    }
+}
+
+/// The suite's approach for the adapter's.
+pub fn suite_approach(approach: tmp_adapter::config::Approach) -> Approach {
+    match approach {
+        tmp_adapter::config::Approach::External => Approach::External,
+        tmp_adapter::config::Approach::Datacore => Approach::Datacore,
     }
 }

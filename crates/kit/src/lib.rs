@@ -10,6 +10,8 @@
 //! - [`sink`]: the issuer's own system as the adapter sees it (a signed-webhook receiver that
 //!   decrypts activation codes, as an SMS gateway would);
 //! - [`up`]: the kit for local work, adapter on embedded SQLite wired to the mock;
+//! - [`prepare`]: a running development adapter made a conformance target (its cards, profile
+//!   and secrets);
 //! - [`load`], [`soak`]: throughput against ceilings measured in the same run, footprint, and
 //!   the soak under faults and restarts;
 //! - [`cli`]: the `tmp-kit` command line.
@@ -17,6 +19,7 @@
 pub mod cli;
 pub mod harness;
 pub mod load;
+pub mod prepare;
 pub mod sink;
 pub mod soak;
 pub mod test_kit;

@@ -326,15 +326,29 @@ fn adapter_settings(
 
 /// The profile of the spawned kit: the fixtures with the CVCs the adapter's CVK gives them.
 fn fixture_profile(keys: &KeyMaterial, settings: &Settings) -> anyhow::Result<Profile> {
-    let cvk = keys.cvk.as_ref().context("the spawned adapter has no CVK")?;
-    let mut cards = BTreeMap::new();
-    for (name, pan, expiry) in FIXTURES {
-        let pan = Pan::parse(pan)?;
-        let expiry = Expiry::parse(expiry)?;
-        let cvc = (name != "unknown").then(|| cvk.cvc2(&pan, &expiry));
-        let card_id = (name != "unknown").then(|| format!("card-{name}"));
-        cards.insert(name.to_owned(), CardFixture { pan, expiry, cvc, card_id });
-    }
+    let cards = FIXTURES.iter().map(|(name, pan, expiry)| {
+        let card_id = (*name != "unknown").then(|| format!("card-{name}"));
+        Ok((name.to_string(), Pan::parse(pan)?, Expiry::parse(expiry)?, card_id))
+    });
+    declared_profile(keys, settings, cards.collect::<anyhow::Result<Vec<_>>>()?)
+}
+
+/// A profile that declares what `settings` configure (policy, limits, retry schedule), with
+/// `cards` (name, PAN, expiry, card id; no card id: a card the adapter must not know) and the
+/// CVCs the adapter's CVK gives them.
+pub fn declared_profile(
+    keys: &KeyMaterial,
+    settings: &Settings,
+    cards: Vec<(String, Pan, Expiry, Option<String>)>,
+) -> anyhow::Result<Profile> {
+    let cvk = keys.cvk.as_ref().context("the adapter has no CVK (card_source.local_registry.cvk_file)")?;
+    let cards = cards
+        .into_iter()
+        .map(|(name, pan, expiry, card_id)| {
+            let cvc = card_id.is_some().then(|| cvk.cvc2(&pan, &expiry));
+            (name, CardFixture { pan, expiry, cvc, card_id })
+        })
+        .collect();
     let profile = Profile {
         secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
         processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
@@ -376,11 +390,12 @@ pub fn declared_policy(policy: &PolicySettings) -> PolicyProfile {
     }
 }
 
-/// The fixture cards' processor events: issued, then blocked or closed where the fixture says.
-pub fn fixture_events(run: &str) -> Vec<(String, serde_json::Value)> {
+/// The fixture cards' processor events, for the cards of `profile` that have a card id:
+/// issued, then blocked or closed where the fixture says.
+pub fn fixture_events(run: &str, profile: &Profile) -> Vec<(String, serde_json::Value)> {
     let mut events = Vec::new();
-    for (name, _, _) in FIXTURES.iter().filter(|(name, _, _)| *name != "unknown") {
-        let card_id = format!("card-{name}");
+    for (name, card) in &profile.cards {
+        let Some(card_id) = card.card_id.clone() else { continue };
         let issued = json!({
             "id": format!("fixture-{run}-{name}-issued"),
             "cardId": card_id,
@@ -390,7 +405,7 @@ pub fn fixture_events(run: &str) -> Vec<(String, serde_json::Value)> {
                      "cardholder": {"phone": "+48500100200", "email": "holder@example.com"}},
         });
         events.push((name.to_string(), issued));
-        let change = match *name {
+        let change = match name.as_str() {
             "blocked" => Some(json!({"status": "BLOCKED", "reason": "LOST"})),
             "closed" => Some(json!({"status": "CLOSED", "reason": "CLOSED_BY_HOLDER"})),
             _ => None,

@@ -40,7 +40,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ("R-STANDIN-1", "needs a target whose card source can be made to miss the deadline or fail"),
     ("R-COUNT-7", "needs a run that waits out the target's lockout window"),
     ("R-NOTIFY-3", "needs a delivery held past an activation code's expiry (a harness capability)"),
-    ("R-INGEST-4", "no case sends a plaintext PAN in a processor event yet"),
 ];
 
 /// One rule as a document defines it.

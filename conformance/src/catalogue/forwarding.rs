@@ -166,6 +166,16 @@ pub fn cases() -> Vec<Case> {
             &["R-INGEST-1", "R-FWD-1"],
             fwd_batch
         ),
+        case!(
+            "FWD-016",
+            Forwarding,
+            BOTH,
+            Mock,
+            "A plaintext card number in a processor event is refused",
+            "A processor event carrying a PAN outside encryptedPayload — in a reason, a cardholder's phone, or a member of its own — is 422 VALIDATION_FAILED and registers nothing.",
+            &["R-INGEST-4"],
+            fwd_plaintext_pan
+        ),
     ]
 }
 
@@ -511,6 +521,27 @@ async fn fwd_unsigned(s: Arc<Session>) -> Outcome {
     let body = event(&s, &card_id, "card.issued", json!({"encryptedPayload": payload_slot(0)}));
     let call = ingest_call(&s, body).payload(PayloadSpec::card_data(&card_id)).signing(Signing::Missing);
     s.send(call).await?.error(401, "MISSING_SIGNATURE")?;
+    let answer = s.send(verify_cvc_call(&s, PayloadSpec::card(&card_id).cvc(CvcChoice::Wrong))).await?;
+    answer.ok_with(&[("/cardStatus", json!("NOT_FOUND"))])
+}
+
+async fn fwd_plaintext_pan(s: Arc<Session>) -> Outcome {
+    let card_id = s.id("fwd-plain");
+    let card = s.client.generate_card(&card_id, "12/30")?;
+    let pan = card.pan.expose().to_owned();
+    let spaced: String =
+        pan.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ");
+    let issued = json!({"encryptedPayload": payload_slot(0), "pan": pan});
+    let probes = [
+        ("card.issued", issued),
+        ("card.status_changed", json!({"status": "BLOCKED", "reason": format!("lost card {spaced}")})),
+        ("cardholder.updated", json!({"phone": spaced})),
+    ];
+    for (kind, data) in probes {
+        let answer = ingest(&s, event(&s, &card_id, kind, data), vec![PayloadSpec::card_data(&card_id)]).await?;
+        answer.error(422, "VALIDATION_FAILED")?;
+    }
+    // Nothing was registered: the card is unknown.
     let answer = s.send(verify_cvc_call(&s, PayloadSpec::card(&card_id).cvc(CvcChoice::Wrong))).await?;
     answer.ok_with(&[("/cardStatus", json!("NOT_FOUND"))])
 }

@@ -124,3 +124,58 @@ pub struct ProcessorEventsAck {
     /// Events already stored earlier with the same body (no new effect).
     pub duplicates: u32,
 }
+
+/// Members of a processor event whose values are typed and checked by their own rules (ids are
+/// judged as a whole, a phone in international form is accepted, the JWE is ciphertext); every
+/// other string, number and member name is searched for a card number.
+const TYPED_MEMBERS: [&str; 6] = ["id", "cardId", "newCardId", "encryptedPayload", "phone", "occurredAt"];
+
+/// Where a processor request carries a card number in clear outside the members the contract
+/// types — in a member this contract does not define, whose value would otherwise be ignored
+/// without a look: the JSON path of the first one (`[0].data.pan`), never the value. PAN and
+/// expiry travel only as `encryptedPayload` (docs/contract.md §1.6).
+pub fn stray_card_number(raw: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    fn walk(value: &Value, path: &str, key: Option<&str>) -> Option<String> {
+        match value {
+            Value::Object(members) => members.iter().find_map(|(name, member)| {
+                let here = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                if crate::sensitive::contains_pan_like(name) {
+                    return Some(here);
+                }
+                walk(member, &here, Some(name))
+            }),
+            Value::Array(items) => {
+                items.iter().enumerate().find_map(|(i, item)| walk(item, &format!("{path}[{i}]"), key))
+            }
+            _ if key.is_some_and(|k| TYPED_MEMBERS.contains(&k)) => None,
+            Value::String(text) if crate::sensitive::contains_pan_like(text) => Some(path.to_owned()),
+            Value::Number(number) if crate::sensitive::contains_pan_like(&number.to_string()) => Some(path.to_owned()),
+            _ => None,
+        }
+    }
+    walk(raw, "", None)
+}
+
+#[cfg(test)]
+mod stray_card_number_tests {
+    use serde_json::json;
+
+    use super::stray_card_number;
+
+    #[test]
+    fn card_numbers_outside_the_typed_members_are_found_by_path() {
+        let clean = json!({"id": "pev-4111111111111111x", "cardId": "card-1", "occurredAt": "2026-11-25T10:00:00Z",
+            "type": "card.issued", "data": {"encryptedPayload": "a.b.c.d.e", "cardholder": {"phone": "+49 176 1234 5678 901"},
+            "extension": {"note": "order 12345"}}});
+        assert_eq!(stray_card_number(&clean), None);
+        for (event, path) in [
+            (json!({"data": {"pan": "4111111111111111"}}), "data.pan"),
+            (json!([{"data": {}}, {"data": {"x": {"y": ["ok", "4111 1111 1111 1111"]}}}]), "[1].data.x.y[1]"),
+            (json!({"data": {"card": 4111111111111111_u64}}), "data.card"),
+            (json!({"data": {"4111111111111111": true}}), "data.4111111111111111"),
+        ] {
+            assert_eq!(stray_card_number(&event).as_deref(), Some(path), "{event}");
+        }
+    }
+}

@@ -67,6 +67,14 @@ pub async fn events(state: Data<AppState>, body: ProcessorBody) -> Result<HttpRe
     let is_batch = body.bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let events =
         if is_batch { parse_body::<Vec<ProcessorEvent>>(&body.bytes)? } else { vec![parse_body(&body.bytes)?] };
+    // Members the contract does not define are ignored — but never one holding a card number
+    // in clear: that is card data sent the wrong way, refused before anything is stored.
+    let raw: serde_json::Value = parse_body(&body.bytes)?;
+    if let Some(path) = tmp_protocol::processor::stray_card_number(&raw) {
+        return Err(ApiError::validation(format!(
+            "`{path}` holds a card number in clear: PAN and expiry travel only in `encryptedPayload`"
+        )));
+    }
     processor_events::check_batch(events.len(), state.settings.processor.max_batch_events)?;
     let now = OffsetDateTime::now_utc();
     let mut records = Vec::with_capacity(events.len());

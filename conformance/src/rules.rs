@@ -133,6 +133,20 @@ pub struct SectionScore {
 }
 
 impl SectionScore {
+    pub fn new(section: impl Into<String>) -> SectionScore {
+        SectionScore { section: section.into(), passed: 0, failed: 0, skipped: 0 }
+    }
+
+    /// Counts one case's verdict.
+    pub fn count(&mut self, verdict: crate::runner::Verdict) {
+        use crate::runner::Verdict;
+        match verdict {
+            Verdict::Passed => self.passed += 1,
+            Verdict::Failed => self.failed += 1,
+            Verdict::Skipped => self.skipped += 1,
+        }
+    }
+
     /// Passed out of run, as a percentage; `None` when nothing ran.
     pub fn percent(&self) -> Option<f64> {
         let ran = self.passed + self.failed;
@@ -143,7 +157,6 @@ impl SectionScore {
 /// Per section of the contract (in the documents' order), the verdicts of the cases that check
 /// one of its rules; a case that checks rules of several sections counts in each.
 pub fn section_scores(results: &[crate::runner::CaseResult]) -> Vec<SectionScore> {
-    use crate::runner::Verdict;
     let mut order: Vec<&str> = Vec::new();
     for rule in all() {
         if !order.contains(&rule.section.as_str()) {
@@ -157,17 +170,7 @@ pub fn section_scores(results: &[crate::runner::CaseResult]) -> Vec<SectionScore
         sections.sort_unstable();
         sections.dedup();
         for section in sections {
-            let score = scores.entry(section).or_insert_with(|| SectionScore {
-                section: section.to_owned(),
-                passed: 0,
-                failed: 0,
-                skipped: 0,
-            });
-            match result.verdict {
-                Verdict::Passed => score.passed += 1,
-                Verdict::Failed => score.failed += 1,
-                Verdict::Skipped => score.skipped += 1,
-            }
+            scores.entry(section).or_insert_with(|| SectionScore::new(section)).count(result.verdict);
         }
     }
     order.into_iter().filter_map(|section| scores.remove(section)).collect()

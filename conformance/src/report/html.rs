@@ -123,21 +123,7 @@ fn scores_table(page: &mut String, what: &str, scores: &[SectionScore]) {
     page.push_str("</tbody></table>\n");
 }
 
-/// Text for HTML element content and attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use super::junit::escape as esc;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#1d1d1f;line-height:1.45}\
 code,pre{font-family:ui-monospace,monospace;font-size:.92em}pre{white-space:pre-wrap;background:#f5f5f7;padding:.6em;border-radius:4px}\
@@ -153,7 +139,7 @@ mod tests {
     fn markup_in_answers_is_escaped() {
         assert_eq!(
             super::esc("<script>alert('x')</script> & \"y\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+            "&lt;script&gt;alert(&apos;x&apos;)&lt;/script&gt; &amp; &quot;y&quot;"
         );
     }
 }

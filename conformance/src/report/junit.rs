@@ -107,8 +107,8 @@ pub fn render(run: &Run) -> String {
     xml
 }
 
-/// XML text and attribute escaping; characters XML 1.0 cannot hold are dropped.
-fn escape(text: &str) -> String {
+/// XML (and HTML) text and attribute escaping; characters XML 1.0 cannot hold are dropped.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -18,17 +18,7 @@ use crate::runner::{Run, Verdict};
 pub fn area_scores(run: &Run) -> Vec<SectionScore> {
     let mut areas: BTreeMap<Area, SectionScore> = BTreeMap::new();
     for result in &run.results {
-        let entry = areas.entry(result.area).or_insert_with(|| SectionScore {
-            section: result.area.as_str().to_owned(),
-            passed: 0,
-            failed: 0,
-            skipped: 0,
-        });
-        match result.verdict {
-            Verdict::Passed => entry.passed += 1,
-            Verdict::Failed => entry.failed += 1,
-            Verdict::Skipped => entry.skipped += 1,
-        }
+        areas.entry(result.area).or_insert_with(|| SectionScore::new(result.area.as_str())).count(result.verdict);
     }
     areas.into_values().collect()
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tmp_conformance::case::{Approach, Needs};
+use tmp_conformance::profile::Profile;
 use tmp_kit::{KitOptions, TestKit};
 
 use crate::reports::conformance_bin_dir;
@@ -18,35 +19,11 @@ async fn a_bare_target_runs_the_issuer_api_cases_and_skips_the_rest_naming_the_n
     let kit = Arc::new(TestKit::start(&KitOptions::new(tmp_adapter::config::Approach::External)).await.expect("kit"));
     // The fixture cards go in as the kit's check loads them; the session is not used further.
     tmp_kit::harness::spawned_session(&kit, &kit.adapter_url, Approach::External, 0).await.expect("fixtures");
-    let dir = tempfile::tempdir().expect("dir");
-    let profile = dir.path().join("profile.yaml");
-    std::fs::write(&profile, kit.profile.to_yaml()).expect("profile");
-    let report = dir.path().join("report.json");
     let secret = kit.secrets.tmp.as_ref().expect("secret").to_whsec_string();
-    let bin_dir = conformance_bin_dir();
-    let binary = bin_dir.path().join("tmp-conformance");
-    let target = kit.adapter_url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(binary)
-            .args(["run", "--target", &target, "--approach", "external"])
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--json")
-            .arg(&report)
-            .env("TMP_CONFORMANCE_SECRET", &secret)
-            .env_remove("TMP_CONFORMANCE_PROCESSOR_SECRET")
-            .env_remove("TMP_CONFORMANCE_ISSUER_SECRET")
-            .output()
-            .expect("tmp-conformance runs")
-    })
-    .await
-    .expect("run");
+    let (stdout, report) =
+        run_binary(&kit.profile, &["--target", &kit.adapter_url], &[("TMP_CONFORMANCE_SECRET", secret)]).await;
     kit.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
 
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report")).expect("json");
     let needs: BTreeMap<&str, Needs> =
         tmp_conformance::catalogue::select(Approach::External, None).iter().map(|c| (c.id, c.needs)).collect();
     let cases = report["cases"].as_array().expect("cases");
@@ -79,40 +56,16 @@ async fn a_bare_target_runs_the_issuer_api_cases_and_skips_the_rest_naming_the_n
 async fn with_a_mock_what_the_profile_does_not_declare_is_skipped_naming_the_key_or_variable() {
     let kit = Arc::new(TestKit::start(&KitOptions::new(tmp_adapter::config::Approach::External)).await.expect("kit"));
     tmp_kit::harness::spawned_session(&kit, &kit.adapter_url, Approach::External, 0).await.expect("fixtures");
-    let dir = tempfile::tempdir().expect("dir");
-    let profile = dir.path().join("profile.yaml");
     // The kit's profile without its retry schedule; the issuer's TMP API secret is not given.
     let mut declared = kit.profile.clone();
     declared.forwarding.retry_schedule_ms = None;
-    std::fs::write(&profile, declared.to_yaml()).expect("profile");
-    let report = dir.path().join("report.json");
     let secret = kit.secrets.tmp.as_ref().expect("secret").to_whsec_string();
     let processor = kit.secrets.processor.as_ref().expect("processor secret").to_whsec_string();
-    let binary = conformance_bin_dir();
-    let binary_path = binary.path().join("tmp-conformance");
-    let (target, mock) = (kit.adapter_url.clone(), kit.mock_url.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(binary_path)
-            .args(["run", "--target", &target, "--mock", &mock, "--approach", "external"])
-            .args(["--case", "FWD-001,FWD-011,JRN-005,JRN-007"])
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--json")
-            .arg(&report)
-            .env("TMP_CONFORMANCE_SECRET", &secret)
-            .env("TMP_CONFORMANCE_PROCESSOR_SECRET", &processor)
-            .env_remove("TMP_CONFORMANCE_ISSUER_SECRET")
-            .output()
-            .expect("tmp-conformance runs")
-    })
-    .await
-    .expect("run");
+    let args = ["--target", &kit.adapter_url, "--mock", &kit.mock_url, "--case", "FWD-001,FWD-011,JRN-005,JRN-007"];
+    let envs = [("TMP_CONFORMANCE_SECRET", secret), ("TMP_CONFORMANCE_PROCESSOR_SECRET", processor)];
+    let (stdout, report) = run_binary(&declared, &args, &envs).await;
     kit.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
 
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report")).expect("json");
     let verdicts: BTreeMap<&str, (&str, &str)> = report["cases"]
         .as_array()
         .expect("cases")
@@ -143,4 +96,28 @@ async fn with_a_mock_what_the_profile_does_not_declare_is_skipped_naming_the_key
     );
     assert!(stdout.contains("  2 skipped: push provisioning signs the card"), "{stdout}");
     assert!(stdout.contains("  1 skipped: the profile does not declare the target's retry schedule"), "{stdout}");
+}
+
+/// Runs the `tmp-conformance` binary (`run --approach external --json`) with `profile` written
+/// to a file, `args`, and only the secret variables in `envs`; it must exit 0. Its stdout and
+/// JSON report.
+async fn run_binary(profile: &Profile, args: &[&str], envs: &[(&str, String)]) -> (String, Value) {
+    let dir = tempfile::tempdir().expect("dir");
+    let profile_path = dir.path().join("profile.yaml");
+    std::fs::write(&profile_path, profile.to_yaml()).expect("profile");
+    let report = dir.path().join("report.json");
+    let bin_dir = conformance_bin_dir();
+    let mut command = Command::new(bin_dir.path().join("tmp-conformance"));
+    command.args(["run", "--approach", "external"]).args(args).arg("--profile").arg(&profile_path);
+    command.arg("--json").arg(&report);
+    for variable in ["TMP_CONFORMANCE_SECRET", "TMP_CONFORMANCE_PROCESSOR_SECRET", "TMP_CONFORMANCE_ISSUER_SECRET"] {
+        command.env_remove(variable);
+    }
+    command.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    let output =
+        tokio::task::spawn_blocking(move || command.output().expect("tmp-conformance runs")).await.expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    (stdout, report)
 }

@@ -60,6 +60,10 @@ pub struct Profile {
     /// Wrong CVCs after which the target locks a card (the contract default is 3).
     #[serde(default = "default_cvc_max_attempts")]
     pub cvc_max_attempts: u32,
+    /// How long the target's CVC counter lasts from its first counted attempt (contract §7.3).
+    /// The window case waits it out, so it runs only when this is declared and short.
+    #[serde(default)]
+    pub cvc_lockout_window_secs: Option<u64>,
     /// Largest body the target accepts; the oversized-input case sends four times as much.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
@@ -342,6 +346,9 @@ impl Profile {
         let _ = writeln!(yaml, "deadline_ms: {}", self.deadline_ms);
         let _ = writeln!(yaml, "latency_requests: {}", self.latency_requests);
         let _ = writeln!(yaml, "cvc_max_attempts: {}", self.cvc_max_attempts);
+        if let Some(window) = self.cvc_lockout_window_secs {
+            let _ = writeln!(yaml, "cvc_lockout_window_secs: {window}");
+        }
         let _ = writeln!(yaml, "body_limit_bytes: {}", self.body_limit_bytes);
         // YAML reads JSON: the nested settings go in flow style.
         let json = |value: serde_json::Result<String>| value.expect("a profile setting serialises");

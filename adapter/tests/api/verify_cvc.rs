@@ -72,3 +72,17 @@ async fn a_cvc_check_without_a_cvc_is_invalid() {
         app.stop().await;
     }
 }
+
+#[test]
+fn a_lockout_window_of_seconds_is_refused_in_production_only() {
+    let mut settings = base_settings("sqlite://unused.db");
+    settings.policy.cvc.lockout_window_secs = 4;
+    settings.validate().expect("a test may watch a short window end");
+    settings.policy.cvc.lockout_window_secs = 0;
+    let error = settings.validate().unwrap_err().to_string();
+    assert!(error.contains("between 1 and 2678400") && error.contains("production requires at least 60"), "{error}");
+    settings.environment = tmp_adapter::config::Environment::Production;
+    settings.policy.cvc.lockout_window_secs = 59;
+    let error = settings.validate().unwrap_err().to_string();
+    assert!(error.contains("policy.cvc.lockout_window_secs must be between 60 and 2678400"), "{error}");
+}

@@ -258,6 +258,16 @@ pub fn cases() -> Vec<Case> {
             cvc_expiry_mismatch
         ),
         case!(
+            "ISS-CVC-009",
+            VerifyCvc,
+            BOTH,
+            IssuerApi,
+            "The lockout window runs from the first wrong CVC and is not extended",
+            "On a cleared counter: a wrong CVC, another half a window later, then after the window (from the first) the counter is zero again — exactly cvc_max_attempts wrong CVCs answer NO_MATCH before ATTEMPTS_EXCEEDED. Needs a declared cvc_lockout_window_secs of 3 to 30 s.",
+            &["R-COUNT-7"],
+            cvc_lockout_window
+        ),
+        case!(
             "ISS-LATENCY-001",
             Latency,
             EXTERNAL,
@@ -584,6 +594,52 @@ async fn cvc_expiry_mismatch(s: Arc<Session>) -> Outcome {
             .map_err(|f| f.with(&answer))?;
     }
     verify_cvc(&s, PayloadSpec::card("active")).await?.ok_with(&[("/cvcResult", json!("MATCH"))])
+}
+
+/// The longest lockout window the window case waits out (twice).
+const LONGEST_WINDOW_WAITED: u64 = 30;
+
+async fn cvc_lockout_window(s: Arc<Session>) -> Outcome {
+    let attempts = s.client.profile.cvc_max_attempts;
+    let window = match s.client.profile.cvc_lockout_window_secs {
+        None => return Err(Failure::skip("the profile does not declare `cvc_lockout_window_secs`")),
+        // Under 3 s, the new window (from the first attempt, plus 1 s) would not end before an
+        // extended one (from the second, half a window later): the two could not be told apart.
+        Some(w) if !(3..=LONGEST_WINDOW_WAITED).contains(&w) => {
+            return Err(Failure::skip(format!(
+                "the declared lockout window ({w} s) is not one the case can wait out (3 to {LONGEST_WINDOW_WAITED} s)"
+            )));
+        }
+        Some(w) => Duration::from_secs(w),
+    };
+    if attempts < 2 {
+        return Err(Failure::skip("with cvc_max_attempts 1 no second attempt is counted to extend the window"));
+    }
+    // A card still locked (ISS-CVC-004 ran before) is free again after one window.
+    let mut first = verify_cvc(&s, PayloadSpec::card("lockout")).await?;
+    if first.json().unwrap_or_default()["cvcResult"] == "ATTEMPTS_EXCEEDED" {
+        tokio::time::sleep(window + Duration::from_secs(1)).await;
+        first = verify_cvc(&s, PayloadSpec::card("lockout")).await?;
+    }
+    first.ok_with(&[("/cvcResult", json!("MATCH"))])?;
+    let wrong = || verify_cvc(&s, PayloadSpec::card("lockout").cvc(CvcChoice::Wrong));
+    let started = std::time::Instant::now();
+    wrong().await?.ok_with(&[("/cvcResult", json!("NO_MATCH"))])?;
+    tokio::time::sleep(window / 2).await;
+    wrong().await?.ok_with(&[("/cvcResult", json!("NO_MATCH"))])?;
+    // A window from the first attempt has passed; one extended by the second has not.
+    tokio::time::sleep((window + Duration::from_secs(1)).saturating_sub(started.elapsed())).await;
+    for attempt in 1..=attempts {
+        let answer = wrong().await?;
+        let result = answer.json().unwrap_or_default()["cvcResult"].clone();
+        ensure(
+            result == "NO_MATCH",
+            format!("NO_MATCH for wrong CVC {attempt} of {attempts} in a new window"),
+            format!("{result} (the window was extended by a later attempt, or did not end)"),
+        )
+        .map_err(|f| f.with(&answer))?;
+    }
+    verify_cvc(&s, PayloadSpec::card("lockout")).await?.ok_with(&[("/cvcResult", json!("ATTEMPTS_EXCEEDED"))])
 }
 
 async fn cvc_unknown(s: Arc<Session>) -> Outcome {

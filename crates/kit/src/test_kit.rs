@@ -320,6 +320,8 @@ fn adapter_settings(
     settings.relay.poll_interval_ms = 50;
     settings.relay.retry_schedule_ms = vec![100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000, 1000];
     settings.relay.jitter_percent = 0;
+    // Short enough for ISS-CVC-009 to wait out, long enough for a case's lock to hold.
+    settings.policy.cvc.lockout_window_secs = 4;
     settings.housekeeping.interval_secs = 3600;
     Ok(settings)
 }
@@ -356,6 +358,7 @@ pub fn declared_profile(
         deadline_ms: settings.policy.deadline_ms,
         latency_requests: 50,
         cvc_max_attempts: settings.policy.cvc.max_attempts,
+        cvc_lockout_window_secs: Some(settings.policy.cvc.lockout_window_secs),
         body_limit_bytes: settings.server.body_limit_bytes,
         policy: declared_policy(&settings.policy),
         forwarding: ForwardingProfile {

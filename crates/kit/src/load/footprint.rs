@@ -138,6 +138,7 @@ async fn measure(
         deadline_ms: 2000,
         latency_requests: 0,
         cvc_max_attempts: 3,
+        cvc_lockout_window_secs: None,
         body_limit_bytes: 65536,
         policy: Default::default(),
         forwarding: Default::default(),

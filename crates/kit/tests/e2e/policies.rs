@@ -59,6 +59,8 @@ async fn judge(configure: fn(&mut Settings), declare: Option<fn(&mut Settings)>)
         session.client.profile.policy = tmp_kit::test_kit::declared_policy(&other.policy);
     }
     session.client.profile.latency_requests = 5;
+    // The window case (it waits the lockout window out) is not about the policy.
+    session.client.profile.cvc_lockout_window_secs = None;
     let caps = Capabilities { mock: false, harness: Vec::new() };
     let cases = tmp_conformance::catalogue::select(Approach::External, Some(CASES));
     let run = tmp_conformance::runner::run(Arc::new(session), cases, &caps, &mut std::io::sink()).await;
@@ -83,7 +85,8 @@ async fn three_legitimate_policies_each_pass_when_declared() {
     for (name, configure) in [("shipped", shipped as fn(&mut Settings)), ("strict", strict), ("cautious", cautious)] {
         let run = judge(configure, None).await;
         assert!(run.results.len() >= 23, "{name}: {} cases", run.results.len());
-        assert_eq!(run.count(Verdict::Passed), run.results.len(), "{name}:\n{}", details(&run));
+        assert_eq!(run.count(Verdict::Passed), run.results.len() - 1, "{name}:\n{}", details(&run));
+        assert_eq!(run.count(Verdict::Skipped), 1, "{name}: only ISS-CVC-009 is skipped");
     }
 }
 

@@ -333,6 +333,8 @@ pub async fn run_against(variant: Variant, configure: Option<fn(&mut Settings)>)
     // A short deadline and few requests keep the late answers of `AnswersLate` quick to see.
     session.client.profile.deadline_ms = 250;
     session.client.profile.latency_requests = 5;
+    // The window case waits out the lockout window twice: not for each of the variants.
+    session.client.profile.cvc_lockout_window_secs = None;
     let session = Arc::new(session);
     // The Issuer API cases only: forwarding and journeys do not pass through the proxy.
     let caps = Capabilities { mock: false, harness: Vec::new() };
@@ -366,7 +368,8 @@ async fn check(rows: impl Fn(&Row) -> bool) {
         let expected: BTreeSet<&str> = row.caught_by.iter().copied().collect();
         let ran = checked.run.count(Verdict::Passed) + failed.len();
         let as_listed = if row.exact { failed == expected } else { failed.is_superset(&expected) };
-        if !as_listed || ran != issuer_api {
+        // Every Issuer API case ran but the window case (its profile key is taken out above).
+        if !as_listed || ran + 1 != issuer_api {
             let details: Vec<String> = checked
                 .run
                 .results

@@ -228,18 +228,19 @@ impl ForwardingProfile {
 /// `policy.wallets`' keys, in capitals, each a wallet the contract knows.
 fn wallet_keys<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, PolicyEntry>, D::Error> {
     use serde::de::Error as _;
-    BTreeMap::<String, PolicyEntry>::deserialize(deserializer)?
-        .into_iter()
-        .map(|(name, entry)| {
-            let upper = name.to_ascii_uppercase();
-            match upper.as_str() {
-                "APPLE_PAY" | "GOOGLE_PAY" | "SAMSUNG_PAY" | "MERCHANT" | "OTHER" => Ok((upper, entry)),
-                _ => Err(D::Error::custom(format!(
-                    "`policy.wallets.{name}` is not a wallet (APPLE_PAY, GOOGLE_PAY, SAMSUNG_PAY, MERCHANT or OTHER)"
-                ))),
-            }
-        })
-        .collect()
+    let mut wallets = BTreeMap::new();
+    for (name, entry) in BTreeMap::<String, PolicyEntry>::deserialize(deserializer)? {
+        let upper = name.to_ascii_uppercase();
+        if !matches!(upper.as_str(), "APPLE_PAY" | "GOOGLE_PAY" | "SAMSUNG_PAY" | "MERCHANT" | "OTHER") {
+            return Err(D::Error::custom(format!(
+                "`policy.wallets.{name}` is not a wallet (APPLE_PAY, GOOGLE_PAY, SAMSUNG_PAY, MERCHANT or OTHER)"
+            )));
+        }
+        if wallets.insert(upper.clone(), entry).is_some() {
+            return Err(D::Error::custom(format!("`policy.wallets` names {upper} twice (keys are read in any case)")));
+        }
+    }
+    Ok(wallets)
 }
 
 /// A test card. `pan` and `cvc` are held in the contract's masking types once parsed.
@@ -305,8 +306,33 @@ impl Profile {
         if self.latency_requests == 0 || self.deadline_ms == 0 {
             bail!("`latency_requests` and `deadline_ms` must be positive");
         }
-        if self.cvc_max_attempts == 0 {
-            bail!("`cvc_max_attempts` must be positive");
+        // With one attempt, the wrong-CVC cases would lock `cards.active` for every case after.
+        if self.cvc_max_attempts < 2 {
+            bail!(
+                "`cvc_max_attempts` must be at least 2: the suite sends a wrong CVC to `cards.active` and then the right one"
+            );
+        }
+        for variable in [&self.secret_env, &self.processor_secret_env, &self.issuer_secret_env] {
+            let valid = variable.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                && variable.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                bail!("`{variable}` is not an environment variable name (A-Z, 0-9 and _, not starting with a digit)");
+            }
+        }
+        let mut pans = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for (name, card) in &self.cards {
+            if !pans.insert(card.pan.expose().to_owned()) {
+                bail!("`cards.{name}` has the PAN of another fixture: each card must be its own");
+            }
+            if let Some(id) = &card.card_id
+                && !ids.insert(id.clone())
+            {
+                bail!("`cards.{name}` has the card_id of another fixture: each card must be its own");
+            }
+        }
+        if let Some(id) = self.token_event_card_id.as_ref().filter(|id| ids.contains(*id)) {
+            bail!("`token_event_card_id` {id:?} is a fixture's card: the token-event cases would pile tokens on it");
         }
         for (name, meaning) in OPTIONAL_CARDS {
             if let Some(card) = self.cards.get(name)
@@ -340,9 +366,21 @@ impl Profile {
     pub fn to_yaml(&self) -> String {
         use std::fmt::Write as _;
         let mut yaml = String::new();
-        let _ = writeln!(yaml, "secret_env: {}", self.secret_env);
-        let _ = writeln!(yaml, "processor_secret_env: {}", self.processor_secret_env);
-        let _ = writeln!(yaml, "issuer_secret_env: {}", self.issuer_secret_env);
+        let quoted = |text: &str| serde_json::Value::from(text).to_string();
+        let _ = writeln!(yaml, "secret_env: {}", quoted(&self.secret_env));
+        let _ = writeln!(yaml, "processor_secret_env: {}", quoted(&self.processor_secret_env));
+        let _ = writeln!(yaml, "issuer_secret_env: {}", quoted(&self.issuer_secret_env));
+        if let Some(tls) = &self.tls {
+            let path = |p: &Path| quoted(&p.display().to_string());
+            let _ = write!(yaml, "tls: {{ca_file: {}", path(&tls.ca_file));
+            if let Some(cert) = &tls.client_cert_file {
+                let _ = write!(yaml, ", client_cert_file: {}", path(cert));
+            }
+            if let Some(key) = &tls.client_key_file {
+                let _ = write!(yaml, ", client_key_file: {}", path(key));
+            }
+            let _ = writeln!(yaml, "}}");
+        }
         let _ = writeln!(yaml, "deadline_ms: {}", self.deadline_ms);
         let _ = writeln!(yaml, "latency_requests: {}", self.latency_requests);
         let _ = writeln!(yaml, "cvc_max_attempts: {}", self.cvc_max_attempts);

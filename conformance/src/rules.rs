@@ -61,28 +61,43 @@ pub fn defined_in(source: &'static str, text: &str) -> Vec<Rule> {
     let mut rules = Vec::new();
     let mut section = String::new();
     let mut in_code = false;
-    // The lines of the current paragraph, bullet or table row.
+    // The lines of the current paragraph, bullet or table row, and the markers met in it: a
+    // rule's text is its whole block, so the rules are emitted when the block ends.
     let mut block: Vec<&str> = Vec::new();
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let flush = |block: &mut Vec<&str>, pending: &mut Vec<(String, String)>, rules: &mut Vec<Rule>| {
+        let text = strip_markers(&block.join(" "));
+        for (id, section) in pending.drain(..) {
+            rules.push(Rule { id, source, section, text: text.clone() });
+        }
+        block.clear();
+    };
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
+            flush(&mut block, &mut pending, &mut rules);
             in_code = !in_code;
-            block.clear();
             continue;
         }
         if in_code {
             continue;
         }
-        if let Some(heading) = line.strip_prefix("## ").or_else(|| line.strip_prefix("### ")) {
+        let trimmed = line.trim_start();
+        let numbered =
+            trimmed.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let heading = line.strip_prefix("## ").or_else(|| line.strip_prefix("### "));
+        if line.trim().is_empty()
+            || trimmed.starts_with("- ")
+            || trimmed.starts_with('|')
+            || numbered
+            || heading.is_some()
+        {
+            flush(&mut block, &mut pending, &mut rules);
+        }
+        if let Some(heading) = heading {
             section = strip_markers(heading).replace('`', "");
             if source != SOURCES[0] {
                 section = format!("ops API {section}");
             }
-        }
-        let trimmed = line.trim_start();
-        let numbered =
-            trimmed.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        if line.trim().is_empty() || trimmed.starts_with("- ") || trimmed.starts_with('|') || numbered {
-            block.clear();
         }
         if !line.trim().is_empty() {
             block.push(line.trim());
@@ -93,12 +108,12 @@ pub fn defined_in(source: &'static str, text: &str) -> Vec<Rule> {
             let Some(end) = after.find(']') else { break };
             let id = &after[..end];
             if is_rule_id(id) {
-                let text = strip_markers(&block.join(" "));
-                rules.push(Rule { id: id.to_owned(), source, section: section.clone(), text });
+                pending.push((id.to_owned(), section.clone()));
             }
             rest = &after[end..];
         }
     }
+    flush(&mut block, &mut pending, &mut rules);
     rules
 }
 
@@ -227,7 +242,7 @@ mod tests {
 
     #[test]
     fn markers_are_found_under_their_section_and_code_blocks_are_skipped() {
-        let text = "## 1. A\n\nA rule. [R-A-1] And [R-A-2].\n```\n[R-A-9]\n```\n### 1.1 B\n- x\n  continued [R-B-10] [R-x-1] [R-B-01]\n| a | b [R-B-2] |\n";
+        let text = "## 1. A\n\nA rule. [R-A-1] And [R-A-2].\n```\n[R-A-9]\n```\n### 1.1 B\n- x\n  continued [R-B-10] [R-x-1] [R-B-01]\n  and the end.\n| a | b [R-B-2] |\n";
         let rules = defined_in("docs/contract.md", text);
         let ids: Vec<(&str, &str, &str)> =
             rules.iter().map(|r| (r.id.as_str(), r.section.as_str(), r.text.as_str())).collect();
@@ -236,7 +251,7 @@ mod tests {
             [
                 ("R-A-1", "1. A", "A rule. And ."),
                 ("R-A-2", "1. A", "A rule. And ."),
-                ("R-B-10", "1.1 B", "x continued [R-x-1] [R-B-01]"),
+                ("R-B-10", "1.1 B", "x continued [R-x-1] [R-B-01] and the end."),
                 ("R-B-2", "1.1 B", "a — b"),
             ]
         );
@@ -252,5 +267,8 @@ mod tests {
             }
         }
         assert_eq!(find("R-SIG-4").map(|r| r.section.as_str()), Some("5.2 Request signatures (Standard Webhooks)"));
+        // A rule's text is its whole bullet, not the line its marker is on.
+        let count4 = find("R-COUNT-4").expect("R-COUNT-4");
+        assert!(count4.text.ends_with("declined with `CVC_ATTEMPTS_EXCEEDED`."), "{}", count4.text);
     }
 }

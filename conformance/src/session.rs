@@ -70,10 +70,21 @@ impl Session {
     /// from the retry schedule the profile declares (or `--delivery-within`); the case is
     /// skipped when neither says.
     pub fn delivery_through(&self, failures: usize) -> Result<Duration, Failure> {
-        match self.delivery_within_override {
-            Some(within) => Ok(within),
-            None => crate::case::declared(self.client.profile.forwarding.delivery_after(failures)),
+        let within = match self.delivery_within_override {
+            Some(within) => within,
+            None => crate::case::declared(self.client.profile.forwarding.delivery_after(failures))?,
+        };
+        // The case must finish within its own time limit, with room for what precedes the wait.
+        let longest = crate::runner::CASE_TIMEOUT.saturating_sub(Duration::from_secs(20));
+        if within > longest {
+            return Err(Failure::skip(format!(
+                "a delivery through {failures} failed attempt(s) may take {} s on the declared retry schedule, more \
+                 than the {} s a case may wait",
+                within.as_secs(),
+                longest.as_secs()
+            )));
         }
+        Ok(within)
     }
 
     /// The mock, or a failure saying the case needs one.

@@ -469,18 +469,19 @@ async fn verify_token_cap(s: Arc<Session>) -> Outcome {
     let before = verify_cap(wallet).await?;
     if before.json().unwrap_or_default()["reason"] == "TOO_MANY_TOKENS" {
         return Err(Failure::skip(
-            "`cards.cap` already has live tokens from an earlier run: deactivate them to run this case",
+            "`cards.cap` is at its token cap before the case adds any (tokens left by an earlier run, or a target \
+             that does not free them): deactivate its tokens to run this case",
         ));
     }
     decision(&before, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
     let mut tokens = Vec::new();
-    for _ in 0..cap {
-        let mut body = token_event_body(&s, "ACTIVE", None);
-        body["cardId"] = json!(card_id);
-        tokens.push(body["tokenId"].as_str().unwrap_or_default().to_owned());
-        s.send(token_event_call(&s, body)).await?.ok_with(&[("/accepted", json!(true))])?;
-    }
     let outcome = async {
+        for _ in 0..cap {
+            let mut body = token_event_body(&s, "ACTIVE", None);
+            body["cardId"] = json!(card_id);
+            tokens.push(body["tokenId"].as_str().unwrap_or_default().to_owned());
+            s.send(token_event_call(&s, body)).await?.ok_with(&[("/accepted", json!(true))])?;
+        }
         let at_cap = verify_cap(wallet).await?;
         decision(&at_cap, "DECLINED", "TOO_MANY_TOKENS", "ACTIVE")?;
         at_cap.field("/cvcResult", "MATCH")?;
@@ -497,9 +498,10 @@ async fn verify_token_cap(s: Arc<Session>) -> Outcome {
         decision(&verify_cap(wallet).await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")
     }
     .await;
-    // Leave the card without live tokens for the next run, whatever the outcome.
-    deactivate(&s, &card_id, &tokens[1..]).await?;
-    outcome
+    // Leave the card without live tokens for the next run, whatever happened: every token
+    // added is deactivated (again, for the first); the case's own failure is the one reported.
+    let cleanup = deactivate(&s, &card_id, &tokens).await;
+    outcome.and(cleanup)
 }
 
 /// Token events that deactivate `tokens` of `card_id`.
@@ -554,8 +556,8 @@ async fn cvc_attempts_exceeded(s: Arc<Session>) -> Outcome {
     fresh.status(200)?;
     if fresh.json().unwrap_or_default()["cvcResult"] == "ATTEMPTS_EXCEEDED" {
         return Err(Failure::skip(
-            "`cards.lockout` is locked from an earlier run: the count can only be checked on a card whose lockout \
-             window has passed (or was reset)",
+            "`cards.lockout` is locked before the case starts (by an earlier run, or by a target that does not \
+             unlock it): the count can only be checked on a card whose lockout window has passed (or was reset)",
         ));
     }
     fresh.ok_with(&[("/cvcResult", json!("MATCH")), ("/cardStatus", json!("ACTIVE"))])?;
@@ -627,8 +629,9 @@ async fn cvc_lockout_window(s: Arc<Session>) -> Outcome {
     wrong().await?.ok_with(&[("/cvcResult", json!("NO_MATCH"))])?;
     tokio::time::sleep(window / 2).await;
     wrong().await?.ok_with(&[("/cvcResult", json!("NO_MATCH"))])?;
-    // A window from the first attempt has passed; one extended by the second has not.
-    tokio::time::sleep((window + Duration::from_secs(1)).saturating_sub(started.elapsed())).await;
+    // A quarter of a window after the first attempt's window ended, and a quarter before one
+    // extended by the second (half a window later) would: the two are told apart either way.
+    tokio::time::sleep((window + window / 4).saturating_sub(started.elapsed())).await;
     for attempt in 1..=attempts {
         let answer = wrong().await?;
         let result = answer.json().unwrap_or_default()["cvcResult"].clone();

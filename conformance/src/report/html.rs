@@ -71,7 +71,7 @@ pub fn render(run: &Run) -> String {
         let _ = write!(
             page,
             "</ul>\n<dl><dt>Expected</dt><dd>{}</dd><dt>Answer</dt><dd><pre>{}</pre></dd></dl>\n\
-             <details open><summary>Reproduction (bash; secrets and card data are read from the environment and the profile)</summary><pre>{}</pre></details></section>\n",
+             <details open><summary>Reproduction (bash; secrets are read from the environment, the profile's card data from the profile)</summary><pre>{}</pre></details></section>\n",
             esc(&failure.expected),
             esc(&failure.actual),
             esc(&failure.reproduction)

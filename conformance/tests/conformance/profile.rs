@@ -125,12 +125,34 @@ fn impossible_declarations_are_refused_with_the_key() {
     assert_eq!(load(&lower).expect("any case").policy.require_cvc("x", "APPLE_PAY"), Ok(true));
     let stray_card = example.replace("  cap:     {", "  capp:    {");
     assert!(format!("{:#}", load(&stray_card).expect_err("unknown fixture")).contains("`cards.capp`"));
+    for (from, to, named) in [
+        ("cvc_max_attempts: 3", "cvc_max_attempts: 1", "at least 2"),
+        ("secret_env: TMP_CONFORMANCE_SECRET", "secret_env: \"TMP SECRET\"", "not an environment variable name"),
+        ("# token_event_card_id: \"card-token-events\"", "token_event_card_id: \"card-active\"", "is a fixture's card"),
+        ("\"4242424242424242\"", "\"4111111111111111\"", "the PAN of another fixture"),
+        ("card_id: \"card-cap\"", "card_id: \"card-active\"", "the card_id of another fixture"),
+        (
+            "  # token_requestors:",
+            "    apple_pay: { require_cvc: false }\n  # token_requestors:",
+            "names APPLE_PAY twice",
+        ),
+    ] {
+        assert!(example.contains(from), "{from}");
+        let message = format!("{:#}", load(&example.replace(from, to)).expect_err(named));
+        assert!(message.contains(named), "{to}: {message}");
+    }
 }
 
 #[test]
 fn a_profile_written_by_a_harness_loads_back_as_it_was() {
-    let profile = Profile::load(&example_path()).expect("example");
+    let mut profile = Profile::load(&example_path()).expect("example");
+    profile.tls = Some(tmp_conformance::profile::TlsProfile {
+        ca_file: "/etc/ca: a path # with signs.pem".into(),
+        client_cert_file: Some("client.pem".into()),
+        client_key_file: None,
+    });
     let again = load(&profile.to_yaml()).expect("to_yaml loads");
+    assert_eq!(again.tls.as_ref().map(|t| t.ca_file.clone()), profile.tls.as_ref().map(|t| t.ca_file.clone()));
     assert_eq!(again.to_yaml(), profile.to_yaml());
     assert_eq!(again.policy.require_cvc("50110030273", "APPLE_PAY"), Ok(true));
     assert_eq!(again.forwarding.delivery_after(2), profile.forwarding.delivery_after(2));

@@ -125,36 +125,50 @@ pub struct ProcessorEventsAck {
     pub duplicates: u32,
 }
 
-/// Members of a processor event whose values are typed and checked by their own rules (ids are
-/// judged as a whole, a phone in international form is accepted, the JWE is ciphertext); every
-/// other string, number and member name is searched for a card number.
-const TYPED_MEMBERS: [&str; 6] = ["id", "cardId", "newCardId", "encryptedPayload", "phone", "occurredAt"];
+/// Where a processor event's members are typed and checked by their own rules (ids judged as a
+/// whole, a phone in international form, the JWE's ciphertext, a timestamp), as paths within
+/// one event.
+const TYPED_PATHS: [&str; 7] =
+    ["id", "cardId", "occurredAt", "data.encryptedPayload", "data.newCardId", "data.phone", "data.cardholder.phone"];
 
-/// Where a processor request carries a card number in clear outside the members the contract
-/// types — in a member this contract does not define, whose value would otherwise be ignored
-/// without a look: the JSON path of the first one (`[0].data.pan`), never the value. PAN and
-/// expiry travel only as `encryptedPayload` (docs/contract.md §1.6).
+/// Where a processor request carries a card number in clear in a member the contract does not
+/// define — a member whose value would otherwise be ignored without a look: the JSON path of
+/// the first one (`[0].data.pan`), never the value. A value (string or number) or a member name
+/// that is, as a whole, a card number (12–19 digits passing Luhn, alone or split by separators,
+/// as ids are judged, or by spaces) is found; free text in such a member is not searched, as it is in the
+/// members the contract types as free text. A member name that is a card number is shown as
+/// `<card number>`. PAN and expiry travel only as `encryptedPayload` (docs/contract.md §1.6).
 pub fn stray_card_number(raw: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
-    fn walk(value: &Value, path: &str, key: Option<&str>) -> Option<String> {
+    /// `path` without a leading batch index (`[3].data.x` → `data.x`).
+    fn within_event(path: &str) -> &str {
+        match path.strip_prefix('[').and_then(|rest| rest.split_once("].")) {
+            Some((index, rest)) if index.chars().all(|c| c.is_ascii_digit()) => rest,
+            _ => path,
+        }
+    }
+    fn walk(value: &Value, path: &str) -> Option<String> {
+        if TYPED_PATHS.contains(&within_event(path)) {
+            return None;
+        }
         match value {
             Value::Object(members) => members.iter().find_map(|(name, member)| {
-                let here = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
-                if crate::sensitive::contains_pan_like(name) {
-                    return Some(here);
+                let join = |name: &str| if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+                if crate::sensitive::is_pan_like(name) {
+                    return Some(join("<card number>"));
                 }
-                walk(member, &here, Some(name))
+                walk(member, &join(name))
             }),
-            Value::Array(items) => {
-                items.iter().enumerate().find_map(|(i, item)| walk(item, &format!("{path}[{i}]"), key))
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| walk(item, &format!("{path}[{i}]"))),
+            // As written on a card too: groups of digits split by spaces.
+            Value::String(text) if crate::sensitive::is_pan_like(&text.split_whitespace().collect::<String>()) => {
+                Some(path.to_owned())
             }
-            _ if key.is_some_and(|k| TYPED_MEMBERS.contains(&k)) => None,
-            Value::String(text) if crate::sensitive::contains_pan_like(text) => Some(path.to_owned()),
-            Value::Number(number) if crate::sensitive::contains_pan_like(&number.to_string()) => Some(path.to_owned()),
+            Value::Number(number) if crate::sensitive::is_pan_like(&number.to_string()) => Some(path.to_owned()),
             _ => None,
         }
     }
-    walk(raw, "", None)
+    walk(raw, "")
 }
 
 #[cfg(test)]
@@ -164,18 +178,24 @@ mod stray_card_number_tests {
     use super::stray_card_number;
 
     #[test]
-    fn card_numbers_outside_the_typed_members_are_found_by_path() {
-        let clean = json!({"id": "pev-4111111111111111x", "cardId": "card-1", "occurredAt": "2026-11-25T10:00:00Z",
+    fn card_numbers_outside_the_typed_members_are_found_by_path_and_never_shown() {
+        let clean = json!({"id": "pev-1", "cardId": "card-1", "occurredAt": "2026-11-25T10:00:00Z",
             "type": "card.issued", "data": {"encryptedPayload": "a.b.c.d.e", "cardholder": {"phone": "+49 176 1234 5678 901"},
-            "extension": {"note": "order 12345"}}});
+            "extension": {"note": "order 12345 of 4111 1111 1111 1111 customers", "count": 7}}});
         assert_eq!(stray_card_number(&clean), None);
         for (event, path) in [
             (json!({"data": {"pan": "4111111111111111"}}), "data.pan"),
             (json!([{"data": {}}, {"data": {"x": {"y": ["ok", "4111 1111 1111 1111"]}}}]), "[1].data.x.y[1]"),
             (json!({"data": {"card": 4111111111111111_u64}}), "data.card"),
-            (json!({"data": {"4111111111111111": true}}), "data.4111111111111111"),
+            (json!({"data": {"4111111111111111": true}}), "data.<card number>"),
+            // A typed name elsewhere than its typed place is searched like any other member.
+            (
+                json!({"data": {"extension": {"id": "4111111111111111", "phone": "4111111111111111"}}}),
+                "data.extension.id",
+            ),
         ] {
             assert_eq!(stray_card_number(&event).as_deref(), Some(path), "{event}");
         }
+        assert_eq!(stray_card_number(&json!([{"id": "4111111111111111"}])), None, "ids have their own rule");
     }
 }

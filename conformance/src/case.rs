@@ -99,6 +99,8 @@ pub enum Needs {
     MockActivationCodes,
     /// The mock (the ops API calls TMP), and a harness that gives ops API credentials.
     OpsApi,
+    /// A harness that holds deliveries to the issuer's system and reads what arrives.
+    HeldDeliveries,
 }
 
 impl Needs {
@@ -110,12 +112,13 @@ impl Needs {
             Needs::ActivationCodes => "activation-codes",
             Needs::MockActivationCodes => "mock+activation-codes",
             Needs::OpsApi => "mock+ops-api",
+            Needs::HeldDeliveries => "hold-deliveries",
         }
     }
 
     /// Whether the case drives a mock-tmp.
     pub fn mock(self) -> bool {
-        !matches!(self, Needs::IssuerApi | Needs::ActivationCodes)
+        !matches!(self, Needs::IssuerApi | Needs::ActivationCodes | Needs::HeldDeliveries)
     }
 
     /// The harness capability the case needs, if any.
@@ -125,6 +128,7 @@ impl Needs {
             Needs::Restart => Some(Capability::Restart),
             Needs::ActivationCodes | Needs::MockActivationCodes => Some(Capability::ActivationCodes),
             Needs::OpsApi => Some(Capability::OpsApi),
+            Needs::HeldDeliveries => Some(Capability::HoldDeliveries),
         }
     }
 }

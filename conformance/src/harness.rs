@@ -20,6 +20,9 @@ pub enum Capability {
     ActivationCodes,
     /// Credentials for the target's ops API (a tmp-adapter's back-office API).
     OpsApi,
+    /// Make the issuer's system that receives activation codes refuse deliveries for a while
+    /// (and read them, as [`Capability::ActivationCodes`]).
+    HoldDeliveries,
 }
 
 impl Capability {
@@ -28,6 +31,7 @@ impl Capability {
             Capability::Restart => "restart",
             Capability::ActivationCodes => "activation-codes",
             Capability::OpsApi => "ops-api",
+            Capability::HoldDeliveries => "hold-deliveries",
         }
     }
 
@@ -37,6 +41,9 @@ impl Capability {
             Capability::Restart => "stop and start the target",
             Capability::ActivationCodes => "read activation codes where the issuer's SMS gateway receives them",
             Capability::OpsApi => "credentials for the target's ops API",
+            Capability::HoldDeliveries => {
+                "make the issuer's SMS gateway refuse deliveries for a while, and read what it receives"
+            }
         }
     }
 }
@@ -67,4 +74,8 @@ pub trait Harness: Send + Sync {
 
     /// The target's ops API ([`Capability::OpsApi`]).
     fn ops_api(&self) -> Option<&OpsAccess>;
+
+    /// Makes the system that receives activation codes refuse (`true`) or accept (`false`)
+    /// deliveries ([`Capability::HoldDeliveries`]).
+    fn hold_deliveries(&self, hold: bool);
 }

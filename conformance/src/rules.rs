@@ -38,7 +38,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     ("R-HDR-6", "needs a target that answers 503 (a failing card source or database)"),
     ("R-STANDIN-1", "needs a target whose card source can be made to miss the deadline or fail"),
-    ("R-NOTIFY-3", "needs a delivery held past an activation code's expiry (a harness capability)"),
 ];
 
 /// One rule as a document defines it.

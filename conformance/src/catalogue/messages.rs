@@ -254,6 +254,16 @@ pub fn cases() -> Vec<Case> {
             notify_expired_code
         ),
         case!(
+            "ISS-NOTIFY-011",
+            Notifications,
+            BOTH,
+            HeldDeliveries,
+            "An activation code is never delivered after it expired",
+            "While the issuer's system refuses deliveries, an activation code expires (expiresAt 2 s ahead); once the system accepts again, the code does not arrive there.",
+            &["R-NOTIFY-3"],
+            notify_never_after_expiry
+        ),
+        case!(
             "ISS-IDEM-001",
             Idempotency,
             BOTH,
@@ -514,6 +524,26 @@ async fn idem_same_body(s: Arc<Session>) -> Outcome {
         format!("{:?}", answer.header(tmp_protocol::headers::CORRELATION_ID)),
     )
     .map_err(|f| f.with(&answer))
+}
+
+async fn notify_never_after_expiry(s: Arc<Session>) -> Outcome {
+    let harness = s.harness(crate::harness::Capability::HoldDeliveries)?.clone();
+    let mut body = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    let token = s.id("DWSPMC0000");
+    body["tokenId"] = json!(token);
+    body["expiresAt"] = json!(super::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(2)));
+    harness.hold_deliveries(true);
+    let outcome = async {
+        s.send(notification_call(&s, body)).await?.ok_with(&[("/accepted", json!(true))])?;
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        Ok::<(), crate::case::Failure>(())
+    }
+    .await;
+    harness.hold_deliveries(false);
+    outcome?;
+    // The target retries what failed; give it time to (wrongly) deliver the expired code.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    ensure(harness.activation_code(&token).is_none(), "no activation code after its expiry", "the expired code arrived")
 }
 
 async fn notify_expired_code(s: Arc<Session>) -> Outcome {

@@ -20,9 +20,9 @@ use crate::test_kit::{TestKit, fixture_events};
 impl Harness for TestKit {
     fn capabilities(&self) -> &[Capability] {
         if self.ops.is_some() {
-            &[Capability::Restart, Capability::ActivationCodes, Capability::OpsApi]
+            &[Capability::Restart, Capability::ActivationCodes, Capability::HoldDeliveries, Capability::OpsApi]
         } else {
-            &[Capability::Restart, Capability::ActivationCodes]
+            &[Capability::Restart, Capability::ActivationCodes, Capability::HoldDeliveries]
         }
     }
 
@@ -40,6 +40,10 @@ impl Harness for TestKit {
 
     fn ops_api(&self) -> Option<&OpsAccess> {
         self.ops.as_ref()
+    }
+
+    fn hold_deliveries(&self, hold: bool) {
+        self.sink.refuse(hold);
     }
 }
 

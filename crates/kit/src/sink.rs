@@ -27,6 +27,8 @@ struct SinkState {
     verifier: Verifier,
     keys: KeyRing,
     deliveries: Mutex<Vec<Delivery>>,
+    /// While set, every delivery is answered 503 (the issuer's system down).
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 pub struct Sink {
@@ -48,6 +50,7 @@ impl Sink {
             verifier: Verifier::new(vec![secret.clone()], Duration::from_secs(300)),
             keys: KeyRing::new(vec![key])?,
             deliveries: Mutex::new(Vec::new()),
+            refusing: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}/webhooks", listener.local_addr()?);
@@ -60,6 +63,11 @@ impl Sink {
         let handle = server.handle();
         tokio::spawn(server);
         Ok(Sink { url, secret, otp_jwk_json, state, handle })
+    }
+
+    /// Makes the sink answer every delivery 503 (`true`) or accept again (`false`).
+    pub fn refuse(&self, refusing: bool) {
+        self.state.refusing.store(refusing, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
@@ -81,6 +89,9 @@ impl Sink {
 }
 
 async fn receive(state: Data<SinkState>, request: HttpRequest, body: Bytes) -> HttpResponse {
+    if state.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if state

@@ -549,8 +549,7 @@ async fn cvc_missing(s: Arc<Session>) -> Outcome {
 }
 
 async fn cvc_attempts_exceeded(s: Arc<Session>) -> Outcome {
-    let attempts = s.client.profile.cvc_max_attempts;
-    // A right CVC clears the counter (contract §7.3): from here exactly `attempts` wrong ones
+    // A right CVC clears the counter (contract §7.3): from here exactly cvc_max_attempts wrong ones
     // are due before the lock. A card still locked by an earlier run cannot show the count.
     let fresh = verify_cvc(&s, PayloadSpec::card("lockout")).await?;
     fresh.status(200)?;
@@ -561,19 +560,7 @@ async fn cvc_attempts_exceeded(s: Arc<Session>) -> Outcome {
         ));
     }
     fresh.ok_with(&[("/cvcResult", json!("MATCH")), ("/cardStatus", json!("ACTIVE"))])?;
-    for attempt in 1..=attempts {
-        let answer = verify_cvc(&s, PayloadSpec::card("lockout").cvc(CvcChoice::Wrong)).await?;
-        answer.status(200)?;
-        let result = answer.json().unwrap_or_default()["cvcResult"].clone();
-        ensure(
-            result == "NO_MATCH",
-            format!("NO_MATCH for wrong CVC {attempt} of {attempts} (cvc_max_attempts)"),
-            format!("{result}"),
-        )
-        .map_err(|f| f.with(&answer))?;
-    }
-    let answer = verify_cvc(&s, PayloadSpec::card("lockout")).await?;
-    answer.ok_with(&[("/cvcResult", json!("ATTEMPTS_EXCEEDED"))])?;
+    spend_attempts(&s, "(cvc_max_attempts)").await?;
     if s.approach == crate::case::Approach::External {
         // The lock holds for card verification too, with a CVC or without one.
         let answer = s.send(verify_call(&s, PayloadSpec::card("lockout"), |_| {})).await?;
@@ -632,17 +619,25 @@ async fn cvc_lockout_window(s: Arc<Session>) -> Outcome {
     // A quarter of a window after the first attempt's window ended, and a quarter before one
     // extended by the second (half a window later) would: the two are told apart either way.
     tokio::time::sleep((window + window / 4).saturating_sub(started.elapsed())).await;
+    spend_attempts(&s, "in a new window (an extended window, or one that did not end, locks earlier)").await
+}
+
+/// On a counter the caller cleared: exactly `cvc_max_attempts` wrong CVCs to `cards.lockout`
+/// answer NO_MATCH, then the right CVC answers ATTEMPTS_EXCEEDED. `context` goes into a failure.
+async fn spend_attempts(s: &Session, context: &str) -> Outcome {
+    let attempts = s.client.profile.cvc_max_attempts;
     for attempt in 1..=attempts {
-        let answer = wrong().await?;
+        let answer = verify_cvc(s, PayloadSpec::card("lockout").cvc(CvcChoice::Wrong)).await?;
+        answer.status(200)?;
         let result = answer.json().unwrap_or_default()["cvcResult"].clone();
         ensure(
             result == "NO_MATCH",
-            format!("NO_MATCH for wrong CVC {attempt} of {attempts} in a new window"),
-            format!("{result} (the window was extended by a later attempt, or did not end)"),
+            format!("NO_MATCH for wrong CVC {attempt} of {attempts} {context}"),
+            result.to_string(),
         )
         .map_err(|f| f.with(&answer))?;
     }
-    verify_cvc(&s, PayloadSpec::card("lockout")).await?.ok_with(&[("/cvcResult", json!("ATTEMPTS_EXCEEDED"))])
+    verify_cvc(s, PayloadSpec::card("lockout")).await?.ok_with(&[("/cvcResult", json!("ATTEMPTS_EXCEEDED"))])
 }
 
 async fn cvc_unknown(s: Arc<Session>) -> Outcome {

@@ -308,7 +308,7 @@ async fn forward(state: Data<State>, request: HttpRequest, body: Bytes) -> HttpR
     // re-signed after a change, so a mistake never launders a bad signature by accident.
     let authentic = issuer_post.then(|| authentic(&state, &out)).flatten();
 
-    let before = if issuer_post { before(&state, &mut out, declared_length) } else { None };
+    let before = if issuer_post { before(&state, &mut out, declared_length, authentic.as_ref()) } else { None };
     let mut answer = match before {
         Some(answer) => answer,
         None => {
@@ -404,7 +404,15 @@ fn has_digit_run(text: &str, at_least: usize) -> bool {
 }
 
 /// The mistake on the way in: a changed request, or an answer of the proxy's own.
-fn before(state: &State, out: &mut Outgoing, declared_length: Option<usize>) -> Option<Answer> {
+/// `authentic`: the request's `webhook-id` and timestamp when its signature is valid (any age).
+fn before(
+    state: &State,
+    out: &mut Outgoing,
+    declared_length: Option<usize>,
+    authentic: Option<&(String, i64)>,
+) -> Option<Answer> {
+    // Authentic and fresh: past where an implementation checks the signature.
+    let signed = authentic.is_some_and(|(_, t)| (now() - t).abs() <= 300);
     let route = out.path.clone();
     let json = out.json();
     let mut body = json.clone();
@@ -417,15 +425,15 @@ fn before(state: &State, out: &mut Outgoing, declared_length: Option<usize>) -> 
             None
         }
         Variant::AcceptsStaleTimestamps => {
-            let (id, timestamp) = authentic(state, out)?;
+            let (id, timestamp) = authentic?;
             if (now() - timestamp).abs() > 60 {
-                resign(state, out, &id, now());
+                resign(state, out, id, now());
             }
             None
         }
         Variant::NoReplayCheck => {
-            let (_, timestamp) = authentic(state, out)?;
-            resign(state, out, &tmp_protocol::webhook::new_message_id(), timestamp);
+            let (_, timestamp) = authentic?;
+            resign(state, out, &tmp_protocol::webhook::new_message_id(), *timestamp);
             None
         }
         Variant::ParsesBeforeAuthenticating => (json.is_none() && out.body.len() <= state.target.body_limit)
@@ -435,7 +443,6 @@ fn before(state: &State, out: &mut Outgoing, declared_length: Option<usize>) -> 
             None
         }
         Variant::ParsesBeforeTheKey => {
-            let signed = authentic(state, out).is_some_and(|(_, t)| (now() - t).abs() <= 300);
             let json_type = out.header("content-type").is_some_and(|c| c.starts_with("application/json"));
             let within = out.body.len() <= state.target.body_limit;
             (signed && json_type && within && json.is_none())
@@ -643,7 +650,6 @@ fn before(state: &State, out: &mut Outgoing, declared_length: Option<usize>) -> 
         }
         Variant::RefusesUnknownCards => {
             // After authentication and the key, where a lookup would sit.
-            let signed = authentic(state, out).is_some_and(|(_, t)| (now() - t).abs() <= 300);
             let card = body.as_ref()?["cardId"].as_str()?;
             (signed
                 && out.key().is_some()

@@ -33,10 +33,17 @@ pub const REQUIRED_CARDS: [(&str, &str); 6] = [
 ];
 
 /// Fixtures a profile may define; the cases that use one are skipped without it.
-pub const OPTIONAL_CARDS: [(&str, &str); 1] = [(
-    "cap",
-    "ACTIVE, with the CVC and its card_id: ISS-VERIFY-016 gives it tokens up to the cap and deactivates them again",
-)];
+pub const OPTIONAL_CARDS: [(&str, &str); 2] = [
+    (
+        "cap",
+        "ACTIVE, with the CVC and its card_id: ISS-VERIFY-016 gives it tokens up to the cap and deactivates them again",
+    ),
+    (
+        "failing",
+        "a card the target's card source fails on (a test processor's error PAN, a damaged record), with a CVC: \
+         ISS-VERIFY-017 expects the stand-in answer, ISS-CVC-010 a 503",
+    ),
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +110,10 @@ pub struct PolicyProfile {
     /// `step_up_only` or `approved_and_step_up` (contract §7.2, contact disclosure).
     #[serde(default)]
     pub contact_disclosure: Option<ContactDisclosure>,
+    /// The decision when the card source fails or misses the deadline, before the wallet's
+    /// recommendation is applied (contract §7.4).
+    #[serde(default)]
+    pub stand_in_decision: Option<tmp_protocol::enums::Decision>,
     /// The policy of token requestors without an entry below.
     #[serde(default)]
     pub default: Option<PolicyEntry>,
@@ -184,6 +195,10 @@ impl PolicyProfile {
 
     pub fn contact_disclosure(&self) -> Declared<ContactDisclosure> {
         self.contact_disclosure.ok_or_else(|| "the profile does not declare `policy.contact_disclosure`".to_owned())
+    }
+
+    pub fn stand_in_decision(&self) -> Declared<tmp_protocol::enums::Decision> {
+        self.stand_in_decision.ok_or_else(|| "the profile does not declare `policy.stand_in_decision`".to_owned())
     }
 
     fn entries(&self) -> impl Iterator<Item = (String, &PolicyEntry)> {
@@ -335,10 +350,13 @@ impl Profile {
             bail!("`token_event_card_id` {id:?} is a fixture's card: the token-event cases would pile tokens on it");
         }
         for (name, meaning) in OPTIONAL_CARDS {
+            // The cap case names the card in token events; the failing card's id is never seen.
+            let needs_id = name == "cap";
             if let Some(card) = self.cards.get(name)
-                && (card.cvc.is_none() || card.card_id.is_none())
+                && (card.cvc.is_none() || (needs_id && card.card_id.is_none()))
             {
-                bail!("`cards.{name}` needs its `cvc` and `card_id` ({meaning})");
+                let what = if needs_id { "`cvc` and `card_id`" } else { "`cvc`" };
+                bail!("`cards.{name}` needs its {what} ({meaning})");
             }
         }
         let known: Vec<&str> = REQUIRED_CARDS.iter().chain(OPTIONAL_CARDS.iter()).map(|(name, _)| *name).collect();

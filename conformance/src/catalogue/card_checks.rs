@@ -178,6 +178,16 @@ pub fn cases() -> Vec<Case> {
             verify_token_cap
         ),
         case!(
+            "ISS-VERIFY-017",
+            VerifyCard,
+            EXTERNAL,
+            IssuerApi,
+            "A card source failure answers the stand-in",
+            "Card verification of a card the target's card source fails on (profile cards.failing) answers 200 with standIn true, reason STAND_IN_UNAVAILABLE or STAND_IN_TIMEOUT, cardStatus NOT_FOUND, cvcResult NOT_PROVIDED, no cardId and no cardholder; the decision is DECLINED when the wallet recommends it, and the declared policy.stand_in_decision when the wallet approves.",
+            &["R-STANDIN-1", "R-DEADLINE-1"],
+            verify_stand_in
+        ),
+        case!(
             "ISS-CVC-001",
             VerifyCvc,
             BOTH,
@@ -266,6 +276,16 @@ pub fn cases() -> Vec<Case> {
             "On a cleared counter: a wrong CVC, another half a window later, then after the window (from the first) the counter is zero again — exactly cvc_max_attempts wrong CVCs answer NO_MATCH before ATTEMPTS_EXCEEDED. Needs a declared cvc_lockout_window_secs of 3 to 30 s.",
             &["R-COUNT-7"],
             cvc_lockout_window
+        ),
+        case!(
+            "ISS-CVC-010",
+            VerifyCvc,
+            BOTH,
+            IssuerApi,
+            "A card source failure answers 503, with nothing stored",
+            "verify-cvc of a card the target's card source fails on (profile cards.failing) answers 503 UNAVAILABLE with Retry-After: 1 — no stand-in for a CVC check; the idempotency key is not stored: the same key with the active card's body is then answered as new (MATCH).",
+            &["R-CVC-6", "R-HDR-6", "R-IDEM-5"],
+            cvc_source_failure
         ),
         case!(
             "ISS-LATENCY-001",
@@ -531,6 +551,64 @@ async fn verify_no_card_data(s: Arc<Session>) -> Outcome {
     }
     // Leave the card's CVC counter as it was.
     verify(&s, PayloadSpec::card("active"), |_| {}).await?.status(200)
+}
+
+/// The profile's card the target's card source fails on, or the skip that names the key.
+fn failing_card(s: &Session) -> Result<(), Failure> {
+    match s.client.profile.cards.contains_key("failing") {
+        true => Ok(()),
+        false => Err(Failure::skip(
+            "the profile has no `cards.failing` (a card the target's card source fails on, with a CVC)",
+        )),
+    }
+}
+
+async fn verify_stand_in(s: Arc<Session>) -> Outcome {
+    failing_card(&s)?;
+    let stand_in = |answer: &crate::client::Answer| -> Outcome {
+        answer.ok_with(&[
+            ("/standIn", json!(true)),
+            ("/cardStatus", json!("NOT_FOUND")),
+            ("/cvcResult", json!("NOT_PROVIDED")),
+        ])?;
+        let body = answer.json().unwrap_or_default();
+        let reason = body["reason"].as_str().unwrap_or_default();
+        ensure(
+            matches!(reason, "STAND_IN_UNAVAILABLE" | "STAND_IN_TIMEOUT"),
+            "reason STAND_IN_UNAVAILABLE or STAND_IN_TIMEOUT",
+            format!("reason {reason:?}"),
+        )
+        .map_err(|f| f.with(answer))?;
+        // Nothing is known of the card: no id, and no contact to send a code to — even when
+        // the stand-in steps up.
+        ensure(
+            body.get("cardId").is_none() && body.get("cardholder").is_none(),
+            "no cardId and no cardholder",
+            format!("{body}"),
+        )
+        .map_err(|f| f.with(answer))
+    };
+    // The wallet's DECLINED is the strictest: whatever the stand-in policy, the answer declines.
+    let declined = verify(&s, PayloadSpec::card("failing"), |b| b["walletRecommendation"] = json!("DECLINED")).await?;
+    stand_in(&declined)?;
+    declined.field("/decision", "DECLINED")?;
+    let approved = verify(&s, PayloadSpec::card("failing"), |_| {}).await?;
+    stand_in(&approved)?;
+    let expected = declared(s.client.profile.policy.stand_in_decision())?;
+    approved.field("/decision", expected.as_str())
+}
+
+async fn cvc_source_failure(s: Arc<Session>) -> Outcome {
+    failing_card(&s)?;
+    let key = uuid::Uuid::new_v4().to_string();
+    let failed = s.send(verify_cvc_call(&s, PayloadSpec::card("failing")).idempotency_key(Some(&key))).await?;
+    failed.error(503, "UNAVAILABLE")?;
+    let retry_after = failed.header("retry-after");
+    ensure(retry_after.as_deref() == Some("1"), "Retry-After: 1", format!("Retry-After: {retry_after:?}"))
+        .map_err(|f| f.with(&failed))?;
+    // A stored 503 would answer this other body 422 IDEMPOTENCY_KEY_REUSED.
+    let fresh = s.send(verify_cvc_call(&s, PayloadSpec::card("active")).idempotency_key(Some(&key))).await?;
+    fresh.ok_with(&[("/cvcResult", json!("MATCH")), ("/cardStatus", json!("ACTIVE"))])
 }
 
 async fn cvc_match(s: Arc<Session>) -> Outcome {

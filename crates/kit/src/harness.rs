@@ -63,6 +63,7 @@ pub async fn spawned_session(
     let harness: Arc<dyn Harness> = kit.clone();
     session.harness = Some(harness);
     load_fixtures(&session).await.context("loading the fixture cards into the spawned kit")?;
+    damage_failing_card(&session, &kit.settings().database.url).await.context("damaging the failing card's record")?;
     session.target = target.trim_end_matches('/').to_owned();
     Ok(session)
 }
@@ -102,6 +103,29 @@ pub async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
             anyhow::ensure!(ready, "the fixture card {card_id} did not reach DataCore as {status}");
         }
     }
+    Ok(())
+}
+
+/// Gives a tmp-adapter on the local registry the card its card source fails on (the profile's
+/// `cards.failing`, loaded by [`load_fixtures`]): the card's record in the adapter's database
+/// gets an expiry no card has, as a botched migration or a manual edit would leave it, so every
+/// lookup of the card errors (contract §7.4). A real fault in the real store: the adapter has
+/// no switch for it. Nothing to do when the profile has no such card.
+pub async fn damage_failing_card(session: &Session, database_url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let Some(card_id) = session.client.profile.cards.get("failing").and_then(|c| c.card_id.clone()) else {
+        return Ok(());
+    };
+    // Not a date, and of the column's width: `facts_from_record` refuses it.
+    const DAMAGE: &str = "UPDATE cards SET expiry_yymm = 'XXXX' WHERE card_id = $1";
+    let damaged = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        let mut db = sqlx::PgConnection::connect(database_url).await?;
+        sqlx::query(DAMAGE).bind(&card_id).execute(&mut db).await?.rows_affected()
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(database_url).await?;
+        sqlx::query(DAMAGE).bind(&card_id).execute(&mut db).await?.rows_affected()
+    };
+    anyhow::ensure!(damaged == 1, "the adapter's database has no card {card_id} to damage");
     Ok(())
 }
 

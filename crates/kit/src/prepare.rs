@@ -16,7 +16,7 @@ use tmp_conformance::mock_api::MockApi;
 use tmp_conformance::session::Session;
 use tmp_protocol::sensitive::Expiry;
 
-use crate::harness::{load_fixtures, suite_approach};
+use crate::harness::{damage_failing_card, load_fixtures, suite_approach};
 use crate::test_kit::declared_profile;
 
 #[derive(Debug, clap::Args)]
@@ -34,13 +34,14 @@ pub struct PrepareArgs {
 }
 
 /// The fixtures: every card the suite's profile names, with its expiry.
-const CARDS: [(&str, &str); 7] = [
+const CARDS: [(&str, &str); 8] = [
     ("active", "12/30"),
     ("blocked", "12/30"),
     ("closed", "12/30"),
     ("expired", "01/20"),
     ("lockout", "12/30"),
     ("cap", "12/30"),
+    ("failing", "12/30"),
     ("unknown", "12/30"),
 ];
 
@@ -82,6 +83,7 @@ pub async fn run(args: PrepareArgs) -> anyhow::Result<()> {
     load_fixtures(&session)
         .await
         .with_context(|| format!("loading the test cards into the adapter at {target} (is `tmp-kit up` running?)"))?;
+    damage_failing_card(&session, &settings.database.url).await.context("damaging the failing card's record")?;
 
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let profile_path = args.out_dir.join("profile.yaml");
@@ -101,7 +103,10 @@ pub async fn run(args: PrepareArgs) -> anyhow::Result<()> {
     }
     write_private(&env_path, &env)?;
 
-    println!("Loaded 6 test cards into the adapter at {target} (card ids conformance-{run}-…).");
+    let loaded = profile.cards.values().filter(|card| card.card_id.is_some()).count();
+    println!(
+        "Loaded {loaded} test cards into the adapter at {target} (card ids conformance-{run}-…; the failing one damaged on purpose)."
+    );
     println!("Profile: {} · secrets: {}", profile_path.display(), env_path.display());
     println!("Run the suite against the running kit:");
     println!();

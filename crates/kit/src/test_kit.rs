@@ -31,13 +31,14 @@ use zeroize::Zeroizing;
 use crate::sink::Sink;
 
 /// The test cards of a spawned kit: well-known test PANs, never real ones.
-const FIXTURES: [(&str, &str, &str); 7] = [
+const FIXTURES: [(&str, &str, &str); 8] = [
     ("active", "4111111111111111", "12/30"),
     ("cap", "4242424242424242", "12/30"),
     ("blocked", "5555555555554444", "12/30"),
     ("closed", "4012888888881881", "12/30"),
     ("expired", "5105105105105100", "01/20"),
     ("lockout", "4000056655665556", "12/30"),
+    ("failing", "5200828282828210", "12/30"),
     ("unknown", "6011111111111117", "12/30"),
 ];
 
@@ -383,6 +384,7 @@ pub fn declared_policy(policy: &PolicySettings) -> PolicyProfile {
         max_live_tokens_per_card: Some(p.max_live_tokens_per_card),
     };
     PolicyProfile {
+        stand_in_decision: Some(policy.stand_in_decision),
         contact_disclosure: Some(match policy.contact_disclosure {
             AdapterDisclosure::StepUpOnly => ContactDisclosure::StepUpOnly,
             AdapterDisclosure::ApprovedAndStepUp => ContactDisclosure::ApprovedAndStepUp,

@@ -107,6 +107,17 @@ pub enum Variant {
     LockoutSkippedWithoutCvc,
     /// verify-cvc of an expired card says ACTIVE.
     ExpiredCardActiveInCvcCheck,
+    // --- card source failures
+    /// Answers a CVC check the card source failed on with NO_MATCH (a stand-in) instead of 503.
+    StandInForCvcCheck,
+    /// A 503 without Retry-After.
+    NoRetryAfterOn503,
+    /// Stores 503 answers under their key as well.
+    StoresUnavailable,
+    /// A stand-in answer that names a card and its contact.
+    StandInNamesTheCard,
+    /// A stand-in that approves whatever the policy and the wallet say.
+    StandInApproves,
     // --- notifications
     /// Acknowledges an activation code without its payload.
     ActivationCodeWithoutPayload,
@@ -472,7 +483,7 @@ fn before(
             }
             None
         }
-        Variant::StoresRejections => {
+        Variant::StoresRejections | Variant::StoresUnavailable => {
             let key = out.key()?;
             let memory = state.memory.lock().expect("memory");
             memory.rejections.get(&format!("{route} {key}")).map(|(status, stored)| {
@@ -690,7 +701,12 @@ async fn after(state: &State, out: &Outgoing, sent: &[u8], answer: &mut Answer) 
                 state.memory.lock().expect("memory").first_bodies.entry(scoped).or_insert_with(|| sent.to_vec());
             }
         }
-        Variant::StoresRejections if (400..500).contains(&answer.status) => {
+        Variant::StoresRejections | Variant::StoresUnavailable
+            if match state.variant {
+                Variant::StoresRejections => (400..500).contains(&answer.status),
+                _ => answer.status == 503,
+            } =>
+        {
             if let Some(key) = key {
                 let stored = (answer.status, answer.body.clone());
                 state.memory.lock().expect("memory").rejections.entry(format!("{route} {key}")).or_insert(stored);
@@ -770,6 +786,23 @@ async fn after(state: &State, out: &Outgoing, sent: &[u8], answer: &mut Answer) 
         Variant::ExpiredCardActiveInCvcCheck => {
             if let Some(d) = json.as_mut().filter(|d| route == VERIFY_CVC_PATH && d["cardStatus"] == "EXPIRED") {
                 d["cardStatus"] = json!("ACTIVE");
+            }
+        }
+        Variant::StandInForCvcCheck if route == VERIFY_CVC_PATH && answer.status == 503 => {
+            answer.status = 200;
+            answer.remove_header("retry-after");
+            json = Some(json!({"cvcResult": "NO_MATCH", "cardStatus": "NOT_FOUND"}));
+        }
+        Variant::NoRetryAfterOn503 if answer.status == 503 => answer.remove_header("retry-after"),
+        Variant::StandInNamesTheCard => {
+            if let Some(d) = json.as_mut().filter(|d| route == VERIFY_CARD_PATH && d["standIn"] == true) {
+                d["cardId"] = json!("card-failing");
+                d["cardholder"] = json!({"phone": "+48500100200"});
+            }
+        }
+        Variant::StandInApproves => {
+            if let Some(d) = json.as_mut().filter(|d| route == VERIFY_CARD_PATH && d["standIn"] == true) {
+                d["decision"] = json!("APPROVED");
             }
         }
         Variant::MalformedTokenAcks if route == TOKEN_EVENTS_PATH && answer.status == 200 => {

@@ -188,6 +188,12 @@ pub fn matrix() -> Vec<Row> {
             &["ISS-CVC-004"],
         ),
         broken(ExpiredCardActiveInCvcCheck, "§1.2 verify-cvc", "says ACTIVE for an expired card", &["ISS-CVC-007"]),
+        // §1.2, §7.4 card source failures
+        broken(StandInForCvcCheck, "§1.2 verify-cvc", "answers NO_MATCH when the card source fails", &["ISS-CVC-010"]),
+        broken(NoRetryAfterOn503, "§2 headers", "no Retry-After on a 503", &["ISS-CVC-010"]),
+        broken(StoresUnavailable, "§6 idempotency", "stores 503 answers under their key", &["ISS-CVC-010"]),
+        broken(StandInNamesTheCard, "§7.4 stand-in", "a stand-in names a card and its contact", &["ISS-VERIFY-017"]),
+        broken(StandInApproves, "§7.4 stand-in", "a stand-in approves whatever the wallet says", &["ISS-VERIFY-017"]),
         // §9 notifications
         broken(
             ActivationCodeWithoutPayload,
@@ -421,8 +427,8 @@ fn every_broken_variant_is_caught_and_the_matrix_is_documented() {
     assert!(rows.len() - broken.len() >= 5, "legitimate variants");
     let sections: BTreeSet<&str> = broken.iter().map(|r| r.section.split(' ').next().unwrap_or_default()).collect();
     for section in [
-        "§1.1", "§1.2", "§1.3", "§1.5", "§2", "§3", "§4", "§5.1", "§5.2", "§5.3", "§6", "§7.1", "§7.2", "§7.3", "§8",
-        "§9",
+        "§1.1", "§1.2", "§1.3", "§1.5", "§2", "§3", "§4", "§5.1", "§5.2", "§5.3", "§6", "§7.1", "§7.2", "§7.3", "§7.4",
+        "§8", "§9",
     ] {
         assert!(sections.contains(section), "no broken variant in {section}");
     }

@@ -9,6 +9,9 @@ use prometheus::{
 
 use crate::store::GroupCommitStats;
 
+/// The prefix of every metric the adapter exports.
+const PREFIX: &str = "tmp_adapter";
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -42,11 +45,14 @@ pub struct Metrics {
     store_durability_lost: IntGauge,
     /// Serialises [`Metrics::observe_group_commit`]: two scrapes must not both add a delta.
     observe: Arc<Mutex<()>>,
+    /// Every family's name as exported (`tmp_adapter_…`).
+    families: Arc<Vec<String>>,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new_custom(Some("tmp_adapter".into()), None).expect("valid prefix");
+        let registry = Registry::new_custom(Some(PREFIX.into()), None).expect("valid prefix");
+        let mut families = Vec::new();
         let buckets = vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
         let http_requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests by route, method and status"),
@@ -162,6 +168,8 @@ impl Metrics {
             Box::new(store_flush_failures.clone()),
             Box::new(store_durability_lost.clone()),
         ] {
+            // The registry adds its prefix when it renders, not to the descriptions.
+            families.extend(collector.desc().iter().map(|d| format!("{PREFIX}_{}", d.fq_name)));
             registry.register(collector).expect("metric registered once");
         }
         Metrics {
@@ -189,6 +197,7 @@ impl Metrics {
             store_flush_failures,
             store_durability_lost,
             observe: Arc::new(Mutex::new(())),
+            families: Arc::new(families),
         }
     }
 
@@ -206,6 +215,12 @@ impl Metrics {
     }
 
     /// The text exposition format.
+    /// The name of every metric family the adapter exports, labelled or not, observed yet or
+    /// not: what a dashboard or an alert rule may use (`config/monitoring` is checked against it).
+    pub fn family_names(&self) -> &[String] {
+        &self.families
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for the text format.

@@ -6,6 +6,7 @@ mod cli;
 mod forwarding;
 mod forwarding_scale;
 mod helpers;
+mod monitoring;
 mod notifications;
 mod ops;
 mod ops_keys;

@@ -222,8 +222,9 @@ impl CardVerifier {
         self.metrics.stand_ins.with_label_values(&[label]).inc();
         let decision =
             self.policy.stand_in_decision.at_least_as_strict_as(wallet_recommendation.unwrap_or(Decision::Approved));
-        // The card could not be looked up: reported as NOT_FOUND with `standIn: true`.
-        Assessment { decision, reason, card_status: CardStatus::NotFound }
+        // The card could not be looked up: its state is UNKNOWN, not NOT_FOUND (which says the
+        // source answered that it has no such card).
+        Assessment { decision, reason, card_status: CardStatus::Unknown }
     }
 
     /// CVC check outside card verification. `Err` only when the card source missed the

@@ -284,6 +284,9 @@ async fn slow_processor_bridge_yields_the_recorded_stand_in() {
         assert_eq!(answer["decision"], "DECLINED", "{}: {answer}", db.backend);
         assert_eq!(answer["reason"], "STAND_IN_TIMEOUT");
         assert_eq!(answer["standIn"], true);
+        // Not NOT_FOUND: the source never said whether it knows the card.
+        assert_eq!(answer["cardStatus"], "UNKNOWN");
+        assert!(answer.get("cardId").is_none() && answer.get("cardholder").is_none(), "{answer}");
         let metrics = app.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("tmp_adapter_stand_ins_total{cause=\"timeout\"} 1"), "{metrics}");
         let audit = app.store.recent_decisions(10).await.unwrap();

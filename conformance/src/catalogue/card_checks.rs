@@ -183,7 +183,7 @@ pub fn cases() -> Vec<Case> {
             EXTERNAL,
             IssuerApi,
             "A card source failure answers the stand-in",
-            "Card verification of a card the target's card source fails on (profile cards.failing) answers 200 with standIn true, reason STAND_IN_UNAVAILABLE or STAND_IN_TIMEOUT, cardStatus NOT_FOUND, cvcResult NOT_PROVIDED, no cardId and no cardholder; the decision is DECLINED when the wallet recommends it, and the declared policy.stand_in_decision when the wallet approves.",
+            "Card verification of a card the target's card source fails on (profile cards.failing) answers 200 with standIn true, reason STAND_IN_UNAVAILABLE or STAND_IN_TIMEOUT, cardStatus UNKNOWN, cvcResult NOT_PROVIDED, no cardId and no cardholder; the decision is DECLINED when the wallet recommends it, and the declared policy.stand_in_decision when the wallet approves.",
             &["R-STANDIN-1", "R-DEADLINE-1"],
             verify_stand_in
         ),
@@ -568,7 +568,7 @@ async fn verify_stand_in(s: Arc<Session>) -> Outcome {
     let stand_in = |answer: &crate::client::Answer| -> Outcome {
         answer.ok_with(&[
             ("/standIn", json!(true)),
-            ("/cardStatus", json!("NOT_FOUND")),
+            ("/cardStatus", json!("UNKNOWN")),
             ("/cvcResult", json!("NOT_PROVIDED")),
         ])?;
         let body = answer.json().unwrap_or_default();

@@ -99,6 +99,9 @@ pub enum CardStatus {
     Closed,
     Expired,
     NotFound,
+    /// The card source did not answer (a stand-in): whether the card exists, and in which
+    /// state, is not known. Never in a CVC check's answer (that has no stand-in).
+    Unknown,
 }
 
 impl CardStatus {
@@ -109,6 +112,7 @@ impl CardStatus {
             CardStatus::Closed => "CLOSED",
             CardStatus::Expired => "EXPIRED",
             CardStatus::NotFound => "NOT_FOUND",
+            CardStatus::Unknown => "UNKNOWN",
         }
     }
 }

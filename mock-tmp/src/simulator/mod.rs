@@ -6,7 +6,8 @@
 //!   when the issuer misses the deadline or fails, the mock stands in with
 //!   `issuer.stand_in_decision` and records it;
 //! - approach `datacore`: the mock decides from DataCore (PAN present, card not blocked or
-//!   closed, expiry matches and not past) and the wallet's scores.
+//!   closed, expiry matches and not past) and the wallet's scores; Apple Pay's CVC is then
+//!   checked at the issuer (verify-CVC), DataCore holding no CVC.
 //!
 //! Green creates an active token; yellow an inactive one plus an `ACTIVATION_CODE_DELIVERY`
 //! carrying a fresh OTP (the cardholder then types it: [`enter_otp`]); red creates none.
@@ -253,7 +254,7 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
     let tokenization_id = format!("tkn-{}", uuid::Uuid::new_v4().simple());
     let verdict = match attempt.approach {
         Approach::External => external(mock, &tokenization_id, &attempt).await,
-        Approach::Datacore => datacore(mock, &attempt).await,
+        Approach::Datacore => datacore(mock, &tokenization_id, &attempt).await,
     };
     let now = OffsetDateTime::now_utc();
     let path = match verdict.decision {
@@ -314,7 +315,9 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
             },
             at: now,
         });
-        if !green {
+        if green {
+            effects.push(token_activated(&token, now));
+        } else {
             let otp = new_otp(mock.config.simulator.otp_length);
             let expires_at = now + Duration::from_secs(mock.config.simulator.otp_ttl_secs);
             token.otp = Some(OtpChallenge::new(&token_id, &otp, expires_at));
@@ -366,14 +369,40 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
     Ok(answer)
 }
 
+/// `TOKEN_ACTIVATED` for a token that became usable, however it did: approved at once (green),
+/// activated in the issuer's app (Apple Pay activation data), by the code, or by the issuer.
+pub fn token_activated(token: &Token, at: OffsetDateTime) -> Effect {
+    Effect::Notification {
+        kind: NotificationType::TokenActivated,
+        card_id: token.card_id.clone(),
+        token_id: Some(token.token_id.clone()),
+        token_requestor: Some(token.token_requestor.clone()),
+        otp: None,
+        has_phone: false,
+        at,
+    }
+}
+
 fn new_otp(length: usize) -> Otp {
     let digits: String = (0..length).map(|_| char::from(b'0' + rand::random_range(0..10u8))).collect();
     // `length` is validated to 6..=8, so this always parses.
     Otp::parse(&digits).unwrap_or_else(|_| Otp::parse("000000").expect("six digits"))
 }
 
-/// Approach `datacore`: TMP's own checks against the cards the issuer loaded.
-async fn datacore(mock: &Mock, attempt: &Attempt) -> Verdict {
+/// Approach `datacore`: TMP's own checks against the cards the issuer loaded, then — DataCore
+/// holds no CVC — Apple Pay's CVC check at the issuer.
+async fn datacore(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verdict {
+    let verdict = datacore_checks(mock, attempt).await;
+    if verdict.decision == Decision::Declined {
+        return verdict;
+    }
+    match apple_pay_cvc(mock, tokenization_id, attempt).await {
+        Ok(cvc_result) => Verdict { cvc_result, ..verdict },
+        Err(ended) => ended,
+    }
+}
+
+async fn datacore_checks(mock: &Mock, attempt: &Attempt) -> Verdict {
     let state = mock.state.lock().await;
     let card = match &attempt.card_id {
         Some(id) => state.cards.get(id).filter(|c| c.in_datacore && c.pan.as_ref() == Some(&attempt.pan)),
@@ -413,49 +442,64 @@ async fn datacore(mock: &Mock, attempt: &Attempt) -> Verdict {
     v
 }
 
-/// Approach `external`: the issuer decides; the mock stands in when it cannot.
-async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verdict {
-    let deadline = Duration::from_millis(mock.config.issuer.verify_card_deadline_ms);
-    let stand_in = |cause: String, reason: &str| Verdict {
+/// The mock's own decision when the issuer did not answer: `issuer.stand_in_decision`, never
+/// more permissive than the wallet.
+fn stand_in(mock: &Mock, attempt: &Attempt, cause: String) -> Verdict {
+    let reason = if cause.contains("deadline") { "STAND_IN_TIMEOUT" } else { "STAND_IN_UNAVAILABLE" };
+    Verdict {
         decision: mock.config.issuer.stand_in_decision.at_least_as_strict_as(attempt.recommendation),
         reason: reason.into(),
         card_id: attempt.card_id.clone(),
         cardholder: None,
         stand_in_cause: Some(cause),
         cvc_result: None,
-    };
-    let card = CardData { pan: attempt.pan.clone(), expiry: attempt.expiry.clone(), cvc: attempt.cvc.clone() };
+    }
+}
 
-    // Apple Pay checks the CVC on its own before the card verification.
-    let mut cvc_result = None;
-    if attempt.wallet == Wallet::ApplePay && attempt.cvc.is_some() {
-        let request = |payload: String| VerifyCvcRequest {
-            token_requestor: Some(attempt.requestor.clone()),
-            encrypted_payload: payload,
-        };
-        let key = format!("{tokenization_id}-cvc");
-        match call::<_, VerifyCvcResponse>(mock, VERIFY_CVC_PATH, &key, tokenization_id, &card, request, deadline).await
-        {
-            Ok(answer) => {
-                cvc_result = Some(answer.cvc_result);
-                if answer.cvc_result != CvcResult::Match {
-                    return Verdict {
-                        decision: Decision::Declined,
-                        reason: format!("CVC_{}", answer.cvc_result.as_str()),
-                        card_id: answer.card_id,
-                        cardholder: None,
-                        stand_in_cause: None,
-                        cvc_result,
-                    };
-                }
-            }
-            Err(cause) => {
-                record_stand_in(mock, VERIFY_CVC_PATH, tokenization_id, &cause);
-                let reason = if cause.contains("deadline") { "STAND_IN_TIMEOUT" } else { "STAND_IN_UNAVAILABLE" };
-                return stand_in(cause, reason);
-            }
+fn card_data(attempt: &Attempt) -> CardData {
+    CardData { pan: attempt.pan.clone(), expiry: attempt.expiry.clone(), cvc: attempt.cvc.clone() }
+}
+
+/// Apple Pay checks a typed CVC with the issuer (verify-cvc) in both approaches — DataCore holds
+/// no CVC. `Ok(None)`: no check is due; `Ok(Some(MATCH))`: it matched; `Err`: the tokenization
+/// ends here, red on any other result, a stand-in when the issuer did not answer.
+async fn apple_pay_cvc(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Result<Option<CvcResult>, Verdict> {
+    if attempt.wallet != Wallet::ApplePay || attempt.cvc.is_none() {
+        return Ok(None);
+    }
+    let deadline = Duration::from_millis(mock.config.issuer.verify_card_deadline_ms);
+    let request = |payload: String| VerifyCvcRequest {
+        token_requestor: Some(attempt.requestor.clone()),
+        encrypted_payload: payload,
+    };
+    let key = format!("{tokenization_id}-cvc");
+    let card = card_data(attempt);
+    match call::<_, VerifyCvcResponse>(mock, VERIFY_CVC_PATH, &key, tokenization_id, &card, request, deadline).await {
+        Ok(answer) if answer.cvc_result == CvcResult::Match => Ok(Some(answer.cvc_result)),
+        Ok(answer) => Err(Verdict {
+            decision: Decision::Declined,
+            reason: format!("CVC_{}", answer.cvc_result.as_str()),
+            card_id: answer.card_id,
+            cardholder: None,
+            stand_in_cause: None,
+            cvc_result: Some(answer.cvc_result),
+        }),
+        Err(cause) => {
+            record_stand_in(mock, VERIFY_CVC_PATH, tokenization_id, &cause);
+            Err(stand_in(mock, attempt, cause))
         }
     }
+}
+
+/// Approach `external`: the issuer decides; the mock stands in when it cannot.
+async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verdict {
+    let deadline = Duration::from_millis(mock.config.issuer.verify_card_deadline_ms);
+    let card = card_data(attempt);
+    // Apple Pay checks the CVC on its own before the card verification.
+    let cvc_result = match apple_pay_cvc(mock, tokenization_id, attempt).await {
+        Ok(result) => result,
+        Err(ended) => return ended,
+    };
 
     let request = |payload: String| VerifyCardRequest {
         tokenization_id: Id::parse(tokenization_id).expect("the mock's tokenization ids follow the id rules"),
@@ -488,8 +532,7 @@ async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verd
         },
         Err(cause) => {
             record_stand_in(mock, VERIFY_CARD_PATH, tokenization_id, &cause);
-            let reason = if cause.contains("deadline") { "STAND_IN_TIMEOUT" } else { "STAND_IN_UNAVAILABLE" };
-            stand_in(cause, reason)
+            stand_in(mock, attempt, cause)
         }
     }
 }
@@ -578,15 +621,7 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
             reason: "ACTIVATION_CODE_VERIFIED".into(),
             at: now,
         });
-        effects.push(Effect::Notification {
-            kind: NotificationType::TokenActivated,
-            card_id: token.card_id.clone(),
-            token_id: Some(token.token_id.clone()),
-            token_requestor: Some(token.token_requestor.clone()),
-            otp: None,
-            has_phone: false,
-            at: now,
-        });
+        effects.push(token_activated(token, now));
         json!({"result": "ACCEPTED", "attemptsLeft": max})
     } else {
         challenge.wrong_attempts += 1;

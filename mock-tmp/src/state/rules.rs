@@ -80,6 +80,7 @@ impl MockState {
                 }
                 token.otp = None;
                 set_status(token, TokenStatus::Active, reason, now, &mut effects);
+                effects.push(crate::simulator::token_activated(token, now));
             }
             TokenAction::Suspend => match token.status {
                 TokenStatus::Active => {

@@ -65,7 +65,8 @@ async fn closing_deactivates_and_tells_the_issuer_the_card_was_removed() {
 #[tokio::test]
 async fn a_reorder_window_delivers_a_tokens_events_newest_first() {
     let mock = Mock::start_with(|config| {
-        config.sender.reorder_window = 2;
+        // The green token's event and its TOKEN_ACTIVATED, then the suspension's event.
+        config.sender.reorder_window = 3;
         // Long enough that the window fills; the test does not depend on it elapsing.
         config.sender.reorder_hold_ms = 60_000;
     })

@@ -16,6 +16,8 @@ async fn external_green_google_pay_manual() {
     let kit = Kit::spawn().await;
     let token_id = kit.green_token().await;
     assert_eq!(kit.mock_token(&token_id).await["status"], "ACTIVE");
+    // Usable at once: the issuer hears so, as after an activation code.
+    told_activated(&kit, &token_id).await;
     let mirror = kit.adapter_token(&token_id).await;
     assert_eq!(
         (mirror.status, mirror.card_id.as_str(), mirror.wallet.as_str()),
@@ -90,9 +92,16 @@ async fn right_otp_activates(kit: &Kit, token_id: &str, otp: &str) {
     kit.inner.mock_idle().await;
     assert_eq!(kit.mock_token(token_id).await["status"], "ACTIVE");
     assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
-    let activated = kit.sent(tmp_protocol::issuer_api::NOTIFICATIONS_PATH).await;
-    let activated = activated.iter().find(|e| e["body"]["type"] == "TOKEN_ACTIVATED").expect("TOKEN_ACTIVATED sent");
-    let id = activated["body"]["notificationId"].as_str().expect("id");
+    told_activated(kit, token_id).await;
+}
+
+/// The issuer heard `TOKEN_ACTIVATED` for the token exactly once, and stored it.
+async fn told_activated(kit: &Kit, token_id: &str) {
+    let sent = kit.sent(tmp_protocol::issuer_api::NOTIFICATIONS_PATH).await;
+    let activated: Vec<_> =
+        sent.iter().filter(|e| e["body"]["type"] == "TOKEN_ACTIVATED" && e["body"]["tokenId"] == token_id).collect();
+    assert_eq!(activated.len(), 1, "TOKEN_ACTIVATED for {token_id}: {sent:?}");
+    let id = activated[0]["body"]["notificationId"].as_str().expect("id");
     let stored = kit.store.find_notification(id).await.expect("store").expect("stored");
     assert_eq!(stored.token_id.as_deref(), Some(token_id));
 }
@@ -165,6 +174,27 @@ async fn datacore_green_apple_pay_without_calling_verify_card() {
     assert_eq!(kit.adapter_token(token_id).await.status, TokenStatus::Active);
     assert!(kit.sent(tmp_protocol::issuer_api::VERIFY_CARD_PATH).await.is_empty());
     assert!(kit.store.decisions_for_card("dc-1", 10).await.expect("audit").is_empty());
+}
+
+#[tokio::test]
+async fn datacore_apple_pay_checks_a_typed_cvc_at_the_issuer() {
+    let kit = Kit::spawn().await;
+    // DataCore holds no CVC: TMP asks the issuer, whose card source knows the card.
+    kit.load_datacore_card("card-active", PAN_ACTIVE, EXPIRY, "ACTIVE").await;
+    let right = cvc(&kit, PAN_ACTIVE);
+    let wrong = if right == "000" { "111" } else { "000" };
+    let tokenize = |cvc: &str| json!({"approach": "datacore", "card": {"pan": PAN_ACTIVE, "expiry": EXPIRY, "cvc": cvc}, "wallet": "APPLE_PAY"});
+    let answer = kit.simulate(tokenize(wrong)).await;
+    assert_eq!((answer["path"].as_str(), answer["reason"].as_str()), (Some("RED"), Some("CVC_NO_MATCH")), "{answer}");
+    let answer = kit.simulate(tokenize(&right)).await;
+    assert_eq!((answer["path"].as_str(), answer["cvcResult"].as_str()), (Some("GREEN"), Some("MATCH")), "{answer}");
+    kit.inner.mock_idle().await;
+    assert_eq!(kit.sent(tmp_protocol::issuer_api::VERIFY_CVC_PATH).await.len(), 2);
+    assert!(kit.sent(tmp_protocol::issuer_api::VERIFY_CARD_PATH).await.is_empty());
+    let decisions = kit.store.decisions_for_card("card-active", 10).await.expect("audit");
+    let mut results: Vec<_> = decisions.iter().map(|d| (d.operation.as_str(), d.cvc_result.as_str())).collect();
+    results.sort();
+    assert_eq!(results, [("verify_cvc", "MATCH"), ("verify_cvc", "NO_MATCH")]);
 }
 
 #[tokio::test]

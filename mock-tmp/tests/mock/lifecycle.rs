@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 use tmp_protocol::issuer_api::{NOTIFICATIONS_PATH, TOKEN_EVENTS_PATH};
 
-use crate::driver::expect_json;
+use crate::driver::{EXPIRY, PAN_ACTIVE, expect_json};
 use crate::helpers::Mock;
 
 async fn card_status(mock: &Mock, status: &str) -> serde_json::Value {
@@ -80,4 +80,34 @@ async fn a_reorder_window_delivers_a_tokens_events_newest_first() {
     expect_json(response, 200).await;
     mock.handle.wait_idle().await;
     assert_eq!(told(&mock, &token), ["SUSPENDED", "ACTIVE"], "newest first");
+}
+
+#[tokio::test]
+async fn the_issuer_hears_token_activated_however_a_token_becomes_usable() {
+    let mock = Mock::start().await;
+    let green = mock.green_token().await;
+    mock.issuer.decide("REQUIRE_ADDITIONAL_AUTHENTICATION");
+    let answer = mock.simulate(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY"})).await;
+    assert_eq!(answer["path"], "YELLOW", "{answer}");
+    let yellow = answer["tokenId"].as_str().expect("token").to_owned();
+    mock.handle.wait_idle().await;
+    let activated = |mock: &Mock| -> Vec<String> {
+        mock.issuer
+            .received(NOTIFICATIONS_PATH)
+            .into_iter()
+            .filter(|r| r.status == 200 && r.body["type"] == "TOKEN_ACTIVATED")
+            .map(|r| r.body["tokenId"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // Green: usable at once. Yellow: not yet.
+    assert_eq!(activated(&mock), [green.clone()]);
+    // The issuer activates it (its app authenticated the cardholder).
+    let response = mock
+        .signed(Method::POST, &format!("/tmp-api/v1/tokens/{yellow}/activate"))
+        .json(&json!({"initiator": "ISSUER", "reason": "authenticated in the issuer's app"}))
+        .send()
+        .await;
+    expect_json(response, 200).await;
+    mock.handle.wait_idle().await;
+    assert_eq!(activated(&mock), [green, yellow]);
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use tmp_protocol::enums::IssuerCardStatus;
 use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
+use tmp_protocol::tmp_api::TokenAction;
 
 use super::middleware::RawBody;
 use crate::config::SenderBehaviour;
@@ -17,7 +18,7 @@ use crate::context::Mock;
 use crate::faults::FaultRule;
 use crate::keys::KeyUse;
 use crate::simulator::{self, PushRequest, TokenizeRequest};
-use crate::state::{Card, MockState};
+use crate::state::{Card, MockState, Suspender};
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
 
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_mock/v1/simulate/wallet/push", web::post().to(push))
         .route("/_mock/v1/simulate/tokens/{tokenId}/otp", web::post().to(otp))
         .route("/_mock/v1/simulate/tokens/{tokenId}/remove", web::post().to(remove))
+        .route("/_mock/v1/simulate/tokens/{tokenId}/wallet/{action}", web::post().to(wallet_action))
         .route("/_mock/v1/cards", web::get().to(cards))
         .route("/_mock/v1/cards", web::post().to(seed_card))
         .route("/_mock/v1/tokens", web::get().to(tokens))
@@ -71,6 +73,21 @@ async fn otp(mock: Data<Mock>, req: HttpRequest, token_id: Path<String>) -> Resu
 async fn remove(mock: Data<Mock>, token_id: Path<String>) -> Result<HttpResponse, ApiError> {
     let mut state = mock.state.lock().await;
     let (info, effects) = state.remove_by_cardholder(&token_id)?;
+    mock.commit(&mut state, effects).await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// The wallet suspends or resumes a token on its own (a device reported lost in the wallet's
+/// app, then found): a suspension of the token requestor's, apart from the issuer's.
+async fn wallet_action(mock: Data<Mock>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (token_id, action) = path.into_inner();
+    let (action, reason) = match action.as_str() {
+        "suspend" => (TokenAction::Suspend, "SUSPENDED_BY_TOKEN_REQUESTOR"),
+        "resume" => (TokenAction::Resume, "RESUMED_BY_TOKEN_REQUESTOR"),
+        _ => return Err(ApiError::UnknownResource(format!("no wallet action `{action}`: suspend or resume"))),
+    };
+    let mut state = mock.state.lock().await;
+    let (info, effects) = state.token_action_by(&token_id, action, Suspender::TokenRequestor, reason)?;
     mock.commit(&mut state, effects).await?;
     Ok(HttpResponse::Ok().json(info))
 }

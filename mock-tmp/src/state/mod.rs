@@ -84,6 +84,9 @@ impl Card {
 pub enum Suspender {
     Issuer,
     Cardholder,
+    /// The wallet (e.g. a device reported lost in the wallet's own app), as MDES and VTS record
+    /// a token requestor's suspension apart from the issuer's.
+    TokenRequestor,
     /// The card is blocked: lifted by the unblock alone.
     CardBlock,
 }

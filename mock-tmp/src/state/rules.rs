@@ -5,7 +5,9 @@
 //! - card **unblocked** → the block is lifted; a token resumes only when nobody else (issuer,
 //!   cardholder) still holds it suspended — the multi-suspender rule;
 //! - card **closed** → its tokens are deactivated and `CARD_REMOVED_BY_ISSUER` is sent;
-//! - card **replaced** → its tokens move to the new card;
+//! - card **replaced** → the new card is ACTIVE and the old one CLOSED (as the adapter records
+//!   them); the old card's tokens move to the new card, and a suspension that was only the old
+//!   card's block is lifted (nothing would ever unblock the new card);
 //! - card **renewed** → the expiry is updated (tokens keep working; the issuer hears of it).
 //!
 //! Every status change becomes a token event for the issuer.
@@ -24,6 +26,15 @@ fn suspender(initiator: ActionInitiator) -> Suspender {
     match initiator {
         ActionInitiator::Issuer => Suspender::Issuer,
         ActionInitiator::Cardholder => Suspender::Cardholder,
+    }
+}
+
+fn suspender_word(who: Suspender) -> &'static str {
+    match who {
+        Suspender::Issuer => "issuer",
+        Suspender::Cardholder => "cardholder",
+        Suspender::TokenRequestor => "token requestor",
+        Suspender::CardBlock => "card's block",
     }
 }
 
@@ -51,12 +62,23 @@ impl MockState {
         Ok(self.card_mut_or_create(card_id))
     }
 
-    /// `POST /tmp-api/v1/tokens/{tokenId}/{action}`.
+    /// `POST /tmp-api/v1/tokens/{tokenId}/{action}`: the issuer, for itself or the cardholder.
     pub fn token_action(
         &mut self,
         token_id: &str,
         action: TokenAction,
         initiator: ActionInitiator,
+        reason: &str,
+    ) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
+        self.token_action_by(token_id, action, suspender(initiator), reason)
+    }
+
+    /// A token action by `who` (the wallet's own suspensions come from the simulator).
+    pub fn token_action_by(
+        &mut self,
+        token_id: &str,
+        action: TokenAction,
+        who: Suspender,
         reason: &str,
     ) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
@@ -65,7 +87,6 @@ impl MockState {
             self.cards.get(&card_id).is_some_and(|c| c.status == IssuerCardStatus::Blocked)
         };
         let token = self.token_mut(token_id)?;
-        let who = suspender(initiator);
         let mut effects = Vec::new();
         let conflict = |what: &str| {
             Err(ApiError::Conflict(format!("cannot {what} a token that is {}", token_status_word(token.status))))
@@ -98,7 +119,7 @@ impl MockState {
                 if token.status != TokenStatus::Suspended || !token.suspenders.contains(&who) {
                     return Err(ApiError::Conflict(format!(
                         "the token is not suspended by the {}",
-                        if who == Suspender::Issuer { "issuer" } else { "cardholder" }
+                        suspender_word(who)
                     )));
                 }
                 token.suspenders.remove(&who);
@@ -187,7 +208,7 @@ impl MockState {
     }
 
     /// `POST /tmp-api/v1/cards/{cardId}/replace` and `POST /lifecycle/v1/cards/{cardId}/replace`:
-    /// the new card takes the old card's tokens (and its status and contact).
+    /// the new card, ACTIVE, takes the old card's tokens and contact; the old card is CLOSED.
     pub fn replace_card(
         &mut self,
         card_id: &str,
@@ -207,8 +228,11 @@ impl MockState {
             return Err(ApiError::Conflict("the card was already replaced".into()));
         }
         old.replaced_by = Some(new_card_id.to_owned());
+        old.status = IssuerCardStatus::Closed;
         old.updated_at = now;
-        let mut new = Card::new(new_card_id, old.status);
+        // A new plastic: active whatever the old card's state (a lost card is blocked, then
+        // replaced).
+        let mut new = Card::new(new_card_id, IssuerCardStatus::Active);
         new.cardholder = old.cardholder.clone();
         new.product_category = old.product_category.clone();
         new.in_datacore = old.in_datacore;
@@ -225,9 +249,14 @@ impl MockState {
             token.card_id = new_card_id.to_owned();
             token.updated_at = now;
             affected += 1;
+            let previous = token.status;
+            // The block belonged to the old card; an issuer's or cardholder's suspension stays.
+            if token.suspenders.remove(&Suspender::CardBlock) && token.suspenders.is_empty() {
+                token.status = TokenStatus::Active;
+            }
             effects.push(Effect::TokenEvent {
                 token: token.info(),
-                previous: Some(token.status),
+                previous: Some(previous),
                 reason: "CARD_REPLACED".into(),
                 at: now,
             });
@@ -326,6 +355,27 @@ mod tests {
             },
         );
         state
+    }
+
+    #[test]
+    fn replacing_a_blocked_card_gives_an_active_card_and_lifts_only_the_block() {
+        let mut state = state_with_token(TokenStatus::Active);
+        let mut second = state.tokens["tok-1"].clone();
+        second.token_id = "tok-2".into();
+        state.tokens.insert("tok-2".into(), second);
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        state.token_action("tok-2", TokenAction::Suspend, ActionInitiator::Issuer, "fraud check").unwrap();
+        let pan = Pan::parse("5105105105105100").unwrap();
+        let (affected, effects) = state.replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap()).unwrap();
+        assert_eq!((affected, effects.len()), (2, 2));
+        assert_eq!(state.cards["card-2"].status, IssuerCardStatus::Active);
+        assert_eq!(state.cards["card-1"].status, IssuerCardStatus::Closed);
+        // Suspended by the block alone: resumes on the new card.
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Active);
+        assert_eq!(state.tokens["tok-1"].card_id, "card-2");
+        // Suspended by the issuer too: stays suspended, by the issuer only.
+        assert_eq!(state.tokens["tok-2"].status, TokenStatus::Suspended);
+        assert_eq!(suspenders(&state.tokens["tok-2"]), BTreeSet::from([Suspender::Issuer]));
     }
 
     #[test]

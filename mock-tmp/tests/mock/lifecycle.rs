@@ -100,7 +100,7 @@ async fn the_issuer_hears_token_activated_however_a_token_becomes_usable() {
             .collect()
     };
     // Green: usable at once. Yellow: not yet.
-    assert_eq!(activated(&mock), [green.clone()]);
+    assert_eq!(activated(&mock), std::slice::from_ref(&green));
     // The issuer activates it (its app authenticated the cardholder).
     let response = mock
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{yellow}/activate"))
@@ -110,4 +110,30 @@ async fn the_issuer_hears_token_activated_however_a_token_becomes_usable() {
     expect_json(response, 200).await;
     mock.handle.wait_idle().await;
     assert_eq!(activated(&mock), [green, yellow]);
+}
+
+#[tokio::test]
+async fn the_wallet_and_the_issuer_suspend_a_token_each_on_their_own() {
+    let mock = Mock::start().await;
+    let token = mock.green_token().await;
+    let mock = &mock;
+    let wallet = |action: &'static str| {
+        let path = format!("/_mock/v1/simulate/tokens/{token}/wallet/{action}");
+        async move { mock.control(&path, json!({})).await }
+    };
+    let issuer = |action: &'static str| {
+        mock.signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/{action}"))
+            .json(&json!({"initiator": "ISSUER", "reason": "fraud check"}))
+            .send()
+    };
+    // A device reported lost in the wallet's app: the token requestor suspends.
+    assert_eq!(wallet("suspend").await["status"], "SUSPENDED");
+    expect_json(issuer("suspend").await, 200).await;
+    assert_eq!(mock.mock_token(&token).await["suspendedBy"], json!(["ISSUER", "TOKEN_REQUESTOR"]));
+    // The issuer's resume lifts its own suspension only.
+    assert_eq!(expect_json(issuer("resume").await, 200).await["status"], "SUSPENDED");
+    assert_eq!(mock.mock_token(&token).await["suspendedBy"], json!(["TOKEN_REQUESTOR"]));
+    assert_eq!(wallet("resume").await["status"], "ACTIVE");
+    mock.handle.wait_idle().await;
+    assert_eq!(told(mock, &token), ["ACTIVE", "SUSPENDED", "ACTIVE"]);
 }

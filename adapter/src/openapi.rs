@@ -2,7 +2,7 @@
 //! (with the processor ingest; served at the Issuer API's `/openapi.json`) and the ops API
 //! (served at the ops listener's `/openapi.json`). The checked-in copies in `docs/openapi/` are
 //! compared with these by a test; regenerate them with
-//! `UPDATE_OPENAPI=1 cargo nextest run -p tmp-adapter openapi` (or `tmp-adapter openapi [--ops]`).
+//! `UPDATE_OPENAPI=1 cargo test -p tmp-adapter openapi` (or `tmp-adapter openapi [--ops]`).
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};

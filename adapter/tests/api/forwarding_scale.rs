@@ -166,17 +166,20 @@ async fn three_processes_drain_ten_thousand_events_over_a_hundred_cards_in_order
                 let events: Vec<Value> =
                     chunk.iter().flat_map(|i| cards.iter().map(move |c| status_event(*c, *i))).collect();
                 // As a processor does: a request whose answer was lost (a pooled connection the
-                // loaded server closed at its keep-alive limit) is sent again; the event ids
-                // make the resend harmless.
+                // loaded server closed at its keep-alive limit), or answered 503 (on a loaded
+                // host a process can wait out its database pool's timeout; nothing was
+                // acknowledged), is sent again; the event ids make it harmless.
                 let url = &urls[n % urls.len()];
                 let mut attempt = 0;
                 let status = loop {
+                    attempt += 1;
                     match post_events(&client, url, &events).await {
-                        Ok(status) => break status,
-                        Err(error) if attempt < 5 => {
-                            attempt += 1;
-                            eprintln!("resending after a transport error: {error}");
+                        Ok(503) if attempt <= 10 => {
+                            eprintln!("resending after a 503 (Retry-After: 1)");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
                         }
+                        Ok(status) => break status,
+                        Err(error) if attempt <= 5 => eprintln!("resending after a transport error: {error}"),
                         Err(error) => panic!("ingest: {error}"),
                     }
                 };

@@ -210,7 +210,9 @@ async fn no_card_data_in_logs_metrics_databases_outbox_or_anything_sent() {
 
     use crate::forwarding::{WAIT, code_sink, event, forwarding_settings};
     use crate::helpers::receiver::Receiver;
-    // nextest runs each test in its own process: this subscriber sees only this test.
+    // Under nextest this test has a process of its own; under `cargo test` the subscriber also
+    // sees the tests running beside it: more lines searched, none of them allowed to leak.
+    // No other test sets a global subscriber.
     let capture = Capture::default();
     // JSON lines carry every span and event field, so nothing a field could leak is hidden.
     let subscriber =
@@ -431,7 +433,7 @@ async fn the_checked_in_openapi_documents_match_the_code() {
         let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             &checked_in == generated,
-            "docs/openapi/{name} is stale: run `UPDATE_OPENAPI=1 cargo nextest run -p tmp-adapter openapi`"
+            "docs/openapi/{name} is stale: run `UPDATE_OPENAPI=1 cargo test -p tmp-adapter openapi`"
         );
     }
     // Every checked-in file is one the code generates (none left behind, none unchecked).

@@ -1,6 +1,8 @@
-//! The issuer's own system as the spawned adapter sees it: a webhook sink that verifies each
-//! delivery's signature and decrypts the activation code sent to it. The journeys read the OTP
-//! here, as an issuer's SMS gateway would, and type it into the mock's wallet.
+//! The issuer's own system as the adapter sees it: a webhook sink that verifies each delivery's
+//! signature and decrypts the activation code sent to it. The journeys read the OTP here, as an
+//! issuer's SMS gateway would, and type it into the mock's wallet; `tmp-kit up` runs one as the
+//! **dev inbox**, which also logs each delivery and lists them at `GET /inbox`, so a developer
+//! can finish the yellow path by hand. Development only: it shows activation codes in clear.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,6 +31,8 @@ struct SinkState {
     deliveries: Mutex<Vec<Delivery>>,
     /// While set, every delivery is answered 503 (the issuer's system down).
     refusing: std::sync::atomic::AtomicBool,
+    /// The dev inbox: log each delivery, code included.
+    announce: bool,
 }
 
 pub struct Sink {
@@ -42,7 +46,18 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// A sink on a port the system picks, quiet: the kit's tests and checks read it.
     pub async fn start() -> anyhow::Result<Sink> {
+        Sink::start_on("127.0.0.1:0", false).await
+    }
+
+    /// The dev inbox on `address`: logs each delivery (activation codes in clear) and lists
+    /// them at `GET /inbox`.
+    pub async fn start_inbox(address: &str) -> anyhow::Result<Sink> {
+        Sink::start_on(address, true).await
+    }
+
+    async fn start_on(address: &str, announce: bool) -> anyhow::Result<Sink> {
         let key = tokio::task::spawn_blocking(|| RsaKeyPair::generate(2048)).await??.with_kid("conformance-sink")?;
         let otp_jwk_json = serde_json::to_string(&key.public_jwk())?;
         let (secret, _) = WebhookSecret::generate();
@@ -51,15 +66,21 @@ impl Sink {
             keys: KeyRing::new(vec![key])?,
             deliveries: Mutex::new(Vec::new()),
             refusing: std::sync::atomic::AtomicBool::new(false),
+            announce,
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let listener = std::net::TcpListener::bind(address)
+            .map_err(|e| anyhow::anyhow!("the sink cannot listen on {address}: {e}"))?;
         let url = format!("http://{}/webhooks", listener.local_addr()?);
         let app_state = state.clone();
-        let server =
-            HttpServer::new(move || App::new().app_data(app_state.clone()).route("/webhooks", web::post().to(receive)))
-                .workers(1)
-                .listen(listener)?
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .route("/webhooks", web::post().to(receive))
+                .route("/inbox", web::get().to(inbox))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run();
         let handle = server.handle();
         tokio::spawn(server);
         Ok(Sink { url, secret, otp_jwk_json, state, handle })
@@ -81,6 +102,11 @@ impl Sink {
             .rev()
             .find(|d| d.data["tokenId"] == token_id && d.otp.is_some())
             .and_then(|d| d.otp)
+    }
+
+    /// Where the inbox lists what arrived.
+    pub fn inbox_url(&self) -> String {
+        self.url.replace("/webhooks", "/inbox")
     }
 
     pub async fn stop(&self) {
@@ -110,6 +136,42 @@ async fn receive(state: Data<SinkState>, request: HttpRequest, body: Bytes) -> H
         Otp::parse(plain["otp"].as_str()?).ok()
     });
     let event_type = message["type"].as_str().unwrap_or_default().to_owned();
+    if state.announce {
+        let (token_id, card_id) = (data["tokenId"].as_str(), data["cardId"].as_str());
+        match &otp {
+            // The point of the dev inbox: the code the cardholder would read on their phone.
+            Some(code) => tracing::info!(
+                token_id,
+                card_id,
+                code = code.expose(),
+                "dev inbox: activation code (type it with POST /_mock/v1/simulate/tokens/{{tokenId}}/otp)"
+            ),
+            None => tracing::info!(event_type, token_id, card_id, status = data["status"].as_str(), "dev inbox"),
+        }
+    }
     state.deliveries.lock().expect("deliveries").push(Delivery { event_type, data, otp });
     HttpResponse::Ok().finish()
+}
+
+/// `GET /inbox`: every delivery, newest first, activation codes in clear (the dev inbox is for
+/// development only; a real issuer's system never shows them).
+async fn inbox(state: Data<SinkState>) -> HttpResponse {
+    let deliveries = state.deliveries.lock().expect("deliveries").clone();
+    let items: Vec<Value> = deliveries
+        .iter()
+        .rev()
+        .map(|d| {
+            // The code decrypted in place of its JWE.
+            let mut data = d.data.clone();
+            if let Some(data) = data.as_object_mut() {
+                data.remove("encryptedPayload");
+            }
+            let mut item = serde_json::json!({"type": d.event_type, "tokenId": d.data["tokenId"], "data": data});
+            if let Some(code) = &d.otp {
+                item["otp"] = Value::from(code.expose());
+            }
+            item
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "deliveries": items }))
 }

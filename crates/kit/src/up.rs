@@ -1,11 +1,16 @@
 //! `tmp-kit up`: the kit for local work — `mock-tmp` (TMP API, Lifecycle API, simulator) and
 //! `tmp-adapter` on embedded SQLite, each from its own configuration file, wired to each other
 //! by those files (`config/local.yaml` points the adapter at the mock, `config/mock-tmp.yaml`
-//! points the mock at the adapter). Both stop together: on Ctrl-C, or when either fails.
+//! points the mock at the adapter) — and a dev inbox standing for the issuer's own systems,
+//! which the adapter delivers token events and activation codes to, so the yellow path can be
+//! finished by hand. All stop together: on Ctrl-C, or when one fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use tmp_adapter::config::SinkSettings;
+
+use crate::sink::Sink;
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -16,13 +21,32 @@ pub struct UpArgs {
     /// The mock's configuration file.
     #[arg(long, default_value = "config/mock-tmp.yaml", env = "MOCK_TMP_CONFIG")]
     pub mock_config: PathBuf,
+    /// Where the dev inbox listens: a webhook sink added to the adapter's (local) settings that
+    /// decrypts and shows activation codes, `GET /inbox`.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    pub inbox: String,
+    /// Start no dev inbox (the adapter delivers only to the sinks its configuration names).
+    #[arg(long)]
+    pub no_inbox: bool,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let settings = tmp_adapter::config::Settings::load(&args.adapter_config_dir)?;
+    let mut settings = tmp_adapter::config::Settings::load(&args.adapter_config_dir)?;
     // One log for both, in the adapter's format and level.
     tmp_adapter::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());
     let mock_config = mock_tmp::MockConfig::load(&args.mock_config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Kept for as long as the kit runs: the inbox's public key file lives in it.
+    let inbox_dir = tempfile::Builder::new().prefix("tmp-kit-inbox-").tempdir()?;
+    let inbox = match (args.no_inbox, settings.environment) {
+        (false, tmp_adapter::config::Environment::Local) => {
+            let inbox = Sink::start_inbox(&args.inbox).await.context("the dev inbox did not start (--no-inbox)")?;
+            settings.sinks.push(inbox_sink(&inbox, inbox_dir.path())?);
+            tracing::info!(inbox = %inbox.inbox_url(), "dev inbox ready: activation codes show here and in this log");
+            Some(inbox)
+        }
+        // Never in production: the inbox shows activation codes in clear.
+        _ => None,
+    };
     let adapter = tmp_adapter::startup::Application::build(settings).await.context("tmp-adapter did not start")?;
     tracing::info!(port = adapter.port(), "tmp-adapter ready");
     let mock = mock_tmp::start(mock_config).await.context("mock-tmp did not start")?;
@@ -37,5 +61,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         // mock has the same signal); an error stops the kit with that error.
         result = adapter.run_until_stopped() => result?,
     }
+    if let Some(inbox) = inbox {
+        inbox.stop().await;
+    }
     Ok(())
+}
+
+/// The adapter's sink for the dev inbox: every event type, signed with the inbox's secret,
+/// activation codes encrypted to the inbox's key.
+fn inbox_sink(inbox: &Sink, dir: &Path) -> anyhow::Result<SinkSettings> {
+    let jwk = dir.join("dev-inbox-otp.jwk.json");
+    std::fs::write(&jwk, &inbox.otp_jwk_json)?;
+    Ok(SinkSettings {
+        name: "dev-inbox".into(),
+        url: inbox.url.clone(),
+        hmac_secrets: vec![inbox.secret.clone()],
+        event_types: Vec::new(),
+        otp_jwk_file: Some(jwk),
+        tls: Default::default(),
+    })
 }

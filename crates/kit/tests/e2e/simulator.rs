@@ -83,6 +83,19 @@ async fn yellow(kit: &Kit, body: serde_json::Value) -> (String, String) {
     assert_eq!(n.token_id.as_deref(), Some(token_id.as_str()));
     let otp = kit.delivered_otp(notification_id).await;
     assert_eq!(otp.len(), 6);
+    // The inbox view (what `tmp-kit up`'s dev inbox serves) shows the code decrypted, and not
+    // its JWE.
+    let inbox: serde_json::Value =
+        kit.client.get(kit.inner.sink.inbox_url()).send().await.expect("inbox").json().await.expect("json");
+    let shown = inbox["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .find(|d| d["tokenId"] == token_id.as_str() && d["type"] == "notification.ACTIVATION_CODE_DELIVERY")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(shown["otp"], otp.as_str(), "{inbox}");
+    assert!(shown["data"].get("encryptedPayload").is_none(), "{shown}");
     (token_id, otp)
 }
 

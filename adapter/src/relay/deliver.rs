@@ -48,6 +48,8 @@ pub enum Attempt {
     Unauthorized(String),
     /// Any other 4xx, or a row that cannot be delivered at all.
     Permanent(String),
+    /// No configured sink takes the event type: nothing was sent to anyone.
+    Unrouted,
 }
 
 impl Attempt {
@@ -281,6 +283,16 @@ impl Destinations {
             OutboxMessage::Notification(n) => Some(n.notification_id.as_str()),
             _ => None,
         };
+        if sinks.is_empty() {
+            // Said as it is (not "delivered"), and an activation code nobody will receive is
+            // not kept.
+            if let Some(id) = notification_id
+                && let Err(error) = self.notifications.erase_otp(id).await
+            {
+                tracing::warn!(error = ?error, "cannot erase an activation code no sink takes");
+            }
+            return Attempt::Unrouted;
+        }
         let otp = match notification_id {
             Some(id) if sinks.iter().any(|s| s.otp_key.is_some()) => match self.otp(id).await {
                 Ok(otp) => otp,
@@ -321,7 +333,7 @@ impl Destinations {
                         first_transient.get_or_insert(Attempt::Unauthorized(format!("sink {name}: {error}")));
                     }
                     Attempt::Permanent(error) => permanent.push(format!("sink {name}: {error}")),
-                    Attempt::Delivered => {}
+                    Attempt::Delivered | Attempt::Unrouted => {}
                 },
             }
         }

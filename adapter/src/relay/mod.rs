@@ -206,10 +206,12 @@ impl Relay {
             decide(&self.settings, &entry, attempt, OffsetDateTime::now_utc())
         };
         let now = OffsetDateTime::now_utc();
+        let unrouted = matches!(&result, DeliveryResult::Dead { error } if error == NO_SINK);
         let outcome = match &result {
             DeliveryResult::Delivered => "delivered",
             DeliveryResult::Retry { .. } => "retry",
             DeliveryResult::Held { .. } => "held",
+            DeliveryResult::Dead { .. } if unrouted => "unrouted",
             DeliveryResult::Dead { .. } => "dead",
         };
         self.metrics.outbox_attempts.with_label_values(&[destination, outcome]).inc();
@@ -228,6 +230,8 @@ impl Relay {
                      (outbox retry or skip)"
                 );
             }
+            // A choice of the configuration, not a failure: no dead letter to alert on.
+            DeliveryResult::Dead { .. } if unrouted => tracing::info!(parent: &span, "{NO_SINK}"),
             DeliveryResult::Dead { error } => {
                 self.metrics.outbox_dead.with_label_values(&[destination]).inc();
                 tracing::warn!(parent: &span, %error, "not delivered: dead");
@@ -308,6 +312,9 @@ impl InFlight {
 /// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
 /// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
 /// asked — or, refused for good or out of schedule, held at the head of its card.
+/// The `lastError` of a row no sink takes (`sinks` names none for its event type).
+pub const NO_SINK: &str = "no sink configured: nothing sent";
+
 pub fn decide(
     settings: &crate::config::RelaySettings,
     entry: &OutboxEntry,
@@ -316,6 +323,8 @@ pub fn decide(
 ) -> DeliveryResult {
     match attempt {
         Attempt::Delivered => DeliveryResult::Delivered,
+        // Nothing to wait for: the row is done, as dead, and says why.
+        Attempt::Unrouted => DeliveryResult::Dead { error: NO_SINK.into() },
         Attempt::Permanent(error) => DeliveryResult::Held { error },
         Attempt::Unauthorized(error) => decide(settings, entry, Attempt::Transient { error, retry_after: None }, now),
         Attempt::Transient { error, retry_after } => {

@@ -517,3 +517,51 @@ async fn an_activation_code_is_never_delivered_after_it_expires() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_message_no_sink_takes_is_dead_as_unrouted_not_delivered() {
+    for db in test_databases().await {
+        let tmp = Receiver::start().await;
+        // A sink for token events only: notifications have nowhere to go.
+        let sink = Receiver::start().await;
+        let app = TestApp::spawn_with(&db, |s| {
+            forwarding_settings(s, Approach::External, &tmp);
+            s.sinks = vec![SinkSettings {
+                name: "token-events".into(),
+                url: format!("{}/hooks", sink.url),
+                hmac_secrets: vec![sink.secret.clone()],
+                event_types: vec!["token.status_changed".into()],
+                otp_jwk_file: None,
+                tls: Default::default(),
+            }];
+        })
+        .await;
+        let code = crate::notifications::notification_body(&app, "ACTIVATION_CODE_DELIVERY", "n-nowhere", None);
+        expect_json(app.request("/issuer-api/v1/notifications").json(&code).send().await, 200).await;
+        let filter =
+            tmp_adapter::store::OutboxFilter { status: Some(OutboxStatus::Dead), ordering_key: None, limit: 10 };
+        let started = std::time::Instant::now();
+        let dead = loop {
+            let dead = app.store.list_outbox(&filter).await.unwrap();
+            if !dead.is_empty() || started.elapsed() > WAIT {
+                break dead;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(dead.len(), 1, "{}", db.backend);
+        assert_eq!(dead[0].last_error.as_deref(), Some(tmp_adapter::relay::NO_SINK), "{}", db.backend);
+        assert!(sink.accepted().is_empty(), "nothing was sent");
+        // Not kept for nobody: the code is erased at once.
+        let stored = app.store.find_notification("n-nowhere").await.unwrap().expect("stored");
+        assert!(stored.otp_ciphertext.is_none(), "{}", db.backend);
+        // Counted as what it is, not as a dead letter to alert on.
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics
+                .contains("tmp_adapter_outbox_attempts_total{destination=\"issuer_webhook\",outcome=\"unrouted\"} 1"),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("tmp_adapter_outbox_dead_total{"), "{metrics}");
+        app.stop().await;
+    }
+}

@@ -147,6 +147,7 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
     ),
     paths(
         ops::tokens::list,
+        ops::tokens::history,
         ops::tokens::action,
         ops::provisioning::apple_pay,
         ops::provisioning::google_pay,
@@ -169,6 +170,8 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         ops::tokens::OpsToken,
         ops::tokens::TokenSource,
         ops::tokens::CardTokens,
+        ops::tokens::TokenHistory,
+        ops::tokens::TokenHistoryEvent,
         ops::tokens::TokenActionBody,
         ops::provisioning::ApplePayPushRequest,
         ops::provisioning::ApplePayPushResponse,

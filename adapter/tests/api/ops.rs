@@ -380,3 +380,45 @@ async fn one_peer_cannot_hold_more_than_its_share_of_a_listeners_connections() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_tokens_history_lists_every_event_in_the_order_things_happened() {
+    use crate::token_events::event_body;
+    for db in test_databases().await {
+        let (app, ops) = spawn(&db).await;
+        let b = db.backend;
+        // Created, suspended, then a late ACTIVE that happened between the two (history only).
+        for (status, at) in [
+            ("ACTIVE", "2026-03-01T10:00:00Z"),
+            ("SUSPENDED", "2026-03-01T12:00:00Z"),
+            ("ACTIVE", "2026-03-01T11:00:00Z"),
+        ] {
+            let mut body = event_body("tok-h", "card-active", status, at);
+            body["reason"] = json!(format!("{status} at {at}"));
+            expect_json(app.request("/issuer-api/v1/tokens/events").json(&body).send().await, 200).await;
+        }
+        let history =
+            expect_json(get(&app, format!("{ops}/ops/v1/tokens/tok-h/history"), Some(TOKEN)).await, 200).await;
+        assert_eq!(history["token"]["status"], "SUSPENDED", "{b}: {history}");
+        let events: Vec<(String, bool)> = history["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| (e["reason"].as_str().unwrap_or_default().to_owned(), e["applied"] == true))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("ACTIVE at 2026-03-01T10:00:00Z".to_owned(), true),
+                ("ACTIVE at 2026-03-01T11:00:00Z".to_owned(), false),
+                ("SUSPENDED at 2026-03-01T12:00:00Z".to_owned(), true),
+            ],
+            "{b}: {history}"
+        );
+        // An unknown token is the contract's 404; no token, no answer.
+        expect_error(get(&app, format!("{ops}/ops/v1/tokens/tok-none/history"), Some(TOKEN)).await, 404, "NOT_FOUND")
+            .await;
+        assert_eq!(get(&app, format!("{ops}/ops/v1/tokens/tok-h/history"), None).await.status(), 401, "{b}");
+        app.stop().await;
+    }
+}

@@ -109,6 +109,9 @@ async fn api_keys_are_checked_by_digest_scope_and_revocation() {
             };
             expect_error(response, 403, "FORBIDDEN").await;
         }
+        // A token's history needs tokens:read, which the outbox admin lacks.
+        let history = get(&app, format!("{ops}/ops/v1/tokens/tok-1/history"), &admin).await;
+        expect_error(history, 403, "FORBIDDEN").await;
         // The operator token of ops.api_tokens holds every scope.
         expect_json(get(&app, format!("{ops}/ops/v1/audit"), OPERATOR).await, 200).await;
 

@@ -69,6 +69,8 @@ impl OpsState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Literal segments before patterns: `replay` before `{id}`.
     cfg.service(resource("/ops/v1/cards/{cardId}/tokens", "GET", tokens::list))
+        // Before `{action}`, which would take `history` as an action name.
+        .service(resource("/ops/v1/tokens/{tokenId}/history", "GET", tokens::history))
         .service(resource("/ops/v1/tokens/{tokenId}/{action}", "POST", tokens::action))
         .service(resource("/ops/v1/cards/{cardId}/push-provisioning/apple-pay", "POST", provisioning::apple_pay))
         .service(resource("/ops/v1/cards/{cardId}/push-provisioning/google-pay", "POST", provisioning::google_pay))

@@ -97,6 +97,35 @@ pub struct CardTokens {
     pub tokens: Vec<OpsToken>,
 }
 
+/// One token event as the adapter received it from TMP.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenHistoryEvent {
+    pub event_id: String,
+    pub status: TokenStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<TokenStatus>,
+    /// TMP's reason (e.g. `CARD_BLOCKED`, `ACTIVATION_CODE_VERIFIED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339: when the change happened (orders the history).
+    pub occurred_at: String,
+    /// RFC 3339: when the adapter received the event.
+    pub received_at: String,
+    /// Whether the event changed the token's status in the mirror: an event older than the
+    /// mirror's state is history only.
+    pub applied: bool,
+}
+
+/// What happened to a token, as the adapter knows it: the mirror's state and every token event
+/// TMP sent, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenHistory {
+    pub token: OpsToken,
+    pub events: Vec<TokenHistoryEvent>,
+}
+
 /// Why a token action is taken (required, for the audit), and on whose behalf.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -148,6 +177,57 @@ pub async fn list(
         Err(error) => return Err(super::tmp_error(TmpCall::CardTokens { card_id: &card_id }, error)),
     };
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// A token's history from the adapter's mirror: every token event TMP sent for it (retries of
+/// one event once), oldest first, and the state the mirror holds. Customer service's first
+/// question — "what happened to my token" — without a call to TMP.
+#[utoipa::path(
+    get,
+    path = "/ops/v1/tokens/{tokenId}/history",
+    operation_id = "token_history",
+    tag = "Tokens",
+    params(("tokenId" = String, Path, description = "TMP's token id")),
+    responses((status = 200, description = "The token and its events", body = TokenHistory), OpsErrors),
+    security(("bearer" = ["tokens:read"]), ("mtls" = ["tokens:read"]))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn history(
+    principal: Principal,
+    state: Data<AppState>,
+    token_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Scope::TokensRead)?;
+    path_id("tokenId", &token_id)?;
+    let Some(token) = state.store.find_token(&token_id).await? else {
+        return Err(ApiError::NotFound);
+    };
+    // Replayed in arrival order, as the mirror took them: an event changed the status unless
+    // one that happened later had already arrived (the store's `status_at <=` rule).
+    let mut events = state.store.token_history(&token_id).await?;
+    events.sort_by_key(|e| e.received_at);
+    let mut latest: Option<time::OffsetDateTime> = None;
+    let mut history = Vec::with_capacity(events.len());
+    for e in &events {
+        let applied = latest.is_none_or(|latest| latest <= e.occurred_at);
+        latest = latest.max(Some(e.occurred_at));
+        history.push((
+            e.occurred_at,
+            TokenHistoryEvent {
+                event_id: e.event_id.clone(),
+                status: e.status,
+                previous_status: e.previous_status,
+                reason: e.reason.clone(),
+                occurred_at: super::ts(e.occurred_at),
+                received_at: super::ts(e.received_at),
+                applied,
+            },
+        ));
+    }
+    // Shown in the order things happened.
+    history.sort_by_key(|(occurred_at, _)| *occurred_at);
+    let events = history.into_iter().map(|(_, event)| event).collect();
+    Ok(HttpResponse::Ok().json(TokenHistory { token: OpsToken::from(&token), events }))
 }
 
 /// Activates, suspends, resumes or deactivates a token at TMP, with a reason. TMP's answer is

@@ -33,18 +33,27 @@ pub fn forwarding_settings(settings: &mut Settings, approach: Approach, to: &Rec
     }
 }
 
+/// A sink `name` at `sink`'s `/hooks` taking `event_types` (none: all), without a key for
+/// activation codes.
+pub fn plain_sink(name: &str, sink: &Receiver, event_types: &[&str]) -> SinkSettings {
+    SinkSettings {
+        name: name.into(),
+        url: format!("{}/hooks", sink.url),
+        hmac_secrets: vec![sink.secret.clone()],
+        event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
+        otp_jwk_file: None,
+        tls: Default::default(),
+    }
+}
+
 /// The sink `core` at `sink`'s `/hooks`, taking token events and notifications, with
 /// activation codes encrypted to `sink`'s key (its JWK written into `dir`).
 pub fn code_sink(sink: &Receiver, dir: &std::path::Path) -> SinkSettings {
     let jwk_file = dir.join("sink.jwk.json");
     std::fs::write(&jwk_file, serde_json::to_string(&sink.jwk()).unwrap()).unwrap();
     SinkSettings {
-        name: "core".into(),
-        url: format!("{}/hooks", sink.url),
-        hmac_secrets: vec![sink.secret.clone()],
-        event_types: vec!["token.status_changed".into(), "notification.*".into()],
         otp_jwk_file: Some(jwk_file),
-        tls: Default::default(),
+        ..plain_sink("core", sink, &["token.status_changed", "notification.*"])
     }
 }
 
@@ -293,14 +302,7 @@ async fn a_hanging_issuer_sink_does_not_hold_up_card_changes_to_tmp() {
             s.relay.concurrency = 2;
             s.relay.request_timeout_ms = 5_000;
             s.relay.lease_secs = 12;
-            s.sinks = vec![SinkSettings {
-                name: "core".into(),
-                url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.clone()],
-                event_types: vec!["token.status_changed".into()],
-                otp_jwk_file: None,
-                tls: Default::default(),
-            }];
+            s.sinks = vec![plain_sink("core", &sink, &["token.status_changed"])];
         })
         .await;
         app.import(&fixture_cards()).await;
@@ -477,14 +479,7 @@ async fn an_activation_code_is_never_delivered_after_it_expires() {
         let sink = Receiver::start().await;
         let app = TestApp::spawn_with(&db, |s| {
             forwarding_settings(s, Approach::External, &sink);
-            s.sinks = vec![SinkSettings {
-                name: "core".into(),
-                url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.clone()],
-                event_types: vec![],
-                otp_jwk_file: None,
-                tls: Default::default(),
-            }];
+            s.sinks = vec![plain_sink("core", &sink, &[])];
         })
         .await;
         // Already expired when it arrives (a late TMP retry): accepted, stored, never delivered.
@@ -526,14 +521,7 @@ async fn a_message_no_sink_takes_is_dead_as_unrouted_not_delivered() {
         let sink = Receiver::start().await;
         let app = TestApp::spawn_with(&db, |s| {
             forwarding_settings(s, Approach::External, &tmp);
-            s.sinks = vec![SinkSettings {
-                name: "token-events".into(),
-                url: format!("{}/hooks", sink.url),
-                hmac_secrets: vec![sink.secret.clone()],
-                event_types: vec!["token.status_changed".into()],
-                otp_jwk_file: None,
-                tls: Default::default(),
-            }];
+            s.sinks = vec![plain_sink("token-events", &sink, &["token.status_changed"])];
         })
         .await;
         let code = crate::notifications::notification_body(&app, "ACTIVATION_CODE_DELIVERY", "n-nowhere", None);

@@ -518,7 +518,7 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
                 None => None,
                 Some(s) => Some(
                     OutboxStatus::parse(s)
-                        .ok_or_else(|| anyhow::anyhow!("--status must be pending, delivered or dead"))?,
+                        .ok_or_else(|| anyhow::anyhow!("--status must be pending, held, delivered or dead"))?,
                 ),
             };
             let filter = OutboxFilter { status, ordering_key: card.clone(), limit: *limit };

@@ -439,8 +439,13 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
 
 /// [`connect`] with the group commit's settings (`database.group_commit`). Starts the group
 /// commit's flusher on the current runtime.
+/// Whether `database.url` names a PostgreSQL server (anything else is a SQLite file).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 pub async fn connect_with(url: &str, max_connections: u32, group_commit: GroupCommitSettings) -> StoreResult<DynStore> {
-    let (engine, flush) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    let (engine, flush) = if is_postgres_url(url) {
         let (pool, flush) = postgres::connect(url, max_connections).await?;
         (engine::Engine::Postgres(pool), flush)
     } else {

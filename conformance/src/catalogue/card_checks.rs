@@ -14,6 +14,7 @@ use crate::case::{BOTH, Case, EXTERNAL, Expect, Failure, Outcome, declared, ensu
 use crate::payload::{CvcChoice, PayloadSpec};
 use crate::profile::ContactDisclosure;
 use crate::session::Session;
+use tmp_protocol::enums::Decision;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -183,8 +184,8 @@ pub fn cases() -> Vec<Case> {
             EXTERNAL,
             IssuerApi,
             "A card source failure answers the stand-in",
-            "Card verification of a card the target's card source fails on (profile cards.failing) answers 200 with standIn true, reason STAND_IN_UNAVAILABLE or STAND_IN_TIMEOUT, cardStatus UNKNOWN, cvcResult NOT_PROVIDED, no cardId and no cardholder; the decision is DECLINED when the wallet recommends it, and the declared policy.stand_in_decision when the wallet approves.",
-            &["R-STANDIN-1", "R-DEADLINE-1"],
+            "Card verification of a card the target's card source fails on (profile cards.failing) answers 200 with standIn true, reason STAND_IN_UNAVAILABLE or STAND_IN_TIMEOUT, cardStatus UNKNOWN, cvcResult NOT_PROVIDED, no cardId and no cardholder; the decision is DECLINED when the wallet recommends it, the stricter of REQUIRE_ADDITIONAL_AUTHENTICATION and the declared policy.stand_in_decision when the wallet steps up, and the declared stand_in_decision when it approves.",
+            &["R-STANDIN-1", "R-VERIFY-1", "R-VERIFY-2"],
             verify_stand_in
         ),
         case!(
@@ -283,7 +284,7 @@ pub fn cases() -> Vec<Case> {
             BOTH,
             IssuerApi,
             "A card source failure answers 503, with nothing stored",
-            "verify-cvc of a card the target's card source fails on (profile cards.failing) answers 503 UNAVAILABLE with Retry-After: 1 — no stand-in for a CVC check; the idempotency key is not stored: the same key with the active card's body is then answered as new (MATCH).",
+            "verify-cvc of a card the target's card source fails on (profile cards.failing) answers 503 UNAVAILABLE with Retry-After: 1 — no stand-in for a CVC check; the idempotency key is not stored: the same key and body retried is tried again (503, not a replay), and the same key with the active card's body is answered as new (MATCH).",
             &["R-CVC-6", "R-HDR-6", "R-IDEM-5"],
             cvc_source_failure
         ),
@@ -592,20 +593,32 @@ async fn verify_stand_in(s: Arc<Session>) -> Outcome {
     let declined = verify(&s, PayloadSpec::card("failing"), |b| b["walletRecommendation"] = json!("DECLINED")).await?;
     stand_in(&declined)?;
     declined.field("/decision", "DECLINED")?;
-    let approved = verify(&s, PayloadSpec::card("failing"), |_| {}).await?;
-    stand_in(&approved)?;
     let expected = declared(s.client.profile.policy.stand_in_decision())?;
-    approved.field("/decision", expected.as_str())
+    for recommendation in [Decision::RequireAdditionalAuthentication, Decision::Approved] {
+        let answer =
+            verify(&s, PayloadSpec::card("failing"), |b| b["walletRecommendation"] = json!(recommendation.as_str()))
+                .await?;
+        stand_in(&answer)?;
+        answer.field("/decision", expected.at_least_as_strict_as(recommendation).as_str())?;
+    }
+    Ok(())
 }
 
 async fn cvc_source_failure(s: Arc<Session>) -> Outcome {
     failing_card(&s)?;
     let key = uuid::Uuid::new_v4().to_string();
-    let failed = s.send(verify_cvc_call(&s, PayloadSpec::card("failing")).idempotency_key(Some(&key))).await?;
+    // Prepared once: the retry below sends the very same body.
+    let prepared = s.prepare(verify_cvc_call(&s, PayloadSpec::card("failing")).idempotency_key(Some(&key))).await?;
+    let failed = s.send_prepared(&prepared).await?;
     failed.error(503, "UNAVAILABLE")?;
     let retry_after = failed.header("retry-after");
     ensure(retry_after.as_deref() == Some("1"), "Retry-After: 1", format!("Retry-After: {retry_after:?}"))
         .map_err(|f| f.with(&failed))?;
+    // TMP retries with the same key and body: tried again, not a replay of a stored 503.
+    let again = s.send_prepared(&prepared).await?;
+    again.error(503, "UNAVAILABLE")?;
+    ensure(again.header("idempotent-replayed").is_none(), "a fresh 503", "a replayed one")
+        .map_err(|f| f.with(&again))?;
     // A stored 503 would answer this other body 422 IDEMPOTENCY_KEY_REUSED.
     let fresh = s.send(verify_cvc_call(&s, PayloadSpec::card("active")).idempotency_key(Some(&key))).await?;
     fresh.ok_with(&[("/cvcResult", json!("MATCH")), ("/cardStatus", json!("ACTIVE"))])

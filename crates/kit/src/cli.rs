@@ -23,8 +23,8 @@ pub enum Command {
     /// Runs tmp-adapter (embedded SQLite) and mock-tmp wired to each other, for local work.
     Up(crate::up::UpArgs),
     /// Makes the running `tmp-kit up` (or another development adapter) a conformance target:
-    /// loads fresh test cards through its processor ingest and writes the profile and secrets
-    /// `tmp-conformance run` needs.
+    /// loads fresh test cards through its processor ingest (damaging one in its database, for the
+    /// card-source cases) and writes the profile and secrets `tmp-conformance run` needs.
     Prepare(crate::prepare::PrepareArgs),
     /// Starts mock-tmp and tmp-adapter in this process and runs the conformance suite against
     /// them, with this kit as the suite's harness (restart, activation codes, ops API).

@@ -113,12 +113,13 @@ pub async fn load_fixtures(session: &Session) -> anyhow::Result<()> {
 /// no switch for it. Nothing to do when the profile has no such card.
 pub async fn damage_failing_card(session: &Session, database_url: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
-    let Some(card_id) = session.client.profile.cards.get("failing").and_then(|c| c.card_id.clone()) else {
+    let Some(card) = session.client.profile.cards.get("failing") else {
         return Ok(());
     };
+    let card_id = card.card_id.clone().context("the profile's `cards.failing` has no card_id to damage")?;
     // Not a date, and of the column's width: `facts_from_record` refuses it.
     const DAMAGE: &str = "UPDATE cards SET expiry_yymm = 'XXXX' WHERE card_id = $1";
-    let damaged = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+    let damaged = if tmp_adapter::store::is_postgres_url(database_url) {
         let mut db = sqlx::PgConnection::connect(database_url).await?;
         sqlx::query(DAMAGE).bind(&card_id).execute(&mut db).await?.rows_affected()
     } else {

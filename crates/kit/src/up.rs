@@ -21,8 +21,8 @@ pub struct UpArgs {
     /// The mock's configuration file.
     #[arg(long, default_value = "config/mock-tmp.yaml", env = "MOCK_TMP_CONFIG")]
     pub mock_config: PathBuf,
-    /// Where the dev inbox listens: a webhook sink added to the adapter's (local) settings that
-    /// decrypts and shows activation codes, `GET /inbox`.
+    /// Where the dev inbox listens (a loopback address): a webhook sink added to the adapter's
+    /// (local) settings that decrypts and shows activation codes, `GET /inbox`.
     #[arg(long, default_value = "127.0.0.1:8091")]
     pub inbox: String,
     /// Start no dev inbox (the adapter delivers only to the sinks its configuration names).
@@ -39,6 +39,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let inbox_dir = tempfile::Builder::new().prefix("tmp-kit-inbox-").tempdir()?;
     let inbox = match (args.no_inbox, settings.environment) {
         (false, tmp_adapter::config::Environment::Local) => {
+            // Decrypted activation codes, unauthenticated: never beyond this machine.
+            let loopback = args.inbox.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+            anyhow::ensure!(loopback, "--inbox {} must be a loopback address (it shows activation codes)", args.inbox);
             let inbox = Sink::start_inbox(&args.inbox).await.context("the dev inbox did not start (--no-inbox)")?;
             settings.sinks.push(inbox_sink(&inbox, inbox_dir.path())?);
             tracing::info!(inbox = %inbox.inbox_url(), "dev inbox ready: activation codes show here and in this log");

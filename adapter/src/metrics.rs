@@ -125,6 +125,16 @@ impl Metrics {
             &["destination"],
         )
         .expect("valid metric");
+        // Alerts on these counters fire on an increase, and the first increase of a series that
+        // did not exist before is invisible to `increase()`: every label value starts at 0.
+        for destination in crate::outbox::Destination::ALL {
+            for family in [&outbox_dead, &outbox_held, &outbox_auth_failures] {
+                family.with_label_values(&[destination.as_str()]);
+            }
+        }
+        for outcome in ["applied", "refused"] {
+            config_reloads.with_label_values(&[outcome]);
+        }
         let outbox_held_rows = IntGauge::new("outbox_held", "Outbox rows held for an operator, each blocking its card")
             .expect("valid metric");
         let outbox_pending = IntGauge::new("outbox_pending", "Outbox rows waiting for delivery").expect("valid metric");

@@ -36,6 +36,7 @@ use crate::store::{DeliveryResult, DynStore, NotificationStore, OutboxEntry, Out
 
 pub use deliver::Attempt;
 pub use deliver::Destinations;
+pub use crate::outbox::NO_SINK;
 
 pub struct Relay {
     /// The relay's part of the store: the outbox (deliveries read notifications too, see
@@ -312,9 +313,6 @@ impl InFlight {
 /// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
 /// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
 /// asked — or, refused for good or out of schedule, held at the head of its card.
-/// The `lastError` of a row no sink takes (`sinks` names none for its event type).
-pub const NO_SINK: &str = "no sink configured: nothing sent";
-
 pub fn decide(
     settings: &crate::config::RelaySettings,
     entry: &OutboxEntry,

@@ -267,6 +267,7 @@ pub struct OutboxStats {
     pub pending: u64,
     /// Held for an operator, each blocking its card.
     pub held: u64,
+    /// Dead letters: expired or skipped. Rows no sink took (`outbox::NO_SINK`) are not counted.
     pub dead: u64,
     pub oldest_pending_created_at: Option<OffsetDateTime>,
 }

@@ -346,7 +346,13 @@ impl OutboxStore for SqlStore {
                 "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND held_at IS NOT NULL",
             )
             .fetch_one(pool);
-            (count("pending").await?, held.await?, count("dead").await?, oldest.await?)
+            // A row no sink took is not a dead letter (see `NO_SINK`): it is not counted.
+            let dead = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND (last_error IS NULL OR last_error <> $1)",
+            )
+            .bind(crate::outbox::NO_SINK)
+            .fetch_one(pool);
+            (count("pending").await?, held.await?, dead.await?, oldest.await?)
         });
         Ok(OutboxStats {
             pending: pending.max(0).unsigned_abs(),

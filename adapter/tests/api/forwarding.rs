@@ -549,7 +549,9 @@ async fn a_message_no_sink_takes_is_dead_as_unrouted_not_delivered() {
                 .contains("tmp_adapter_outbox_attempts_total{destination=\"issuer_webhook\",outcome=\"unrouted\"} 1"),
             "{metrics}"
         );
-        assert!(!metrics.contains("tmp_adapter_outbox_dead_total{"), "{metrics}");
+        assert!(metrics.contains("tmp_adapter_outbox_dead_total{destination=\"issuer_webhook\"} 0"), "{metrics}");
+        let stats = app.store.outbox_stats().await.unwrap();
+        assert_eq!(stats.dead, 0, "{}: not among the dead letters the gauge counts", db.backend);
         app.stop().await;
     }
 }

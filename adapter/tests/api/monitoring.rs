@@ -133,6 +133,33 @@ fn every_alert_is_unit_tested_and_has_a_runbook_entry() {
     }
 }
 
+/// `increase()` cannot see the first event of a series that did not exist before it: every
+/// counter an alert watches for an increase is exported at 0, for each label value, from the start.
+#[test]
+fn the_counters_alerts_watch_exist_at_zero_before_the_first_event() {
+    let rules = read(&monitoring().join("tmp-adapter.rules.yml"));
+    let watched: BTreeSet<String> = rules
+        .split("increase(")
+        .skip(1)
+        .map(|rest| rest.split(['[', '{']).next().unwrap_or_default().to_string())
+        .collect();
+    assert!(watched.len() >= 4, "{watched:?}");
+    let rendered = Metrics::new().render();
+    for name in &watched {
+        let series: Vec<&str> = rendered.lines().filter(|l| l.starts_with(&format!("{name}{{"))).collect();
+        let unlabelled = rendered.lines().any(|l| l == format!("{name} 0"));
+        assert!(unlabelled || !series.is_empty(), "{name} is not exported before its first event");
+        assert!(series.iter().all(|l| l.ends_with(" 0")), "{series:?}");
+    }
+    for destination in tmp_adapter::outbox::Destination::ALL {
+        for family in ["outbox_dead_total", "outbox_held_total", "outbox_auth_failures_total"] {
+            let line = format!("tmp_adapter_{family}{{destination=\"{}\"}} 0", destination.as_str());
+            assert!(rendered.lines().any(|l| l == line), "{line} missing");
+        }
+    }
+    assert!(rendered.lines().any(|l| l == "tmp_adapter_config_reloads_total{outcome=\"refused\"} 0"));
+}
+
 fn promtool() -> Option<&'static str> {
     let found = Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {

@@ -30,6 +30,8 @@ pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEvent
         status: event.status,
         previous_status: event.previous_status,
         reason: event.reason.as_ref().map(|r| r.to_string()),
+        reason_code: event.reason_code,
+        initiator: event.initiator,
         token_last4: event.token_last4.clone(),
         occurred_at: event.occurred_at,
         received_at: now,

@@ -34,9 +34,9 @@ use crate::metrics::Metrics;
 use crate::outbox::Destination;
 use crate::store::{DeliveryResult, DynStore, NotificationStore, OutboxEntry, OutboxStore};
 
+pub use crate::outbox::NO_SINK;
 pub use deliver::Attempt;
 pub use deliver::Destinations;
-pub use crate::outbox::NO_SINK;
 
 pub struct Relay {
     /// The relay's part of the store: the outbox (deliveries read notifications too, see

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+use tmp_protocol::enums::{ChangeInitiator, IssuerCardStatus, ReasonCode, TokenStatus};
 
 use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
 
@@ -127,9 +127,20 @@ pub struct TokenEventRecord {
     pub status: TokenStatus,
     pub previous_status: Option<TokenStatus>,
     pub reason: Option<String>,
+    pub reason_code: Option<ReasonCode>,
+    pub initiator: Option<ChangeInitiator>,
     pub token_last4: Option<String>,
     pub occurred_at: OffsetDateTime,
     pub received_at: OffsetDateTime,
+}
+
+/// A token event as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTokenEvent {
+    pub event: TokenEventRecord,
+    /// Whether it changed the mirror's status when it arrived (an event older than the
+    /// mirror's state is history only), as decided in the transaction that stored it.
+    pub applied: bool,
 }
 
 /// The adapter's mirror of a token.

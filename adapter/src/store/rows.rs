@@ -15,11 +15,14 @@ use sqlx::{Encode, Postgres, Sqlite, Type};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
-use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::enums::{ChangeInitiator, ReasonCode, TokenStatus};
 
 use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
 
-use super::{ApiKeyRecord, DeliveryResult, OutboxEntry, OutboxRecord, StoreError, StoreResult, TokenEventRecord};
+use super::{
+    ApiKeyRecord, DeliveryResult, OutboxEntry, OutboxRecord, StoreError, StoreResult, StoredTokenEvent,
+    TokenEventRecord,
+};
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so lexical order is chronological order.
 const SQLITE_TS: &[BorrowedFormatItem<'static>] =
@@ -120,7 +123,7 @@ macro_rules! token_columns {
 macro_rules! token_event_columns {
     () => {
         "event_id, token_id, card_id, tsp, token_requestor_id, wallet, status, previous_status, \
-         reason, token_last4, occurred_at, received_at"
+         reason, reason_code, initiator, token_last4, occurred_at, received_at, applied"
     };
 }
 macro_rules! notification_columns {
@@ -202,17 +205,31 @@ pub(super) struct TokenEventRow {
     status: String,
     previous_status: Option<String>,
     reason: Option<String>,
+    reason_code: Option<String>,
+    initiator: Option<String>,
     token_last4: Option<String>,
     occurred_at: OffsetDateTime,
     received_at: OffsetDateTime,
+    applied: bool,
 }
 
-impl TryFrom<TokenEventRow> for TokenEventRecord {
+impl TryFrom<TokenEventRow> for StoredTokenEvent {
     type Error = StoreError;
 
     fn try_from(row: TokenEventRow) -> StoreResult<Self> {
-        Ok(TokenEventRecord {
+        let unknown = |what: &str, s: &str| StoreError::Corrupt(format!("unknown {what} {s:?}"));
+        let event = TokenEventRecord {
             status: token_status(&row.status)?,
+            reason_code: row
+                .reason_code
+                .as_deref()
+                .map(|s| ReasonCode::parse(s).ok_or_else(|| unknown("reason code", s)))
+                .transpose()?,
+            initiator: row
+                .initiator
+                .as_deref()
+                .map(|s| ChangeInitiator::parse(s).ok_or_else(|| unknown("initiator", s)))
+                .transpose()?,
             previous_status: row.previous_status.as_deref().map(token_status).transpose()?,
             event_id: row.event_id,
             token_id: row.token_id,
@@ -224,7 +241,8 @@ impl TryFrom<TokenEventRow> for TokenEventRecord {
             token_last4: row.token_last4,
             occurred_at: row.occurred_at,
             received_at: row.received_at,
-        })
+        };
+        Ok(StoredTokenEvent { event, applied: row.applied })
     }
 }
 

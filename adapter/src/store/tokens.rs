@@ -3,13 +3,13 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::enums::{ChangeInitiator, ReasonCode, TokenStatus};
 
 use super::engine::{SqlStore, WriteTx, dispatch};
 use super::rows::{self, TokenEventRow, Ts, normalize_ts, token_columns, token_event_columns};
 use super::{
-    IdempotencyRecord, IdempotentWrite, OutboxRecord, StoreError, StoreResult, TokenEventOutcome, TokenEventRecord,
-    TokenRecord,
+    IdempotencyRecord, IdempotentWrite, OutboxRecord, StoreError, StoreResult, StoredTokenEvent, TokenEventOutcome,
+    TokenEventRecord, TokenRecord,
 };
 
 /// Which of a card's tokens a count covers: the cap of a policy entry counts the tokens its entry
@@ -39,7 +39,7 @@ pub trait TokenStore: Send + Sync {
     ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)>;
     async fn find_token(&self, token_id: &str) -> StoreResult<Option<TokenRecord>>;
     /// Oldest first.
-    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<TokenEventRecord>>;
+    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<StoredTokenEvent>>;
     /// The mirror's tokens of a card, most recently updated first.
     async fn tokens_for_card(&self, card_id: &str) -> StoreResult<Vec<TokenRecord>>;
 }
@@ -120,8 +120,9 @@ impl TokenStore for SqlStore {
             sqlx::query(
                 "INSERT INTO token_events \
                  (event_id, token_id, card_id, tsp, token_requestor_id, wallet, status, \
-                  previous_status, reason, token_last4, occurred_at, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                  previous_status, reason, reason_code, initiator, token_last4, occurred_at, received_at, \
+                  applied) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(&event.event_id)
@@ -133,9 +134,12 @@ impl TokenStore for SqlStore {
             .bind(event.status.as_str())
             .bind(event.previous_status.map(TokenStatus::as_str))
             .bind(&event.reason)
+            .bind(event.reason_code.map(ReasonCode::as_str))
+            .bind(event.initiator.map(ChangeInitiator::as_str))
             .bind(&event.token_last4)
             .bind(Ts(event.occurred_at))
             .bind(Ts(event.received_at))
+            .bind(false)
             .execute(c)
             .await?
             .rows_affected()
@@ -159,6 +163,16 @@ impl TokenStore for SqlStore {
         }
         // A duplicate event already had its effect on the mirror (or was superseded by then).
         let applied = if new_event { upsert_mirror(&mut tx, event).await? } else { false };
+        if applied {
+            // Kept with the event: the history shows what it did, whatever arrives later.
+            dispatch!(tx.conn(), |c| {
+                sqlx::query("UPDATE token_events SET applied = $1 WHERE event_id = $2")
+                    .bind(true)
+                    .bind(&event.event_id)
+                    .execute(c)
+                    .await?;
+            });
+        }
         if new_event {
             super::outbox::insert(&mut tx, outbox).await?;
         }
@@ -178,7 +192,7 @@ impl TokenStore for SqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<TokenEventRecord>> {
+    async fn token_history(&self, token_id: &str) -> StoreResult<Vec<StoredTokenEvent>> {
         let rows = dispatch!(self.read(), |pool| {
             sqlx::query_as::<_, TokenEventRow>(concat!(
                 "SELECT ",

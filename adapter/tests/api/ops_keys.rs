@@ -229,7 +229,7 @@ async fn tmp_down_serves_the_stale_mirror_and_refuses_writes_with_503() {
         let audit = expect_json(get(&app, format!("{ops}/ops/v1/audit"), &key).await, 200).await;
         let items = audit["items"].as_array().unwrap();
         let suspend = items.iter().find(|e| e["action"] == "token.suspend" && e["outcome"] == "UNAVAILABLE").unwrap();
-        assert_eq!((suspend["reason"].as_str(), suspend["status"].as_u64()), (Some("lost phone"), Some(503)));
+        assert_eq!((suspend["reason"].as_str(), suspend["status"].as_u64()), (Some("OTHER: lost phone"), Some(503)));
         assert!(suspend["actor"].as_str().unwrap().ends_with("(back office)"), "{suspend}");
         assert!(items.iter().any(|e| e["action"] == "provisioning.apple_pay" && e["outcome"] == "VALIDATION_FAILED"));
         app.stop().await;

@@ -10,7 +10,7 @@ use tmp_adapter::store::{
     self, CardRecord, DecisionRecord, DynStore, IdempotencyRecord, IdempotentWrite, NotificationRecord, OutboxRecord,
     StoreError, TokenEventRecord,
 };
-use tmp_protocol::enums::{IssuerCardStatus, TokenStatus};
+use tmp_protocol::enums::{ChangeInitiator, IssuerCardStatus, ReasonCode, TokenStatus};
 use uuid::Uuid;
 
 use crate::helpers::db::{TestDb, test_databases};
@@ -88,6 +88,8 @@ fn token_event(event_id: &str, token_id: &str, status: TokenStatus, occurred_at:
         status,
         previous_status: None,
         reason: Some("reason".to_owned()),
+        reason_code: Some(ReasonCode::Lost),
+        initiator: Some(ChangeInitiator::TokenRequestor),
         token_last4: Some("9876".to_owned()),
         occurred_at,
         received_at: T0 + Duration::minutes(5),
@@ -504,7 +506,10 @@ async fn token_events_update_the_mirror_in_order() {
         assert_eq!(store.find_token("token-1").await.unwrap().unwrap().status, TokenStatus::Active, "{b}");
 
         let history = store.token_history("token-1").await.unwrap();
-        assert_eq!(history, vec![late.clone(), activated.clone()], "{b}: oldest first");
+        // Oldest first, each as it was when it arrived: the late one changed nothing; the code
+        // and the initiator survive the trip.
+        let stored = |event: &TokenEventRecord, applied| store::StoredTokenEvent { event: event.clone(), applied };
+        assert_eq!(history, vec![stored(&late, false), stored(&activated, true)], "{b}");
 
         // An event at the same instant as the mirror's state applies; without last4 the
         // known last4 is kept.
@@ -876,5 +881,52 @@ async fn request_ids_detect_replays_until_purged() {
         assert_eq!(store.purge_request_ids(T0 + Duration::minutes(5)).await.unwrap(), 1, "{b}");
         assert!(!store.remember_request_id("msg_2", T0 + Duration::minutes(11)).await.unwrap(), "{b}");
         assert!(store.remember_request_id("msg_1", T0 + Duration::minutes(11)).await.unwrap(), "{b}");
+    }
+}
+
+/// Migration 0007 gives the token events stored before it their `applied` flag by the mirror's
+/// rule replayed in arrival order: an event is history only if one that happened later had
+/// arrived before it — of the same token.
+#[tokio::test]
+async fn migration_0007_marks_the_events_stored_before_it_as_the_mirror_took_them() {
+    const ROWS: &str = "INSERT INTO token_events (event_id, token_id, card_id, tsp, token_requestor_id, wallet, \
+         status, occurred_at, received_at) VALUES \
+         ('e1', 't1', 'c1', 'MDES', '50110030273', 'APPLE_PAY', 'ACTIVE', '2030-01-01T10:00:00.000000Z', '2030-01-01T10:00:01.000000Z'), \
+         ('e3', 't1', 'c1', 'MDES', '50110030273', 'APPLE_PAY', 'DEACTIVATED', '2030-01-01T10:02:00.000000Z', '2030-01-01T10:00:02.000000Z'), \
+         ('e2', 't1', 'c1', 'MDES', '50110030273', 'APPLE_PAY', 'SUSPENDED', '2030-01-01T10:01:00.000000Z', '2030-01-01T10:00:03.000000Z'), \
+         ('f1', 't2', 'c1', 'MDES', '50110030273', 'APPLE_PAY', 'ACTIVE', '2030-01-01T09:00:00.000000Z', '2030-01-01T11:00:00.000000Z')";
+    macro_rules! before_0007 {
+        ($pool:expr, $migrator:expr) => {{
+            let pool = $pool;
+            $migrator.run_to(6, &pool).await.expect("migrations 1 to 6");
+            sqlx::query(ROWS).execute(&pool).await.expect("rows as 0006 stored them");
+            pool.close().await;
+        }};
+    }
+    for db in test_databases().await {
+        if db.backend == "postgres" {
+            before_0007!(sqlx::PgPool::connect(&db.url).await.unwrap(), sqlx::migrate!("migrations/postgres"));
+        } else {
+            let options = db.url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+            let path = db.url.trim_start_matches("sqlite://");
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            before_0007!(sqlx::SqlitePool::connect_with(options).await.unwrap(), sqlx::migrate!("migrations/sqlite"));
+        }
+        let store = store::connect(&db.url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let applied = |token: &'static str| {
+            let store = store.clone();
+            async move {
+                let history = store.token_history(token).await.unwrap();
+                history.into_iter().map(|e| (e.event.event_id, e.applied, e.event.initiator)).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            applied("t1").await,
+            [("e1".into(), true, None), ("e2".into(), false, None), ("e3".into(), true, None)],
+            "{}: e2 arrived after e3, which happened later",
+            db.backend
+        );
+        assert_eq!(applied("t2").await, [("f1".into(), true, None)], "{}", db.backend);
     }
 }

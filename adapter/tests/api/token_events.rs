@@ -44,7 +44,7 @@ async fn every_status_transition_updates_the_mirror_and_history() {
         }
         let history = app.store.token_history("tok-1").await.unwrap();
         assert_eq!(history.len(), 5, "{}", db.backend);
-        assert_eq!(history.last().unwrap().status, TokenStatus::Deactivated);
+        assert_eq!(history.last().unwrap().event.status, TokenStatus::Deactivated);
         // Each event is queued once for the issuer's systems, in order.
         let outbox = app.store.pending_outbox(100).await.unwrap();
         let statuses: Vec<_> =

@@ -141,7 +141,7 @@ pub fn cases() -> Vec<Case> {
 // ---- Helpers ----------------------------------------------------------------------------
 
 /// The simulated wallet's tokenization of `card_id` (a card the run made up).
-async fn tokenize(s: &Session, card_id: &str, tweak: impl FnOnce(&mut Value)) -> Result<Value, Failure> {
+pub(super) async fn tokenize(s: &Session, card_id: &str, tweak: impl FnOnce(&mut Value)) -> Result<Value, Failure> {
     let card = s.client.card(card_id).ok_or_else(|| Failure::new("a card the run made", card_id.to_owned()))?;
     let mut request = json!({
         "approach": s.approach.as_str(),

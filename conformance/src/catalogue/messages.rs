@@ -154,6 +154,26 @@ pub fn cases() -> Vec<Case> {
             token_unknown_card
         ),
         case!(
+            "ISS-TOKEN-015",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "A token event naming who caused it and a coded reason is accepted",
+            "An event with initiator TOKEN_REQUESTOR and reasonCode LOST answers 200 with accepted: true.",
+            &["R-TOKEN-1", "R-TOKEN-7"],
+            token_coded_cause
+        ),
+        case!(
+            "ISS-TOKEN-016",
+            TokenEvents,
+            BOTH,
+            IssuerApi,
+            "An unknown initiator or reason code is refused",
+            "An event whose reasonCode or initiator is not one of the contract's values is 422 VALIDATION_FAILED.",
+            &["R-TOKEN-7", "R-ENUM-1"],
+            token_unknown_cause
+        ),
+        case!(
             "ISS-NOTIFY-001",
             Notifications,
             BOTH,
@@ -441,6 +461,28 @@ async fn token_naive_timestamp(s: Arc<Session>) -> Outcome {
     let mut body = token_event_body(&s, "ACTIVE", None);
     body["occurredAt"] = json!("2026-11-25T10:00:00");
     s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")
+}
+
+async fn token_coded_cause(s: Arc<Session>) -> Outcome {
+    let mut body = token_event_body(&s, "SUSPENDED", Some("ACTIVE"));
+    body["initiator"] = json!("TOKEN_REQUESTOR");
+    body["reasonCode"] = json!("LOST");
+    body["reason"] = json!("device reported lost in the wallet");
+    let (event, token) = (body["eventId"].clone(), body["tokenId"].clone());
+    s.send(token_event_call(&s, body)).await?.ok_with(&[
+        ("/eventId", event),
+        ("/tokenId", token),
+        ("/accepted", json!(true)),
+    ])
+}
+
+async fn token_unknown_cause(s: Arc<Session>) -> Outcome {
+    for (field, value) in [("reasonCode", "MISPLACED"), ("initiator", "BANK")] {
+        let mut body = token_event_body(&s, "SUSPENDED", Some("ACTIVE"));
+        body[field] = json!(value);
+        s.send(token_event_call(&s, body)).await?.error(422, "VALIDATION_FAILED")?;
+    }
+    Ok(())
 }
 
 async fn notify_ok(s: &Session, kind: &str) -> Outcome {

@@ -8,7 +8,9 @@ use actix_web::http::Method;
 use serde_json::{Value, json};
 
 use super::forwarding::issue_card;
-use super::journeys::{card_with_token, expect_path, issuer_told, known_to_tmp, push, token_id, token_status};
+use super::journeys::{
+    card_with_token, expect_path, issuer_told, known_to_tmp, push, token_id, token_status, tokenize,
+};
 use super::verify_cvc_call;
 use crate::case;
 use crate::case::{BOTH, Case, Expect, Failure, Outcome, ensure};
@@ -160,6 +162,16 @@ pub fn cases() -> Vec<Case> {
             "After a suspend, GET /ops/v1/audit holds token.suspend with the API key, the token and the reason.",
             &["R-OPS-8"],
             ops_write_audit
+        ),
+        case!(
+            "OPS-015",
+            Ops,
+            BOTH,
+            OpsApi,
+            "A card-wide action suspends the tokens on one device with a coded reason",
+            "POST /ops/v1/cards/{id}/tokens/suspend with reasonCode LOST and a deviceId suspends that device's token, leaves the other device's active, and says so per token.",
+            &["R-OPS-10"],
+            ops_card_wide_suspend
         ),
     ]
 }
@@ -354,8 +366,10 @@ async fn ops_decision_audit(s: Arc<Session>) -> Outcome {
 
 async fn ops_write_audit(s: Arc<Session>) -> Outcome {
     let (card_id, token) = card_with_token(&s, "ops-audit").await?;
-    let reason = format!("audit check {}", s.id("case"));
-    action(&s, &token, "suspend", &reason).await?.status(200)?;
+    let words = format!("audit check {}", s.id("case"));
+    action(&s, &token, "suspend", &words).await?.status(200)?;
+    // Without a reasonCode the action is coded OTHER, and the audit says so.
+    let reason = format!("OTHER: {words}");
     let answer = s.send(ops(&s, Method::GET, &format!("/ops/v1/audit?cardId={card_id}"), None)?).await?;
     answer.status(200)?;
     let body = answer.json().unwrap_or_default();
@@ -370,4 +384,33 @@ async fn ops_write_audit(s: Arc<Session>) -> Outcome {
     });
     ensure(found, "token.suspend by the API key, with the token and the reason", body.to_string())
         .map_err(|f| f.with(&answer))
+}
+
+async fn ops_card_wide_suspend(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "ops-device").await?;
+    let (lost, kept) = (s.id("dev-lost"), s.id("dev-kept"));
+    let mut tokens = Vec::new();
+    for (wallet, device) in [("GOOGLE_PAY", &lost), ("SAMSUNG_PAY", &kept)] {
+        let answer = tokenize(&s, &card_id, |r| {
+            r["wallet"] = json!(wallet);
+            r["deviceId"] = json!(device);
+        })
+        .await?;
+        expect_path(&answer, "GREEN").await?;
+        let token = token_id(&answer)?;
+        token_status(&s, &token, "ACTIVE").await?;
+        tokens.push(token);
+    }
+    let body = json!({"reasonCode": "LOST", "reason": "phone reported lost", "deviceId": lost});
+    let answer = s.send(ops(&s, Method::POST, &format!("/ops/v1/cards/{card_id}/tokens/suspend"), Some(body))?).await?;
+    answer.ok_with(&[
+        ("/done", json!(1)),
+        ("/failed", json!(0)),
+        ("/tokens/0/tokenId", json!(tokens[0])),
+        ("/tokens/0/outcome", json!("done")),
+    ])?;
+    let listed = answer.json().unwrap_or_default()["tokens"].as_array().map_or(0, Vec::len);
+    ensure(listed == 1, "only the lost device's token in the answer", answer.text()).map_err(|f| f.with(&answer))?;
+    token_status(&s, &tokens[0], "SUSPENDED").await?;
+    token_status(&s, &tokens[1], "ACTIVE").await
 }

@@ -226,6 +226,85 @@ pub enum NotificationChannel {
     Push,
 }
 
+/// Why a token's status was changed, as a code a fraud desk and a report can count (the
+/// networks' coded reasons: MDES's `reasonCode`, VTS's `reasonCode`); the free-text `reason`
+/// beside it says the rest. The kit's choice of values where TMP's are not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    /// The device or card was lost.
+    Lost,
+    Stolen,
+    /// Fraud suspected or confirmed.
+    Fraud,
+    /// A lost device or card was found (resumes what `LOST` suspended).
+    Found,
+    /// The cardholder asked.
+    CustomerRequest,
+    Other,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 6] = [
+        ReasonCode::Lost,
+        ReasonCode::Stolen,
+        ReasonCode::Fraud,
+        ReasonCode::Found,
+        ReasonCode::CustomerRequest,
+        ReasonCode::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::Lost => "LOST",
+            ReasonCode::Stolen => "STOLEN",
+            ReasonCode::Fraud => "FRAUD",
+            ReasonCode::Found => "FOUND",
+            ReasonCode::CustomerRequest => "CUSTOMER_REQUEST",
+            ReasonCode::Other => "OTHER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Who caused a token's status change, as a token event reports it (MDES's `causedBy`, VTS's
+/// event source): the issuer (its own action or its card's block, closure or replacement), the
+/// cardholder (through the issuer's app or by typing an activation code), the token requestor
+/// (the wallet on its own, e.g. a device wiped) or the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeInitiator {
+    Issuer,
+    Cardholder,
+    TokenRequestor,
+    Network,
+}
+
+impl ChangeInitiator {
+    pub const ALL: [ChangeInitiator; 4] = [
+        ChangeInitiator::Issuer,
+        ChangeInitiator::Cardholder,
+        ChangeInitiator::TokenRequestor,
+        ChangeInitiator::Network,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeInitiator::Issuer => "ISSUER",
+            ChangeInitiator::Cardholder => "CARDHOLDER",
+            ChangeInitiator::TokenRequestor => "TOKEN_REQUESTOR",
+            ChangeInitiator::Network => "NETWORK",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChangeInitiator> {
+        ChangeInitiator::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// A status name that is not one of its enum's (as read back from storage).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown status {0:?}")]

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::{
-    CardStatus, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod, TokenStatus, Tsp,
-    Wallet,
+    CardStatus, ChangeInitiator, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod,
+    ReasonCode, TokenStatus, Tsp, Wallet,
 };
 use crate::fields::{FreeText, Id, Phone};
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
@@ -216,6 +216,12 @@ pub struct TokenEventRequest {
     /// Free-text reason from TMP (e.g. `CARD_BLOCKED`, `CUSTOMER_REQUEST`); no card data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<FreeText>,
+    /// The coded reason, when the change was asked for with one (a token action's `reasonCode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<ReasonCode>,
+    /// Who caused the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<ChangeInitiator>,
     /// Last four digits of the token (device account number), for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-9]{4}$")]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::enums::{IssuerCardStatus, TokenStatus, Tsp, Wallet};
+use crate::enums::{IssuerCardStatus, ReasonCode, TokenStatus, Tsp, Wallet};
 use crate::fields::FreeText;
 use crate::issuer_api::TokenRequestor;
 use crate::sensitive::{Expiry, Pan};
@@ -34,6 +34,10 @@ pub struct TokenInfo {
     pub token_last4: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
+    /// The TSP's id of the device the token lives on (MDES `deviceId`, VTS `deviceID`): one
+    /// phone's tokens share it, whatever the wallet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
@@ -140,6 +144,8 @@ pub enum ActionInitiator {
 #[serde(rename_all = "camelCase")]
 pub struct TokenActionRequest {
     pub initiator: ActionInitiator,
+    /// Why, as a code (TMP's token event for the change carries it back).
+    pub reason_code: ReasonCode,
     /// Why, in words an auditor understands (no card data).
     pub reason: FreeText,
 }

@@ -18,7 +18,7 @@ use crate::context::Mock;
 use crate::faults::FaultRule;
 use crate::keys::KeyUse;
 use crate::simulator::{self, PushRequest, TokenizeRequest};
-use crate::state::{Card, MockState, Suspender};
+use crate::state::{Card, Cause, MockState, Suspender};
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
 
@@ -86,8 +86,9 @@ async fn wallet_action(mock: Data<Mock>, path: Path<(String, String)>) -> Result
         "resume" => (TokenAction::Resume, "RESUMED_BY_TOKEN_REQUESTOR"),
         _ => return Err(ApiError::UnknownResource(format!("no wallet action `{action}`: suspend or resume"))),
     };
+    let who = Suspender::TokenRequestor;
     let mut state = mock.state.lock().await;
-    let (info, effects) = state.token_action_by(&token_id, action, Suspender::TokenRequestor, reason)?;
+    let (info, effects) = state.token_action_by(&token_id, action, who, &Cause::new(who.initiator(), reason))?;
     mock.commit(&mut state, effects).await?;
     Ok(HttpResponse::Ok().json(info))
 }

@@ -73,7 +73,8 @@ async fn token_action(
         return Err(ApiError::validation("`reason` must be 1 to 256 characters"));
     }
     idempotent(&mock, &req, &key, &body, |state| {
-        let (info, effects) = state.token_action(&token_id, action, request.initiator, &request.reason)?;
+        let (info, effects) =
+            state.token_action(&token_id, action, request.initiator, request.reason_code, &request.reason)?;
         Ok((StatusCode::OK, Some(json!(info)), effects))
     })
     .await

@@ -50,7 +50,7 @@ impl Callback {
     /// `Err` means a value that bypassed those rules.
     pub fn from_effect(effect: Effect) -> Result<Callback, FieldError> {
         Ok(match effect {
-            Effect::TokenEvent { token, previous, reason, at } => Callback::TokenEvent(TokenEventRequest {
+            Effect::TokenEvent { token, previous, cause, at } => Callback::TokenEvent(TokenEventRequest {
                 event_id: Id::parse(format!("evt-{}", uuid::Uuid::new_v4().simple()))?,
                 token_id: Id::parse(token.token_id)?,
                 card_id: Id::parse(token.card_id)?,
@@ -58,7 +58,9 @@ impl Callback {
                 token_requestor: token.token_requestor,
                 status: token.status,
                 previous_status: previous,
-                reason: Some(FreeText::parse(reason)?),
+                reason: Some(FreeText::parse(cause.reason)?),
+                reason_code: cause.reason_code,
+                initiator: Some(cause.initiator),
                 token_last4: token.token_last4,
                 occurred_at: at,
             }),

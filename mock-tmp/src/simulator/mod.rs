@@ -21,7 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
-    CvcResult, Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, TokenStatus, Tsp, Wallet,
+    ChangeInitiator, CvcResult, Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, TokenStatus, Tsp,
+    Wallet,
 };
 use tmp_protocol::issuer_api::{
     CardData, CardholderContact, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
@@ -33,7 +34,7 @@ use crate::config::Approach;
 use crate::context::Mock;
 use crate::journal::{Direction, JournalEntry, Outcome};
 use crate::sender::issuer::Failure;
-use crate::state::{Effect, OtpChallenge, Token, Tokenization};
+use crate::state::{Cause, Effect, OtpChallenge, Token, Tokenization};
 use tmp_edge::error::ApiError;
 
 /// Card data as the cardholder typed it into the wallet.
@@ -78,6 +79,9 @@ pub struct TokenizeRequest {
     pub wallet_recommendation: Option<Decision>,
     #[serde(default)]
     pub device_name: Option<FreeText>,
+    /// The device's id at the TSP; tokenizations on one phone share it. A new one by default.
+    #[serde(default)]
+    pub device_id: Option<Id>,
 }
 
 /// `POST /_mock/v1/simulate/wallet/push`.
@@ -98,6 +102,9 @@ pub struct PushRequest {
     pub wallet_recommendation: Option<Decision>,
     #[serde(default)]
     pub device_name: Option<FreeText>,
+    /// The device's id at the TSP; tokenizations on one phone share it. A new one by default.
+    #[serde(default)]
+    pub device_id: Option<Id>,
     /// Apple Pay: the `activationData` the issuer's app received from `sign`. It must be the
     /// one issued with the payload; it stands for the cardholder's authentication in the
     /// issuer's app, so a step-up (yellow) decision activates the token at once.
@@ -140,6 +147,7 @@ struct Attempt {
     device_score: u8,
     recommendation: Decision,
     device_name: Option<String>,
+    device_id: String,
     card_id: Option<String>,
     pan: Pan,
     expiry: Expiry,
@@ -200,6 +208,7 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
         device_score,
         recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
         device_name: request.device_name.map(String::from),
+        device_id: device_id(request.device_id),
         card_id: card_id.map(String::from),
         pan,
         expiry,
@@ -241,6 +250,7 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, ApiError> 
         device_score,
         recommendation: request.wallet_recommendation.unwrap_or(recommendation(wallet_score, device_score)),
         device_name: request.device_name.map(String::from),
+        device_id: device_id(request.device_id),
         card_id: Some(payload.card_id.clone()),
         pan: payload.pan,
         expiry: payload.expiry,
@@ -300,6 +310,7 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
             suspenders: Default::default(),
             token_last4: format!("{:04}", rand::random_range(0..10_000u32)),
             device_name: attempt.device_name.clone(),
+            device_id: Some(attempt.device_id.clone()),
             tokenization_id: tokenization_id.clone(),
             provisioning_method: attempt.method,
             otp: None,
@@ -308,15 +319,19 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         effects.push(Effect::TokenEvent {
             token: token.info(),
             previous: None,
-            reason: match (green, verdict.decision) {
-                (true, Decision::Approved) => "TOKENIZATION_APPROVED".into(),
-                (true, _) => "ACTIVATED_WITH_ISSUER_ACTIVATION_DATA".into(),
-                (false, _) => "TOKENIZATION_REQUIRES_ACTIVATION".into(),
-            },
+            // The wallet asked for the token.
+            cause: Cause::new(
+                ChangeInitiator::TokenRequestor,
+                match (green, verdict.decision) {
+                    (true, Decision::Approved) => "TOKENIZATION_APPROVED",
+                    (true, _) => "ACTIVATED_WITH_ISSUER_ACTIVATION_DATA",
+                    (false, _) => "TOKENIZATION_REQUIRES_ACTIVATION",
+                },
+            ),
             at: now,
         });
         if green {
-            effects.push(token_activated(&token, now));
+            effects.push(Effect::token_notification(NotificationType::TokenActivated, &token, now));
         } else {
             let otp = new_otp(mock.config.simulator.otp_length);
             let expires_at = now + Duration::from_secs(mock.config.simulator.otp_ttl_secs);
@@ -371,16 +386,9 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
 
 /// `TOKEN_ACTIVATED` for a token that became usable, however it did: approved at once (green),
 /// activated in the issuer's app (Apple Pay activation data), by the code, or by the issuer.
-pub fn token_activated(token: &Token, at: OffsetDateTime) -> Effect {
-    Effect::Notification {
-        kind: NotificationType::TokenActivated,
-        card_id: token.card_id.clone(),
-        token_id: Some(token.token_id.clone()),
-        token_requestor: Some(token.token_requestor.clone()),
-        otp: None,
-        has_phone: false,
-        at,
-    }
+/// The device a tokenization comes from: the one named, or a new device.
+fn device_id(named: Option<Id>) -> String {
+    named.map(String::from).unwrap_or_else(|| format!("dev-{}", uuid::Uuid::new_v4().simple()))
 }
 
 fn new_otp(length: usize) -> Otp {
@@ -618,10 +626,11 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
         effects.push(Effect::TokenEvent {
             token: token.info(),
             previous: Some(TokenStatus::Inactive),
-            reason: "ACTIVATION_CODE_VERIFIED".into(),
+            // The cardholder typed the code.
+            cause: Cause::new(ChangeInitiator::Cardholder, "ACTIVATION_CODE_VERIFIED"),
             at: now,
         });
-        effects.push(token_activated(token, now));
+        effects.push(Effect::token_notification(NotificationType::TokenActivated, token, now));
         json!({"result": "ACCEPTED", "attemptsLeft": max})
     } else {
         challenge.wrong_attempts += 1;
@@ -633,7 +642,7 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
             effects.push(Effect::TokenEvent {
                 token: token.info(),
                 previous: Some(TokenStatus::Inactive),
-                reason: "ACTIVATION_CODE_ATTEMPTS_EXCEEDED".into(),
+                cause: Cause::new(ChangeInitiator::Cardholder, "ACTIVATION_CODE_ATTEMPTS_EXCEEDED"),
                 at: now,
             });
             json!({"result": "ATTEMPTS_EXCEEDED", "attemptsLeft": 0})

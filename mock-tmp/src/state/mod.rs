@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tmp_protocol::enums::{Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, TokenStatus, Tsp};
+use tmp_protocol::enums::{
+    ChangeInitiator, Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, ReasonCode, TokenStatus, Tsp,
+};
 use tmp_protocol::issuer_api::{CardholderContact, TokenRequestor};
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
 use tmp_protocol::tmp_api::TokenInfo;
@@ -91,6 +93,17 @@ pub enum Suspender {
     CardBlock,
 }
 
+impl Suspender {
+    /// Who a token event names for a change this party made (a card's block is the issuer's).
+    pub fn initiator(self) -> ChangeInitiator {
+        match self {
+            Suspender::Issuer | Suspender::CardBlock => ChangeInitiator::Issuer,
+            Suspender::Cardholder => ChangeInitiator::Cardholder,
+            Suspender::TokenRequestor => ChangeInitiator::TokenRequestor,
+        }
+    }
+}
+
 /// A pending activation code (yellow path). Only a salted hash of the code is kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OtpChallenge {
@@ -128,6 +141,10 @@ pub struct Token {
     pub suspenders: BTreeSet<Suspender>,
     pub token_last4: String,
     pub device_name: Option<String>,
+    /// The device the token lives on; one phone's tokens share it. (State saved before the
+    /// mock kept it has none.)
+    #[serde(default)]
+    pub device_id: Option<String>,
     pub tokenization_id: String,
     pub provisioning_method: ProvisioningMethod,
     pub otp: Option<OtpChallenge>,
@@ -145,6 +162,7 @@ impl Token {
             token_requestor: self.token_requestor.clone(),
             token_last4: Some(self.token_last4.clone()),
             device_name: self.device_name.clone(),
+            device_id: self.device_id.clone(),
             updated_at: self.updated_at,
         }
     }
@@ -246,7 +264,7 @@ pub enum Effect {
     TokenEvent {
         token: TokenInfo,
         previous: Option<TokenStatus>,
-        reason: String,
+        cause: Cause,
         at: OffsetDateTime,
     },
     Notification {
@@ -259,6 +277,42 @@ pub enum Effect {
         has_phone: bool,
         at: OffsetDateTime,
     },
+}
+
+impl Effect {
+    /// A notification about one token (`TOKEN_ACTIVATED`, `CARD_REMOVED_BY_…`); an activation
+    /// code has its own, with the code.
+    pub fn token_notification(kind: NotificationType, token: &Token, at: OffsetDateTime) -> Effect {
+        Effect::Notification {
+            kind,
+            card_id: token.card_id.clone(),
+            token_id: Some(token.token_id.clone()),
+            token_requestor: Some(token.token_requestor.clone()),
+            otp: None,
+            has_phone: false,
+            at,
+        }
+    }
+}
+
+/// Why a token changed, as its token event tells the issuer: who, a coded reason when the
+/// change was asked for with one, and TMP's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub initiator: ChangeInitiator,
+    pub reason_code: Option<ReasonCode>,
+    pub reason: String,
+}
+
+impl Cause {
+    pub fn new(initiator: ChangeInitiator, reason: impl Into<String>) -> Cause {
+        Cause { initiator, reason_code: None, reason: reason.into() }
+    }
+
+    pub fn coded(mut self, code: ReasonCode) -> Cause {
+        self.reason_code = Some(code);
+        self
+    }
 }
 
 impl MockState {

@@ -10,16 +10,17 @@
 //!   card's block is lifted (nothing would ever unblock the new card);
 //! - card **renewed** → the expiry is updated (tokens keep working; the issuer hears of it).
 //!
-//! Every status change becomes a token event for the issuer.
+//! Every status change becomes a token event for the issuer, naming who caused it: the issuer
+//! for its own actions and its card's changes, the cardholder, or the token requestor.
 
 use std::collections::BTreeSet;
 
 use time::OffsetDateTime;
-use tmp_protocol::enums::{IssuerCardStatus, NotificationType, TokenStatus};
+use tmp_protocol::enums::{ChangeInitiator, IssuerCardStatus, NotificationType, ReasonCode, TokenStatus};
 use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenInfo};
 
-use super::{Card, Effect, MockState, Suspender, Token};
+use super::{Card, Cause, Effect, MockState, Suspender, Token};
 use tmp_edge::error::ApiError;
 
 fn suspender(initiator: ActionInitiator) -> Suspender {
@@ -39,14 +40,19 @@ fn suspender_word(who: Suspender) -> &'static str {
 }
 
 /// Changes a token's status and records the event.
-fn set_status(token: &mut Token, status: TokenStatus, reason: &str, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+fn set_status(token: &mut Token, status: TokenStatus, cause: &Cause, now: OffsetDateTime, effects: &mut Vec<Effect>) {
     let previous = token.status;
     token.status = status;
     token.updated_at = now;
     if status != TokenStatus::Suspended {
         token.suspenders.clear();
     }
-    effects.push(Effect::TokenEvent { token: token.info(), previous: Some(previous), reason: reason.into(), at: now });
+    effects.push(Effect::TokenEvent { token: token.info(), previous: Some(previous), cause: cause.clone(), at: now });
+}
+
+/// A change the issuer's card caused (blocked, unblocked, closed, replaced, renewed).
+fn card_change(reason: &str) -> Cause {
+    Cause::new(ChangeInitiator::Issuer, reason)
 }
 
 impl MockState {
@@ -62,15 +68,18 @@ impl MockState {
         Ok(self.card_mut_or_create(card_id))
     }
 
-    /// `POST /tmp-api/v1/tokens/{tokenId}/{action}`: the issuer, for itself or the cardholder.
+    /// `POST /tmp-api/v1/tokens/{tokenId}/{action}`: the issuer, for itself or the cardholder,
+    /// with a coded reason.
     pub fn token_action(
         &mut self,
         token_id: &str,
         action: TokenAction,
         initiator: ActionInitiator,
+        reason_code: ReasonCode,
         reason: &str,
     ) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
-        self.token_action_by(token_id, action, suspender(initiator), reason)
+        let who = suspender(initiator);
+        self.token_action_by(token_id, action, who, &Cause::new(who.initiator(), reason).coded(reason_code))
     }
 
     /// A token action by `who` (the wallet's own suspensions come from the simulator).
@@ -79,7 +88,7 @@ impl MockState {
         token_id: &str,
         action: TokenAction,
         who: Suspender,
-        reason: &str,
+        cause: &Cause,
     ) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         let card_blocked = {
@@ -100,12 +109,12 @@ impl MockState {
                     return Err(ApiError::Conflict("the card is blocked".into()));
                 }
                 token.otp = None;
-                set_status(token, TokenStatus::Active, reason, now, &mut effects);
-                effects.push(crate::simulator::token_activated(token, now));
+                set_status(token, TokenStatus::Active, cause, now, &mut effects);
+                effects.push(Effect::token_notification(NotificationType::TokenActivated, token, now));
             }
             TokenAction::Suspend => match token.status {
                 TokenStatus::Active => {
-                    set_status(token, TokenStatus::Suspended, reason, now, &mut effects);
+                    set_status(token, TokenStatus::Suspended, cause, now, &mut effects);
                     token.suspenders.insert(who);
                 }
                 // Already suspended: this party now holds it too; nothing changes on the wire.
@@ -125,7 +134,7 @@ impl MockState {
                 token.suspenders.remove(&who);
                 token.updated_at = now;
                 if token.suspenders.is_empty() {
-                    set_status(token, TokenStatus::Active, reason, now, &mut effects);
+                    set_status(token, TokenStatus::Active, cause, now, &mut effects);
                 }
             }
             TokenAction::Deactivate => {
@@ -133,7 +142,7 @@ impl MockState {
                     return conflict("deactivate");
                 }
                 token.otp = None;
-                set_status(token, TokenStatus::Deactivated, reason, now, &mut effects);
+                set_status(token, TokenStatus::Deactivated, cause, now, &mut effects);
             }
         }
         Ok((token.info(), effects))
@@ -162,7 +171,8 @@ impl MockState {
             match status {
                 IssuerCardStatus::Blocked => match token.status {
                     TokenStatus::Active => {
-                        set_status(token, TokenStatus::Suspended, reason.unwrap_or("CARD_BLOCKED"), now, &mut effects);
+                        let cause = card_change(reason.unwrap_or("CARD_BLOCKED"));
+                        set_status(token, TokenStatus::Suspended, &cause, now, &mut effects);
                         token.suspenders.insert(Suspender::CardBlock);
                     }
                     TokenStatus::Suspended => {
@@ -174,29 +184,17 @@ impl MockState {
                     if token.status == TokenStatus::Suspended && token.suspenders.remove(&Suspender::CardBlock) {
                         token.updated_at = now;
                         if token.suspenders.is_empty() {
-                            set_status(
-                                token,
-                                TokenStatus::Active,
-                                reason.unwrap_or("CARD_UNBLOCKED"),
-                                now,
-                                &mut effects,
-                            );
+                            let cause = card_change(reason.unwrap_or("CARD_UNBLOCKED"));
+                            set_status(token, TokenStatus::Active, &cause, now, &mut effects);
                         }
                     }
                 }
                 IssuerCardStatus::Closed => {
                     if token.status != TokenStatus::Deactivated {
                         token.otp = None;
-                        set_status(token, TokenStatus::Deactivated, reason.unwrap_or("CARD_CLOSED"), now, &mut effects);
-                        effects.push(Effect::Notification {
-                            kind: NotificationType::CardRemovedByIssuer,
-                            card_id: card_id.to_owned(),
-                            token_id: Some(token.token_id.clone()),
-                            token_requestor: Some(token.token_requestor.clone()),
-                            otp: None,
-                            has_phone: false,
-                            at: now,
-                        });
+                        let cause = card_change(reason.unwrap_or("CARD_CLOSED"));
+                        set_status(token, TokenStatus::Deactivated, &cause, now, &mut effects);
+                        effects.push(Effect::token_notification(NotificationType::CardRemovedByIssuer, token, now));
                     }
                 }
             }
@@ -257,7 +255,7 @@ impl MockState {
             effects.push(Effect::TokenEvent {
                 token: token.info(),
                 previous: Some(previous),
-                reason: "CARD_REPLACED".into(),
+                cause: card_change("CARD_REPLACED"),
                 at: now,
             });
         }
@@ -280,7 +278,7 @@ impl MockState {
             effects.push(Effect::TokenEvent {
                 token: token.info(),
                 previous: Some(token.status),
-                reason: "CARD_RENEWED".into(),
+                cause: card_change("CARD_RENEWED"),
                 at: now,
             });
         }
@@ -296,16 +294,9 @@ impl MockState {
         }
         let mut effects = Vec::new();
         token.otp = None;
-        set_status(token, TokenStatus::Deactivated, "CUSTOMER_REQUEST", now, &mut effects);
-        effects.push(Effect::Notification {
-            kind: NotificationType::CardRemovedByCustomer,
-            card_id: token.card_id.clone(),
-            token_id: Some(token.token_id.clone()),
-            token_requestor: Some(token.token_requestor.clone()),
-            otp: None,
-            has_phone: false,
-            at: now,
-        });
+        let cause = Cause::new(ChangeInitiator::Cardholder, "CUSTOMER_REQUEST").coded(ReasonCode::CustomerRequest);
+        set_status(token, TokenStatus::Deactivated, &cause, now, &mut effects);
+        effects.push(Effect::token_notification(NotificationType::CardRemovedByCustomer, token, now));
         Ok((token.info(), effects))
     }
 }
@@ -348,6 +339,7 @@ mod tests {
                 suspenders: BTreeSet::new(),
                 token_last4: "1234".into(),
                 device_name: None,
+                device_id: Some("dev-1".into()),
                 tokenization_id: "tkn-1".into(),
                 provisioning_method: ProvisioningMethod::Manual,
                 otp: None,
@@ -364,7 +356,9 @@ mod tests {
         second.token_id = "tok-2".into();
         state.tokens.insert("tok-2".into(), second);
         state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
-        state.token_action("tok-2", TokenAction::Suspend, ActionInitiator::Issuer, "fraud check").unwrap();
+        state
+            .token_action("tok-2", TokenAction::Suspend, ActionInitiator::Issuer, ReasonCode::Fraud, "fraud check")
+            .unwrap();
         let pan = Pan::parse("5105105105105100").unwrap();
         let (affected, effects) = state.replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap()).unwrap();
         assert_eq!((affected, effects.len()), (2, 2));
@@ -382,22 +376,90 @@ mod tests {
     fn unblock_keeps_a_token_the_cardholder_also_suspended() {
         let mut state = state_with_token(TokenStatus::Active);
         state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
-        state.token_action("tok-1", TokenAction::Suspend, ActionInitiator::Cardholder, "lost phone").unwrap();
+        state
+            .token_action("tok-1", TokenAction::Suspend, ActionInitiator::Cardholder, ReasonCode::Lost, "lost phone")
+            .unwrap();
         let (affected, effects) = state.set_card_status("card-1", IssuerCardStatus::Active, None).unwrap();
         assert_eq!((affected, effects.len()), (0, 0));
         assert_eq!(state.tokens["tok-1"].status, TokenStatus::Suspended);
         assert_eq!(suspenders(&state.tokens["tok-1"]), BTreeSet::from([Suspender::Cardholder]));
-        state.token_action("tok-1", TokenAction::Resume, ActionInitiator::Cardholder, "found").unwrap();
+        state
+            .token_action("tok-1", TokenAction::Resume, ActionInitiator::Cardholder, ReasonCode::Found, "found")
+            .unwrap();
         assert_eq!(state.tokens["tok-1"].status, TokenStatus::Active);
+    }
+
+    fn causes(effects: &[Effect]) -> Vec<Cause> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::TokenEvent { cause, .. } => Some(cause.clone()),
+                Effect::Notification { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn token_events_name_who_caused_the_change_and_its_code() {
+        let mut state = state_with_token(TokenStatus::Active);
+        let (_, effects) = state
+            .token_action("tok-1", TokenAction::Suspend, ActionInitiator::Issuer, ReasonCode::Fraud, "desk")
+            .unwrap();
+        assert_eq!(causes(&effects), [Cause::new(ChangeInitiator::Issuer, "desk").coded(ReasonCode::Fraud)]);
+        let who = Suspender::TokenRequestor;
+        let (_, effects) =
+            state.token_action_by("tok-1", TokenAction::Suspend, who, &Cause::new(who.initiator(), "wiped")).unwrap();
+        assert!(effects.is_empty(), "already suspended: a second holder changes nothing on the wire");
+        let (_, effects) = state
+            .token_action("tok-1", TokenAction::Resume, ActionInitiator::Issuer, ReasonCode::Found, "all clear")
+            .unwrap();
+        assert!(effects.is_empty(), "the wallet still holds it");
+        let (_, effects) = state.remove_by_cardholder("tok-1").unwrap();
+        assert_eq!(
+            causes(&effects),
+            [Cause::new(ChangeInitiator::Cardholder, "CUSTOMER_REQUEST").coded(ReasonCode::CustomerRequest)]
+        );
+        let mut state = state_with_token(TokenStatus::Active);
+        let (_, effects) = state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        assert_eq!(causes(&effects), [Cause::new(ChangeInitiator::Issuer, "CARD_BLOCKED")]);
+    }
+
+    #[test]
+    fn replacement_moves_an_inactive_token_as_it_is_and_keeps_the_wallets_suspension() {
+        let mut state = state_with_token(TokenStatus::Inactive);
+        let mut second = state.tokens["tok-1"].clone();
+        second.token_id = "tok-2".into();
+        second.status = TokenStatus::Active;
+        state.tokens.insert("tok-2".into(), second);
+        let who = Suspender::TokenRequestor;
+        state.token_action_by("tok-2", TokenAction::Suspend, who, &Cause::new(who.initiator(), "lost")).unwrap();
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        assert_eq!(
+            suspenders(&state.tokens["tok-2"]),
+            BTreeSet::from([Suspender::TokenRequestor, Suspender::CardBlock])
+        );
+        let pan = Pan::parse("5105105105105100").unwrap();
+        let (affected, _) = state.replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap()).unwrap();
+        assert_eq!(affected, 2);
+        // Waiting for its code: it moves, still waiting.
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Inactive);
+        assert_eq!(state.tokens["tok-1"].card_id, "card-2");
+        // The block went with the old card; the wallet's own suspension stays.
+        assert_eq!(state.tokens["tok-2"].status, TokenStatus::Suspended);
+        assert_eq!(suspenders(&state.tokens["tok-2"]), BTreeSet::from([Suspender::TokenRequestor]));
     }
 
     #[test]
     fn forbidden_transitions_conflict() {
         let mut state = state_with_token(TokenStatus::Deactivated);
-        let err = state.token_action("tok-1", TokenAction::Resume, ActionInitiator::Issuer, "x").unwrap_err();
+        let err = state
+            .token_action("tok-1", TokenAction::Resume, ActionInitiator::Issuer, ReasonCode::Other, "x")
+            .unwrap_err();
         assert!(matches!(err, ApiError::Conflict(_)));
         assert!(matches!(
-            state.token_action("nope", TokenAction::Resume, ActionInitiator::Issuer, "x").unwrap_err(),
+            state
+                .token_action("nope", TokenAction::Resume, ActionInitiator::Issuer, ReasonCode::Other, "x")
+                .unwrap_err(),
             ApiError::UnknownResource(_)
         ));
     }

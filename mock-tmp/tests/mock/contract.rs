@@ -65,7 +65,7 @@ async fn malformed_unknown_and_undecryptable_requests_are_refused() {
     }
     let unknown = kit
         .signed(Method::POST, "/tmp-api/v1/tokens/DWSPMCunknown/suspend")
-        .json(&json!({"initiator": "ISSUER", "reason": "x"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "x"}))
         .send()
         .await;
     expect_error(unknown, 404, "NOT_FOUND").await;
@@ -79,13 +79,21 @@ async fn malformed_unknown_and_undecryptable_requests_are_refused() {
     assert_eq!(ack["tokensAffected"], 0, "{ack}");
     let bad_initiator = kit
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
-        .json(&json!({"initiator": "BANK", "reason": "x"}))
+        .json(&json!({"initiator": "BANK", "reasonCode": "OTHER", "reason": "x"}))
         .send()
         .await;
     expect_error(bad_initiator, 422, "VALIDATION_FAILED").await;
+    // A token action is coded: an unknown code, or none, is refused.
+    for body in [
+        json!({"initiator": "ISSUER", "reasonCode": "BORED", "reason": "x"}),
+        json!({"initiator": "ISSUER", "reason": "x"}),
+    ] {
+        let uncoded = kit.signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend")).json(&body).send().await;
+        expect_error(uncoded, 422, "VALIDATION_FAILED").await;
+    }
     let forbidden = kit
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/activate"))
-        .json(&json!({"initiator": "ISSUER", "reason": "x"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "x"}))
         .send()
         .await;
     expect_error(forbidden, 409, "CONFLICT").await;
@@ -104,7 +112,7 @@ async fn an_idempotency_key_replays_its_answer_and_refuses_another_body() {
     let kit = Mock::start().await;
     let token = kit.green_token().await;
     let path = format!("/tmp-api/v1/tokens/{token}/suspend");
-    let body = json!({"initiator": "ISSUER", "reason": "first"});
+    let body = json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "first"});
     let first = expect_json(kit.signed(Method::POST, &path).key("k-1").json(&body).send().await, 200).await;
     let again = kit.signed(Method::POST, &path).key("k-1").json(&body).send().await;
     assert_eq!(again.headers().get("Idempotent-Replayed").and_then(|v| v.to_str().ok()), Some("true"));
@@ -112,7 +120,7 @@ async fn an_idempotency_key_replays_its_answer_and_refuses_another_body() {
     let other = kit
         .signed(Method::POST, &path)
         .key("k-1")
-        .json(&json!({"initiator": "ISSUER", "reason": "other"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "other"}))
         .send()
         .await;
     expect_error(other, 422, "IDEMPOTENCY_KEY_REUSED").await;

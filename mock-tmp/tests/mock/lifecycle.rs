@@ -74,7 +74,7 @@ async fn a_reorder_window_delivers_a_tokens_events_newest_first() {
     let token = mock.simulate_green().await;
     let response = mock
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
-        .json(&json!({"initiator": "ISSUER", "reason": "fraud check"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "fraud check"}))
         .send()
         .await;
     expect_json(response, 200).await;
@@ -104,7 +104,7 @@ async fn the_issuer_hears_token_activated_however_a_token_becomes_usable() {
     // The issuer activates it (its app authenticated the cardholder).
     let response = mock
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{yellow}/activate"))
-        .json(&json!({"initiator": "ISSUER", "reason": "authenticated in the issuer's app"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "authenticated in the issuer's app"}))
         .send()
         .await;
     expect_json(response, 200).await;
@@ -123,7 +123,7 @@ async fn the_wallet_and_the_issuer_suspend_a_token_each_on_their_own() {
     };
     let issuer = |action: &'static str| {
         mock.signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/{action}"))
-            .json(&json!({"initiator": "ISSUER", "reason": "fraud check"}))
+            .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "fraud check"}))
             .send()
     };
     // A device reported lost in the wallet's app: the token requestor suspends.
@@ -136,4 +136,43 @@ async fn the_wallet_and_the_issuer_suspend_a_token_each_on_their_own() {
     assert_eq!(wallet("resume").await["status"], "ACTIVE");
     mock.handle.wait_idle().await;
     assert_eq!(told(mock, &token), ["ACTIVE", "SUSPENDED", "ACTIVE"]);
+    // Each event names who caused it: the wallet asked for the token, suspended and resumed it.
+    let causes: Vec<_> = mock
+        .issuer
+        .received(TOKEN_EVENTS_PATH)
+        .into_iter()
+        .filter(|r| r.status == 200 && r.body["tokenId"] == token.as_str())
+        .map(|r| (r.body["initiator"].clone(), r.body["reason"].clone()))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            (json!("TOKEN_REQUESTOR"), json!("TOKENIZATION_APPROVED")),
+            (json!("TOKEN_REQUESTOR"), json!("SUSPENDED_BY_TOKEN_REQUESTOR")),
+            (json!("TOKEN_REQUESTOR"), json!("RESUMED_BY_TOKEN_REQUESTOR")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_issuers_token_action_comes_back_with_its_code_and_initiator() {
+    let mock = Mock::start().await;
+    let token = mock.green_token().await;
+    let response = mock
+        .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
+        .json(&json!({"initiator": "CARDHOLDER", "reasonCode": "LOST", "reason": "phone lost"}))
+        .send()
+        .await;
+    expect_json(response, 200).await;
+    mock.handle.wait_idle().await;
+    let event = mock
+        .issuer
+        .received(TOKEN_EVENTS_PATH)
+        .into_iter()
+        .rfind(|r| r.status == 200 && r.body["tokenId"] == token.as_str())
+        .expect("the suspension's event");
+    assert_eq!(event.body["status"], "SUSPENDED");
+    assert_eq!(event.body["reasonCode"], "LOST");
+    assert_eq!(event.body["initiator"], "CARDHOLDER");
+    assert_eq!(event.body["reason"], "phone lost");
 }

@@ -37,7 +37,7 @@ async fn the_tmp_api_over_mtls_admits_only_client_certificates_from_the_configur
     let suspend = kit
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token_id}/suspend"))
         .secret(None)
-        .json(&json!({"initiator": "ISSUER", "reason": "mtls"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "mtls"}))
         .send()
         .await;
     assert_eq!(expect_json(suspend, 200).await["status"], "SUSPENDED");

@@ -4,7 +4,8 @@
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::enums::{ChangeInitiator, ReasonCode, TokenStatus, Wallet};
+use tmp_protocol::error::ErrorCode;
 use tmp_protocol::fields::FreeText;
 use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenActionRequest, TokenInfo};
 use utoipa::ToSchema;
@@ -13,7 +14,7 @@ use super::{Answer, AuditDraft, OpsErrors, OpsState, Principal, TmpCall, path_id
 use crate::domain::scopes::Scope;
 use crate::http::AppState;
 use crate::outbound::CallError;
-use crate::store::TokenRecord;
+use crate::store::{StoredTokenEvent, TokenRecord};
 use tmp_edge::correlation;
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
@@ -38,6 +39,9 @@ pub struct OpsToken {
     /// TMP only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
+    /// The device the token lives on (TMP only): the filter of a card-wide action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
     /// RFC 3339.
     pub updated_at: String,
 }
@@ -54,6 +58,7 @@ impl From<&TokenInfo> for OpsToken {
             token_requestor_name: Some(t.token_requestor.name.to_string()),
             token_last4: t.token_last4.clone(),
             device_name: t.device_name.clone(),
+            device_id: t.device_id.clone(),
             updated_at: super::ts(t.updated_at),
         }
     }
@@ -71,6 +76,7 @@ impl From<&TokenRecord> for OpsToken {
             token_requestor_name: None,
             token_last4: t.token_last4.clone(),
             device_name: None,
+            device_id: None,
             updated_at: super::ts(t.updated_at),
         }
     }
@@ -108,13 +114,36 @@ pub struct TokenHistoryEvent {
     /// TMP's reason (e.g. `CARD_BLOCKED`, `ACTIVATION_CODE_VERIFIED`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The coded reason, when the change was asked for with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<ReasonCode>,
+    /// Who caused the change, when TMP said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<ChangeInitiator>,
     /// RFC 3339: when the change happened (orders the history).
     pub occurred_at: String,
     /// RFC 3339: when the adapter received the event.
     pub received_at: String,
-    /// Whether the event changed the token's status in the mirror: an event older than the
-    /// mirror's state is history only.
+    /// Whether the event changed the token's status in the mirror when it arrived: an event
+    /// older than the mirror's state is history only.
     pub applied: bool,
+}
+
+impl From<&StoredTokenEvent> for TokenHistoryEvent {
+    fn from(stored: &StoredTokenEvent) -> Self {
+        let e = &stored.event;
+        TokenHistoryEvent {
+            event_id: e.event_id.clone(),
+            status: e.status,
+            previous_status: e.previous_status,
+            reason: e.reason.clone(),
+            reason_code: e.reason_code,
+            initiator: e.initiator,
+            occurred_at: super::ts(e.occurred_at),
+            received_at: super::ts(e.received_at),
+            applied: stored.applied,
+        }
+    }
 }
 
 /// What happened to a token, as the adapter knows it: the mirror's state and every token event
@@ -130,11 +159,123 @@ pub struct TokenHistory {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenActionBody {
+    /// `LOST`, `STOLEN`, `FRAUD`, `FOUND`, `CUSTOMER_REQUEST` or `OTHER` (the default): sent to
+    /// TMP, carried back on the token event, counted in reports.
+    pub reason_code: Option<ReasonCode>,
     /// 1 to 200 characters, no card number.
     pub reason: Option<String>,
     /// `ISSUER` (default) or `CARDHOLDER` (the app acting for the cardholder). A token suspended
     /// by both resumes only when both have resumed it.
     pub initiator: Option<ActionInitiator>,
+}
+
+impl TokenActionBody {
+    /// TMP's request, and the audit's reason (`CODE: words`).
+    fn parse(self) -> Result<(TokenActionRequest, String), ApiError> {
+        let reason = super::required_reason(self.reason)?;
+        let reason_code = self.reason_code.unwrap_or(ReasonCode::Other);
+        let audit = format!("{}: {reason}", reason_code.as_str());
+        let reason = FreeText::parse(reason).map_err(|e| crate::http::error::invalid_field("reason", e))?;
+        let initiator = self.initiator.unwrap_or(ActionInitiator::Issuer);
+        Ok((TokenActionRequest { initiator, reason_code, reason }, audit))
+    }
+}
+
+/// A card-wide action: the token action's reason, code and initiator, and which of the card's
+/// tokens it covers (all of them when neither filter is given).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CardTokensActionBody {
+    #[serde(flatten)]
+    pub action: TokenActionBody,
+    /// Only the tokens of this wallet.
+    pub wallet: Option<Wallet>,
+    /// Only the tokens on this device (TMP's `deviceId`): "phone lost: suspend every token on it".
+    pub device_id: Option<String>,
+}
+
+/// What a card-wide action did to one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenActionOutcome {
+    /// TMP applied the action.
+    Done,
+    /// Not tried, or TMP found nothing to do: the token's status already is what the action
+    /// makes it (or forbids it, e.g. resuming an active token).
+    Skipped,
+    /// TMP refused or could not be reached; `error` says why. Send the request again with a new
+    /// `X-Idempotency-Key` to try the failed tokens again.
+    Failed,
+}
+
+/// Why a token's action failed or was skipped.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenActionProblem {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// One token of a card-wide action.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardTokenResult {
+    pub token_id: String,
+    pub outcome: TokenActionOutcome,
+    /// The token after the action (`done`), or as TMP listed it before.
+    pub token: OpsToken,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TokenActionProblem>,
+}
+
+/// The answer of a card-wide action: one result per token the filters matched.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardTokensActionResult {
+    pub card_id: String,
+    /// `suspend`, `resume` or `deactivate`.
+    pub action: String,
+    pub done: u32,
+    pub skipped: u32,
+    pub failed: u32,
+    pub tokens: Vec<CardTokenResult>,
+}
+
+/// A token action's path segment, and its audit action.
+fn token_action(name: &str) -> Option<(TokenAction, &'static str)> {
+    Some(match name {
+        "activate" => (TokenAction::Activate, "token.activate"),
+        "suspend" => (TokenAction::Suspend, "token.suspend"),
+        "resume" => (TokenAction::Resume, "token.resume"),
+        "deactivate" => (TokenAction::Deactivate, "token.deactivate"),
+        _ => return None,
+    })
+}
+
+/// Whether `action` can change a token in `status` (a suspended token may still take the
+/// issuer's own suspension, which keeps it suspended when another party resumes it).
+fn applies_to(action: TokenAction, status: TokenStatus) -> bool {
+    match action {
+        TokenAction::Activate => status == TokenStatus::Inactive,
+        TokenAction::Suspend => matches!(status, TokenStatus::Active | TokenStatus::Suspended),
+        TokenAction::Resume => status == TokenStatus::Suspended,
+        TokenAction::Deactivate => status != TokenStatus::Deactivated,
+    }
+}
+
+/// One token action at TMP, its failure in the ops API's terms.
+async fn act(
+    ops: &OpsState,
+    token_id: &str,
+    name: &str,
+    action: TokenAction,
+    request: &TokenActionRequest,
+    downstream_key: &str,
+) -> Result<TokenInfo, ApiError> {
+    ops.tmp()
+        .token_action(token_id, action, request, downstream_key, &correlation::current())
+        .await
+        .map_err(|e| super::tmp_error(TmpCall::TokenAction { token_id, action: name }, e))
 }
 
 /// The tokens of a card from TMP; when TMP is unreachable or failing, from the local mirror with
@@ -202,31 +343,7 @@ pub async fn history(
     let Some(token) = state.store.find_token(&token_id).await? else {
         return Err(ApiError::NotFound);
     };
-    // Replayed in arrival order, as the mirror took them: an event changed the status unless
-    // one that happened later had already arrived (the store's `status_at <=` rule).
-    let mut events = state.store.token_history(&token_id).await?;
-    events.sort_by_key(|e| e.received_at);
-    let mut latest: Option<time::OffsetDateTime> = None;
-    let mut history = Vec::with_capacity(events.len());
-    for e in &events {
-        let applied = latest.is_none_or(|latest| latest <= e.occurred_at);
-        latest = latest.max(Some(e.occurred_at));
-        history.push((
-            e.occurred_at,
-            TokenHistoryEvent {
-                event_id: e.event_id.clone(),
-                status: e.status,
-                previous_status: e.previous_status,
-                reason: e.reason.clone(),
-                occurred_at: super::ts(e.occurred_at),
-                received_at: super::ts(e.received_at),
-                applied,
-            },
-        ));
-    }
-    // Shown in the order things happened.
-    history.sort_by_key(|(occurred_at, _)| *occurred_at);
-    let events = history.into_iter().map(|(_, event)| event).collect();
+    let events = state.store.token_history(&token_id).await?.iter().map(TokenHistoryEvent::from).collect();
     Ok(HttpResponse::Ok().json(TokenHistory { token: OpsToken::from(&token), events }))
 }
 
@@ -256,35 +373,161 @@ pub async fn action(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (token_id, action_name) = path.into_inner();
-    let action = match action_name.as_str() {
-        "activate" => TokenAction::Activate,
-        "suspend" => TokenAction::Suspend,
-        "resume" => TokenAction::Resume,
-        "deactivate" => TokenAction::Deactivate,
-        _ => return Err(ApiError::NotFound),
-    };
-    let audit_action = match action {
-        TokenAction::Activate => "token.activate",
-        TokenAction::Suspend => "token.suspend",
-        TokenAction::Resume => "token.resume",
-        TokenAction::Deactivate => "token.deactivate",
+    let Some((action, audit_action)) = token_action(&action_name) else {
+        return Err(ApiError::NotFound);
     };
     let draft = AuditDraft::new(audit_action, Some(token_id.clone()), None);
     super::write(&state, &principal, &req, body, Scope::TokensWrite, draft, async |audit, write, bytes| {
         path_id("tokenId", &token_id)?;
-        let request: TokenActionBody = parse_body(bytes)?;
-        let reason = super::required_reason(request.reason)?;
-        audit.reason = Some(reason.clone());
-        let reason = FreeText::parse(reason).map_err(|e| crate::http::error::invalid_field("reason", e))?;
-        let tmp_request =
-            TokenActionRequest { initiator: request.initiator.unwrap_or(ActionInitiator::Issuer), reason };
-        let token = ops
-            .tmp()
-            .token_action(&token_id, action, &tmp_request, &write.downstream_key, &correlation::current())
-            .await
-            .map_err(|e| super::tmp_error(TmpCall::TokenAction { token_id: &token_id, action: &action_name }, e))?;
+        let (request, reason) = parse_body::<TokenActionBody>(bytes)?.parse()?;
+        audit.reason = Some(reason);
+        let token = act(&ops, &token_id, &action_name, action, &request, &write.downstream_key).await?;
         audit.card_id = Some(token.card_id.clone());
         Answer::ok(&OpsToken::from(&token))
     })
     .await
+}
+
+/// Suspends, resumes or deactivates every token of a card at TMP — or those of one wallet, or
+/// on one device — with one coded reason: "phone lost: suspend every token on it". The card's
+/// tokens come from TMP; each matching token is acted on in turn (a token whose status the
+/// action cannot change is `skipped`), one audit row per token tried, and the answer lists
+/// every matching token with its outcome. A token TMP refuses does not stop the others.
+#[utoipa::path(
+    post,
+    path = "/ops/v1/cards/{cardId}/tokens/{action}",
+    operation_id = "card_tokens_action",
+    tag = "Tokens",
+    params(
+        ("cardId" = String, Path, description = "The card id TMP knows the card by"),
+        ("action" = String, Path, description = "`suspend`, `resume` or `deactivate`"),
+        ("X-Idempotency-Key" = Option<String>, Header, description = "Same key and body: the stored answer, no second action"),
+    ),
+    request_body = CardTokensActionBody,
+    responses((status = 200, description = "Each matching token's outcome", body = CardTokensActionResult), OpsErrors),
+    security(("bearer" = ["tokens:write"]), ("mtls" = ["tokens:write"]))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn card_action(
+    principal: Principal,
+    state: Data<AppState>,
+    ops: Data<OpsState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (card_id, action_name) = path.into_inner();
+    let Some((action, audit_action)) = token_action(&action_name).filter(|(a, _)| *a != TokenAction::Activate) else {
+        return Err(ApiError::NotFound);
+    };
+    let draft = AuditDraft::new(card_audit_action(action), Some(card_id.clone()), Some(card_id.clone()));
+    super::write(&state, &principal, &req, body, Scope::TokensWrite, draft, async |audit, write, bytes| {
+        path_id("cardId", &card_id)?;
+        let body: CardTokensActionBody = parse_body(bytes)?;
+        if let Some(device_id) = &body.device_id {
+            path_id("deviceId", device_id)?;
+        }
+        let (wallet, device_id) = (body.wallet, body.device_id.clone());
+        let (request, reason) = body.action.parse()?;
+        audit.reason = Some(reason.clone());
+        let list = ops
+            .tmp()
+            .card_tokens(&card_id, &correlation::current())
+            .await
+            .map_err(|e| super::tmp_error(TmpCall::CardTokens { card_id: &card_id }, e))?;
+        let matching = list.tokens.iter().filter(|t| {
+            wallet.is_none_or(|w| t.token_requestor.wallet == w)
+                && device_id.as_ref().is_none_or(|d| t.device_id.as_ref() == Some(d))
+        });
+        let mut answer = CardTokensActionResult {
+            card_id: card_id.clone(),
+            action: action_name.clone(),
+            done: 0,
+            skipped: 0,
+            failed: 0,
+            tokens: Vec::new(),
+        };
+        for before in matching {
+            let token_id = before.token_id.as_str();
+            let result = if applies_to(action, before.status) {
+                // Its own downstream key, derived from the request's: sent again under the same
+                // key, each token's action is TMP's replay, not a second action.
+                let key = derived_key(&write.downstream_key, token_id);
+                let outcome = act(&ops, token_id, &action_name, action, &request, &key).await;
+                let mut row = AuditDraft::new(audit_action, Some(token_id.to_owned()), Some(card_id.clone()));
+                row.reason = Some(reason.clone());
+                let (outcome_word, status) = match &outcome {
+                    Ok(_) => ("ok".to_owned(), 200),
+                    Err(e) => (e.wire_code(), actix_web::ResponseError::status_code(e).as_u16()),
+                };
+                state
+                    .store
+                    .record_ops_audit(
+                        &row.record(&principal.actor, &outcome_word, status, correlation::current()),
+                        None,
+                    )
+                    .await?;
+                match outcome {
+                    Ok(after) => CardTokenResult {
+                        token_id: token_id.to_owned(),
+                        outcome: TokenActionOutcome::Done,
+                        token: OpsToken::from(&after),
+                        error: None,
+                    },
+                    Err(error) => {
+                        // TMP's 409 on a token already in the state: nothing left to do.
+                        let outcome = if matches!(error, ApiError::InvalidTokenState(_)) {
+                            TokenActionOutcome::Skipped
+                        } else {
+                            TokenActionOutcome::Failed
+                        };
+                        if matches!(error, ApiError::Internal(_)) {
+                            tracing::error!(error = ?error, token_id, "a card-wide token action failed");
+                        }
+                        CardTokenResult {
+                            token_id: token_id.to_owned(),
+                            outcome,
+                            token: OpsToken::from(before),
+                            error: Some(TokenActionProblem { code: error.code(), message: error.to_string() }),
+                        }
+                    }
+                }
+            } else {
+                CardTokenResult {
+                    token_id: token_id.to_owned(),
+                    outcome: TokenActionOutcome::Skipped,
+                    token: OpsToken::from(before),
+                    error: Some(TokenActionProblem {
+                        code: ErrorCode::InvalidTokenState,
+                        message: format!("not tried: a {} token cannot {action_name}", before.status.as_str()),
+                    }),
+                }
+            };
+            match result.outcome {
+                TokenActionOutcome::Done => answer.done += 1,
+                TokenActionOutcome::Skipped => answer.skipped += 1,
+                TokenActionOutcome::Failed => answer.failed += 1,
+            }
+            answer.tokens.push(result);
+        }
+        Answer::ok(&answer)
+    })
+    .await
+}
+
+/// The audit action of the request that acts on a card's tokens (each token gets its own row).
+fn card_audit_action(action: TokenAction) -> &'static str {
+    match action {
+        TokenAction::Activate => "card_tokens.activate",
+        TokenAction::Suspend => "card_tokens.suspend",
+        TokenAction::Resume => "card_tokens.resume",
+        TokenAction::Deactivate => "card_tokens.deactivate",
+    }
+}
+
+/// One token's idempotency key at TMP within a card-wide action.
+fn derived_key(request_key: &str, token_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{request_key}\n{token_id}").as_bytes());
+    format!("ops-{}", &hex::encode(digest)[..40])
 }

@@ -496,7 +496,7 @@ async fn a_tmp_outage_of_dropped_connections_errors_and_timeouts_delays_but_lose
     let ids: std::collections::HashSet<&str> = attempts.iter().filter_map(|e| e["webhookId"].as_str()).collect();
     assert_eq!(ids.len(), attempts.len(), "a new webhook-id per attempt");
     let suspensions = f.kit.store.token_history(&token).await.expect("history");
-    let suspended = suspensions.iter().filter(|e| e.status == TokenStatus::Suspended).count();
+    let suspended = suspensions.iter().filter(|e| e.event.status == TokenStatus::Suspended).count();
     assert_eq!(suspended, 1, "the block took effect once: {suspensions:?}");
     f.drained().await;
 }

@@ -20,7 +20,7 @@ async fn card_status(kit: &Kit, card_id: &str, status: &str) -> serde_json::Valu
 
 async fn action(kit: &Kit, token_id: &str, action: &str, initiator: &str) -> reqwest::Response {
     kit.signed(Method::POST, &format!("/tmp-api/v1/tokens/{token_id}/{action}"))
-        .json(&json!({"initiator": initiator, "reason": "test"}))
+        .json(&json!({"initiator": initiator, "reasonCode": "OTHER", "reason": "test"}))
         .send()
         .await
 }
@@ -122,7 +122,7 @@ async fn renewing_updates_the_expiry_and_tells_the_issuer() {
     assert_eq!(expect_json(response, 200).await["tokensAffected"], 1);
     kit.inner.mock_idle().await;
     let history = kit.store.token_history(&token).await.expect("history");
-    assert_eq!(history.last().and_then(|e| e.reason.as_deref()), Some("CARD_RENEWED"));
+    assert_eq!(history.last().and_then(|e| e.event.reason.as_deref()), Some("CARD_RENEWED"));
     assert_eq!(kit.adapter_token(&token).await.status, TokenStatus::Active);
 }
 

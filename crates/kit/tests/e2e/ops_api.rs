@@ -208,7 +208,7 @@ async fn push_provisioning_from_the_ops_api_through_the_wallet_ends_in_an_active
     let activation = &entries[1];
     assert_eq!(activation["actor"], format!("apikey:{app_id} (mobile app backend)"));
     assert_eq!(activation["target"], apple.as_str());
-    assert_eq!(activation["reason"], "cardholder authenticated in the bank app");
+    assert_eq!(activation["reason"], "OTHER: cardholder authenticated in the bank app");
     assert_eq!((activation["outcome"].as_str(), activation["status"].as_u64()), (Some("ok"), Some(200)));
 
     // The decisions the adapter took during those push tokenizations: no card data.
@@ -398,4 +398,115 @@ async fn wrong_scope_is_403_revoked_key_401_and_the_rate_limit_429() {
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     expect_error(response, 429, "RATE_LIMITED").await;
+}
+
+/// "Phone lost: suspend every token on it" — one card-wide action with a coded reason reaches
+/// exactly the tokens on that device, each audited, each token event back from TMP carrying
+/// the code and who asked; sent again it is a replay, and resuming them is one more call.
+#[tokio::test]
+async fn a_fraud_desk_suspends_every_token_on_one_device_with_a_coded_reason() {
+    let ops = Ops::spawn().await;
+    let (_, desk) = ops.key("fraud desk", &["tokens:read", "tokens:write", "audit:read"], None).await;
+    let tokenize = |wallet: &'static str, device: &'static str| {
+        let ops = &ops;
+        async move {
+            let answer = ops
+                .kit
+                .simulate(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": wallet, "deviceId": device}))
+                .await;
+            assert_eq!(answer["path"], "GREEN", "{answer}");
+            (
+                answer["token"]["tokenId"].as_str().unwrap().to_owned(),
+                answer["token"]["cardId"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (phone_gpay, card) = tokenize("GOOGLE_PAY", "dev-phone-1").await;
+    let (phone_samsung, _) = tokenize("SAMSUNG_PAY", "dev-phone-1").await;
+    let (watch, _) = tokenize("GOOGLE_PAY", "dev-watch-2").await;
+    ops.kit.inner.mock_idle().await;
+    let listed = ops.tokens(&card, &desk).await;
+    assert_eq!(token_in(&listed, &phone_gpay)["deviceId"], "dev-phone-1", "{listed}");
+
+    let lost = json!({"reasonCode": "LOST", "reason": "phone reported lost", "deviceId": "dev-phone-1"});
+    let path = format!("/ops/v1/cards/{card}/tokens/suspend");
+    let answer = expect_json(ops.post(&path, &desk, &lost, Some("lost-1")).await, 200).await;
+    assert_eq!(
+        (answer["done"].as_u64(), answer["skipped"].as_u64(), answer["failed"].as_u64()),
+        (Some(2), Some(0), Some(0)),
+        "{answer}"
+    );
+    let mut acted: Vec<_> =
+        answer["tokens"].as_array().unwrap().iter().map(|t| t["tokenId"].as_str().unwrap()).collect();
+    acted.sort_unstable();
+    let mut phone = vec![phone_gpay.as_str(), phone_samsung.as_str()];
+    phone.sort_unstable();
+    assert_eq!(acted, phone, "the phone's tokens, and only they");
+    assert!(
+        answer["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["outcome"] == "done" && t["token"]["status"] == "SUSPENDED")
+    );
+    assert_eq!(ops.kit.mock_token(&watch).await["status"], "ACTIVE", "the watch keeps paying");
+    for token in &phone {
+        assert_eq!(ops.kit.mock_token(token).await["status"], "SUSPENDED");
+    }
+
+    // The same request again under its key: the stored answer, no second action.
+    let again = ops.post(&path, &desk, &lost, Some("lost-1")).await;
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(expect_json(again, 200).await, answer);
+    // Under a new key: the issuer already holds them suspended, nothing left to do.
+    let twice = expect_json(ops.post(&path, &desk, &lost, Some("lost-2")).await, 200).await;
+    assert_eq!((twice["done"].as_u64(), twice["skipped"].as_u64()), (Some(0), Some(2)), "{twice}");
+
+    // TMP's token events came back with the code and the initiator, into the token's history.
+    ops.kit.inner.mock_idle().await;
+    let history = expect_json(ops.get(&format!("/ops/v1/tokens/{phone_gpay}/history"), &desk).await, 200).await;
+    let last = history["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["status"], &last["reasonCode"], &last["initiator"], &last["reason"], &last["applied"]),
+        (&json!("SUSPENDED"), &json!("LOST"), &json!("ISSUER"), &json!("phone reported lost"), &json!(true)),
+        "{history}"
+    );
+    let first = &history["events"][0];
+    assert_eq!((&first["status"], &first["initiator"]), (&json!("ACTIVE"), &json!("TOKEN_REQUESTOR")), "{history}");
+
+    // One audit row per token tried, with the code; and one for the request.
+    let audit = expect_json(ops.get("/ops/v1/audit?limit=50", &desk).await, 200).await;
+    let items = audit["items"].as_array().unwrap();
+    let per_token: Vec<_> = items.iter().filter(|e| e["action"] == "token.suspend").collect();
+    assert!(per_token.iter().all(|e| e["reason"] == "LOST: phone reported lost" && e["cardId"] == card.as_str()));
+    let outcomes = |outcome: &str| per_token.iter().filter(|e| e["outcome"] == outcome).count();
+    // The first run suspended both; the second tried both and TMP had nothing to do.
+    assert_eq!((outcomes("ok"), outcomes("INVALID_TOKEN_STATE")), (2, 2), "{audit}");
+    assert_eq!(items.iter().filter(|e| e["action"] == "card_tokens.suspend").count(), 2, "one per request run");
+
+    // Found: one call resumes them, by wallet this time (the Samsung Pay one only).
+    let found = json!({"reasonCode": "FOUND", "reason": "phone found", "wallet": "SAMSUNG_PAY"});
+    let resumed =
+        expect_json(ops.post(&format!("/ops/v1/cards/{card}/tokens/resume"), &desk, &found, None).await, 200).await;
+    assert_eq!((resumed["done"].as_u64(), resumed["tokens"].as_array().unwrap().len()), (Some(1), 1), "{resumed}");
+    assert_eq!(ops.kit.mock_token(&phone_samsung).await["status"], "ACTIVE");
+    assert_eq!(ops.kit.mock_token(&phone_gpay).await["status"], "SUSPENDED");
+
+    // Bad input is refused before TMP is asked.
+    for body in [
+        json!({"reasonCode": "BORED", "reason": "x"}),
+        json!({"reasonCode": "LOST"}),
+        json!({"reasonCode": "LOST", "reason": "x", "deviceId": "a device"}),
+        json!({"reasonCode": "LOST", "reason": "x", "wallet": "PAYPAL"}),
+    ] {
+        expect_error(ops.post(&path, &desk, &body, None).await, 422, "VALIDATION_FAILED").await;
+    }
+    expect_error(
+        ops.post(&format!("/ops/v1/cards/{card}/tokens/activate"), &desk, &lost, None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    expect_error(ops.post("/ops/v1/cards/nobody/tokens/suspend", &desk, &lost, None).await, 404, "NOT_FOUND").await;
+    assert_eq!(ops.kit.mock_token(&watch).await["status"], "ACTIVE");
 }

@@ -79,7 +79,7 @@ async fn reordered_callbacks_leave_the_adapter_in_the_right_state() {
     let token = answer["tokenId"].as_str().expect("token").to_owned();
     let response = kit
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
-        .json(&json!({"initiator": "ISSUER", "reason": "fraud check"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "fraud check"}))
         .send()
         .await;
     expect_json(response, 200).await;
@@ -140,7 +140,7 @@ async fn a_dropped_connection_is_reported_as_such() {
     .await;
     let result = kit
         .signed(Method::POST, &format!("/tmp-api/v1/tokens/{token}/suspend"))
-        .json(&json!({"initiator": "ISSUER", "reason": "x"}))
+        .json(&json!({"initiator": "ISSUER", "reasonCode": "OTHER", "reason": "x"}))
         .try_send()
         .await;
     let dropped = match result {

@@ -243,6 +243,7 @@ pub fn matrix() -> Vec<Row> {
                 "ISS-TOKEN-010",
                 "ISS-TOKEN-011",
                 "ISS-TOKEN-014",
+                "ISS-TOKEN-015",
                 "ISS-VERIFY-016",
             ],
         ),

@@ -78,7 +78,7 @@ fn token_info() -> Value {
     json!({
         "tokenId": "DWSPMC000000000132d72d4fcb2f4136a0532d3093ff1a45", "cardId": "card-1", "status": "ACTIVE",
         "tsp": "MDES", "tokenRequestor": requestor("GOOGLE_PAY"), "tokenLast4": "4321", "deviceName": "Pixel 9",
-        "updatedAt": "2026-03-01T12:00:00.250+01:00"
+        "deviceId": "dev-1", "updatedAt": "2026-03-01T12:00:00.250+01:00"
     })
 }
 
@@ -130,7 +130,8 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             json!({
                 "eventId": "evt-0001", "tokenId": "DWSPMC000000000132d72d4fcb2f4136a0532d3093ff1a45",
                 "cardId": "card-1", "tsp": "VTS", "tokenRequestor": requestor("MERCHANT"), "status": "SUSPENDED",
-                "previousStatus": "ACTIVE", "reason": "CUSTOMER_REQUEST", "tokenLast4": "1234", "occurredAt": OCCURRED
+                "previousStatus": "ACTIVE", "reason": "CUSTOMER_REQUEST", "reasonCode": "CUSTOMER_REQUEST",
+                "initiator": "CARDHOLDER", "tokenLast4": "1234", "occurredAt": OCCURRED
             }),
         ),
         (
@@ -200,8 +201,8 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             }),
         ),
         ("SignCardResponse", json!({"wallet": "GOOGLE_PAY", "googlePay": {"opaquePaymentCard": "b3Bj"}})),
-        ("TokenActionRequest", json!({"initiator": "ISSUER", "reason": "card reported lost"})),
-        ("TokenActionRequest", json!({"initiator": "CARDHOLDER", "reason": "resume"})),
+        ("TokenActionRequest", json!({"initiator": "ISSUER", "reasonCode": "LOST", "reason": "card reported lost"})),
+        ("TokenActionRequest", json!({"initiator": "CARDHOLDER", "reasonCode": "FOUND", "reason": "resume"})),
         ("CardStatusUpdate", json!({"status": "CLOSED", "reason": "closed by the cardholder"})),
         ("CardReplace", json!({"newCardId": "card-2", "encryptedPayload": JWE})),
         ("CardExpiryUpdate", json!({"encryptedPayload": JWE})),

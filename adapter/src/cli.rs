@@ -1,6 +1,6 @@
 //! The command line: `serve` (default), `migrate`, `check-config`, `print-default-config`,
 //! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`, `ops token`,
-//! `apikey create|list|revoke`.
+//! `apikey create|list|revoke`, `tokens reconcile`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +70,25 @@ pub enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// The token mirror (fed by TMP's token events).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Compare the mirror with TMP's token list (forwarding.tmp_api) and repair what differs:
+    /// each repair is a token event of TMP's state, in the token's history and sent to the sinks.
+    Reconcile {
+        /// One card (the card id TMP knows it by).
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        card: Option<String>,
+        /// Every card the mirror holds a token of.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -333,6 +352,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
             runtime()?.block_on(outbox_command(&settings, command))
         }
+        Some(Command::Tokens { command: TokensCommand::Reconcile { card, all } }) => {
+            let settings = load_settings(&cli)?;
+            crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
+            runtime()?.block_on(reconcile_command(&settings, card.as_deref(), *all))
+        }
         Some(Command::Openapi { ops }) => {
             print!("{}", if *ops { crate::openapi::ops_api_json() } else { crate::openapi::issuer_api_json() });
             Ok(ExitCode::SUCCESS)
@@ -570,6 +594,61 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
             write(&*store, draft, replay, |count| println!("{count} row(s) queued for delivery again")).await
         }
     }
+}
+
+/// `tokens reconcile`: the mirror of one card, or of every card it holds, against TMP's lists;
+/// one audit row for the run. A card TMP cannot list is reported and the others go on (exit 2).
+pub async fn reconcile_command(settings: &Settings, card: Option<&str>, all: bool) -> anyhow::Result<ExitCode> {
+    let store = crate::store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    let tmp = crate::startup::ops_tmp_client(settings)?;
+    let cards = match card {
+        Some(card) => vec![card.to_owned()],
+        None if all => store.token_card_ids().await?,
+        None => anyhow::bail!("pass --card ID or --all"),
+    };
+    let (mut drifted, mut failed) = (0usize, 0usize);
+    for (n, card_id) in cards.iter().enumerate() {
+        let correlation_id = uuid::Uuid::new_v4().to_string();
+        let report = match tmp.card_tokens(card_id, &correlation_id).await {
+            Ok(list) => crate::ops::tokens::reconcile(&*store, &list, time::OffsetDateTime::now_utc()).await,
+            Err(error) => {
+                failed += 1;
+                eprintln!("{card_id}: TMP did not list its tokens ({error}); try again later");
+                continue;
+            }
+        };
+        let report = match report {
+            Ok(report) => report,
+            Err(error) => {
+                failed += 1;
+                eprintln!("{card_id}: {error}");
+                continue;
+            }
+        };
+        drifted += report.drift.len();
+        println!(
+            "[{}/{}] {card_id}: {} token(s) checked, {} drifted",
+            n + 1,
+            cards.len(),
+            report.checked,
+            report.drift.len()
+        );
+        for d in &report.drift {
+            let before = d.mirror_status.map_or("-", |s| s.as_str());
+            let result = if d.repaired { "repaired" } else { "left: the mirror holds a newer event" };
+            println!("  {} {}: {before} -> {} ({result})", d.token_id, d.kind.as_str(), d.tmp_status.as_str());
+        }
+    }
+    let mut draft =
+        AuditDraft::new("tokens.reconcile", Some(card.unwrap_or("all").to_owned()), card.map(str::to_owned));
+    draft.reason = Some(format!("{} card(s), {drifted} token(s) drifted, {failed} card(s) not listed", cards.len()));
+    store.record_ops_audit(&cli_audit(&draft), None).await?;
+    println!(
+        "{} card(s) reconciled, {drifted} token(s) repaired or reported, {failed} card(s) failed",
+        cards.len() - failed
+    );
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn generate_key(kind: KeyKind, out: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub outbox_auth_failures: IntCounterVec,
     /// Configuration reloads (`SIGHUP`) by outcome (`applied`, `refused`): alert on `refused`.
     pub config_reloads: IntCounterVec,
+    /// Token mirror drift found by reconciliation, by kind.
+    pub token_drift: IntCounterVec,
     pub outbox_pending: IntGauge,
     pub outbox_held_rows: IntGauge,
     pub outbox_dead_rows: IntGauge,
@@ -117,6 +119,17 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let token_drift = IntCounterVec::new(
+            Opts::new(
+                "token_drift_total",
+                "Tokens the mirror had wrong when reconciled with TMP's list, by kind: missing, status, unknown_at_tmp",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        for kind in crate::ops::tokens::DriftKind::ALL {
+            token_drift.with_label_values(&[kind.as_str()]);
+        }
         let outbox_auth_failures = IntCounterVec::new(
             Opts::new(
                 "outbox_auth_failures_total",
@@ -169,6 +182,7 @@ impl Metrics {
             Box::new(outbox_held.clone()),
             Box::new(outbox_auth_failures.clone()),
             Box::new(config_reloads.clone()),
+            Box::new(token_drift.clone()),
             Box::new(outbox_held_rows.clone()),
             Box::new(outbox_pending.clone()),
             Box::new(outbox_dead_rows.clone()),
@@ -198,6 +212,7 @@ impl Metrics {
             outbox_held,
             outbox_auth_failures,
             config_reloads,
+            token_drift,
             outbox_pending,
             outbox_held_rows,
             outbox_dead_rows,

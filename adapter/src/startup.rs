@@ -270,7 +270,7 @@ impl OpsListener {
 }
 
 /// The ops API's client of TMP (token views and actions, push provisioning).
-fn ops_tmp_client(settings: &Settings) -> anyhow::Result<TmpApiClient> {
+pub(crate) fn ops_tmp_client(settings: &Settings) -> anyhow::Result<TmpApiClient> {
     TmpApiClient::new(
         "forwarding.tmp_api",
         &settings.forwarding.tmp_api,

@@ -59,6 +59,11 @@ impl MockApi {
         self.call(Method::POST, &format!("/_mock/v1/simulate/tokens/{token_id}/otp"), Some(json!({"otp": otp}))).await
     }
 
+    /// The wallet suspends or resumes a token on its own (`suspend` / `resume`).
+    pub async fn wallet_action(&self, token_id: &str, action: &str) -> anyhow::Result<Value> {
+        self.ok(Method::POST, &format!("/_mock/v1/simulate/tokens/{token_id}/wallet/{action}"), Some(json!({}))).await
+    }
+
     /// A card TMP knows without DataCore (push provisioning in the external approach).
     pub async fn seed_card(&self, card: Value) -> anyhow::Result<Value> {
         self.ok(Method::POST, "/_mock/v1/cards", Some(card)).await

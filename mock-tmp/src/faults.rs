@@ -31,6 +31,10 @@ pub struct FaultRule {
     /// Outbound only: deliver first, then fail the attempt (the issuer's answer is lost).
     #[serde(default)]
     pub after_delivery: bool,
+    /// Outbound only: TMP loses the callback — it is never sent and never retried (a token
+    /// event the issuer does not hear of: its mirror drifts until reconciled).
+    #[serde(default)]
+    pub discard: bool,
 }
 
 fn one() -> f64 {
@@ -61,8 +65,13 @@ impl FaultRule {
         {
             return Err("latency_max_ms must not be below latency_ms".into());
         }
-        if self.latency_ms.is_none() && self.error_status.is_none() && !self.drop_connection {
-            return Err("a rule needs latency_ms, error_status or drop_connection".into());
+        if self.discard && (self.error_status.is_some() || self.drop_connection || self.after_delivery) {
+            return Err(
+                "discard loses the callback: it takes no error_status, drop_connection or after_delivery".into()
+            );
+        }
+        if self.latency_ms.is_none() && self.error_status.is_none() && !self.drop_connection && !self.discard {
+            return Err("a rule needs latency_ms, error_status, drop_connection or discard".into());
         }
         Ok(())
     }
@@ -75,6 +84,7 @@ pub struct FaultAction {
     pub error_status: Option<u16>,
     pub drop_connection: bool,
     pub after_delivery: bool,
+    pub discard: bool,
     /// Id of the rule that fired, for the journal.
     pub rule_id: Option<u64>,
 }
@@ -162,6 +172,7 @@ impl Faults {
                 error_status: rule.error_status,
                 drop_connection: rule.drop_connection,
                 after_delivery: rule.after_delivery,
+                discard: rule.discard,
                 rule_id: Some(active.id),
             };
         }
@@ -188,6 +199,7 @@ mod tests {
             rate: 1.0,
             times: Some(1),
             after_delivery: false,
+            discard: false,
         }
     }
 
@@ -206,5 +218,12 @@ mod tests {
         bad.route = "POST /x".into();
         bad.rate = 2.0;
         assert!(bad.validate().unwrap_err().contains("rate"));
+        // A lost callback is not also a failed one.
+        let mut lost = rule("POST /x");
+        lost.discard = true;
+        assert!(lost.validate().unwrap_err().contains("discard"));
+        lost.error_status = None;
+        assert_eq!(lost.validate(), Ok(()));
+        assert!(Faults::new(&[lost]).decide("POST /x").discard);
     }
 }

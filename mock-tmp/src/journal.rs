@@ -32,6 +32,8 @@ pub enum Outcome {
     AnswerLost,
     /// A request that was never sent because an injected fault failed it.
     FaultInjected,
+    /// A callback TMP lost (an injected `discard` fault): never sent, never retried.
+    Discarded,
     /// The deadline passed and the mock answered for the issuer.
     StandIn,
 }

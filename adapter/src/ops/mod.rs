@@ -6,12 +6,14 @@
 //! - [`audit`]: the audit row of an operator write, built one way for both surfaces;
 //! - [`outbox`]: list, show, retry, skip and replay outbox rows;
 //! - [`api_keys`]: create, list and revoke the ops API's keys;
-//! - [`reseal`]: move sealed values to the active data key (CLI only: it runs for minutes).
+//! - [`reseal`]: move sealed values to the active data key (CLI only: it runs for minutes);
+//! - [`tokens`]: reconcile the token mirror with TMP's token list.
 
 pub mod api_keys;
 pub mod audit;
 pub mod outbox;
 pub mod reseal;
+pub mod tokens;
 
 use crate::store::StoreError;
 

@@ -42,6 +42,8 @@ pub trait TokenStore: Send + Sync {
     async fn token_history(&self, token_id: &str) -> StoreResult<Vec<StoredTokenEvent>>;
     /// The mirror's tokens of a card, most recently updated first.
     async fn tokens_for_card(&self, card_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// Every card the mirror holds a token of, in id order.
+    async fn token_card_ids(&self) -> StoreResult<Vec<String>>;
 }
 
 const FIND_TOKEN: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = $1");
@@ -219,5 +221,15 @@ impl TokenStore for SqlStore {
             .await?
         });
         Ok(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn token_card_ids(&self) -> StoreResult<Vec<String>> {
+        let ids = dispatch!(self.read(), |pool| {
+            sqlx::query_scalar::<_, String>("SELECT DISTINCT card_id FROM tokens ORDER BY card_id")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(ids)
     }
 }

@@ -16,7 +16,7 @@ use crate::case;
 use crate::case::{BOTH, Case, Expect, Failure, Outcome, ensure};
 use crate::client::{Answer, Bearer, Call};
 use crate::payload::PayloadSpec;
-use crate::session::Session;
+use crate::session::{Session, eventually};
 
 /// The variable a reproduction reads the ops API key from.
 pub const OPS_KEY_ENV: &str = "TMP_CONFORMANCE_OPS_KEY";
@@ -172,6 +172,16 @@ pub fn cases() -> Vec<Case> {
             "POST /ops/v1/cards/{id}/tokens/suspend with reasonCode LOST and a deviceId suspends that device's token, leaves the other device's active, and says so per token.",
             &["R-OPS-10"],
             ops_card_wide_suspend
+        ),
+        case!(
+            "OPS-016",
+            Ops,
+            BOTH,
+            OpsApi,
+            "Reconciliation repairs a token event TMP lost",
+            "TMP loses the token event of a wallet's suspension (the mock's discard fault); POST /ops/v1/cards/{id}/tokens/reconcile reports the token's status drift as repaired, and a second run finds none.",
+            &["R-OPS-11"],
+            ops_reconcile_lost_event
         ),
     ]
 }
@@ -413,4 +423,39 @@ async fn ops_card_wide_suspend(s: Arc<Session>) -> Outcome {
     ensure(listed == 1, "only the lost device's token in the answer", answer.text()).map_err(|f| f.with(&answer))?;
     token_status(&s, &tokens[0], "SUSPENDED").await?;
     token_status(&s, &tokens[1], "ACTIVE").await
+}
+
+async fn ops_reconcile_lost_event(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "ops-drift").await?;
+    let mock = s.mock()?;
+    let fault =
+        mock.add_fault(json!({"route": "POST /issuer-api/v1/tokens/events", "discard": true, "times": 1})).await?;
+    let lost = async {
+        mock.wallet_action(&token, "suspend").await?;
+        token_status(&s, &token, "SUSPENDED").await?;
+        // The mock's sender works on its own: the event is lost once the journal says so.
+        eventually(s.delivery_within, || async {
+            let discarded = mock
+                .requests()
+                .await?
+                .iter()
+                .any(|r| r["outcome"] == "discarded" && r["body"]["tokenId"] == token.as_str());
+            ensure(discarded, "the suspension's token event lost by TMP", "not yet")
+        })
+        .await
+    }
+    .await;
+    mock.remove_fault(fault).await.ok();
+    lost?;
+    let path = format!("/ops/v1/cards/{card_id}/tokens/reconcile");
+    let answer = s.send(ops(&s, Method::POST, &path, Some(json!({"reason": "conformance drift check"})))?).await?;
+    answer.ok_with(&[
+        ("/drift/0/tokenId", json!(token)),
+        ("/drift/0/kind", json!("status")),
+        ("/drift/0/mirrorStatus", json!("ACTIVE")),
+        ("/drift/0/tmpStatus", json!("SUSPENDED")),
+        ("/drift/0/repaired", json!(true)),
+    ])?;
+    let again = s.send(ops(&s, Method::POST, &path, Some(json!({})))?).await?;
+    again.ok_with(&[("/drift", json!([]))])
 }

@@ -51,6 +51,8 @@ pub enum Failure {
     Injected(u16),
     #[error("the request could not be built: {0}")]
     Local(String),
+    #[error("an injected fault discarded the callback")]
+    Discarded,
 }
 
 pub struct IssuerLink {
@@ -136,6 +138,12 @@ impl IssuerLink {
         if let Some(latency) = fault.latency {
             tokio::time::sleep(latency).await;
         }
+        if fault.discard {
+            entry.outcome = Outcome::Discarded;
+            entry.note = Some("injected fault: TMP lost the callback; never sent".into());
+            self.journal.record(entry);
+            return Err(Failure::Discarded);
+        }
         if fault.fails() && !fault.after_delivery {
             let failure = if fault.drop_connection {
                 Failure::Dropped
@@ -212,6 +220,7 @@ fn outcome_of(failure: &Failure) -> Outcome {
         Failure::Dropped => Outcome::Dropped,
         Failure::ConnectionFailed => Outcome::ConnectionFailed,
         Failure::Injected(_) => Outcome::FaultInjected,
+        Failure::Discarded => Outcome::Discarded,
         Failure::Local(_) => Outcome::ConnectionFailed,
     }
 }

@@ -228,6 +228,10 @@ async fn deliver(mock: &Mock, mut callback: Callback) {
                 return;
             }
             Ok(Answer { status, .. }) => tracing::info!(status, attempt, "callback failed; will retry"),
+            Err(Failure::Discarded) => {
+                tracing::info!("an injected fault discarded the callback: the issuer will not hear of it");
+                return;
+            }
             Err(failure) => tracing::info!(%failure, attempt, "callback failed; will retry"),
         }
         if attempt < behaviour.max_attempts {

@@ -72,6 +72,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Before `{action}`, which would take `history` as an action name.
         .service(resource("/ops/v1/tokens/{tokenId}/history", "GET", tokens::history))
         .service(resource("/ops/v1/tokens/{tokenId}/{action}", "POST", tokens::action))
+        // Before `{action}`: the first matching resource serves.
+        .service(resource("/ops/v1/cards/{cardId}/tokens/reconcile", "POST", tokens::reconcile))
         .service(resource("/ops/v1/cards/{cardId}/tokens/{action}", "POST", tokens::card_action))
         .service(resource("/ops/v1/cards/{cardId}/push-provisioning/apple-pay", "POST", provisioning::apple_pay))
         .service(resource("/ops/v1/cards/{cardId}/push-provisioning/google-pay", "POST", provisioning::google_pay))

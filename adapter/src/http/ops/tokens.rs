@@ -1,13 +1,14 @@
 //! A card's tokens, and token actions (activate, suspend, resume, deactivate) through the TMP
 //! API. Reading falls back to the adapter's token mirror, marked stale, when TMP is unavailable.
 
+use crate::ops::tokens::Reconciliation;
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tmp_protocol::enums::{ChangeInitiator, ReasonCode, TokenStatus, Wallet};
 use tmp_protocol::error::ErrorCode;
 use tmp_protocol::fields::FreeText;
-use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenActionRequest, TokenInfo};
+use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenActionRequest, TokenInfo, TokenList};
 use utoipa::ToSchema;
 
 use super::{Answer, AuditDraft, OpsErrors, OpsState, Principal, TmpCall, path_id};
@@ -299,12 +300,18 @@ pub async fn list(
     principal.require(Scope::TokensRead)?;
     path_id("cardId", &card_id)?;
     let answer = match ops.tmp().card_tokens(&card_id, &correlation::current()).await {
-        Ok(list) => CardTokens {
-            card_id: card_id.into_inner(),
-            source: TokenSource::Tmp,
-            stale: false,
-            tokens: list.tokens.iter().map(OpsToken::from).collect(),
-        },
+        Ok(list) => {
+            // TMP's list is at hand: the mirror catches up with it (a read that repairs drift).
+            if let Err(error) = reconcile_and_count(&state, &list).await {
+                tracing::warn!(error = %error, "the mirror could not be reconciled with TMP's list");
+            }
+            CardTokens {
+                card_id: card_id.into_inner(),
+                source: TokenSource::Tmp,
+                stale: false,
+                tokens: list.tokens.iter().map(OpsToken::from).collect(),
+            }
+        }
         Err(CallError::Unavailable { cause, .. }) => {
             tracing::warn!(%cause, "TMP unavailable: answering a card's tokens from the mirror");
             let tokens = state.store.tokens_for_card(&card_id).await?;
@@ -530,4 +537,52 @@ fn derived_key(request_key: &str, token_id: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{request_key}\n{token_id}").as_bytes());
     format!("ops-{}", &hex::encode(digest)[..40])
+}
+
+/// Reconciles the mirror with TMP's `list` and counts what it found.
+async fn reconcile_and_count(state: &AppState, list: &TokenList) -> Result<Reconciliation, ApiError> {
+    let report = crate::ops::tokens::reconcile(&*state.store, list, time::OffsetDateTime::now_utc()).await?;
+    for drift in &report.drift {
+        state.metrics.token_drift.with_label_values(&[drift.kind.as_str()]).inc();
+    }
+    Ok(report)
+}
+
+/// Compares the adapter's token mirror of a card with TMP's token list and repairs each
+/// difference: a token the mirror lacks (`missing`), another status (`status`), a live token TMP
+/// does not list (`unknown_at_tmp`, deactivated). Each repair is a token event of TMP's state in
+/// the token's history (reason `RECONCILED_WITH_TMP`), forwarded to the issuer's sinks like any.
+#[utoipa::path(
+    post,
+    path = "/ops/v1/cards/{cardId}/tokens/reconcile",
+    operation_id = "card_tokens_reconcile",
+    tag = "Tokens",
+    params(("cardId" = String, Path, description = "The card id TMP knows the card by")),
+    request_body(content = super::outbox::ActionRequest, description = "Optional: why, for the audit"),
+    responses((status = 200, description = "What differed and whether it was repaired", body = Reconciliation), OpsErrors),
+    security(("bearer" = ["tokens:write"]), ("mtls" = ["tokens:write"]))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn reconcile(
+    principal: Principal,
+    state: Data<AppState>,
+    ops: Data<OpsState>,
+    req: HttpRequest,
+    card_id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let card_id = card_id.into_inner();
+    let draft = AuditDraft::new("tokens.reconcile", Some(card_id.clone()), Some(card_id.clone()));
+    super::write(&state, &principal, &req, body, Scope::TokensWrite, draft, async |audit, _, bytes| {
+        path_id("cardId", &card_id)?;
+        let body: super::outbox::ActionRequest = super::optional_json(bytes)?;
+        audit.reason = super::optional_reason(body.reason)?;
+        let list = ops
+            .tmp()
+            .card_tokens(&card_id, &correlation::current())
+            .await
+            .map_err(|e| super::tmp_error(TmpCall::CardTokens { card_id: &card_id }, e))?;
+        Answer::ok(&reconcile_and_count(&state, &list).await?)
+    })
+    .await
 }

@@ -510,3 +510,84 @@ async fn a_fraud_desk_suspends_every_token_on_one_device_with_a_coded_reason() {
     expect_error(ops.post("/ops/v1/cards/nobody/tokens/suspend", &desk, &lost, None).await, 404, "NOT_FOUND").await;
     assert_eq!(ops.kit.mock_token(&watch).await["status"], "ACTIVE");
 }
+
+/// TMP loses token events (the mock's `discard` fault): the mirror drifts — a suspension it
+/// never heard of, a token it never saw — and reconciliation repairs it from TMP's list, once,
+/// through the ops API, a read of the card's tokens, and the CLI alike.
+#[tokio::test]
+async fn lost_token_events_make_the_mirror_drift_and_reconciliation_repairs_it() {
+    let ops = Ops::spawn().await;
+    let (_, desk) = ops.key("back office", &["tokens:read", "tokens:write", "audit:read"], None).await;
+    let first = ops.kit.green_token().await;
+    let card = ops.kit.adapter_token(&first).await.card_id;
+    let lose = |times: u32| json!({"route": "POST /issuer-api/v1/tokens/events", "discard": true, "times": times});
+    ops.kit.control("/_mock/v1/faults", lose(2)).await;
+    // The wallet suspends the first token; a second token is made: TMP loses both events.
+    ops.kit.control(&format!("/_mock/v1/simulate/tokens/{first}/wallet/suspend"), json!({})).await;
+    let second = ops.kit.simulate_green().await;
+    ops.kit.inner.mock_idle().await;
+    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Active, "the mirror missed the suspension");
+    assert!(ops.kit.store.find_token(&second).await.unwrap().is_none(), "and the new token");
+
+    let path = format!("/ops/v1/cards/{card}/tokens/reconcile");
+    let report =
+        expect_json(ops.post(&path, &desk, &json!({"reason": "customer says the token is off"}), None).await, 200)
+            .await;
+    let mut drift: Vec<_> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["tokenId"].as_str().unwrap().to_owned(),
+                d["kind"].clone(),
+                d["tmpStatus"].clone(),
+                d["repaired"].clone(),
+            )
+        })
+        .collect();
+    drift.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (first.clone(), json!("status"), json!("SUSPENDED"), json!(true)),
+        (second.clone(), json!("missing"), json!("ACTIVE"), json!(true)),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(drift, expected, "{report}");
+    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Suspended);
+    assert_eq!(ops.kit.adapter_token(&second).await.status, TokenStatus::Active);
+    // The repair is in the token's history, and the issuer's sinks hear of it.
+    let history = expect_json(ops.get(&format!("/ops/v1/tokens/{first}/history"), &desk).await, 200).await;
+    let last = history["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["status"], &last["reason"], &last["applied"]),
+        (&json!("SUSPENDED"), &json!("RECONCILED_WITH_TMP"), &json!(true))
+    );
+    let metrics =
+        ops.kit.client.get(format!("{}/metrics", ops.kit.adapter_url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tmp_adapter_token_drift_total{kind=\"status\"} 1"), "{metrics}");
+    assert!(metrics.contains("tmp_adapter_token_drift_total{kind=\"missing\"} 1"), "{metrics}");
+    // Nothing left: the same reconciliation finds no drift.
+    let again = expect_json(ops.post(&path, &desk, &json!({}), None).await, 200).await;
+    assert_eq!(again["drift"], json!([]), "{again}");
+    assert_eq!(again["checked"], 2);
+
+    // A read of the card's tokens repairs what it sees: the wallet resumes, TMP loses the event.
+    ops.kit.control("/_mock/v1/faults", lose(1)).await;
+    ops.kit.control(&format!("/_mock/v1/simulate/tokens/{first}/wallet/resume"), json!({})).await;
+    ops.kit.inner.mock_idle().await;
+    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Suspended);
+    ops.tokens(&card, &desk).await;
+    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Active, "repaired by the read");
+
+    // The CLI: the same repair for every card the mirror holds.
+    ops.kit.control("/_mock/v1/faults", lose(1)).await;
+    ops.kit.control(&format!("/_mock/v1/simulate/tokens/{second}/remove"), json!({})).await;
+    ops.kit.inner.mock_idle().await;
+    assert_eq!(ops.kit.adapter_token(&second).await.status, TokenStatus::Active);
+    let code = tmp_adapter::cli::reconcile_command(ops.kit.inner.settings(), None, true).await.unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert_eq!(ops.kit.adapter_token(&second).await.status, TokenStatus::Deactivated);
+    let audit = expect_json(ops.get("/ops/v1/audit?limit=20", &desk).await, 200).await;
+    let runs = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "tokens.reconcile").count();
+    assert_eq!(runs, 3, "two through the ops API, one by the CLI: {audit}");
+}

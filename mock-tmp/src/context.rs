@@ -26,6 +26,9 @@ pub struct Mock {
     pub behaviour: RwLock<SenderBehaviour>,
     /// Present when `auth.mode` requires HMAC signatures.
     pub verifier: Option<Verifier>,
+    /// Seconds the mock's clock is ahead of the wall clock (`POST /_mock/v1/clock/advance`): it
+    /// times activation codes, so a test can watch one expire without waiting.
+    pub clock_offset_secs: std::sync::atomic::AtomicI64,
 }
 
 impl Mock {
@@ -57,7 +60,20 @@ impl Mock {
             issuer,
             outbox,
             verifier,
+            clock_offset_secs: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    /// The mock's clock: the wall clock, moved ahead by `/_mock/v1/clock/advance`. Activation
+    /// codes are issued and expire by it; everything else keeps the wall clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        let offset = self.clock_offset_secs.load(std::sync::atomic::Ordering::Relaxed);
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)
+    }
+
+    /// Moves the mock's clock ahead by `secs`; answers the new offset.
+    pub fn advance_clock(&self, secs: i64) -> i64 {
+        self.clock_offset_secs.fetch_add(secs, std::sync::atomic::Ordering::Relaxed) + secs
     }
 
     pub fn keys(&self) -> std::sync::RwLockReadGuard<'_, MockKeys> {

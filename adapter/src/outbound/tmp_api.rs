@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use tmp_protocol::tmp_api::{
-    CardExpiryUpdate, CardReplace, CardStatusUpdate, SignCardRequest, SignCardResponse, TokenAction,
-    TokenActionRequest, TokenInfo, TokenList,
+    CardExpiryUpdate, CardReplace, CardStatusUpdate, ResendActivationCodeRequest, SignCardRequest, SignCardResponse,
+    TokenAction, TokenActionRequest, TokenInfo, TokenList,
 };
 
 use super::{ApiClient, CallError, destination_client, segment};
@@ -65,6 +65,19 @@ impl TmpApiClient {
         correlation_id: &str,
     ) -> Result<TokenInfo, CallError> {
         let path = format!("/tmp-api/v1/tokens/{}/{}", segment(token_id), action.path_segment());
+        self.api.call(Method::POST, &path, Some(request), Some(idempotency_key), correlation_id).await
+    }
+
+    /// `POST /tmp-api/v1/tokens/{tokenId}/activation-code/resend`.
+    #[tracing::instrument(skip_all)]
+    pub async fn resend_activation_code(
+        &self,
+        token_id: &str,
+        request: &ResendActivationCodeRequest,
+        idempotency_key: &str,
+        correlation_id: &str,
+    ) -> Result<TokenInfo, CallError> {
+        let path = format!("/tmp-api/v1/tokens/{}/activation-code/resend", segment(token_id));
         self.api.call(Method::POST, &path, Some(request), Some(idempotency_key), correlation_id).await
     }
 

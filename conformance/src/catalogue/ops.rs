@@ -183,6 +183,16 @@ pub fn cases() -> Vec<Case> {
             &["R-OPS-11"],
             ops_reconcile_lost_event
         ),
+        case!(
+            "OPS-017",
+            Ops,
+            BOTH,
+            OpsApi,
+            "A token waiting for its code gets a new one by another channel",
+            "After a YELLOW tokenization, POST /ops/v1/tokens/{id}/activation-code/resend with channel EMAIL answers the INACTIVE token with its new code's state (EMAIL, attempts left), and TMP sends the issuer a second ACTIVATION_CODE_DELIVERY.",
+            &["R-OPS-12"],
+            ops_resend_activation_code
+        ),
     ]
 }
 
@@ -458,4 +468,36 @@ async fn ops_reconcile_lost_event(s: Arc<Session>) -> Outcome {
     ])?;
     let again = s.send(ops(&s, Method::POST, &path, Some(json!({})))?).await?;
     again.ok_with(&[("/drift", json!([]))])
+}
+
+async fn ops_resend_activation_code(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "ops-resend").await?;
+    let answer =
+        tokenize(&s, &card_id, |r| r["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION")).await?;
+    expect_path(&answer, "YELLOW").await?;
+    let token = token_id(&answer)?;
+    token_status(&s, &token, "INACTIVE").await?;
+    let body = json!({"channel": "EMAIL", "reason": "the cardholder did not get the SMS"});
+    let path = format!("/ops/v1/tokens/{token}/activation-code/resend");
+    let answer = s.send(ops(&s, Method::POST, &path, Some(body))?).await?;
+    answer.ok_with(&[("/status", json!("INACTIVE")), ("/activationCode/channel", json!("EMAIL"))])?;
+    let left = answer.json().unwrap_or_default()["activationCode"]["attemptsLeft"].as_u64();
+    ensure(left.is_some_and(|n| n > 0), "attempts left", format!("{left:?}")).map_err(|f| f.with(&answer))?;
+    let mock = s.mock()?;
+    eventually(s.delivery_within, || async {
+        let codes = mock
+            .requests()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r["direction"] == "sent"
+                    && r["path"] == "/issuer-api/v1/notifications"
+                    && r["body"]["tokenId"] == token.as_str()
+                    && r["body"]["type"] == "ACTIVATION_CODE_DELIVERY"
+                    && r["status"].as_u64().is_some_and(|c| (200..300).contains(&c))
+            })
+            .count();
+        ensure(codes >= 2, "two activation codes delivered to the issuer", format!("{codes}"))
+    })
+    .await
 }

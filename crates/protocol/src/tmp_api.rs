@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::enums::{IssuerCardStatus, ReasonCode, TokenStatus, Tsp, Wallet};
+use crate::enums::{IssuerCardStatus, NotificationChannel, ReasonCode, TokenStatus, Tsp, Wallet};
 use crate::fields::FreeText;
 use crate::issuer_api::TokenRequestor;
 use crate::sensitive::{Expiry, Pan};
@@ -38,9 +38,38 @@ pub struct TokenInfo {
     /// phone's tokens share it, whatever the wallet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+    /// An `INACTIVE` token waiting for its activation code: when the code expires and how many
+    /// wrong codes are left (never the code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_code: Option<ActivationCodeState>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+}
+
+/// A pending activation code, as TMP shows it (the code itself goes to the cardholder only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivationCodeState {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// Wrong codes the cardholder may still type; at 0 the token is deactivated.
+    pub attempts_left: u32,
+    /// How the code reached the cardholder.
+    pub channel: NotificationChannel,
+}
+
+/// `POST /tmp-api/v1/tokens/{tokenId}/activation-code/resend`: a new code for a token waiting
+/// for one (the old one stops working; wrong attempts so far still count).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResendActivationCodeRequest {
+    /// `SMS` or `EMAIL`; by default the channel of the last code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<NotificationChannel>,
+    /// Why, in words an auditor understands (no card data).
+    pub reason: FreeText,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

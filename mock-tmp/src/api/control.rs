@@ -39,6 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_mock/v1/faults", web::post().to(add_fault))
         .route("/_mock/v1/faults", web::delete().to(clear_faults))
         .route("/_mock/v1/faults/{id}", web::delete().to(remove_fault))
+        .route("/_mock/v1/clock", web::get().to(clock))
+        .route("/_mock/v1/clock/advance", web::post().to(advance_clock))
         .route("/_mock/v1/sender", web::get().to(get_sender))
         .route("/_mock/v1/sender", web::put().to(put_sender))
         .route("/_mock/v1/keys/rotate", web::post().to(rotate_keys))
@@ -190,6 +192,31 @@ async fn remove_fault(mock: Data<Mock>, id: Path<u64>) -> Result<HttpResponse, A
     } else {
         Err(ApiError::UnknownResource(format!("no fault {id}")))
     }
+}
+
+fn clock_view(mock: &Mock) -> serde_json::Value {
+    let offset = mock.clock_offset_secs.load(std::sync::atomic::Ordering::Relaxed);
+    json!({"now": crate::state::rfc3339(mock.now()), "offsetSecs": offset})
+}
+
+async fn clock(mock: Data<Mock>) -> HttpResponse {
+    HttpResponse::Ok().json(clock_view(&mock))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Advance {
+    secs: i64,
+}
+
+/// Moves the mock's clock ahead (it times activation codes): `{"secs": 600}`.
+async fn advance_clock(mock: Data<Mock>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let advance: Advance = parse_body(&body(&req))?;
+    if !(1..=366 * 86_400).contains(&advance.secs) {
+        return Err(ApiError::validation("`secs` must be 1 to 31622400 (a year): the clock only moves ahead"));
+    }
+    mock.advance_clock(advance.secs);
+    Ok(HttpResponse::Ok().json(clock_view(&mock)))
 }
 
 async fn get_sender(mock: Data<Mock>) -> HttpResponse {

@@ -10,8 +10,8 @@ use serde_json::json;
 use tmp_protocol::enums::{IssuerCardStatus, Wallet};
 use tmp_protocol::tmp_api::{
     ApplePaySignOutput, CardExpiryUpdate, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData,
-    GooglePaySignOutput, ReplacementCardData, SignCardRequest, SignCardResponse, TokenAction, TokenActionRequest,
-    TokenList,
+    GooglePaySignOutput, ReplacementCardData, ResendActivationCodeRequest, SignCardRequest, SignCardResponse,
+    TokenAction, TokenActionRequest, TokenList,
 };
 
 use super::admit::{Signed, idempotency_key, idempotent};
@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tmp-api/v1/cards/{cardId}/status", web::post().to(card_status))
         .route("/tmp-api/v1/cards/{cardId}/replace", web::post().to(replace))
         .route("/tmp-api/v1/cards/{cardId}/expiry", web::post().to(expiry))
+        .route("/tmp-api/v1/tokens/{tokenId}/activation-code/resend", web::post().to(resend_code))
         .route("/tmp-api/v1/tokens/{tokenId}/{action}", web::post().to(token_action));
 }
 
@@ -50,6 +51,24 @@ async fn list_tokens(mock: Data<Mock>, _signed: Signed, card_id: Path<String>) -
         return Err(ApiError::UnknownResource(format!("no card `{card_id}`")));
     }
     Ok(HttpResponse::Ok().json(TokenList { card_id: card_id.into_inner(), tokens }))
+}
+
+/// A new activation code for a token waiting for one.
+#[tracing::instrument(skip_all)]
+async fn resend_code(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    token_id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let request: ResendActivationCodeRequest = parse_body(&body)?;
+    let mock_ref = mock.get_ref();
+    idempotent(&mock, &req, &key, &body, |state| {
+        let (info, effects) = crate::simulator::resend_activation_code(mock_ref, state, &token_id, request.channel)?;
+        Ok((StatusCode::OK, Some(json!(info)), effects))
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all)]

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tmp_protocol::fields::{FieldError, FreeText, Id};
 
-use tmp_protocol::enums::{NotificationChannel, NotificationType};
 use tmp_protocol::issuer_api::{
     ActivationCode, NOTIFICATIONS_PATH, NotificationRequest, TOKEN_EVENTS_PATH, TokenEventRequest,
 };
@@ -64,16 +63,11 @@ impl Callback {
                 token_last4: token.token_last4,
                 occurred_at: at,
             }),
-            Effect::Notification { kind, card_id, token_id, token_requestor, otp, has_phone, at } => {
+            Effect::Notification { kind, card_id, token_id, token_requestor, otp, channel, at } => {
                 let (otp, expires_at) = match otp {
                     Some((otp, expires_at)) => (Some(otp), Some(expires_at)),
                     None => (None, None),
                 };
-                let channel = (kind == NotificationType::ActivationCodeDelivery).then_some(if has_phone {
-                    NotificationChannel::Sms
-                } else {
-                    NotificationChannel::Email
-                });
                 Callback::Notification(
                     NotificationRequest {
                         notification_id: Id::parse(format!("ntf-{}", uuid::Uuid::new_v4().simple()))?,

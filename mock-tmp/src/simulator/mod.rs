@@ -21,20 +21,21 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
-    ChangeInitiator, CvcResult, Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, TokenStatus, Tsp,
-    Wallet,
+    ChangeInitiator, CvcResult, Decision, IssuerCardStatus, NotificationChannel, NotificationType, ProvisioningMethod,
+    TokenStatus, Tsp, Wallet,
 };
 use tmp_protocol::issuer_api::{
     CardData, CardholderContact, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
     VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
 };
 use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan};
+use tmp_protocol::tmp_api::TokenInfo;
 
 use crate::config::Approach;
 use crate::context::Mock;
 use crate::journal::{Direction, JournalEntry, Outcome};
 use crate::sender::issuer::Failure;
-use crate::state::{Cause, Effect, OtpChallenge, Token, Tokenization};
+use crate::state::{Cause, Effect, MockState, OtpChallenge, Token, Tokenization};
 use tmp_edge::error::ApiError;
 
 /// Card data as the cardholder typed it into the wallet.
@@ -294,7 +295,11 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         if card.cardholder.is_none() {
             card.cardholder = verdict.cardholder.clone();
         }
-        let has_phone = card.cardholder.as_ref().is_some_and(|c| c.phone.is_some());
+        let channel = if card.cardholder.as_ref().is_some_and(|c| c.phone.is_some()) {
+            NotificationChannel::Sms
+        } else {
+            NotificationChannel::Email
+        };
         let prefix = if attempt.tsp == Tsp::Mdes { "DWSPMC" } else { "DNITHE" };
         let token_id = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
         // Activation data from the issuer's app completes a step-up: the cardholder already
@@ -333,19 +338,9 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         if green {
             effects.push(Effect::token_notification(NotificationType::TokenActivated, &token, now));
         } else {
-            let otp = new_otp(mock.config.simulator.otp_length);
-            let expires_at = now + Duration::from_secs(mock.config.simulator.otp_ttl_secs);
-            token.otp = Some(OtpChallenge::new(&token_id, &otp, expires_at));
-            otp_expires_at = Some(expires_at);
-            effects.push(Effect::Notification {
-                kind: NotificationType::ActivationCodeDelivery,
-                card_id: card_id.clone(),
-                token_id: Some(token_id.clone()),
-                token_requestor: Some(attempt.requestor.clone()),
-                otp: Some((otp, expires_at)),
-                has_phone,
-                at: now,
-            });
+            let delivery = activation_code(mock, &mut token, channel, now);
+            otp_expires_at = token.otp.as_ref().map(|c| c.expires_at);
+            effects.push(delivery);
         }
         token_view = Some(token.view());
         state.tokens.insert(token_id, token);
@@ -395,6 +390,69 @@ fn new_otp(length: usize) -> Otp {
     let digits: String = (0..length).map(|_| char::from(b'0' + rand::random_range(0..10u8))).collect();
     // `length` is validated to 6..=8, so this always parses.
     Otp::parse(&digits).unwrap_or_else(|_| Otp::parse("000000").expect("six digits"))
+}
+
+/// A new activation code for `token` sent by `channel`, expiring by the mock's clock; a code
+/// sent before stops working, and its wrong attempts still count. The notification that
+/// carries it to the issuer.
+fn activation_code(mock: &Mock, token: &mut Token, channel: NotificationChannel, at: OffsetDateTime) -> Effect {
+    let otp = new_otp(mock.config.simulator.otp_length);
+    let expires_at = mock.now() + Duration::from_secs(mock.config.simulator.otp_ttl_secs);
+    let mut challenge =
+        OtpChallenge::new(&token.token_id, &otp, expires_at, channel, mock.config.simulator.otp_max_attempts);
+    if let Some(before) = &token.otp {
+        challenge.wrong_attempts = before.wrong_attempts;
+        challenge.max_attempts = before.max_attempts;
+    }
+    token.otp = Some(challenge);
+    Effect::Notification {
+        kind: NotificationType::ActivationCodeDelivery,
+        card_id: token.card_id.clone(),
+        token_id: Some(token.token_id.clone()),
+        token_requestor: Some(token.token_requestor.clone()),
+        otp: Some((otp, expires_at)),
+        channel: Some(channel),
+        at,
+    }
+}
+
+/// A token's card allows its activation: not blocked, not closed (as MDES: a code waits,
+/// unspent, until the card is unblocked).
+fn card_allows_activation(state: &MockState, token_id: &str) -> Result<(), ApiError> {
+    let card_id = state.tokens.get(token_id).map(|token| token.card_id.clone());
+    if let Some(card) = card_id.and_then(|card_id| state.cards.get(&card_id))
+        && card.status != IssuerCardStatus::Active
+    {
+        return Err(ApiError::Conflict(format!(
+            "the card is {}: its tokens cannot be activated",
+            card.status.as_str().to_ascii_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /tmp-api/v1/tokens/{tokenId}/activation-code/resend`: a new code for a token waiting
+/// for one, by `channel` or the last code's; the token as TMP shows it after.
+pub fn resend_activation_code(
+    mock: &Mock,
+    state: &mut MockState,
+    token_id: &str,
+    channel: Option<NotificationChannel>,
+) -> Result<(TokenInfo, Vec<Effect>), ApiError> {
+    card_allows_activation(state, token_id)?;
+    let token =
+        state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
+    let Some(last) = token.otp.as_ref().filter(|_| token.status == TokenStatus::Inactive).map(|c| c.channel) else {
+        return Err(ApiError::Conflict("the token is not waiting for an activation code".into()));
+    };
+    let channel = channel.unwrap_or(last);
+    if channel == NotificationChannel::Push {
+        return Err(ApiError::validation("`channel` must be SMS or EMAIL"));
+    }
+    let now = OffsetDateTime::now_utc();
+    token.updated_at = now;
+    let delivery = activation_code(mock, token, channel, now);
+    Ok((token.info(), vec![delivery]))
 }
 
 /// Approach `datacore`: TMP's own checks against the cards the issuer loaded, then — DataCore
@@ -597,27 +655,17 @@ async fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
 #[tracing::instrument(skip_all)]
 pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let max = mock.config.simulator.otp_max_attempts;
     let mut state = mock.state.lock().await;
-    // A blocked or closed card's token is not activated, code or not (as MDES does): the code
-    // waits, unspent, until the card is unblocked.
-    let card_id = state.tokens.get(token_id).map(|token| token.card_id.clone());
-    if let Some(card) = card_id.and_then(|card_id| state.cards.get(&card_id))
-        && card.status != IssuerCardStatus::Active
-    {
-        return Err(ApiError::Conflict(format!(
-            "the card is {}: its tokens cannot be activated",
-            card.status.as_str().to_ascii_lowercase()
-        )));
-    }
+    card_allows_activation(&state, token_id)?;
     let token =
         state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
     let Some(challenge) = token.otp.as_mut().filter(|_| token.status == TokenStatus::Inactive) else {
         return Err(ApiError::Conflict("the token is not waiting for an activation code".into()));
     };
-    if challenge.expires_at < now {
-        return Err(ApiError::Conflict("the activation code has expired".into()));
+    if challenge.expires_at < mock.now() {
+        return Err(ApiError::Conflict("the activation code has expired: ask for a new one (resend)".into()));
     }
+    let max = challenge.max_attempts;
     let mut effects = Vec::new();
     let result = if challenge.matches(token_id, otp) {
         token.otp = None;

@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
-    ChangeInitiator, Decision, IssuerCardStatus, NotificationType, ProvisioningMethod, ReasonCode, TokenStatus, Tsp,
+    ChangeInitiator, Decision, IssuerCardStatus, NotificationChannel, NotificationType, ProvisioningMethod, ReasonCode,
+    TokenStatus, Tsp,
 };
 use tmp_protocol::issuer_api::{CardholderContact, TokenRequestor};
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
-use tmp_protocol::tmp_api::TokenInfo;
+use tmp_protocol::tmp_api::{ActivationCodeState, TokenInfo};
 
 use crate::keys::StoredKeys;
 
@@ -111,11 +112,40 @@ pub struct OtpChallenge {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub wrong_attempts: u32,
+    /// How the code was sent. (State saved before the mock kept it: SMS.)
+    #[serde(default = "sms")]
+    pub channel: NotificationChannel,
+    /// Wrong codes allowed in all (`simulator.otp_max_attempts` when the first code was sent).
+    #[serde(default = "three")]
+    pub max_attempts: u32,
+}
+
+fn sms() -> NotificationChannel {
+    NotificationChannel::Sms
+}
+
+fn three() -> u32 {
+    3
 }
 
 impl OtpChallenge {
-    pub fn new(token_id: &str, otp: &Otp, expires_at: OffsetDateTime) -> OtpChallenge {
-        OtpChallenge { hash: otp_hash(token_id, otp), expires_at, wrong_attempts: 0 }
+    pub fn new(
+        token_id: &str,
+        otp: &Otp,
+        expires_at: OffsetDateTime,
+        channel: NotificationChannel,
+        max_attempts: u32,
+    ) -> OtpChallenge {
+        OtpChallenge { hash: otp_hash(token_id, otp), expires_at, wrong_attempts: 0, channel, max_attempts }
+    }
+
+    /// What TMP shows of it: expiry, attempts left and channel — never the code.
+    pub fn state(&self) -> ActivationCodeState {
+        ActivationCodeState {
+            expires_at: self.expires_at,
+            attempts_left: self.max_attempts.saturating_sub(self.wrong_attempts),
+            channel: self.channel,
+        }
     }
 
     pub fn matches(&self, token_id: &str, otp: &Otp) -> bool {
@@ -163,6 +193,11 @@ impl Token {
             token_last4: Some(self.token_last4.clone()),
             device_name: self.device_name.clone(),
             device_id: self.device_id.clone(),
+            activation_code: self
+                .otp
+                .as_ref()
+                .filter(|_| self.status == TokenStatus::Inactive)
+                .map(OtpChallenge::state),
             updated_at: self.updated_at,
         }
     }
@@ -272,9 +307,9 @@ pub enum Effect {
         card_id: String,
         token_id: Option<String>,
         token_requestor: Option<TokenRequestor>,
-        /// Only for `ACTIVATION_CODE_DELIVERY`.
+        /// Only for `ACTIVATION_CODE_DELIVERY`: the code and its expiry, and how it is sent.
         otp: Option<(Otp, OffsetDateTime)>,
-        has_phone: bool,
+        channel: Option<NotificationChannel>,
         at: OffsetDateTime,
     },
 }
@@ -289,7 +324,7 @@ impl Effect {
             token_id: Some(token.token_id.clone()),
             token_requestor: Some(token.token_requestor.clone()),
             otp: None,
-            has_phone: false,
+            channel: None,
             at,
         }
     }

@@ -71,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/ops/v1/cards/{cardId}/tokens", "GET", tokens::list))
         // Before `{action}`, which would take `history` as an action name.
         .service(resource("/ops/v1/tokens/{tokenId}/history", "GET", tokens::history))
+        .service(resource("/ops/v1/tokens/{tokenId}/activation-code/resend", "POST", tokens::resend_code))
         .service(resource("/ops/v1/tokens/{tokenId}/{action}", "POST", tokens::action))
         // Before `{action}`: the first matching resource serves.
         .service(resource("/ops/v1/cards/{cardId}/tokens/reconcile", "POST", tokens::reconcile))

@@ -5,10 +5,14 @@ use crate::ops::tokens::Reconciliation;
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use tmp_protocol::enums::NotificationChannel;
 use tmp_protocol::enums::{ChangeInitiator, ReasonCode, TokenStatus, Wallet};
 use tmp_protocol::error::ErrorCode;
 use tmp_protocol::fields::FreeText;
-use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenActionRequest, TokenInfo, TokenList};
+use tmp_protocol::tmp_api::{
+    ActionInitiator, ActivationCodeState, ResendActivationCodeRequest, TokenAction, TokenActionRequest, TokenInfo,
+    TokenList,
+};
 use utoipa::ToSchema;
 
 use super::{Answer, AuditDraft, OpsErrors, OpsState, Principal, TmpCall, path_id};
@@ -43,6 +47,9 @@ pub struct OpsToken {
     /// The device the token lives on (TMP only): the filter of a card-wide action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+    /// An `INACTIVE` token's pending activation code: expiry, attempts left, channel (TMP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_code: Option<ActivationCodeState>,
     /// RFC 3339.
     pub updated_at: String,
 }
@@ -60,6 +67,7 @@ impl From<&TokenInfo> for OpsToken {
             token_last4: t.token_last4.clone(),
             device_name: t.device_name.clone(),
             device_id: t.device_id.clone(),
+            activation_code: t.activation_code.clone(),
             updated_at: super::ts(t.updated_at),
         }
     }
@@ -78,6 +86,7 @@ impl From<&TokenRecord> for OpsToken {
             token_last4: t.token_last4.clone(),
             device_name: None,
             device_id: None,
+            activation_code: None,
             updated_at: super::ts(t.updated_at),
         }
     }
@@ -583,6 +592,68 @@ pub async fn reconcile(
             .await
             .map_err(|e| super::tmp_error(TmpCall::CardTokens { card_id: &card_id }, e))?;
         Answer::ok(&reconcile_and_count(&state, &list).await?)
+    })
+    .await
+}
+
+/// A new activation code for a token waiting for one: by `channel` (`SMS` or `EMAIL`; by
+/// default the last code's), with a reason for the audit.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResendCodeBody {
+    pub channel: Option<NotificationChannel>,
+    /// 1 to 200 characters, no card number.
+    pub reason: Option<String>,
+}
+
+/// Asks TMP for a new activation code for an `INACTIVE` token — the cardholder lost the SMS, or
+/// the code expired — by SMS or e-mail. The old code stops working; wrong attempts so far still
+/// count. TMP sends the code to the adapter as a new `ACTIVATION_CODE_DELIVERY` notification,
+/// which the adapter forwards to the sinks. The answer is the token with its new
+/// `activationCode` (expiry, attempts left, channel). A token not waiting for a code is 409.
+#[utoipa::path(
+    post,
+    path = "/ops/v1/tokens/{tokenId}/activation-code/resend",
+    operation_id = "token_resend_activation_code",
+    tag = "Tokens",
+    params(
+        ("tokenId" = String, Path, description = "TMP's token id"),
+        ("X-Idempotency-Key" = Option<String>, Header, description = "Same key and body: the stored answer, no second code"),
+    ),
+    request_body = ResendCodeBody,
+    responses((status = 200, description = "The token with its new activation code's state", body = OpsToken), OpsErrors),
+    security(("bearer" = ["tokens:write"]), ("mtls" = ["tokens:write"]))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn resend_code(
+    principal: Principal,
+    state: Data<AppState>,
+    ops: Data<OpsState>,
+    req: HttpRequest,
+    token_id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let token_id = token_id.into_inner();
+    let draft = AuditDraft::new("token.resend_activation_code", Some(token_id.clone()), None);
+    super::write(&state, &principal, &req, body, Scope::TokensWrite, draft, async |audit, write, bytes| {
+        path_id("tokenId", &token_id)?;
+        let body: ResendCodeBody = parse_body(bytes)?;
+        if body.channel == Some(NotificationChannel::Push) {
+            return Err(ApiError::validation("`channel` must be SMS or EMAIL"));
+        }
+        let reason = super::required_reason(body.reason)?;
+        audit.reason = Some(reason.clone());
+        let reason = FreeText::parse(reason).map_err(|e| crate::http::error::invalid_field("reason", e))?;
+        let request = ResendActivationCodeRequest { channel: body.channel, reason };
+        let token = ops
+            .tmp()
+            .resend_activation_code(&token_id, &request, &write.downstream_key, &correlation::current())
+            .await
+            .map_err(|e| {
+                super::tmp_error(TmpCall::TokenAction { token_id: &token_id, action: "resend the code of" }, e)
+            })?;
+        audit.card_id = Some(token.card_id.clone());
+        Answer::ok(&OpsToken::from(&token))
     })
     .await
 }

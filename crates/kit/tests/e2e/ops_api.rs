@@ -591,3 +591,90 @@ async fn lost_token_events_make_the_mirror_drift_and_reconciliation_repairs_it()
     let runs = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "tokens.reconcile").count();
     assert_eq!(runs, 3, "two through the ops API, one by the CLI: {audit}");
 }
+
+/// The cardholder's code expired (the mock's clock moves ahead): the bank's app sees it on the
+/// token, asks for a new one by e-mail through the ops API, the new code reaches the issuer's
+/// sink, the old one is dead, a wrong try still counts, and the new code activates the token.
+#[tokio::test]
+async fn an_expired_activation_code_is_resent_by_another_channel_and_activates_the_token() {
+    let ops = Ops::spawn().await;
+    let (_, app) = ops.key("mobile app backend", &["tokens:read", "tokens:write"], None).await;
+    let answer = ops
+        .kit
+        .simulate(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY", "walletScore": 2}))
+        .await;
+    assert_eq!(answer["path"], "YELLOW", "{answer}");
+    let (token, card) = (answer["tokenId"].as_str().unwrap().to_owned(), answer["cardId"].as_str().unwrap().to_owned());
+    let first_code = ops.kit.delivered_otp(answer["activationNotificationId"].as_str().unwrap()).await;
+    let shown = token_in(&ops.tokens(&card, &app).await, &token).clone();
+    assert_eq!(shown["status"], "INACTIVE");
+    assert_eq!(
+        (shown["activationCode"]["attemptsLeft"].as_u64(), shown["activationCode"]["channel"].as_str()),
+        (Some(3), Some("SMS")),
+        "{shown}"
+    );
+
+    // A wrong try, then the code expires.
+    let otp = |code: String| {
+        let ops = &ops;
+        let path = format!("/_mock/v1/simulate/tokens/{token}/otp");
+        async move {
+            ops.kit.client.post(format!("{}{path}", ops.kit.mock_url)).json(&json!({"otp": code})).send().await.unwrap()
+        }
+    };
+    let wrong = if first_code == "000000" { "111111" } else { "000000" };
+    assert_eq!(expect_json(otp(wrong.into()).await, 200).await["result"], "WRONG_CODE");
+    let clock = ops.kit.control("/_mock/v1/clock/advance", json!({"secs": 3600})).await;
+    assert_eq!(clock["offsetSecs"], 3600);
+    expect_error(otp(first_code.clone()).await, 409, "CONFLICT").await;
+
+    // A new code by e-mail.
+    let path = format!("/ops/v1/tokens/{token}/activation-code/resend");
+    let why = json!({"channel": "EMAIL", "reason": "cardholder did not get the SMS in time"});
+    let resent = expect_json(ops.post(&path, &app, &why, Some("resend-1")).await, 200).await;
+    assert_eq!(
+        (resent["status"].as_str(), resent["activationCode"]["channel"].as_str()),
+        (Some("INACTIVE"), Some("EMAIL")),
+        "{resent}"
+    );
+    assert_eq!(resent["activationCode"]["attemptsLeft"], 2, "the wrong try still counts: {resent}");
+    let again = ops.post(&path, &app, &why, Some("resend-1")).await;
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"), "no third code");
+    ops.kit.inner.mock_idle().await;
+    // The new code reached the issuer's sink (the adapter's relay works on its own), by e-mail.
+    let started = std::time::Instant::now();
+    let codes = loop {
+        let codes: Vec<_> = ops
+            .kit
+            .inner
+            .sink
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.data["tokenId"] == token.as_str() && d.event_type == "notification.ACTIVATION_CODE_DELIVERY")
+            .collect();
+        if codes.len() >= 2 || started.elapsed() > std::time::Duration::from_secs(10) {
+            break codes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(codes.len(), 2, "the first code and the resent one");
+    let resent_delivery = codes.iter().find(|d| d.data["channel"] == "EMAIL").expect("the e-mailed code");
+    let new_code = resent_delivery.otp.as_ref().expect("the code").expose().to_owned();
+    // The old code is dead; the new one activates.
+    if new_code != first_code {
+        assert_eq!(expect_json(otp(first_code).await, 200).await["result"], "WRONG_CODE");
+    }
+    assert_eq!(expect_json(otp(new_code).await, 200).await["result"], "ACCEPTED");
+    ops.kit.inner.mock_idle().await;
+    assert_eq!(ops.kit.adapter_token(&token).await.status, TokenStatus::Active);
+
+    // Not waiting for a code any more: 409; PUSH is not a channel for a code.
+    expect_error(ops.post(&path, &app, &json!({"reason": "again"}), None).await, 409, "INVALID_TOKEN_STATE").await;
+    expect_error(
+        ops.post(&path, &app, &json!({"channel": "PUSH", "reason": "x"}), None).await,
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    expect_error(ops.post(&path, &app, &json!({"channel": "EMAIL"}), None).await, 422, "VALIDATION_FAILED").await;
+}

@@ -52,12 +52,18 @@ async fn lookup(store: &DynStore, scope: &str, key: String, body: &[u8]) -> Resu
     }
 }
 
+/// An idempotency key derived from two parts (a scope and a key, a request's key and a token):
+/// the same parts give the same key, any other parts another. `ops-` and 40 hex digits.
+pub fn derived_key(parent: &str, child: &str) -> String {
+    let digest = Sha256::digest(format!("{parent}\n{child}").as_bytes());
+    format!("ops-{}", &hex::encode(digest)[..40])
+}
+
 impl Pending {
     /// The idempotency key to send on a downstream call made for this request (the ops API's
     /// TMP calls): the same for every retry of the request, different across scopes.
     pub fn downstream_key(&self) -> String {
-        let digest = Sha256::digest(format!("{}\n{}", self.scope, self.key).as_bytes());
-        format!("ops-{}", &hex::encode(digest)[..40])
+        derived_key(&self.scope, &self.key)
     }
 
     /// The record to commit with the effect.

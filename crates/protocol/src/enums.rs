@@ -325,3 +325,27 @@ impl TryFrom<String> for IssuerCardStatus {
         IssuerCardStatus::parse(&s).ok_or(UnknownStatus(s))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names the store keeps are the wire's: every value's `as_str` is its JSON form, and
+    /// `parse` reads it back.
+    #[test]
+    fn stored_names_are_the_wire_names() {
+        fn check<T: Serialize + Copy + PartialEq + std::fmt::Debug>(
+            all: &[T],
+            as_str: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            for &value in all {
+                assert_eq!(serde_json::to_value(value).unwrap(), serde_json::json!(as_str(value)));
+                assert_eq!(parse(as_str(value)), Some(value));
+            }
+            assert_eq!(parse("lost"), None, "names are case-sensitive");
+        }
+        check(&ReasonCode::ALL, ReasonCode::as_str, ReasonCode::parse);
+        check(&ChangeInitiator::ALL, ChangeInitiator::as_str, ChangeInitiator::parse);
+    }
+}

@@ -191,13 +191,15 @@ impl TokenActionBody {
     }
 }
 
-/// A card-wide action: the token action's reason, code and initiator, and which of the card's
-/// tokens it covers (all of them when neither filter is given).
+/// A card-wide action: the token action's reason, code and initiator (as for one token), and
+/// which of the card's tokens it covers (all of them when neither filter is given).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CardTokensActionBody {
-    #[serde(flatten)]
-    pub action: TokenActionBody,
+    pub reason_code: Option<ReasonCode>,
+    /// 1 to 200 characters, no card number.
+    pub reason: Option<String>,
+    pub initiator: Option<ActionInitiator>,
     /// Only the tokens of this wallet.
     pub wallet: Option<Wallet>,
     /// Only the tokens on this device (TMP's `deviceId`): "phone lost: suspend every token on it".
@@ -213,8 +215,9 @@ pub enum TokenActionOutcome {
     /// Not tried, or TMP found nothing to do: the token's status already is what the action
     /// makes it (or forbids it, e.g. resuming an active token).
     Skipped,
-    /// TMP refused or could not be reached; `error` says why. Send the request again with a new
-    /// `X-Idempotency-Key` to try the failed tokens again.
+    /// TMP refused (the token's state forbids it: another party still holds a suspension) or
+    /// could not be reached; `error` says why. Send the request again with a new
+    /// `X-Idempotency-Key` to try again (tokens already done come back `skipped`).
     Failed,
 }
 
@@ -443,9 +446,17 @@ pub async fn card_action(
         if let Some(device_id) = &body.device_id {
             path_id("deviceId", device_id)?;
         }
-        let (wallet, device_id) = (body.wallet, body.device_id.clone());
-        let (request, reason) = body.action.parse()?;
-        audit.reason = Some(reason.clone());
+        let (wallet, device_id) = (body.wallet, body.device_id);
+        let one = TokenActionBody { reason_code: body.reason_code, reason: body.reason, initiator: body.initiator };
+        let (request, reason) = one.parse()?;
+        // The request's row says which tokens it meant; each token's row, what happened to it.
+        let filters: Vec<String> =
+            [device_id.as_ref().map(|d| format!("deviceId {d}")), wallet.map(|w| format!("wallet {}", w.as_str()))]
+                .into_iter()
+                .flatten()
+                .collect();
+        audit.reason =
+            Some(if filters.is_empty() { reason.clone() } else { format!("{reason} ({})", filters.join(", ")) });
         let list = ops
             .tmp()
             .card_tokens(&card_id, &correlation::current())
@@ -463,72 +474,75 @@ pub async fn card_action(
             failed: 0,
             tokens: Vec::new(),
         };
+        let mut tmp_down = false;
         for before in matching {
             let token_id = before.token_id.as_str();
-            let result = if applies_to(action, before.status) {
+            let problem = |code: ErrorCode, message: String| Some(TokenActionProblem { code, message });
+            let (outcome, token, error) = if !applies_to(action, before.status) {
+                let why = format!("not tried: a {} token cannot {action_name}", before.status.as_str());
+                (TokenActionOutcome::Skipped, OpsToken::from(before), problem(ErrorCode::InvalidTokenState, why))
+            } else if tmp_down {
+                // One timeout is enough to know: the rest are not tried.
+                let why = "not tried: TMP became unavailable during this request".to_owned();
+                (TokenActionOutcome::Failed, OpsToken::from(before), problem(ErrorCode::Unavailable, why))
+            } else {
                 // Its own downstream key, derived from the request's: sent again under the same
                 // key, each token's action is TMP's replay, not a second action.
-                let key = derived_key(&write.downstream_key, token_id);
-                let outcome = act(&ops, token_id, &action_name, action, &request, &key).await;
+                let key = crate::http::idempotency::derived_key(&write.downstream_key, token_id);
+                let result = act(&ops, token_id, &action_name, action, &request, &key).await;
                 let mut row = AuditDraft::new(audit_action, Some(token_id.to_owned()), Some(card_id.clone()));
                 row.reason = Some(reason.clone());
-                let (outcome_word, status) = match &outcome {
+                let (word, status) = match &result {
                     Ok(_) => ("ok".to_owned(), 200),
                     Err(e) => (e.wire_code(), actix_web::ResponseError::status_code(e).as_u16()),
                 };
-                state
-                    .store
-                    .record_ops_audit(
-                        &row.record(&principal.actor, &outcome_word, status, correlation::current()),
-                        None,
-                    )
-                    .await?;
-                match outcome {
-                    Ok(after) => CardTokenResult {
-                        token_id: token_id.to_owned(),
-                        outcome: TokenActionOutcome::Done,
-                        token: OpsToken::from(&after),
-                        error: None,
-                    },
+                // The adapter's own database failing ends the request here (503, nothing
+                // stored): sent again under the same key, TMP replays what it already did.
+                let record = row.record(&principal.actor, &word, status, correlation::current());
+                state.store.record_ops_audit(&record, None).await?;
+                match result {
+                    Ok(after) => (TokenActionOutcome::Done, OpsToken::from(&after), None),
                     Err(error) => {
-                        // TMP's 409 on a token already in the state: nothing left to do.
-                        let outcome = if matches!(error, ApiError::InvalidTokenState(_)) {
-                            TokenActionOutcome::Skipped
-                        } else {
-                            TokenActionOutcome::Failed
-                        };
+                        tmp_down |= matches!(error, ApiError::UpstreamUnavailable { .. });
                         if matches!(error, ApiError::Internal(_)) {
                             tracing::error!(error = ?error, token_id, "a card-wide token action failed");
                         }
-                        CardTokenResult {
-                            token_id: token_id.to_owned(),
-                            outcome,
-                            token: OpsToken::from(before),
-                            error: Some(TokenActionProblem { code: error.code(), message: error.to_string() }),
-                        }
+                        // TMP's 409 on a token already where the action leads (a suspension the
+                        // issuer already holds): nothing left to do. Any other 409 — another
+                        // party still holds it — is a failure to act.
+                        let already = matches!(error, ApiError::InvalidTokenState(_))
+                            && Some(before.status) == target_status(action);
+                        let outcome = if already { TokenActionOutcome::Skipped } else { TokenActionOutcome::Failed };
+                        (outcome, OpsToken::from(before), problem(error.code(), error.to_string()))
                     }
                 }
-            } else {
-                CardTokenResult {
-                    token_id: token_id.to_owned(),
-                    outcome: TokenActionOutcome::Skipped,
-                    token: OpsToken::from(before),
-                    error: Some(TokenActionProblem {
-                        code: ErrorCode::InvalidTokenState,
-                        message: format!("not tried: a {} token cannot {action_name}", before.status.as_str()),
-                    }),
-                }
             };
-            match result.outcome {
+            match outcome {
                 TokenActionOutcome::Done => answer.done += 1,
                 TokenActionOutcome::Skipped => answer.skipped += 1,
                 TokenActionOutcome::Failed => answer.failed += 1,
             }
-            answer.tokens.push(result);
+            answer.tokens.push(CardTokenResult { token_id: token_id.to_owned(), outcome, token, error });
+        }
+        // TMP down before anything was done: a 503 to retry, not an answer to keep.
+        if tmp_down && answer.done == 0 {
+            return Err(ApiError::UpstreamUnavailable {
+                message: "TMP became unavailable before any token was acted on; retry later".into(),
+                retry_after_secs: 1,
+            });
         }
         Answer::ok(&answer)
     })
     .await
+}
+
+/// The status a token action leads to.
+fn target_status(action: TokenAction) -> Option<TokenStatus> {
+    match action {
+        TokenAction::Activate | TokenAction::Resume => Some(TokenStatus::Active),
+        TokenAction::Suspend => Some(TokenStatus::Suspended),
+        TokenAction::Deactivate => Some(TokenStatus::Deactivated),
+    }
 }
 
 /// The audit action of the request that acts on a card's tokens (each token gets its own row).
@@ -539,13 +553,6 @@ fn card_audit_action(action: TokenAction) -> &'static str {
         TokenAction::Resume => "card_tokens.resume",
         TokenAction::Deactivate => "card_tokens.deactivate",
     }
-}
-
-/// One token's idempotency key at TMP within a card-wide action.
-fn derived_key(request_key: &str, token_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{request_key}\n{token_id}").as_bytes());
-    format!("ops-{}", &hex::encode(digest)[..40])
 }
 
 /// Reconciles the mirror with TMP's `list` and counts what it found.

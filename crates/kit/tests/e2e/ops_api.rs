@@ -334,6 +334,20 @@ async fn unknown_cards_are_404_and_tmp_down_is_503_or_the_stale_mirror() {
         ops.post(&format!("/ops/v1/tokens/{token}/suspend"), &key, &json!({"reason": "lost phone"}), None).await;
     assert!(response.headers().get("retry-after").is_some_and(|v| v.to_str().unwrap().parse::<u64>().unwrap() >= 1));
     expect_error(response, 503, "UNAVAILABLE").await;
+    // A card-wide action: TMP lists the tokens, then fails the first action — the others are
+    // not tried, and with nothing done the answer is a 503 to retry, not an answer to keep.
+    ops.kit.client.delete(format!("{}/_mock/v1/faults", ops.kit.mock_url)).send().await.unwrap();
+    ops.kit
+        .control(
+            "/_mock/v1/faults",
+            json!({"route": "POST /tmp-api/v1/tokens/{tokenId}/{action}", "error_status": 503, "times": 1}),
+        )
+        .await;
+    let card_id = ops.kit.adapter_token(&token).await.card_id;
+    let path = format!("/ops/v1/cards/{card_id}/tokens/suspend");
+    let response = ops.post(&path, &key, &json!({"reasonCode": "LOST", "reason": "lost phone"}), Some("bulk-1")).await;
+    expect_error(response, 503, "UNAVAILABLE").await;
+    assert_eq!(ops.kit.mock_token(&token).await["status"], "ACTIVE");
     ops.kit
         .control("/_mock/v1/faults", json!({"route": "POST /tmp-api/v1/cards/{cardId}/sign", "drop_connection": true}))
         .await;
@@ -351,9 +365,11 @@ async fn unknown_cards_are_404_and_tmp_down_is_503_or_the_stale_mirror() {
         .map(|e| (e["action"].as_str().unwrap_or_default(), e["outcome"].as_str().unwrap_or_default()))
         .collect();
     assert_eq!(
-        &outcomes[..4],
+        &outcomes[..6],
         [
             ("provisioning.google_pay", "UNAVAILABLE"),
+            ("card_tokens.suspend", "UNAVAILABLE"),
+            ("token.suspend", "UNAVAILABLE"),
             ("token.suspend", "UNAVAILABLE"),
             ("provisioning.apple_pay", "CONFLICT"),
             ("provisioning.google_pay", "NOT_FOUND"),
@@ -491,6 +507,31 @@ async fn a_fraud_desk_suspends_every_token_on_one_device_with_a_coded_reason() {
     assert_eq!((resumed["done"].as_u64(), resumed["tokens"].as_array().unwrap().len()), (Some(1), 1), "{resumed}");
     assert_eq!(ops.kit.mock_token(&phone_samsung).await["status"], "ACTIVE");
     assert_eq!(ops.kit.mock_token(&phone_gpay).await["status"], "SUSPENDED");
+    let request_rows = expect_json(ops.get("/ops/v1/audit?limit=50", &desk).await, 200).await;
+    let filtered = request_rows["items"].as_array().unwrap().iter().find(|e| e["action"] == "card_tokens.suspend");
+    assert_eq!(
+        filtered.unwrap()["reason"],
+        "LOST: phone reported lost (deviceId dev-phone-1)",
+        "the filter is audited"
+    );
+
+    // The whole card: what is suspended resumes, what is active is not tried.
+    let all = json!({"reasonCode": "FOUND", "reason": "case closed"});
+    let resume = format!("/ops/v1/cards/{card}/tokens/resume");
+    let resumed = expect_json(ops.post(&resume, &desk, &all, None).await, 200).await;
+    assert_eq!((resumed["done"].as_u64(), resumed["skipped"].as_u64()), (Some(1), Some(2)), "{resumed}");
+    let watch_result = resumed["tokens"].as_array().unwrap().iter().find(|t| t["tokenId"] == watch.as_str()).unwrap();
+    assert_eq!(watch_result["outcome"], "skipped");
+    assert!(watch_result["error"]["message"].as_str().unwrap().starts_with("not tried"), "{watch_result}");
+    // The wallet holds the watch's token suspended on its own: the issuer cannot resume it —
+    // a failure, not "nothing to do".
+    ops.kit.control(&format!("/_mock/v1/simulate/tokens/{watch}/wallet/suspend"), json!({})).await;
+    let watch_only = json!({"reasonCode": "FOUND", "reason": "watch found", "deviceId": "dev-watch-2"});
+    let refused = expect_json(ops.post(&resume, &desk, &watch_only, None).await, 200).await;
+    assert_eq!((refused["done"].as_u64(), refused["failed"].as_u64()), (Some(0), Some(1)), "{refused}");
+    assert_eq!(refused["tokens"][0]["error"]["code"], "INVALID_TOKEN_STATE", "{refused}");
+    assert_eq!(ops.kit.mock_token(&watch).await["status"], "SUSPENDED");
+    ops.kit.control(&format!("/_mock/v1/simulate/tokens/{watch}/wallet/resume"), json!({})).await;
 
     // Bad input is refused before TMP is asked.
     for body in [
@@ -498,6 +539,7 @@ async fn a_fraud_desk_suspends_every_token_on_one_device_with_a_coded_reason() {
         json!({"reasonCode": "LOST"}),
         json!({"reasonCode": "LOST", "reason": "x", "deviceId": "a device"}),
         json!({"reasonCode": "LOST", "reason": "x", "wallet": "PAYPAL"}),
+        json!({"reasonCode": "LOST", "reason": "x", "devceId": "dev-phone-1"}),
     ] {
         expect_error(ops.post(&path, &desk, &body, None).await, 422, "VALIDATION_FAILED").await;
     }

@@ -1,12 +1,12 @@
 //! The command line: `serve` (default), `migrate`, `check-config`, `print-default-config`,
 //! `import`, `keys generate`, `openapi`, `outbox list|show|retry|replay|skip`, `ops token`,
-//! `apikey create|list|revoke`, `tokens reconcile`.
+//! `apikey create|list|revoke`, `tokens reconcile`, `completions`, `man`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{DEFAULT_CONFIG_YAML, Settings};
 use crate::import::{ImportFormat, ImportOptions};
@@ -75,6 +75,17 @@ pub enum Command {
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Prints the shell completion script: `completions bash > /etc/bash_completion.d/tmp-adapter`
+    /// (also zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: tmp_edge::cli_docs::Shell,
+    },
+    /// Prints the man page; with `--out DIR`, writes one per command and subcommand there.
+    Man {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
 }
 
@@ -231,6 +242,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        Some(Command::Completions { shell }) => {
+            tmp_edge::cli_docs::completions(Cli::command(), *shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man { out }) => {
+            tmp_edge::cli_docs::write_man_pages(Cli::command(), out.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         None | Some(Command::Serve) => {
             let settings = load_settings(&cli)?;
             crate::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());

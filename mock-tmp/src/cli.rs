@@ -18,6 +18,12 @@ pub struct Cli {
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     pub print_default_config: bool,
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    pub completions: Option<tmp_edge::cli_docs::Shell>,
+    /// Print the man page and exit.
+    #[arg(long)]
+    pub man: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -25,6 +31,19 @@ pub fn main() -> ExitCode {
     if cli.print_default_config {
         print!("{}", crate::config::DEFAULT_CONFIG_YAML);
         return ExitCode::SUCCESS;
+    }
+    if let Some(shell) = cli.completions {
+        tmp_edge::cli_docs::completions(<Cli as clap::CommandFactory>::command(), shell, &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if cli.man {
+        return match tmp_edge::cli_docs::write_man_pages(<Cli as clap::CommandFactory>::command(), None) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mock-tmp: {e:#}");
+                ExitCode::from(2)
+            }
+        };
     }
     let config = match MockConfig::load(&cli.config) {
         Ok(config) => config,

@@ -520,3 +520,31 @@ async fn keys_reseal_moves_the_cards_to_the_active_key_and_reports_progress() {
     assert_eq!(lost.status.code(), Some(2), "{}", text(&lost));
     assert!(text(&lost).contains("`data2`, which is not in keys.data_keys.files"), "{}", text(&lost));
 }
+
+/// Completions and man pages come from the command line's own definition: every subcommand is
+/// in them, down to `tokens reconcile`.
+#[test]
+fn completions_and_man_pages_cover_every_subcommand() {
+    let sandbox = Sandbox::new();
+    let bash = sandbox.run(&["completions", "bash"], &[]);
+    assert!(bash.status.success(), "{}", text(&bash));
+    let script = String::from_utf8_lossy(&bash.stdout);
+    for word in ["reconcile", "outbox", "replay", "apikey", "--config-dir"] {
+        assert!(script.contains(word), "{word} missing from the bash completions");
+    }
+    let fish = sandbox.run(&["completions", "fish"], &[]);
+    assert!(String::from_utf8_lossy(&fish.stdout).contains("complete -c tmp-adapter"));
+    let main_page = sandbox.run(&["man"], &[]);
+    assert!(String::from_utf8_lossy(&main_page.stdout).contains(".TH tmp-adapter 1"));
+    let dir = sandbox.path("man1");
+    let written = sandbox.run(&["man", "--out", dir.to_str().unwrap()], &[]);
+    assert!(written.status.success(), "{}", text(&written));
+    let page = std::fs::read_to_string(dir.join("tmp-adapter-tokens-reconcile.1")).expect("a page per subcommand");
+    assert!(page.contains(".TH tmp-adapter-tokens-reconcile 1"), "{page}");
+    assert!(page.contains("tmp\\-adapter tokens reconcile"), "typed as it is run: {page}");
+    assert!(page.contains("\\-\\-all"), "{page}");
+    let pages = std::fs::read_dir(&dir).unwrap().count();
+    assert!(pages >= 20, "{pages} pages");
+    let bad = sandbox.run(&["completions", "tcsh"], &[]);
+    assert_eq!(bad.status.code(), Some(2), "an unknown shell is a usage error");
+}

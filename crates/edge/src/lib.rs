@@ -16,9 +16,12 @@
 //!   signature, replayed ids (through a [`admit::ReplayGuard`] the server implements), content
 //!   type — and the `X-Idempotency-Key` header.
 //!
+//! - [`cli_docs`]: shell completions and man pages, generated from a binary's command line.
+//!
 //! It depends on `tmp-protocol` only; nothing here knows the adapter or the mock.
 
 pub mod admit;
+pub mod cli_docs;
 pub mod client;
 pub mod correlation;
 pub mod error;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::harness::{adapter_approach, spawned_session};
@@ -42,6 +42,17 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Prints the shell completion script: `completions bash > /etc/bash_completion.d/tmp-kit`
+    /// (also zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: tmp_edge::cli_docs::Shell,
+    },
+    /// Prints the man page; with `--out DIR`, writes one per command and subcommand there.
+    Man {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,9 +67,25 @@ pub struct CheckArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Conformance { args } = cli.command {
-        // Before this command line's runtime and logging: the suite's sets up its own.
-        return tmp_conformance::cli::main_from(std::iter::once("tmp-conformance".into()).chain(args));
+    match cli.command {
+        Command::Conformance { args } => {
+            // Before this command line's runtime and logging: the suite's sets up its own.
+            return tmp_conformance::cli::main_from(std::iter::once("tmp-conformance".into()).chain(args));
+        }
+        Command::Completions { shell } => {
+            tmp_edge::cli_docs::completions(Cli::command(), shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { out } => {
+            return match tmp_edge::cli_docs::write_man_pages(Cli::command(), out.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tmp-kit: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
     }
     if !matches!(cli.command, Command::Up(_)) {
         // `up` logs as the adapter is configured to; the rest report on stdout and keep the
@@ -82,7 +109,9 @@ pub fn main() -> ExitCode {
             Command::Load(args) => crate::load::run(args).await,
             Command::Footprint(args) => crate::load::footprint::run(args).await,
             Command::Soak(args) => crate::soak::run(args).await,
-            Command::Conformance { .. } => unreachable!("handled before the runtime starts"),
+            Command::Conformance { .. } | Command::Completions { .. } | Command::Man { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match result {

@@ -1,7 +1,8 @@
 //! The documentation stays inside the repository: every relative link of every Markdown file
 //! names a file (and, with `#…`, a heading) that exists here, and no file the repository ships
 //! — docs, configuration, code and its comments — points at a path outside it, so a reader of a
-//! clone has everything the docs rely on.
+//! clone has everything the docs rely on. And every binary's shell completions and man pages
+//! come from its command line.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -155,4 +156,34 @@ fn nothing_the_repository_ships_points_outside_it() {
     }
     assert!(files.len() > 100, "the repository was read ({} files)", files.len());
     assert!(found.is_empty(), "paths outside the repository:\n{}", found.join("\n"));
+}
+
+/// Each binary's completions and man pages are generated from its own command line: tmp-kit's
+/// through the binary, mock-tmp's and tmp-conformance's through theirs.
+#[test]
+fn every_binary_has_completions_and_a_man_page() {
+    use clap::{CommandFactory, Parser};
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tmp-kit")).args(args).output().expect("tmp-kit");
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let zsh = run(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef tmp-kit") && zsh.contains("prepare") && zsh.contains("soak"), "{zsh}");
+    assert!(run(&["man"]).contains(".TH tmp-kit 1"));
+    for (command, sub) in [
+        (mock_tmp::cli::Cli::command(), "--print-default-config"),
+        (tmp_conformance::cli::Cli::command(), "sign-proxy"),
+    ] {
+        let name = command.get_name().to_owned();
+        let mut script = Vec::new();
+        tmp_edge::cli_docs::completions(command.clone(), tmp_edge::cli_docs::Shell::Bash, &mut script);
+        assert!(String::from_utf8_lossy(&script).contains(sub), "{name}: {sub}");
+        let pages = tmp_edge::cli_docs::man_pages(command).unwrap();
+        assert_eq!(pages[0].0, format!("{name}.1"));
+    }
+    // The flags and subcommands that print them parse.
+    assert!(mock_tmp::cli::Cli::try_parse_from(["mock-tmp", "--completions", "bash"]).is_ok());
+    assert!(mock_tmp::cli::Cli::try_parse_from(["mock-tmp", "--man"]).is_ok());
+    assert!(tmp_conformance::cli::Cli::try_parse_from(["tmp-conformance", "man", "--out", "/tmp/x"]).is_ok());
 }

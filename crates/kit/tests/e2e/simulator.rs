@@ -210,6 +210,30 @@ async fn datacore_apple_pay_checks_a_typed_cvc_at_the_issuer() {
     assert_eq!(results, [("verify_cvc", "MATCH"), ("verify_cvc", "NO_MATCH")]);
 }
 
+/// The issuer's CVC check failing during a DataCore Apple Pay tokenization: TMP stands in, as in
+/// the external approach — no token on a CVC nobody checked.
+#[tokio::test]
+async fn datacore_apple_pay_stands_in_when_the_issuers_cvc_check_fails() {
+    let kit = Kit::spawn().await;
+    kit.load_datacore_card("card-active", PAN_ACTIVE, EXPIRY, "ACTIVE").await;
+    kit.control("/_mock/v1/faults", json!({"route": "POST /issuer-api/v1/cards/verify-cvc", "error_status": 503}))
+        .await;
+    let right = cvc(&kit, PAN_ACTIVE);
+    let answer = kit
+        .simulate(json!({"approach": "datacore", "card": {"pan": PAN_ACTIVE, "expiry": EXPIRY, "cvc": right}, "wallet": "APPLE_PAY"}))
+        .await;
+    assert_eq!(answer["standIn"], true, "{answer}");
+    assert!(answer["reason"].as_str().is_some_and(|r| r.starts_with("STAND_IN_")), "{answer}");
+    assert_ne!(answer["path"], "GREEN", "a CVC nobody checked does not make an active token: {answer}");
+    let stand_ins = kit.get("/_mock/v1/requests").await["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "stand_in")
+        .count();
+    assert_eq!(stand_ins, 1, "the journal records the stand-in");
+}
+
 #[tokio::test]
 async fn datacore_yellow_right_then_wrong_otp() {
     let kit = Kit::spawn().await;

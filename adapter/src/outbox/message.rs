@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
+use tmp_protocol::enums::ReplacementTokens;
 use tmp_protocol::fields::{FreeText, Id};
 use tmp_protocol::issuer_api::{CardholderContact, NotificationRequest, TokenEventRequest};
 use tmp_protocol::processor::{CardClosedData, CardStatusChangedData, ProcessorEvent, ProcessorEventBody};
@@ -218,7 +219,11 @@ pub enum ForwardedBody {
     #[serde(rename = "card.status_changed")]
     CardStatusChanged(CardStatusChangedData),
     #[serde(rename = "card.replaced", rename_all = "camelCase")]
-    CardReplaced { new_card_id: Id },
+    CardReplaced {
+        new_card_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<ReplacementTokens>,
+    },
     #[serde(rename = "card.renewed")]
     CardRenewed {},
     #[serde(rename = "card.closed")]
@@ -248,7 +253,9 @@ impl From<&ProcessorEvent> for ForwardedEvent {
                 cardholder: d.cardholder.clone(),
             },
             ProcessorEventBody::CardStatusChanged(d) => ForwardedBody::CardStatusChanged(d.clone()),
-            ProcessorEventBody::CardReplaced(d) => ForwardedBody::CardReplaced { new_card_id: d.new_card_id.clone() },
+            ProcessorEventBody::CardReplaced(d) => {
+                ForwardedBody::CardReplaced { new_card_id: d.new_card_id.clone(), tokens: d.tokens }
+            }
             ProcessorEventBody::CardRenewed(_) => ForwardedBody::CardRenewed {},
             ProcessorEventBody::CardClosed(d) => ForwardedBody::CardClosed(d.clone()),
             ProcessorEventBody::CardholderUpdated(c) => ForwardedBody::CardholderUpdated(c.clone()),

@@ -403,15 +403,27 @@ async fn to_tmp(
     let card_id = event.card_id.as_str();
     match &event.body {
         ForwardedBody::CardStatusChanged(d) => {
-            let update = CardStatusUpdate { status: d.status, reason: d.reason.clone() };
+            let update = CardStatusUpdate {
+                status: d.status,
+                reason: d.reason.clone(),
+                propagate_to_tokens: d.propagate_to_tokens,
+            };
             client.update_card_status(card_id, &update, key, correlation_id).await?
         }
         ForwardedBody::CardClosed(d) => {
-            let update = CardStatusUpdate { status: IssuerCardStatus::Closed, reason: d.reason.clone() };
+            let update = CardStatusUpdate {
+                status: IssuerCardStatus::Closed,
+                reason: d.reason.clone(),
+                propagate_to_tokens: None,
+            };
             client.update_card_status(card_id, &update, key, correlation_id).await?
         }
-        ForwardedBody::CardReplaced { new_card_id } => {
-            let replace = CardReplace { new_card_id: new_card_id.to_string(), encrypted_payload: card_data(jwe)? };
+        ForwardedBody::CardReplaced { new_card_id, tokens } => {
+            let replace = CardReplace {
+                new_card_id: new_card_id.to_string(),
+                tokens: *tokens,
+                encrypted_payload: card_data(jwe)?,
+            };
             client.replace_card(card_id, &replace, key, correlation_id).await?
         }
         ForwardedBody::CardRenewed {} => {
@@ -444,12 +456,19 @@ async fn to_lifecycle(
             client.create_card(&card, key, correlation_id).await?
         }
         ForwardedBody::CardStatusChanged(d) => {
-            let update = LifecycleCardUpdate { status: Some(d.status), ..Default::default() };
+            let update = LifecycleCardUpdate {
+                status: Some(d.status),
+                propagate_to_tokens: d.propagate_to_tokens,
+                ..Default::default()
+            };
             client.update_card(card_id, &update, key, correlation_id).await?
         }
-        ForwardedBody::CardReplaced { new_card_id } => {
-            let replace =
-                LifecycleCardReplace { new_card_id: new_card_id.to_string(), encrypted_payload: card_data(jwe)? };
+        ForwardedBody::CardReplaced { new_card_id, tokens } => {
+            let replace = LifecycleCardReplace {
+                new_card_id: new_card_id.to_string(),
+                tokens: *tokens,
+                encrypted_payload: card_data(jwe)?,
+            };
             client.replace_card(card_id, &replace, key, correlation_id).await?
         }
         ForwardedBody::CardRenewed {} => {

@@ -135,6 +135,26 @@ pub fn cases() -> Vec<Case> {
             &["R-FWD-2"],
             jrn_close
         ),
+        case!(
+            "JRN-013",
+            Journeys,
+            BOTH,
+            Mock,
+            "A block that does not propagate leaves the tokens active",
+            "card.status_changed BLOCKED with propagateToTokens false reaches TMP / DataCore (the card BLOCKED there) and the card's token stays ACTIVE.",
+            &["R-FWD-8"],
+            jrn_block_card_only
+        ),
+        case!(
+            "JRN-014",
+            Journeys,
+            BOTH,
+            Mock,
+            "A replacement can deactivate the tokens instead of moving them",
+            "card.replaced with tokens DEACTIVATE deactivates the old card's token (it stays on the old card) and the issuer is told CARD_REMOVED_BY_ISSUER.",
+            &["R-FWD-8"],
+            jrn_replace_deactivating
+        ),
     ]
 }
 
@@ -370,6 +390,32 @@ async fn jrn_replace(s: Arc<Session>) -> Outcome {
         )
     })
     .await
+}
+
+async fn jrn_block_card_only(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-card-only").await?;
+    let data = json!({"status": "BLOCKED", "reason": "PIN_LOCKED", "propagateToTokens": false});
+    ingest(&s, event(&s, &card_id, "card.status_changed", data), vec![]).await?.status(202)?;
+    let mock = s.mock()?;
+    eventually(s.delivery_within, || async {
+        let card = mock.card(&card_id).await?.unwrap_or_default();
+        ensure(card["status"] == "BLOCKED", "the card BLOCKED at TMP / DataCore", card.to_string())
+    })
+    .await?;
+    let found = mock.token(&token).await?.unwrap_or_default();
+    ensure(found["status"] == "ACTIVE", "the token still ACTIVE", found.to_string())
+}
+
+async fn jrn_replace_deactivating(s: Arc<Session>) -> Outcome {
+    let (card_id, token) = card_with_token(&s, "jrn-replace-off").await?;
+    let new_id = s.id("jrn-fresh-card");
+    s.client.generate_card(&new_id, "12/31")?;
+    let data = json!({"newCardId": new_id, "tokens": "DEACTIVATE", "encryptedPayload": crate::client::payload_slot(0)});
+    let body = event(&s, &card_id, "card.replaced", data);
+    ingest(&s, body, vec![crate::payload::PayloadSpec::card_data(&new_id)]).await?.status(202)?;
+    token_status(&s, &token, "DEACTIVATED").await?;
+    let found = s.mock()?.token(&token).await?.unwrap_or_default();
+    ensure(found["cardId"] == card_id.as_str(), "the token left on the old card", found.to_string())
 }
 
 async fn jrn_renew(s: Arc<Session>) -> Outcome {

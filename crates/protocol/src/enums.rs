@@ -305,6 +305,17 @@ impl ChangeInitiator {
     }
 }
 
+/// What a card's replacement does to the old card's tokens: they move to the new card (the
+/// default: the cardholder keeps paying with the phone) or are deactivated (a card replaced
+/// after fraud: the wallet must provision the new card afresh). The kit's choice of names; MDES
+/// and VTS both offer the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReplacementTokens {
+    Move,
+    Deactivate,
+}
+
 /// A status name that is not one of its enum's (as read back from storage).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown status {0:?}")]

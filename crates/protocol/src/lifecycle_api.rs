@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::enums::IssuerCardStatus;
+use crate::enums::{IssuerCardStatus, ReplacementTokens};
 use crate::issuer_api::CardholderContact;
 
 pub const PUBLIC_KEY_PATH: &str = "/lifecycle/v1/public-key";
@@ -46,6 +46,9 @@ pub struct LifecycleCard {
 pub struct LifecycleCardUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<IssuerCardStatus>,
+    /// With `status`: `false` when the card's tokens do not follow. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_to_tokens: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         min_length = 9,
@@ -61,6 +64,9 @@ pub struct LifecycleCardUpdate {
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleCardReplace {
     pub new_card_id: String,
+    /// The old card's tokens: `MOVE` to the new card (default) or `DEACTIVATE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<ReplacementTokens>,
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
     #[schema(
         min_length = 9,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::enums::IssuerCardStatus;
+use crate::enums::{IssuerCardStatus, ReplacementTokens};
 use crate::fields::{FreeText, Id};
 use crate::issuer_api::CardholderContact;
 
@@ -81,12 +81,20 @@ pub struct CardStatusChangedData {
     pub status: IssuerCardStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<FreeText>,
+    /// Whether the card's tokens follow (`BLOCKED` suspends them, `ACTIVE` lifts that
+    /// suspension). `false`: the card alone changes — a block for a reason that does not concern
+    /// the wallets (a PIN locked at an ATM). Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_to_tokens: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CardReplacedData {
     pub new_card_id: Id,
+    /// What happens to the old card's tokens: `MOVE` (default) or `DEACTIVATE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<ReplacementTokens>,
     /// Compact JWE of `{"pan", "expiry"}` of the new card.
     #[schema(
         min_length = 9,

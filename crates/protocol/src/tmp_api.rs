@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::enums::{IssuerCardStatus, NotificationChannel, ReasonCode, TokenStatus, Tsp, Wallet};
+use crate::enums::{IssuerCardStatus, NotificationChannel, ReasonCode, ReplacementTokens, TokenStatus, Tsp, Wallet};
 use crate::fields::FreeText;
 use crate::issuer_api::TokenRequestor;
 use crate::sensitive::{Expiry, Pan};
@@ -186,6 +186,9 @@ pub struct CardStatusUpdate {
     pub status: IssuerCardStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<FreeText>,
+    /// `false`: the card's tokens do not follow the change. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_to_tokens: Option<bool>,
 }
 
 /// Plaintext of `encryptedPayload` of a replacement: the new card's PAN and expiry.
@@ -201,6 +204,9 @@ pub struct ReplacementCardData {
 #[serde(rename_all = "camelCase")]
 pub struct CardReplace {
     pub new_card_id: String,
+    /// The old card's tokens: `MOVE` to the new card (default) or `DEACTIVATE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<ReplacementTokens>,
     /// Compact JWE of `{"pan": "…", "expiry": "MM/YY"}` of the new card.
     #[schema(
         min_length = 9,

@@ -7,7 +7,7 @@ use actix_web::web::{self, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use time::OffsetDateTime;
-use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::enums::{IssuerCardStatus, ReplacementTokens};
 use tmp_protocol::lifecycle_api::{
     LifecycleCard, LifecycleCardReplace, LifecycleCardUpdate, LifecycleCardView, LifecycleImport,
     LifecycleImportFailure, LifecycleImportResult,
@@ -117,7 +117,8 @@ async fn update(
         }
         let mut effects = Vec::new();
         if let Some(status) = request.status {
-            effects.extend(state.set_card_status(&card_id, status, None)?.1);
+            let propagate = request.propagate_to_tokens.unwrap_or(true);
+            effects.extend(state.set_card_status(&card_id, status, None, propagate)?.1);
         }
         if let Some(expiry) = expiry {
             effects.extend(state.renew_card(&card_id, expiry)?.1);
@@ -145,7 +146,7 @@ async fn delete(
             return Err(ApiError::UnknownResource(format!("no card `{card_id}` in DataCore")));
         }
         // Deleting a card closes it: its tokens are deactivated and the issuer is told.
-        let (_, effects) = state.set_card_status(&card_id, IssuerCardStatus::Closed, Some("CARD_DELETED"))?;
+        let (_, effects) = state.set_card_status(&card_id, IssuerCardStatus::Closed, Some("CARD_DELETED"), true)?;
         Ok((StatusCode::NO_CONTENT, None, effects))
     })
     .await
@@ -169,7 +170,8 @@ async fn replace(
         if !state.cards.get(card_id.as_str()).is_some_and(|c| c.in_datacore) {
             return Err(ApiError::UnknownResource(format!("no card `{card_id}` in DataCore")));
         }
-        let (_, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry)?;
+        let tokens = request.tokens.unwrap_or(ReplacementTokens::Move);
+        let (_, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry, tokens)?;
         let old = state.cards.get(card_id.as_str()).map(view);
         Ok((StatusCode::OK, Some(json!(old)), effects))
     })

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use tmp_protocol::enums::{IssuerCardStatus, Wallet};
+use tmp_protocol::enums::{IssuerCardStatus, ReplacementTokens, Wallet};
 use tmp_protocol::tmp_api::{
     ApplePaySignOutput, CardExpiryUpdate, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData,
     GooglePaySignOutput, ReplacementCardData, ResendActivationCodeRequest, SignCardRequest, SignCardResponse,
@@ -184,7 +184,9 @@ async fn card_status(
         // a card it has never tokenized (nothing to change, 200 with 0 tokens) and remembers
         // it, rather than a 404 that would hold every event of an untokenized card.
         state.card_mut_or_create(&card_id);
-        let (affected, effects) = state.set_card_status(&card_id, update.status, update.reason.as_deref())?;
+        let propagate = update.propagate_to_tokens.unwrap_or(true);
+        let (affected, effects) =
+            state.set_card_status(&card_id, update.status, update.reason.as_deref(), propagate)?;
         let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
         Ok((StatusCode::OK, Some(json!(ack)), effects))
     })
@@ -208,7 +210,8 @@ async fn replace(
         .map_err(|e| ApiError::bad_jwe("encryptedPayload", e))?;
     idempotent(&mock, &req, &key, &body, |state| {
         state.card_mut_or_create(&card_id); // see `card_status`
-        let (affected, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry)?;
+        let tokens = request.tokens.unwrap_or(ReplacementTokens::Move);
+        let (affected, effects) = state.replace_card(&card_id, &request.new_card_id, data.pan, data.expiry, tokens)?;
         let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
         Ok((StatusCode::OK, Some(json!(ack)), effects))
     })

@@ -16,7 +16,9 @@
 use std::collections::BTreeSet;
 
 use time::OffsetDateTime;
-use tmp_protocol::enums::{ChangeInitiator, IssuerCardStatus, NotificationType, ReasonCode, TokenStatus};
+use tmp_protocol::enums::{
+    ChangeInitiator, IssuerCardStatus, NotificationType, ReasonCode, ReplacementTokens, TokenStatus,
+};
 use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenInfo};
 
@@ -149,12 +151,14 @@ impl MockState {
     }
 
     /// `POST /tmp-api/v1/cards/{cardId}/status` and `PATCH /lifecycle/v1/cards/{cardId}`.
-    /// Returns how many tokens changed.
+    /// Returns how many tokens changed. Without `propagate` a block or unblock changes the card
+    /// alone; a closure always reaches its tokens (they cannot outlive the card).
     pub fn set_card_status(
         &mut self,
         card_id: &str,
         status: IssuerCardStatus,
         reason: Option<&str>,
+        propagate: bool,
     ) -> Result<(u32, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         let card = self.known_card(card_id)?;
@@ -163,6 +167,9 @@ impl MockState {
         }
         card.status = status;
         card.updated_at = now;
+        if !propagate && status != IssuerCardStatus::Closed {
+            return Ok((0, Vec::new()));
+        }
         let mut effects = Vec::new();
         let mut affected = 0;
         for token_id in self.tokens_of(card_id) {
@@ -206,13 +213,16 @@ impl MockState {
     }
 
     /// `POST /tmp-api/v1/cards/{cardId}/replace` and `POST /lifecycle/v1/cards/{cardId}/replace`:
-    /// the new card, ACTIVE, takes the old card's tokens and contact; the old card is CLOSED.
+    /// the new card, ACTIVE, takes the old card's contact and — with `ReplacementTokens::Move` —
+    /// its tokens; with `Deactivate` they are deactivated (`CARD_REMOVED_BY_ISSUER`) and the
+    /// wallets provision the new card afresh. The old card is CLOSED.
     pub fn replace_card(
         &mut self,
         card_id: &str,
         new_card_id: &str,
         pan: Pan,
         expiry: Expiry,
+        tokens: ReplacementTokens,
     ) -> Result<(u32, Vec<Effect>), ApiError> {
         let now = OffsetDateTime::now_utc();
         if card_id == new_card_id {
@@ -244,9 +254,15 @@ impl MockState {
             if token.status == TokenStatus::Deactivated {
                 continue;
             }
+            affected += 1;
+            if tokens == ReplacementTokens::Deactivate {
+                token.otp = None;
+                set_status(token, TokenStatus::Deactivated, &card_change("CARD_REPLACED"), now, &mut effects);
+                effects.push(Effect::token_notification(NotificationType::CardRemovedByIssuer, token, now));
+                continue;
+            }
             token.card_id = new_card_id.to_owned();
             token.updated_at = now;
-            affected += 1;
             let previous = token.status;
             // The block belonged to the old card; an issuer's or cardholder's suspension stays.
             if token.suspenders.remove(&Suspender::CardBlock) && token.suspenders.is_empty() {
@@ -355,12 +371,14 @@ mod tests {
         let mut second = state.tokens["tok-1"].clone();
         second.token_id = "tok-2".into();
         state.tokens.insert("tok-2".into(), second);
-        state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None, true).unwrap();
         state
             .token_action("tok-2", TokenAction::Suspend, ActionInitiator::Issuer, ReasonCode::Fraud, "fraud check")
             .unwrap();
         let pan = Pan::parse("5105105105105100").unwrap();
-        let (affected, effects) = state.replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap()).unwrap();
+        let (affected, effects) = state
+            .replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap(), ReplacementTokens::Move)
+            .unwrap();
         assert_eq!((affected, effects.len()), (2, 2));
         assert_eq!(state.cards["card-2"].status, IssuerCardStatus::Active);
         assert_eq!(state.cards["card-1"].status, IssuerCardStatus::Closed);
@@ -375,11 +393,11 @@ mod tests {
     #[test]
     fn unblock_keeps_a_token_the_cardholder_also_suspended() {
         let mut state = state_with_token(TokenStatus::Active);
-        state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None, true).unwrap();
         state
             .token_action("tok-1", TokenAction::Suspend, ActionInitiator::Cardholder, ReasonCode::Lost, "lost phone")
             .unwrap();
-        let (affected, effects) = state.set_card_status("card-1", IssuerCardStatus::Active, None).unwrap();
+        let (affected, effects) = state.set_card_status("card-1", IssuerCardStatus::Active, None, true).unwrap();
         assert_eq!((affected, effects.len()), (0, 0));
         assert_eq!(state.tokens["tok-1"].status, TokenStatus::Suspended);
         assert_eq!(suspenders(&state.tokens["tok-1"]), BTreeSet::from([Suspender::Cardholder]));
@@ -420,7 +438,7 @@ mod tests {
             [Cause::new(ChangeInitiator::Cardholder, "CUSTOMER_REQUEST").coded(ReasonCode::CustomerRequest)]
         );
         let mut state = state_with_token(TokenStatus::Active);
-        let (_, effects) = state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        let (_, effects) = state.set_card_status("card-1", IssuerCardStatus::Blocked, None, true).unwrap();
         assert_eq!(causes(&effects), [Cause::new(ChangeInitiator::Issuer, "CARD_BLOCKED")]);
     }
 
@@ -433,13 +451,15 @@ mod tests {
         state.tokens.insert("tok-2".into(), second);
         let who = Suspender::TokenRequestor;
         state.token_action_by("tok-2", TokenAction::Suspend, who, &Cause::new(who.initiator(), "lost")).unwrap();
-        state.set_card_status("card-1", IssuerCardStatus::Blocked, None).unwrap();
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None, true).unwrap();
         assert_eq!(
             suspenders(&state.tokens["tok-2"]),
             BTreeSet::from([Suspender::TokenRequestor, Suspender::CardBlock])
         );
         let pan = Pan::parse("5105105105105100").unwrap();
-        let (affected, _) = state.replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap()).unwrap();
+        let (affected, _) = state
+            .replace_card("card-1", "card-2", pan, Expiry::parse("12/31").unwrap(), ReplacementTokens::Move)
+            .unwrap();
         assert_eq!(affected, 2);
         // Waiting for its code: it moves, still waiting.
         assert_eq!(state.tokens["tok-1"].status, TokenStatus::Inactive);
@@ -447,6 +467,31 @@ mod tests {
         // The block went with the old card; the wallet's own suspension stays.
         assert_eq!(state.tokens["tok-2"].status, TokenStatus::Suspended);
         assert_eq!(suspenders(&state.tokens["tok-2"]), BTreeSet::from([Suspender::TokenRequestor]));
+    }
+
+    #[test]
+    fn a_block_need_not_reach_the_tokens_and_a_replacement_may_deactivate_them() {
+        let mut state = state_with_token(TokenStatus::Active);
+        let (affected, effects) = state.set_card_status("card-1", IssuerCardStatus::Blocked, None, false).unwrap();
+        assert_eq!((affected, effects.len()), (0, 0));
+        assert_eq!(state.cards["card-1"].status, IssuerCardStatus::Blocked);
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Active, "the token keeps paying");
+        state.set_card_status("card-1", IssuerCardStatus::Active, None, true).unwrap();
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Active);
+        let pan = Pan::parse("5105105105105100").unwrap();
+        let expiry = Expiry::parse("12/31").unwrap();
+        let (affected, effects) =
+            state.replace_card("card-1", "card-2", pan, expiry, ReplacementTokens::Deactivate).unwrap();
+        assert_eq!(affected, 1);
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Deactivated);
+        assert_eq!(state.tokens["tok-1"].card_id, "card-1", "not moved");
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Notification { kind: NotificationType::CardRemovedByIssuer, .. }))
+        );
+        assert_eq!(causes(&effects), [Cause::new(ChangeInitiator::Issuer, "CARD_REPLACED")]);
+        assert_eq!(state.cards["card-2"].status, IssuerCardStatus::Active);
     }
 
     #[test]

@@ -37,18 +37,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mock_config = mock_tmp::MockConfig::load(&args.mock_config).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Kept for as long as the kit runs: the inbox's public key file lives in it.
     let inbox_dir = tempfile::Builder::new().prefix("tmp-kit-inbox-").tempdir()?;
-    let inbox = match (args.no_inbox, settings.environment) {
-        (false, tmp_adapter::config::Environment::Local) => {
-            // Decrypted activation codes, unauthenticated: never beyond this machine.
-            let loopback = args.inbox.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
-            anyhow::ensure!(loopback, "--inbox {} must be a loopback address (it shows activation codes)", args.inbox);
-            let inbox = Sink::start_inbox(&args.inbox).await.context("the dev inbox did not start (--no-inbox)")?;
-            settings.sinks.push(inbox_sink(&inbox, inbox_dir.path())?);
-            tracing::info!(inbox = %inbox.inbox_url(), "dev inbox ready: activation codes show here and in this log");
-            Some(inbox)
-        }
-        // Never in production: the inbox shows activation codes in clear.
-        _ => None,
+    let inbox = if wants_inbox(&args, settings.environment)? {
+        let inbox = Sink::start_inbox(&args.inbox).await.context("the dev inbox did not start (--no-inbox)")?;
+        settings.sinks.push(inbox_sink(&inbox, inbox_dir.path())?);
+        tracing::info!(inbox = %inbox.inbox_url(), "dev inbox ready: activation codes show here and in this log");
+        Some(inbox)
+    } else {
+        None
     };
     let adapter = tmp_adapter::startup::Application::build(settings).await.context("tmp-adapter did not start")?;
     tracing::info!(port = adapter.port(), "tmp-adapter ready");
@@ -70,6 +65,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether to start the dev inbox: for a local adapter only — never in production, for it shows
+/// activation codes in clear — unless `--no-inbox`, and only on a loopback address (unauthenticated,
+/// it must not be reachable beyond this machine).
+fn wants_inbox(args: &UpArgs, environment: tmp_adapter::config::Environment) -> anyhow::Result<bool> {
+    if args.no_inbox || environment != tmp_adapter::config::Environment::Local {
+        return Ok(false);
+    }
+    let loopback = args.inbox.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    anyhow::ensure!(loopback, "--inbox {} must be a loopback address (it shows activation codes)", args.inbox);
+    Ok(true)
+}
+
 /// The adapter's sink for the dev inbox: every event type, signed with the inbox's secret,
 /// activation codes encrypted to the inbox's key.
 fn inbox_sink(inbox: &Sink, dir: &Path) -> anyhow::Result<SinkSettings> {
@@ -83,4 +90,30 @@ fn inbox_sink(inbox: &Sink, dir: &Path) -> anyhow::Result<SinkSettings> {
         otp_jwk_file: Some(jwk),
         tls: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use tmp_adapter::config::Environment;
+
+    fn args(extra: &[&str]) -> UpArgs {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            up: UpArgs,
+        }
+        Cli::parse_from(std::iter::once("tmp-kit-up").chain(extra.iter().copied())).up
+    }
+
+    #[test]
+    fn the_dev_inbox_runs_only_for_a_local_adapter_on_loopback() {
+        assert!(wants_inbox(&args(&[]), Environment::Local).unwrap());
+        assert!(!wants_inbox(&args(&[]), Environment::Production).unwrap(), "never in production");
+        assert!(!wants_inbox(&args(&["--inbox", "0.0.0.0:8091"]), Environment::Production).unwrap());
+        assert!(!wants_inbox(&args(&["--no-inbox"]), Environment::Local).unwrap());
+        let exposed = wants_inbox(&args(&["--inbox", "0.0.0.0:8091"]), Environment::Local).unwrap_err();
+        assert!(exposed.to_string().contains("loopback"), "{exposed}");
+    }
 }

@@ -76,17 +76,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
-    /// Prints the shell completion script: `completions bash > /etc/bash_completion.d/tmp-adapter`
-    /// (also zsh, fish, elvish, powershell).
-    Completions {
-        #[arg(value_enum)]
-        shell: tmp_edge::cli_docs::Shell,
-    },
-    /// Prints the man page; with `--out DIR`, writes one per command and subcommand there.
-    Man {
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-    },
+    #[command(flatten)]
+    Docs(tmp_edge::cli_docs::DocsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,14 +233,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Some(Command::Completions { shell }) => {
-            tmp_edge::cli_docs::completions(Cli::command(), *shell, &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Man { out }) => {
-            tmp_edge::cli_docs::write_man_pages(Cli::command(), out.as_deref())?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Docs(docs)) => Ok(docs.clone().run(Cli::command())),
         None | Some(Command::Serve) => {
             let settings = load_settings(&cli)?;
             crate::telemetry::init(settings.log.format, &settings.log.level, settings.allows_log_override());

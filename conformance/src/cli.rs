@@ -84,17 +84,8 @@ pub enum Command {
         #[arg(long)]
         several_entries: bool,
     },
-    /// Prints the shell completion script: `completions bash > /etc/bash_completion.d/tmp-conformance`
-    /// (also zsh, fish, elvish, powershell).
-    Completions {
-        #[arg(value_enum)]
-        shell: tmp_edge::cli_docs::Shell,
-    },
-    /// Prints the man page; with `--out DIR`, writes one per command and subcommand there.
-    Man {
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-    },
+    #[command(flatten)]
+    Docs(tmp_edge::cli_docs::DocsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,14 +163,7 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run(args).await,
-        Command::Completions { shell } => {
-            tmp_edge::cli_docs::completions(Cli::command(), shell, &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Man { out } => {
-            tmp_edge::cli_docs::write_man_pages(Cli::command(), out.as_deref())?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Docs(docs) => Ok(docs.run(Cli::command())),
         Command::List { pattern, markdown } => {
             if markdown {
                 print!("{}", crate::catalogue::markdown());

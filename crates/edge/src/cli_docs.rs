@@ -5,8 +5,46 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 pub use clap_complete::Shell;
+
+/// The two subcommands every binary with subcommands offers, flattened into its own:
+/// `#[command(flatten)] Docs(tmp_edge::cli_docs::DocsCommand)`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DocsCommand {
+    /// Prints the shell completion script, e.g. `completions bash > /etc/bash_completion.d/NAME`
+    /// (also zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Prints the man page; with `--out DIR`, writes one per command and subcommand there.
+    Man {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+impl DocsCommand {
+    /// Runs it for `command`, the binary's own command line (`Cli::command()`).
+    pub fn run(self, command: clap::Command) -> ExitCode {
+        let name = command.get_name().to_owned();
+        match self {
+            DocsCommand::Completions { shell } => {
+                completions(command, shell, &mut std::io::stdout());
+                ExitCode::SUCCESS
+            }
+            DocsCommand::Man { out } => match write_man_pages(command, out.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{name}: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+        }
+    }
+}
 
 /// The completion script of `command` for `shell`, as the shell's completion directory takes it.
 pub fn completions(mut command: clap::Command, shell: Shell, out: &mut dyn Write) {

@@ -42,17 +42,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-    /// Prints the shell completion script: `completions bash > /etc/bash_completion.d/tmp-kit`
-    /// (also zsh, fish, elvish, powershell).
-    Completions {
-        #[arg(value_enum)]
-        shell: tmp_edge::cli_docs::Shell,
-    },
-    /// Prints the man page; with `--out DIR`, writes one per command and subcommand there.
-    Man {
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-    },
+    #[command(flatten)]
+    Docs(tmp_edge::cli_docs::DocsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,19 +63,7 @@ pub fn main() -> ExitCode {
             // Before this command line's runtime and logging: the suite's sets up its own.
             return tmp_conformance::cli::main_from(std::iter::once("tmp-conformance".into()).chain(args));
         }
-        Command::Completions { shell } => {
-            tmp_edge::cli_docs::completions(Cli::command(), shell, &mut std::io::stdout());
-            return ExitCode::SUCCESS;
-        }
-        Command::Man { out } => {
-            return match tmp_edge::cli_docs::write_man_pages(Cli::command(), out.as_deref()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("tmp-kit: {e:#}");
-                    ExitCode::from(2)
-                }
-            };
-        }
+        Command::Docs(docs) => return docs.run(Cli::command()),
         _ => {}
     }
     if !matches!(cli.command, Command::Up(_)) {
@@ -109,7 +88,7 @@ pub fn main() -> ExitCode {
             Command::Load(args) => crate::load::run(args).await,
             Command::Footprint(args) => crate::load::footprint::run(args).await,
             Command::Soak(args) => crate::soak::run(args).await,
-            Command::Conformance { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            Command::Conformance { .. } | Command::Docs(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }

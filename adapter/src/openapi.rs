@@ -176,6 +176,7 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         ops::tokens::CardTokens,
         ops::tokens::TokenHistory,
         ops::tokens::TokenHistoryEvent,
+        ops::tokens::TokenizationDecision,
         ops::tokens::TokenActionBody,
         ops::tokens::CardTokensActionBody,
         ops::tokens::CardTokensActionResult,

@@ -32,6 +32,7 @@ pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEvent
         reason: event.reason.as_ref().map(|r| r.to_string()),
         reason_code: event.reason_code,
         initiator: event.initiator,
+        tokenization_id: event.tokenization_id.as_ref().map(|id| id.to_string()),
         token_last4: event.token_last4.clone(),
         occurred_at: event.occurred_at,
         received_at: now,

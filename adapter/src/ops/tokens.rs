@@ -157,6 +157,7 @@ fn from_tmp(token: &TokenInfo, previous: Option<TokenStatus>) -> Result<TokenEve
         reason: Some(reason()),
         reason_code: None,
         initiator: None,
+        tokenization_id: None,
         token_last4: token.token_last4.clone(),
         occurred_at: token.updated_at,
     })
@@ -184,6 +185,7 @@ fn unknown_at_tmp(token: &TokenRecord, now: OffsetDateTime) -> Result<TokenEvent
         reason: Some(reason()),
         reason_code: None,
         initiator: None,
+        tokenization_id: None,
         token_last4: token.token_last4.clone(),
         occurred_at: now,
     })

@@ -19,6 +19,13 @@ pub trait DecisionStore: Send + Sync {
     async fn recent_decisions(&self, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
     /// Newest first.
     async fn decisions_for_card(&self, card_id: &str, limit: u32) -> StoreResult<Vec<DecisionRecord>>;
+    /// The decisions of one tokenization of a card (a CVC check and a card verification),
+    /// oldest first. Through the card's index: a stand-in, which found no card, is not among them.
+    async fn decisions_for_tokenization(
+        &self,
+        card_id: &str,
+        tokenization_id: &str,
+    ) -> StoreResult<Vec<DecisionRecord>>;
 }
 
 #[async_trait]
@@ -89,6 +96,26 @@ impl DecisionStore for SqlStore {
             ))
             .bind(card_id)
             .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn decisions_for_tokenization(
+        &self,
+        card_id: &str,
+        tokenization_id: &str,
+    ) -> StoreResult<Vec<DecisionRecord>> {
+        let rows = dispatch!(self.read(), |pool| {
+            sqlx::query_as::<_, DecisionRecord>(concat!(
+                "SELECT ",
+                decision_columns!(),
+                " FROM decisions WHERE card_id = $1 AND tokenization_id = $2 ORDER BY decided_at, id LIMIT 20"
+            ))
+            .bind(card_id)
+            .bind(tokenization_id)
             .fetch_all(pool)
             .await?
         });

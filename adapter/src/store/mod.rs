@@ -129,6 +129,7 @@ pub struct TokenEventRecord {
     pub reason: Option<String>,
     pub reason_code: Option<ReasonCode>,
     pub initiator: Option<ChangeInitiator>,
+    pub tokenization_id: Option<String>,
     pub token_last4: Option<String>,
     pub occurred_at: OffsetDateTime,
     pub received_at: OffsetDateTime,

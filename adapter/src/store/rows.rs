@@ -123,7 +123,7 @@ macro_rules! token_columns {
 macro_rules! token_event_columns {
     () => {
         "event_id, token_id, card_id, tsp, token_requestor_id, wallet, status, previous_status, \
-         reason, reason_code, initiator, token_last4, occurred_at, received_at, applied"
+         reason, reason_code, initiator, tokenization_id, token_last4, occurred_at, received_at, applied"
     };
 }
 macro_rules! notification_columns {
@@ -207,6 +207,7 @@ pub(super) struct TokenEventRow {
     reason: Option<String>,
     reason_code: Option<String>,
     initiator: Option<String>,
+    tokenization_id: Option<String>,
     token_last4: Option<String>,
     occurred_at: OffsetDateTime,
     received_at: OffsetDateTime,
@@ -238,6 +239,7 @@ impl TryFrom<TokenEventRow> for StoredTokenEvent {
             token_requestor_id: row.token_requestor_id,
             wallet: row.wallet,
             reason: row.reason,
+            tokenization_id: row.tokenization_id,
             token_last4: row.token_last4,
             occurred_at: row.occurred_at,
             received_at: row.received_at,

@@ -122,9 +122,9 @@ impl TokenStore for SqlStore {
             sqlx::query(
                 "INSERT INTO token_events \
                  (event_id, token_id, card_id, tsp, token_requestor_id, wallet, status, \
-                  previous_status, reason, reason_code, initiator, token_last4, occurred_at, received_at, \
-                  applied) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                  previous_status, reason, reason_code, initiator, tokenization_id, token_last4, occurred_at, \
+                  received_at, applied) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                  ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(&event.event_id)
@@ -138,6 +138,7 @@ impl TokenStore for SqlStore {
             .bind(&event.reason)
             .bind(event.reason_code.map(ReasonCode::as_str))
             .bind(event.initiator.map(ChangeInitiator::as_str))
+            .bind(&event.tokenization_id)
             .bind(&event.token_last4)
             .bind(Ts(event.occurred_at))
             .bind(Ts(event.received_at))

@@ -90,6 +90,7 @@ fn token_event(event_id: &str, token_id: &str, status: TokenStatus, occurred_at:
         reason: Some("reason".to_owned()),
         reason_code: Some(ReasonCode::Lost),
         initiator: Some(ChangeInitiator::TokenRequestor),
+        tokenization_id: Some("tkn-1".to_owned()),
         token_last4: Some("9876".to_owned()),
         occurred_at,
         received_at: T0 + Duration::minutes(5),

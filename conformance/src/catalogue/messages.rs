@@ -159,7 +159,7 @@ pub fn cases() -> Vec<Case> {
             BOTH,
             IssuerApi,
             "A token event naming who caused it and a coded reason is accepted",
-            "An event with initiator TOKEN_REQUESTOR and reasonCode LOST answers 200 with accepted: true.",
+            "An event with initiator TOKEN_REQUESTOR, reasonCode LOST and a tokenizationId answers 200 with accepted: true.",
             &["R-TOKEN-1", "R-TOKEN-7"],
             token_coded_cause
         ),
@@ -468,6 +468,7 @@ async fn token_coded_cause(s: Arc<Session>) -> Outcome {
     body["initiator"] = json!("TOKEN_REQUESTOR");
     body["reasonCode"] = json!("LOST");
     body["reason"] = json!("device reported lost in the wallet");
+    body["tokenizationId"] = json!(s.id("tkn"));
     let (event, token) = (body["eventId"].clone(), body["tokenId"].clone());
     s.send(token_event_call(&s, body)).await?.ok_with(&[
         ("/eventId", event),

@@ -222,6 +222,10 @@ pub struct TokenEventRequest {
     /// Who caused the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiator: Option<ChangeInitiator>,
+    /// The tokenization that created the token (the `tokenizationId` of its card verification):
+    /// links the token's history to the issuer's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenization_id: Option<Id>,
     /// Last four digits of the token (device account number), for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-9]{4}$")]

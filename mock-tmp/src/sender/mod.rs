@@ -49,20 +49,23 @@ impl Callback {
     /// `Err` means a value that bypassed those rules.
     pub fn from_effect(effect: Effect) -> Result<Callback, FieldError> {
         Ok(match effect {
-            Effect::TokenEvent { token, previous, cause, at } => Callback::TokenEvent(TokenEventRequest {
-                event_id: Id::parse(format!("evt-{}", uuid::Uuid::new_v4().simple()))?,
-                token_id: Id::parse(token.token_id)?,
-                card_id: Id::parse(token.card_id)?,
-                tsp: token.tsp,
-                token_requestor: token.token_requestor,
-                status: token.status,
-                previous_status: previous,
-                reason: Some(FreeText::parse(cause.reason)?),
-                reason_code: cause.reason_code,
-                initiator: Some(cause.initiator),
-                token_last4: token.token_last4,
-                occurred_at: at,
-            }),
+            Effect::TokenEvent { token, tokenization_id, previous, cause, at } => {
+                Callback::TokenEvent(TokenEventRequest {
+                    event_id: Id::parse(format!("evt-{}", uuid::Uuid::new_v4().simple()))?,
+                    token_id: Id::parse(token.token_id)?,
+                    card_id: Id::parse(token.card_id)?,
+                    tsp: token.tsp,
+                    token_requestor: token.token_requestor,
+                    status: token.status,
+                    previous_status: previous,
+                    reason: Some(FreeText::parse(cause.reason)?),
+                    reason_code: cause.reason_code,
+                    initiator: Some(cause.initiator),
+                    tokenization_id: tokenization_id.map(Id::parse).transpose()?,
+                    token_last4: token.token_last4,
+                    occurred_at: at,
+                })
+            }
             Effect::Notification { kind, card_id, token_id, token_requestor, otp, channel, at } => {
                 let (otp, expires_at) = match otp {
                     Some((otp, expires_at)) => (Some(otp), Some(expires_at)),

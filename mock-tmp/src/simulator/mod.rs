@@ -323,6 +323,7 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         };
         effects.push(Effect::TokenEvent {
             token: token.info(),
+            tokenization_id: Some(token.tokenization_id.clone()),
             previous: None,
             // The wallet asked for the token.
             cause: Cause::new(
@@ -673,6 +674,7 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
         token.updated_at = now;
         effects.push(Effect::TokenEvent {
             token: token.info(),
+            tokenization_id: Some(token.tokenization_id.clone()),
             previous: Some(TokenStatus::Inactive),
             // The cardholder typed the code.
             cause: Cause::new(ChangeInitiator::Cardholder, "ACTIVATION_CODE_VERIFIED"),
@@ -689,6 +691,7 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
             token.updated_at = now;
             effects.push(Effect::TokenEvent {
                 token: token.info(),
+                tokenization_id: Some(token.tokenization_id.clone()),
                 previous: Some(TokenStatus::Inactive),
                 cause: Cause::new(ChangeInitiator::Cardholder, "ACTIVATION_CODE_ATTEMPTS_EXCEEDED"),
                 at: now,

@@ -298,6 +298,8 @@ pub struct MockState {
 pub enum Effect {
     TokenEvent {
         token: TokenInfo,
+        /// The tokenization that created the token.
+        tokenization_id: Option<String>,
         previous: Option<TokenStatus>,
         cause: Cause,
         at: OffsetDateTime,

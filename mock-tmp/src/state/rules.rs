@@ -49,7 +49,13 @@ fn set_status(token: &mut Token, status: TokenStatus, cause: &Cause, now: Offset
     if status != TokenStatus::Suspended {
         token.suspenders.clear();
     }
-    effects.push(Effect::TokenEvent { token: token.info(), previous: Some(previous), cause: cause.clone(), at: now });
+    effects.push(Effect::TokenEvent {
+        token: token.info(),
+        tokenization_id: Some(token.tokenization_id.clone()),
+        previous: Some(previous),
+        cause: cause.clone(),
+        at: now,
+    });
 }
 
 /// A change the issuer's card caused (blocked, unblocked, closed, replaced, renewed).
@@ -270,6 +276,7 @@ impl MockState {
             }
             effects.push(Effect::TokenEvent {
                 token: token.info(),
+                tokenization_id: Some(token.tokenization_id.clone()),
                 previous: Some(previous),
                 cause: card_change("CARD_REPLACED"),
                 at: now,
@@ -293,6 +300,7 @@ impl MockState {
             token.updated_at = now;
             effects.push(Effect::TokenEvent {
                 token: token.info(),
+                tokenization_id: Some(token.tokenization_id.clone()),
                 previous: Some(token.status),
                 cause: card_change("CARD_RENEWED"),
                 at: now,

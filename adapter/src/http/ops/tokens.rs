@@ -156,13 +156,34 @@ impl From<&StoredTokenEvent> for TokenHistoryEvent {
     }
 }
 
-/// What happened to a token, as the adapter knows it: the mirror's state and every token event
-/// TMP sent, oldest first.
+/// What happened to a token, as the adapter knows it: the mirror's state, the issuer's
+/// decisions in the tokenization that created it, and every token event TMP sent, oldest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenHistory {
     pub token: OpsToken,
+    /// The tokenization that created the token, when TMP's token events named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenization_id: Option<String>,
+    /// The adapter's decisions in that tokenization (a CVC check, the card verification),
+    /// oldest first; empty when none was found (a stand-in, which found no card, is not linked).
+    pub decisions: Vec<TokenizationDecision>,
     pub events: Vec<TokenHistoryEvent>,
+}
+
+/// One of the issuer's decisions in a token's tokenization: what was decided and why (the full
+/// record, with the card's last four digits, is in the decision audit, `audit:read`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenizationDecision {
+    /// `verify_card` or `verify_cvc`.
+    pub operation: String,
+    /// RFC 3339.
+    pub decided_at: String,
+    pub decision: String,
+    pub reason: String,
+    pub cvc_result: String,
+    pub stand_in: bool,
 }
 
 /// Why a token action is taken (required, for the audit), and on whose behalf.
@@ -362,8 +383,25 @@ pub async fn history(
     let Some(token) = state.store.find_token(&token_id).await? else {
         return Err(ApiError::NotFound);
     };
-    let events = state.store.token_history(&token_id).await?.iter().map(TokenHistoryEvent::from).collect();
-    Ok(HttpResponse::Ok().json(TokenHistory { token: OpsToken::from(&token), events }))
+    let stored = state.store.token_history(&token_id).await?;
+    let tokenization_id = stored.iter().find_map(|e| e.event.tokenization_id.clone());
+    let decisions = match &tokenization_id {
+        Some(id) => state.store.decisions_for_tokenization(&token.card_id, id).await?,
+        None => Vec::new(),
+    };
+    let decisions = decisions
+        .iter()
+        .map(|d| TokenizationDecision {
+            operation: d.operation.clone(),
+            decided_at: super::ts(d.decided_at),
+            decision: d.decision.clone(),
+            reason: d.reason.clone(),
+            cvc_result: d.cvc_result.clone(),
+            stand_in: d.stand_in,
+        })
+        .collect();
+    let events = stored.iter().map(TokenHistoryEvent::from).collect();
+    Ok(HttpResponse::Ok().json(TokenHistory { token: OpsToken::from(&token), tokenization_id, decisions, events }))
 }
 
 /// Activates, suspends, resumes or deactivates a token at TMP, with a reason. TMP's answer is

@@ -489,6 +489,15 @@ async fn a_fraud_desk_suspends_every_token_on_one_device_with_a_coded_reason() {
     );
     let first = &history["events"][0];
     assert_eq!((&first["status"], &first["initiator"]), (&json!("ACTIVE"), &json!("TOKEN_REQUESTOR")), "{history}");
+    // And the decision that created the token, through the tokenization TMP named.
+    assert!(history["tokenizationId"].as_str().is_some_and(|id| !id.is_empty()), "{history}");
+    let decision = &history["decisions"][0];
+    assert_eq!(
+        (&decision["operation"], &decision["decision"], &decision["standIn"]),
+        (&json!("verify_card"), &json!("APPROVED"), &json!(false)),
+        "{history}"
+    );
+    assert!(decision.get("panLast4").is_none(), "the card's digits stay in the decision audit");
 
     // One audit row per token tried, with the code; and one for the request.
     let audit = expect_json(ops.get("/ops/v1/audit?limit=50", &desk).await, 200).await;

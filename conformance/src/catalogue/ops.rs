@@ -437,6 +437,9 @@ async fn ops_card_wide_suspend(s: Arc<Session>) -> Outcome {
 
 async fn ops_reconcile_lost_event(s: Arc<Session>) -> Outcome {
     let (card_id, token) = card_with_token(&s, "ops-drift").await?;
+    // The creation's token event delivered first: the fault must lose the suspension's, not it
+    // (nor another case's still in flight).
+    issuer_told(&s, "/issuer-api/v1/tokens/events", &token).await?;
     let mock = s.mock()?;
     let fault =
         mock.add_fault(json!({"route": "POST /issuer-api/v1/tokens/events", "discard": true, "times": 1})).await?;

@@ -82,15 +82,22 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
-    /// Compare the mirror with TMP's token list (forwarding.tmp_api) and repair what differs:
-    /// each repair is a token event of TMP's state, in the token's history and sent to the sinks.
+    /// Compare the mirror with TMP's token list (forwarding.tmp_api) and repair what TMP's list
+    /// settles: each repair is a token event of TMP's state, in the token's history and sent to
+    /// the sinks. A live token TMP does not list is reported, not repaired.
     Reconcile {
         /// One card (the card id TMP knows it by).
         #[arg(long, conflicts_with = "all", required_unless_present = "all")]
         card: Option<String>,
-        /// Every card the mirror holds a token of.
+        /// Every card the mirror holds a token of (a card the mirror never heard a token of is
+        /// not listed: reconcile it with --card).
         #[arg(long)]
         all: bool,
+        /// With --card: also deactivate, in the mirror, its live tokens TMP does not list — once
+        /// you know TMP dropped them (a token TMP moved to a replacement card looks the same
+        /// until its token event arrives).
+        #[arg(long, requires = "card")]
+        deactivate_unknown: bool,
     },
 }
 
@@ -355,10 +362,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
             runtime()?.block_on(outbox_command(&settings, command))
         }
-        Some(Command::Tokens { command: TokensCommand::Reconcile { card, all } }) => {
+        Some(Command::Tokens { command: TokensCommand::Reconcile { card, all, deactivate_unknown } }) => {
             let settings = load_settings(&cli)?;
             crate::telemetry::init(settings.log.format, "warn", settings.allows_log_override());
-            runtime()?.block_on(reconcile_command(&settings, card.as_deref(), *all))
+            let mode = crate::ops::tokens::Mode::Repair { deactivate_unknown: *deactivate_unknown };
+            runtime()?.block_on(reconcile_command(&settings, card.as_deref(), *all, mode))
         }
         Some(Command::Openapi { ops }) => {
             print!("{}", if *ops { crate::openapi::ops_api_json() } else { crate::openapi::issuer_api_json() });
@@ -600,8 +608,15 @@ async fn outbox_command(settings: &Settings, command: &OutboxCommand) -> anyhow:
 }
 
 /// `tokens reconcile`: the mirror of one card, or of every card it holds, against TMP's lists;
-/// one audit row for the run. A card TMP cannot list is reported and the others go on (exit 2).
-pub async fn reconcile_command(settings: &Settings, card: Option<&str>, all: bool) -> anyhow::Result<ExitCode> {
+/// one audit row for the run. A card TMP cannot list (or lists with an unusable id) is reported
+/// and the others go on (exit 2); the database failing stops the run (exit 1).
+pub async fn reconcile_command(
+    settings: &Settings,
+    card: Option<&str>,
+    all: bool,
+    mode: crate::ops::tokens::Mode,
+) -> anyhow::Result<ExitCode> {
+    use crate::ops::tokens::LeftBecause;
     let store = crate::store::connect(&settings.database.url, 1).await?;
     store.migrate().await?;
     let tmp = crate::startup::ops_tmp_client(settings)?;
@@ -610,26 +625,26 @@ pub async fn reconcile_command(settings: &Settings, card: Option<&str>, all: boo
         None if all => store.token_card_ids().await?,
         None => anyhow::bail!("pass --card ID or --all"),
     };
-    let (mut drifted, mut failed) = (0usize, 0usize);
+    let (mut repaired, mut left, mut failed) = (0usize, 0usize, 0usize);
     for (n, card_id) in cards.iter().enumerate() {
         let correlation_id = uuid::Uuid::new_v4().to_string();
-        let report = match tmp.card_tokens(card_id, &correlation_id).await {
-            Ok(list) => crate::ops::tokens::reconcile(&*store, &list, time::OffsetDateTime::now_utc()).await,
+        let list = match tmp.card_tokens(card_id, &correlation_id).await {
+            Ok(list) => list,
             Err(error) => {
                 failed += 1;
                 eprintln!("{card_id}: TMP did not list its tokens ({error}); try again later");
                 continue;
             }
         };
-        let report = match report {
+        let report = match crate::ops::tokens::reconcile(&*store, &list, mode, time::OffsetDateTime::now_utc()).await {
             Ok(report) => report,
-            Err(error) => {
+            Err(OpsError::Invalid(problem)) => {
                 failed += 1;
-                eprintln!("{card_id}: {error}");
+                eprintln!("{card_id}: {problem}");
                 continue;
             }
+            Err(error) => return Err(error.into()),
         };
-        drifted += report.drift.len();
         println!(
             "[{}/{}] {card_id}: {} token(s) checked, {} drifted",
             n + 1,
@@ -639,16 +654,31 @@ pub async fn reconcile_command(settings: &Settings, card: Option<&str>, all: boo
         );
         for d in &report.drift {
             let before = d.mirror_status.map_or("-", |s| s.as_str());
-            let result = if d.repaired { "repaired" } else { "left: the mirror holds a newer event" };
-            println!("  {} {}: {before} -> {} ({result})", d.token_id, d.kind.as_str(), d.tmp_status.as_str());
+            let after = d.tmp_status.map_or("not listed", |s| s.as_str());
+            let result = match (d.repaired, d.left) {
+                (true, _) => "repaired",
+                (false, Some(LeftBecause::NotListedAtTmp)) => {
+                    "left: deactivate it with --deactivate-unknown once TMP is known to have dropped it"
+                }
+                (false, _) => "left: the mirror holds a newer event",
+            };
+            if d.repaired {
+                repaired += 1
+            } else {
+                left += 1
+            }
+            println!("  {} {}: {before} -> {after} ({result})", d.token_id, d.kind.as_str());
         }
     }
     let mut draft =
         AuditDraft::new("tokens.reconcile", Some(card.unwrap_or("all").to_owned()), card.map(str::to_owned));
-    draft.reason = Some(format!("{} card(s), {drifted} token(s) drifted, {failed} card(s) not listed", cards.len()));
+    draft.reason = Some(format!(
+        "{} card(s), {repaired} token(s) repaired, {left} left, {failed} card(s) not reconciled",
+        cards.len()
+    ));
     store.record_ops_audit(&cli_audit(&draft), None).await?;
     println!(
-        "{} card(s) reconciled, {drifted} token(s) repaired or reported, {failed} card(s) failed",
+        "{} card(s) reconciled, {repaired} token(s) repaired, {left} left as they are, {failed} card(s) failed",
         cards.len() - failed
     );
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })

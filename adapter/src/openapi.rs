@@ -188,6 +188,8 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         crate::ops::tokens::Reconciliation,
         crate::ops::tokens::Drift,
         crate::ops::tokens::DriftKind,
+        crate::ops::tokens::LeftBecause,
+        ops::tokens::ReconcileBody,
         ops::provisioning::ApplePayPushRequest,
         ops::provisioning::ApplePayPushResponse,
         ops::provisioning::GooglePayPushRequest,

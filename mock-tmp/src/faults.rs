@@ -35,6 +35,10 @@ pub struct FaultRule {
     /// event the issuer does not hear of: its mirror drifts until reconciled).
     #[serde(default)]
     pub discard: bool,
+    /// Outbound only: the rule fires only on a callback whose body contains this text (a token
+    /// id, a card id) — so one test's fault does not take another's callback on the same route.
+    #[serde(default)]
+    pub body_contains: Option<String>,
 }
 
 fn one() -> f64 {
@@ -69,6 +73,9 @@ impl FaultRule {
             return Err(
                 "discard loses the callback: it takes no error_status, drop_connection or after_delivery".into()
             );
+        }
+        if self.body_contains.as_deref().is_some_and(str::is_empty) {
+            return Err("body_contains must not be empty".into());
         }
         if self.latency_ms.is_none() && self.error_status.is_none() && !self.drop_connection && !self.discard {
             return Err("a rule needs latency_ms, error_status, drop_connection or discard".into());
@@ -148,12 +155,19 @@ impl Faults {
     }
 
     /// The action for one request on `route` (`"METHOD /pattern"`): the first matching rule
-    /// that still has firings left and wins its dice roll.
-    pub fn decide(&self, route: &str) -> FaultAction {
+    /// that still has firings left and wins its dice roll. `body` is the outbound callback's
+    /// (inbound requests are decided before their body is read: `None`, which a rule with
+    /// `body_contains` never matches).
+    pub fn decide(&self, route: &str, body: Option<&[u8]>) -> FaultAction {
         let mut inner = self.lock();
         for active in inner.rules.iter_mut() {
             let rule = &active.rule;
             if rule.route != route || rule.times.is_some_and(|t| active.fired >= t) {
+                continue;
+            }
+            if let Some(text) = &rule.body_contains
+                && !body.is_some_and(|b| b.windows(text.len()).any(|w| w == text.as_bytes()))
+            {
                 continue;
             }
             if rule.rate < 1.0 && !rand::random_bool(rule.rate) {
@@ -200,15 +214,28 @@ mod tests {
             times: Some(1),
             after_delivery: false,
             discard: false,
+            body_contains: None,
         }
     }
 
     #[test]
     fn a_rule_fires_at_most_times() {
         let faults = Faults::new(&[rule("POST /x")]);
-        assert_eq!(faults.decide("POST /x").error_status, Some(503));
-        assert_eq!(faults.decide("POST /x"), FaultAction::default());
-        assert_eq!(faults.decide("POST /y"), FaultAction::default());
+        assert_eq!(faults.decide("POST /x", None).error_status, Some(503));
+        assert_eq!(faults.decide("POST /x", None), FaultAction::default());
+        assert_eq!(faults.decide("POST /y", None), FaultAction::default());
+    }
+
+    #[test]
+    fn a_rule_with_body_contains_takes_only_the_callbacks_it_names() {
+        let mut mine = rule("POST /x");
+        mine.body_contains = Some("tok-7".into());
+        let faults = Faults::new(&[mine.clone()]);
+        assert_eq!(faults.decide("POST /x", Some(br#"{"tokenId":"tok-8"}"#)), FaultAction::default());
+        assert_eq!(faults.decide("POST /x", None), FaultAction::default(), "inbound: never");
+        assert_eq!(faults.decide("POST /x", Some(br#"{"tokenId":"tok-7"}"#)).error_status, Some(503));
+        mine.body_contains = Some(String::new());
+        assert!(mine.validate().unwrap_err().contains("body_contains"));
     }
 
     #[test]
@@ -224,6 +251,6 @@ mod tests {
         assert!(lost.validate().unwrap_err().contains("discard"));
         lost.error_status = None;
         assert_eq!(lost.validate(), Ok(()));
-        assert!(Faults::new(&[lost]).decide("POST /x").discard);
+        assert!(Faults::new(&[lost]).decide("POST /x", None).discard);
     }
 }

@@ -1,17 +1,23 @@
 //! The token mirror against TMP's own list: drift found and repaired (Marqeta calls it exactly
 //! this: a lost or late token event skews the live-token cap and every view built on the
-//! mirror). Called by `tmp-adapter tokens reconcile`, by `POST /ops/v1/cards/{cardId}/tokens/reconcile`
-//! and after every successful `GET /ops/v1/cards/{cardId}/tokens`.
+//! mirror). Repairs are written by `tmp-adapter tokens reconcile` and by
+//! `POST /ops/v1/cards/{cardId}/tokens/reconcile`; every `GET /ops/v1/cards/{cardId}/tokens` that
+//! reaches TMP only reports how many tokens the mirror has wrong (a read writes nothing).
 //!
 //! A repair is a token event of TMP's state, written as if TMP had sent it (history, mirror,
 //! outbox row for the issuer's sinks, one transaction): the history shows it, the issuer's
 //! systems hear the change they missed, and the mirror's ordering rule still holds — an event
-//! that happened after TMP's `updatedAt` still wins.
+//! that happened after TMP's `updatedAt` still wins, and then the repair leaves no trace.
+//!
+//! A live token TMP does not list is reported, not repaired: TMP may have moved it to a
+//! replacement card whose token event is still on its way, and deactivating it here would
+//! outrank that event. The operator deactivates it in the mirror (`deactivateUnknown`) once they
+//! know TMP dropped it.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tmp_protocol::enums::{TokenStatus, Tsp, Wallet};
+use tmp_protocol::enums::{ChangeInitiator, TokenStatus, Tsp, Wallet};
 use tmp_protocol::fields::{FreeText, Id};
 use tmp_protocol::issuer_api::{TokenEventAck, TokenEventRequest, TokenRequestor};
 use tmp_protocol::tmp_api::{TokenInfo, TokenList};
@@ -31,7 +37,7 @@ pub enum DriftKind {
     Missing,
     /// Both have it, with another status.
     Status,
-    /// The mirror has a live token TMP does not list: repaired as `DEACTIVATED`.
+    /// The mirror has a live token TMP does not list on the card.
     UnknownAtTmp,
 }
 
@@ -47,20 +53,36 @@ impl DriftKind {
     }
 }
 
+/// Why a drift was left as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftBecause {
+    /// The mirror's status comes from an event that happened after TMP's `updatedAt`: the mirror
+    /// is the newer of the two.
+    MirrorNewer,
+    /// TMP does not list the token on this card (`unknown_at_tmp`) and the run was not asked to
+    /// deactivate such tokens.
+    NotListedAtTmp,
+}
+
 /// One token the mirror had wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Drift {
     pub token_id: String,
     pub kind: DriftKind,
-    /// The mirror's status before the repair (none when it lacked the token).
+    /// The mirror's status before the run (none when it lacked the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_status: Option<TokenStatus>,
-    /// TMP's status (`DEACTIVATED` for a token TMP does not list).
-    pub tmp_status: TokenStatus,
-    /// Whether the mirror now holds TMP's status. False when an event that happened after
-    /// TMP's `updatedAt` had already set it (the mirror is the newer one then).
+    /// TMP's status (none for a token TMP does not list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_status: Option<TokenStatus>,
+    /// Whether the run wrote a repair: the mirror now holds TMP's status (`DEACTIVATED` for a
+    /// token TMP does not list, when asked to).
     pub repaired: bool,
+    /// Why not, when not repaired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<LeftBecause>,
 }
 
 /// A card's mirror compared with TMP's list.
@@ -73,13 +95,36 @@ pub struct Reconciliation {
     pub drift: Vec<Drift>,
 }
 
-/// Compares the mirror's tokens of `list.card_id` with TMP's `list` and repairs each
-/// difference with a token event of TMP's state. Running it again finds nothing more: a
-/// repair's event id is derived from what it repairs, so it is written once.
+/// What a reconciliation may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Find and report; write nothing (a card-tokens read).
+    Report,
+    /// Repair what TMP's list settles; with `deactivate_unknown`, also deactivate the mirror's
+    /// live tokens TMP does not list (an operator's decision, as of now).
+    Repair { deactivate_unknown: bool },
+}
+
+/// A drift found, before anything is written.
+struct Found<'a> {
+    token_id: &'a str,
+    kind: DriftKind,
+    mirror: Option<&'a TokenRecord>,
+    tmp: Option<&'a TokenInfo>,
+}
+
+/// Compares the mirror's tokens of `list.card_id` with TMP's `list` and, in
+/// [`Mode::Repair`], repairs each difference TMP's list settles with a token event of TMP's
+/// state. A repair's event id is derived from TMP's state, so the same repair is written once.
 #[tracing::instrument(skip_all)]
-pub async fn reconcile(store: &dyn Store, list: &TokenList, now: OffsetDateTime) -> Result<Reconciliation, OpsError> {
+pub async fn reconcile(
+    store: &dyn Store,
+    list: &TokenList,
+    mode: Mode,
+    now: OffsetDateTime,
+) -> Result<Reconciliation, OpsError> {
     let mirror = store.tokens_for_card(&list.card_id).await?;
-    let mut drift = Vec::new();
+    let mut found = Vec::new();
     for token in &list.tokens {
         let known = mirror.iter().find(|m| m.token_id == token.token_id);
         let kind = match known {
@@ -87,29 +132,54 @@ pub async fn reconcile(store: &dyn Store, list: &TokenList, now: OffsetDateTime)
             Some(m) if m.status != token.status => DriftKind::Status,
             Some(_) => continue,
         };
-        let event = from_tmp(token, known.map(|m| m.status))?;
-        drift.push(repair(store, &event, kind, known.map(|m| m.status), now).await?);
+        found.push(Found { token_id: &token.token_id, kind, mirror: known, tmp: Some(token) });
     }
-    let live_unknown = mirror
-        .iter()
-        .filter(|m| m.status != TokenStatus::Deactivated && !list.tokens.iter().any(|t| t.token_id == m.token_id));
-    for token in live_unknown {
-        let event = unknown_at_tmp(token, now)?;
-        drift.push(repair(store, &event, DriftKind::UnknownAtTmp, Some(token.status), now).await?);
+    for token in mirror.iter().filter(|m| m.status != TokenStatus::Deactivated && !listed(list, m)) {
+        found.push(Found { token_id: &token.token_id, kind: DriftKind::UnknownAtTmp, mirror: Some(token), tmp: None });
     }
-    let only_mirrored = mirror.iter().filter(|m| !list.tokens.iter().any(|t| t.token_id == m.token_id)).count();
+    let mut drift = Vec::with_capacity(found.len());
+    for f in found {
+        let (repaired, left) = match mode {
+            Mode::Report => (false, None),
+            Mode::Repair { deactivate_unknown } => settle(store, &f, deactivate_unknown, now).await?,
+        };
+        tracing::info!(kind = f.kind.as_str(), repaired, "token mirror drift");
+        drift.push(Drift {
+            token_id: f.token_id.to_owned(),
+            kind: f.kind,
+            mirror_status: f.mirror.map(|m| m.status),
+            tmp_status: f.tmp.map(|t| t.status),
+            repaired,
+            left,
+        });
+    }
+    let only_mirrored = mirror.iter().filter(|m| !listed(list, m)).count();
     let checked = u32::try_from(list.tokens.len() + only_mirrored).unwrap_or(u32::MAX);
     Ok(Reconciliation { card_id: list.card_id.clone(), checked, drift })
 }
 
-async fn repair(
+fn listed(list: &TokenList, token: &TokenRecord) -> bool {
+    list.tokens.iter().any(|t| t.token_id == token.token_id)
+}
+
+/// Writes the repair of one drift, or says why it is left.
+async fn settle(
     store: &dyn Store,
-    event: &TokenEventRequest,
-    kind: DriftKind,
-    mirror_status: Option<TokenStatus>,
+    found: &Found<'_>,
+    deactivate_unknown: bool,
     now: OffsetDateTime,
-) -> Result<Drift, OpsError> {
-    let (record, outbox) = crate::domain::token_events::to_records(event, now);
+) -> Result<(bool, Option<LeftBecause>), OpsError> {
+    let event = match (found.tmp, found.mirror) {
+        // The mirror heard of a change after the one TMP's list shows (the list was read
+        // before that event was delivered): nothing to repair.
+        (Some(tmp), Some(mirror)) if mirror.status_at > tmp.updated_at => {
+            return Ok((false, Some(LeftBecause::MirrorNewer)));
+        }
+        (Some(tmp), mirror) => from_tmp(tmp, mirror.map(|m| m.status))?,
+        (None, Some(mirror)) if deactivate_unknown => deactivation(mirror, now)?,
+        (None, _) => return Ok((false, Some(LeftBecause::NotListedAtTmp))),
+    };
+    let (record, outbox) = crate::domain::token_events::to_records(&event, now);
     let ack =
         TokenEventAck { event_id: event.event_id.to_string(), token_id: event.token_id.to_string(), accepted: true };
     let idempotency = IdempotencyRecord {
@@ -120,17 +190,16 @@ async fn repair(
         response_body: serde_json::to_vec(&ack).unwrap_or_default(),
         created_at: now,
     };
-    let (_, outcome) = store.apply_token_event(&record, &outbox, &idempotency).await?;
-    // Written before (the same repair found again): the mirror says whether it held.
-    let repaired = match outcome {
-        Some(outcome) => outcome.applied,
-        None => store.find_token(event.token_id.as_str()).await?.is_some_and(|t| t.status == event.status),
-    };
-    tracing::info!(kind = kind.as_str(), status = event.status.as_str(), repaired, "token mirror drift");
-    Ok(Drift { token_id: event.token_id.to_string(), kind, mirror_status, tmp_status: event.status, repaired })
+    // Decided again in the store's transaction: a token event delivered since the mirror was
+    // read may have made the mirror the newer one.
+    if store.apply_repair_event(&record, &outbox, &idempotency).await? {
+        Ok((true, None))
+    } else {
+        Ok((false, Some(LeftBecause::MirrorNewer)))
+    }
 }
 
-/// A repair's event id: the same drift gives the same id.
+/// A repair's event id: the same repair gives the same id.
 fn repair_id(token_id: &str, status: TokenStatus, at: OffsetDateTime) -> Result<Id, OpsError> {
     let digest = Sha256::digest(format!("{token_id}\n{}\n{}", status.as_str(), at.unix_timestamp_nanos()).as_bytes());
     Id::parse(format!("reconcile-{}", &hex::encode(digest)[..32])).map_err(|e| OpsError::Invalid(e.to_string()))
@@ -163,28 +232,29 @@ fn from_tmp(token: &TokenInfo, previous: Option<TokenStatus>) -> Result<TokenEve
     })
 }
 
-/// A mirrored token TMP does not list: deactivated as of now.
-fn unknown_at_tmp(token: &TokenRecord, now: OffsetDateTime) -> Result<TokenEventRequest, OpsError> {
+/// The operator's deactivation of a mirrored token TMP does not list, as of `now` (the moment
+/// they decided; each run's is its own event).
+fn deactivation(token: &TokenRecord, now: OffsetDateTime) -> Result<TokenEventRequest, OpsError> {
     let stored = |what: &str| OpsError::Invalid(format!("the mirror's token {} has an unknown {what}", token.token_id));
-    let tsp: Tsp = serde_json::from_value(serde_json::json!(token.tsp)).map_err(|_| stored("TSP"))?;
-    let wallet: Wallet = serde_json::from_value(serde_json::json!(token.wallet)).map_err(|_| stored("wallet"))?;
+    let tsp = Tsp::parse(&token.tsp).ok_or_else(|| stored("TSP"))?;
+    let wallet = Wallet::parse(&token.wallet).ok_or_else(|| stored("wallet"))?;
     Ok(TokenEventRequest {
-        // Once per token: it stays unknown to TMP.
-        event_id: repair_id(&token.token_id, TokenStatus::Deactivated, OffsetDateTime::UNIX_EPOCH)?,
+        event_id: repair_id(&token.token_id, TokenStatus::Deactivated, now)?,
         token_id: id("tokenId", &token.token_id)?,
         card_id: id("cardId", &token.card_id)?,
         tsp,
         token_requestor: TokenRequestor {
             id: id("tokenRequestorId", &token.token_requestor_id)?,
-            // The mirror does not keep the requestor's name; the wallet names it well enough.
-            name: FreeText::parse(token.wallet.as_str()).map_err(|_| stored("wallet"))?,
+            // The mirror does not keep the requestor's name (TMP's events carry it; this event
+            // is the adapter's own): the sinks see the wallet's name instead, as documented.
+            name: FreeText::parse(wallet.as_str()).map_err(|_| stored("wallet"))?,
             wallet,
         },
         status: TokenStatus::Deactivated,
         previous_status: Some(token.status),
         reason: Some(reason()),
         reason_code: None,
-        initiator: None,
+        initiator: Some(ChangeInitiator::Issuer),
         tokenization_id: None,
         token_last4: token.token_last4.clone(),
         occurred_at: now,

@@ -37,6 +37,17 @@ pub trait TokenStore: Send + Sync {
         outbox: &OutboxRecord,
         idempotency: &IdempotencyRecord,
     ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)>;
+    /// Like [`TokenStore::apply_token_event`], for a repair the adapter writes itself
+    /// (reconciliation): all of it, or — when the mirror holds a newer state, or the event id
+    /// is already stored — nothing. Decided in the transaction, so a token event TMP delivers
+    /// meanwhile cannot leave a stale repair in the history or the sinks' queue. True when
+    /// written.
+    async fn apply_repair_event(
+        &self,
+        event: &TokenEventRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<bool>;
     async fn find_token(&self, token_id: &str) -> StoreResult<Option<TokenRecord>>;
     /// Oldest first.
     async fn token_history(&self, token_id: &str) -> StoreResult<Vec<StoredTokenEvent>>;
@@ -84,35 +95,22 @@ async fn upsert_mirror(tx: &mut WriteTx, event: &TokenEventRecord) -> StoreResul
     Ok(written == 1)
 }
 
-#[async_trait]
-impl TokenStore for SqlStore {
-    #[tracing::instrument(skip_all)]
-    async fn count_live_tokens(&self, card_id: &str, scope: &TokenScope) -> StoreResult<u32> {
-        let (column_is_wallet, value) = match scope {
-            TokenScope::Requestor(id) => (false, id.as_str()),
-            TokenScope::Wallet(wallet) => (true, wallet.as_str()),
-        };
-        let count: i64 = dispatch!(self.read(), |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM tokens WHERE card_id = $1 AND status <> $2 \
-                  AND (CASE WHEN $3 THEN wallet ELSE token_requestor_id END) = $4",
-            )
-            .bind(card_id)
-            .bind(TokenStatus::Deactivated.as_str())
-            .bind(column_is_wallet)
-            .bind(value)
-            .fetch_one(pool)
-            .await?
-        });
-        rows::count_u32(count, "token count")
-    }
+/// What becomes of a token event the mirror does not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unapplied {
+    /// TMP's event: in the history (`applied: false`) and forwarded to the sinks all the same.
+    Keep,
+    /// The adapter's repair: not written at all.
+    Discard,
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn apply_token_event(
+impl SqlStore {
+    async fn write_token_event(
         &self,
         event: &TokenEventRecord,
         outbox: &OutboxRecord,
         idempotency: &IdempotencyRecord,
+        unapplied: Unapplied,
     ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)> {
         let mut tx = match self.begin_claiming(Some(idempotency)).await? {
             Ok(tx) => tx,
@@ -166,6 +164,10 @@ impl TokenStore for SqlStore {
         }
         // A duplicate event already had its effect on the mirror (or was superseded by then).
         let applied = if new_event { upsert_mirror(&mut tx, event).await? } else { false };
+        if !applied && unapplied == Unapplied::Discard {
+            tx.rollback().await?;
+            return Ok((IdempotentWrite::Committed, None));
+        }
         if applied {
             // Kept with the event: the history shows what it did, whatever arrives later.
             dispatch!(tx.conn(), |c| {
@@ -185,6 +187,51 @@ impl TokenStore for SqlStore {
             token.ok_or_else(|| StoreError::Corrupt(format!("token event {} has no mirror row", event.event_id)))?;
         tx.commit().await?;
         Ok((IdempotentWrite::Committed, Some(TokenEventOutcome { token, applied })))
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    #[tracing::instrument(skip_all)]
+    async fn count_live_tokens(&self, card_id: &str, scope: &TokenScope) -> StoreResult<u32> {
+        let (column_is_wallet, value) = match scope {
+            TokenScope::Requestor(id) => (false, id.as_str()),
+            TokenScope::Wallet(wallet) => (true, wallet.as_str()),
+        };
+        let count: i64 = dispatch!(self.read(), |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tokens WHERE card_id = $1 AND status <> $2 \
+                  AND (CASE WHEN $3 THEN wallet ELSE token_requestor_id END) = $4",
+            )
+            .bind(card_id)
+            .bind(TokenStatus::Deactivated.as_str())
+            .bind(column_is_wallet)
+            .bind(value)
+            .fetch_one(pool)
+            .await?
+        });
+        rows::count_u32(count, "token count")
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apply_token_event(
+        &self,
+        event: &TokenEventRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<(IdempotentWrite, Option<TokenEventOutcome>)> {
+        self.write_token_event(event, outbox, idempotency, Unapplied::Keep).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apply_repair_event(
+        &self,
+        event: &TokenEventRecord,
+        outbox: &OutboxRecord,
+        idempotency: &IdempotencyRecord,
+    ) -> StoreResult<bool> {
+        let (_, outcome) = self.write_token_event(event, outbox, idempotency, Unapplied::Discard).await?;
+        Ok(outcome.is_some_and(|o| o.applied))
     }
 
     #[tracing::instrument(skip_all)]

@@ -387,14 +387,26 @@ async fn a_tokens_history_lists_every_event_in_the_order_things_happened() {
     for db in test_databases().await {
         let (app, ops) = spawn(&db).await;
         let b = db.backend;
-        // Created, suspended, then a late ACTIVE that happened between the two (history only).
-        for (status, at) in [
-            ("ACTIVE", "2026-03-01T10:00:00Z"),
-            ("SUSPENDED", "2026-03-01T12:00:00Z"),
-            ("ACTIVE", "2026-03-01T11:00:00Z"),
+        // The card verification of the tokenization that creates the token.
+        app.import(&crate::helpers::app::fixture_cards()).await;
+        let cvc = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let mut verify =
+            crate::verify_card::verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&cvc)), "GOOGLE_PAY");
+        verify["tokenizationId"] = json!("tkn-h");
+        expect_json(app.request("/issuer-api/v1/cards/verify").json(&verify).send().await, 200).await;
+        // Created, suspended, then a late ACTIVE that happened between the two (history only);
+        // then the card is replaced and the token moves to the new card.
+        for (status, at, card) in [
+            ("ACTIVE", "2026-03-01T10:00:00Z", "card-active"),
+            ("SUSPENDED", "2026-03-01T12:00:00Z", "card-active"),
+            ("ACTIVE", "2026-03-01T11:00:00Z", "card-active"),
+            ("SUSPENDED", "2026-03-01T13:00:00Z", "card-new"),
         ] {
-            let mut body = event_body("tok-h", "card-active", status, at);
+            let mut body = event_body("tok-h", card, status, at);
             body["reason"] = json!(format!("{status} at {at}"));
+            if at.contains("T10") {
+                body["tokenizationId"] = json!("tkn-h");
+            }
             expect_json(app.request("/issuer-api/v1/tokens/events").json(&body).send().await, 200).await;
         }
         let history =
@@ -412,9 +424,16 @@ async fn a_tokens_history_lists_every_event_in_the_order_things_happened() {
                 ("ACTIVE at 2026-03-01T10:00:00Z".to_owned(), true),
                 ("ACTIVE at 2026-03-01T11:00:00Z".to_owned(), false),
                 ("SUSPENDED at 2026-03-01T12:00:00Z".to_owned(), true),
+                ("SUSPENDED at 2026-03-01T13:00:00Z".to_owned(), true),
             ],
             "{b}: {history}"
         );
+        // The decision was made for the card the token was created on, not the one it is on now.
+        assert_eq!(history["token"]["cardId"], "card-new", "{b}: {history}");
+        assert_eq!(history["tokenizationId"], "tkn-h", "{b}: {history}");
+        let decisions: Vec<_> =
+            history["decisions"].as_array().unwrap().iter().map(|d| d["operation"].clone()).collect();
+        assert_eq!(decisions, [json!("verify_card")], "{b}: {history}");
         // An unknown token is the contract's 404; no token, no answer.
         expect_error(get(&app, format!("{ops}/ops/v1/tokens/tok-none/history"), Some(TOKEN)).await, 404, "NOT_FOUND")
             .await;

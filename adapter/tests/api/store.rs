@@ -575,6 +575,160 @@ async fn token_events_update_the_mirror_in_order() {
     }
 }
 
+/// A repair (reconciliation's token event) older than the mirror's state leaves nothing behind —
+/// no history row, no outbox row, no idempotency record — so a token event TMP delivered
+/// meanwhile is never followed by a stale one in the sinks.
+#[tokio::test]
+async fn a_repair_the_mirror_does_not_take_writes_nothing() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let later = T0 + Duration::hours(1);
+        store
+            .apply_token_event(
+                &token_event("ev-1", "token-1", TokenStatus::Active, later),
+                &outbox("card-1", "token.status_changed", 1),
+                &idempotency("token_events", "k1"),
+            )
+            .await
+            .unwrap();
+        let stale = token_event("rep-0", "token-1", TokenStatus::Suspended, T0);
+        let written = store
+            .apply_repair_event(
+                &stale,
+                &outbox("card-1", "token.status_changed", 2),
+                &idempotency("reconcile", "rep-0"),
+            )
+            .await
+            .unwrap();
+        assert!(!written, "{b}");
+        assert_eq!(store.token_history("token-1").await.unwrap().len(), 1, "{b}: no history row");
+        assert_eq!(store.pending_outbox(10).await.unwrap().len(), 1, "{b}: nothing for the sinks");
+        assert_eq!(store.find_idempotency("reconcile", "rep-0").await.unwrap(), None, "{b}");
+        assert_eq!(store.find_token("token-1").await.unwrap().unwrap().status, TokenStatus::Active, "{b}");
+
+        // A newer one is written whole, once.
+        let fresh = token_event("rep-1", "token-1", TokenStatus::Suspended, later + Duration::minutes(1));
+        let queued = outbox("card-1", "token.status_changed", 3);
+        assert!(store.apply_repair_event(&fresh, &queued, &idempotency("reconcile", "rep-1")).await.unwrap(), "{b}");
+        let history = store.token_history("token-1").await.unwrap();
+        assert_eq!((history.len(), history[1].applied), (2, true), "{b}");
+        assert_eq!(store.pending_outbox(10).await.unwrap().len(), 2, "{b}");
+        assert_eq!(store.find_token("token-1").await.unwrap().unwrap().status, TokenStatus::Suspended, "{b}");
+        let again = outbox("card-1", "token.status_changed", 4);
+        assert!(!store.apply_repair_event(&fresh, &again, &idempotency("reconcile", "rep-1b")).await.unwrap(), "{b}");
+        assert_eq!(store.pending_outbox(10).await.unwrap().len(), 2, "{b}: the same repair is written once");
+    }
+}
+
+/// Reconciliation against TMP's list: what TMP's list settles is repaired (and written once), a
+/// mirror newer than TMP's `updatedAt` is left, a live token TMP does not list is reported and
+/// deactivated only when the operator asks, and a read (`Mode::Report`) writes nothing.
+#[tokio::test]
+async fn reconciliation_repairs_what_tmps_list_settles_and_reports_the_rest() {
+    use tmp_adapter::ops::tokens::{DriftKind, LeftBecause, Mode, reconcile};
+    use tmp_protocol::enums::{Tsp, Wallet};
+    use tmp_protocol::fields::{FreeText, Id};
+    use tmp_protocol::issuer_api::TokenRequestor;
+    use tmp_protocol::tmp_api::{TokenInfo, TokenList};
+
+    let info = |token_id: &str, status: TokenStatus, updated_at: OffsetDateTime| TokenInfo {
+        token_id: token_id.to_owned(),
+        card_id: "card-1".to_owned(),
+        status,
+        tsp: Tsp::Mdes,
+        token_requestor: TokenRequestor {
+            id: Id::parse("50110030273").unwrap(),
+            name: FreeText::parse("Apple Pay").unwrap(),
+            wallet: Wallet::ApplePay,
+        },
+        token_last4: Some("9876".to_owned()),
+        device_name: None,
+        device_id: None,
+        activation_code: None,
+        updated_at,
+    };
+    for (db, store) in stores().await {
+        let b = db.backend;
+        // The mirror: A active (T0), B active (T0 + 2h), C active (T0) — TMP has A suspended at
+        // T0 + 1h, B suspended at T0 + 1h (older than the mirror's), D which the mirror lacks,
+        // and does not list C.
+        for (n, token) in ["A", "C"].into_iter().enumerate() {
+            let event = token_event(&format!("ev-{token}"), token, TokenStatus::Active, T0);
+            let key = format!("k{n}");
+            let queued = outbox("card-1", "token.status_changed", n as u32);
+            store.apply_token_event(&event, &queued, &idempotency("token_events", &key)).await.unwrap();
+        }
+        let b_event = token_event("ev-B", "B", TokenStatus::Active, T0 + Duration::hours(2));
+        let queued = outbox("card-1", "token.status_changed", 9);
+        store.apply_token_event(&b_event, &queued, &idempotency("token_events", "kB")).await.unwrap();
+        let hour = T0 + Duration::hours(1);
+        let list = TokenList {
+            card_id: "card-1".into(),
+            tokens: vec![
+                info("A", TokenStatus::Suspended, hour),
+                info("B", TokenStatus::Suspended, hour),
+                info("D", TokenStatus::Active, hour),
+            ],
+        };
+        let now = T0 + Duration::hours(3);
+        let history_len = async |token: &str| store.token_history(token).await.unwrap().len();
+        let outbox_len = async || store.pending_outbox(100).await.unwrap().len();
+
+        // A read: everything found, nothing written.
+        let report = reconcile(&*store, &list, Mode::Report, now).await.unwrap();
+        assert_eq!(report.checked, 4, "{b}");
+        let mut found: Vec<_> = report.drift.iter().map(|d| (d.token_id.as_str(), d.kind, d.repaired)).collect();
+        found.sort_by_key(|f| f.0);
+        assert_eq!(
+            found,
+            [
+                ("A", DriftKind::Status, false),
+                ("B", DriftKind::Status, false),
+                ("C", DriftKind::UnknownAtTmp, false),
+                ("D", DriftKind::Missing, false)
+            ],
+            "{b}"
+        );
+        assert_eq!((outbox_len().await, history_len("A").await, history_len("D").await), (3, 1, 0), "{b}");
+
+        // A run: A and D repaired as of TMP's updatedAt, B and C left, each with its reason.
+        let run = reconcile(&*store, &list, Mode::Repair { deactivate_unknown: false }, now).await.unwrap();
+        let outcome = |token: &str| {
+            let d = run.drift.iter().find(|d| d.token_id == token).unwrap();
+            (d.repaired, d.left)
+        };
+        assert_eq!(outcome("A"), (true, None), "{b}");
+        assert_eq!(outcome("D"), (true, None), "{b}");
+        assert_eq!(outcome("B"), (false, Some(LeftBecause::MirrorNewer)), "{b}");
+        assert_eq!(outcome("C"), (false, Some(LeftBecause::NotListedAtTmp)), "{b}");
+        let a = store.token_history("A").await.unwrap();
+        assert_eq!(
+            (a.len(), a[1].event.status, a[1].event.occurred_at, a[1].event.reason.as_deref()),
+            (2, TokenStatus::Suspended, hour, Some("RECONCILED_WITH_TMP")),
+            "{b}"
+        );
+        assert_eq!(store.find_token("D").await.unwrap().unwrap().status, TokenStatus::Active, "{b}");
+        assert_eq!((history_len("B").await, history_len("C").await), (1, 1), "{b}: nothing written for what is left");
+        assert_eq!(outbox_len().await, 5, "{b}: the sinks hear of the two repairs");
+        assert_eq!(store.find_token("C").await.unwrap().unwrap().status, TokenStatus::Active, "{b}");
+
+        // Again: only what was left is found; nothing more is written.
+        let again = reconcile(&*store, &list, Mode::Repair { deactivate_unknown: false }, now).await.unwrap();
+        let mut left: Vec<_> = again.drift.iter().map(|d| d.token_id.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["B", "C"], "{b}");
+        assert_eq!(outbox_len().await, 5, "{b}");
+
+        // The operator knows TMP dropped C: deactivated as of now, initiated by the issuer.
+        let asked = reconcile(&*store, &list, Mode::Repair { deactivate_unknown: true }, now).await.unwrap();
+        let c = asked.drift.iter().find(|d| d.token_id == "C").unwrap();
+        assert_eq!((c.repaired, c.tmp_status), (true, None), "{b}");
+        let c = store.token_history("C").await.unwrap();
+        assert_eq!((c.len(), c[1].event.status, c[1].event.occurred_at), (2, TokenStatus::Deactivated, now), "{b}");
+        assert_eq!(c[1].event.initiator, Some(ChangeInitiator::Issuer), "{b}");
+    }
+}
+
 #[tokio::test]
 async fn a_failed_token_event_writes_nothing() {
     for (db, store) in stores().await {

@@ -415,7 +415,8 @@ async fn jrn_replace_deactivating(s: Arc<Session>) -> Outcome {
     ingest(&s, body, vec![crate::payload::PayloadSpec::card_data(&new_id)]).await?.status(202)?;
     token_status(&s, &token, "DEACTIVATED").await?;
     let found = s.mock()?.token(&token).await?.unwrap_or_default();
-    ensure(found["cardId"] == card_id.as_str(), "the token left on the old card", found.to_string())
+    ensure(found["cardId"] == card_id.as_str(), "the token left on the old card", found.to_string())?;
+    removed_by_issuer(&s, &card_id).await
 }
 
 async fn jrn_renew(s: Arc<Session>) -> Outcome {
@@ -438,13 +439,18 @@ async fn jrn_close(s: Arc<Session>) -> Outcome {
     let (card_id, token) = card_with_token(&s, "jrn-close").await?;
     ingest(&s, event(&s, &card_id, "card.closed", json!({"reason": "CLOSED_BY_HOLDER"})), vec![]).await?.status(202)?;
     token_status(&s, &token, "DEACTIVATED").await?;
+    removed_by_issuer(&s, &card_id).await
+}
+
+/// TMP told the issuer `CARD_REMOVED_BY_ISSUER` for `card_id`, and the issuer acknowledged it.
+async fn removed_by_issuer(s: &Session, card_id: &str) -> Outcome {
     let mock = s.mock()?;
     eventually(s.delivery_within, || async {
         let told = mock.requests().await?.into_iter().any(|r| {
             r["direction"] == "sent"
                 && r["path"] == "/issuer-api/v1/notifications"
                 && r["body"]["type"] == "CARD_REMOVED_BY_ISSUER"
-                && r["body"]["cardId"] == card_id.as_str()
+                && r["body"]["cardId"] == card_id
                 && r["status"].as_u64().is_some_and(|c| (200..300).contains(&c))
         });
         ensure(told, "CARD_REMOVED_BY_ISSUER acknowledged by the issuer", "not (yet)")

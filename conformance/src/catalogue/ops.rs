@@ -441,8 +441,10 @@ async fn ops_reconcile_lost_event(s: Arc<Session>) -> Outcome {
     // (nor another case's still in flight).
     issuer_told(&s, "/issuer-api/v1/tokens/events", &token).await?;
     let mock = s.mock()?;
-    let fault =
-        mock.add_fault(json!({"route": "POST /issuer-api/v1/tokens/events", "discard": true, "times": 1})).await?;
+    // Only this token's callbacks: another case's token event in flight is not lost instead.
+    let rule =
+        json!({"route": "POST /issuer-api/v1/tokens/events", "discard": true, "times": 1, "body_contains": token});
+    let fault = mock.add_fault(rule).await?;
     let lost = async {
         mock.wallet_action(&token, "suspend").await?;
         token_status(&s, &token, "SUSPENDED").await?;

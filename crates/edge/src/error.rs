@@ -186,7 +186,9 @@ impl ResponseError for ApiError {
             // The request span carries the correlation id.
             ApiError::Unavailable(source) | ApiError::Internal(source) => {
                 if let Some(suppressed) = FAILED.admit() {
-                    tracing::error!(error = ?source, suppressed, "request failed");
+                    // `{:#}`: the cause chain on one line, without the backtrace `{:?}` adds under
+                    // RUST_BACKTRACE (a log line, not a crash report).
+                    tracing::error!(error = %format_args!("{source:#}"), suppressed, "request failed");
                 }
             }
             ApiError::UpstreamUnavailable { message, .. } => {

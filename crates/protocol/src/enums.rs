@@ -149,6 +149,13 @@ pub enum Tsp {
 }
 
 impl Tsp {
+    pub const ALL: [Tsp; 2] = [Tsp::Mdes, Tsp::Vts];
+
+    /// The value `as_str` gives (a stored one, read back).
+    pub fn parse(s: &str) -> Option<Tsp> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tsp::Mdes => "MDES",
@@ -169,6 +176,14 @@ pub enum Wallet {
 }
 
 impl Wallet {
+    pub const ALL: [Wallet; 5] =
+        [Wallet::ApplePay, Wallet::GooglePay, Wallet::SamsungPay, Wallet::Merchant, Wallet::Other];
+
+    /// The value `as_str` gives (a stored one, read back).
+    pub fn parse(s: &str) -> Option<Wallet> {
+        Self::ALL.into_iter().find(|w| w.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Wallet::ApplePay => "APPLE_PAY",
@@ -358,5 +373,7 @@ mod tests {
         }
         check(&ReasonCode::ALL, ReasonCode::as_str, ReasonCode::parse);
         check(&ChangeInitiator::ALL, ChangeInitiator::as_str, ChangeInitiator::parse);
+        check(&Tsp::ALL, Tsp::as_str, Tsp::parse);
+        check(&Wallet::ALL, Wallet::as_str, Wallet::parse);
     }
 }

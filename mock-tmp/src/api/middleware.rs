@@ -66,7 +66,7 @@ async fn handle(
     req.extensions_mut().insert(RawBody(body.clone()));
     req.set_payload(Payload::from(body));
 
-    let fault = mock.faults.decide(&format!("{method} {}", route.as_deref().unwrap_or(&path)));
+    let fault = mock.faults.decide(&format!("{method} {}", route.as_deref().unwrap_or(&path)), None);
     entry.fault_id = fault.rule_id;
     if let Some(latency) = fault.latency {
         tokio::time::sleep(latency).await;

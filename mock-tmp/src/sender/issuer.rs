@@ -127,7 +127,7 @@ impl IssuerLink {
         body: &[u8],
         attempt: u32,
     ) -> Result<Answer, Failure> {
-        let fault = self.faults.decide(&format!("POST {path}"));
+        let fault = self.faults.decide(&format!("POST {path}"), Some(body));
         let mut entry = JournalEntry::new(Direction::Sent, "POST", path, Outcome::Answered);
         entry.route = Some(path.to_owned());
         entry.idempotency_key = Some(idempotency_key.to_owned());

@@ -3,7 +3,8 @@
 //! - card **blocked** → its active tokens are suspended, with the block recorded as one of the
 //!   token's suspenders (a token already suspended gets the block added);
 //! - card **unblocked** → the block is lifted; a token resumes only when nobody else (issuer,
-//!   cardholder) still holds it suspended — the multi-suspender rule;
+//!   cardholder) still holds it suspended — the multi-suspender rule; an unblock with
+//!   `propagateToTokens: false` leaves the tokens suspended, held by the issuer instead;
 //! - card **closed** → its tokens are deactivated and `CARD_REMOVED_BY_ISSUER` is sent;
 //! - card **replaced** → the new card is ACTIVE and the old one CLOSED (as the adapter records
 //!   them); the old card's tokens move to the new card, and a suspension that was only the old
@@ -174,6 +175,18 @@ impl MockState {
         card.status = status;
         card.updated_at = now;
         if !propagate && status != IssuerCardStatus::Closed {
+            if status == IssuerCardStatus::Active {
+                // An unblock that is not to reach the tokens: those an earlier block suspended
+                // stay suspended, now held by the issuer — who chose so and can resume them —
+                // rather than by a block that no longer exists and nothing would ever lift.
+                for token_id in self.tokens_of(card_id) {
+                    let Some(token) = self.tokens.get_mut(&token_id) else { continue };
+                    if token.suspenders.remove(&Suspender::CardBlock) {
+                        token.suspenders.insert(Suspender::Issuer);
+                        token.updated_at = now;
+                    }
+                }
+            }
             return Ok((0, Vec::new()));
         }
         let mut effects = Vec::new();
@@ -500,6 +513,22 @@ mod tests {
         );
         assert_eq!(causes(&effects), [Cause::new(ChangeInitiator::Issuer, "CARD_REPLACED")]);
         assert_eq!(state.cards["card-2"].status, IssuerCardStatus::Active);
+    }
+
+    #[test]
+    fn an_unblock_that_does_not_reach_the_tokens_leaves_them_held_by_the_issuer() {
+        let mut state = state_with_token(TokenStatus::Active);
+        state.set_card_status("card-1", IssuerCardStatus::Blocked, None, true).unwrap();
+        let (affected, effects) = state.set_card_status("card-1", IssuerCardStatus::Active, None, false).unwrap();
+        assert_eq!((affected, effects.len()), (0, 0));
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Suspended, "the card alone changed");
+        assert_eq!(suspenders(&state.tokens["tok-1"]), BTreeSet::from([Suspender::Issuer]));
+        // Not stuck behind a block that no longer exists: the issuer resumes it when it chooses.
+        let (_, effects) = state
+            .token_action("tok-1", TokenAction::Resume, ActionInitiator::Issuer, ReasonCode::Found, "all clear")
+            .unwrap();
+        assert_eq!(state.tokens["tok-1"].status, TokenStatus::Active);
+        assert_eq!(causes(&effects), [Cause::new(ChangeInitiator::Issuer, "all clear").coded(ReasonCode::Found)]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A card's tokens, and token actions (activate, suspend, resume, deactivate) through the TMP
 //! API. Reading falls back to the adapter's token mirror, marked stale, when TMP is unavailable.
 
-use crate::ops::tokens::Reconciliation;
+use crate::ops::tokens::{self as reconcile, Reconciliation};
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,6 @@ use tmp_protocol::error::ErrorCode;
 use tmp_protocol::fields::FreeText;
 use tmp_protocol::tmp_api::{
     ActionInitiator, ActivationCodeState, ResendActivationCodeRequest, TokenAction, TokenActionRequest, TokenInfo,
-    TokenList,
 };
 use utoipa::ToSchema;
 
@@ -110,7 +109,24 @@ pub struct CardTokens {
     pub source: TokenSource,
     /// True when TMP was unavailable and the mirror answered: it may lag behind TMP.
     pub stale: bool,
+    /// When TMP answered: how many of the card's tokens the adapter's mirror has wrong (TMP
+    /// lists it and the mirror does not, another status, or the mirror has a live token TMP does
+    /// not list). A read repairs nothing: `POST .../tokens/reconcile` does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_drift: Option<u32>,
     pub tokens: Vec<OpsToken>,
+}
+
+/// Optional reason for the audit; `deactivateUnknown` also deactivates, in the mirror, the live
+/// tokens TMP does not list on the card (only once you know TMP dropped them: a token TMP moved
+/// to a replacement card looks the same until its token event arrives).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReconcileBody {
+    /// 1 to 200 characters, no card number.
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub deactivate_unknown: bool,
 }
 
 /// One token event as the adapter received it from TMP.
@@ -334,14 +350,21 @@ pub async fn list(
     path_id("cardId", &card_id)?;
     let answer = match ops.tmp().card_tokens(&card_id, &correlation::current()).await {
         Ok(list) => {
-            // TMP's list is at hand: the mirror catches up with it (a read that repairs drift).
-            if let Err(error) = reconcile_and_count(&state, &list).await {
-                tracing::warn!(error = %error, "the mirror could not be reconciled with TMP's list");
-            }
+            // TMP's list is at hand: say how far the mirror is off (a read writes nothing; a
+            // repair is an audited operator action).
+            let now = time::OffsetDateTime::now_utc();
+            let mirror_drift = match reconcile::reconcile(&*state.store, &list, reconcile::Mode::Report, now).await {
+                Ok(report) => Some(u32::try_from(report.drift.len()).unwrap_or(u32::MAX)),
+                Err(error) => {
+                    tracing::warn!(error = %error, "the mirror could not be compared with TMP's list");
+                    None
+                }
+            };
             CardTokens {
                 card_id: card_id.into_inner(),
                 source: TokenSource::Tmp,
                 stale: false,
+                mirror_drift,
                 tokens: list.tokens.iter().map(OpsToken::from).collect(),
             }
         }
@@ -352,6 +375,7 @@ pub async fn list(
                 card_id: card_id.into_inner(),
                 source: TokenSource::Mirror,
                 stale: true,
+                mirror_drift: None,
                 tokens: tokens.iter().map(OpsToken::from).collect(),
             }
         }
@@ -384,9 +408,12 @@ pub async fn history(
         return Err(ApiError::NotFound);
     };
     let stored = state.store.token_history(&token_id).await?;
-    let tokenization_id = stored.iter().find_map(|e| e.event.tokenization_id.clone());
-    let decisions = match &tokenization_id {
-        Some(id) => state.store.decisions_for_tokenization(&token.card_id, id).await?,
+    // The card of the event that named the tokenization: the token may have moved to a
+    // replacement card since, and the decisions were made for the card it was created on.
+    let tokenized = stored.iter().find_map(|e| Some((e.event.card_id.as_str(), e.event.tokenization_id.as_deref()?)));
+    let tokenization_id = tokenized.map(|(_, id)| id.to_owned());
+    let decisions = match tokenized {
+        Some((card_id, id)) => state.store.decisions_for_tokenization(card_id, id).await?,
         None => Vec::new(),
     };
     let decisions = decisions
@@ -593,26 +620,19 @@ fn card_audit_action(action: TokenAction) -> &'static str {
     }
 }
 
-/// Reconciles the mirror with TMP's `list` and counts what it found.
-async fn reconcile_and_count(state: &AppState, list: &TokenList) -> Result<Reconciliation, ApiError> {
-    let report = crate::ops::tokens::reconcile(&*state.store, list, time::OffsetDateTime::now_utc()).await?;
-    for drift in &report.drift {
-        state.metrics.token_drift.with_label_values(&[drift.kind.as_str()]).inc();
-    }
-    Ok(report)
-}
-
 /// Compares the adapter's token mirror of a card with TMP's token list and repairs each
-/// difference: a token the mirror lacks (`missing`), another status (`status`), a live token TMP
-/// does not list (`unknown_at_tmp`, deactivated). Each repair is a token event of TMP's state in
-/// the token's history (reason `RECONCILED_WITH_TMP`), forwarded to the issuer's sinks like any.
+/// difference TMP's list settles: a token the mirror lacks (`missing`), another status
+/// (`status`). Each repair is a token event of TMP's state in the token's history (reason
+/// `RECONCILED_WITH_TMP`), forwarded to the issuer's sinks like any; a mirror whose event is
+/// newer than TMP's `updatedAt` is left (`left: mirror_newer`). A live token TMP does not list
+/// (`unknown_at_tmp`) is reported, and deactivated in the mirror only with `deactivateUnknown`.
 #[utoipa::path(
     post,
     path = "/ops/v1/cards/{cardId}/tokens/reconcile",
     operation_id = "card_tokens_reconcile",
     tag = "Tokens",
     params(("cardId" = String, Path, description = "The card id TMP knows the card by")),
-    request_body(content = super::outbox::ActionRequest, description = "Optional: why, for the audit"),
+    request_body(content = ReconcileBody, description = "Optional: why, for the audit; whether to deactivate tokens TMP does not list"),
     responses((status = 200, description = "What differed and whether it was repaired", body = Reconciliation), OpsErrors),
     security(("bearer" = ["tokens:write"]), ("mtls" = ["tokens:write"]))
 )]
@@ -629,14 +649,19 @@ pub async fn reconcile(
     let draft = AuditDraft::new("tokens.reconcile", Some(card_id.clone()), Some(card_id.clone()));
     super::write(&state, &principal, &req, body, Scope::TokensWrite, draft, async |audit, _, bytes| {
         path_id("cardId", &card_id)?;
-        let body: super::outbox::ActionRequest = super::optional_json(bytes)?;
+        let body: ReconcileBody = super::optional_json(bytes)?;
         audit.reason = super::optional_reason(body.reason)?;
         let list = ops
             .tmp()
             .card_tokens(&card_id, &correlation::current())
             .await
             .map_err(|e| super::tmp_error(TmpCall::CardTokens { card_id: &card_id }, e))?;
-        Answer::ok(&reconcile_and_count(&state, &list).await?)
+        let mode = reconcile::Mode::Repair { deactivate_unknown: body.deactivate_unknown };
+        let report = reconcile::reconcile(&*state.store, &list, mode, time::OffsetDateTime::now_utc()).await?;
+        for drift in &report.drift {
+            state.metrics.token_drift.with_label_values(&[drift.kind.as_str()]).inc();
+        }
+        Answer::ok(&report)
     })
     .await
 }

@@ -563,8 +563,8 @@ async fn a_fraud_desk_suspends_every_token_on_one_device_with_a_coded_reason() {
 }
 
 /// TMP loses token events (the mock's `discard` fault): the mirror drifts — a suspension it
-/// never heard of, a token it never saw — and reconciliation repairs it from TMP's list, once,
-/// through the ops API, a read of the card's tokens, and the CLI alike.
+/// never heard of, a token it never saw — a read of the card's tokens shows how far, and
+/// reconciliation repairs it from TMP's list, once, through the ops API and the CLI alike.
 #[tokio::test]
 async fn lost_token_events_make_the_mirror_drift_and_reconciliation_repairs_it() {
     let ops = Ops::spawn().await;
@@ -622,22 +622,26 @@ async fn lost_token_events_make_the_mirror_drift_and_reconciliation_repairs_it()
     assert_eq!(again["drift"], json!([]), "{again}");
     assert_eq!(again["checked"], 2);
 
-    // A read of the card's tokens repairs what it sees: the wallet resumes, TMP loses the event.
+    // A read of the card's tokens says how far the mirror is off, and writes nothing: the
+    // wallet resumes, TMP loses the event.
     ops.kit.control("/_mock/v1/faults", lose(1)).await;
     ops.kit.control(&format!("/_mock/v1/simulate/tokens/{first}/wallet/resume"), json!({})).await;
     ops.kit.inner.mock_idle().await;
     assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Suspended);
-    ops.tokens(&card, &desk).await;
-    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Active, "repaired by the read");
+    assert_eq!(ops.tokens(&card, &desk).await["mirrorDrift"], 1);
+    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Suspended, "a read repairs nothing");
 
     // The CLI: the same repair for every card the mirror holds.
     ops.kit.control("/_mock/v1/faults", lose(1)).await;
     ops.kit.control(&format!("/_mock/v1/simulate/tokens/{second}/remove"), json!({})).await;
     ops.kit.inner.mock_idle().await;
     assert_eq!(ops.kit.adapter_token(&second).await.status, TokenStatus::Active);
-    let code = tmp_adapter::cli::reconcile_command(ops.kit.inner.settings(), None, true).await.unwrap();
+    let repair = tmp_adapter::ops::tokens::Mode::Repair { deactivate_unknown: false };
+    let code = tmp_adapter::cli::reconcile_command(ops.kit.inner.settings(), None, true, repair).await.unwrap();
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert_eq!(ops.kit.adapter_token(&second).await.status, TokenStatus::Deactivated);
+    assert_eq!(ops.kit.adapter_token(&first).await.status, TokenStatus::Active, "the read's drift too");
+    assert_eq!(ops.tokens(&card, &desk).await["mirrorDrift"], 0);
     let audit = expect_json(ops.get("/ops/v1/audit?limit=20", &desk).await, 200).await;
     let runs = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "tokens.reconcile").count();
     assert_eq!(runs, 3, "two through the ops API, one by the CLI: {audit}");

@@ -665,6 +665,9 @@ impl Settings {
                 if shortest == 1 { "; production requires at least 60" } else { "" }
             ));
         }
+        if !(1..=31 * 86_400).contains(&self.policy.velocity_window_secs) {
+            return fail("policy.velocity_window_secs must be between 1 and 2678400 (31 days)".into());
+        }
         if self.policy.deadline_ms > 60_000 {
             return fail("policy.deadline_ms must be at most 60000".into());
         }

@@ -145,6 +145,13 @@ pub struct PolicyEntry {
     /// Decline with `TOO_MANY_TOKENS` at this many live tokens in the entry's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_live_tokens_per_card: Option<u32>,
+    /// Decline with `VELOCITY_EXCEEDED` at this many other tokenizations of the card within the
+    /// target's velocity window; 0 when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokenizations_per_card: Option<u32>,
+    /// The same per device (`device.id`); 0 when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokenizations_per_device: Option<u32>,
 }
 
 /// A policy setting as it applies to one token requestor: its value, or why the suite cannot
@@ -191,6 +198,14 @@ impl PolicyProfile {
 
     pub fn max_live_tokens_per_card(&self, requestor_id: &str, wallet: &str) -> Declared<u32> {
         self.setting(requestor_id, wallet, "max_live_tokens_per_card", |e| e.max_live_tokens_per_card)
+    }
+
+    pub fn max_tokenizations_per_card(&self, requestor_id: &str, wallet: &str) -> Declared<u32> {
+        self.setting(requestor_id, wallet, "max_tokenizations_per_card", |e| e.max_tokenizations_per_card)
+    }
+
+    pub fn max_tokenizations_per_device(&self, requestor_id: &str, wallet: &str) -> Declared<u32> {
+        self.setting(requestor_id, wallet, "max_tokenizations_per_device", |e| e.max_tokenizations_per_device)
     }
 
     pub fn contact_disclosure(&self) -> Declared<ContactDisclosure> {

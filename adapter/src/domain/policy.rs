@@ -26,6 +26,9 @@ pub struct PolicySettings {
     #[serde(default)]
     pub contact_disclosure: ContactDisclosure,
     pub cvc: CvcPolicySettings,
+    /// The window the velocity limits (`max_tokenizations_per_card`, `…_per_device`) count in.
+    #[serde(default = "default_velocity_window_secs")]
+    pub velocity_window_secs: u64,
     /// Policy for token requestors without an entry below.
     pub default: RequestorPolicy,
     /// Per wallet (`APPLE_PAY`, `GOOGLE_PAY`, `SAMSUNG_PAY`, `MERCHANT`, `OTHER`; any case, as
@@ -80,6 +83,17 @@ pub struct RequestorPolicy {
     /// Decline when the card already has this many tokens that are not deactivated, in this
     /// entry's scope ([`PolicySettings::token_scope`]).
     pub max_live_tokens_per_card: u32,
+    /// Decline (`VELOCITY_EXCEEDED`) when the card had this many other tokenizations within
+    /// `velocity_window_secs`, by any requestor and whatever their outcome; 0 disables.
+    #[serde(default)]
+    pub max_tokenizations_per_card: u32,
+    /// The same for the device the tokenization names (`device.id`); 0 disables.
+    #[serde(default)]
+    pub max_tokenizations_per_device: u32,
+}
+
+fn default_velocity_window_secs() -> u64 {
+    86_400
 }
 
 impl PolicySettings {
@@ -138,6 +152,10 @@ pub struct DecisionInput {
     pub provisioning: ProvisioningMethod,
     /// Tokens of the card that are not deactivated.
     pub live_tokens: u32,
+    /// The card's other tokenizations within the velocity window.
+    pub card_tokenizations: u32,
+    /// The device's, when the request named a device.
+    pub device_tokenizations: Option<u32>,
     pub wallet_score: Option<u8>,
     pub device_score: Option<u8>,
     pub wallet_recommendation: Option<Decision>,
@@ -200,6 +218,9 @@ fn issuer_decision(policy: &RequestorPolicy, input: &DecisionInput) -> (Decision
         }
         CvcResult::NotProvided | CvcResult::Match => {}
     }
+    if velocity_exceeded(policy, input) {
+        return declined(R::VelocityExceeded);
+    }
     if input.live_tokens >= policy.max_live_tokens_per_card {
         return declined(R::TooManyTokens);
     }
@@ -208,6 +229,14 @@ fn issuer_decision(policy: &RequestorPolicy, input: &DecisionInput) -> (Decision
         return (Decision::RequireAdditionalAuthentication, R::LowScoreStepUp);
     }
     (Decision::Approved, R::CardVerified)
+}
+
+/// Whether the card or the device had as many tokenizations within the window as the policy
+/// allows (a limit of 0 is off).
+fn velocity_exceeded(policy: &RequestorPolicy, input: &DecisionInput) -> bool {
+    let over = |limit: u32, count: u32| limit > 0 && count >= limit;
+    over(policy.max_tokenizations_per_card, input.card_tokenizations)
+        || input.device_tokenizations.is_some_and(|n| over(policy.max_tokenizations_per_device, n))
 }
 
 /// Never more permissive than the wallet's own recommendation.
@@ -244,7 +273,13 @@ mod tests {
     }
 
     fn policy() -> RequestorPolicy {
-        RequestorPolicy { require_cvc: false, step_up_below_score: 3, max_live_tokens_per_card: 2 }
+        RequestorPolicy {
+            require_cvc: false,
+            step_up_below_score: 3,
+            max_live_tokens_per_card: 2,
+            max_tokenizations_per_card: 0,
+            max_tokenizations_per_device: 0,
+        }
     }
 
     fn active() -> CardOutcome {
@@ -257,6 +292,8 @@ mod tests {
             cvc: CvcResult::Match,
             provisioning: ProvisioningMethod::Manual,
             live_tokens: 0,
+            card_tokenizations: 0,
+            device_tokenizations: None,
             wallet_score: Some(5),
             device_score: Some(5),
             wallet_recommendation: None,
@@ -333,6 +370,28 @@ mod tests {
         let no_step_up = RequestorPolicy { step_up_below_score: 0, ..policy() };
         i.wallet_score = Some(1);
         assert_eq!(decide(&no_step_up, &i).decision, Decision::Approved);
+    }
+
+    #[test]
+    fn velocity_limits_decline_at_the_limit_per_card_and_per_device() {
+        let limited = RequestorPolicy { max_tokenizations_per_card: 3, max_tokenizations_per_device: 2, ..policy() };
+        let mut i = input(active());
+        i.card_tokenizations = 2;
+        i.device_tokenizations = Some(1);
+        assert_eq!(decide(&limited, &i).reason, DecisionReason::CardVerified, "under both limits");
+        i.card_tokenizations = 3;
+        assert_eq!(decide(&limited, &i).reason, DecisionReason::VelocityExceeded, "the card's limit");
+        i.card_tokenizations = 0;
+        i.device_tokenizations = Some(2);
+        assert_eq!(decide(&limited, &i).reason, DecisionReason::VelocityExceeded, "the device's limit");
+        i.device_tokenizations = None;
+        assert_eq!(decide(&limited, &i).reason, DecisionReason::CardVerified, "no device named: not counted");
+        // Off at 0, and a card problem or a wrong CVC still says what it is.
+        i.card_tokenizations = 100;
+        assert_eq!(decide_for(i).1, DecisionReason::CardVerified);
+        i.cvc = CvcResult::NoMatch;
+        assert_eq!(decide(&limited, &i).reason, DecisionReason::CvcNoMatch);
+        assert_eq!(decide(&limited, &input(CardOutcome::NotFound)).reason, DecisionReason::CardNotFound);
     }
 
     #[test]

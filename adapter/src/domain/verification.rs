@@ -16,7 +16,7 @@ use super::error::DomainError;
 use crate::card_source::{CardFacts, CardSource, CardSourceError};
 use crate::domain::policy::{self, Assessment, CardOutcome, DecisionInput, PolicySettings};
 use crate::metrics::Metrics;
-use crate::store::{DecisionRecord, DynStore};
+use crate::store::{DecisionRecord, DynStore, VelocityKey};
 
 pub struct CardVerifier {
     source: Arc<dyn CardSource>,
@@ -37,6 +37,17 @@ struct SourceAnswer {
     card: Option<CardFacts>,
     cvc: CvcResult,
     live_tokens: u32,
+    /// The card's and the device's other tokenizations in the velocity window.
+    card_tokenizations: u32,
+    device_tokenizations: Option<u32>,
+}
+
+/// What the velocity limits need counted for one tokenization (only the limits that are on).
+struct Velocity<'a> {
+    tokenization_id: &'a str,
+    device_id: Option<&'a str>,
+    per_card: bool,
+    per_device: bool,
 }
 
 enum StandIn {
@@ -66,7 +77,13 @@ impl CardVerifier {
         let requestor_policy = self.policy.for_requestor(&requestor.id, requestor.wallet);
 
         let scope = self.policy.token_scope(&requestor.id, requestor.wallet);
-        let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, &scope, now)).await;
+        let velocity = Velocity {
+            tokenization_id: request.tokenization_id.as_str(),
+            device_id: request.device.as_ref().map(|d| d.id.as_str()),
+            per_card: requestor_policy.max_tokenizations_per_card > 0,
+            per_device: requestor_policy.max_tokenizations_per_device > 0,
+        };
+        let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, &scope, &velocity, now)).await;
         let (assessment, facts, cvc_result, stand_in) = match answer {
             Ok(Ok(answer)) => {
                 let outcome = outcome_of(answer.card.as_ref(), card, now);
@@ -75,6 +92,8 @@ impl CardVerifier {
                     cvc: answer.cvc,
                     provisioning: request.provisioning_method,
                     live_tokens: answer.live_tokens,
+                    card_tokenizations: answer.card_tokenizations,
+                    device_tokenizations: answer.device_tokenizations,
                     wallet_score: request.wallet_score,
                     device_score: request.device_score,
                     wallet_recommendation: request.wallet_recommendation,
@@ -139,20 +158,31 @@ impl CardVerifier {
             cvc_result: cvc_result.as_str().into(),
             stand_in,
             latency_ms: latency.as_millis() as i64,
+            device_id: request.device.as_ref().map(|d| d.id.to_string()),
+            device_type: request.device.as_ref().and_then(|d| d.device_type).map(|t| t.as_str().to_owned()),
+            token_type: request.token_type.map(|t| t.as_str().to_owned()),
         };
         Verified { response, audit }
     }
 
-    /// Lookup, CVC check with attempt counting, and token count: everything the deadline bounds.
+    /// Lookup, CVC check with attempt counting, token and tokenization counts: everything the
+    /// deadline bounds.
     async fn ask_source(
         &self,
         card: &CardData,
         scope: &crate::store::TokenScope,
+        velocity: &Velocity<'_>,
         now: OffsetDateTime,
     ) -> Result<SourceAnswer, DomainError> {
         let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
         let Some(facts) = facts else {
-            return Ok(SourceAnswer { card: None, cvc: NOT_CHECKED, live_tokens: 0 });
+            return Ok(SourceAnswer {
+                card: None,
+                cvc: NOT_CHECKED,
+                live_tokens: 0,
+                card_tokenizations: 0,
+                device_tokenizations: None,
+            });
         };
         let outcome = outcome_of(Some(&facts), card, now);
         let cvc = match &card.cvc {
@@ -162,7 +192,26 @@ impl CardVerifier {
             None => NOT_CHECKED,
         };
         let live_tokens = self.store.count_live_tokens(&facts.card_id, scope).await?;
-        Ok(SourceAnswer { card: Some(facts), cvc, live_tokens })
+        let since = now - self.velocity_window();
+        let card_tokenizations = match velocity.per_card {
+            true => {
+                self.store
+                    .count_tokenizations(&VelocityKey::Card(&facts.card_id), since, velocity.tokenization_id)
+                    .await?
+            }
+            false => 0,
+        };
+        let device_tokenizations = match velocity.device_id {
+            Some(device) if velocity.per_device => Some(
+                self.store.count_tokenizations(&VelocityKey::Device(device), since, velocity.tokenization_id).await?,
+            ),
+            _ => None,
+        };
+        Ok(SourceAnswer { card: Some(facts), cvc, live_tokens, card_tokenizations, device_tokenizations })
+    }
+
+    fn velocity_window(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.policy.velocity_window_secs).unwrap_or(i64::MAX))
     }
 
     /// Checks a CVC, honouring and updating the per-card attempt counter.
@@ -284,6 +333,9 @@ impl CardVerifier {
             cvc_result: cvc_result.as_str().into(),
             stand_in: false,
             latency_ms: latency.as_millis() as i64,
+            device_id: None,
+            device_type: None,
+            token_type: None,
         };
         Ok(Verified { response, audit })
     }

@@ -2,9 +2,10 @@
 //! it answered.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::engine::{SqlStore, dispatch};
-use super::rows::{Ts, decision_columns};
+use super::rows::{self, Ts, decision_columns};
 use super::{DecisionRecord, IdempotencyRecord, IdempotentWrite, StoreResult};
 
 #[async_trait]
@@ -26,6 +27,21 @@ pub trait DecisionStore: Send + Sync {
         card_id: &str,
         tokenization_id: &str,
     ) -> StoreResult<Vec<DecisionRecord>>;
+    /// How many other tokenizations (card verifications, one per tokenization id, whatever
+    /// their outcome) the card or the device had since `since` — the velocity limits' count.
+    async fn count_tokenizations(
+        &self,
+        of: &VelocityKey<'_>,
+        since: OffsetDateTime,
+        excluding_tokenization: &str,
+    ) -> StoreResult<u32>;
+}
+
+/// What a velocity limit counts the tokenizations of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VelocityKey<'a> {
+    Card(&'a str),
+    Device(&'a str),
 }
 
 #[async_trait]
@@ -45,8 +61,8 @@ impl DecisionStore for SqlStore {
                 "INSERT INTO decisions \
                  (id, decided_at, correlation_id, operation, tokenization_id, card_id, pan_last4, \
                   token_requestor_id, wallet, tsp, decision, reason, card_status, cvc_result, \
-                  stand_in, latency_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                  stand_in, latency_ms, device_id, device_type, token_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
             )
             .bind(decision.id)
             .bind(Ts(decision.decided_at))
@@ -64,6 +80,9 @@ impl DecisionStore for SqlStore {
             .bind(&decision.cvc_result)
             .bind(decision.stand_in)
             .bind(decision.latency_ms)
+            .bind(&decision.device_id)
+            .bind(&decision.device_type)
+            .bind(&decision.token_type)
             .execute(c)
             .await?;
         });
@@ -120,5 +139,31 @@ impl DecisionStore for SqlStore {
             .await?
         });
         Ok(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_tokenizations(
+        &self,
+        of: &VelocityKey<'_>,
+        since: OffsetDateTime,
+        excluding_tokenization: &str,
+    ) -> StoreResult<u32> {
+        // One statement per key, each on its own (key, decided_at) index.
+        let (sql, key) = match of {
+            VelocityKey::Card(id) => (
+                "SELECT COUNT(DISTINCT tokenization_id) FROM decisions WHERE card_id = $1 AND decided_at >= $2 \
+                  AND operation = 'verify_card' AND tokenization_id <> $3",
+                *id,
+            ),
+            VelocityKey::Device(id) => (
+                "SELECT COUNT(DISTINCT tokenization_id) FROM decisions WHERE device_id = $1 AND decided_at >= $2 \
+                  AND operation = 'verify_card' AND tokenization_id <> $3",
+                *id,
+            ),
+        };
+        let count: i64 = dispatch!(self.read(), |pool| {
+            sqlx::query_scalar(sql).bind(key).bind(Ts(since)).bind(excluding_tokenization).fetch_one(pool).await?
+        });
+        rows::count_u32(count, "tokenization count")
     }
 }

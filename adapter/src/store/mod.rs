@@ -27,7 +27,7 @@ mod tokens;
 
 pub use cards::CardStore;
 pub use cvc::CvcAttempts;
-pub use decisions::DecisionStore;
+pub use decisions::{DecisionStore, VelocityKey};
 pub use engine::SqlStore;
 pub use group_commit::{GroupCommitSettings, GroupCommitStats};
 pub use idempotency::IdempotencyStore;
@@ -113,6 +113,12 @@ pub struct DecisionRecord {
     pub cvc_result: String,
     pub stand_in: bool,
     pub latency_ms: i64,
+    /// The tokenization's device (TMP's `device.id`), when it named one.
+    pub device_id: Option<String>,
+    /// `PHONE`, `WATCH`, …
+    pub device_type: Option<String>,
+    /// `SECURE_ELEMENT`, `HCE`, `CARD_ON_FILE`.
+    pub token_type: Option<String>,
 }
 
 /// One token-status event received from TMP.

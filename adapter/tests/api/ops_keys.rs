@@ -259,6 +259,9 @@ async fn the_decision_audit_of_a_card_never_shows_card_data() {
                 cvc_result: "MATCH".into(),
                 stand_in: false,
                 latency_ms: 12,
+                device_id: Some("dev-phone-1".into()),
+                device_type: Some("PHONE".into()),
+                token_type: Some("SECURE_ELEMENT".into()),
             };
             app.store.record_decision(&record, None).await.unwrap();
         }

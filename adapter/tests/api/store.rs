@@ -74,6 +74,9 @@ fn decision(card_id: &str, decided_at: OffsetDateTime) -> DecisionRecord {
         cvc_result: "MATCH".to_owned(),
         stand_in: false,
         latency_ms: 42,
+        device_id: Some("dev-phone-1".to_owned()),
+        device_type: Some("PHONE".to_owned()),
+        token_type: Some("HCE".to_owned()),
     }
 }
 
@@ -405,6 +408,41 @@ async fn decisions_are_written_with_their_idempotency_record() {
         let err = store.record_decision(&second, Some(&idempotency("verify_card", "key-2"))).await.unwrap_err();
         assert!(matches!(err, StoreError::Database(_)), "{b}: {err:?}");
         assert_eq!(store.find_idempotency("verify_card", "key-2").await.unwrap(), None, "{b}");
+    }
+}
+
+/// The velocity limits' count: a card's or a device's verify-card decisions since a moment, one
+/// per tokenization id, the current tokenization left out.
+#[tokio::test]
+async fn tokenizations_are_counted_per_card_and_per_device_within_the_window() {
+    use tmp_adapter::store::VelocityKey;
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let at = |minutes: i64, tokenization: &str, card: &str, device: Option<&str>| DecisionRecord {
+            tokenization_id: Some(tokenization.to_owned()),
+            device_id: device.map(str::to_owned),
+            ..decision(card, T0 + Duration::minutes(minutes))
+        };
+        let rows = [
+            at(0, "t-old", "card-1", Some("dev-a")),
+            at(10, "t-1", "card-1", Some("dev-a")),
+            // TMP asked twice for one tokenization: one tokenization.
+            at(11, "t-1", "card-1", Some("dev-a")),
+            at(12, "t-2", "card-2", Some("dev-a")),
+            at(13, "t-3", "card-1", None),
+            at(14, "t-now", "card-1", Some("dev-a")),
+        ];
+        for row in &rows {
+            store.record_decision(row, None).await.unwrap();
+        }
+        let mut cvc = at(15, "t-4", "card-1", Some("dev-a"));
+        cvc.operation = "verify_cvc".into();
+        store.record_decision(&cvc, None).await.unwrap();
+        let since = T0 + Duration::minutes(5);
+        let count = async |key| store.count_tokenizations(&key, since, "t-now").await.unwrap();
+        assert_eq!(count(VelocityKey::Card("card-1")).await, 2, "{b}: t-1 and t-3");
+        assert_eq!(count(VelocityKey::Device("dev-a")).await, 2, "{b}: t-1 and t-2");
+        assert_eq!(count(VelocityKey::Device("dev-b")).await, 0, "{b}");
     }
 }
 

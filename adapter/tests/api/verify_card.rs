@@ -405,3 +405,48 @@ async fn the_contact_goes_with_an_approval_when_the_policy_says_so() {
         app.stop().await;
     }
 }
+
+/// Velocity: with two tokenizations per device allowed, the third naming that device is
+/// declined (VELOCITY_EXCEEDED) whatever the card, another device and a request without one are
+/// not; TMP asking again for one tokenization counts once; the device and token type are audited.
+#[tokio::test]
+async fn the_tokenization_after_a_devices_limit_is_declined_for_velocity() {
+    for db in test_databases().await {
+        let app = TestApp::spawn_with(&db, |s| s.policy.default.max_tokenizations_per_device = 2).await;
+        let b = db.backend;
+        app.import(&fixture_cards()).await;
+        let cvc = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let on = |device: Option<&str>, kind: &str| {
+            let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&cvc)), "GOOGLE_PAY");
+            if let Some(device) = device {
+                body["device"] = json!({"id": device, "type": kind});
+            }
+            body["tokenType"] = json!("HCE");
+            body
+        };
+        let first = on(Some("dev-1"), "PHONE");
+        assert_eq!(verify(&app, &first).await["reason"], "CARD_VERIFIED", "{b}");
+        // The same tokenization again (TMP's second call): one tokenization.
+        let mut again = on(Some("dev-1"), "PHONE");
+        again["tokenizationId"] = first["tokenizationId"].clone();
+        assert_eq!(verify(&app, &again).await["reason"], "CARD_VERIFIED", "{b}");
+        assert_eq!(verify(&app, &on(Some("dev-1"), "PHONE")).await["reason"], "CARD_VERIFIED", "{b}");
+        let over = verify(&app, &on(Some("dev-1"), "PHONE")).await;
+        assert_eq!((&over["decision"], &over["reason"]), (&json!("DECLINED"), &json!("VELOCITY_EXCEEDED")), "{b}");
+        assert_eq!(over["cardStatus"], "ACTIVE", "{b}");
+        assert_eq!(verify(&app, &on(Some("dev-2"), "WATCH")).await["reason"], "CARD_VERIFIED", "{b}");
+        assert_eq!(verify(&app, &on(None, "")).await["reason"], "CARD_VERIFIED", "{b}");
+
+        let audit = app.store.decisions_for_card("card-active", 10).await.expect("audit");
+        let declined = audit.iter().find(|d| d.reason == "VELOCITY_EXCEEDED").expect("the declined one");
+        assert_eq!(
+            (declined.device_id.as_deref(), declined.device_type.as_deref(), declined.token_type.as_deref()),
+            (Some("dev-1"), Some("PHONE"), Some("HCE")),
+            "{b}"
+        );
+        // An unknown device type is the contract's 422, and is not a tokenization.
+        let odd = app.request("/issuer-api/v1/cards/verify").json(&on(Some("dev-1"), "TOASTER")).send().await;
+        expect_error(odd, 422, "VALIDATION_FAILED").await;
+        assert_eq!(app.store.decisions_for_card("card-active", 10).await.expect("audit").len(), audit.len(), "{b}");
+    }
+}

@@ -189,6 +189,16 @@ pub fn cases() -> Vec<Case> {
             verify_stand_in
         ),
         case!(
+            "ISS-VERIFY-018",
+            VerifyCard,
+            EXTERNAL,
+            IssuerApi,
+            "A device at its velocity limit is declined, other devices are not",
+            "With the declared max_tokenizations_per_device (Google Pay's entry), that many card verifications naming one new device are APPROVED, the next is DECLINED, VELOCITY_EXCEEDED with cardStatus ACTIVE, the same card on another device is APPROVED, and an unknown device.type is 422.",
+            &["R-POLICY-12", "R-ENUM-1"],
+            verify_device_velocity
+        ),
+        case!(
             "ISS-CVC-001",
             VerifyCvc,
             BOTH,
@@ -466,6 +476,47 @@ async fn verify_approval_has_no_contact(s: Arc<Session>) -> Outcome {
     let body = declined.json().unwrap_or_default();
     ensure(body.get("cardholder").is_none(), "no cardholder member in a decline", format!("{body}"))
         .map_err(|f| f.with(&declined))
+}
+
+/// Tokenizations the velocity case makes at most: a larger declared limit is not checked.
+const MOST_TOKENIZATIONS_MADE: u32 = 20;
+
+async fn verify_device_velocity(s: Arc<Session>) -> Outcome {
+    let wallet = "GOOGLE_PAY";
+    let policy = &s.client.profile.policy;
+    let limit = declared(policy.max_tokenizations_per_device(requestor_id(wallet), wallet))?;
+    if limit == 0 {
+        return Err(Failure::skip("the target's per-device velocity limit is off (max_tokenizations_per_device: 0)"));
+    }
+    if limit > MOST_TOKENIZATIONS_MADE {
+        return Err(Failure::skip(format!(
+            "the declared max_tokenizations_per_device {limit} is more than the {MOST_TOKENIZATIONS_MADE} tokenizations \
+             the case makes"
+        )));
+    }
+    // Every case verifies the active card: a per-card limit would decline this one for theirs.
+    let per_card = declared(policy.max_tokenizations_per_card(requestor_id(wallet), wallet))?;
+    if per_card != 0 {
+        return Err(Failure::skip("the target limits tokenizations per card too: the case needs that limit off"));
+    }
+    let on = |device: String, kind: &'static str| {
+        let s = s.clone();
+        async move {
+            verify(&s, PayloadSpec::card("active"), |b| {
+                b["tokenRequestor"] = requestor(wallet);
+                b["device"] = json!({"id": device, "type": kind});
+            })
+            .await
+        }
+    };
+    let device = s.id("velocity-device");
+    for _ in 0..limit {
+        decision(&on(device.clone(), "PHONE").await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+    }
+    let over = on(device.clone(), "PHONE").await?;
+    decision(&over, "DECLINED", "VELOCITY_EXCEEDED", "ACTIVE")?;
+    decision(&on(s.id("velocity-other"), "WATCH").await?, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+    on(s.id("velocity-odd"), "TOASTER").await?.error(422, "VALIDATION_FAILED")
 }
 
 /// Tokens the cap case adds at most: a larger declared cap is not checked.

@@ -323,6 +323,9 @@ fn adapter_settings(
     settings.relay.jitter_percent = 0;
     // Short enough for ISS-CVC-009 to wait out, long enough for a case's lock to hold.
     settings.policy.cvc.lockout_window_secs = 4;
+    // A device limit the velocity case can reach (each run's tokenizations name their own
+    // devices, so no other case comes near it).
+    settings.policy.default.max_tokenizations_per_device = 5;
     settings.housekeeping.interval_secs = 3600;
     Ok(settings)
 }
@@ -382,6 +385,8 @@ pub fn declared_policy(policy: &PolicySettings) -> PolicyProfile {
         require_cvc: Some(p.require_cvc),
         step_up_below_score: Some(p.step_up_below_score),
         max_live_tokens_per_card: Some(p.max_live_tokens_per_card),
+        max_tokenizations_per_card: Some(p.max_tokenizations_per_card),
+        max_tokenizations_per_device: Some(p.max_tokenizations_per_device),
     };
     PolicyProfile {
         stand_in_decision: Some(policy.stand_in_decision),

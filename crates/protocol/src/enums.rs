@@ -195,6 +195,77 @@ impl Wallet {
     }
 }
 
+/// The kind of device a token is provisioned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceType {
+    Phone,
+    Tablet,
+    Watch,
+    Wearable,
+    Computer,
+    Vehicle,
+    Other,
+}
+
+impl DeviceType {
+    pub const ALL: [DeviceType; 7] = [
+        DeviceType::Phone,
+        DeviceType::Tablet,
+        DeviceType::Watch,
+        DeviceType::Wearable,
+        DeviceType::Computer,
+        DeviceType::Vehicle,
+        DeviceType::Other,
+    ];
+
+    /// The value `as_str` gives (a stored one, read back).
+    pub fn parse(s: &str) -> Option<DeviceType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Phone => "PHONE",
+            DeviceType::Tablet => "TABLET",
+            DeviceType::Watch => "WATCH",
+            DeviceType::Wearable => "WEARABLE",
+            DeviceType::Computer => "COMPUTER",
+            DeviceType::Vehicle => "VEHICLE",
+            DeviceType::Other => "OTHER",
+        }
+    }
+}
+
+/// The kind of token a tokenization asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenType {
+    /// Kept in the device's secure element (Apple Pay).
+    SecureElement,
+    /// Host card emulation: the token's keys in the cloud (Google Pay).
+    Hce,
+    /// Stored by a merchant for later payments.
+    CardOnFile,
+}
+
+impl TokenType {
+    pub const ALL: [TokenType; 3] = [TokenType::SecureElement, TokenType::Hce, TokenType::CardOnFile];
+
+    /// The value `as_str` gives (a stored one, read back).
+    pub fn parse(s: &str) -> Option<TokenType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::SecureElement => "SECURE_ELEMENT",
+            TokenType::Hce => "HCE",
+            TokenType::CardOnFile => "CARD_ON_FILE",
+        }
+    }
+}
+
 /// How the tokenization was started: the cardholder typed the card into the wallet, or the
 /// issuer's app pushed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -375,5 +446,7 @@ mod tests {
         check(&ChangeInitiator::ALL, ChangeInitiator::as_str, ChangeInitiator::parse);
         check(&Tsp::ALL, Tsp::as_str, Tsp::parse);
         check(&Wallet::ALL, Wallet::as_str, Wallet::parse);
+        check(&DeviceType::ALL, DeviceType::as_str, DeviceType::parse);
+        check(&TokenType::ALL, TokenType::as_str, TokenType::parse);
     }
 }

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::{
-    CardStatus, ChangeInitiator, CvcResult, Decision, NotificationChannel, NotificationType, ProvisioningMethod,
-    ReasonCode, TokenStatus, Tsp, Wallet,
+    CardStatus, ChangeInitiator, CvcResult, Decision, DeviceType, NotificationChannel, NotificationType,
+    ProvisioningMethod, ReasonCode, TokenStatus, TokenType, Tsp, Wallet,
 };
 use crate::fields::{FreeText, Id, Phone};
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
@@ -89,6 +89,13 @@ pub struct VerifyCardRequest {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::json::optional_integer")]
     #[schema(minimum = 1, maximum = 5)]
     pub device_score: Option<u8>,
+    /// The device the token is for (the kit's member, after the networks' device information):
+    /// audited, and counted by the per-device velocity limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
+    /// The kind of token asked for (the kit's member); audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<TokenType>,
     /// Compact JWE (`RSA-OAEP-256`/`A256GCM`, `kid` in the header) of
     /// `{"pan": "…", "expiry": "MM/YY", "cvc": "…"?}`.
     #[schema(
@@ -97,6 +104,17 @@ pub struct VerifyCardRequest {
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
+}
+
+/// The device a token is provisioned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    /// The wallet's id of the device (stable across tokenizations on it).
+    #[schema(example = "dev-4f2a9c1e")]
+    pub id: Id,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<DeviceType>,
 }
 
 /// Why a decision was taken. Recorded in the audit trail; never contains card data.
@@ -116,6 +134,9 @@ pub enum DecisionReason {
     CvcRequired,
     /// The card already has the maximum number of tokens for this requestor policy.
     TooManyTokens,
+    /// The card, or the device, had as many tokenizations within the velocity window as the
+    /// policy allows.
+    VelocityExceeded,
     /// A wallet or device score is below the policy's step-up threshold.
     LowScoreStepUp,
     /// The wallet's own recommendation was stricter than the issuer's decision.
@@ -139,6 +160,7 @@ impl DecisionReason {
             DecisionReason::CvcAttemptsExceeded => "CVC_ATTEMPTS_EXCEEDED",
             DecisionReason::CvcRequired => "CVC_REQUIRED",
             DecisionReason::TooManyTokens => "TOO_MANY_TOKENS",
+            DecisionReason::VelocityExceeded => "VELOCITY_EXCEEDED",
             DecisionReason::LowScoreStepUp => "LOW_SCORE_STEP_UP",
             DecisionReason::WalletRecommendation => "WALLET_RECOMMENDATION",
             DecisionReason::StandInTimeout => "STAND_IN_TIMEOUT",

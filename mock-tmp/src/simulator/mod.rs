@@ -21,11 +21,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
-    ChangeInitiator, CvcResult, Decision, IssuerCardStatus, NotificationChannel, NotificationType, ProvisioningMethod,
-    TokenStatus, Tsp, Wallet,
+    ChangeInitiator, CvcResult, Decision, DeviceType, IssuerCardStatus, NotificationChannel, NotificationType,
+    ProvisioningMethod, TokenStatus, TokenType, Tsp, Wallet,
 };
 use tmp_protocol::issuer_api::{
-    CardData, CardholderContact, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
+    CardData, CardholderContact, DeviceInfo, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
     VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
 };
 use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan};
@@ -383,6 +383,31 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
 /// `TOKEN_ACTIVATED` for a token that became usable, however it did: approved at once (green),
 /// activated in the issuer's app (Apple Pay activation data), by the code, or by the issuer.
 /// The device a tokenization comes from: the one named, or a new device.
+/// The device the wallet provisions to, as the networks describe it (a merchant's card on file
+/// has none).
+fn device_of(attempt: &Attempt) -> Option<DeviceInfo> {
+    if attempt.requestor.wallet == Wallet::Merchant {
+        return None;
+    }
+    let id = Id::parse(attempt.device_id.as_str()).ok()?;
+    let device_type = if attempt.device_name.as_deref().is_some_and(|n| n.to_lowercase().contains("watch")) {
+        DeviceType::Watch
+    } else {
+        DeviceType::Phone
+    };
+    Some(DeviceInfo { id, device_type: Some(device_type) })
+}
+
+/// The token each wallet asks for: Apple Pay keeps it in the secure element, a merchant on file,
+/// the other wallets in the cloud (HCE).
+fn token_type(wallet: Wallet) -> TokenType {
+    match wallet {
+        Wallet::ApplePay => TokenType::SecureElement,
+        Wallet::Merchant => TokenType::CardOnFile,
+        Wallet::GooglePay | Wallet::SamsungPay | Wallet::Other => TokenType::Hce,
+    }
+}
+
 fn device_id(named: Option<Id>) -> String {
     named.map(String::from).unwrap_or_else(|| format!("dev-{}", uuid::Uuid::new_v4().simple()))
 }
@@ -576,6 +601,8 @@ async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verd
         wallet_recommendation: Some(attempt.recommendation),
         wallet_score: Some(attempt.wallet_score),
         device_score: Some(attempt.device_score),
+        device: device_of(attempt),
+        token_type: Some(token_type(attempt.requestor.wallet)),
         encrypted_payload: payload,
     };
     match call::<_, VerifyCardResponse>(

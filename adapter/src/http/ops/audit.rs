@@ -48,6 +48,14 @@ pub struct Decision {
     pub stand_in: bool,
     pub latency_ms: i64,
     pub correlation_id: String,
+    /// The device the tokenization named (its wallet id), and its type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+    /// `SECURE_ELEMENT`, `HCE`, `CARD_ON_FILE`, when the request said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
 }
 
 impl From<&DecisionRecord> for Decision {
@@ -68,6 +76,9 @@ impl From<&DecisionRecord> for Decision {
             stand_in: d.stand_in,
             latency_ms: d.latency_ms,
             correlation_id: d.correlation_id.clone(),
+            device_id: d.device_id.clone(),
+            device_type: d.device_type.clone(),
+            token_type: d.token_type.clone(),
         }
     }
 }

@@ -18,33 +18,52 @@ use crate::variants::failed;
 /// The card-check cases: every one whose expectation a policy can change, and their neighbours.
 const CASES: &str = "ISS-VERIFY-*,ISS-CVC-*";
 /// The cases whose expectation depends on the declared policy.
-const POLICY_CASES: [&str; 6] =
-    ["ISS-VERIFY-002", "ISS-VERIFY-009", "ISS-VERIFY-012", "ISS-VERIFY-014", "ISS-VERIFY-016", "ISS-VERIFY-017"];
+const POLICY_CASES: [&str; 7] = [
+    "ISS-VERIFY-002",
+    "ISS-VERIFY-009",
+    "ISS-VERIFY-012",
+    "ISS-VERIFY-014",
+    "ISS-VERIFY-016",
+    "ISS-VERIFY-017",
+    "ISS-VERIFY-018",
+];
 
-fn entry(require_cvc: bool, step_up_below_score: u8, max_live_tokens_per_card: u32) -> RequestorPolicy {
-    RequestorPolicy { require_cvc, step_up_below_score, max_live_tokens_per_card }
+fn entry(
+    require_cvc: bool,
+    step_up_below_score: u8,
+    max_live_tokens_per_card: u32,
+    max_tokenizations_per_device: u32,
+) -> RequestorPolicy {
+    RequestorPolicy {
+        require_cvc,
+        step_up_below_score,
+        max_live_tokens_per_card,
+        max_tokenizations_per_card: 0,
+        max_tokenizations_per_device,
+    }
 }
 
 /// The shipped policy (config/base.yaml), unchanged.
 fn shipped(_: &mut Settings) {}
 
-/// A CVC everywhere, no step-up by score, two tokens per requestor, the contact disclosed with
-/// approvals too.
+/// A CVC everywhere, no step-up by score, two tokens per requestor, three tokenizations per
+/// device, the contact disclosed with approvals too.
 pub(crate) fn strict(settings: &mut Settings) {
     let policy = &mut settings.policy;
-    policy.default = entry(true, 0, 2);
+    policy.default = entry(true, 0, 2, 3);
     policy.wallets = BTreeMap::new();
     policy.contact_disclosure = ContactDisclosure::ApprovedAndStepUp;
 }
 
 /// No CVC required anywhere; every score below 5 steps up; Google Pay's requestor has an entry
-/// of its own with one token, Apple Pay a wallet entry; a stand-in steps up instead of declining.
+/// of its own with one token and two tokenizations per device, Apple Pay a wallet entry; a
+/// stand-in steps up instead of declining.
 pub(crate) fn cautious(settings: &mut Settings) {
     let policy = &mut settings.policy;
     policy.stand_in_decision = tmp_protocol::enums::Decision::RequireAdditionalAuthentication;
-    policy.default = entry(false, 5, 10);
-    policy.wallets = BTreeMap::from([(Wallet::ApplePay, entry(false, 4, 3))]);
-    policy.token_requestors = BTreeMap::from([("50120834693".to_owned(), entry(false, 5, 1))]);
+    policy.default = entry(false, 5, 10, 0);
+    policy.wallets = BTreeMap::from([(Wallet::ApplePay, entry(false, 4, 3, 0))]);
+    policy.token_requestors = BTreeMap::from([("50120834693".to_owned(), entry(false, 5, 1, 2))]);
 }
 
 /// The card-check cases against a kit configured by `configure`, judged by the profile the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use async_trait::async_trait;
 use tmp_protocol::fields::{FreeText, Phone};
-use tmp_protocol::issuer_api::CardholderContact;
+use tmp_protocol::issuer_api::{CardholderContact, VerifyCardRequest};
 use tmp_protocol::sensitive::{Cvc, Expiry, Pan};
 
 use super::{CardFacts, CardSource, CardSourceError};
@@ -63,7 +63,11 @@ impl CardSource for LocalRegistry {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn lookup(&self, pan: &Pan) -> Result<Option<CardFacts>, CardSourceError> {
+    async fn lookup(
+        &self,
+        pan: &Pan,
+        _tokenization: Option<&VerifyCardRequest>,
+    ) -> Result<Option<CardFacts>, CardSourceError> {
         let fingerprint = self.fingerprinter.fingerprint(pan);
         let record = self
             .store

@@ -9,7 +9,7 @@ pub use processor_bridge::ProcessorBridge;
 
 use async_trait::async_trait;
 use tmp_protocol::enums::IssuerCardStatus;
-use tmp_protocol::issuer_api::CardholderContact;
+use tmp_protocol::issuer_api::{CardholderContact, VerifyCardRequest};
 use tmp_protocol::sensitive::{Cvc, Expiry, Pan};
 
 /// What the issuer knows about a card. No PAN: only its last four digits.
@@ -37,8 +37,13 @@ pub enum CardSourceError {
 pub trait CardSource: Send + Sync + 'static {
     /// Short name for metrics and logs (`local_registry`, `processor_bridge`).
     fn name(&self) -> &'static str;
-    /// The card with this PAN, if the issuer has it.
-    async fn lookup(&self, pan: &Pan) -> Result<Option<CardFacts>, CardSourceError>;
+    /// The card with this PAN, if the issuer has it. `tokenization`: the card verification the
+    /// lookup is for (none for a CVC check alone), for a source that weighs TMP's context.
+    async fn lookup(
+        &self,
+        pan: &Pan,
+        tokenization: Option<&VerifyCardRequest>,
+    ) -> Result<Option<CardFacts>, CardSourceError>;
     /// Whether `cvc` is the card's CVC2. Attempt counting is the caller's job.
     async fn check_cvc(&self, card: &CardFacts, pan: &Pan, cvc: &Cvc) -> Result<bool, CardSourceError>;
 }

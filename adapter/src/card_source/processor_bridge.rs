@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tmp_edge::client::{ClientOptions, ClientTls, HttpClient, Response, SendError, SignedClient};
 use tmp_protocol::bridge::{
-    BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeLookupRequest, LOOKUP_PATH, VERIFY_CVC_PATH,
+    BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeLookupRequest, BridgeTokenization, LOOKUP_PATH,
+    VERIFY_CVC_PATH,
 };
+use tmp_protocol::issuer_api::VerifyCardRequest;
 use tmp_protocol::sensitive::{Cvc, Pan};
 
 use super::{CardFacts, CardSource, CardSourceError};
@@ -74,6 +76,22 @@ fn checked(card: BridgeCard) -> Result<CardFacts, CardSourceError> {
     })
 }
 
+/// TMP's context of a tokenization for the processor: everything but the card data (the
+/// `encryptedPayload` stays with the adapter).
+fn context(request: &VerifyCardRequest) -> BridgeTokenization {
+    BridgeTokenization {
+        tokenization_id: request.tokenization_id.clone(),
+        tsp: request.tsp,
+        token_requestor: request.token_requestor.clone(),
+        provisioning_method: request.provisioning_method,
+        wallet_recommendation: request.wallet_recommendation,
+        wallet_score: request.wallet_score,
+        device_score: request.device_score,
+        device: request.device.clone(),
+        token_type: request.token_type,
+    }
+}
+
 #[async_trait]
 impl CardSource for ProcessorBridge {
     fn name(&self) -> &'static str {
@@ -81,8 +99,13 @@ impl CardSource for ProcessorBridge {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn lookup(&self, pan: &Pan) -> Result<Option<CardFacts>, CardSourceError> {
-        let response = self.post(LOOKUP_PATH, &BridgeLookupRequest { pan: pan.clone() }).await?;
+    async fn lookup(
+        &self,
+        pan: &Pan,
+        tokenization: Option<&VerifyCardRequest>,
+    ) -> Result<Option<CardFacts>, CardSourceError> {
+        let request = BridgeLookupRequest { pan: pan.clone(), tokenization: tokenization.map(context) };
+        let response = self.post(LOOKUP_PATH, &request).await?;
         match response.status {
             StatusCode::NOT_FOUND => Ok(None),
             status if status.is_success() => {

@@ -83,7 +83,8 @@ impl CardVerifier {
             per_card: requestor_policy.max_tokenizations_per_card > 0,
             per_device: requestor_policy.max_tokenizations_per_device > 0,
         };
-        let answer = tokio::time::timeout(self.deadline(), self.ask_source(card, &scope, &velocity, now)).await;
+        let answer =
+            tokio::time::timeout(self.deadline(), self.ask_source(request, card, &scope, &velocity, now)).await;
         let (assessment, facts, cvc_result, stand_in) = match answer {
             Ok(Ok(answer)) => {
                 let outcome = outcome_of(answer.card.as_ref(), card, now);
@@ -169,12 +170,13 @@ impl CardVerifier {
     /// deadline bounds.
     async fn ask_source(
         &self,
+        request: &VerifyCardRequest,
         card: &CardData,
         scope: &crate::store::TokenScope,
         velocity: &Velocity<'_>,
         now: OffsetDateTime,
     ) -> Result<SourceAnswer, DomainError> {
-        let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
+        let facts = self.timed("lookup", self.source.lookup(&card.pan, Some(request))).await?;
         let Some(facts) = facts else {
             return Ok(SourceAnswer {
                 card: None,
@@ -289,7 +291,7 @@ impl CardVerifier {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
         let work = async {
-            let facts = self.timed("lookup", self.source.lookup(&card.pan)).await?;
+            let facts = self.timed("lookup", self.source.lookup(&card.pan, None)).await?;
             let outcome = outcome_of(facts.as_ref(), card, now);
             let result = match (&facts, policy::card_problem(outcome)) {
                 (Some(facts), None) => self.check_cvc_counted(facts, &card.pan, cvc, now).await?,

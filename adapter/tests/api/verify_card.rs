@@ -251,9 +251,22 @@ async fn processor_bridge_answers_decide_the_card() {
             s.card_source.processor_bridge.base_url = url;
         })
         .await;
-        let ok = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY")).await;
+        let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
+        body["device"] = json!({"id": "dev-phone-7", "type": "PHONE"});
+        body["tokenType"] = json!("SECURE_ELEMENT");
+        let ok = verify(&app, &body).await;
         assert_eq!((ok["decision"].as_str(), ok["cvcResult"].as_str()), (Some("APPROVED"), Some("MATCH")), "{ok}");
         assert_eq!(ok["cardId"], "proc-card-1");
+        // The processor heard TMP's context of the tokenization, without the card data.
+        let context = bridge.lookups.lock().unwrap().last().cloned().unwrap_or_default();
+        assert_eq!(context["tokenizationId"], body["tokenizationId"], "{context}");
+        assert_eq!(context["device"], json!({"id": "dev-phone-7", "type": "PHONE"}), "{context}");
+        assert_eq!(
+            (&context["tokenType"], &context["walletScore"]),
+            (&json!("SECURE_ELEMENT"), &json!(5)),
+            "{context}"
+        );
+        assert!(context.get("encryptedPayload").is_none(), "{context}");
         let wrong = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("124")), "APPLE_PAY")).await;
         assert_eq!(wrong["cvcResult"], "NO_MATCH", "{wrong}");
         let unknown = verify(&app, &verify_body(app.card_payload(PAN_UNKNOWN, EXPIRY, None), "GOOGLE_PAY")).await;

@@ -13,8 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::enums::IssuerCardStatus;
-use crate::issuer_api::CardholderContact;
+use crate::enums::{Decision, IssuerCardStatus, ProvisioningMethod, TokenType, Tsp};
+use crate::fields::Id;
+use crate::issuer_api::{CardholderContact, DeviceInfo, TokenRequestor};
 use crate::sensitive::{Cvc, Expiry, Pan};
 
 pub const LOOKUP_PATH: &str = "/bridge/v1/cards/lookup";
@@ -24,6 +25,30 @@ pub const VERIFY_CVC_PATH: &str = "/bridge/v1/cards/verify-cvc";
 #[serde(rename_all = "camelCase")]
 pub struct BridgeLookupRequest {
     pub pan: Pan,
+    /// The tokenization the lookup is for (card verification; absent for a CVC check alone):
+    /// what TMP said about it, without the card data, for a processor that weighs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenization: Option<BridgeTokenization>,
+}
+
+/// TMP's context of a tokenization, as the verify-card request carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeTokenization {
+    pub tokenization_id: Id,
+    pub tsp: Tsp,
+    pub token_requestor: TokenRequestor,
+    pub provisioning_method: ProvisioningMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_recommendation: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_score: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_score: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<TokenType>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! (`tmp_protocol::bridge`) over a fixed card list, with a configurable answer delay and an
 //! optional failure status — what a slow or broken processor looks like to the adapter.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web::{self, Data};
@@ -24,17 +24,22 @@ pub struct BridgeBehaviour {
 
 pub struct TestBridge {
     pub base_url: String,
+    /// Every lookup's `tokenization` member, as the adapter sent it (no PAN kept here).
+    pub lookups: Arc<Mutex<Vec<serde_json::Value>>>,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl TestBridge {
     pub async fn start(behaviour: BridgeBehaviour) -> TestBridge {
         let behaviour = Data::new(Arc::new(behaviour));
+        let lookups = Arc::new(Mutex::new(Vec::new()));
+        let seen = Data::new(lookups.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(behaviour.clone())
+                .app_data(seen.clone())
                 .route(tmp_protocol::bridge::LOOKUP_PATH, web::post().to(lookup))
                 .route(tmp_protocol::bridge::VERIFY_CVC_PATH, web::post().to(verify_cvc))
         })
@@ -45,7 +50,7 @@ impl TestBridge {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        TestBridge { base_url: format!("http://127.0.0.1:{port}"), handle }
+        TestBridge { base_url: format!("http://127.0.0.1:{port}"), lookups, handle }
     }
 
     pub async fn stop(&self) {
@@ -53,7 +58,15 @@ impl TestBridge {
     }
 }
 
-async fn lookup(b: Data<Arc<BridgeBehaviour>>, body: web::Json<BridgeLookupRequest>) -> HttpResponse {
+async fn lookup(
+    b: Data<Arc<BridgeBehaviour>>,
+    seen: Data<Arc<Mutex<Vec<serde_json::Value>>>>,
+    raw: web::Json<serde_json::Value>,
+) -> HttpResponse {
+    seen.lock().expect("lookups").push(raw["tokenization"].clone());
+    let Ok(body) = serde_json::from_value::<BridgeLookupRequest>(raw.into_inner()) else {
+        return HttpResponse::BadRequest().finish();
+    };
     tokio::time::sleep(b.delay).await;
     if let Some(status) = b.fail_with {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status")).finish();

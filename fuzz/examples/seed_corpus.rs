@@ -114,7 +114,8 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             json!({
                 "tokenizationId": "tkn-req-8f14e45f", "tsp": "MDES", "tokenRequestor": requestor("APPLE_PAY"),
                 "provisioningMethod": "MANUAL", "walletRecommendation": "APPROVED", "walletScore": 4,
-                "deviceScore": 5, "encryptedPayload": JWE
+                "deviceScore": 5, "device": {"id": "dev-4f2a9c1e", "type": "PHONE"}, "tokenType": "SECURE_ELEMENT",
+                "encryptedPayload": JWE
             }),
         ),
         (

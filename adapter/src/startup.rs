@@ -292,7 +292,8 @@ fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> any
     })
 }
 
-/// Erases expired OTPs and forgets idempotency records and request ids nobody can reuse.
+/// Erases expired OTPs and forgets idempotency records and request ids nobody can reuse, and
+/// tokenizations older than the velocity window.
 async fn housekeeping(store: DynStore, settings: Settings) {
     let mut interval = tokio::time::interval(Duration::from_secs(settings.housekeeping.interval_secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -302,16 +303,25 @@ async fn housekeeping(store: DynStore, settings: Settings) {
         let retention = time::Duration::hours(settings.housekeeping.idempotency_retention_hours as i64);
         // A request id older than twice the tolerance fails the timestamp check anyway.
         let seen_horizon = time::Duration::seconds(2 * settings.auth.timestamp_tolerance_secs as i64);
+        let velocity_window = time::Duration::seconds(settings.policy.velocity_window_secs as i64);
         let result = async {
             let otps = store.erase_expired_otps(now).await?;
             let keys = store.purge_idempotency(now - retention).await?;
             let ids = store.purge_request_ids(now - seen_horizon).await?;
-            Ok::<_, store::StoreError>((otps, keys, ids))
+            // Past the velocity window a tokenization counts for nothing.
+            let attempts = store.purge_tokenization_attempts(now - velocity_window).await?;
+            Ok::<_, store::StoreError>((otps, keys, ids, attempts))
         }
         .await;
         match result {
-            Ok((otps, keys, ids)) if otps + keys + ids > 0 => {
-                tracing::info!(erased_otps = otps, purged_idempotency = keys, purged_request_ids = ids, "housekeeping");
+            Ok((otps, keys, ids, attempts)) if otps + keys + ids + attempts > 0 => {
+                tracing::info!(
+                    erased_otps = otps,
+                    purged_idempotency = keys,
+                    purged_request_ids = ids,
+                    purged_tokenization_attempts = attempts,
+                    "housekeeping"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(error = ?error, "housekeeping failed; will retry"),

@@ -60,6 +60,10 @@ pub struct JournalEntry {
     pub webhook_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The W3C trace id the request carried (32 hex digits): one tokenization, followed from
+    /// the simulator through the issuer and back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Attempt number of an outbound callback (1 = first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
@@ -88,6 +92,7 @@ impl JournalEntry {
             idempotency_key: None,
             webhook_id: None,
             correlation_id: None,
+            trace_id: None,
             attempt: None,
             fault_id: None,
             body: None,

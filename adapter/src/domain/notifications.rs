@@ -57,6 +57,7 @@ pub fn to_records(
         created_at: now,
         not_after: n.expires_at,
         correlation_id: Some(tmp_edge::correlation::current()),
+        traceparent: tmp_edge::correlation::current_trace(),
     };
     (record, outbox)
 }

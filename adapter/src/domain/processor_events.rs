@@ -161,6 +161,7 @@ pub fn to_record(
                 created_at: now,
                 not_after: None,
                 correlation_id: Some(tmp_edge::correlation::current()),
+                traceparent: tmp_edge::correlation::current_trace(),
             })
         }
     };

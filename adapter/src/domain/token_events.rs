@@ -46,6 +46,7 @@ pub fn to_records(event: &TokenEventRequest, now: OffsetDateTime) -> (TokenEvent
         created_at: now,
         not_after: None,
         correlation_id: Some(tmp_edge::correlation::current()),
+        traceparent: tmp_edge::correlation::current_trace(),
     };
     (record, outbox)
 }

@@ -178,12 +178,14 @@ impl CardVerifier {
     ) -> Result<SourceAnswer, DomainError> {
         let facts = self.timed("lookup", self.source.lookup(&card.pan, Some(request))).await?;
         let Some(facts) = facts else {
+            // A device trying card numbers the issuer does not know is counted all the same.
+            let (card_tokenizations, device_tokenizations) = self.count_tokenizations(velocity, None, now).await?;
             return Ok(SourceAnswer {
                 card: None,
                 cvc: NOT_CHECKED,
                 live_tokens: 0,
-                card_tokenizations: 0,
-                device_tokenizations: None,
+                card_tokenizations,
+                device_tokenizations,
             });
         };
         let outcome = outcome_of(Some(&facts), card, now);
@@ -194,22 +196,41 @@ impl CardVerifier {
             None => NOT_CHECKED,
         };
         let live_tokens = self.store.count_live_tokens(&facts.card_id, scope).await?;
-        let since = now - self.velocity_window();
-        let card_tokenizations = match velocity.per_card {
-            true => {
-                self.store
-                    .count_tokenizations(&VelocityKey::Card(&facts.card_id), since, velocity.tokenization_id)
-                    .await?
-            }
-            false => 0,
-        };
-        let device_tokenizations = match velocity.device_id {
-            Some(device) if velocity.per_device => Some(
-                self.store.count_tokenizations(&VelocityKey::Device(device), since, velocity.tokenization_id).await?,
-            ),
-            _ => None,
-        };
+        let (card_tokenizations, device_tokenizations) =
+            self.count_tokenizations(velocity, Some(&facts.card_id), now).await?;
         Ok(SourceAnswer { card: Some(facts), cvc, live_tokens, card_tokenizations, device_tokenizations })
+    }
+
+    /// The velocity limits' counts (card, device) of the limits that are on, this tokenization
+    /// recorded in the same step, so a burst of tokenizations is counted one by one.
+    async fn count_tokenizations(
+        &self,
+        velocity: &Velocity<'_>,
+        card_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(u32, Option<u32>), DomainError> {
+        let mut keys = Vec::new();
+        if let Some(card_id) = card_id.filter(|_| velocity.per_card) {
+            keys.push(VelocityKey::Card(card_id));
+        }
+        if let Some(device) = velocity.device_id.filter(|_| velocity.per_device) {
+            keys.push(VelocityKey::Device(device));
+        }
+        if keys.is_empty() {
+            return Ok((0, None));
+        }
+        let counts = self
+            .store
+            .count_and_record_tokenization(&keys, velocity.tokenization_id, now, self.velocity_window())
+            .await?;
+        let (mut card, mut device) = (0, None);
+        for (key, count) in keys.iter().zip(counts) {
+            match key {
+                VelocityKey::Card(_) => card = count,
+                VelocityKey::Device(_) => device = Some(count),
+            }
+        }
+        Ok((card, device))
     }
 
     fn velocity_window(&self) -> time::Duration {

@@ -1,5 +1,6 @@
 //! Per-request cross-cutting work, in one place: correlation id (header in, header out, span
-//! field, task-local for error bodies), an access log line, the HTTP metrics, and the Issuer
+//! field, task-local for error bodies) and trace context (`traceparent` in, span field,
+//! task-local for outbound calls and the outbox), an access log line, the HTTP metrics, and the Issuer
 //! API listener's time budget.
 
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let correlation_id = correlation::from_request(&req);
+    let trace = correlation::trace_from_request(&req);
     correlation::remember(&req, &correlation_id);
     // A fixed set: any method token is accepted by HTTP, and each new label value would grow
     // the metrics forever.
@@ -28,10 +30,16 @@ pub async fn observe(
         _ => "OTHER",
     }
     .to_owned();
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, method = %method, route = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %correlation_id,
+        trace_id = %trace.trace_id(),
+        method = %method,
+        route = tracing::field::Empty
+    );
     let state = req.app_data::<Data<AppState>>().cloned();
 
-    let result = correlation::scope(correlation_id.clone(), next.call(req)).instrument(span.clone()).await;
+    let result = correlation::scope(correlation_id.clone(), trace, next.call(req)).instrument(span.clone()).await;
     let mut response = result?;
 
     // The matched pattern, never the raw path: no ids or card data in labels.

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use time::OffsetDateTime;
+use tmp_edge::correlation;
+use tmp_protocol::trace_context::TraceParent;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -185,9 +187,13 @@ impl Relay {
     /// One attempt at one row, and its bookkeeping.
     async fn process(self: Arc<Self>, entry: OutboxEntry) {
         let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
+        // The trace of the request that queued the row, continued by this delivery (every
+        // attempt a new hop of it); a row queued without one starts its own.
+        let trace = entry.record.traceparent.map(|t| t.child()).unwrap_or_else(TraceParent::start);
         let span = tracing::info_span!(
             "deliver",
             %correlation_id,
+            trace_id = %trace.trace_id(),
             outbox_id = %entry.record.id,
             destination = %entry.record.destination,
             event_type = %entry.record.event_type(),
@@ -199,7 +205,9 @@ impl Relay {
             // and blocks nothing.
             DeliveryResult::Dead { error: "expired before delivery (not_after passed)".into() }
         } else {
-            let attempt = tracing::Instrument::instrument(self.destinations().deliver(&entry), span.clone()).await;
+            let destinations = self.destinations();
+            let delivery = correlation::scope(correlation_id.clone(), trace, destinations.deliver(&entry));
+            let attempt = tracing::Instrument::instrument(delivery, span.clone()).await;
             if let Attempt::Unauthorized(error) = &attempt {
                 self.metrics.outbox_auth_failures.with_label_values(&[destination]).inc();
                 tracing::warn!(parent: &span, %error, "the destination refused our credentials; check clocks and secrets");
@@ -393,6 +401,7 @@ mod tests {
                 created_at: now,
                 not_after: None,
                 correlation_id: None,
+                traceparent: None,
             },
             status: crate::outbox::OutboxStatus::Pending,
             held_at: None,

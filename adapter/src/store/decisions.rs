@@ -27,14 +27,22 @@ pub trait DecisionStore: Send + Sync {
         card_id: &str,
         tokenization_id: &str,
     ) -> StoreResult<Vec<DecisionRecord>>;
-    /// How many other tokenizations (card verifications, one per tokenization id, whatever
-    /// their outcome) the card or the device had since `since` — the velocity limits' count.
-    async fn count_tokenizations(
+    /// The velocity limits' count, taken and added to atomically: for each key, how many other
+    /// tokenizations it had within `window` before `now` (the instant `now - window` itself
+    /// outside, as for the CVC window), in `keys`' order; and this tokenization recorded for
+    /// each (once per tokenization id, whatever its outcome: TMP asking again counts once).
+    /// Under a lock per key for the transaction (PostgreSQL; SQLite has one writer), so
+    /// tokenizations of one card or device arriving together are counted one after another —
+    /// none is counted against a total that misses one committing beside it.
+    async fn count_and_record_tokenization(
         &self,
-        of: &VelocityKey<'_>,
-        since: OffsetDateTime,
-        excluding_tokenization: &str,
-    ) -> StoreResult<u32>;
+        keys: &[VelocityKey<'_>],
+        tokenization_id: &str,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> StoreResult<Vec<u32>>;
+    /// Forgets tokenizations recorded before `before` (housekeeping, past the velocity window).
+    async fn purge_tokenization_attempts(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }
 
 /// What a velocity limit counts the tokenizations of.
@@ -42,6 +50,22 @@ pub trait DecisionStore: Send + Sync {
 pub enum VelocityKey<'a> {
     Card(&'a str),
     Device(&'a str),
+}
+
+impl VelocityKey<'_> {
+    /// `tokenization_attempts.kind`.
+    fn kind(&self) -> &'static str {
+        match self {
+            VelocityKey::Card(_) => "card",
+            VelocityKey::Device(_) => "device",
+        }
+    }
+
+    fn subject(&self) -> &str {
+        match self {
+            VelocityKey::Card(id) | VelocityKey::Device(id) => id,
+        }
+    }
 }
 
 #[async_trait]
@@ -142,28 +166,65 @@ impl DecisionStore for SqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn count_tokenizations(
+    async fn count_and_record_tokenization(
         &self,
-        of: &VelocityKey<'_>,
-        since: OffsetDateTime,
-        excluding_tokenization: &str,
-    ) -> StoreResult<u32> {
-        // One statement per key, each on its own (key, decided_at) index.
-        let (sql, key) = match of {
-            VelocityKey::Card(id) => (
-                "SELECT COUNT(DISTINCT tokenization_id) FROM decisions WHERE card_id = $1 AND decided_at >= $2 \
-                  AND operation = 'verify_card' AND tokenization_id <> $3",
-                *id,
-            ),
-            VelocityKey::Device(id) => (
-                "SELECT COUNT(DISTINCT tokenization_id) FROM decisions WHERE device_id = $1 AND decided_at >= $2 \
-                  AND operation = 'verify_card' AND tokenization_id <> $3",
-                *id,
-            ),
-        };
-        let count: i64 = dispatch!(self.read(), |pool| {
-            sqlx::query_scalar(sql).bind(key).bind(Ts(since)).bind(excluding_tokenization).fetch_one(pool).await?
-        });
-        rows::count_u32(count, "tokenization count")
+        keys: &[VelocityKey<'_>],
+        tokenization_id: &str,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> StoreResult<Vec<u32>> {
+        let cutoff = rows::window_cutoff(now, window);
+        let mut tx = self.begin_write().await?;
+        // One lock order for every writer (sorted), so two tokenizations naming the same card
+        // and device cannot wait on each other.
+        let mut locks: Vec<String> = keys.iter().map(|k| format!("velocity:{}:{}", k.kind(), k.subject())).collect();
+        locks.sort();
+        locks.dedup();
+        for lock in &locks {
+            tx.lock_ordering_key(lock).await?;
+        }
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in keys {
+            let count: i64 = dispatch!(tx.conn(), |c| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM tokenization_attempts \
+                     WHERE kind = $1 AND subject = $2 AND at > $3 AND tokenization_id <> $4",
+                )
+                .bind(key.kind())
+                .bind(key.subject())
+                .bind(Ts(cutoff))
+                .bind(tokenization_id)
+                .fetch_one(c)
+                .await?
+            });
+            counts.push(rows::count_u32(count, "tokenization count")?);
+            dispatch!(tx.conn(), |c| {
+                sqlx::query(
+                    "INSERT INTO tokenization_attempts (kind, subject, tokenization_id, at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (kind, subject, tokenization_id) DO NOTHING",
+                )
+                .bind(key.kind())
+                .bind(key.subject())
+                .bind(tokenization_id)
+                .bind(Ts(now))
+                .execute(c)
+                .await?;
+            });
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_tokenization_attempts(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        // Housekeeping: a purge lost to a power cut is simply done again.
+        let writer = self.write_relaxed().await;
+        Ok(dispatch!(writer.pool, |pool| {
+            sqlx::query("DELETE FROM tokenization_attempts WHERE at < $1")
+                .bind(Ts(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 }

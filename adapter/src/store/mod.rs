@@ -42,6 +42,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tmp_protocol::enums::{ChangeInitiator, IssuerCardStatus, ReasonCode, TokenStatus};
+use tmp_protocol::trace_context::TraceParent;
 
 use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
 
@@ -210,6 +211,9 @@ pub struct OutboxRecord {
     pub not_after: Option<OffsetDateTime>,
     /// Correlation id of the request that queued it, sent on as `X-Correlation-Id`.
     pub correlation_id: Option<String>,
+    /// This adapter's place in the trace of the request that queued it: the relay's delivery
+    /// continues that trace (`traceparent`).
+    pub traceparent: Option<TraceParent>,
 }
 
 impl OutboxRecord {

@@ -76,8 +76,8 @@ pub(super) async fn insert(tx: &mut WriteTx, outbox: &OutboxRecord) -> StoreResu
         sqlx::query(
             "INSERT INTO outbox \
              (id, destination, ordering_key, event_type, payload, created_at, not_after, \
-              next_attempt_at, correlation_id, sealed_key_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+              next_attempt_at, correlation_id, sealed_key_id, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(outbox.id)
         .bind(outbox.destination.as_str())
@@ -89,6 +89,7 @@ pub(super) async fn insert(tx: &mut WriteTx, outbox: &OutboxRecord) -> StoreResu
         .bind(Ts(outbox.created_at))
         .bind(&outbox.correlation_id)
         .bind(outbox.message.sealed_key_id())
+        .bind(outbox.traceparent.map(|t| t.to_string()))
         .execute(c)
         .await?;
     });

@@ -16,6 +16,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use tmp_protocol::enums::{ChangeInitiator, ReasonCode, TokenStatus};
+use tmp_protocol::trace_context::TraceParent;
 
 use crate::outbox::{Destination, OutboxMessage, OutboxStatus};
 
@@ -134,13 +135,13 @@ macro_rules! notification_columns {
 }
 macro_rules! outbox_columns {
     () => {
-        "id, destination, ordering_key, event_type, payload, created_at, not_after, correlation_id"
+        "id, destination, ordering_key, event_type, payload, created_at, not_after, correlation_id, traceparent"
     };
 }
 macro_rules! outbox_entry_columns {
     () => {
         "seq, id, destination, ordering_key, event_type, payload, created_at, not_after, correlation_id, \
-         status, held_at, attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
+         traceparent, status, held_at, attempts, next_attempt_at, lease_owner, lease_until, last_error, delivered_at"
     };
 }
 macro_rules! api_key_columns {
@@ -259,6 +260,7 @@ pub(super) struct OutboxRow {
     created_at: OffsetDateTime,
     not_after: Option<OffsetDateTime>,
     correlation_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 impl TryFrom<OutboxRow> for OutboxRecord {
@@ -274,6 +276,9 @@ impl TryFrom<OutboxRow> for OutboxRecord {
             created_at: row.created_at,
             not_after: row.not_after,
             correlation_id: row.correlation_id,
+            // Written by the kit from a parsed value. Should one not parse, the delivery starts a
+            // trace of its own: a trace is never worth holding a message back.
+            traceparent: row.traceparent.and_then(|t| TraceParent::parse(&t).ok()),
         })
     }
 }

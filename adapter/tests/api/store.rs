@@ -126,6 +126,8 @@ fn outbox(ordering_key: &str, event_type: &str, n: u32) -> OutboxRecord {
         created_at: T0 + Duration::seconds(n.into()),
         not_after: None,
         correlation_id: Some(format!("corr-{n}")),
+        // Every other row without one: rows queued before the column existed have none.
+        traceparent: n.is_multiple_of(2).then(tmp_protocol::trace_context::TraceParent::start),
     }
 }
 
@@ -411,38 +413,55 @@ async fn decisions_are_written_with_their_idempotency_record() {
     }
 }
 
-/// The velocity limits' count: a card's or a device's verify-card decisions since a moment, one
-/// per tokenization id, the current tokenization left out.
+/// The velocity limits' count: a card's or a device's other tokenizations within the window,
+/// one per tokenization id, counted and recorded in one step; the window's first instant is
+/// outside it; old ones are purged.
 #[tokio::test]
 async fn tokenizations_are_counted_per_card_and_per_device_within_the_window() {
-    use tmp_adapter::store::VelocityKey;
+    use tmp_adapter::store::VelocityKey::{Card, Device};
+    let window = Duration::minutes(10);
     for (db, store) in stores().await {
         let b = db.backend;
-        let at = |minutes: i64, tokenization: &str, card: &str, device: Option<&str>| DecisionRecord {
-            tokenization_id: Some(tokenization.to_owned()),
-            device_id: device.map(str::to_owned),
-            ..decision(card, T0 + Duration::minutes(minutes))
+        let count = async |keys: &[tmp_adapter::store::VelocityKey<'_>], tokenization: &str, minutes: i64| {
+            store
+                .count_and_record_tokenization(keys, tokenization, T0 + Duration::minutes(minutes), window)
+                .await
+                .unwrap()
         };
-        let rows = [
-            at(0, "t-old", "card-1", Some("dev-a")),
-            at(10, "t-1", "card-1", Some("dev-a")),
-            // TMP asked twice for one tokenization: one tokenization.
-            at(11, "t-1", "card-1", Some("dev-a")),
-            at(12, "t-2", "card-2", Some("dev-a")),
-            at(13, "t-3", "card-1", None),
-            at(14, "t-now", "card-1", Some("dev-a")),
-        ];
-        for row in &rows {
-            store.record_decision(row, None).await.unwrap();
-        }
-        let mut cvc = at(15, "t-4", "card-1", Some("dev-a"));
-        cvc.operation = "verify_cvc".into();
-        store.record_decision(&cvc, None).await.unwrap();
-        let since = T0 + Duration::minutes(5);
-        let count = async |key| store.count_tokenizations(&key, since, "t-now").await.unwrap();
-        assert_eq!(count(VelocityKey::Card("card-1")).await, 2, "{b}: t-1 and t-3");
-        assert_eq!(count(VelocityKey::Device("dev-a")).await, 2, "{b}: t-1 and t-2");
-        assert_eq!(count(VelocityKey::Device("dev-b")).await, 0, "{b}");
+        assert_eq!(count(&[Card("card-1"), Device("dev-a")], "t-old", 0).await, [0, 0], "{b}");
+        assert_eq!(count(&[Card("card-1"), Device("dev-a")], "t-1", 5).await, [1, 1], "{b}");
+        // TMP asks again for one tokenization: it is not counted against itself, nor twice.
+        assert_eq!(count(&[Card("card-1"), Device("dev-a")], "t-1", 6).await, [1, 1], "{b}");
+        assert_eq!(count(&[Card("card-2"), Device("dev-a")], "t-2", 7).await, [0, 2], "{b}");
+        assert_eq!(count(&[Card("card-1")], "t-3", 8).await, [2], "{b}: t-old and t-1");
+        // At minute 10 t-old (minute 0) is exactly `window` old: outside.
+        assert_eq!(count(&[Card("card-1"), Device("dev-a")], "t-now", 10).await, [2, 2], "{b}: t-1, t-3 / t-1, t-2");
+        assert_eq!(count(&[Device("dev-b")], "t-now", 10).await, [0], "{b}");
+        assert_eq!(store.purge_tokenization_attempts(T0 + Duration::minutes(3)).await.unwrap(), 2, "{b}: t-old twice");
+        assert_eq!(store.purge_tokenization_attempts(T0 + Duration::minutes(3)).await.unwrap(), 0, "{b}");
+        assert_eq!(count(&[Card("card-1")], "t-9", 12).await, [3], "{b}: t-1, t-3, t-now");
+    }
+}
+
+/// Tokenizations of one device arriving together are counted one after another: each sees a
+/// different count, so a burst cannot all pass a limit together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_tokenizations_on_one_device_is_counted_one_by_one() {
+    use tmp_adapter::store::VelocityKey::{Card, Device};
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let burst = (0..8).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let card = format!("card-{}", n % 3);
+                let keys = [Card(&card), Device("dev-burst")];
+                let tokenization = format!("t-burst-{n}");
+                store.count_and_record_tokenization(&keys, &tokenization, T0, Duration::days(1)).await.unwrap()[1]
+            })
+        });
+        let mut seen: Vec<u32> = futures_util::future::join_all(burst).await.into_iter().map(|r| r.unwrap()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..8).collect::<Vec<u32>>(), "{b}");
     }
 }
 

@@ -23,6 +23,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
 use anyhow::Context;
 use tmp_protocol::headers::{CORRELATION_ID, IDEMPOTENCY_KEY};
+use tmp_protocol::trace_context::TRACEPARENT;
 use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
 use tokio::sync::{mpsc, oneshot};
 
@@ -135,6 +136,11 @@ impl Request {
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// The value of header `name` (case-insensitive), if set.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// A JSON body (`content-type: application/json`).
@@ -291,7 +297,12 @@ impl HttpClient {
     }
 
     /// Sends `request`; the answer's body is read whole (within the timeout and size limit).
-    pub async fn send(&self, request: Request) -> Result<Response, SendError> {
+    pub async fn send(&self, mut request: Request) -> Result<Response, SendError> {
+        // Every call carries the trace it is part of (W3C Trace Context), unless the caller
+        // named one: read here, on the caller's task, where the request's scope is.
+        if request.header_value(TRACEPARENT).is_none() {
+            request = request.header(TRACEPARENT, &crate::correlation::outbound_trace().to_string());
+        }
         let (reply, answer) = oneshot::channel();
         let n = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         self.workers[n].send(Job { request, reply }).map_err(|_| SendError::Dropped)?;

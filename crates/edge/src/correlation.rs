@@ -1,6 +1,7 @@
-//! `X-Correlation-Id`: taken from the request (when sane) or generated, echoed on the
-//! response, attached to the request's tracing span, and available (task-local) to error
-//! bodies and outbound calls made while serving the request.
+//! `X-Correlation-Id` and W3C `traceparent`: taken from the request (when sane) or generated,
+//! the id echoed on the response, both attached to the request's tracing span, and available
+//! (task-local) to error bodies and to outbound calls made while serving the request — or while
+//! delivering what it queued (the relay scopes each delivery with the trace its row kept).
 
 use std::future::Future;
 
@@ -8,19 +9,44 @@ use actix_web::HttpMessage;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use tmp_protocol::headers::{CORRELATION_ID, MAX_CORRELATION_ID_LEN};
+use tmp_protocol::trace_context::{TRACEPARENT, TraceParent};
+
+/// What ties the work of one request together, across hops and across the outbox.
+#[derive(Debug, Clone)]
+struct Hop {
+    correlation_id: String,
+    trace: TraceParent,
+}
 
 tokio::task_local! {
-    static CORRELATION: String;
+    static CORRELATION: Hop;
 }
 
 /// The correlation id of the request being served ("-" outside a request).
 pub fn current() -> String {
-    CORRELATION.try_with(|id| id.clone()).unwrap_or_else(|_| "-".to_owned())
+    CORRELATION.try_with(|hop| hop.correlation_id.clone()).unwrap_or_else(|_| "-".to_owned())
 }
 
-/// Runs `fut` with `id` as the current correlation id.
-pub fn scope<F: Future>(id: String, fut: F) -> impl Future<Output = F::Output> {
-    CORRELATION.scope(id, fut)
+/// This hop's place in the trace of the request being served (`None` outside a request).
+pub fn current_trace() -> Option<TraceParent> {
+    CORRELATION.try_with(|hop| hop.trace).ok()
+}
+
+/// The `traceparent` an outbound call sends: the current trace with a new parent id, or a new
+/// trace when the call is made outside any (a CLI run, a timer).
+pub fn outbound_trace() -> TraceParent {
+    current_trace().map(|t| t.child()).unwrap_or_else(TraceParent::start)
+}
+
+/// Runs `fut` with `id` as the current correlation id and `trace` as this hop's trace position.
+pub fn scope<F: Future>(id: String, trace: TraceParent, fut: F) -> impl Future<Output = F::Output> {
+    CORRELATION.scope(Hop { correlation_id: id, trace }, fut)
+}
+
+/// The caller's trace continued by this hop, or a new one (absent or malformed header). The
+/// value is parsed to fixed-size ids, so nothing a caller writes there reaches a log or a row.
+pub fn trace_from_request(req: &ServiceRequest) -> TraceParent {
+    TraceParent::continue_or_start(req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()))
 }
 
 /// The request's correlation id if it is printable ASCII of a sane length holding nothing like a

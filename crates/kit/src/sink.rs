@@ -14,6 +14,7 @@ use serde_json::Value;
 use tmp_protocol::jwe::KeyRing;
 use tmp_protocol::jwk::RsaKeyPair;
 use tmp_protocol::sensitive::Otp;
+use tmp_protocol::trace_context::{TRACEPARENT, TraceParent};
 use tmp_protocol::webhook::{Verifier, WebhookSecret};
 
 /// One delivery the sink accepted.
@@ -23,6 +24,9 @@ pub struct Delivery {
     pub data: Value,
     /// The activation code, decrypted (`notification.ACTIVATION_CODE_DELIVERY` only).
     pub otp: Option<Otp>,
+    /// The W3C trace id the delivery carried (`traceparent`): the trace of the TMP call or
+    /// processor event that caused it.
+    pub trace_id: Option<String>,
 }
 
 struct SinkState {
@@ -136,6 +140,7 @@ async fn receive(state: Data<SinkState>, request: HttpRequest, body: Bytes) -> H
         Otp::parse(plain["otp"].as_str()?).ok()
     });
     let event_type = message["type"].as_str().unwrap_or_default().to_owned();
+    let trace_id = header(TRACEPARENT).and_then(|t| TraceParent::parse(t).ok()).map(|t| t.trace_id());
     if state.announce {
         let (token_id, card_id) = (data["tokenId"].as_str(), data["cardId"].as_str());
         match &otp {
@@ -144,12 +149,20 @@ async fn receive(state: Data<SinkState>, request: HttpRequest, body: Bytes) -> H
                 token_id,
                 card_id,
                 code = code.expose(),
+                trace_id = trace_id.as_deref(),
                 "dev inbox: activation code (type it with POST /_mock/v1/simulate/tokens/{{tokenId}}/otp)"
             ),
-            None => tracing::info!(event_type, token_id, card_id, status = data["status"].as_str(), "dev inbox"),
+            None => tracing::info!(
+                event_type,
+                token_id,
+                card_id,
+                status = data["status"].as_str(),
+                trace_id = trace_id.as_deref(),
+                "dev inbox"
+            ),
         }
     }
-    state.deliveries.lock().expect("deliveries").push(Delivery { event_type, data, otp });
+    state.deliveries.lock().expect("deliveries").push(Delivery { event_type, data, otp, trace_id });
     HttpResponse::Ok().finish()
 }
 
@@ -166,7 +179,9 @@ async fn inbox(state: Data<SinkState>) -> HttpResponse {
             if let Some(data) = data.as_object_mut() {
                 data.remove("encryptedPayload");
             }
-            let mut item = serde_json::json!({"type": d.event_type, "tokenId": d.data["tokenId"], "data": data});
+            let mut item = serde_json::json!({
+                "type": d.event_type, "tokenId": d.data["tokenId"], "traceId": d.trace_id, "data": data
+            });
             if let Some(code) = &d.otp {
                 item["otp"] = Value::from(code.expose());
             }

@@ -19,4 +19,5 @@ pub mod processor;
 pub mod rsa;
 pub mod sensitive;
 pub mod tmp_api;
+pub mod trace_context;
 pub mod webhook;

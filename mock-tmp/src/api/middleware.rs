@@ -25,8 +25,14 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let correlation_id = correlation::from_request(&req);
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, method = %req.method());
-    correlation::scope(correlation_id.clone(), handle(req, next, correlation_id)).instrument(span).await
+    let trace = correlation::trace_from_request(&req);
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %correlation_id,
+        trace_id = %trace.trace_id(),
+        method = %req.method()
+    );
+    correlation::scope(correlation_id.clone(), trace, handle(req, next, correlation_id)).instrument(span).await
 }
 
 async fn handle(
@@ -46,6 +52,7 @@ async fn handle(
     let mut entry = JournalEntry::new(Direction::Received, &method, &path, Outcome::Answered);
     entry.route = route.clone();
     entry.correlation_id = Some(correlation_id.clone());
+    entry.trace_id = correlation::current_trace().map(|t| t.trace_id());
     entry.idempotency_key = header(&req, IDEMPOTENCY_KEY);
     entry.webhook_id = header(&req, WEBHOOK_ID);
 

@@ -11,6 +11,7 @@ use actix_web::web::Bytes;
 use tmp_protocol::headers::{CORRELATION_ID, IDEMPOTENCY_KEY};
 use tmp_protocol::issuer_api::PUBLIC_KEY_PATH;
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
+use tmp_protocol::trace_context::TRACEPARENT;
 use tmp_protocol::webhook::WebhookSecret;
 
 use crate::config::IssuerConfig;
@@ -132,6 +133,9 @@ impl IssuerLink {
         entry.route = Some(path.to_owned());
         entry.idempotency_key = Some(idempotency_key.to_owned());
         entry.correlation_id = Some(correlation_id.to_owned());
+        // The trace of what caused the call (the simulator's request, or the queued effect's).
+        let trace = tmp_edge::correlation::outbound_trace();
+        entry.trace_id = Some(trace.trace_id());
         entry.attempt = Some(attempt);
         entry.fault_id = fault.rule_id;
         entry.body = mask_bytes(body);
@@ -159,6 +163,7 @@ impl IssuerLink {
         let request = Request::post(format!("{}{path}", self.base_url))
             .header(IDEMPOTENCY_KEY, idempotency_key)
             .header(CORRELATION_ID, correlation_id)
+            .header(TRACEPARENT, &trace.to_string())
             .json_body(body.to_vec());
         let request = match request.sign(&self.secrets) {
             Ok((request, webhook_id)) => {

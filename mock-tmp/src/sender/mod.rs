@@ -17,6 +17,7 @@ use tmp_protocol::issuer_api::{
     ActivationCode, NOTIFICATIONS_PATH, NotificationRequest, TOKEN_EVENTS_PATH, TokenEventRequest,
 };
 use tmp_protocol::sensitive::Otp;
+use tmp_protocol::trace_context::TraceParent;
 use tokio::sync::{mpsc, watch};
 
 use self::issuer::{Answer, Failure};
@@ -93,11 +94,18 @@ impl Callback {
 /// The queue into the sender, and a count of callbacks not yet settled (delivered, or given up).
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Callback>,
+    tx: mpsc::UnboundedSender<Queued>,
     pending: Arc<watch::Sender<usize>>,
 }
 
-pub struct OutboxReceiver(mpsc::UnboundedReceiver<Callback>);
+/// A callback with the trace of what caused it (the request being served when it was queued),
+/// which every attempt carries on as `traceparent`.
+struct Queued {
+    callback: Callback,
+    trace: TraceParent,
+}
+
+pub struct OutboxReceiver(mpsc::UnboundedReceiver<Queued>);
 
 impl Outbox {
     pub fn new() -> (Outbox, OutboxReceiver) {
@@ -116,8 +124,9 @@ impl Outbox {
             }
         };
         let id = callback.id().to_owned();
+        let trace = tmp_edge::correlation::current_trace().unwrap_or_else(TraceParent::start);
         self.pending.send_modify(|n| *n += 1);
-        if self.tx.send(callback).is_err() {
+        if self.tx.send(Queued { callback, trace }).is_err() {
             // The worker is gone (the mock is stopping): nothing will deliver it.
             self.pending.send_modify(|n| *n = n.saturating_sub(1));
         }
@@ -154,8 +163,9 @@ pub async fn run(mock: Arc<Mock>, mut rx: OutboxReceiver) {
             }
             batch.reverse();
         }
-        for callback in batch {
-            deliver(&mock, callback).await;
+        for Queued { callback, trace } in batch {
+            let id = callback.id().to_owned();
+            tmp_edge::correlation::scope(id, trace, deliver(&mock, callback)).await;
             mock.outbox.settled();
         }
     }

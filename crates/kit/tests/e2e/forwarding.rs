@@ -18,6 +18,7 @@ use tmp_adapter::outbox::{Destination, OutboxStatus};
 use tmp_adapter::store::{OutboxEntry, OutboxFilter};
 use tmp_protocol::enums::TokenStatus;
 use tmp_protocol::jwk::{JwkSet, PublicJwk};
+use tmp_protocol::trace_context::{TRACEPARENT, TraceParent};
 use tmp_protocol::webhook::{SignatureHeaders, WebhookSecret};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -154,6 +155,8 @@ impl Forwarding {
         let body = json!({"id": id, "cardId": card_id, "type": kind, "occurredAt": "2026-03-01T10:00:00Z",
                           "data": data});
         let bytes = serde_json::to_vec(&body).expect("json");
+        // The processor's trace: the outbox keeps it and the call to TMP continues it.
+        let trace = TraceParent::start();
         let secret = WebhookSecret::parse(PROCESSOR_SECRET).expect("secret");
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let headers =
@@ -162,7 +165,8 @@ impl Forwarding {
             .kit
             .client
             .post(format!("{}/processor/v1/events", self.kit.adapter_url))
-            .header("content-type", "application/json");
+            .header("content-type", "application/json")
+            .header(TRACEPARENT, trace.to_string());
         for (name, value) in headers.to_header_pairs() {
             request = request.header(name, value);
         }
@@ -187,6 +191,11 @@ impl Forwarding {
         .await;
         // The mock queued its token events before answering: let them reach the adapter.
         self.kit.inner.mock_idle().await;
+        assert_eq!(
+            row.record.traceparent.map(|t| t.trace_id()),
+            Some(trace.trace_id()),
+            "{kind}: the outbox row's trace"
+        );
         row
     }
 
@@ -208,6 +217,8 @@ impl Forwarding {
     /// Asserts the mapping of a delivered row: method, path, answer status.
     async fn assert_call(&self, row: &OutboxEntry, method: &str, path: &str, status: u16) -> Value {
         let entry = self.received(row).await;
+        let trace_id = row.record.traceparent.expect("the row keeps its trace").trace_id();
+        assert_eq!(entry["traceId"], trace_id.as_str(), "the delivery continues the processor's trace: {entry}");
         assert_eq!(
             (entry["method"].as_str(), entry["path"].as_str(), entry["status"].as_u64()),
             (Some(method), Some(path), Some(u64::from(status))),

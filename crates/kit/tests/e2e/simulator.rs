@@ -2,6 +2,8 @@
 
 use serde_json::json;
 use tmp_protocol::enums::TokenStatus;
+use tmp_protocol::issuer_api::{NOTIFICATIONS_PATH, TOKEN_EVENTS_PATH, VERIFY_CARD_PATH};
+use tmp_protocol::trace_context::{TRACEPARENT, TraceParent};
 
 use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, PAN_BLOCKED, PAN_DATACORE};
 
@@ -149,6 +151,69 @@ async fn external_yellow_with_the_right_otp() {
     let decisions = kit.store.decisions_for_card("card-active", 10).await.expect("audit");
     assert_eq!(decisions[0].decision, "REQUIRE_ADDITIONAL_AUTHENTICATION");
     right_otp_activates(&kit, &token_id, &otp).await;
+}
+
+/// One tokenization is one W3C trace: the simulator's request (as TMP's own trace), the calls to
+/// the issuer, the adapter's outbox and its deliveries to the issuer's sink all carry its trace
+/// id; a tokenization begun without one gets a trace of its own.
+#[tokio::test]
+async fn one_tokenization_is_one_trace_from_tmp_through_the_adapter_to_the_sink() {
+    let kit = Kit::spawn().await;
+    let traced = |trace: Option<&TraceParent>| {
+        let mut request = kit
+            .client
+            .post(format!("{}/_mock/v1/simulate/tokenizations", kit.mock_url))
+            .json(&json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY", "walletScore": 2}));
+        if let Some(trace) = trace {
+            request = request.header(TRACEPARENT, trace.to_string());
+        }
+        async move { request.send().await.expect("simulate").json::<serde_json::Value>().await.expect("json") }
+    };
+    let trace = TraceParent::start();
+    let (first, second) = (traced(Some(&trace)).await, traced(None).await);
+    kit.inner.mock_idle().await;
+    let otp_of = |answer: &serde_json::Value| answer["activationNotificationId"].as_str().expect("id").to_owned();
+    kit.delivered_otp(&otp_of(&first)).await;
+    kit.delivered_otp(&otp_of(&second)).await;
+
+    let journal = kit.get("/_mock/v1/requests").await;
+    let traces_of = |token_id: &str, path: &str| -> Vec<String> {
+        journal["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .filter(|e| e["direction"] == "sent" && e["path"] == path && e["body"]["tokenId"] == token_id)
+            .map(|e| e["traceId"].as_str().expect("every call names its trace").to_owned())
+            .collect()
+    };
+    let first_token = first["tokenId"].as_str().expect("token");
+    let notifications = traces_of(first_token, NOTIFICATIONS_PATH);
+    assert!(!notifications.is_empty(), "{journal}");
+    assert!(notifications.iter().all(|t| *t == trace.trace_id()), "{notifications:?} vs {}", trace.trace_id());
+    let events = traces_of(first_token, TOKEN_EVENTS_PATH);
+    assert!(!events.is_empty() && events.iter().all(|t| *t == trace.trace_id()), "{events:?}");
+    let verify: Vec<_> = journal["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|e| e["direction"] == "sent" && e["path"] == VERIFY_CARD_PATH)
+        .map(|e| e["traceId"].as_str().expect("trace").to_owned())
+        .collect();
+    assert_eq!(verify.len(), 2, "{journal}");
+    assert_eq!(verify[0], trace.trace_id(), "verify-card continues TMP's trace");
+    assert_ne!(verify[1], trace.trace_id(), "a tokenization without a trace starts its own");
+
+    // The adapter's deliveries to the issuer's sink continue the trace of the call that caused
+    // them, through the outbox.
+    for (answer, expected) in [(&first, trace.trace_id()), (&second, verify[1].clone())] {
+        let token_id = answer["tokenId"].as_str().expect("token");
+        let deliveries: Vec<_> =
+            kit.inner.sink.deliveries().into_iter().filter(|d| d.data["tokenId"] == token_id).collect();
+        assert!(deliveries.len() >= 2, "an activation code and a status change for {token_id}");
+        for d in deliveries {
+            assert_eq!(d.trace_id.as_deref(), Some(expected.as_str()), "{} of {token_id}", d.event_type);
+        }
+    }
 }
 
 #[tokio::test]

@@ -626,6 +626,7 @@ pub async fn reconcile_command(
         None => anyhow::bail!("pass --card ID or --all"),
     };
     let (mut repaired, mut left, mut failed) = (0usize, 0usize, 0usize);
+    let mut stopped = None;
     for (n, card_id) in cards.iter().enumerate() {
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let list = match tmp.card_tokens(card_id, &correlation_id).await {
@@ -643,7 +644,11 @@ pub async fn reconcile_command(
                 eprintln!("{card_id}: {problem}");
                 continue;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                // The database failed: stop, but audit what the run has already written.
+                stopped = Some(anyhow::Error::from(error));
+                break;
+            }
         };
         println!(
             "[{}/{}] {card_id}: {} token(s) checked, {} drifted",
@@ -670,13 +675,22 @@ pub async fn reconcile_command(
             println!("  {} {}: {before} -> {after} ({result})", d.token_id, d.kind.as_str());
         }
     }
-    let mut draft =
-        AuditDraft::new("tokens.reconcile", Some(card.unwrap_or("all").to_owned()), card.map(str::to_owned));
+    let action = match mode {
+        crate::ops::tokens::Mode::Repair { deactivate_unknown: true } => crate::ops::tokens::DEACTIVATE_UNKNOWN_ACTION,
+        _ => "tokens.reconcile",
+    };
+    let mut draft = AuditDraft::new(action, Some(card.unwrap_or("all").to_owned()), card.map(str::to_owned));
     draft.reason = Some(format!(
-        "{} card(s), {repaired} token(s) repaired, {left} left, {failed} card(s) not reconciled",
-        cards.len()
+        "{} card(s), {repaired} token(s) repaired, {left} left, {failed} card(s) not reconciled{}",
+        cards.len(),
+        if stopped.is_some() { ", stopped by a database error" } else { "" }
     ));
-    store.record_ops_audit(&cli_audit(&draft), None).await?;
+    let audited = store.record_ops_audit(&cli_audit(&draft), None).await;
+    if let Some(error) = stopped {
+        // Best effort: the database that failed the run may refuse the audit row too.
+        return Err(error.context("the reconciliation stopped; the repairs listed above are written"));
+    }
+    audited?;
     println!(
         "{} card(s) reconciled, {repaired} token(s) repaired, {left} left as they are, {failed} card(s) failed",
         cards.len() - failed

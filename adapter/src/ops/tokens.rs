@@ -95,6 +95,9 @@ pub struct Reconciliation {
     pub drift: Vec<Drift>,
 }
 
+/// The audit action of a reconciliation asked to deactivate what TMP does not list.
+pub const DEACTIVATE_UNKNOWN_ACTION: &str = "tokens.reconcile.deactivate_unknown";
+
 /// What a reconciliation may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -137,11 +140,15 @@ pub async fn reconcile(
     for token in mirror.iter().filter(|m| m.status != TokenStatus::Deactivated && !listed(list, m)) {
         found.push(Found { token_id: &token.token_id, kind: DriftKind::UnknownAtTmp, mirror: Some(token), tmp: None });
     }
+    // Every repair is built before any is written: a token TMP lists with an unusable id fails
+    // the run before it has written half of it.
+    let plans = found.iter().map(|f| plan(f, mode, now)).collect::<Result<Vec<_>, _>>()?;
     let mut drift = Vec::with_capacity(found.len());
-    for f in found {
-        let (repaired, left) = match mode {
-            Mode::Report => (false, None),
-            Mode::Repair { deactivate_unknown } => settle(store, &f, deactivate_unknown, now).await?,
+    for (f, plan) in found.iter().zip(plans) {
+        let (repaired, left) = match plan {
+            Plan::Report => (false, None),
+            Plan::Left(because) => (false, Some(because)),
+            Plan::Write(event) => write_repair(store, &event, now).await?,
         };
         tracing::info!(kind = f.kind.as_str(), repaired, "token mirror drift");
         drift.push(Drift {
@@ -162,24 +169,36 @@ fn listed(list: &TokenList, token: &TokenRecord) -> bool {
     list.tokens.iter().any(|t| t.token_id == token.token_id)
 }
 
+/// What becomes of one drift.
+enum Plan {
+    /// Reported only ([`Mode::Report`]).
+    Report,
+    Left(LeftBecause),
+    /// The token event that repairs it.
+    Write(Box<TokenEventRequest>),
+}
+
+fn plan(found: &Found<'_>, mode: Mode, now: OffsetDateTime) -> Result<Plan, OpsError> {
+    Ok(match (found.tmp, found.mirror) {
+        // The mirror heard of a change after the one TMP's list shows (the list was read
+        // before that event was delivered): nothing to repair, nor to report as wrong.
+        (Some(tmp), Some(mirror)) if mirror.status_at > tmp.updated_at => Plan::Left(LeftBecause::MirrorNewer),
+        _ if mode == Mode::Report => Plan::Report,
+        (Some(tmp), mirror) => Plan::Write(Box::new(from_tmp(tmp, mirror.map(|m| m.status))?)),
+        (None, Some(mirror)) if mode == (Mode::Repair { deactivate_unknown: true }) => {
+            Plan::Write(Box::new(deactivation(mirror, now)?))
+        }
+        (None, _) => Plan::Left(LeftBecause::NotListedAtTmp),
+    })
+}
+
 /// Writes the repair of one drift, or says why it is left.
-async fn settle(
+async fn write_repair(
     store: &dyn Store,
-    found: &Found<'_>,
-    deactivate_unknown: bool,
+    event: &TokenEventRequest,
     now: OffsetDateTime,
 ) -> Result<(bool, Option<LeftBecause>), OpsError> {
-    let event = match (found.tmp, found.mirror) {
-        // The mirror heard of a change after the one TMP's list shows (the list was read
-        // before that event was delivered): nothing to repair.
-        (Some(tmp), Some(mirror)) if mirror.status_at > tmp.updated_at => {
-            return Ok((false, Some(LeftBecause::MirrorNewer)));
-        }
-        (Some(tmp), mirror) => from_tmp(tmp, mirror.map(|m| m.status))?,
-        (None, Some(mirror)) if deactivate_unknown => deactivation(mirror, now)?,
-        (None, _) => return Ok((false, Some(LeftBecause::NotListedAtTmp))),
-    };
-    let (record, outbox) = crate::domain::token_events::to_records(&event, now);
+    let (record, outbox) = crate::domain::token_events::to_records(event, now);
     let ack =
         TokenEventAck { event_id: event.event_id.to_string(), token_id: event.token_id.to_string(), accepted: true };
     let idempotency = IdempotencyRecord {

@@ -334,7 +334,9 @@ async fn no_card_data_in_logs_metrics_databases_outbox_or_anything_sent() {
             // HTTP status label of /metrics (`status="422"`), which a random CVC may equal.
             for c in [cvc.as_str(), wrong_cvc] {
                 let quoted = format!("\"{c}\"");
-                let as_value = text.match_indices(&quoted).any(|(at, _)| !text[..at].ends_with("status="));
+                let as_value = text
+                    .match_indices(&quoted)
+                    .any(|(at, _)| !(place == "/metrics" && text[..at].ends_with("status=")));
                 assert!(!as_value, "{b}: a CVC appears in {place}");
             }
         }

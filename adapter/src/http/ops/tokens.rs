@@ -354,7 +354,11 @@ pub async fn list(
             // repair is an audited operator action).
             let now = time::OffsetDateTime::now_utc();
             let mirror_drift = match reconcile::reconcile(&*state.store, &list, reconcile::Mode::Report, now).await {
-                Ok(report) => Some(u32::try_from(report.drift.len()).unwrap_or(u32::MAX)),
+                // A token the mirror heard of after TMP's list was made is not wrong.
+                Ok(report) => {
+                    let wrong = report.drift.iter().filter(|d| d.left != Some(reconcile::LeftBecause::MirrorNewer));
+                    Some(u32::try_from(wrong.count()).unwrap_or(u32::MAX))
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, "the mirror could not be compared with TMP's list");
                     None
@@ -651,6 +655,10 @@ pub async fn reconcile(
         path_id("cardId", &card_id)?;
         let body: ReconcileBody = super::optional_json(bytes)?;
         audit.reason = super::optional_reason(body.reason)?;
+        if body.deactivate_unknown {
+            // The operator's decision outranks TMP's events in flight: the audit says it was taken.
+            audit.action = crate::ops::tokens::DEACTIVATE_UNKNOWN_ACTION;
+        }
         let list = ops
             .tmp()
             .card_tokens(&card_id, &correlation::current())

@@ -645,6 +645,12 @@ async fn lost_token_events_make_the_mirror_drift_and_reconciliation_repairs_it()
     let audit = expect_json(ops.get("/ops/v1/audit?limit=20", &desk).await, 200).await;
     let runs = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "tokens.reconcile").count();
     assert_eq!(runs, 3, "two through the ops API, one by the CLI: {audit}");
+    // Asked to deactivate what TMP does not list, the run is audited as that decision.
+    let forced = expect_json(ops.post(&path, &desk, &json!({"deactivateUnknown": true}), None).await, 200).await;
+    assert_eq!(forced["drift"], json!([]), "{forced}");
+    let audit = expect_json(ops.get("/ops/v1/audit?limit=20", &desk).await, 200).await;
+    let newest = &audit["items"][0];
+    assert_eq!(newest["action"], "tokens.reconcile.deactivate_unknown", "{audit}");
 }
 
 /// The cardholder's code expired (the mock's clock moves ahead): the bank's app sees it on the

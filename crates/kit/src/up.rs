@@ -48,7 +48,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let adapter = tmp_adapter::startup::Application::build(settings).await.context("tmp-adapter did not start")?;
     tracing::info!(port = adapter.port(), "tmp-adapter ready");
     let mock = mock_tmp::start(mock_config).await.context("mock-tmp did not start")?;
-    tracing::info!(url = %mock.base_url(), "mock-tmp ready");
+    tracing::info!(url = %mock.base_url(), console = %format!("{}/_mock/console", mock.base_url()), "mock-tmp ready");
     let adapter_handle = adapter.handle();
     tokio::select! {
         result = mock.run_until_stopped() => {

@@ -1,7 +1,9 @@
 //! HTTP surfaces: the TMP API ([`tmp`]) and the Lifecycle API ([`lifecycle`]) as the contract
-//! defines them, and the mock's own control plane ([`control`]) under `/_mock/v1`.
+//! defines them, the mock's own control plane ([`control`]) under `/_mock/v1`, and the browser
+//! console over it ([`console`], `/_mock/console`).
 
 pub mod admit;
+pub mod console;
 pub mod control;
 pub mod lifecycle;
 pub mod middleware;
@@ -15,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(tmp::configure)
         .configure(lifecycle::configure)
         .configure(control::configure)
+        .configure(console::configure)
         .route("/", web::get().to(index));
 }
 
@@ -27,6 +30,7 @@ async fn index() -> actix_web::HttpResponse {
         &[
             ("tmpApi", "/tmp-api/v1/…"),
             ("lifecycleApi", "/lifecycle/v1/…"),
+            ("console", console::CONSOLE_PATH),
             ("control", "/_mock/v1/… (cards, tokens, requests, faults, simulate)"),
             ("docs", "docs/mock-tmp.md in the kit's repository"),
         ],

@@ -11,10 +11,12 @@
 //! - bare_target: the `tmp-conformance` binary against an adapter with no mock and no harness;
 //! - sign_proxy: `tmp-conformance sign-proxy` (for schema-driven fuzzers) in front of an adapter;
 //! - load: the load generator and the soak's check;
-//! - docs: every link of the docs stays in the repository and arrives.
+//! - docs: every link of the docs stays in the repository and arrives;
+//! - console: mock-tmp's browser console clicked through in a real headless Chromium.
 
 mod bare_target;
 mod browser;
+mod console;
 mod docs;
 mod forwarding;
 mod helpers;

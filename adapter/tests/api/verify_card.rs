@@ -258,7 +258,9 @@ async fn processor_bridge_answers_decide_the_card() {
         assert_eq!((ok["decision"].as_str(), ok["cvcResult"].as_str()), (Some("APPROVED"), Some("MATCH")), "{ok}");
         assert_eq!(ok["cardId"], "proc-card-1");
         // The processor heard TMP's context of the tokenization, without the card data.
-        let context = bridge.lookups.lock().unwrap().last().cloned().unwrap_or_default();
+        let lookup = bridge.lookups.lock().unwrap().last().cloned().unwrap_or_default();
+        assert_eq!(lookup["members"], json!(["pan", "tokenization"]), "the PAN and the context, nothing else");
+        let context = lookup["tokenization"].clone();
         assert_eq!(context["tokenizationId"], body["tokenizationId"], "{context}");
         assert_eq!(context["device"], json!({"id": "dev-phone-7", "type": "PHONE"}), "{context}");
         assert_eq!(
@@ -266,7 +268,11 @@ async fn processor_bridge_answers_decide_the_card() {
             (&json!("SECURE_ELEMENT"), &json!(5)),
             "{context}"
         );
-        assert!(context.get("encryptedPayload").is_none(), "{context}");
+        // No card data in the context, at any depth (TMP's payload held the CVC and expiry).
+        let text = context.to_string();
+        for field in ["\"encryptedPayload\"", "\"cvc\"", "\"expiry\"", "\"pan\""] {
+            assert!(!text.contains(field), "{field} in {context}");
+        }
         let wrong = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("124")), "APPLE_PAY")).await;
         assert_eq!(wrong["cvcResult"], "NO_MATCH", "{wrong}");
         let unknown = verify(&app, &verify_body(app.card_payload(PAN_UNKNOWN, EXPIRY, None), "GOOGLE_PAY")).await;

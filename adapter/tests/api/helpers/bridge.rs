@@ -24,7 +24,8 @@ pub struct BridgeBehaviour {
 
 pub struct TestBridge {
     pub base_url: String,
-    /// Every lookup's `tokenization` member, as the adapter sent it (no PAN kept here).
+    /// Every lookup as `{"members": [its top-level member names, sorted], "tokenization": …}`,
+    /// as the adapter sent it (the PAN itself not kept here).
     pub lookups: Arc<Mutex<Vec<serde_json::Value>>>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -63,7 +64,9 @@ async fn lookup(
     seen: Data<Arc<Mutex<Vec<serde_json::Value>>>>,
     raw: web::Json<serde_json::Value>,
 ) -> HttpResponse {
-    seen.lock().expect("lookups").push(raw["tokenization"].clone());
+    let mut members: Vec<String> = raw.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    members.sort();
+    seen.lock().expect("lookups").push(serde_json::json!({"members": members, "tokenization": raw["tokenization"]}));
     let Ok(body) = serde_json::from_value::<BridgeLookupRequest>(raw.into_inner()) else {
         return HttpResponse::BadRequest().finish();
     };

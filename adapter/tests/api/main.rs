@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod deployment;
 mod forwarding;
 mod forwarding_scale;
 mod helpers;

@@ -17,6 +17,7 @@
 mod bare_target;
 mod browser;
 mod console;
+mod deployment;
 mod docs;
 mod forwarding;
 mod helpers;

@@ -1,0 +1,200 @@
+//! The deployment artefacts in `adapter/packaging`: the systemd unit is hardened and systemd
+//! itself accepts it (`systemd-analyze verify`, and `security` for its exposure), and the Debian
+//! package cargo-deb builds from `[package.metadata.deb]` holds the binary, the unit and the
+//! configuration where the unit and the docs say, with its user made at installation.
+//! Without systemd-analyze, dpkg-deb or cargo-deb these checks are skipped with a note, except
+//! under `CI`, where they fail (`.ci/run` installs cargo-deb).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn packaging() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Whether `tool` runs; when it does not, a note, or under CI a failure.
+fn have(tool: &str, args: &[&str], why: &str) -> bool {
+    let found = Command::new(tool).args(args).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(!in_ci(), "CI needs {tool} for {why}");
+        eprintln!("note: no {tool} on PATH; {why} is not checked");
+    }
+    found
+}
+
+/// A unit file's `[Service]` (or any section's) settings: key → every value given, in order.
+fn section(unit: &str, name: &str) -> BTreeMap<String, Vec<String>> {
+    let mut settings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in unit.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = header.to_owned();
+        } else if current == name
+            && let Some((key, value)) = line.split_once('=')
+        {
+            settings.entry(key.to_owned()).or_default().push(value.to_owned());
+        }
+    }
+    settings
+}
+
+/// `systemd-analyze verify` and `security --offline` on `unit` with its `ExecStart` binary
+/// replaced by `binary` (systemd checks that it exists and is executable). Returns the
+/// exposure score.
+fn systemd_accepts(unit: &str, binary: &Path) -> Option<f64> {
+    if !have("systemd-analyze", &["--version"], "the systemd unit") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("tmp-adapter.service");
+    std::fs::write(&path, unit.replace("/usr/bin/tmp-adapter", &binary.display().to_string())).expect("unit");
+    let verify = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&verify.stderr);
+    // verify exits 0 on an unknown key or a bad value, and says so: any word from it is a defect.
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    let security =
+        Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&path).output().expect("security");
+    let text = String::from_utf8_lossy(&security.stdout).into_owned();
+    let score = text
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for tmp-adapter.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+    Some(score)
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_systemd_accepts_it() {
+    let unit = std::fs::read_to_string(packaging().join("tmp-adapter.service")).expect("the unit");
+    let service = section(&unit, "Service");
+    let one = |key: &str| service.get(key).and_then(|v| v.last()).map(String::as_str).unwrap_or("");
+    for (key, expected) in [
+        ("User", "tmp-adapter"),
+        ("ExecStart", "/usr/bin/tmp-adapter serve"),
+        ("WorkingDirectory", "/var/lib/tmp-adapter"),
+        ("StateDirectory", "tmp-adapter"),
+        ("ConfigurationDirectory", "tmp-adapter"),
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("KillSignal", "SIGTERM"),
+        ("UMask", "0077"),
+    ] {
+        assert_eq!(one(key), expected, "{key}");
+    }
+    let environment = service.get("Environment").cloned().unwrap_or_default();
+    assert!(environment.contains(&"TMP_ADAPTER_ENV=production".to_owned()), "{environment:?}");
+    assert!(environment.contains(&"TMP_ADAPTER_CONFIG_DIR=/etc/tmp-adapter".to_owned()), "{environment:?}");
+    // systemd must wait out the adapter's drain before it kills it.
+    // (production.yaml keeps base.yaml's drain; the local layer loads without production's files.)
+    let drain = tmp_adapter::config::Settings::load_with(
+        &repo().join("config"),
+        "local",
+        config::Environment::with_prefix("TMP_ADAPTER_NEVER_SET"),
+    )
+    .expect("the settings")
+    .server
+    .shutdown_timeout_secs;
+    assert!(!std::fs::read_to_string(repo().join("config/production.yaml")).unwrap().contains("shutdown_timeout"));
+    let stop: u64 = one("TimeoutStopSec").parse().expect("TimeoutStopSec in seconds");
+    assert!(stop > drain, "TimeoutStopSec {stop} must exceed the {drain} s drain");
+    // The subcommand the unit starts exists.
+    let help = Command::new(env!("CARGO_BIN_EXE_tmp-adapter")).args(["serve", "--help"]).output().expect("runs");
+    assert!(help.status.success(), "tmp-adapter serve --help");
+
+    if let Some(score) = systemd_accepts(&unit, Path::new(env!("CARGO_BIN_EXE_tmp-adapter"))) {
+        eprintln!("systemd-analyze security: exposure {score}");
+        // systemd's scale: 0 (locked down) to 10 (unprotected); below 2 it calls a service OK.
+        assert!(score < 2.0, "exposure {score}");
+    }
+}
+
+#[test]
+fn the_debian_package_holds_the_binary_the_unit_and_the_configuration() {
+    if !have("dpkg-deb", &["--version"], "the Debian package")
+        || !have("cargo", &["deb", "--version"], "the Debian package (cargo install cargo-deb)")
+    {
+        return;
+    }
+    let out = tempfile::tempdir().expect("a temporary directory");
+    // The test's own (debug) build of the binary: a release build would cost minutes, and what
+    // is checked here is what the package holds and where, not how the binary was optimised.
+    let binary = Path::new(env!("CARGO_BIN_EXE_tmp-adapter"));
+    let profile = binary.parent().and_then(Path::file_name).and_then(|p| p.to_str()).expect("a profile dir");
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(repo())
+        .args(["deb", "-p", "tmp-adapter", "--no-build", "--no-strip", "--fast", "--profile"])
+        .arg(if profile == "debug" { "dev" } else { profile })
+        .arg("-o")
+        .arg(out.path())
+        .output()
+        .expect("cargo deb");
+    assert!(built.status.success(), "cargo deb: {}", String::from_utf8_lossy(&built.stderr));
+    let deb = std::fs::read_dir(out.path())
+        .expect("output")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb");
+    let dpkg = |args: &[&str]| {
+        let output = Command::new("dpkg-deb").args(args).arg(&deb).output().expect("dpkg-deb");
+        assert!(output.status.success(), "dpkg-deb {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let listing = dpkg(&["--contents"]);
+    for (mode, path) in [
+        ("-rwxr-xr-x", "./usr/bin/tmp-adapter"),
+        ("-rw-r--r--", "./usr/lib/systemd/system/tmp-adapter.service"),
+        ("-rw-r--r--", "./etc/tmp-adapter/base.yaml"),
+        ("-rw-r--r--", "./etc/tmp-adapter/production.yaml"),
+        // The secrets' file: root's alone.
+        ("-rw-------", "./etc/tmp-adapter/tmp-adapter.env"),
+        ("-rw-r--r--", "./usr/share/doc/tmp-adapter/deployment.md"),
+        ("-rw-r--r--", "./usr/share/doc/tmp-adapter/LICENSE"),
+    ] {
+        let line = listing.lines().find(|l| l.ends_with(path)).unwrap_or_else(|| panic!("{path} in {listing}"));
+        assert!(line.starts_with(mode) && line.contains(" 0/0 "), "{line}");
+    }
+    assert!(!listing.contains("./var/lib/"), "state is made at installation, not shipped: {listing}");
+    let control = dpkg(&["--field"]);
+    assert!(control.contains("Package: tmp-adapter"), "{control}");
+    assert!(control.lines().any(|l| l.starts_with("Depends:") && l.contains("adduser")), "{control}");
+    let conffiles = dpkg(&["--info"]);
+    assert!(conffiles.contains("conffiles"), "{conffiles}");
+    let info = |member: &str| {
+        let output = Command::new("dpkg-deb").arg("--info").arg(&deb).arg(member).output().expect("dpkg-deb");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let listed: Vec<String> = info("conffiles").lines().map(str::to_owned).collect();
+    for path in ["/etc/tmp-adapter/base.yaml", "/etc/tmp-adapter/production.yaml", "/etc/tmp-adapter/tmp-adapter.env"] {
+        assert!(listed.iter().any(|l| l == path), "{path} is a conffile: {listed:?}");
+    }
+    let postinst = info("postinst");
+    assert!(postinst.contains("adduser --system --group"), "the service's user: {postinst}");
+    assert!(postinst.contains("tmp-adapter.service"), "the unit is registered: {postinst}");
+    assert!(!postinst.contains("deb-systemd-invoke start"), "installed, not started before it is configured");
+
+    // What is inside is the repository's, and the packaged unit and binary pass systemd's check.
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let extracted = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()).status().expect("dpkg-deb -x");
+    assert!(extracted.success());
+    let file = |path: &str| std::fs::read(root.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(file("etc/tmp-adapter/base.yaml"), std::fs::read(repo().join("config/base.yaml")).unwrap());
+    assert_eq!(file("etc/tmp-adapter/production.yaml"), std::fs::read(repo().join("config/production.yaml")).unwrap());
+    let unit = String::from_utf8(file("usr/lib/systemd/system/tmp-adapter.service")).expect("utf-8");
+    assert_eq!(unit, std::fs::read_to_string(packaging().join("tmp-adapter.service")).unwrap());
+    let packaged = root.path().join("usr/bin/tmp-adapter");
+    let version = Command::new(&packaged).arg("--version").output().expect("the packaged binary runs");
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")), "{version:?}");
+    systemd_accepts(&unit, &packaged);
+}

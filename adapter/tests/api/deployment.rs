@@ -198,3 +198,94 @@ fn the_debian_package_holds_the_binary_the_unit_and_the_configuration() {
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")), "{version:?}");
     systemd_accepts(&unit, &packaged);
 }
+
+/// The Kubernetes manifests are valid Kubernetes (`kubernetes-validate --strict`, offline, from
+/// PyPI), and agree with the adapter: the ConfigMap's overlay loads on top of base.yaml, every
+/// file it names is mounted, the probes ask the endpoints the adapter serves on the port it
+/// listens on, the pods run as the image's unprivileged user on a read-only root, and the grace
+/// period outlasts the drain.
+#[test]
+fn the_kubernetes_manifests_are_valid_and_agree_with_the_adapter() {
+    let dir = packaging().join("kubernetes");
+    let manifests = ["tmp-adapter.yaml", "migrate.yaml"].map(|f| dir.join(f));
+    if have("kubernetes-validate", &["--version"], "the Kubernetes manifests (pip install kubernetes-validate)") {
+        let checked = Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet"])
+            .args(&manifests)
+            .output()
+            .expect("kubernetes-validate");
+        assert!(
+            checked.status.success(),
+            "kubernetes-validate: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&manifests[0]).expect("the manifests");
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("YAML");
+    let kind = |k: &str| docs.iter().find(|d| d["kind"].as_str() == Some(k)).unwrap_or_else(|| panic!("a {k}"));
+    let overlay = kind("ConfigMap")["data"]["production.yaml"].as_str().expect("production.yaml").to_owned();
+
+    // The overlay on top of base.yaml, with the Secret's variables, is a valid configuration.
+    let config_dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::copy(repo().join("config/base.yaml"), config_dir.path().join("base.yaml")).expect("base.yaml");
+    std::fs::write(config_dir.path().join("production.yaml"), &overlay).expect("overlay");
+    let secret = kind("Secret")["stringData"].as_hash().expect("stringData");
+    let mut env: std::collections::HashMap<String, String> = secret
+        .iter()
+        .map(|(k, v)| (k.as_str().expect("name").to_owned(), v.as_str().expect("value").to_owned()))
+        .collect();
+    // The placeholders are not secrets: give the loader well-formed ones.
+    for value in env.values_mut().filter(|v| v.starts_with("whsec_")) {
+        *value = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned();
+    }
+    let settings = tmp_adapter::config::Settings::load_with(
+        config_dir.path(),
+        "production",
+        config::Environment::with_prefix("TMP_ADAPTER").source(Some(env)),
+    )
+    .unwrap_or_else(|e| panic!("the ConfigMap's production.yaml: {e}"));
+
+    let deployment = kind("Deployment");
+    assert_eq!(deployment["spec"]["replicas"].as_i64(), Some(2));
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["ports"][0]["containerPort"].as_i64(), Some(i64::from(settings.server.port)));
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
+    let scheme = if settings.server.tls.is_some() { "HTTPS" } else { "HTTP" };
+    assert_eq!(container["readinessProbe"]["httpGet"]["scheme"].as_str(), Some(scheme), "the listener's scheme");
+    assert_eq!(pod["securityContext"]["runAsUser"].as_i64(), Some(10001), "the image's user (Dockerfile)");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"].as_bool(), Some(false));
+    let grace = pod["terminationGracePeriodSeconds"].as_i64().expect("a grace period");
+    assert!(grace > settings.server.shutdown_timeout_secs as i64, "grace {grace} s outlasts the drain");
+    // Every file the overlay names is under a read-only mount of the pod.
+    let mounts: Vec<(String, bool)> = container["volumeMounts"]
+        .as_vec()
+        .expect("mounts")
+        .iter()
+        .map(|m| (m["mountPath"].as_str().expect("path").to_owned(), m["readOnly"].as_bool() == Some(true)))
+        .collect();
+    let files: Vec<&str> = overlay
+        .lines()
+        .filter_map(|l| l.split_once(": /").map(|(_, path)| path))
+        .filter(|p| p.starts_with("etc/"))
+        .collect();
+    assert!(files.len() >= 6, "{files:?}");
+    for file in files {
+        let path = format!("/{file}");
+        assert!(
+            mounts.iter().any(|(m, read_only)| *read_only && path.starts_with(&format!("{m}/"))),
+            "{path} is not under a read-only mount: {mounts:?}"
+        );
+    }
+    assert!(mounts.iter().any(|(m, _)| m == "/var/lib/tmp-adapter"), "the working directory is writable");
+    // The subcommands the manifests run exist.
+    let job = std::fs::read_to_string(&manifests[1]).expect("migrate.yaml");
+    for (text, command) in [(&text, "serve"), (&job, "migrate")] {
+        assert!(text.contains(&format!("args: [\"{command}\"]")), "{command}");
+        let help = Command::new(env!("CARGO_BIN_EXE_tmp-adapter")).args([command, "--help"]).output().expect("runs");
+        assert!(help.status.success(), "tmp-adapter {command} --help");
+    }
+}

@@ -48,6 +48,14 @@ impl Application {
             .await
             .context("cannot open the database")?;
         store.migrate().await.context("cannot migrate the database")?;
+        let window = time::Duration::seconds(settings.policy.velocity_window_secs as i64);
+        let caught_up = store
+            .backfill_tokenization_attempts(OffsetDateTime::now_utc() - window)
+            .await
+            .context("cannot bring the velocity count up to date")?;
+        if caught_up > 0 {
+            tracing::info!(caught_up, "velocity count: tokenizations audited by an earlier version recorded");
+        }
         let keys = Arc::new(KeyMaterial::load(&settings)?);
         if keys.uses_development_keys {
             tracing::warn!("RUNNING WITH DEVELOPMENT KEYS: never send real card data to this instance");

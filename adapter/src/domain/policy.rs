@@ -102,6 +102,11 @@ impl PolicySettings {
         self.token_requestors.get(requestor_id).or_else(|| self.wallets.get(&wallet)).unwrap_or(&self.default)
     }
 
+    /// Every policy entry: the default, the wallets', the token requestors'.
+    pub fn entries(&self) -> impl Iterator<Item = &RequestorPolicy> {
+        std::iter::once(&self.default).chain(self.wallets.values()).chain(self.token_requestors.values())
+    }
+
     /// Which tokens `max_live_tokens_per_card` counts for this requestor: those of the entry that
     /// governs it — the requestor's own tokens for a requestor entry and for the default (which
     /// applies to each requestor on its own), every token of the wallet for a wallet entry.

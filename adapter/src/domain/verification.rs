@@ -42,7 +42,8 @@ struct SourceAnswer {
     device_tokenizations: Option<u32>,
 }
 
-/// What the velocity limits need counted for one tokenization (only the limits that are on).
+/// What the velocity limits need counted for one tokenization (the limits some policy entry has
+/// on).
 struct Velocity<'a> {
     tokenization_id: &'a str,
     device_id: Option<&'a str>,
@@ -80,8 +81,11 @@ impl CardVerifier {
         let velocity = Velocity {
             tokenization_id: request.tokenization_id.as_str(),
             device_id: request.device.as_ref().map(|d| d.id.as_str()),
-            per_card: requestor_policy.max_tokenizations_per_card > 0,
-            per_device: requestor_policy.max_tokenizations_per_device > 0,
+            // Recorded whenever any entry limits them — a tokenization through a wallet without a
+            // limit still counts toward the limit of one with it — and read by this policy only
+            // where it has one (a limit of 0 reads no count).
+            per_card: self.policy.entries().any(|p| p.max_tokenizations_per_card > 0),
+            per_device: self.policy.entries().any(|p| p.max_tokenizations_per_device > 0),
         };
         let answer =
             tokio::time::timeout(self.deadline(), self.ask_source(request, card, &scope, &velocity, now)).await;

@@ -41,6 +41,11 @@ pub trait DecisionStore: Send + Sync {
         now: OffsetDateTime,
         window: time::Duration,
     ) -> StoreResult<Vec<u32>>;
+    /// Records, from the decision audit, the card verifications since `since` that the velocity
+    /// count lacks (`ON CONFLICT DO NOTHING`: idempotent); returns how many. Run at every start:
+    /// during a rolling upgrade to `0011` the replicas still on the previous version audit their
+    /// tokenizations without recording them, and the last replica to restart catches them up.
+    async fn backfill_tokenization_attempts(&self, since: OffsetDateTime) -> StoreResult<u64>;
     /// Forgets tokenizations recorded before `before` (housekeeping, past the velocity window).
     async fn purge_tokenization_attempts(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }
@@ -213,6 +218,31 @@ impl DecisionStore for SqlStore {
         }
         tx.commit().await?;
         Ok(counts)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn backfill_tokenization_attempts(&self, since: OffsetDateTime) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut added = 0;
+        // One statement per kind, each through its (key, decided_at) index.
+        for sql in [
+            "INSERT INTO tokenization_attempts (kind, subject, tokenization_id, at) \
+             SELECT 'card', card_id, tokenization_id, MIN(decided_at) FROM decisions \
+              WHERE decided_at > $1 AND operation = 'verify_card' AND card_id IS NOT NULL \
+                AND tokenization_id IS NOT NULL \
+              GROUP BY card_id, tokenization_id \
+             ON CONFLICT (kind, subject, tokenization_id) DO NOTHING",
+            "INSERT INTO tokenization_attempts (kind, subject, tokenization_id, at) \
+             SELECT 'device', device_id, tokenization_id, MIN(decided_at) FROM decisions \
+              WHERE decided_at > $1 AND operation = 'verify_card' AND device_id IS NOT NULL \
+                AND tokenization_id IS NOT NULL \
+              GROUP BY device_id, tokenization_id \
+             ON CONFLICT (kind, subject, tokenization_id) DO NOTHING",
+        ] {
+            added += dispatch!(tx.conn(), |c| sqlx::query(sql).bind(Ts(since)).execute(c).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     #[tracing::instrument(skip_all)]

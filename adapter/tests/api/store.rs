@@ -443,6 +443,46 @@ async fn tokenizations_are_counted_per_card_and_per_device_within_the_window() {
     }
 }
 
+/// Tokenizations an earlier version only audited (a replica not yet upgraded past `0011`) are
+/// caught up from the decision audit at start: within the window, once, each tokenization once.
+#[tokio::test]
+async fn the_velocity_count_catches_up_with_the_decision_audit() {
+    use tmp_adapter::store::VelocityKey::{Card, Device};
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let audited = |minutes: i64, tokenization: &str, device: Option<&str>| DecisionRecord {
+            tokenization_id: Some(tokenization.to_owned()),
+            device_id: device.map(str::to_owned),
+            ..decision("card-9", T0 + Duration::minutes(minutes))
+        };
+        for row in [
+            audited(0, "t-before-the-window", Some("dev-9")),
+            audited(20, "t-a", Some("dev-9")),
+            // TMP asked twice: one tokenization.
+            audited(21, "t-a", Some("dev-9")),
+            audited(22, "t-b", None),
+        ] {
+            store.record_decision(&row, None).await.unwrap();
+        }
+        let mut cvc = audited(23, "t-c", Some("dev-9"));
+        cvc.operation = "verify_cvc".into();
+        store.record_decision(&cvc, None).await.unwrap();
+        let since = T0 + Duration::minutes(10);
+        assert_eq!(store.backfill_tokenization_attempts(since).await.unwrap(), 3, "{b}: card t-a, t-b; device t-a");
+        assert_eq!(store.backfill_tokenization_attempts(since).await.unwrap(), 0, "{b}: once");
+        let counts = store
+            .count_and_record_tokenization(
+                &[Card("card-9"), Device("dev-9")],
+                "t-now",
+                T0 + Duration::minutes(30),
+                Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(counts, [2, 1], "{b}");
+    }
+}
+
 /// Tokenizations of one device arriving together are counted one after another: each sees a
 /// different count, so a burst cannot all pass a limit together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -466,5 +466,12 @@ async fn the_tokenization_after_a_devices_limit_is_declined_for_velocity() {
         let odd = app.request("/issuer-api/v1/cards/verify").json(&on(Some("dev-1"), "TOASTER")).send().await;
         expect_error(odd, 422, "VALIDATION_FAILED").await;
         assert_eq!(app.store.decisions_for_card("card-active", 10).await.expect("audit").len(), audit.len(), "{b}");
+        // Apple Pay's entry (base.yaml) has no device limit: its tokenization is approved, and
+        // still counts toward the limit of the wallets the default governs.
+        let mut apple = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(&cvc)), "APPLE_PAY");
+        apple["device"] = json!({"id": "dev-3", "type": "PHONE"});
+        assert_eq!(verify(&app, &apple).await["reason"], "CARD_VERIFIED", "{b}");
+        let after_apple = verify(&app, &on(Some("dev-3"), "PHONE")).await;
+        assert_eq!(after_apple["reason"], "VELOCITY_EXCEEDED", "{b}: {after_apple}");
     }
 }

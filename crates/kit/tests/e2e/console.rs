@@ -75,6 +75,7 @@ impl Driver {
             "--no-sandbox",
             "--disable-gpu",
             "--disable-dev-shm-usage",
+            "--disable-quic",
             "--window-size=1440,1900",
             "--no-first-run",
             "--disable-background-networking",

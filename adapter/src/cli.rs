@@ -688,7 +688,9 @@ pub async fn reconcile_command(
     let audited = store.record_ops_audit(&cli_audit(&draft), None).await;
     if let Some(error) = stopped {
         // Best effort: the database that failed the run may refuse the audit row too.
-        return Err(error.context("the reconciliation stopped; the repairs listed above are written"));
+        // The failing card's repairs before the error may be written too; a new run finds what is
+        // left and writes nothing twice (a repair's event id follows from TMP's state).
+        return Err(error.context("the reconciliation stopped: run it again to finish"));
     }
     audited?;
     println!(

@@ -88,6 +88,7 @@ fn the_systemd_unit_is_hardened_and_systemd_accepts_it() {
         ("PrivateTmp", "yes"),
         ("CapabilityBoundingSet", ""),
         ("KillSignal", "SIGTERM"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("UMask", "0077"),
     ] {
         assert_eq!(one(key), expected, "{key}");
@@ -207,7 +208,7 @@ fn the_debian_package_holds_the_binary_the_unit_and_the_configuration() {
 #[test]
 fn the_kubernetes_manifests_are_valid_and_agree_with_the_adapter() {
     let dir = packaging().join("kubernetes");
-    let manifests = ["tmp-adapter.yaml", "migrate.yaml"].map(|f| dir.join(f));
+    let manifests = ["tmp-adapter.yaml", "migrate.yaml", "secret.example.yaml"].map(|f| dir.join(f));
     if have("kubernetes-validate", &["--version"], "the Kubernetes manifests (pip install kubernetes-validate)") {
         let checked = Command::new("kubernetes-validate")
             .args(["--strict", "--quiet"])
@@ -230,7 +231,10 @@ fn the_kubernetes_manifests_are_valid_and_agree_with_the_adapter() {
     let config_dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::copy(repo().join("config/base.yaml"), config_dir.path().join("base.yaml")).expect("base.yaml");
     std::fs::write(config_dir.path().join("production.yaml"), &overlay).expect("overlay");
-    let secret = kind("Secret")["stringData"].as_hash().expect("stringData");
+    let secret_docs =
+        yaml_rust2::YamlLoader::load_from_str(&std::fs::read_to_string(&manifests[2]).expect("secret")).expect("YAML");
+    assert!(docs.iter().all(|d| d["kind"].as_str() != Some("Secret")), "re-applying the Deployment keeps the secrets");
+    let secret = secret_docs[0]["stringData"].as_hash().expect("stringData");
     let mut env: std::collections::HashMap<String, String> = secret
         .iter()
         .map(|(k, v)| (k.as_str().expect("name").to_owned(), v.as_str().expect("value").to_owned()))
@@ -255,11 +259,24 @@ fn the_kubernetes_manifests_are_valid_and_agree_with_the_adapter() {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
     let scheme = if settings.server.tls.is_some() { "HTTPS" } else { "HTTP" };
     assert_eq!(container["readinessProbe"]["httpGet"]["scheme"].as_str(), Some(scheme), "the listener's scheme");
-    assert_eq!(pod["securityContext"]["runAsUser"].as_i64(), Some(10001), "the image's user (Dockerfile)");
+    let dockerfile = std::fs::read_to_string(packaging().join("Dockerfile")).expect("Dockerfile");
+    let image_user: i64 = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .and_then(|u| u.split(':').next()?.parse().ok())
+        .expect("the image's USER");
+    assert_eq!(pod["securityContext"]["runAsUser"].as_i64(), Some(image_user), "the image's user");
+    let grace_needed = container["lifecycle"]["preStop"]["exec"]["command"][1]
+        .as_str()
+        .and_then(|s| s.parse::<i64>().ok())
+        .expect("a preStop sleep");
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"].as_bool(), Some(true));
     assert_eq!(container["securityContext"]["allowPrivilegeEscalation"].as_bool(), Some(false));
     let grace = pod["terminationGracePeriodSeconds"].as_i64().expect("a grace period");
-    assert!(grace > settings.server.shutdown_timeout_secs as i64, "grace {grace} s outlasts the drain");
+    assert!(
+        grace > grace_needed + settings.server.shutdown_timeout_secs as i64,
+        "grace {grace} s outlasts preStop and the drain"
+    );
     // Every file the overlay names is under a read-only mount of the pod.
     let mounts: Vec<(String, bool)> = container["volumeMounts"]
         .as_vec()
@@ -281,8 +298,11 @@ fn the_kubernetes_manifests_are_valid_and_agree_with_the_adapter() {
         );
     }
     assert!(mounts.iter().any(|(m, _)| m == "/var/lib/tmp-adapter"), "the working directory is writable");
-    // The subcommands the manifests run exist.
+    // The subcommands the manifests run exist; the Job reads its mounted Secrets as the image's
+    // user (fsGroup).
     let job = std::fs::read_to_string(&manifests[1]).expect("migrate.yaml");
+    let job_doc = yaml_rust2::YamlLoader::load_from_str(&job).expect("YAML").remove(0);
+    assert_eq!(job_doc["spec"]["template"]["spec"]["securityContext"]["fsGroup"].as_i64(), Some(image_user));
     for (text, command) in [(&text, "serve"), (&job, "migrate")] {
         assert!(text.contains(&format!("args: [\"{command}\"]")), "{command}");
         let help = Command::new(env!("CARGO_BIN_EXE_tmp-adapter")).args([command, "--help"]).output().expect("runs");

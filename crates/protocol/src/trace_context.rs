@@ -47,6 +47,10 @@ impl TraceParent {
     /// all-zero ids and version `ff` are invalid.
     pub fn parse(value: &str) -> Result<TraceParent, InvalidTraceParent> {
         let value = value.trim_matches([' ', '\t']);
+        // Sliced by byte position below: anything but ASCII is not a traceparent.
+        if !value.is_ascii() {
+            return Err(InvalidTraceParent);
+        }
         let bytes = value.as_bytes();
         if bytes.len() < 55 || (bytes.len() > 55 && bytes[55] != b'-') {
             return Err(InvalidTraceParent);
@@ -150,6 +154,8 @@ mod tests {
             "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
             "00-4111111111111111111111111111111-1-00f067aa0ba902b7-01",
+            // 55 bytes, a two-byte character where the version's slice ends.
+            "0é4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             assert_eq!(TraceParent::parse(bad), Err(InvalidTraceParent), "{bad}");
         }

@@ -111,7 +111,15 @@ fn the_compose_file_and_the_dockerfile_agree_with_the_configuration() {
         }
     }
     let health = runtime.split("HEALTHCHECK").nth(1).expect("a HEALTHCHECK");
-    assert!(health.contains(&format!("http://127.0.0.1:{}/readyz", settings.server.port)), "{health}");
+    // Over HTTPS when the listener has TLS (the image's production settings), else HTTP (compose).
+    for scheme in ["https", "http"] {
+        let url = format!("{scheme}://127.0.0.1:{}/readyz", settings.server.port);
+        assert!(health.contains(&url), "{url} in {health}");
+    }
+    let ignore = read("adapter/packaging/Dockerfile.dockerignore");
+    for kept_out in ["target/", "data/", ".git/"] {
+        assert!(ignore.lines().any(|l| l == kept_out), "{kept_out} stays out of the build context");
+    }
     let exposed = runtime.lines().find_map(|l| l.strip_prefix("EXPOSE ")).expect("EXPOSE");
     for port in [settings.server.port, settings.ops.port] {
         assert!(exposed.split_whitespace().any(|p| p == port.to_string()), "EXPOSE {port}: {exposed}");

@@ -115,6 +115,7 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
                 "tokenizationId": "tkn-req-8f14e45f", "tsp": "MDES", "tokenRequestor": requestor("APPLE_PAY"),
                 "provisioningMethod": "MANUAL", "walletRecommendation": "APPROVED", "walletScore": 4,
                 "deviceScore": 5, "device": {"id": "dev-4f2a9c1e", "type": "PHONE"}, "tokenType": "SECURE_ELEMENT",
+                "risk": {"recommendationReasons": ["ACCOUNT_TOO_NEW"], "panSource": "KEY_ENTERED", "networkScore": 4},
                 "encryptedPayload": JWE
             }),
         ),

@@ -89,6 +89,7 @@ fn context(request: &VerifyCardRequest) -> BridgeTokenization {
         device_score: request.device_score,
         device: request.device.clone(),
         token_type: request.token_type,
+        risk: request.risk.clone(),
     }
 }
 

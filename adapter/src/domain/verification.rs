@@ -166,6 +166,13 @@ impl CardVerifier {
             device_id: request.device.as_ref().map(|d| d.id.to_string()),
             device_type: request.device.as_ref().and_then(|d| d.device_type).map(|t| t.as_str().to_owned()),
             token_type: request.token_type.map(|t| t.as_str().to_owned()),
+            recommendation_reasons: request
+                .risk
+                .as_ref()
+                .filter(|r| !r.recommendation_reasons.is_empty())
+                .and_then(|r| serde_json::to_string(&r.recommendation_reasons).ok()),
+            pan_source: request.risk.as_ref().and_then(|r| r.pan_source).map(|s| s.as_str().to_owned()),
+            network_score: request.risk.as_ref().and_then(|r| r.network_score).map(i32::from),
         };
         Verified { response, audit }
     }
@@ -363,6 +370,9 @@ impl CardVerifier {
             device_id: None,
             device_type: None,
             token_type: None,
+            recommendation_reasons: None,
+            pan_source: None,
+            network_score: None,
         };
         Ok(Verified { response, audit })
     }

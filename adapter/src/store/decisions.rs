@@ -90,8 +90,10 @@ impl DecisionStore for SqlStore {
                 "INSERT INTO decisions \
                  (id, decided_at, correlation_id, operation, tokenization_id, card_id, pan_last4, \
                   token_requestor_id, wallet, tsp, decision, reason, card_status, cvc_result, \
-                  stand_in, latency_ms, device_id, device_type, token_type) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                  stand_in, latency_ms, device_id, device_type, token_type, recommendation_reasons, \
+                  pan_source, network_score) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                         $20, $21, $22)",
             )
             .bind(decision.id)
             .bind(Ts(decision.decided_at))
@@ -112,6 +114,9 @@ impl DecisionStore for SqlStore {
             .bind(&decision.device_id)
             .bind(&decision.device_type)
             .bind(&decision.token_type)
+            .bind(&decision.recommendation_reasons)
+            .bind(&decision.pan_source)
+            .bind(decision.network_score)
             .execute(c)
             .await?;
         });

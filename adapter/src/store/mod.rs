@@ -120,6 +120,13 @@ pub struct DecisionRecord {
     pub device_type: Option<String>,
     /// `SECURE_ELEMENT`, `HCE`, `CARD_ON_FILE`.
     pub token_type: Option<String>,
+    /// The wallet's recommendation reason codes in TMP's order, as a JSON array (a code may hold
+    /// any printable character).
+    pub recommendation_reasons: Option<String>,
+    /// `KEY_ENTERED`, `ON_FILE`, `MOBILE_BANKING_APP`, `OTHER`.
+    pub pan_source: Option<String>,
+    /// The network's score, 1–5.
+    pub network_score: Option<i32>,
 }
 
 /// One token-status event received from TMP.

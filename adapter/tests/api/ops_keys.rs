@@ -262,6 +262,9 @@ async fn the_decision_audit_of_a_card_never_shows_card_data() {
                 device_id: Some("dev-phone-1".into()),
                 device_type: Some("PHONE".into()),
                 token_type: Some("SECURE_ELEMENT".into()),
+                recommendation_reasons: Some(r#"["ACCOUNT_TOO_NEW"]"#.into()),
+                pan_source: Some("KEY_ENTERED".into()),
+                network_score: Some(3),
             };
             app.store.record_decision(&record, None).await.unwrap();
         }
@@ -276,6 +279,11 @@ async fn the_decision_audit_of_a_card_never_shows_card_data() {
             (Some("DECLINED"), Some("CVC_NO_MATCH"))
         );
         assert_eq!(items[1]["tokenizationId"], "tkn-0");
+        // The risk context as TMP sent it.
+        assert_eq!(
+            (&items[1]["recommendationReasons"], &items[1]["panSource"], &items[1]["networkScore"]),
+            (&json!(["ACCOUNT_TOO_NEW"]), &json!("KEY_ENTERED"), &json!(3))
+        );
         let keys: Vec<_> = items[0].as_object().unwrap().keys().cloned().collect();
         assert!(!keys.iter().any(|k| k == "pan" || k == "cvc" || k == "expiry"), "{keys:?}");
         let none =

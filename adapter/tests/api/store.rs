@@ -77,6 +77,9 @@ fn decision(card_id: &str, decided_at: OffsetDateTime) -> DecisionRecord {
         device_id: Some("dev-phone-1".to_owned()),
         device_type: Some("PHONE".to_owned()),
         token_type: Some("HCE".to_owned()),
+        recommendation_reasons: Some(r#"["ACCOUNT_TOO_NEW","LOW_DEVICE_SCORE"]"#.to_owned()),
+        pan_source: Some("KEY_ENTERED".to_owned()),
+        network_score: Some(4),
     }
 }
 

@@ -254,6 +254,7 @@ async fn processor_bridge_answers_decide_the_card() {
         let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
         body["device"] = json!({"id": "dev-phone-7", "type": "PHONE"});
         body["tokenType"] = json!("SECURE_ELEMENT");
+        body["risk"] = json!({"recommendationReasons": ["ACCOUNT_TOO_NEW"], "panSource": "ON_FILE", "networkScore": 4});
         let ok = verify(&app, &body).await;
         assert_eq!((ok["decision"].as_str(), ok["cvcResult"].as_str()), (Some("APPROVED"), Some("MATCH")), "{ok}");
         assert_eq!(ok["cardId"], "proc-card-1");
@@ -263,6 +264,7 @@ async fn processor_bridge_answers_decide_the_card() {
         let context = lookup["tokenization"].clone();
         assert_eq!(context["tokenizationId"], body["tokenizationId"], "{context}");
         assert_eq!(context["device"], json!({"id": "dev-phone-7", "type": "PHONE"}), "{context}");
+        assert_eq!(context["risk"], body["risk"], "{context}");
         assert_eq!(
             (&context["tokenType"], &context["walletScore"]),
             (&json!("SECURE_ELEMENT"), &json!(5)),
@@ -473,5 +475,46 @@ async fn the_tokenization_after_a_devices_limit_is_declined_for_velocity() {
         assert_eq!(verify(&app, &apple).await["reason"], "CARD_VERIFIED", "{b}");
         let after_apple = verify(&app, &on(Some("dev-3"), "PHONE")).await;
         assert_eq!(after_apple["reason"], "VELOCITY_EXCEEDED", "{b}: {after_apple}");
+    }
+}
+
+/// The risk context (recommendation reasons, PAN source, network score) is audited as TMP sent
+/// it and read by no policy; a bad one is the contract's 422 and writes nothing.
+#[tokio::test]
+async fn the_risk_context_is_audited_and_a_bad_one_refused() {
+    for db in test_databases().await {
+        let app = TestApp::spawn(&db).await;
+        let b = db.backend;
+        app.import(&fixture_cards()).await;
+        let with_risk = |risk: serde_json::Value| {
+            let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+            body["risk"] = risk;
+            body
+        };
+        let risk = json!({"recommendationReasons": ["ACCOUNT_TOO_NEW", "LOW_DEVICE_SCORE"],
+                          "panSource": "KEY_ENTERED", "networkScore": 2});
+        let answer = verify(&app, &with_risk(risk)).await;
+        // The network's low score is audited, not a policy input: the card is approved.
+        assert_eq!(answer["decision"], "APPROVED", "{b}: {answer}");
+        let audit = app.store.decisions_for_card("card-active", 10).await.expect("audit");
+        assert_eq!(
+            (audit[0].recommendation_reasons.as_deref(), audit[0].pan_source.as_deref(), audit[0].network_score),
+            (Some(r#"["ACCOUNT_TOO_NEW","LOW_DEVICE_SCORE"]"#), Some("KEY_ENTERED"), Some(2)),
+            "{b}"
+        );
+        let too_many: Vec<String> = (0..17).map(|n| format!("CODE_{n}")).collect();
+        for bad in [
+            json!({"networkScore": 0}),
+            json!({"networkScore": 6}),
+            json!({"panSource": "TELEPATHY"}),
+            json!({"recommendationReasons": too_many}),
+            json!({"recommendationReasons": ["4111111111111111"]}),
+            json!({"somethingElse": true}),
+            json!("KEY_ENTERED"),
+        ] {
+            let refused = app.request("/issuer-api/v1/cards/verify").json(&with_risk(bad.clone())).send().await;
+            expect_error(refused, 422, "VALIDATION_FAILED").await;
+        }
+        assert_eq!(app.store.decisions_for_card("card-active", 10).await.expect("audit").len(), 1, "{b}");
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enums::{Decision, IssuerCardStatus, ProvisioningMethod, TokenType, Tsp};
 use crate::fields::Id;
-use crate::issuer_api::{CardholderContact, DeviceInfo, TokenRequestor};
+use crate::issuer_api::{CardholderContact, DeviceInfo, RiskContext, TokenRequestor};
 use crate::sensitive::{Cvc, Expiry, Pan};
 
 pub const LOOKUP_PATH: &str = "/bridge/v1/cards/lookup";
@@ -49,6 +49,8 @@ pub struct BridgeTokenization {
     pub device: Option<DeviceInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<TokenType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskContext>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -266,6 +266,38 @@ impl TokenType {
     }
 }
 
+/// Where the wallet got the card number from (the kit's member, after VTS's `panSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PanSource {
+    /// Typed or scanned by the cardholder.
+    KeyEntered,
+    /// Already on file with the wallet or merchant.
+    OnFile,
+    /// Pushed by the issuer's app.
+    MobileBankingApp,
+    Other,
+}
+
+impl PanSource {
+    pub const ALL: [PanSource; 4] =
+        [PanSource::KeyEntered, PanSource::OnFile, PanSource::MobileBankingApp, PanSource::Other];
+
+    /// The value `as_str` gives (a stored one, read back).
+    pub fn parse(s: &str) -> Option<PanSource> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PanSource::KeyEntered => "KEY_ENTERED",
+            PanSource::OnFile => "ON_FILE",
+            PanSource::MobileBankingApp => "MOBILE_BANKING_APP",
+            PanSource::Other => "OTHER",
+        }
+    }
+}
+
 /// How the tokenization was started: the cardholder typed the card into the wallet, or the
 /// issuer's app pushed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -448,5 +480,6 @@ mod tests {
         check(&Wallet::ALL, Wallet::as_str, Wallet::parse);
         check(&DeviceType::ALL, DeviceType::as_str, DeviceType::parse);
         check(&TokenType::ALL, TokenType::as_str, TokenType::parse);
+        check(&PanSource::ALL, PanSource::as_str, PanSource::parse);
     }
 }

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::{
-    CardStatus, ChangeInitiator, CvcResult, Decision, DeviceType, NotificationChannel, NotificationType,
+    CardStatus, ChangeInitiator, CvcResult, Decision, DeviceType, NotificationChannel, NotificationType, PanSource,
     ProvisioningMethod, ReasonCode, TokenStatus, TokenType, Tsp, Wallet,
 };
 use crate::fields::{FreeText, Id, Phone};
@@ -96,6 +96,10 @@ pub struct VerifyCardRequest {
     /// The kind of token asked for (the kit's member); audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<TokenType>,
+    /// The wallet's and the network's risk context (the kit's member): audited and passed to the
+    /// card source; the decision policy does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskContext>,
     /// Compact JWE (`RSA-OAEP-256`/`A256GCM`, `kid` in the header) of
     /// `{"pan": "…", "expiry": "MM/YY", "cvc": "…"?}`.
     #[schema(
@@ -104,6 +108,27 @@ pub struct VerifyCardRequest {
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
     )]
     pub encrypted_payload: String,
+}
+
+/// Most recommendation reasons one request may carry.
+pub const MAX_RECOMMENDATION_REASONS: usize = 16;
+
+/// The risk context of a tokenization, after MDES's decisioning data and VTS's risk information
+/// (the kit's member; Verestro publishes none). Every member is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RiskContext {
+    /// The codes behind the wallet's recommendation, as the wallet gives them (e.g.
+    /// `ACCOUNT_TOO_NEW`, `DEVICE_RECENTLY_LOST`): ids, at most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 16, example = json!(["ACCOUNT_TOO_NEW"]))]
+    pub recommendation_reasons: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pan_source: Option<PanSource>,
+    /// The network's own score of the tokenization, 1 (risky) to 5 (trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::json::optional_integer")]
+    #[schema(minimum = 1, maximum = 5)]
+    pub network_score: Option<u8>,
 }
 
 /// The device a token is provisioned to.

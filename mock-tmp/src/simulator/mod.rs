@@ -22,11 +22,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
     ChangeInitiator, CvcResult, Decision, DeviceType, IssuerCardStatus, NotificationChannel, NotificationType,
-    ProvisioningMethod, TokenStatus, TokenType, Tsp, Wallet,
+    PanSource, ProvisioningMethod, TokenStatus, TokenType, Tsp, Wallet,
 };
 use tmp_protocol::issuer_api::{
-    CardData, CardholderContact, DeviceInfo, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH, VerifyCardRequest,
-    VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
+    CardData, CardholderContact, DeviceInfo, RiskContext, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH,
+    VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
 };
 use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan};
 use tmp_protocol::tmp_api::TokenInfo;
@@ -83,6 +83,9 @@ pub struct TokenizeRequest {
     /// The device's id at the TSP; tokenizations on one phone share it. A new one by default.
     #[serde(default)]
     pub device_id: Option<Id>,
+    /// The risk context verify-card carries; by default derived from the scores and the method.
+    #[serde(default)]
+    pub risk: Option<RiskContext>,
 }
 
 /// `POST /_mock/v1/simulate/wallet/push`.
@@ -155,6 +158,7 @@ struct Attempt {
     cvc: Option<Cvc>,
     /// The issuer's app authenticated the cardholder (Apple Pay activation data presented).
     issuer_authenticated: bool,
+    risk: RiskContext,
 }
 
 /// What decided, and on which card.
@@ -215,6 +219,7 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
         expiry,
         cvc,
         issuer_authenticated: false,
+        risk: request.risk.unwrap_or_else(|| risk_of(ProvisioningMethod::Manual, wallet_score, device_score)),
     };
     run(mock, attempt).await
 }
@@ -257,6 +262,7 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, ApiError> 
         expiry: payload.expiry,
         cvc: None,
         issuer_authenticated: request.activation_data.is_some(),
+        risk: risk_of(ProvisioningMethod::Push, wallet_score, device_score),
     };
     run(mock, attempt).await
 }
@@ -405,6 +411,23 @@ fn token_type(wallet: Wallet) -> TokenType {
         Wallet::ApplePay => TokenType::SecureElement,
         Wallet::Merchant => TokenType::CardOnFile,
         Wallet::GooglePay | Wallet::SamsungPay | Wallet::Other => TokenType::Hce,
+    }
+}
+
+/// The risk context a wallet would send along: a reason per low score, where the card number
+/// came from. No network score: the mock is not a network's risk engine.
+fn risk_of(method: ProvisioningMethod, wallet_score: u8, device_score: u8) -> RiskContext {
+    let low = |score: u8, code: &str| (score <= 2).then(|| Id::parse(code).expect("a plain code"));
+    RiskContext {
+        recommendation_reasons: [low(wallet_score, "LOW_ACCOUNT_SCORE"), low(device_score, "LOW_DEVICE_SCORE")]
+            .into_iter()
+            .flatten()
+            .collect(),
+        pan_source: Some(match method {
+            ProvisioningMethod::Manual => PanSource::KeyEntered,
+            ProvisioningMethod::Push => PanSource::MobileBankingApp,
+        }),
+        network_score: None,
     }
 }
 
@@ -603,6 +626,7 @@ async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verd
         device_score: Some(attempt.device_score),
         device: device_of(attempt),
         token_type: Some(token_type(attempt.requestor.wallet)),
+        risk: Some(attempt.risk.clone()),
         encrypted_payload: payload,
     };
     match call::<_, VerifyCardResponse>(

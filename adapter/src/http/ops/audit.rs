@@ -56,6 +56,15 @@ pub struct Decision {
     /// `SECURE_ELEMENT`, `HCE`, `CARD_ON_FILE`, when the request said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// The wallet's recommendation reason codes, in TMP's order, when it sent them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommendation_reasons: Vec<String>,
+    /// `KEY_ENTERED`, `ON_FILE`, `MOBILE_BANKING_APP`, `OTHER`, when TMP said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pan_source: Option<String>,
+    /// The network's score, 1–5, when TMP sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_score: Option<i32>,
 }
 
 impl From<&DecisionRecord> for Decision {
@@ -79,6 +88,13 @@ impl From<&DecisionRecord> for Decision {
             device_id: d.device_id.clone(),
             device_type: d.device_type.clone(),
             token_type: d.token_type.clone(),
+            recommendation_reasons: d
+                .recommendation_reasons
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or_default(),
+            pan_source: d.pan_source.clone(),
+            network_score: d.network_score,
         }
     }
 }

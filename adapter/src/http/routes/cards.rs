@@ -3,7 +3,9 @@
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
-use tmp_protocol::issuer_api::{CardData, VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse};
+use tmp_protocol::issuer_api::{
+    CardData, MAX_RECOMMENDATION_REASONS, VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
+};
 
 use super::decrypt;
 use super::doc::{IssuerApiErrors, SignedRequestHeaders};
@@ -33,10 +35,20 @@ pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBo
         Begin::Fresh(pending) => pending,
     };
     let request: VerifyCardRequest = parse_body(&body.bytes)?;
-    for (field, score) in [("walletScore", request.wallet_score), ("deviceScore", request.device_score)] {
+    let network_score = request.risk.as_ref().and_then(|r| r.network_score);
+    for (field, score) in [
+        ("walletScore", request.wallet_score),
+        ("deviceScore", request.device_score),
+        ("risk.networkScore", network_score),
+    ] {
         if score.is_some_and(|s| !(1..=5).contains(&s)) {
             return Err(ApiError::validation(format!("`{field}` must be between 1 and 5")));
         }
+    }
+    if request.risk.as_ref().is_some_and(|r| r.recommendation_reasons.len() > MAX_RECOMMENDATION_REASONS) {
+        return Err(ApiError::validation(format!(
+            "`risk.recommendationReasons` holds at most {MAX_RECOMMENDATION_REASONS} codes"
+        )));
     }
     let card: CardData = decrypt(&state, &request.encrypted_payload).await?;
 

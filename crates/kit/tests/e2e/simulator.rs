@@ -150,6 +150,11 @@ async fn external_yellow_with_the_right_otp() {
     let (token_id, otp) = yellow(&kit, body).await;
     let decisions = kit.store.decisions_for_card("card-active", 10).await.expect("audit");
     assert_eq!(decisions[0].decision, "REQUIRE_ADDITIONAL_AUTHENTICATION");
+    // The wallet's risk context, as the mock sends it: a reason for the low score, a typed card.
+    assert_eq!(
+        (decisions[0].recommendation_reasons.as_deref(), decisions[0].pan_source.as_deref()),
+        (Some(r#"["LOW_ACCOUNT_SCORE"]"#), Some("KEY_ENTERED"))
+    );
     right_otp_activates(&kit, &token_id, &otp).await;
 }
 

@@ -57,6 +57,14 @@ pub enum VelocityKey<'a> {
     Device(&'a str),
 }
 
+/// The stripe of this process's velocity turns a lock name falls on.
+fn velocity_stripe(lock: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    lock.hash(&mut hasher);
+    (hasher.finish() % super::engine::VELOCITY_STRIPES as u64) as usize
+}
+
 impl VelocityKey<'_> {
     /// `tokenization_attempts.kind`.
     fn kind(&self) -> &'static str {
@@ -184,12 +192,20 @@ impl DecisionStore for SqlStore {
         window: time::Duration,
     ) -> StoreResult<Vec<u32>> {
         let cutoff = rows::window_cutoff(now, window);
-        let mut tx = self.begin_write().await?;
         // One lock order for every writer (sorted), so two tokenizations naming the same card
-        // and device cannot wait on each other.
+        // and device cannot wait on each other: first this process's stripes, then (PostgreSQL,
+        // for the other replicas) the database's locks.
         let mut locks: Vec<String> = keys.iter().map(|k| format!("velocity:{}:{}", k.kind(), k.subject())).collect();
         locks.sort();
         locks.dedup();
+        let mut stripes: Vec<usize> = locks.iter().map(|l| velocity_stripe(l)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut turns = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            turns.push(self.velocity_turns[stripe].lock().await);
+        }
+        let mut tx = self.begin_write().await?;
         for lock in &locks {
             tx.lock_ordering_key(lock).await?;
         }
@@ -222,6 +238,7 @@ impl DecisionStore for SqlStore {
             });
         }
         tx.commit().await?;
+        drop(turns);
         Ok(counts)
     }
 

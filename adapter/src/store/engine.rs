@@ -52,7 +52,14 @@ pub(super) type Pool<'a> = Engine<&'a SqlitePool, &'a PgPool>;
 pub struct SqlStore {
     pub(super) engine: Engine<SqliteEngine, PgPool>,
     pub(super) group: Arc<GroupCommit>,
+    /// Velocity keys' turns within this process (striped by hash), taken before a connection:
+    /// a burst on one card or device waits here, holding no pooled connection, instead of in
+    /// the database's lock, holding one each (which could empty the pool for everyone).
+    pub(super) velocity_turns: Arc<[tokio::sync::Mutex<()>; VELOCITY_STRIPES]>,
 }
+
+/// How many velocity-key stripes a process serialises on.
+pub(super) const VELOCITY_STRIPES: usize = 64;
 
 /// A single-statement write: where it runs, (SQLite) the write gate, held until it is dropped
 /// or made durable, and for a durable write its place in the group commit.

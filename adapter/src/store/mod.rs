@@ -483,7 +483,8 @@ pub async fn connect_with(url: &str, max_connections: u32, group_commit: GroupCo
         (engine::Engine::Sqlite(sqlite), flush)
     };
     let group = group_commit::GroupCommit::start(flush, group_commit);
-    Ok(Arc::new(SqlStore { engine, group }))
+    let velocity_turns = Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(())));
+    Ok(Arc::new(SqlStore { engine, group, velocity_turns }))
 }
 
 #[async_trait]

@@ -237,8 +237,8 @@ impl DecisionStore for SqlStore {
                 .await?;
             });
         }
-        tx.commit().await?;
-        drop(turns);
+        // The next tokenization of this card or device reads the committed count at once.
+        tx.commit_releasing(move || drop(turns)).await?;
         Ok(counts)
     }
 

@@ -103,9 +103,17 @@ impl WriteTx {
     /// Commits, opens the gate, and returns once a group-commit flush has made the
     /// transaction durable.
     pub(super) async fn commit(self) -> StoreResult<()> {
+        self.commit_releasing(|| {}).await
+    }
+
+    /// As [`WriteTx::commit`], running `release` once the transaction is committed and before
+    /// waiting for its flush: what the caller holds for the transaction's sake alone (its
+    /// locks) is let go at commit, as the database lets go of its own, not after the disk.
+    pub(super) async fn commit_releasing(self, release: impl FnOnce()) -> StoreResult<()> {
         let WriteTx { tx, gate, group, in_flight } = self;
         dispatch!(tx, |tx| tx.commit().await?);
         drop(gate);
+        release();
         group.committed(in_flight).await
     }
 

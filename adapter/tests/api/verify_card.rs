@@ -509,12 +509,16 @@ async fn the_risk_context_is_audited_and_a_bad_one_refused() {
             json!({"panSource": "TELEPATHY"}),
             json!({"recommendationReasons": too_many}),
             json!({"recommendationReasons": ["4111111111111111"]}),
-            json!({"somethingElse": true}),
+            json!({"recommendationReasons": ["R4111111111111111"]}),
+            json!({"recommendationReasons": ["ACCOUNT TOO NEW"]}),
             json!("KEY_ENTERED"),
         ] {
             let refused = app.request("/issuer-api/v1/cards/verify").json(&with_risk(bad.clone())).send().await;
             expect_error(refused, 422, "VALIDATION_FAILED").await;
         }
         assert_eq!(app.store.decisions_for_card("card-active", 10).await.expect("audit").len(), 1, "{b}");
+        // `null` members are absent, an unknown member is ignored, as elsewhere in the request.
+        let lenient = with_risk(json!({"recommendationReasons": null, "panSource": null, "nextYearsField": 1}));
+        assert_eq!(verify(&app, &lenient).await["decision"], "APPROVED", "{b}");
     }
 }

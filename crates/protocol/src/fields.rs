@@ -8,6 +8,9 @@
 //!   card number (an id made only of digits, possibly split by dashes, dots, slashes,
 //!   underscores or colons, that passes the Luhn check is a PAN in the wrong place; ids merely
 //!   containing digit runs, as token references do, are fine).
+//! - [`Code`]: a code someone else defines (a wallet's recommendation reason) — 1 to
+//!   [`MAX_CODE_LEN`] letters, digits, `_`, `-` or `.`, holding no card number anywhere (unlike
+//!   an id, a code has no reason to carry a long digit run).
 //! - [`Phone`]: a cardholder's phone — free text, except that a number in international form
 //!   is never taken for a card number (see [`Phone`]).
 //! - [`FreeText`]: reasons, names, contacts, categories — at most [`MAX_TEXT_LEN`] characters,
@@ -27,6 +30,8 @@ use crate::sensitive::{contains_pan_like, is_pan_like};
 
 /// Longest accepted id.
 pub const MAX_ID_LEN: usize = 128;
+/// Longest accepted code.
+pub const MAX_CODE_LEN: usize = 64;
 /// Longest accepted free text, in characters.
 pub const MAX_TEXT_LEN: usize = 256;
 
@@ -43,6 +48,8 @@ pub enum FieldError {
     TextTooLong,
     #[error("must not contain a card number")]
     TextHoldsCardNumber,
+    #[error("must be 1 to 64 letters, digits, `_`, `-` or `.`")]
+    MalformedCode,
 }
 
 /// An identifier (see the module docs).
@@ -63,6 +70,29 @@ impl Id {
             return Err(FieldError::IdIsCardNumber);
         }
         Ok(Id(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A code (see the module docs).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Code(String);
+
+impl Code {
+    pub fn parse(value: impl Into<String>) -> Result<Code, FieldError> {
+        let value = value.into();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+        if value.is_empty() || value.len() > MAX_CODE_LEN || !value.bytes().all(allowed) {
+            return Err(FieldError::MalformedCode);
+        }
+        if contains_pan_like(&value) {
+            return Err(FieldError::TextHoldsCardNumber);
+        }
+        Ok(Code(value))
     }
 
     pub fn as_str(&self) -> &str {
@@ -189,6 +219,7 @@ macro_rules! string_newtype {
 }
 
 string_newtype!(Id);
+string_newtype!(Code);
 string_newtype!(FreeText);
 string_newtype!(Phone);
 
@@ -208,6 +239,20 @@ impl utoipa::PartialSchema for Id {
 }
 
 impl utoipa::ToSchema for Id {}
+
+impl utoipa::PartialSchema for Code {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("1 to 64 letters, digits, `_`, `-` or `.`; never holding a card number."))
+            .min_length(Some(1))
+            .max_length(Some(MAX_CODE_LEN))
+            .pattern(Some("^[A-Za-z0-9_.-]+$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Code {}
 
 impl utoipa::PartialSchema for FreeText {
     fn schema() -> RefOr<Schema> {
@@ -254,6 +299,18 @@ mod tests {
         assert!(Id::parse("...").is_ok() && Id::parse(".x").is_ok());
         assert_eq!(Id::parse("4111-1111-1111-1111"), Err(FieldError::IdIsCardNumber));
         assert!(Id::parse("550e8400-e29b-41d4-a716-446655440000").is_ok());
+    }
+
+    #[test]
+    fn codes() {
+        assert!(Code::parse("ACCOUNT_TOO_NEW").is_ok() && Code::parse("0G").is_ok());
+        for bad in ["", "a b", "ACCOUNT,TOO_NEW", "é", &"X".repeat(65)] {
+            assert_eq!(Code::parse(bad), Err(FieldError::MalformedCode), "{bad}");
+        }
+        // A card number anywhere in it, not only the whole of it.
+        for hidden in ["4111111111111111", "R4111111111111111", "X-4111-1111-1111-1111-Y"] {
+            assert_eq!(Code::parse(hidden), Err(FieldError::TextHoldsCardNumber), "{hidden}");
+        }
     }
 
     #[test]

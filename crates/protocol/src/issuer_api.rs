@@ -19,7 +19,7 @@ use crate::enums::{
     CardStatus, ChangeInitiator, CvcResult, Decision, DeviceType, NotificationChannel, NotificationType, PanSource,
     ProvisioningMethod, ReasonCode, TokenStatus, TokenType, Tsp, Wallet,
 };
-use crate::fields::{FreeText, Id, Phone};
+use crate::fields::{Code, FreeText, Id, Phone};
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
 
 pub const VERIFY_CARD_PATH: &str = "/issuer-api/v1/cards/verify";
@@ -116,13 +116,13 @@ pub const MAX_RECOMMENDATION_REASONS: usize = 16;
 /// The risk context of a tokenization, after MDES's decisioning data and VTS's risk information
 /// (the kit's member; Verestro publishes none). Every member is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RiskContext {
     /// The codes behind the wallet's recommendation, as the wallet gives them (e.g.
-    /// `ACCOUNT_TOO_NEW`, `DEVICE_RECENTLY_LOST`): ids, at most 16.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `ACCOUNT_TOO_NEW`, `DEVICE_RECENTLY_LOST`): at most 16; `null` is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::json::null_as_empty")]
     #[schema(max_items = 16, example = json!(["ACCOUNT_TOO_NEW"]))]
-    pub recommendation_reasons: Vec<Id>,
+    pub recommendation_reasons: Vec<Code>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pan_source: Option<PanSource>,
     /// The network's own score of the tokenization, 1 (risky) to 5 (trusted).

@@ -9,6 +9,16 @@ use serde_path_to_error::Segment;
 mod objects_only;
 pub use objects_only::{ObjectsOnly, object};
 
+/// An optional list where `null` means none, as for the contract's other optional members
+/// (`#[serde(default)]` alone refuses an explicit `null` for a list).
+pub fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Why a JSON document was refused. Messages carry field paths and expectations only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {

@@ -15,7 +15,7 @@
 pub mod push;
 
 use std::time::Duration;
-use tmp_protocol::fields::{FreeText, Id};
+use tmp_protocol::fields::{Code, FreeText, Id};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -417,7 +417,7 @@ fn token_type(wallet: Wallet) -> TokenType {
 /// The risk context a wallet would send along: a reason per low score, where the card number
 /// came from. No network score: the mock is not a network's risk engine.
 fn risk_of(method: ProvisioningMethod, wallet_score: u8, device_score: u8) -> RiskContext {
-    let low = |score: u8, code: &str| (score <= 2).then(|| Id::parse(code).expect("a plain code"));
+    let low = |score: u8, code: &str| (score <= 2).then(|| Code::parse(code).expect("a plain code"));
     RiskContext {
         recommendation_reasons: [low(wallet_score, "LOW_ACCOUNT_SCORE"), low(device_score, "LOW_DEVICE_SCORE")]
             .into_iter()

@@ -246,21 +246,29 @@ impl DecisionStore for SqlStore {
     async fn backfill_tokenization_attempts(&self, since: OffsetDateTime) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let mut added = 0;
-        // One statement per kind, each through its (key, decided_at) index.
-        for sql in [
-            "INSERT INTO tokenization_attempts (kind, subject, tokenization_id, at) \
-             SELECT 'card', card_id, tokenization_id, MIN(decided_at) FROM decisions \
-              WHERE decided_at > $1 AND operation = 'verify_card' AND card_id IS NOT NULL \
-                AND tokenization_id IS NOT NULL \
-              GROUP BY card_id, tokenization_id \
-             ON CONFLICT (kind, subject, tokenization_id) DO NOTHING",
-            "INSERT INTO tokenization_attempts (kind, subject, tokenization_id, at) \
-             SELECT 'device', device_id, tokenization_id, MIN(decided_at) FROM decisions \
-              WHERE decided_at > $1 AND operation = 'verify_card' AND device_id IS NOT NULL \
-                AND tokenization_id IS NOT NULL \
-              GROUP BY device_id, tokenization_id \
-             ON CONFLICT (kind, subject, tokenization_id) DO NOTHING",
-        ] {
+        // One statement per kind (static text, as sqlx wants), each reading the window through
+        // `decisions_decided_at_idx`.
+        macro_rules! backfill {
+            ($kind:literal, $column:literal) => {
+                concat!(
+                    "INSERT INTO tokenization_attempts (kind, subject, tokenization_id, at) \
+                     SELECT '",
+                    $kind,
+                    "', ",
+                    $column,
+                    ", tokenization_id, MIN(decided_at) FROM decisions \
+                      WHERE decided_at > $1 AND operation = 'verify_card' AND ",
+                    $column,
+                    " IS NOT NULL \
+                        AND tokenization_id IS NOT NULL \
+                      GROUP BY ",
+                    $column,
+                    ", tokenization_id \
+                     ON CONFLICT (kind, subject, tokenization_id) DO NOTHING"
+                )
+            };
+        }
+        for sql in [backfill!("card", "card_id"), backfill!("device", "device_id")] {
             added += dispatch!(tx.conn(), |c| sqlx::query(sql).bind(Ts(since)).execute(c).await?.rows_affected());
         }
         tx.commit().await?;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tmp_protocol::enums::StepUpMethodType;
 use tmp_protocol::webhook::WebhookSecret;
 
 pub use crate::domain::Approach;
@@ -589,6 +590,7 @@ impl Settings {
                     .with_list_parse_key("forwarding.tmp_api.hmac_secrets")
                     .with_list_parse_key("forwarding.lifecycle_api.hmac_secrets")
                     .with_list_parse_key("relay.retry_schedule_ms")
+                    .with_list_parse_key("policy.default.step_up_methods")
                     .with_list_parse_key("ops.api_tokens"),
             )
             .build()
@@ -699,6 +701,18 @@ impl Settings {
             }
             if p.max_live_tokens_per_card == 0 {
                 return fail(format!("policy `{name}`: max_live_tokens_per_card must be at least 1"));
+            }
+            let methods = &p.step_up_methods;
+            if let Some(twice) = methods.iter().enumerate().find(|(i, m)| methods[..*i].contains(m)) {
+                return fail(format!("policy `{name}`: step_up_methods names {} twice", twice.1.as_str()));
+            }
+            if methods.contains(&StepUpMethodType::AppToApp) && p.app_id.is_none() {
+                return fail(format!("policy `{name}`: step_up_methods offers APP_TO_APP, so app_id must be set"));
+            }
+            if methods.contains(&StepUpMethodType::CustomerService) && self.policy.customer_service_phone.is_none() {
+                return fail(format!(
+                    "policy `{name}`: step_up_methods offers CUSTOMER_SERVICE, so policy.customer_service_phone must be set"
+                ));
             }
         }
         if self.card_source.kind == CardSourceKind::ProcessorBridge {
@@ -1048,6 +1062,28 @@ mod tests {
         assert_eq!(subjects.subjects["back-office"], [Scope::TokensRead, Scope::AuditRead].into());
         let error = load::<OpsMtlsSettings>(r#"{"subjects": {"back-office": ["tokens:delete"]}}"#).unwrap_err();
         assert!(error.starts_with("`subjects.back-office[0]`: `tokens:delete` is not a scope"), "{error}");
+    }
+
+    #[test]
+    fn a_step_up_method_without_its_value_is_refused_at_load() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"));
+        let variables = config::Environment::with_prefix("TMP_ADAPTER_UNSET_IN_THIS_TEST");
+        let local = Settings::load_with(dir, "local", variables).unwrap();
+        assert_eq!(local.policy.default.step_up_methods.len(), 5, "config/local.yaml offers every method");
+        let refused = |change: fn(&mut Settings)| {
+            let mut settings = local.clone();
+            change(&mut settings);
+            settings.validate().unwrap_err().0
+        };
+        let error = refused(|s| s.policy.default.app_id = None);
+        assert!(error.contains("APP_TO_APP, so app_id must be set"), "{error}");
+        let error = refused(|s| s.policy.customer_service_phone = None);
+        assert!(error.contains("policy.customer_service_phone must be set"), "{error}");
+        let error = refused(|s| s.policy.default.step_up_methods.push(StepUpMethodType::OtpSms));
+        assert!(error.contains("names OTP_SMS twice"), "{error}");
+        let mut none = local.clone();
+        none.policy.default.step_up_methods.clear();
+        none.validate().expect("an issuer may list no method: the wallet then offers codes by the contact");
     }
 
     #[test]

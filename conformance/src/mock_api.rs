@@ -59,6 +59,12 @@ impl MockApi {
         self.call(Method::POST, &format!("/_mock/v1/simulate/tokens/{token_id}/otp"), Some(json!({"otp": otp}))).await
     }
 
+    /// The cardholder picks a step-up method the issuer offered for a token (`OTP_SMS`, …).
+    pub async fn choose_step_up(&self, token_id: &str, method: &str) -> anyhow::Result<(u16, Value)> {
+        let body = Some(json!({"method": method}));
+        self.call(Method::POST, &format!("/_mock/v1/simulate/tokens/{token_id}/step-up"), body).await
+    }
+
     /// The wallet suspends or resumes a token on its own (`suspend` / `resume`).
     pub async fn wallet_action(&self, token_id: &str, action: &str) -> anyhow::Result<Value> {
         self.ok(Method::POST, &format!("/_mock/v1/simulate/tokens/{token_id}/wallet/{action}"), Some(json!({}))).await

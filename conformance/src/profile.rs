@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use tmp_protocol::enums::StepUpMethodType;
 use tmp_protocol::sensitive::{Expiry, Pan};
 
 /// The environment variable the webhook secret is read from unless the profile names another.
@@ -152,6 +153,11 @@ pub struct PolicyEntry {
     /// The same per device (`device.id`); 0 when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokenizations_per_device: Option<u32>,
+    /// The step-up methods a step-up answer lists, in order, where the card can use them
+    /// (contract §7.2): `OTP_SMS` and `OUTBOUND_CALL` for a card with a phone, `OTP_EMAIL` with
+    /// an e-mail, `APP_TO_APP` and `CUSTOMER_SERVICE` always. `[]` when the target lists none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_methods: Option<Vec<StepUpMethodType>>,
 }
 
 /// A policy setting as it applies to one token requestor: its value, or why the suite cannot
@@ -206,6 +212,11 @@ impl PolicyProfile {
 
     pub fn max_tokenizations_per_device(&self, requestor_id: &str, wallet: &str) -> Declared<u32> {
         self.setting(requestor_id, wallet, "max_tokenizations_per_device", |e| e.max_tokenizations_per_device)
+    }
+
+    pub fn step_up_methods(&self, requestor_id: &str, wallet: &str) -> Declared<Vec<StepUpMethodType>> {
+        let (key, entry) = self.entry(requestor_id, wallet)?;
+        entry.step_up_methods.clone().ok_or_else(|| format!("the profile does not declare `{key}.step_up_methods`"))
     }
 
     pub fn contact_disclosure(&self) -> Declared<ContactDisclosure> {

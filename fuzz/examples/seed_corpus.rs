@@ -141,7 +141,7 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             json!({
                 "notificationId": "ntf-0001", "type": "ACTIVATION_CODE_DELIVERY", "cardId": "card-1",
                 "tokenId": "tok-1", "tokenRequestor": requestor("GOOGLE_PAY"), "channel": "SMS",
-                "encryptedPayload": JWE, "expiresAt": "2026-03-01T12:10:00+01:00",
+                "stepUpMethod": "OTP_SMS", "encryptedPayload": JWE, "expiresAt": "2026-03-01T12:10:00+01:00",
                 "occurredAt": "2026-03-01T12:00:00.123456789Z"
             }),
         ),
@@ -150,11 +150,23 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             json!({"notificationId": "ntf-2", "type": "TOKEN_ACTIVATED", "cardId": "card-1", "occurredAt": OCCURRED}),
         ),
         (
+            "NotificationRequest",
+            json!({
+                "notificationId": "ntf-3", "type": "STEP_UP_REQUESTED", "cardId": "card-1", "tokenId": "tok-1",
+                "stepUpMethod": "OUTBOUND_CALL", "occurredAt": OCCURRED
+            }),
+        ),
+        (
             "VerifyCardResponse",
             json!({
                 "decision": "REQUIRE_ADDITIONAL_AUTHENTICATION", "reason": "LOW_SCORE_STEP_UP", "cardStatus": "ACTIVE",
                 "cardId": "card-1", "cvcResult": "NOT_PROVIDED", "productCategory": "CONSUMER_DEBIT",
-                "cardholder": contact(), "standIn": false
+                "cardholder": contact(), "standIn": false,
+                "stepUpMethods": [
+                    {"type": "OTP_SMS", "value": "+48•••200"}, {"type": "OTP_EMAIL", "value": "h•••@example.com"},
+                    {"type": "APP_TO_APP", "value": "com.example.bank"},
+                    {"type": "CUSTOMER_SERVICE", "value": "+48 22 000 00 00"}, {"type": "OUTBOUND_CALL", "value": "+48•••200"}
+                ]
             }),
         ),
         ("VerifyCvcResponse", json!({"cvcResult": "MATCH", "cardStatus": "ACTIVE", "cardId": "card-1"})),

@@ -45,7 +45,7 @@ function showResult(what, answer) {
   const json = answer.json || {};
   result.dataset.path = json.path || "";
   result.dataset.tokenId = json.tokenId || "";
-  result.dataset.notificationId = json.activationNotificationId || "";
+  result.dataset.notificationId = json.activationNotificationId || json.notificationId || "";
   refresh();
 }
 
@@ -78,6 +78,14 @@ function tokenRows(tokens) {
           el("button", { type: "button", class: "otp-submit", text: "Enter code", onclick: (e) => enterOtp(t.tokenId, e.target) }),
           el("div", { class: "small", text: t.otp.wrongAttempts + " wrong · expires " + time(t.otp.expiresAt) }))
       : el("td", { class: "small", text: t.status === "INACTIVE" ? "no code pending" : "" });
+    // The step-up methods the issuer offered: the cardholder picks (or switches) here.
+    const stepUp = t.stepUp || { offered: [] };
+    if (t.status === "INACTIVE" && stepUp.offered.length) {
+      otpCell.append(el("div", { class: "small", text: stepUp.chosen ? "chosen: " + stepUp.chosen : "no method chosen yet" }));
+      for (const method of stepUp.offered) {
+        otpCell.append(el("button", { type: "button", class: "step-up", "data-method": method.type, text: method.type + " · " + method.value, onclick: () => chooseStepUp(t.tokenId, method.type) }));
+      }
+    }
     const actions = el("td", {});
     if (t.status === "ACTIVE") actions.append(el("button", { type: "button", class: "suspend", text: "Suspend", onclick: () => walletAction(t.tokenId, "suspend") }));
     if (t.status === "SUSPENDED") actions.append(el("button", { type: "button", class: "resume", text: "Resume", onclick: () => walletAction(t.tokenId, "resume") }));
@@ -97,6 +105,10 @@ function tokenRows(tokens) {
 async function enterOtp(tokenId, button) {
   const input = button.parentElement.querySelector(".otp-input");
   showResult("activation code for " + tokenId, await call("POST", "/_mock/v1/simulate/tokens/" + encodeURIComponent(tokenId) + "/otp", { otp: input.value.trim() }));
+}
+
+async function chooseStepUp(tokenId, method) {
+  showResult("step-up " + method + " for " + tokenId, await call("POST", "/_mock/v1/simulate/tokens/" + encodeURIComponent(tokenId) + "/step-up", { method }));
 }
 
 async function walletAction(tokenId, action) {
@@ -170,6 +182,7 @@ async function tokenize(event) {
   if (value("cvc")) card.cvc = value("cvc");
   const body = { card, wallet: value("wallet"), walletScore: Number(event.target.dataset.score) };
   if (value("device-id")) body.deviceId = value("device-id");
+  if (value("step-up")) body.stepUpMethod = value("step-up");
   showResult("tokenize (" + event.target.id + ")", await call("POST", "/_mock/v1/simulate/tokenizations", body));
 }
 

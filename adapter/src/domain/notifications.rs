@@ -14,14 +14,46 @@ use crate::outbox::{Destination, OutboxMessage};
 use crate::store::{NotificationRecord, OutboxRecord};
 
 /// The rules a notification's types do not already hold: only an activation code carries a
-/// payload, and it always carries one, with its expiry.
+/// payload, and it always carries one, with its expiry; a step-up method goes with an
+/// activation code (one sent by a code channel, agreeing with `channel`) or with
+/// `STEP_UP_REQUESTED` (one without a code, for a token), and nowhere else.
 pub fn validate(n: &NotificationRequest) -> Result<(), DomainError> {
     let carries_code = n.notification_type == NotificationType::ActivationCodeDelivery;
     match (carries_code, &n.encrypted_payload, n.expires_at) {
-        (true, None, _) => Err(DomainError::rule("ACTIVATION_CODE_DELIVERY requires `encryptedPayload`")),
-        (true, Some(_), None) => Err(DomainError::rule("ACTIVATION_CODE_DELIVERY requires `expiresAt`")),
-        (false, Some(_), _) => Err(DomainError::rule("only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`")),
-        _ => Ok(()),
+        (true, None, _) => return Err(DomainError::rule("ACTIVATION_CODE_DELIVERY requires `encryptedPayload`")),
+        (true, Some(_), None) => return Err(DomainError::rule("ACTIVATION_CODE_DELIVERY requires `expiresAt`")),
+        (false, Some(_), _) => {
+            return Err(DomainError::rule("only ACTIVATION_CODE_DELIVERY carries an `encryptedPayload`"));
+        }
+        _ => {}
+    }
+    let code_channel = n.step_up_method.map(|m| m.code_channel());
+    match (n.notification_type, code_channel) {
+        (NotificationType::ActivationCodeDelivery, None) => Ok(()),
+        (NotificationType::ActivationCodeDelivery, Some(None)) => {
+            Err(DomainError::rule("an activation code's `stepUpMethod` must be OTP_SMS or OTP_EMAIL"))
+        }
+        (NotificationType::ActivationCodeDelivery, Some(Some(channel))) => match n.channel {
+            Some(stated) if stated != channel => {
+                Err(DomainError::rule("`stepUpMethod` and `channel` name different channels"))
+            }
+            _ => Ok(()),
+        },
+        (NotificationType::StepUpRequested, None) => {
+            Err(DomainError::rule("STEP_UP_REQUESTED requires `stepUpMethod`"))
+        }
+        (NotificationType::StepUpRequested, Some(Some(_))) => Err(DomainError::rule(
+            "STEP_UP_REQUESTED names a method without a code (APP_TO_APP, CUSTOMER_SERVICE or OUTBOUND_CALL); \
+             a code comes as ACTIVATION_CODE_DELIVERY",
+        )),
+        (NotificationType::StepUpRequested, Some(None)) if n.token_id.is_none() => {
+            Err(DomainError::rule("STEP_UP_REQUESTED requires `tokenId`"))
+        }
+        (NotificationType::StepUpRequested, Some(None)) => Ok(()),
+        (_, Some(_)) => {
+            Err(DomainError::rule("only ACTIVATION_CODE_DELIVERY and STEP_UP_REQUESTED carry a `stepUpMethod`"))
+        }
+        (_, None) => Ok(()),
     }
 }
 

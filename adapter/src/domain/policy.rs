@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{Deserializer, Error as _};
+use tmp_protocol::enums::StepUpMethodType;
 use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus, ProvisioningMethod, Wallet};
-use tmp_protocol::issuer_api::DecisionReason;
+use tmp_protocol::fields::{FreeText, Phone};
+use tmp_protocol::issuer_api::{CardholderContact, DecisionReason, StepUpMethod};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +27,9 @@ pub struct PolicySettings {
     /// When the cardholder's contact goes with a verify-card answer.
     #[serde(default)]
     pub contact_disclosure: ContactDisclosure,
+    /// The number a cardholder calls for `CUSTOMER_SERVICE` step-up, shown by the wallet.
+    #[serde(default)]
+    pub customer_service_phone: Option<Phone>,
     pub cvc: CvcPolicySettings,
     /// The window the velocity limits (`max_tokenizations_per_card`, `…_per_device`) count in.
     #[serde(default = "default_velocity_window_secs")]
@@ -90,6 +95,20 @@ pub struct RequestorPolicy {
     /// The same for the device the tokenization names (`device.id`); 0 disables.
     #[serde(default)]
     pub max_tokenizations_per_device: u32,
+    /// The step-up methods offered, in order of preference (verify-card's `stepUpMethods`):
+    /// `OTP_SMS` and `OUTBOUND_CALL` where the card has a phone, `OTP_EMAIL` where it has an
+    /// e-mail, `APP_TO_APP` with `app_id`, `CUSTOMER_SERVICE` with
+    /// `policy.customer_service_phone`.
+    #[serde(default = "default_step_up_methods")]
+    pub step_up_methods: Vec<StepUpMethodType>,
+    /// The issuer app the wallet opens for `APP_TO_APP` (an iOS bundle id for Apple Pay, an
+    /// Android package for Google Pay — hence per entry).
+    #[serde(default)]
+    pub app_id: Option<FreeText>,
+}
+
+pub fn default_step_up_methods() -> Vec<StepUpMethodType> {
+    vec![StepUpMethodType::OtpSms, StepUpMethodType::OtpEmail]
 }
 
 fn default_velocity_window_secs() -> u64 {
@@ -117,6 +136,35 @@ impl PolicySettings {
             crate::store::TokenScope::Requestor(requestor_id.to_owned())
         }
     }
+}
+
+/// The step-up methods a verify-card answer lists for a card with `contact`: those of `policy`
+/// the card can use, in its order. A method whose value is missing is left out (the
+/// configuration refuses an entry naming `APP_TO_APP` without `app_id`, or `CUSTOMER_SERVICE`
+/// without `customer_service_phone`).
+pub fn step_up_methods(
+    settings: &PolicySettings,
+    policy: &RequestorPolicy,
+    contact: &CardholderContact,
+) -> Vec<StepUpMethod> {
+    let mut offered: Vec<StepUpMethod> = Vec::new();
+    for &method in &policy.step_up_methods {
+        if offered.iter().any(|m| m.method_type == method) {
+            continue;
+        }
+        let shown = match method {
+            StepUpMethodType::OtpSms | StepUpMethodType::OutboundCall => {
+                contact.phone.as_ref().map(|p| StepUpMethod::masked_phone(method, p))
+            }
+            StepUpMethodType::OtpEmail => contact.email.as_ref().map(StepUpMethod::masked_email),
+            StepUpMethodType::AppToApp => policy.app_id.clone().map(|id| StepUpMethod::public(method, id)),
+            StepUpMethodType::CustomerService => {
+                settings.customer_service_phone.clone().map(|p| StepUpMethod::public(method, p))
+            }
+        };
+        offered.extend(shown);
+    }
+    offered
 }
 
 /// `policy.wallets`' keys in any case (`apple_pay` from an environment variable name).
@@ -277,6 +325,45 @@ mod tests {
         assert!(error.starts_with("`apple` is not a wallet"), "{error}");
     }
 
+    #[test]
+    fn step_up_methods_follow_the_entry_s_order_and_what_the_card_can_use() {
+        let mut settings: PolicySettings = serde_json::from_str(
+            r#"{"deadline_ms": 1000, "stand_in_decision": "DECLINED", "customer_service_phone": "+48 22 000 00 00",
+                "cvc": {"max_attempts": 3, "lockout_window_secs": 60},
+                "default": {"require_cvc": false, "step_up_below_score": 0, "max_live_tokens_per_card": 5,
+                            "step_up_methods": ["OUTBOUND_CALL", "APP_TO_APP", "OTP_EMAIL", "CUSTOMER_SERVICE", "OTP_SMS"],
+                            "app_id": "com.example.bank"}}"#,
+        )
+        .unwrap();
+        let both = CardholderContact {
+            phone: Some(Phone::parse("+48 500 100 200").unwrap()),
+            email: Some(FreeText::parse("holder@example.com").unwrap()),
+        };
+        let shown = |settings: &PolicySettings, contact: &CardholderContact| -> Vec<(&'static str, String)> {
+            step_up_methods(settings, &settings.default, contact)
+                .into_iter()
+                .map(|m| (m.method_type.as_str(), m.value.to_string()))
+                .collect()
+        };
+        let expected = [
+            ("OUTBOUND_CALL", "+48•••200"),
+            ("APP_TO_APP", "com.example.bank"),
+            ("OTP_EMAIL", "h•••@example.com"),
+            ("CUSTOMER_SERVICE", "+48 22 000 00 00"),
+            ("OTP_SMS", "+48•••200"),
+        ];
+        assert_eq!(shown(&settings, &both), expected.map(|(t, v)| (t, v.to_owned())));
+        // No phone: neither the SMS code nor the call back; no contact at all: the issuer's own.
+        let email_only = CardholderContact { phone: None, ..both.clone() };
+        let types = |list: Vec<(&'static str, String)>| list.into_iter().map(|(t, _)| t).collect::<Vec<_>>();
+        assert_eq!(types(shown(&settings, &email_only)), ["APP_TO_APP", "OTP_EMAIL", "CUSTOMER_SERVICE"]);
+        assert_eq!(types(shown(&settings, &CardholderContact::default())), ["APP_TO_APP", "CUSTOMER_SERVICE"]);
+        // A value the configuration lacks leaves its method out (validation refuses it earlier).
+        settings.customer_service_phone = None;
+        settings.default.app_id = None;
+        assert_eq!(types(shown(&settings, &both)), ["OUTBOUND_CALL", "OTP_EMAIL", "OTP_SMS"]);
+    }
+
     fn policy() -> RequestorPolicy {
         RequestorPolicy {
             require_cvc: false,
@@ -284,6 +371,8 @@ mod tests {
             max_live_tokens_per_card: 2,
             max_tokenizations_per_card: 0,
             max_tokenizations_per_device: 0,
+            step_up_methods: default_step_up_methods(),
+            app_id: None,
         }
     }
 

@@ -131,6 +131,7 @@ impl CardVerifier {
             latency_ms = latency.as_millis() as u64,
             "card verified"
         );
+        let disclosed = facts.as_ref().filter(|_| self.policy.contact_disclosure.discloses(assessment.decision));
         let response = VerifyCardResponse {
             decision: assessment.decision,
             reason: assessment.reason,
@@ -138,12 +139,13 @@ impl CardVerifier {
             card_id: facts.as_ref().map(|f| f.card_id.clone()),
             cvc_result,
             product_category: facts.as_ref().and_then(|f| f.product_category.clone()),
-            // Contact data is disclosed only where a code may be sent (policy.contact_disclosure),
-            // and never with a stand-in (the card was not looked at).
-            cardholder: facts
-                .as_ref()
-                .filter(|_| self.policy.contact_disclosure.discloses(assessment.decision))
-                .map(|f| f.cardholder.clone()),
+            // Contact data and the step-up methods built on it are disclosed only where a code
+            // may be sent (policy.contact_disclosure), and never with a stand-in (the card was
+            // not looked at).
+            cardholder: disclosed.map(|f| f.cardholder.clone()),
+            step_up_methods: disclosed
+                .map(|f| policy::step_up_methods(&self.policy, requestor_policy, &f.cardholder))
+                .unwrap_or_default(),
             stand_in,
         };
         let audit = DecisionRecord {

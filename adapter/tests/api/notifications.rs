@@ -25,6 +25,11 @@ pub fn notification_body(app: &TestApp, kind: &str, id: &str, expires_in: Option
         body["encryptedPayload"] = json!(app.encrypt(&json!({"otp": OTP})));
         let expires = OffsetDateTime::now_utc() + expires_in.unwrap_or(time::Duration::minutes(10));
         body["expiresAt"] = json!(expires.format(&Rfc3339).unwrap());
+        body["stepUpMethod"] = json!("OTP_SMS");
+    }
+    if kind == "STEP_UP_REQUESTED" {
+        body.as_object_mut().unwrap().remove("channel");
+        body["stepUpMethod"] = json!("OUTBOUND_CALL");
     }
     body
 }
@@ -33,8 +38,13 @@ pub fn notification_body(app: &TestApp, kind: &str, id: &str, expires_in: Option
 async fn every_notification_type_is_stored_and_queued() {
     for db in test_databases().await {
         let app = TestApp::spawn(&db).await;
-        let kinds =
-            ["ACTIVATION_CODE_DELIVERY", "TOKEN_ACTIVATED", "CARD_REMOVED_BY_CUSTOMER", "CARD_REMOVED_BY_ISSUER"];
+        let kinds = [
+            "ACTIVATION_CODE_DELIVERY",
+            "TOKEN_ACTIVATED",
+            "CARD_REMOVED_BY_CUSTOMER",
+            "CARD_REMOVED_BY_ISSUER",
+            "STEP_UP_REQUESTED",
+        ];
         for (i, kind) in kinds.iter().enumerate() {
             let id = format!("ntf-{i}");
             let ack = expect_json(
@@ -51,6 +61,9 @@ async fn every_notification_type_is_stored_and_queued() {
         let types: Vec<_> = outbox.iter().map(|o| o.event_type()).collect();
         assert_eq!(types, kinds.map(|k| format!("notification.{k}")), "{}", db.backend);
         assert!(outbox[0].not_after.is_some(), "an OTP is never delivered after its expiry");
+        // The sink learns which method the cardholder chose.
+        assert_eq!(outbox[0].message.to_json()["stepUpMethod"], "OTP_SMS");
+        assert_eq!(outbox[4].message.to_json()["stepUpMethod"], "OUTBOUND_CALL");
         for entry in &outbox {
             let payload = entry.message.to_json();
             assert!(payload.get("encryptedPayload").is_none());
@@ -103,7 +116,27 @@ async fn activation_code_rules_are_enforced() {
         let mut bad_otp = notification_body(&app, "ACTIVATION_CODE_DELIVERY", "ntf-d", None);
         bad_otp["encryptedPayload"] = json!(app.encrypt(&json!({"otp": "12ab"})));
         expect_error(app.request(NOTIFICATIONS).json(&bad_otp).send().await, 422, "VALIDATION_FAILED").await;
-        for id in ["ntf-a", "ntf-b", "ntf-c", "ntf-d"] {
+        // A step-up method goes with a code of its channel, or with STEP_UP_REQUESTED for a
+        // token when it has no code.
+        let mut wrong_channel = notification_body(&app, "ACTIVATION_CODE_DELIVERY", "ntf-e", None);
+        wrong_channel["stepUpMethod"] = json!("OTP_EMAIL");
+        let mut code_by_call = notification_body(&app, "ACTIVATION_CODE_DELIVERY", "ntf-f", None);
+        code_by_call["stepUpMethod"] = json!("OUTBOUND_CALL");
+        let mut no_method = notification_body(&app, "STEP_UP_REQUESTED", "ntf-g", None);
+        no_method.as_object_mut().unwrap().remove("stepUpMethod");
+        let mut otp_method = notification_body(&app, "STEP_UP_REQUESTED", "ntf-h", None);
+        otp_method["stepUpMethod"] = json!("OTP_SMS");
+        let mut no_token = notification_body(&app, "STEP_UP_REQUESTED", "ntf-i", None);
+        no_token.as_object_mut().unwrap().remove("tokenId");
+        let mut stray_method = notification_body(&app, "TOKEN_ACTIVATED", "ntf-j", None);
+        stray_method["stepUpMethod"] = json!("APP_TO_APP");
+        let mut unknown_method = notification_body(&app, "STEP_UP_REQUESTED", "ntf-k", None);
+        unknown_method["stepUpMethod"] = json!("CARRIER_PIGEON");
+        for body in [&wrong_channel, &code_by_call, &no_method, &otp_method, &no_token, &stray_method, &unknown_method]
+        {
+            expect_error(app.request(NOTIFICATIONS).json(body).send().await, 422, "VALIDATION_FAILED").await;
+        }
+        for id in ["ntf-a", "ntf-b", "ntf-c", "ntf-d", "ntf-e", "ntf-f", "ntf-g", "ntf-h", "ntf-i", "ntf-j", "ntf-k"] {
             assert!(app.store.find_notification(id).await.unwrap().is_none(), "{} {id}", db.backend);
         }
         assert!(app.store.pending_outbox(10).await.unwrap().is_empty());

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tmp_adapter::config::CardSourceKind;
 use tmp_protocol::bridge::BridgeCard;
-use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::enums::{IssuerCardStatus, StepUpMethodType};
+use tmp_protocol::fields::{FreeText, Phone};
 use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::Expiry;
 
@@ -152,6 +153,51 @@ async fn low_score_steps_up_and_discloses_the_contact() {
         assert_eq!(answer["reason"], "LOW_SCORE_STEP_UP");
         assert_eq!(answer["cardholder"]["phone"], "+48500100200");
         assert_eq!(answer["cardholder"]["email"], "holder@example.com");
+        // config/local.yaml offers the two codes first, masked.
+        assert_eq!(
+            answer["stepUpMethods"].as_array().expect("methods")[..2],
+            [
+                json!({"type": "OTP_SMS", "value": "+48•••200"}),
+                json!({"type": "OTP_EMAIL", "value": "h•••@example.com"})
+            ]
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn step_up_methods_are_the_policy_s_and_go_only_where_the_contact_goes() {
+    for db in test_databases().await {
+        let app = TestApp::spawn_with(&db, |s| {
+            s.policy.customer_service_phone = Some(Phone::parse("+48 22 000 00 00").unwrap());
+            s.policy.default.step_up_methods =
+                vec![StepUpMethodType::AppToApp, StepUpMethodType::CustomerService, StepUpMethodType::OutboundCall];
+            s.policy.default.app_id = Some(FreeText::parse("com.example.bank").unwrap());
+        })
+        .await;
+        app.import(&fixture_cards()).await;
+        let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        body["deviceScore"] = json!(2);
+        let answer = verify(&app, &body).await;
+        assert_eq!(answer["decision"], "REQUIRE_ADDITIONAL_AUTHENTICATION", "{}: {answer}", db.backend);
+        assert_eq!(
+            answer["stepUpMethods"],
+            json!([
+                {"type": "APP_TO_APP", "value": "com.example.bank"},
+                {"type": "CUSTOMER_SERVICE", "value": "+48 22 000 00 00"},
+                {"type": "OUTBOUND_CALL", "value": "+48•••200"},
+            ])
+        );
+        // An approval under step_up_only carries neither the contact nor the methods; a decline
+        // never does.
+        let approved = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY")).await;
+        assert_eq!(approved["decision"], "APPROVED", "{approved}");
+        assert!(approved.get("stepUpMethods").is_none() && approved.get("cardholder").is_none(), "{approved}");
+        let mut declined = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, None), "GOOGLE_PAY");
+        declined["walletRecommendation"] = json!("DECLINED");
+        let declined = verify(&app, &declined).await;
+        assert_eq!(declined["decision"], "DECLINED", "{declined}");
+        assert!(declined.get("stepUpMethods").is_none(), "{declined}");
         app.stop().await;
     }
 }

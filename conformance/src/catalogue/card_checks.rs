@@ -14,7 +14,7 @@ use crate::case::{BOTH, Case, EXTERNAL, Expect, Failure, Outcome, declared, ensu
 use crate::payload::{CvcChoice, PayloadSpec};
 use crate::profile::ContactDisclosure;
 use crate::session::Session;
-use tmp_protocol::enums::Decision;
+use tmp_protocol::enums::{Decision, StepUpMethodType};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -154,7 +154,7 @@ pub fn cases() -> Vec<Case> {
             EXTERNAL,
             IssuerApi,
             "An approval carries the contact only where the policy discloses it",
-            "An approval carries no cardholder contact under contact_disclosure step_up_only, and carries the phone or email under approved_and_step_up; a decline never does.",
+            "An approval carries no cardholder contact (nor step-up methods) under contact_disclosure step_up_only, and carries the phone or email under approved_and_step_up; a decline never does.",
             &["R-VERIFY-2", "R-POLICY-11"],
             verify_approval_has_no_contact
         ),
@@ -197,6 +197,16 @@ pub fn cases() -> Vec<Case> {
             "With the declared max_tokenizations_per_device (Google Pay's entry), that many card verifications naming one new device are APPROVED, the next is DECLINED, VELOCITY_EXCEEDED with cardStatus ACTIVE, the same card on another device is APPROVED, and an unknown device.type is 422.",
             &["R-POLICY-12", "R-ENUM-1"],
             verify_device_velocity
+        ),
+        case!(
+            "ISS-VERIFY-019",
+            VerifyCard,
+            EXTERNAL,
+            IssuerApi,
+            "A step-up lists the declared step-up methods, each once, contacts masked",
+            "A step-up answer for the active card lists in stepUpMethods the declared methods (Google Pay's entry) in their order — those needing a phone or an e-mail exactly when the answer's cardholder has one — each type at most once; an OTP_SMS or OUTBOUND_CALL value shows at most five digits and an OTP_EMAIL value hides the address's local part; a decline lists none.",
+            &["R-STEPUP-1", "R-POLICY-11"],
+            verify_step_up_methods
         ),
         case!(
             "ISS-CVC-001",
@@ -466,8 +476,12 @@ async fn verify_approval_has_no_contact(s: Arc<Session>) -> Outcome {
         ContactDisclosure::ApprovedAndStepUp => has_contact(&answer)?,
         ContactDisclosure::StepUpOnly => {
             let body = answer.json().unwrap_or_default();
-            ensure(body.get("cardholder").is_none(), "no cardholder member in an approval", format!("{body}"))
-                .map_err(|f| f.with(&answer))?;
+            ensure(
+                body.get("cardholder").is_none() && body.get("stepUpMethods").is_none(),
+                "no cardholder and no stepUpMethods member in an approval",
+                format!("{body}"),
+            )
+            .map_err(|f| f.with(&answer))?;
         }
     }
     // A decline never carries it, whatever the disclosure.
@@ -475,6 +489,57 @@ async fn verify_approval_has_no_contact(s: Arc<Session>) -> Outcome {
     declined.field("/decision", "DECLINED")?;
     let body = declined.json().unwrap_or_default();
     ensure(body.get("cardholder").is_none(), "no cardholder member in a decline", format!("{body}"))
+        .map_err(|f| f.with(&declined))
+}
+
+async fn verify_step_up_methods(s: Arc<Session>) -> Outcome {
+    let wallet = "GOOGLE_PAY";
+    let declared_methods = declared(s.client.profile.policy.step_up_methods(requestor_id(wallet), wallet))?;
+    let answer = verify(&s, PayloadSpec::card("active"), |b| {
+        b["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION")
+    })
+    .await?;
+    answer.field("/decision", "REQUIRE_ADDITIONAL_AUTHENTICATION")?;
+    let body = answer.json().unwrap_or_default();
+    let listed = body.get("stepUpMethods").and_then(|m| m.as_array()).cloned().unwrap_or_default();
+    let phone = body["cardholder"]["phone"].as_str();
+    let email = body["cardholder"]["email"].as_str();
+    let expected: Vec<&str> = declared_methods
+        .iter()
+        .filter(|m| match m {
+            StepUpMethodType::OtpSms | StepUpMethodType::OutboundCall => phone.is_some(),
+            StepUpMethodType::OtpEmail => email.is_some(),
+            _ => true,
+        })
+        .map(|m| m.as_str())
+        .collect();
+    let types: Vec<&str> = listed.iter().filter_map(|m| m["type"].as_str()).collect();
+    ensure(types == expected, format!("stepUpMethods of types {expected:?}"), format!("{body}"))
+        .map_err(|f| f.with(&answer))?;
+    for method in &listed {
+        let value = method["value"].as_str().unwrap_or_default();
+        let masked = match method["type"].as_str() {
+            Some("OTP_SMS" | "OUTBOUND_CALL") => {
+                value.chars().filter(char::is_ascii_digit).count() <= 5 && Some(value) != phone
+            }
+            Some("OTP_EMAIL") => match (email.and_then(|e| e.split_once('@')), value.split_once('@')) {
+                (Some((local, _)), Some((shown, _))) => local.chars().count() <= 1 || !shown.contains(local),
+                (_, None) => Some(value) != email,
+                (None, Some(_)) => true,
+            },
+            _ => !value.trim().is_empty(),
+        };
+        ensure(
+            masked,
+            "each method's value masked (a phone: at most five digits; an e-mail: no local part)",
+            format!("{method}"),
+        )
+        .map_err(|f| f.with(&answer))?;
+    }
+    let declined = verify(&s, PayloadSpec::card("active"), |b| b["walletRecommendation"] = json!("DECLINED")).await?;
+    declined.field("/decision", "DECLINED")?;
+    let body = declined.json().unwrap_or_default();
+    ensure(body.get("stepUpMethods").is_none(), "no stepUpMethods member in a decline", format!("{body}"))
         .map_err(|f| f.with(&declined))
 }
 

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::forwarding::{event, ingest, issue_card, received};
+use tmp_protocol::issuer_api::NOTIFICATIONS_PATH as NOTIFICATIONS;
+
 use crate::case;
-use crate::case::{Approach, BOTH, Case, Expect, Failure, Outcome, ensure};
+use crate::case::{Approach, BOTH, Case, EXTERNAL, Expect, Failure, Outcome, ensure};
 use crate::client::{Call, Signer};
 use crate::harness::Capability;
 use crate::session::{Session, eventually};
@@ -155,6 +157,56 @@ pub fn cases() -> Vec<Case> {
             &["R-FWD-8"],
             jrn_replace_deactivating
         ),
+        case!(
+            "JRN-015",
+            Journeys,
+            BOTH,
+            MockActivationCodes,
+            "Step-up by a code sent by SMS",
+            "On a step-up the cardholder picks OTP_SMS among the methods offered (no code is sent before): the issuer acknowledges ACTIVATION_CODE_DELIVERY with stepUpMethod OTP_SMS and channel SMS, and the code read at its sink activates the token.",
+            &["R-STEPUP-1", "R-STEPUP-2", "R-NOTIFY-5"],
+            jrn_step_up_sms
+        ),
+        case!(
+            "JRN-016",
+            Journeys,
+            BOTH,
+            MockActivationCodes,
+            "Step-up by a code sent by e-mail",
+            "The same with OTP_EMAIL: the code goes by e-mail (channel EMAIL) and activates the token.",
+            &["R-STEPUP-1", "R-STEPUP-2", "R-NOTIFY-5"],
+            jrn_step_up_email
+        ),
+        case!(
+            "JRN-017",
+            Journeys,
+            EXTERNAL,
+            Mock,
+            "Step-up in the issuer's app",
+            "The cardholder picks APP_TO_APP: the issuer acknowledges STEP_UP_REQUESTED naming it, no code is sent, and once the issuer activates the token through the TMP API it is ACTIVE and the issuer is told TOKEN_ACTIVATED. Skipped when the target does not offer the method.",
+            &["R-STEPUP-1", "R-STEPUP-3"],
+            jrn_step_up_app
+        ),
+        case!(
+            "JRN-018",
+            Journeys,
+            EXTERNAL,
+            Mock,
+            "Step-up by calling the issuer",
+            "The same with CUSTOMER_SERVICE: the cardholder calls the number shown, the issuer activates the token.",
+            &["R-STEPUP-1", "R-STEPUP-3"],
+            jrn_step_up_customer_service
+        ),
+        case!(
+            "JRN-019",
+            Journeys,
+            EXTERNAL,
+            Mock,
+            "Step-up by the issuer's call",
+            "The same with OUTBOUND_CALL: the issuer calls the cardholder's phone, then activates the token.",
+            &["R-STEPUP-1", "R-STEPUP-3"],
+            jrn_step_up_outbound_call
+        ),
     ]
 }
 
@@ -290,7 +342,127 @@ async fn activate_with_sink_code(s: &Session, token: &str) -> Outcome {
     token_status(s, token, "ACTIVE").await
 }
 
+/// A yellow token whose cardholder has not chosen a step-up method yet, on a new card; skipped
+/// when the issuer did not offer `method`.
+async fn waiting_for_step_up(s: &Session, prefix: &str, method: &str) -> Result<String, Failure> {
+    let card_id = issue_card(s, prefix).await?;
+    let answer = tokenize(s, &card_id, |r| {
+        r["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION");
+        r["stepUpMethod"] = json!("LATER");
+    })
+    .await?;
+    expect_path(&answer, "YELLOW").await?;
+    let token = token_id(&answer)?;
+    let found = s.mock()?.token(&token).await?.unwrap_or_default();
+    let offered = found["stepUp"]["offered"].as_array().cloned().unwrap_or_default();
+    if !offered.iter().any(|m| m["type"] == method) {
+        let types: Vec<_> = offered.iter().filter_map(|m| m["type"].as_str()).collect();
+        return Err(Failure::skip(format!(
+            "the target does not offer {method} for this card (offered: {})",
+            if types.is_empty() { "none".to_owned() } else { types.join(", ") }
+        )));
+    }
+    // Nothing is sent before the cardholder chooses.
+    let sent = s
+        .mock()?
+        .requests()
+        .await?
+        .into_iter()
+        .any(|r| r["direction"] == "sent" && r["path"] == NOTIFICATIONS && r["body"]["tokenId"] == token.as_str());
+    ensure(!sent, "no notification for the token before the cardholder chooses a method", "one was sent")?;
+    Ok(token)
+}
+
+/// The cardholder picks `method`.
+async fn choose(s: &Session, token: &str, method: &str) -> Outcome {
+    let (status, answer) = s.mock()?.choose_step_up(token, method).await?;
+    ensure(status == 200, format!("{method} chosen"), format!("HTTP {status}: {answer}"))?;
+    ensure(answer["token"]["stepUp"]["chosen"] == method, format!("{method} chosen"), answer.to_string())
+}
+
+/// The issuer acknowledged a notification of `kind` for `token` naming `method`.
+async fn issuer_told_method(s: &Session, kind: &str, token: &str, method: &str) -> Outcome {
+    let mock = s.mock()?;
+    eventually(s.delivery_within, || async {
+        let told = mock.requests().await?.into_iter().any(|r| {
+            r["direction"] == "sent"
+                && r["path"] == NOTIFICATIONS
+                && r["body"]["type"] == kind
+                && r["body"]["tokenId"] == token
+                && r["body"]["stepUpMethod"] == method
+                && r["status"].as_u64().is_some_and(|c| (200..300).contains(&c))
+        });
+        ensure(told, format!("{kind} naming {method} acknowledged by the issuer"), "not (yet)")
+    })
+    .await
+}
+
+async fn step_up_by_code(s: &Session, prefix: &str, method: &str, channel: &str) -> Outcome {
+    let token = waiting_for_step_up(s, prefix, method).await?;
+    choose(s, &token, method).await?;
+    issuer_told_method(s, "ACTIVATION_CODE_DELIVERY", &token, method).await?;
+    let sent = s.mock()?.requests().await?;
+    let channel_sent = sent.iter().any(|r| {
+        r["path"] == NOTIFICATIONS && r["body"]["tokenId"] == token.as_str() && r["body"]["channel"] == channel
+    });
+    ensure(channel_sent, format!("the code sent by {channel}"), "another channel")?;
+    activate_with_sink_code(s, &token).await
+}
+
+/// A method without a code: the issuer hears the choice, authenticates the cardholder its own
+/// way and activates the token through the TMP API (the suite plays its back office).
+async fn step_up_by_issuer(s: &Session, prefix: &str, method: &str) -> Outcome {
+    if s.client.secret(Signer::Issuer).is_none() {
+        return Err(Failure::skip(format!(
+            "the issuer activates the token at TMP with its TMP API secret: set {}",
+            s.client.profile.issuer_secret_env
+        )));
+    }
+    let token = waiting_for_step_up(s, prefix, method).await?;
+    choose(s, &token, method).await?;
+    issuer_told_method(s, "STEP_UP_REQUESTED", &token, method).await?;
+    token_status(s, &token, "INACTIVE").await?;
+    let mock = s.mock()?;
+    let body = json!({"initiator": "ISSUER", "reasonCode": "CUSTOMER_REQUEST", "reason": "cardholder authenticated"});
+    let call = Call::post(&mock.base_url, &format!("/tmp-api/v1/tokens/{token}/activate"), body)
+        .signer(Some(Signer::Issuer))
+        .idempotency_key(Some(&s.id("activate")));
+    s.send(call).await?.status(200)?;
+    token_status(s, &token, "ACTIVE").await?;
+    let told = mock.requests().await?.into_iter().any(|r| {
+        r["path"] == NOTIFICATIONS && r["body"]["type"] == "ACTIVATION_CODE_DELIVERY" && r["body"]["tokenId"] == token
+    });
+    ensure(!told, "no activation code for a method without one", "a code was sent")?;
+    eventually(s.delivery_within, || async {
+        let activated = mock.requests().await?.into_iter().any(|r| {
+            r["path"] == NOTIFICATIONS && r["body"]["type"] == "TOKEN_ACTIVATED" && r["body"]["tokenId"] == token
+        });
+        ensure(activated, "TOKEN_ACTIVATED sent to the issuer", "not (yet)")
+    })
+    .await
+}
+
 // ---- Cases ------------------------------------------------------------------------------
+
+async fn jrn_step_up_sms(s: Arc<Session>) -> Outcome {
+    step_up_by_code(&s, "jrn-sms", "OTP_SMS", "SMS").await
+}
+
+async fn jrn_step_up_email(s: Arc<Session>) -> Outcome {
+    step_up_by_code(&s, "jrn-email", "OTP_EMAIL", "EMAIL").await
+}
+
+async fn jrn_step_up_app(s: Arc<Session>) -> Outcome {
+    step_up_by_issuer(&s, "jrn-app", "APP_TO_APP").await
+}
+
+async fn jrn_step_up_customer_service(s: Arc<Session>) -> Outcome {
+    step_up_by_issuer(&s, "jrn-call-in", "CUSTOMER_SERVICE").await
+}
+
+async fn jrn_step_up_outbound_call(s: Arc<Session>) -> Outcome {
+    step_up_by_issuer(&s, "jrn-call-out", "OUTBOUND_CALL").await
+}
 
 async fn jrn_manual_green(s: Arc<Session>) -> Outcome {
     let (_, token) = card_with_token(&s, "jrn-green").await?;

@@ -284,6 +284,26 @@ pub fn cases() -> Vec<Case> {
             notify_never_after_expiry
         ),
         case!(
+            "ISS-NOTIFY-012",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "The cardholder's step-up choice is accepted",
+            "STEP_UP_REQUESTED naming OUTBOUND_CALL, and ACTIVATION_CODE_DELIVERY naming OTP_SMS beside channel SMS, each answer 200 accepted: true.",
+            &["R-STEPUP-3", "R-NOTIFY-1"],
+            notify_step_up_choice
+        ),
+        case!(
+            "ISS-NOTIFY-013",
+            Notifications,
+            BOTH,
+            IssuerApi,
+            "A step-up method goes only where it belongs",
+            "STEP_UP_REQUESTED without stepUpMethod or naming OTP_SMS, an activation code naming OUTBOUND_CALL or a channel other than its method's, and a stepUpMethod on TOKEN_ACTIVATED are each 422 VALIDATION_FAILED; an unknown method is 422 too.",
+            &["R-STEPUP-3", "R-ENUM-1"],
+            notify_step_up_misplaced
+        ),
+        case!(
             "ISS-IDEM-001",
             Idempotency,
             BOTH,
@@ -504,6 +524,41 @@ async fn notify_removed_by_customer(s: Arc<Session>) -> Outcome {
 }
 async fn notify_removed_by_issuer(s: Arc<Session>) -> Outcome {
     notify_ok(&s, "CARD_REMOVED_BY_ISSUER").await
+}
+
+/// A `STEP_UP_REQUESTED` for a token, naming `method` (no channel: nothing is sent by TMP).
+fn step_up_requested(s: &Session, method: &str) -> serde_json::Value {
+    let mut body = notification_body(s, "STEP_UP_REQUESTED");
+    body.as_object_mut().map(|o| o.remove("channel"));
+    body["stepUpMethod"] = json!(method);
+    body
+}
+
+async fn notify_step_up_choice(s: Arc<Session>) -> Outcome {
+    let body = step_up_requested(&s, "OUTBOUND_CALL");
+    let id = body["notificationId"].clone();
+    s.send(notification_call(&s, body)).await?.ok_with(&[("/notificationId", id), ("/accepted", json!(true))])?;
+    let mut code = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    code["stepUpMethod"] = json!("OTP_SMS");
+    let id = code["notificationId"].clone();
+    s.send(notification_call(&s, code)).await?.ok_with(&[("/notificationId", id), ("/accepted", json!(true))])
+}
+
+async fn notify_step_up_misplaced(s: Arc<Session>) -> Outcome {
+    let mut without = step_up_requested(&s, "APP_TO_APP");
+    without.as_object_mut().map(|o| o.remove("stepUpMethod"));
+    let code_method = step_up_requested(&s, "OTP_SMS");
+    let mut code_by_call = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    code_by_call["stepUpMethod"] = json!("OUTBOUND_CALL");
+    let mut other_channel = notification_body(&s, "ACTIVATION_CODE_DELIVERY");
+    other_channel["stepUpMethod"] = json!("OTP_EMAIL");
+    let mut stray = notification_body(&s, "TOKEN_ACTIVATED");
+    stray["stepUpMethod"] = json!("APP_TO_APP");
+    let unknown = step_up_requested(&s, "CARRIER_PIGEON");
+    for body in [without, code_method, code_by_call, other_channel, stray, unknown] {
+        s.send(notification_call(&s, body)).await?.error(422, "VALIDATION_FAILED")?;
+    }
+    Ok(())
 }
 
 async fn notify_activation_without_code(s: Arc<Session>) -> Outcome {

@@ -23,6 +23,8 @@ use tmp_conformance::harness::OpsAccess;
 use tmp_conformance::profile::{
     CardFixture, ContactDisclosure, ForwardingProfile, PolicyEntry, PolicyProfile, Profile,
 };
+use tmp_protocol::enums::StepUpMethodType;
+use tmp_protocol::fields::{FreeText, Phone};
 use tmp_protocol::sensitive::{Expiry, Pan};
 use tmp_protocol::webhook::WebhookSecret;
 use tokio::sync::Mutex;
@@ -326,9 +328,20 @@ fn adapter_settings(
     // A device limit the velocity case can reach (each run's tokenizations name their own
     // devices, so no other case comes near it).
     settings.policy.default.max_tokenizations_per_device = 5;
+    // Every step-up method, so the console and the journeys can try each (the shipped policy
+    // offers the two codes: an app id and a call-centre number are the issuer's own).
+    settings.policy.customer_service_phone = Some(Phone::parse(DEV_CUSTOMER_SERVICE_PHONE)?);
+    for entry in std::iter::once(&mut settings.policy.default).chain(settings.policy.wallets.values_mut()) {
+        entry.step_up_methods = StepUpMethodType::ALL.to_vec();
+        entry.app_id = Some(FreeText::parse(DEV_APP_ID)?);
+    }
     settings.housekeeping.interval_secs = 3600;
     Ok(settings)
 }
+
+/// The issuer app and call-centre number the local kit offers for step-up (example values).
+pub const DEV_APP_ID: &str = "com.example.bank";
+pub const DEV_CUSTOMER_SERVICE_PHONE: &str = "+48 22 000 00 00";
 
 /// The profile of the spawned kit: the fixtures with the CVCs the adapter's CVK gives them.
 fn fixture_profile(keys: &KeyMaterial, settings: &Settings) -> anyhow::Result<Profile> {
@@ -387,6 +400,7 @@ pub fn declared_policy(policy: &PolicySettings) -> PolicyProfile {
         max_live_tokens_per_card: Some(p.max_live_tokens_per_card),
         max_tokenizations_per_card: Some(p.max_tokenizations_per_card),
         max_tokenizations_per_device: Some(p.max_tokenizations_per_device),
+        step_up_methods: Some(p.step_up_methods.clone()),
     };
     PolicyProfile {
         stand_in_decision: Some(policy.stand_in_decision),

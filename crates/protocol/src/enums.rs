@@ -46,6 +46,10 @@ pub enum NotificationType {
     TokenActivated,
     CardRemovedByCustomer,
     CardRemovedByIssuer,
+    /// The cardholder chose a step-up method without a code (`APP_TO_APP`, `CUSTOMER_SERVICE`,
+    /// `OUTBOUND_CALL`, named in `stepUpMethod`): the issuer's systems take it from there and
+    /// activate the token through the TMP API once the cardholder is authenticated.
+    StepUpRequested,
 }
 
 impl NotificationType {
@@ -55,6 +59,7 @@ impl NotificationType {
             NotificationType::TokenActivated => "TOKEN_ACTIVATED",
             NotificationType::CardRemovedByCustomer => "CARD_REMOVED_BY_CUSTOMER",
             NotificationType::CardRemovedByIssuer => "CARD_REMOVED_BY_ISSUER",
+            NotificationType::StepUpRequested => "STEP_UP_REQUESTED",
         }
     }
 }
@@ -332,6 +337,64 @@ impl IssuerCardStatus {
             "CLOSED" => IssuerCardStatus::Closed,
             _ => return None,
         })
+    }
+}
+
+/// How a cardholder can complete a step-up (the networks' activation methods: MDES's
+/// `activationMethods`, VTS's `stepUpOptions`). The wallet offers only what the issuer lists in
+/// verify-card's `stepUpMethods`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepUpMethodType {
+    /// TMP sends an activation code, which the issuer delivers by SMS to the phone shown masked.
+    OtpSms,
+    /// The same by e-mail.
+    OtpEmail,
+    /// The wallet opens the issuer's app (the value is its id); the app authenticates the
+    /// cardholder and the issuer activates the token.
+    AppToApp,
+    /// The cardholder calls the issuer (the value is the number to call).
+    CustomerService,
+    /// The issuer calls the cardholder (the value is the phone it will call, masked).
+    OutboundCall,
+}
+
+impl StepUpMethodType {
+    pub const ALL: [StepUpMethodType; 5] = [
+        StepUpMethodType::OtpSms,
+        StepUpMethodType::OtpEmail,
+        StepUpMethodType::AppToApp,
+        StepUpMethodType::CustomerService,
+        StepUpMethodType::OutboundCall,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepUpMethodType::OtpSms => "OTP_SMS",
+            StepUpMethodType::OtpEmail => "OTP_EMAIL",
+            StepUpMethodType::AppToApp => "APP_TO_APP",
+            StepUpMethodType::CustomerService => "CUSTOMER_SERVICE",
+            StepUpMethodType::OutboundCall => "OUTBOUND_CALL",
+        }
+    }
+
+    /// The method of an activation code sent by `channel` (none for `PUSH`).
+    pub fn for_code_channel(channel: NotificationChannel) -> Option<StepUpMethodType> {
+        match channel {
+            NotificationChannel::Sms => Some(StepUpMethodType::OtpSms),
+            NotificationChannel::Email => Some(StepUpMethodType::OtpEmail),
+            NotificationChannel::Push => None,
+        }
+    }
+
+    /// The channel an activation code of this method travels by; `None` for the methods
+    /// without a code.
+    pub fn code_channel(self) -> Option<NotificationChannel> {
+        match self {
+            StepUpMethodType::OtpSms => Some(NotificationChannel::Sms),
+            StepUpMethodType::OtpEmail => Some(NotificationChannel::Email),
+            _ => None,
+        }
     }
 }
 

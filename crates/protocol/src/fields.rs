@@ -157,6 +157,35 @@ impl Phone {
     }
 }
 
+/// What a wallet shows beside a step-up method — a masked contact, the issuer app's id, the
+/// number to call: [`Phone`]'s rules (free text, in which an international number is never
+/// taken for a card number).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DisplayText(String);
+
+impl DisplayText {
+    pub fn parse(value: impl Into<String>) -> Result<DisplayText, FieldError> {
+        Phone::parse(value).map(|phone| DisplayText(phone.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Phone> for DisplayText {
+    fn from(phone: Phone) -> DisplayText {
+        DisplayText(phone.0)
+    }
+}
+
+impl From<FreeText> for DisplayText {
+    fn from(text: FreeText) -> DisplayText {
+        DisplayText(text.0)
+    }
+}
+
 macro_rules! string_newtype {
     ($name:ident) => {
         impl Deref for $name {
@@ -222,6 +251,7 @@ string_newtype!(Id);
 string_newtype!(Code);
 string_newtype!(FreeText);
 string_newtype!(Phone);
+string_newtype!(DisplayText);
 
 impl utoipa::PartialSchema for Id {
     fn schema() -> RefOr<Schema> {
@@ -280,6 +310,14 @@ impl utoipa::PartialSchema for Phone {
 }
 
 impl utoipa::ToSchema for Phone {}
+
+impl utoipa::PartialSchema for DisplayText {
+    fn schema() -> RefOr<Schema> {
+        Phone::schema()
+    }
+}
+
+impl utoipa::ToSchema for DisplayText {}
 
 #[cfg(test)]
 mod tests {

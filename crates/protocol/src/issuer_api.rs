@@ -17,9 +17,9 @@ use utoipa::ToSchema;
 
 use crate::enums::{
     CardStatus, ChangeInitiator, CvcResult, Decision, DeviceType, NotificationChannel, NotificationType, PanSource,
-    ProvisioningMethod, ReasonCode, TokenStatus, TokenType, Tsp, Wallet,
+    ProvisioningMethod, ReasonCode, StepUpMethodType, TokenStatus, TokenType, Tsp, Wallet,
 };
-use crate::fields::{Code, FreeText, Id, Phone};
+use crate::fields::{Code, DisplayText, FreeText, Id, Phone};
 use crate::sensitive::{Cvc, Expiry, Otp, Pan};
 
 pub const VERIFY_CARD_PATH: &str = "/issuer-api/v1/cards/verify";
@@ -48,6 +48,58 @@ pub struct CardholderContact {
     pub phone: Option<Phone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<FreeText>,
+}
+
+/// One way the cardholder can complete a step-up, as the wallet shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepUpMethod {
+    #[serde(rename = "type")]
+    pub method_type: StepUpMethodType,
+    /// What the wallet shows beside the method: the phone or e-mail masked (`+48•••200`,
+    /// `j•••@example.com`), the issuer app's id, the number to call.
+    #[schema(example = "+48•••200")]
+    pub value: DisplayText,
+}
+
+/// What a masked value keeps of a phone number: the country code's first two digits after a
+/// `+`, and the last three.
+const PHONE_DIGITS_SHOWN: usize = 3;
+
+impl StepUpMethod {
+    /// A method whose value is the cardholder's phone (`OTP_SMS`, `OUTBOUND_CALL`), masked: the
+    /// `+` and two digits of an international number, then the last three digits
+    /// (`+48•••200`); a number of six digits or fewer shows its last two.
+    pub fn masked_phone(method_type: StepUpMethodType, phone: &Phone) -> StepUpMethod {
+        let digits: Vec<char> = phone.as_str().chars().filter(char::is_ascii_digit).collect();
+        let shown = if digits.len() > 6 { PHONE_DIGITS_SHOWN } else { 2.min(digits.len()) };
+        let tail: String = digits[digits.len() - shown..].iter().collect();
+        let head: String = match phone.as_str().trim_start().starts_with('+') && digits.len() > 6 {
+            true => format!("+{}", digits[..2].iter().collect::<String>()),
+            false => String::new(),
+        };
+        StepUpMethod::shown(method_type, format!("{head}•••{tail}"))
+    }
+
+    /// `OTP_EMAIL`: the first character of the local part and the domain (`j•••@example.com`).
+    pub fn masked_email(email: &FreeText) -> StepUpMethod {
+        let value = match email.rsplit_once('@') {
+            Some((local, domain)) => format!("{}•••@{domain}", local.chars().next().unwrap_or('•')),
+            None => "•••".to_owned(),
+        };
+        StepUpMethod::shown(StepUpMethodType::OtpEmail, value)
+    }
+
+    /// A method whose value is the issuer's own (an app id, a call-centre number), shown as is.
+    pub fn public(method_type: StepUpMethodType, value: impl Into<DisplayText>) -> StepUpMethod {
+        StepUpMethod { method_type, value: value.into() }
+    }
+
+    fn shown(method_type: StepUpMethodType, value: String) -> StepUpMethod {
+        // A mask of a valid phone or e-mail is shorter than it and holds at most five digits.
+        let value = DisplayText::parse(value).unwrap_or_else(|_| DisplayText::parse("•••").expect("a constant"));
+        StepUpMethod { method_type, value }
+    }
 }
 
 /// Plaintext of `encryptedPayload` in card verification and CVC verification.
@@ -211,6 +263,11 @@ pub struct VerifyCardResponse {
     /// `APPROVED` when the issuer's policy discloses it there too; never with `DECLINED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder: Option<CardholderContact>,
+    /// How the cardholder can complete a step-up, in the issuer's order of preference; disclosed
+    /// where the contact is, each type at most once. Absent, the wallet offers a code by SMS to
+    /// `cardholder.phone`, else by e-mail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_up_methods: Vec<StepUpMethod>,
     /// True when the answer is the configured stand-in decision (card source too slow or down).
     pub stand_in: bool,
 }
@@ -307,6 +364,11 @@ pub struct NotificationRequest {
     pub token_requestor: Option<TokenRequestor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<NotificationChannel>,
+    /// The step-up method the cardholder chose: required with `STEP_UP_REQUESTED` (a method
+    /// without a code); with `ACTIVATION_CODE_DELIVERY` optional (`OTP_SMS` or `OTP_EMAIL`,
+    /// agreeing with `channel`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_method: Option<StepUpMethodType>,
     /// Required for `ACTIVATION_CODE_DELIVERY` (compact JWE of `{"otp": "123456"}`), absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
@@ -330,4 +392,53 @@ pub struct NotificationAck {
     pub notification_id: String,
     /// Always true in a 2xx: the notification is durably stored for delivery.
     pub accepted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(value: &str) -> Phone {
+        Phone::parse(value).unwrap()
+    }
+
+    #[test]
+    fn a_masked_phone_shows_the_country_code_and_the_last_three_digits() {
+        let sms = |p: &str| StepUpMethod::masked_phone(StepUpMethodType::OtpSms, &phone(p)).value.to_string();
+        assert_eq!(sms("+48 601 234 200"), "+48•••200");
+        assert_eq!(sms("+1 (415) 555-0123"), "+14•••123");
+        assert_eq!(sms("0601 234 200"), "•••200");
+        assert_eq!(sms("12345"), "•••45");
+        let call = StepUpMethod::masked_phone(StepUpMethodType::OutboundCall, &phone("+48601234200"));
+        assert_eq!(call.method_type, StepUpMethodType::OutboundCall);
+    }
+
+    #[test]
+    fn a_masked_email_shows_the_first_letter_and_the_domain() {
+        let email = |e: &str| StepUpMethod::masked_email(&FreeText::parse(e).unwrap()).value.to_string();
+        assert_eq!(email("jan.kowalski@example.com"), "j•••@example.com");
+        assert_eq!(email("not-an-address"), "•••");
+    }
+
+    #[test]
+    fn step_up_methods_are_left_out_of_an_answer_without_them() {
+        let answer = VerifyCardResponse {
+            decision: Decision::Approved,
+            reason: DecisionReason::CardVerified,
+            card_status: CardStatus::Active,
+            card_id: None,
+            cvc_result: CvcResult::NotProvided,
+            product_category: None,
+            cardholder: None,
+            step_up_methods: vec![],
+            stand_in: false,
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        assert!(json.get("stepUpMethods").is_none(), "{json}");
+        let back: VerifyCardResponse = serde_json::from_value(json).unwrap();
+        assert_eq!(back, answer);
+        let with = serde_json::json!({"type": "APP_TO_APP", "value": "com.example.bank"});
+        let method: StepUpMethod = serde_json::from_value(with).unwrap();
+        assert_eq!(method.method_type, StepUpMethodType::AppToApp);
+    }
 }

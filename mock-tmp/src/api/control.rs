@@ -7,7 +7,7 @@ use actix_web::web::{self, Data, Path, Query};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
-use tmp_protocol::enums::IssuerCardStatus;
+use tmp_protocol::enums::{IssuerCardStatus, StepUpMethodType};
 use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
 use tmp_protocol::tmp_api::TokenAction;
@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/_mock/v1/simulate/tokenizations", web::post().to(tokenize))
         .route("/_mock/v1/simulate/wallet/push", web::post().to(push))
         .route("/_mock/v1/simulate/tokens/{tokenId}/otp", web::post().to(otp))
+        .route("/_mock/v1/simulate/tokens/{tokenId}/step-up", web::post().to(step_up))
         .route("/_mock/v1/simulate/tokens/{tokenId}/remove", web::post().to(remove))
         .route("/_mock/v1/simulate/tokens/{tokenId}/wallet/{action}", web::post().to(wallet_action))
         .route("/_mock/v1/cards", web::get().to(cards))
@@ -70,6 +71,18 @@ struct OtpInput {
 async fn otp(mock: Data<Mock>, req: HttpRequest, token_id: Path<String>) -> Result<HttpResponse, ApiError> {
     let input: OtpInput = parse_body(&body(&req))?;
     Ok(HttpResponse::Ok().json(simulator::enter_otp(&mock, &token_id, &input.otp).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUpInput {
+    method: StepUpMethodType,
+}
+
+/// The cardholder picks a step-up method the issuer offered.
+async fn step_up(mock: Data<Mock>, req: HttpRequest, token_id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let input: StepUpInput = parse_body(&body(&req))?;
+    Ok(HttpResponse::Ok().json(simulator::choose_step_up(&mock, &token_id, input.method).await?))
 }
 
 async fn remove(mock: Data<Mock>, token_id: Path<String>) -> Result<HttpResponse, ApiError> {

@@ -67,7 +67,7 @@ impl Callback {
                     occurred_at: at,
                 })
             }
-            Effect::Notification { kind, card_id, token_id, token_requestor, otp, channel, at } => {
+            Effect::Notification { kind, card_id, token_id, token_requestor, otp, channel, step_up_method, at } => {
                 let (otp, expires_at) = match otp {
                     Some((otp, expires_at)) => (Some(otp), Some(expires_at)),
                     None => (None, None),
@@ -80,6 +80,7 @@ impl Callback {
                         token_id: token_id.map(Id::parse).transpose()?,
                         token_requestor,
                         channel,
+                        step_up_method,
                         encrypted_payload: None,
                         expires_at,
                         occurred_at: at,

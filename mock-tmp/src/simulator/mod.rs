@@ -22,11 +22,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
     ChangeInitiator, CvcResult, Decision, DeviceType, IssuerCardStatus, NotificationChannel, NotificationType,
-    PanSource, ProvisioningMethod, TokenStatus, TokenType, Tsp, Wallet,
+    PanSource, ProvisioningMethod, StepUpMethodType, TokenStatus, TokenType, Tsp, Wallet,
 };
 use tmp_protocol::issuer_api::{
-    CardData, CardholderContact, DeviceInfo, RiskContext, TokenRequestor, VERIFY_CARD_PATH, VERIFY_CVC_PATH,
-    VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
+    CardData, CardholderContact, DeviceInfo, RiskContext, StepUpMethod, TokenRequestor, VERIFY_CARD_PATH,
+    VERIFY_CVC_PATH, VerifyCardRequest, VerifyCardResponse, VerifyCvcRequest, VerifyCvcResponse,
 };
 use tmp_protocol::sensitive::{Cvc, Expiry, Otp, Pan};
 use tmp_protocol::tmp_api::TokenInfo;
@@ -86,6 +86,37 @@ pub struct TokenizeRequest {
     /// The risk context verify-card carries; by default derived from the scores and the method.
     #[serde(default)]
     pub risk: Option<RiskContext>,
+    /// On a step-up, the method the cardholder picks in the wallet; by default the first the
+    /// issuer offered.
+    #[serde(default)]
+    pub step_up_method: Option<StepUpPick>,
+}
+
+/// The cardholder's step-up choice in the wallet: one of the methods the issuer offered, or
+/// `LATER` — the token waits, `INACTIVE`, for
+/// `POST /_mock/v1/simulate/tokens/{tokenId}/step-up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepUpPick {
+    OtpSms,
+    OtpEmail,
+    AppToApp,
+    CustomerService,
+    OutboundCall,
+    Later,
+}
+
+impl StepUpPick {
+    fn method(self) -> Option<StepUpMethodType> {
+        match self {
+            StepUpPick::OtpSms => Some(StepUpMethodType::OtpSms),
+            StepUpPick::OtpEmail => Some(StepUpMethodType::OtpEmail),
+            StepUpPick::AppToApp => Some(StepUpMethodType::AppToApp),
+            StepUpPick::CustomerService => Some(StepUpMethodType::CustomerService),
+            StepUpPick::OutboundCall => Some(StepUpMethodType::OutboundCall),
+            StepUpPick::Later => None,
+        }
+    }
 }
 
 /// `POST /_mock/v1/simulate/wallet/push`.
@@ -114,6 +145,10 @@ pub struct PushRequest {
     /// issuer's app, so a step-up (yellow) decision activates the token at once.
     #[serde(default)]
     pub activation_data: Option<String>,
+    /// On a step-up without activation data, the method the cardholder picks (as for a
+    /// tokenization).
+    #[serde(default)]
+    pub step_up_method: Option<StepUpPick>,
 }
 
 /// The well-known token requestor of a wallet (TSP requestor ids as published for MDES).
@@ -159,6 +194,7 @@ struct Attempt {
     /// The issuer's app authenticated the cardholder (Apple Pay activation data presented).
     issuer_authenticated: bool,
     risk: RiskContext,
+    step_up: Option<StepUpPick>,
 }
 
 /// What decided, and on which card.
@@ -167,6 +203,8 @@ struct Verdict {
     reason: String,
     card_id: Option<String>,
     cardholder: Option<CardholderContact>,
+    /// The step-up methods the issuer offered (external approach only).
+    step_up_methods: Vec<StepUpMethod>,
     stand_in_cause: Option<String>,
     cvc_result: Option<CvcResult>,
 }
@@ -220,6 +258,7 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
         cvc,
         issuer_authenticated: false,
         risk: request.risk.unwrap_or_else(|| risk_of(ProvisioningMethod::Manual, wallet_score, device_score)),
+        step_up: request.step_up_method,
     };
     run(mock, attempt).await
 }
@@ -263,6 +302,7 @@ pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, ApiError> 
         cvc: None,
         issuer_authenticated: request.activation_data.is_some(),
         risk: risk_of(ProvisioningMethod::Push, wallet_score, device_score),
+        step_up: request.step_up_method,
     };
     run(mock, attempt).await
 }
@@ -301,10 +341,11 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         if card.cardholder.is_none() {
             card.cardholder = verdict.cardholder.clone();
         }
-        let channel = if card.cardholder.as_ref().is_some_and(|c| c.phone.is_some()) {
-            NotificationChannel::Sms
-        } else {
-            NotificationChannel::Email
+        // The wallet offers what the issuer listed; an issuer that lists nothing gets what its
+        // contact allows: a code by SMS, else by e-mail.
+        let offered = match verdict.step_up_methods.is_empty() {
+            true => contact_codes(card.cardholder.as_ref()),
+            false => verdict.step_up_methods.clone(),
         };
         let prefix = if attempt.tsp == Tsp::Mdes { "DWSPMC" } else { "DNITHE" };
         let token_id = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
@@ -325,6 +366,8 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
             tokenization_id: tokenization_id.clone(),
             provisioning_method: attempt.method,
             otp: None,
+            step_up_offered: Vec::new(),
+            step_up_chosen: None,
             updated_at: now,
         };
         effects.push(Effect::TokenEvent {
@@ -345,9 +388,23 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
         if green {
             effects.push(Effect::token_notification(NotificationType::TokenActivated, &token, now));
         } else {
-            let delivery = activation_code(mock, &mut token, channel, now);
+            token.step_up_offered = offered;
+            let first = token.step_up_offered.first().map(|m| m.method_type);
+            let pick = match attempt.step_up {
+                None => first,
+                Some(pick) => pick.method().filter(|m| token.step_up_offered.iter().any(|o| o.method_type == *m)),
+            };
+            match pick {
+                Some(method) => effects.push(step_up(mock, &mut token, method, now)),
+                // No contact, nothing offered: the code goes to the issuer all the same, which
+                // may know how to reach its cardholder.
+                None if token.step_up_offered.is_empty() => {
+                    effects.push(activation_code(mock, &mut token, NotificationChannel::Email, now));
+                }
+                // The cardholder has not chosen yet (or chose what was not offered).
+                None => {}
+            }
             otp_expires_at = token.otp.as_ref().map(|c| c.expires_at);
-            effects.push(delivery);
         }
         token_view = Some(token.view());
         state.tokens.insert(token_id, token);
@@ -373,7 +430,13 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
     mock.save(&mut state).await?;
     let mut notification_id = None;
     for effect in effects {
-        let is_code = matches!(&effect, Effect::Notification { kind: NotificationType::ActivationCodeDelivery, .. });
+        let is_code = matches!(
+            &effect,
+            Effect::Notification {
+                kind: NotificationType::ActivationCodeDelivery | NotificationType::StepUpRequested,
+                ..
+            }
+        );
         let id = mock.outbox.push(effect);
         if is_code {
             notification_id = id;
@@ -461,8 +524,67 @@ fn activation_code(mock: &Mock, token: &mut Token, channel: NotificationChannel,
         token_requestor: Some(token.token_requestor.clone()),
         otp: Some((otp, expires_at)),
         channel: Some(channel),
+        step_up_method: StepUpMethodType::for_code_channel(channel),
         at,
     }
+}
+
+/// The codes a contact allows, as the wallet offers them when the issuer lists no methods.
+fn contact_codes(contact: Option<&CardholderContact>) -> Vec<StepUpMethod> {
+    let Some(contact) = contact else { return Vec::new() };
+    let sms = contact.phone.as_ref().map(|p| StepUpMethod::masked_phone(StepUpMethodType::OtpSms, p));
+    let email = contact.email.as_ref().map(StepUpMethod::masked_email);
+    sms.into_iter().chain(email).collect()
+}
+
+/// The cardholder chose `method` for `token`: a code (the last one stops working) or, for a
+/// method without one, `STEP_UP_REQUESTED` — the issuer's systems then authenticate the
+/// cardholder (in the app, on the phone) and activate the token through the TMP API.
+fn step_up(mock: &Mock, token: &mut Token, method: StepUpMethodType, at: OffsetDateTime) -> Effect {
+    token.step_up_chosen = Some(method);
+    if let Some(channel) = method.code_channel() {
+        return activation_code(mock, token, channel, at);
+    }
+    token.otp = None;
+    Effect::Notification {
+        kind: NotificationType::StepUpRequested,
+        card_id: token.card_id.clone(),
+        token_id: Some(token.token_id.clone()),
+        token_requestor: Some(token.token_requestor.clone()),
+        otp: None,
+        channel: None,
+        step_up_method: Some(method),
+        at,
+    }
+}
+
+/// `POST /_mock/v1/simulate/tokens/{tokenId}/step-up`: the cardholder picks one of the methods
+/// the issuer offered for a token waiting for its step-up (again, to switch).
+#[tracing::instrument(skip_all)]
+pub async fn choose_step_up(mock: &Mock, token_id: &str, method: StepUpMethodType) -> Result<Value, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let mut state = mock.state.lock().await;
+    card_allows_activation(&state, token_id)?;
+    let token =
+        state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
+    if token.status != TokenStatus::Inactive {
+        return Err(ApiError::Conflict("the token is not waiting for a step-up".into()));
+    }
+    if !token.step_up_offered.iter().any(|m| m.method_type == method) {
+        let offered: Vec<&str> = token.step_up_offered.iter().map(|m| m.method_type.as_str()).collect();
+        return Err(ApiError::Conflict(format!(
+            "the issuer did not offer {} for this token (offered: {})",
+            method.as_str(),
+            if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+        )));
+    }
+    token.updated_at = now;
+    let effect = step_up(mock, token, method, now);
+    let mut answer = json!({"token": token.view()});
+    answer["otpExpiresAt"] = json!(token.otp.as_ref().map(|c| crate::state::rfc3339(c.expires_at)));
+    mock.save(&mut state).await?;
+    answer["notificationId"] = json!(mock.outbox.push(effect));
+    Ok(answer)
 }
 
 /// A token's card allows its activation: not blocked, not closed (as MDES: a code waits,
@@ -500,6 +622,7 @@ pub fn resend_activation_code(
     }
     let now = OffsetDateTime::now_utc();
     token.updated_at = now;
+    token.step_up_chosen = StepUpMethodType::for_code_channel(channel);
     let delivery = activation_code(mock, token, channel, now);
     Ok((token.info(), vec![delivery]))
 }
@@ -528,6 +651,7 @@ async fn datacore_checks(mock: &Mock, attempt: &Attempt) -> Verdict {
         reason: reason.into(),
         card_id,
         cardholder: None,
+        step_up_methods: Vec::new(),
         stand_in_cause: None,
         cvc_result: None,
     };
@@ -566,6 +690,7 @@ fn stand_in(mock: &Mock, attempt: &Attempt, cause: String) -> Verdict {
         reason: reason.into(),
         card_id: attempt.card_id.clone(),
         cardholder: None,
+        step_up_methods: Vec::new(),
         stand_in_cause: Some(cause),
         cvc_result: None,
     }
@@ -596,6 +721,7 @@ async fn apple_pay_cvc(mock: &Mock, tokenization_id: &str, attempt: &Attempt) ->
             reason: format!("CVC_{}", answer.cvc_result.as_str()),
             card_id: answer.card_id,
             cardholder: None,
+            step_up_methods: Vec::new(),
             stand_in_cause: None,
             cvc_result: Some(answer.cvc_result),
         }),
@@ -645,6 +771,7 @@ async fn external(mock: &Mock, tokenization_id: &str, attempt: &Attempt) -> Verd
             reason: answer.reason.as_str().to_owned(),
             card_id: answer.card_id,
             cardholder: answer.cardholder,
+            step_up_methods: answer.step_up_methods,
             stand_in_cause: answer.stand_in.then(|| "the issuer answered with its own stand-in".to_owned()),
             cvc_result: cvc_result.or(Some(answer.cvc_result)),
         },

@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tmp_protocol::enums::{
     ChangeInitiator, Decision, IssuerCardStatus, NotificationChannel, NotificationType, ProvisioningMethod, ReasonCode,
-    TokenStatus, Tsp,
+    StepUpMethodType, TokenStatus, Tsp,
 };
-use tmp_protocol::issuer_api::{CardholderContact, TokenRequestor};
+use tmp_protocol::issuer_api::{CardholderContact, StepUpMethod, TokenRequestor};
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
 use tmp_protocol::tmp_api::{ActivationCodeState, TokenInfo};
 
@@ -178,6 +178,12 @@ pub struct Token {
     pub tokenization_id: String,
     pub provisioning_method: ProvisioningMethod,
     pub otp: Option<OtpChallenge>,
+    /// The step-up methods the issuer offered for this token's tokenization (or, where it
+    /// offered none, the codes its contact allows), and the one the cardholder chose.
+    #[serde(default)]
+    pub step_up_offered: Vec<StepUpMethod>,
+    #[serde(default)]
+    pub step_up_chosen: Option<StepUpMethodType>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -209,6 +215,9 @@ impl Token {
             object.insert("suspendedBy".into(), json!(self.suspenders));
             object.insert("tokenizationId".into(), json!(self.tokenization_id));
             object.insert("provisioningMethod".into(), json!(self.provisioning_method));
+            if !self.step_up_offered.is_empty() {
+                object.insert("stepUp".into(), json!({"offered": self.step_up_offered, "chosen": self.step_up_chosen}));
+            }
             if let Some(otp) = &self.otp {
                 object.insert(
                     "otp".into(),
@@ -312,6 +321,8 @@ pub enum Effect {
         /// Only for `ACTIVATION_CODE_DELIVERY`: the code and its expiry, and how it is sent.
         otp: Option<(Otp, OffsetDateTime)>,
         channel: Option<NotificationChannel>,
+        /// The step-up method the cardholder chose (an activation code, `STEP_UP_REQUESTED`).
+        step_up_method: Option<StepUpMethodType>,
         at: OffsetDateTime,
     },
 }
@@ -327,6 +338,7 @@ impl Effect {
             token_requestor: Some(token.token_requestor.clone()),
             otp: None,
             channel: None,
+            step_up_method: None,
             at,
         }
     }

@@ -380,6 +380,8 @@ mod tests {
                 tokenization_id: "tkn-1".into(),
                 provisioning_method: ProvisioningMethod::Manual,
                 otp: None,
+                step_up_offered: Vec::new(),
+                step_up_chosen: None,
                 updated_at: OffsetDateTime::now_utc(),
             },
         );

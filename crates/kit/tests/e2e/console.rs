@@ -209,15 +209,32 @@ async fn the_console_finishes_the_yellow_path_in_a_real_browser() {
     page.wait_text("#connection", "live", |t| t == "live").await;
     page.fill("#pan", PAN_ACTIVE).await;
     page.fill("#expiry", EXPIRY).await;
+    // The cardholder picks the step-up method on the token, after seeing what the issuer offers.
+    page.script("document.getElementById('step-up').value = 'LATER'; return true").await;
     page.click("#yellow").await;
     page.wait_text("#result", "the tokenization's answer", |t| t.contains("tokenize (yellow) → 200")).await;
     assert_eq!(page.attribute("#result", "data-path").await, "YELLOW");
     let token_id = page.attribute("#result", "data-token-id").await;
-    let notification_id = page.attribute("#result", "data-notification-id").await;
-    assert!(!token_id.is_empty() && !notification_id.is_empty());
+    assert!(!token_id.is_empty());
+    assert_eq!(page.attribute("#result", "data-notification-id").await, "", "no code before the choice");
 
     let row = format!("tr[data-token-id='{token_id}']");
     page.wait_text(&format!("{row} td.status"), "INACTIVE", |t| t == "INACTIVE").await;
+    let offered = page.wait_text(&row, "the methods offered", |t| t.contains("no method chosen yet")).await;
+    assert!(offered.contains("OTP_EMAIL · h•••@example.com") && offered.contains("APP_TO_APP"), "{offered}");
+    assert!(!offered.contains("holder@example.com"), "the e-mail masked: {offered}");
+    page.click(&format!("{row} button.step-up[data-method='OTP_EMAIL']")).await;
+    page.wait_text("#result", "the choice's answer", |t| t.contains("step-up OTP_EMAIL") && t.contains("→ 200")).await;
+    let notification_id = page.attribute("#result", "data-notification-id").await;
+    assert!(!notification_id.is_empty());
+    page.wait_text(&row, "the choice shown", |t| t.contains("chosen: OTP_EMAIL")).await;
+    kit.inner.mock_idle().await;
+    let sent = kit.sent(tmp_protocol::issuer_api::NOTIFICATIONS_PATH).await;
+    let code = sent.iter().find(|e| e["body"]["notificationId"] == notification_id.as_str()).expect("the code sent");
+    assert_eq!(
+        (code["body"]["channel"].as_str(), code["body"]["stepUpMethod"].as_str()),
+        (Some("EMAIL"), Some("OTP_EMAIL"))
+    );
     // The code, as the issuer's system (the dev inbox) received it from the adapter.
     let otp = kit.delivered_otp(&notification_id).await;
     page.fill(&format!("{row} .otp-input"), &otp).await;

@@ -18,7 +18,7 @@ use crate::variants::failed;
 /// The card-check cases: every one whose expectation a policy can change, and their neighbours.
 const CASES: &str = "ISS-VERIFY-*,ISS-CVC-*";
 /// The cases whose expectation depends on the declared policy.
-const POLICY_CASES: [&str; 7] = [
+const POLICY_CASES: [&str; 8] = [
     "ISS-VERIFY-002",
     "ISS-VERIFY-009",
     "ISS-VERIFY-012",
@@ -26,6 +26,7 @@ const POLICY_CASES: [&str; 7] = [
     "ISS-VERIFY-016",
     "ISS-VERIFY-017",
     "ISS-VERIFY-018",
+    "ISS-VERIFY-019",
 ];
 
 fn entry(
@@ -40,6 +41,8 @@ fn entry(
         max_live_tokens_per_card,
         max_tokenizations_per_card: 0,
         max_tokenizations_per_device,
+        step_up_methods: tmp_adapter::domain::policy::default_step_up_methods(),
+        app_id: None,
     }
 }
 

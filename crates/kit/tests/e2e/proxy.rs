@@ -92,6 +92,8 @@ pub enum Variant {
     IgnoresRequireCvc,
     /// Sends no contact with a step-up.
     NoContactOnStepUp,
+    /// Shows the cardholder's phone and e-mail in clear as step-up method values.
+    UnmaskedStepUpMethods,
     /// Gives an unknown card a card id.
     CardIdForUnknownCards,
     /// Does not compare the presented expiry.
@@ -726,6 +728,18 @@ async fn after(state: &State, out: &Outgoing, sent: &[u8], answer: &mut Answer) 
         Variant::NoContactOnStepUp => {
             if let Some(d) = json.as_mut().filter(|d| d["decision"] == "REQUIRE_ADDITIONAL_AUTHENTICATION") {
                 d.as_object_mut().map(|o| o.remove("cardholder"));
+            }
+        }
+        Variant::UnmaskedStepUpMethods => {
+            if let Some(d) = json.as_mut().filter(|d| d["stepUpMethods"].is_array()) {
+                let contact = d["cardholder"].clone();
+                for method in d["stepUpMethods"].as_array_mut().into_iter().flatten() {
+                    match method["type"].as_str() {
+                        Some("OTP_SMS" | "OUTBOUND_CALL") => method["value"] = contact["phone"].clone(),
+                        Some("OTP_EMAIL") => method["value"] = contact["email"].clone(),
+                        _ => {}
+                    }
+                }
             }
         }
         Variant::CardIdForUnknownCards => {

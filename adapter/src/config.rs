@@ -438,6 +438,10 @@ pub struct ProcessorBridgeSettings {
     pub hmac_secret: Option<WebhookSecret>,
     /// CA bundle that signs the bridge's server certificate (default: system roots).
     pub ca_file: Option<PathBuf>,
+    /// Ask the bridge's decision hook (`/bridge/v1/tokenizations/decide`) once the card checks
+    /// passed: the issuer's fraud engine decides within the verification deadline.
+    #[serde(default)]
+    pub decide: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -714,6 +718,9 @@ impl Settings {
                     "policy `{name}`: step_up_methods offers CUSTOMER_SERVICE, so policy.customer_service_phone must be set"
                 ));
             }
+        }
+        if self.card_source.processor_bridge.decide && self.card_source.kind != CardSourceKind::ProcessorBridge {
+            return fail("card_source.processor_bridge.decide needs card_source.kind processor_bridge".into());
         }
         if self.card_source.kind == CardSourceKind::ProcessorBridge {
             let url = &self.card_source.processor_bridge.base_url;
@@ -1065,7 +1072,7 @@ mod tests {
     }
 
     #[test]
-    fn a_step_up_method_without_its_value_is_refused_at_load() {
+    fn a_setting_without_what_it_needs_is_refused_at_load() {
         let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"));
         let variables = config::Environment::with_prefix("TMP_ADAPTER_UNSET_IN_THIS_TEST");
         let local = Settings::load_with(dir, "local", variables).unwrap();
@@ -1081,6 +1088,8 @@ mod tests {
         assert!(error.contains("policy.customer_service_phone must be set"), "{error}");
         let error = refused(|s| s.policy.default.step_up_methods.push(StepUpMethodType::OtpSms));
         assert!(error.contains("names OTP_SMS twice"), "{error}");
+        let error = refused(|s| s.card_source.processor_bridge.decide = true);
+        assert!(error.contains("decide needs card_source.kind processor_bridge"), "{error}");
         let mut none = local.clone();
         none.policy.default.step_up_methods.clear();
         none.validate().expect("an issuer may list no method: the wallet then offers codes by the contact");

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub decisions: IntCounterVec,
+    /// The decision hook's outcomes: answered, timeout, invalid, failed.
+    pub decision_hook: IntCounterVec,
     pub stand_ins: IntCounterVec,
     pub card_source_duration: HistogramVec,
     pub rejected_requests: IntCounterVec,
@@ -70,6 +72,11 @@ impl Metrics {
         let decisions = IntCounterVec::new(
             Opts::new("decisions_total", "Card verification decisions by decision and reason"),
             &["decision", "reason"],
+        )
+        .expect("valid metric");
+        let decision_hook = IntCounterVec::new(
+            Opts::new("decision_hook_total", "Decision hook calls by outcome (answered, timeout, invalid, failed)"),
+            &["outcome"],
         )
         .expect("valid metric");
         let stand_ins = IntCounterVec::new(
@@ -171,6 +178,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(decisions.clone()),
+            Box::new(decision_hook.clone()),
             Box::new(stand_ins.clone()),
             Box::new(card_source_duration.clone()),
             Box::new(rejected_requests.clone()),
@@ -201,6 +209,7 @@ impl Metrics {
             http_requests,
             http_duration,
             decisions,
+            decision_hook,
             stand_ins,
             card_source_duration,
             rejected_requests,

@@ -14,7 +14,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use tmp_protocol::webhook::Verifier;
 
-use crate::card_source::{CardSource, LocalRegistry, ProcessorBridge};
+use crate::card_source::{CardSource, DecisionHook, LocalRegistry, ProcessorBridge};
 use crate::config::{CardSourceKind, OpsSettings, Settings};
 use crate::domain::verification::CardVerifier;
 use crate::http::ops::{self, OpsState};
@@ -61,9 +61,9 @@ impl Application {
             tracing::warn!("RUNNING WITH DEVELOPMENT KEYS: never send real card data to this instance");
         }
         let metrics = Metrics::new();
-        let source = card_source(&settings, &store, &keys)?;
+        let (source, hook) = card_source(&settings, &store, &keys)?;
         let credentials = credentials(&settings, &keys);
-        let verifier = CardVerifier::new(source, store.clone(), settings.policy.clone(), metrics.clone());
+        let verifier = CardVerifier::new(source, hook, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
         let relay_wakeup = Arc::new(tokio::sync::Notify::new());
         let (relay, relay_task) = if settings.relay.enabled {
@@ -288,14 +288,20 @@ pub(crate) fn ops_tmp_client(settings: &Settings) -> anyhow::Result<TmpApiClient
     .context("ops API: the TMP API client")
 }
 
-fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<Arc<dyn CardSource>> {
+/// Where card facts come from, and the fraud engine when one answers.
+type CardSourceParts = (Arc<dyn CardSource>, Option<Arc<dyn DecisionHook>>);
+
+/// The card source, and the decision hook where the processor bridge answers one.
+fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<CardSourceParts> {
     Ok(match settings.card_source.kind {
         CardSourceKind::LocalRegistry => {
             let cvk = keys.cvk.clone().context("the local registry needs card_source.local_registry.cvk_file")?;
-            Arc::new(LocalRegistry::new(store.clone(), keys.fingerprinter.clone(), cvk))
+            (Arc::new(LocalRegistry::new(store.clone(), keys.fingerprinter.clone(), cvk)), None)
         }
         CardSourceKind::ProcessorBridge => {
-            Arc::new(ProcessorBridge::new(&settings.card_source.processor_bridge, settings.deadline())?)
+            let bridge = Arc::new(ProcessorBridge::new(&settings.card_source.processor_bridge, settings.deadline())?);
+            let hook = settings.card_source.processor_bridge.decide.then(|| bridge.clone() as Arc<dyn DecisionHook>);
+            (bridge, hook)
         }
     })
 }

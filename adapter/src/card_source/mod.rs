@@ -8,8 +8,9 @@ pub use local_registry::LocalRegistry;
 pub use processor_bridge::ProcessorBridge;
 
 use async_trait::async_trait;
-use tmp_protocol::enums::IssuerCardStatus;
-use tmp_protocol::issuer_api::{CardholderContact, VerifyCardRequest};
+use tmp_protocol::enums::{Decision, IssuerCardStatus};
+use tmp_protocol::fields::Code;
+use tmp_protocol::issuer_api::{CardholderContact, DecisionReason, VerifyCardRequest};
 use tmp_protocol::sensitive::{Cvc, Expiry, Pan};
 
 /// What the issuer knows about a card. No PAN: only its last four digits.
@@ -46,4 +47,39 @@ pub trait CardSource: Send + Sync + 'static {
     ) -> Result<Option<CardFacts>, CardSourceError>;
     /// Whether `cvc` is the card's CVC2. Attempt counting is the caller's job.
     async fn check_cvc(&self, card: &CardFacts, pan: &Pan, cvc: &Cvc) -> Result<bool, CardSourceError>;
+}
+
+/// A tokenization the card checks passed, put to the issuer's fraud engine: the policy's
+/// decision (never a decline) and the request's context.
+pub struct HookQuestion<'a> {
+    pub card_id: &'a str,
+    pub request: &'a VerifyCardRequest,
+    pub decision: Decision,
+    pub reason: DecisionReason,
+}
+
+/// The fraud engine's decision and its own reason code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookAnswer {
+    pub decision: Decision,
+    pub reason: Option<Code>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("decision hook timed out")]
+    Timeout,
+    /// It answered, but not a decision (a status other than 200, a body that does not parse).
+    #[error("decision hook answered invalidly: {0}")]
+    Invalid(String),
+    /// No answer at all (connection refused, reset).
+    #[error("decision hook failed")]
+    Failed(#[source] anyhow::Error),
+}
+
+/// The issuer's own fraud engine, asked within the verification deadline once the card checks
+/// passed (`card_source.processor_bridge.decide`; docs/bridge.md).
+#[async_trait]
+pub trait DecisionHook: Send + Sync + 'static {
+    async fn decide(&self, question: &HookQuestion<'_>) -> Result<HookAnswer, HookError>;
 }

@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tmp_edge::client::{ClientOptions, ClientTls, HttpClient, Response, SendError, SignedClient};
 use tmp_protocol::bridge::{
-    BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeLookupRequest, BridgeTokenization, LOOKUP_PATH,
-    VERIFY_CVC_PATH,
+    BridgeCard, BridgeCvcRequest, BridgeCvcResponse, BridgeDecideRequest, BridgeDecideResponse, BridgeLookupRequest,
+    BridgeTokenization, DECIDE_PATH, LOOKUP_PATH, VERIFY_CVC_PATH,
 };
 use tmp_protocol::issuer_api::VerifyCardRequest;
 use tmp_protocol::sensitive::{Cvc, Pan};
 
-use super::{CardFacts, CardSource, CardSourceError};
+use super::{CardFacts, CardSource, CardSourceError, DecisionHook, HookAnswer, HookError, HookQuestion};
 use crate::config::ProcessorBridgeSettings;
 use tmp_protocol::fields::{FreeText, Id};
 
@@ -134,5 +134,27 @@ impl CardSource for ProcessorBridge {
         }
         let answer: BridgeCvcResponse = json_body(&response)?;
         Ok(answer.matches)
+    }
+}
+
+#[async_trait]
+impl DecisionHook for ProcessorBridge {
+    #[tracing::instrument(skip_all)]
+    async fn decide(&self, question: &HookQuestion<'_>) -> Result<HookAnswer, HookError> {
+        let request = BridgeDecideRequest {
+            card_id: question.card_id.to_owned(),
+            tokenization: context(question.request),
+            decision: question.decision,
+            reason: question.reason,
+        };
+        let response = self.post(DECIDE_PATH, &request).await.map_err(|e| match e {
+            CardSourceError::Timeout => HookError::Timeout,
+            CardSourceError::Unavailable(cause) => HookError::Failed(cause),
+        })?;
+        if response.status != StatusCode::OK {
+            return Err(HookError::Invalid(format!("status {}", response.status)));
+        }
+        let answer: BridgeDecideResponse = json_body(&response).map_err(|e| HookError::Invalid(format!("{e:#}")))?;
+        Ok(HookAnswer { decision: answer.decision, reason: answer.reason })
     }
 }

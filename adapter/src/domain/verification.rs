@@ -13,13 +13,15 @@ use tmp_protocol::issuer_api::{
 use tmp_protocol::sensitive::{Cvc, Pan};
 
 use super::error::DomainError;
-use crate::card_source::{CardFacts, CardSource, CardSourceError};
+use crate::card_source::{CardFacts, CardSource, CardSourceError, DecisionHook, HookError, HookQuestion};
 use crate::domain::policy::{self, Assessment, CardOutcome, DecisionInput, PolicySettings};
 use crate::metrics::Metrics;
 use crate::store::{DecisionRecord, DynStore, VelocityKey};
 
 pub struct CardVerifier {
     source: Arc<dyn CardSource>,
+    /// The issuer's fraud engine, when the bridge answers one.
+    hook: Option<Arc<dyn DecisionHook>>,
     store: DynStore,
     policy: PolicySettings,
     metrics: Metrics,
@@ -51,14 +53,46 @@ struct Velocity<'a> {
     per_device: bool,
 }
 
+/// What came of asking the decision hook (audited as `hook_outcome`, counted by outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookOutcome {
+    Answered,
+    Timeout,
+    Invalid,
+    Failed,
+}
+
+impl HookOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            HookOutcome::Answered => "ANSWERED",
+            HookOutcome::Timeout => "TIMEOUT",
+            HookOutcome::Invalid => "INVALID",
+            HookOutcome::Failed => "FAILED",
+        }
+    }
+}
+
+struct HookRecord {
+    outcome: HookOutcome,
+    decision: Option<Decision>,
+    reason: Option<tmp_protocol::fields::Code>,
+}
+
 enum StandIn {
     Timeout,
     Unavailable,
 }
 
 impl CardVerifier {
-    pub fn new(source: Arc<dyn CardSource>, store: DynStore, policy: PolicySettings, metrics: Metrics) -> Self {
-        CardVerifier { source, store, policy, metrics }
+    pub fn new(
+        source: Arc<dyn CardSource>,
+        hook: Option<Arc<dyn DecisionHook>>,
+        store: DynStore,
+        policy: PolicySettings,
+        metrics: Metrics,
+    ) -> Self {
+        CardVerifier { source, hook, store, policy, metrics }
     }
 
     fn deadline(&self) -> Duration {
@@ -89,6 +123,7 @@ impl CardVerifier {
         };
         let answer =
             tokio::time::timeout(self.deadline(), self.ask_source(request, card, &scope, &velocity, now)).await;
+        let mut hook = None;
         let (assessment, facts, cvc_result, stand_in) = match answer {
             Ok(Ok(answer)) => {
                 let outcome = outcome_of(answer.card.as_ref(), card, now);
@@ -103,7 +138,11 @@ impl CardVerifier {
                     device_score: request.device_score,
                     wallet_recommendation: request.wallet_recommendation,
                 };
-                (policy::decide(requestor_policy, &input), answer.card, answer.cvc, false)
+                let mut assessment = policy::decide(requestor_policy, &input);
+                if let Some(card) = &answer.card {
+                    (assessment, hook) = self.ask_hook(request, card, assessment, started).await;
+                }
+                (assessment, answer.card, answer.cvc, false)
             }
             Ok(Err(error)) => {
                 let cause = match error {
@@ -175,8 +214,60 @@ impl CardVerifier {
                 .and_then(|r| serde_json::to_string(&r.recommendation_reasons).ok()),
             pan_source: request.risk.as_ref().and_then(|r| r.pan_source).map(|s| s.as_str().to_owned()),
             network_score: request.risk.as_ref().and_then(|r| r.network_score).map(i32::from),
+            hook_outcome: hook.as_ref().map(|h| h.outcome.as_str().to_owned()),
+            hook_decision: hook.as_ref().and_then(|h| h.decision).map(|d| d.as_str().to_owned()),
+            hook_reason: hook.and_then(|h| h.reason).map(String::from),
         };
         Verified { response, audit }
+    }
+
+    /// The fraud engine's say on a tokenization the card checks passed and the policy did not
+    /// decline, in what is left of the deadline. Its decision replaces the policy's (reason
+    /// `RISK_ENGINE` where they differ), never more permissive than the wallet; without an answer
+    /// the policy's stands.
+    async fn ask_hook(
+        &self,
+        request: &VerifyCardRequest,
+        card: &CardFacts,
+        policy: Assessment,
+        started: Instant,
+    ) -> (Assessment, Option<HookRecord>) {
+        let Some(hook) = &self.hook else { return (policy, None) };
+        if policy.decision == Decision::Declined {
+            return (policy, None);
+        }
+        let question =
+            HookQuestion { card_id: &card.card_id, request, decision: policy.decision, reason: policy.reason };
+        let left = self.deadline().saturating_sub(started.elapsed());
+        let answer = match tokio::time::timeout(left, hook.decide(&question)).await {
+            Ok(answer) => answer,
+            Err(_elapsed) => Err(HookError::Timeout),
+        };
+        let (outcome, assessment, record) = match answer {
+            Ok(answer) => {
+                let decided = match answer.decision == policy.decision {
+                    true => policy,
+                    false => Assessment { decision: answer.decision, reason: DecisionReason::RiskEngine, ..policy },
+                };
+                let record = HookRecord {
+                    outcome: HookOutcome::Answered,
+                    decision: Some(answer.decision),
+                    reason: answer.reason,
+                };
+                (HookOutcome::Answered, policy::apply_guardrail(decided, request.wallet_recommendation), record)
+            }
+            Err(error) => {
+                let outcome = match &error {
+                    HookError::Timeout => HookOutcome::Timeout,
+                    HookError::Invalid(_) => HookOutcome::Invalid,
+                    HookError::Failed(_) => HookOutcome::Failed,
+                };
+                tracing::warn!(error = %error, outcome = outcome.as_str(), "decision hook gave no decision; the policy's stands");
+                (outcome, policy, HookRecord { outcome, decision: None, reason: None })
+            }
+        };
+        self.metrics.decision_hook.with_label_values(&[outcome.as_str()]).inc();
+        (assessment, Some(record))
     }
 
     /// Lookup, CVC check with attempt counting, token and tokenization counts: everything the
@@ -375,6 +466,9 @@ impl CardVerifier {
             recommendation_reasons: None,
             pan_source: None,
             network_score: None,
+            hook_outcome: None,
+            hook_decision: None,
+            hook_reason: None,
         };
         Ok(Verified { response, audit })
     }

@@ -99,9 +99,9 @@ impl DecisionStore for SqlStore {
                  (id, decided_at, correlation_id, operation, tokenization_id, card_id, pan_last4, \
                   token_requestor_id, wallet, tsp, decision, reason, card_status, cvc_result, \
                   stand_in, latency_ms, device_id, device_type, token_type, recommendation_reasons, \
-                  pan_source, network_score) \
+                  pan_source, network_score, hook_outcome, hook_decision, hook_reason) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                         $20, $21, $22)",
+                         $20, $21, $22, $23, $24, $25)",
             )
             .bind(decision.id)
             .bind(Ts(decision.decided_at))
@@ -125,6 +125,9 @@ impl DecisionStore for SqlStore {
             .bind(&decision.recommendation_reasons)
             .bind(&decision.pan_source)
             .bind(decision.network_score)
+            .bind(&decision.hook_outcome)
+            .bind(&decision.hook_decision)
+            .bind(&decision.hook_reason)
             .execute(c)
             .await?;
         });

@@ -127,6 +127,12 @@ pub struct DecisionRecord {
     pub pan_source: Option<String>,
     /// The network's score, 1–5.
     pub network_score: Option<i32>,
+    /// What came of asking the issuer's fraud engine (`ANSWERED`, `TIMEOUT`, `INVALID`,
+    /// `FAILED`); none when it was not asked.
+    pub hook_outcome: Option<String>,
+    /// The engine's decision and its own reason code, when it answered.
+    pub hook_decision: Option<String>,
+    pub hook_reason: Option<String>,
 }
 
 /// One token-status event received from TMP.

@@ -112,7 +112,8 @@ macro_rules! decision_columns {
     () => {
         "id, decided_at, correlation_id, operation, tokenization_id, card_id, pan_last4, \
          token_requestor_id, wallet, tsp, decision, reason, card_status, cvc_result, stand_in, \
-         latency_ms, device_id, device_type, token_type, recommendation_reasons, pan_source, network_score"
+         latency_ms, device_id, device_type, token_type, recommendation_reasons, pan_source, network_score, \
+         hook_outcome, hook_decision, hook_reason"
     };
 }
 macro_rules! token_columns {

@@ -265,6 +265,9 @@ async fn the_decision_audit_of_a_card_never_shows_card_data() {
                 recommendation_reasons: Some(r#"["ACCOUNT_TOO_NEW"]"#.into()),
                 pan_source: Some("KEY_ENTERED".into()),
                 network_score: Some(3),
+                hook_outcome: None,
+                hook_decision: None,
+                hook_reason: None,
             };
             app.store.record_decision(&record, None).await.unwrap();
         }

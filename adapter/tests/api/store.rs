@@ -80,6 +80,9 @@ fn decision(card_id: &str, decided_at: OffsetDateTime) -> DecisionRecord {
         recommendation_reasons: Some(r#"["ACCOUNT_TOO_NEW","LOW_DEVICE_SCORE"]"#.to_owned()),
         pan_source: Some("KEY_ENTERED".to_owned()),
         network_score: Some(4),
+        hook_outcome: Some("ANSWERED".to_owned()),
+        hook_decision: Some("REQUIRE_ADDITIONAL_AUTHENTICATION".to_owned()),
+        hook_reason: Some("NEW_DEVICE".to_owned()),
     }
 }
 

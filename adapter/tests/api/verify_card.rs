@@ -11,7 +11,7 @@ use tmp_protocol::issuer_api::CardholderContact;
 use tmp_protocol::sensitive::Expiry;
 
 use crate::helpers::app::*;
-use crate::helpers::bridge::{BridgeBehaviour, BridgeCardEntry, TestBridge};
+use crate::helpers::bridge::{BridgeBehaviour, BridgeCardEntry, DecideAnswer, TestBridge};
 use crate::helpers::db::test_databases;
 
 const VERIFY: &str = "/issuer-api/v1/cards/verify";
@@ -288,8 +288,13 @@ fn bridge_card() -> BridgeCardEntry {
 
 #[tokio::test]
 async fn processor_bridge_answers_decide_the_card() {
-    let bridge =
-        TestBridge::start(BridgeBehaviour { cards: vec![bridge_card()], delay: Duration::ZERO, fail_with: None }).await;
+    let bridge = TestBridge::start(BridgeBehaviour {
+        cards: vec![bridge_card()],
+        delay: Duration::ZERO,
+        fail_with: None,
+        decide: None,
+    })
+    .await;
     for db in test_databases().await {
         let url = bridge.base_url.clone();
         let app = TestApp::spawn_with(&db, |s| {
@@ -330,12 +335,147 @@ async fn processor_bridge_answers_decide_the_card() {
     bridge.stop().await;
 }
 
+/// A bridge over `bridge_card()` whose decision hook answers `status` and `body` after `delay`.
+async fn hook_bridge(status: u16, body: &str, delay: Duration) -> TestBridge {
+    let decide = DecideAnswer { status, body: body.to_owned(), delay };
+    TestBridge::start(BridgeBehaviour {
+        cards: vec![bridge_card()],
+        delay: Duration::ZERO,
+        fail_with: None,
+        decide: Some(decide),
+    })
+    .await
+}
+
+async fn hook_app(db: &crate::helpers::db::TestDb, bridge: &TestBridge) -> TestApp {
+    let url = bridge.base_url.clone();
+    TestApp::spawn_with(db, |s| {
+        s.card_source.kind = CardSourceKind::ProcessorBridge;
+        s.card_source.processor_bridge.base_url = url;
+        s.card_source.processor_bridge.decide = true;
+        s.policy.deadline_ms = 600;
+    })
+    .await
+}
+
+/// The issuer's fraud engine decides a tokenization the card checks passed: its answer stands
+/// (reason RISK_ENGINE), never more permissive than the wallet; a decline is never put to it;
+/// what it said is audited and counted, without a card number in what it is sent.
+#[tokio::test]
+async fn the_decision_hook_decides_within_the_deadline_never_above_the_wallet() {
+    let steps_up = hook_bridge(
+        200,
+        r#"{"decision": "REQUIRE_ADDITIONAL_AUTHENTICATION", "reason": "NEW_DEVICE"}"#,
+        Duration::ZERO,
+    )
+    .await;
+    let approves = hook_bridge(200, r#"{"decision": "APPROVED", "reason": "KNOWN_DEVICE"}"#, Duration::ZERO).await;
+    for db in test_databases().await {
+        let app = hook_app(&db, &steps_up).await;
+        let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
+        body["device"] = json!({"id": "dev-phone-9"});
+        let answer = verify(&app, &body).await;
+        assert_eq!(
+            (answer["decision"].as_str(), answer["reason"].as_str(), answer["cardStatus"].as_str()),
+            (Some("REQUIRE_ADDITIONAL_AUTHENTICATION"), Some("RISK_ENGINE"), Some("ACTIVE")),
+            "{}: {answer}",
+            db.backend
+        );
+        assert_eq!(answer["cardholder"]["phone"], "+48500100300", "a step-up discloses the contact: {answer}");
+        let asked = steps_up.decides.lock().unwrap().last().cloned().unwrap_or_default();
+        assert_eq!((asked["cardId"].as_str(), asked["decision"].as_str()), (Some("proc-card-1"), Some("APPROVED")));
+        assert_eq!(
+            (asked["reason"].as_str(), &asked["tokenization"]["device"]),
+            (Some("CARD_VERIFIED"), &json!({"id": "dev-phone-9"}))
+        );
+        let text = asked.to_string();
+        for field in ["\"encryptedPayload\"", "\"cvc\"", "\"expiry\"", "\"pan\"", PAN_ACTIVE] {
+            assert!(!text.contains(field), "{field} in {asked}");
+        }
+        let audit = app.store.recent_decisions(1).await.unwrap();
+        assert_eq!(
+            (audit[0].hook_outcome.as_deref(), audit[0].hook_decision.as_deref(), audit[0].hook_reason.as_deref()),
+            (Some("ANSWERED"), Some("REQUIRE_ADDITIONAL_AUTHENTICATION"), Some("NEW_DEVICE")),
+            "{}",
+            db.backend
+        );
+        // A decline is final: a wrong CVC is not put to the engine.
+        let before = steps_up.decides.lock().unwrap().len();
+        let wrong = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("124")), "APPLE_PAY")).await;
+        assert_eq!((wrong["decision"].as_str(), wrong["reason"].as_str()), (Some("DECLINED"), Some("CVC_NO_MATCH")));
+        assert_eq!(steps_up.decides.lock().unwrap().len(), before, "a decline is never asked about");
+        assert_eq!(app.store.recent_decisions(1).await.unwrap()[0].hook_outcome, None);
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("tmp_adapter_decision_hook_total{outcome=\"ANSWERED\"} 1"), "{metrics}");
+        app.stop().await;
+
+        // The engine may lift the policy's step-up, but never above the wallet's.
+        let app = hook_app(&db, &approves).await;
+        let mut low = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
+        low["deviceScore"] = json!(2);
+        let lifted = verify(&app, &low).await;
+        assert_eq!(
+            (lifted["decision"].as_str(), lifted["reason"].as_str()),
+            (Some("APPROVED"), Some("RISK_ENGINE")),
+            "{lifted}"
+        );
+        let asked = approves.decides.lock().unwrap().last().cloned().unwrap_or_default();
+        assert_eq!(
+            (asked["decision"].as_str(), asked["reason"].as_str()),
+            (Some("REQUIRE_ADDITIONAL_AUTHENTICATION"), Some("LOW_SCORE_STEP_UP"))
+        );
+        let mut wallet = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
+        wallet["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION");
+        let clamped = verify(&app, &wallet).await;
+        assert_eq!(
+            (clamped["decision"].as_str(), clamped["reason"].as_str()),
+            (Some("REQUIRE_ADDITIONAL_AUTHENTICATION"), Some("WALLET_RECOMMENDATION")),
+            "{clamped}"
+        );
+        app.stop().await;
+    }
+    steps_up.stop().await;
+    approves.stop().await;
+}
+
+/// Without a decision from the engine — too slow, an answer that is not one, a refusal — the
+/// policy's decision stands (not a stand-in: the card was verified), and the outcome says why.
+#[tokio::test]
+async fn without_a_decision_from_the_hook_the_policy_s_stands_and_the_outcome_is_recorded() {
+    let slow = hook_bridge(200, r#"{"decision": "DECLINED"}"#, Duration::from_millis(2000)).await;
+    let nonsense = hook_bridge(200, r#"{"decision": "MAYBE"}"#, Duration::ZERO).await;
+    let refuses = hook_bridge(503, "", Duration::ZERO).await;
+    for db in test_databases().await {
+        for (bridge, outcome) in [(&slow, "TIMEOUT"), (&nonsense, "INVALID"), (&refuses, "INVALID")] {
+            let app = hook_app(&db, bridge).await;
+            let answer =
+                verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY")).await;
+            assert_eq!(
+                (answer["decision"].as_str(), answer["reason"].as_str(), &answer["standIn"]),
+                (Some("APPROVED"), Some("CARD_VERIFIED"), &json!(false)),
+                "{} {outcome}: {answer}",
+                db.backend
+            );
+            let audit = app.store.recent_decisions(1).await.unwrap();
+            assert_eq!((audit[0].hook_outcome.as_deref(), audit[0].hook_decision.as_deref()), (Some(outcome), None));
+            let metrics = app.get("/metrics").await.text().await.unwrap();
+            let counted = format!("tmp_adapter_decision_hook_total{{outcome=\"{outcome}\"}} 1");
+            assert!(metrics.contains(&counted), "{counted} in {metrics}");
+            app.stop().await;
+        }
+    }
+    for bridge in [slow, nonsense, refuses] {
+        bridge.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn slow_processor_bridge_yields_the_recorded_stand_in() {
     let bridge = TestBridge::start(BridgeBehaviour {
         cards: vec![bridge_card()],
         delay: Duration::from_millis(1500),
         fail_with: None,
+        decide: None,
     })
     .await;
     for db in test_databases().await {
@@ -368,7 +508,8 @@ async fn slow_processor_bridge_yields_the_recorded_stand_in() {
 #[tokio::test]
 async fn failing_processor_bridge_yields_the_configured_stand_in() {
     let bridge =
-        TestBridge::start(BridgeBehaviour { cards: vec![], delay: Duration::ZERO, fail_with: Some(500) }).await;
+        TestBridge::start(BridgeBehaviour { cards: vec![], delay: Duration::ZERO, fail_with: Some(500), decide: None })
+            .await;
     for db in test_databases().await {
         let url = bridge.base_url.clone();
         let app = TestApp::spawn_with(&db, |s| {

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | POST | `/bridge/v1/cards/lookup` | [`BridgeLookupRequest`] → 200 [`BridgeCard`] or 404 |
 //! | POST | `/bridge/v1/cards/verify-cvc` | [`BridgeCvcRequest`] → 200 [`BridgeCvcResponse`] |
+//! | POST | `/bridge/v1/tokenizations/decide` | [`BridgeDecideRequest`] → 200 [`BridgeDecideResponse`] (optional: the decision hook) |
 //!
 //! The link carries PANs and CVCs in clear JSON: it must be TLS (use `ca_file` for a private CA)
 //! on a network segment inside the issuer's cardholder-data environment.
@@ -14,12 +15,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::enums::{Decision, IssuerCardStatus, ProvisioningMethod, TokenType, Tsp};
-use crate::fields::Id;
-use crate::issuer_api::{CardholderContact, DeviceInfo, RiskContext, TokenRequestor};
+use crate::fields::{Code, Id};
+use crate::issuer_api::{CardholderContact, DecisionReason, DeviceInfo, RiskContext, TokenRequestor};
 use crate::sensitive::{Cvc, Expiry, Pan};
 
 pub const LOOKUP_PATH: &str = "/bridge/v1/cards/lookup";
 pub const VERIFY_CVC_PATH: &str = "/bridge/v1/cards/verify-cvc";
+pub const DECIDE_PATH: &str = "/bridge/v1/tokenizations/decide";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,4 +83,28 @@ pub struct BridgeCvcRequest {
 pub struct BridgeCvcResponse {
     #[serde(rename = "match")]
     pub matches: bool,
+}
+
+/// The decision hook: the adapter's decision on a tokenization the card checks passed, for the
+/// issuer's fraud engine to confirm or change within the verification deadline. No card data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeDecideRequest {
+    pub card_id: String,
+    pub tokenization: BridgeTokenization,
+    /// The policy's decision (`APPROVED` or `REQUIRE_ADDITIONAL_AUTHENTICATION`: a decline is
+    /// final and never asked about) and its reason.
+    pub decision: Decision,
+    pub reason: DecisionReason,
+}
+
+/// The fraud engine's decision. The adapter never answers more permissively than the wallet
+/// recommended, whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeDecideResponse {
+    pub decision: Decision,
+    /// The engine's own reason, for the audit: 1–64 letters, digits, `_`, `-` or `.`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Code>,
 }

@@ -216,6 +216,8 @@ pub enum DecisionReason {
     VelocityExceeded,
     /// A wallet or device score is below the policy's step-up threshold.
     LowScoreStepUp,
+    /// The issuer's fraud engine (the decision hook) decided otherwise than the policy.
+    RiskEngine,
     /// The wallet's own recommendation was stricter than the issuer's decision.
     WalletRecommendation,
     /// The card source did not answer within the deadline; the stand-in decision was used.
@@ -239,6 +241,7 @@ impl DecisionReason {
             DecisionReason::TooManyTokens => "TOO_MANY_TOKENS",
             DecisionReason::VelocityExceeded => "VELOCITY_EXCEEDED",
             DecisionReason::LowScoreStepUp => "LOW_SCORE_STEP_UP",
+            DecisionReason::RiskEngine => "RISK_ENGINE",
             DecisionReason::WalletRecommendation => "WALLET_RECOMMENDATION",
             DecisionReason::StandInTimeout => "STAND_IN_TIMEOUT",
             DecisionReason::StandInUnavailable => "STAND_IN_UNAVAILABLE",

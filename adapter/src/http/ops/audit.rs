@@ -65,6 +65,15 @@ pub struct Decision {
     /// The network's score, 1–5, when TMP sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_score: Option<i32>,
+    /// What came of asking the issuer's fraud engine (the bridge's decision hook): `ANSWERED`,
+    /// `TIMEOUT`, `INVALID` or `FAILED`; absent when it was not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_outcome: Option<String>,
+    /// The engine's decision and its own reason code, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_decision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_reason: Option<String>,
 }
 
 impl From<&DecisionRecord> for Decision {
@@ -95,6 +104,9 @@ impl From<&DecisionRecord> for Decision {
                 .unwrap_or_default(),
             pan_source: d.pan_source.clone(),
             network_score: d.network_score,
+            hook_outcome: d.hook_outcome.clone(),
+            hook_decision: d.hook_decision.clone(),
+            hook_reason: d.hook_reason.clone(),
         }
     }
 }

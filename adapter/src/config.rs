@@ -710,10 +710,12 @@ impl Settings {
             if let Some(twice) = methods.iter().enumerate().find(|(i, m)| methods[..*i].contains(m)) {
                 return fail(format!("policy `{name}`: step_up_methods names {} twice", twice.1.as_str()));
             }
-            if methods.contains(&StepUpMethodType::AppToApp) && p.app_id.is_none() {
+            if methods.contains(&StepUpMethodType::AppToApp) && p.app_id.as_ref().is_none_or(|id| id.trim().is_empty())
+            {
                 return fail(format!("policy `{name}`: step_up_methods offers APP_TO_APP, so app_id must be set"));
             }
-            if methods.contains(&StepUpMethodType::CustomerService) && self.policy.customer_service_phone.is_none() {
+            let phone = self.policy.customer_service_phone.as_ref();
+            if methods.contains(&StepUpMethodType::CustomerService) && phone.is_none_or(|p| p.trim().is_empty()) {
                 return fail(format!(
                     "policy `{name}`: step_up_methods offers CUSTOMER_SERVICE, so policy.customer_service_phone must be set"
                 ));
@@ -1083,6 +1085,8 @@ mod tests {
             settings.validate().unwrap_err().0
         };
         let error = refused(|s| s.policy.default.app_id = None);
+        assert!(error.contains("APP_TO_APP, so app_id must be set"), "{error}");
+        let error = refused(|s| s.policy.default.app_id = Some(tmp_protocol::fields::FreeText::parse(" ").unwrap()));
         assert!(error.contains("APP_TO_APP, so app_id must be set"), "{error}");
         let error = refused(|s| s.policy.customer_service_phone = None);
         assert!(error.contains("policy.customer_service_phone must be set"), "{error}");

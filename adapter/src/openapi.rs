@@ -89,7 +89,9 @@ fn processor_event_rule(event_type: &str) -> Option<serde_json::Value> {
 /// The rules that depend on another member's value, which the derived schemas cannot say, stated
 /// with JSON Schema's `if`/`then`/`else` and `anyOf` (OpenAPI 3.1) so that a generated client or
 /// a fuzzer knows them: an `ACTIVATION_CODE_DELIVERY` notification carries `encryptedPayload` and
-/// `expiresAt`, any other type no `encryptedPayload` (`domain::notifications::validate`); a
+/// `expiresAt`, any other type no `encryptedPayload`; a `stepUpMethod` goes with a code (a code
+/// method) or with `STEP_UP_REQUESTED` (required there, with `tokenId`; a method without a code)
+/// and nowhere else (`domain::notifications::validate`); a
 /// `cardholder.updated` event carries a phone, an e-mail or both
 /// (`domain::processor_events::validate`).
 struct ConditionalRules;
@@ -121,14 +123,31 @@ impl Modify for ConditionalRules {
             return;
         };
         // One member (the extensions are a hash map: several would print in any order).
-        let rule = serde_json::json!([{
-            "if": {"properties": {"type": {"const": "ACTIVATION_CODE_DELIVERY"}}, "required": ["type"]},
-            "then": {
-                "required": ["encryptedPayload", "expiresAt"],
-                "properties": {"encryptedPayload": {"not": {"const": null}}, "expiresAt": {"not": {"const": null}}}
+        let rule = serde_json::json!([
+            {
+                "if": {"properties": {"type": {"const": "ACTIVATION_CODE_DELIVERY"}}, "required": ["type"]},
+                "then": {
+                    "required": ["encryptedPayload", "expiresAt"],
+                    "properties": {
+                        "encryptedPayload": {"not": {"const": null}},
+                        "expiresAt": {"not": {"const": null}},
+                        "stepUpMethod": {"enum": ["OTP_SMS", "OTP_EMAIL", null]}
+                    }
+                },
+                "else": {"properties": {"encryptedPayload": {"const": null}}}
             },
-            "else": {"properties": {"encryptedPayload": {"const": null}}}
-        }]);
+            {
+                "if": {"properties": {"type": {"const": "STEP_UP_REQUESTED"}}, "required": ["type"]},
+                "then": {
+                    "required": ["stepUpMethod", "tokenId"],
+                    "properties": {"stepUpMethod": {"enum": ["APP_TO_APP", "CUSTOMER_SERVICE", "OUTBOUND_CALL"]}}
+                },
+                "else": {
+                    "if": {"properties": {"type": {"const": "ACTIVATION_CODE_DELIVERY"}}, "required": ["type"]},
+                    "else": {"properties": {"stepUpMethod": {"const": null}}}
+                }
+            }
+        ]);
         schema.extensions.get_or_insert_with(Default::default).insert("allOf".into(), rule);
     }
 }

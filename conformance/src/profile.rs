@@ -154,7 +154,7 @@ pub struct PolicyEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokenizations_per_device: Option<u32>,
     /// The step-up methods a step-up answer lists, in order, where the card can use them
-    /// (contract §7.2): `OTP_SMS` and `OUTBOUND_CALL` for a card with a phone, `OTP_EMAIL` with
+    /// (contract §7.6): `OTP_SMS` and `OUTBOUND_CALL` for a card with a phone, `OTP_EMAIL` with
     /// an e-mail, `APP_TO_APP` and `CUSTOMER_SERVICE` always. `[]` when the target lists none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up_methods: Option<Vec<StepUpMethodType>>,

@@ -362,7 +362,9 @@ async fn waiting_for_step_up(s: &Session, prefix: &str, method: &str) -> Result<
             if types.is_empty() { "none".to_owned() } else { types.join(", ") }
         )));
     }
-    // Nothing is sent before the cardholder chooses.
+    // Nothing is sent before the cardholder chooses: once the token's own event has reached the
+    // issuer (queued with anything else the tokenization caused), no notification for it has.
+    issuer_told(s, "/issuer-api/v1/tokens/events", &token).await?;
     let sent = s
         .mock()?
         .requests()

@@ -62,19 +62,22 @@ pub struct StepUpMethod {
     pub value: DisplayText,
 }
 
-/// What a masked value keeps of a phone number: the country code's first two digits after a
-/// `+`, and the last three.
+/// What a masked value keeps of a phone number longer than [`SHORT_PHONE_DIGITS`]: its first
+/// two digits after a `+`, and the last three.
 const PHONE_DIGITS_SHOWN: usize = 3;
+/// A phone number of at most this many digits shows only its last two.
+const SHORT_PHONE_DIGITS: usize = 8;
 
 impl StepUpMethod {
     /// A method whose value is the cardholder's phone (`OTP_SMS`, `OUTBOUND_CALL`), masked: the
-    /// `+` and two digits of an international number, then the last three digits
-    /// (`+48•••200`); a number of six digits or fewer shows its last two.
+    /// `+` and first two digits of an international number, then the last three digits
+    /// (`+48•••200`); a number of eight digits or fewer shows only its last two.
     pub fn masked_phone(method_type: StepUpMethodType, phone: &Phone) -> StepUpMethod {
         let digits: Vec<char> = phone.as_str().chars().filter(char::is_ascii_digit).collect();
-        let shown = if digits.len() > 6 { PHONE_DIGITS_SHOWN } else { 2.min(digits.len()) };
+        let long = digits.len() > SHORT_PHONE_DIGITS;
+        let shown = if long { PHONE_DIGITS_SHOWN } else { 2.min(digits.len()) };
         let tail: String = digits[digits.len() - shown..].iter().collect();
-        let head: String = match phone.as_str().trim_start().starts_with('+') && digits.len() > 6 {
+        let head: String = match phone.as_str().trim_start().starts_with('+') && long {
             true => format!("+{}", digits[..2].iter().collect::<String>()),
             false => String::new(),
         };
@@ -412,6 +415,10 @@ mod tests {
         assert_eq!(sms("+1 (415) 555-0123"), "+14•••123");
         assert_eq!(sms("0601 234 200"), "•••200");
         assert_eq!(sms("12345"), "•••45");
+        assert_eq!(sms("+356 2123 4567"), "+35•••567", "11 digits");
+        assert_eq!(sms("+356 2123"), "•••23", "eight digits or fewer show two");
+        assert_eq!(sms("+1"), "•••1");
+        assert_eq!(sms("call me"), "•••");
         let call = StepUpMethod::masked_phone(StepUpMethodType::OutboundCall, &phone("+48601234200"));
         assert_eq!(call.method_type, StepUpMethodType::OutboundCall);
     }
@@ -421,6 +428,8 @@ mod tests {
         let email = |e: &str| StepUpMethod::masked_email(&FreeText::parse(e).unwrap()).value.to_string();
         assert_eq!(email("jan.kowalski@example.com"), "j•••@example.com");
         assert_eq!(email("not-an-address"), "•••");
+        assert_eq!(email("żaneta@example.pl"), "ż•••@example.pl");
+        assert_eq!(email("@example.com"), "••••@example.com");
     }
 
     #[test]

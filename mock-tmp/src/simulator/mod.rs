@@ -86,8 +86,8 @@ pub struct TokenizeRequest {
     /// The risk context verify-card carries; by default derived from the scores and the method.
     #[serde(default)]
     pub risk: Option<RiskContext>,
-    /// On a step-up, the method the cardholder picks in the wallet; by default the first the
-    /// issuer offered.
+    /// On a step-up, the method the cardholder picks in the wallet; by default the first code
+    /// the issuer offered (else its first method).
     #[serde(default)]
     pub step_up_method: Option<StepUpPick>,
 }
@@ -389,22 +389,25 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
             effects.push(Effect::token_notification(NotificationType::TokenActivated, &token, now));
         } else {
             token.step_up_offered = offered;
-            let first = token.step_up_offered.first().map(|m| m.method_type);
+            // The wallet preselects the first code offered (else the first method).
+            let offered = &token.step_up_offered;
+            let preselected = offered.iter().find(|m| m.method_type.code_channel().is_some()).or(offered.first());
             let pick = match attempt.step_up {
-                None => first,
-                Some(pick) => pick.method().filter(|m| token.step_up_offered.iter().any(|o| o.method_type == *m)),
+                None => preselected.map(|m| m.method_type),
+                Some(pick) => pick.method().filter(|m| offered.iter().any(|o| o.method_type == *m)),
             };
             match pick {
                 Some(method) => effects.push(step_up(mock, &mut token, method, now)),
-                // No contact, nothing offered: the code goes to the issuer all the same, which
-                // may know how to reach its cardholder.
-                None if token.step_up_offered.is_empty() => {
+                // No contact, nothing offered, no choice made: the code goes to the issuer all the
+                // same, which may know how to reach its cardholder.
+                None if attempt.step_up.is_none() && token.step_up_offered.is_empty() => {
                     effects.push(activation_code(mock, &mut token, NotificationChannel::Email, now));
                 }
-                // The cardholder has not chosen yet (or chose what was not offered).
+                // `LATER`, or a method the issuer did not offer: nothing is sent; the token
+                // waits for `…/step-up` (or the issuer's activation).
                 None => {}
             }
-            otp_expires_at = token.otp.as_ref().map(|c| c.expires_at);
+            otp_expires_at = token.pending_code().map(|c| c.expires_at);
         }
         token_view = Some(token.view());
         state.tokens.insert(token_id, token);
@@ -545,7 +548,7 @@ fn step_up(mock: &Mock, token: &mut Token, method: StepUpMethodType, at: OffsetD
     if let Some(channel) = method.code_channel() {
         return activation_code(mock, token, channel, at);
     }
-    token.otp = None;
+    // A code sent before stops working (`pending_code`), its wrong attempts kept.
     Effect::Notification {
         kind: NotificationType::StepUpRequested,
         card_id: token.card_id.clone(),
@@ -581,7 +584,7 @@ pub async fn choose_step_up(mock: &Mock, token_id: &str, method: StepUpMethodTyp
     token.updated_at = now;
     let effect = step_up(mock, token, method, now);
     let mut answer = json!({"token": token.view()});
-    answer["otpExpiresAt"] = json!(token.otp.as_ref().map(|c| crate::state::rfc3339(c.expires_at)));
+    answer["otpExpiresAt"] = json!(token.pending_code().map(|c| crate::state::rfc3339(c.expires_at)));
     mock.save(&mut state).await?;
     answer["notificationId"] = json!(mock.outbox.push(effect));
     Ok(answer)
@@ -613,7 +616,7 @@ pub fn resend_activation_code(
     card_allows_activation(state, token_id)?;
     let token =
         state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
-    let Some(last) = token.otp.as_ref().filter(|_| token.status == TokenStatus::Inactive).map(|c| c.channel) else {
+    let Some(last) = token.pending_code().map(|c| c.channel) else {
         return Err(ApiError::Conflict("the token is not waiting for an activation code".into()));
     };
     let channel = channel.unwrap_or(last);
@@ -838,7 +841,8 @@ pub async fn enter_otp(mock: &Mock, token_id: &str, otp: &Otp) -> Result<Value, 
     card_allows_activation(&state, token_id)?;
     let token =
         state.tokens.get_mut(token_id).ok_or_else(|| ApiError::UnknownResource(format!("no token `{token_id}`")))?;
-    let Some(challenge) = token.otp.as_mut().filter(|_| token.status == TokenStatus::Inactive) else {
+    let pending = token.pending_code().is_some();
+    let Some(challenge) = token.otp.as_mut().filter(|_| pending) else {
         return Err(ApiError::Conflict("the token is not waiting for an activation code".into()));
     };
     if challenge.expires_at < mock.now() {

@@ -199,13 +199,17 @@ impl Token {
             token_last4: Some(self.token_last4.clone()),
             device_name: self.device_name.clone(),
             device_id: self.device_id.clone(),
-            activation_code: self
-                .otp
-                .as_ref()
-                .filter(|_| self.status == TokenStatus::Inactive)
-                .map(OtpChallenge::state),
+            activation_code: self.pending_code().map(OtpChallenge::state),
             updated_at: self.updated_at,
         }
+    }
+
+    /// The activation code the token waits for: none once it is not `INACTIVE`, or while the
+    /// cardholder's chosen step-up method has no code. (A code set aside by a switch to such a
+    /// method is kept, so that its wrong attempts still count when a code is asked for again.)
+    pub fn pending_code(&self) -> Option<&OtpChallenge> {
+        let by_code = self.step_up_chosen.is_none_or(|m| m.code_channel().is_some());
+        self.otp.as_ref().filter(|_| self.status == TokenStatus::Inactive && by_code)
     }
 
     /// The inspection view: suspenders and OTP bookkeeping, never the code or its hash.
@@ -218,7 +222,7 @@ impl Token {
             if !self.step_up_offered.is_empty() {
                 object.insert("stepUp".into(), json!({"offered": self.step_up_offered, "chosen": self.step_up_chosen}));
             }
-            if let Some(otp) = &self.otp {
+            if let Some(otp) = self.pending_code() {
                 object.insert(
                     "otp".into(),
                     json!({"wrongAttempts": otp.wrong_attempts, "expiresAt": rfc3339(otp.expires_at)}),

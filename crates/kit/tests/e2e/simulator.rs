@@ -401,3 +401,56 @@ async fn push_apple_pay_in_both_approaches() {
     assert_eq!(answer["path"], "GREEN", "{answer}");
     assert_eq!(kit.adapter_token(answer["tokenId"].as_str().expect("token")).await.status, TokenStatus::Active);
 }
+
+/// The cardholder switches step-up methods: nothing is sent before the first choice, a code set
+/// aside by a method without one cannot be typed, and wrong codes count across the switches.
+#[tokio::test]
+async fn switching_step_up_methods_never_buys_more_code_attempts() {
+    let kit = Kit::spawn().await;
+    let answer = kit
+        .simulate(json!({"card": {"pan": PAN_ACTIVE, "expiry": EXPIRY}, "wallet": "GOOGLE_PAY",
+                          "walletScore": 2, "stepUpMethod": "LATER"}))
+        .await;
+    assert_eq!((answer["path"].as_str(), &answer["activationNotificationId"]), (Some("YELLOW"), &json!(null)));
+    let token_id = answer["tokenId"].as_str().expect("token").to_owned();
+    let offered: Vec<_> = answer["token"]["stepUp"]["offered"]
+        .as_array()
+        .expect("offered")
+        .iter()
+        .filter_map(|m| m["type"].as_str())
+        .collect();
+    assert_eq!(offered, ["OTP_SMS", "OTP_EMAIL", "APP_TO_APP", "CUSTOMER_SERVICE", "OUTBOUND_CALL"]);
+    kit.inner.mock_idle().await;
+    let told = kit.sent(NOTIFICATIONS_PATH).await;
+    assert!(!told.iter().any(|e| e["body"]["tokenId"] == token_id.as_str()), "nothing before the choice: {told:?}");
+
+    let step_up = |method: &'static str| {
+        let path = format!("/_mock/v1/simulate/tokens/{token_id}/step-up");
+        let kit = &kit;
+        async move { kit.control(&path, json!({"method": method})).await }
+    };
+    let otp = |code: &'static str| {
+        let path = format!("/_mock/v1/simulate/tokens/{token_id}/otp");
+        let kit = &kit;
+        async move {
+            kit.client.post(format!("{}{path}", kit.mock_url)).json(&json!({"otp": code})).send().await.expect("otp")
+        }
+    };
+    step_up("OTP_SMS").await;
+    let wrong = otp("00000000").await.json::<serde_json::Value>().await.expect("json");
+    assert_eq!((wrong["result"].as_str(), wrong["attemptsLeft"].as_u64()), (Some("WRONG_CODE"), Some(2)), "{wrong}");
+    let app = step_up("APP_TO_APP").await;
+    assert!(app["otpExpiresAt"].is_null() && app["token"].get("otp").is_none(), "no code pending: {app}");
+    assert_eq!(otp("00000000").await.status(), 409, "a code set aside cannot be typed");
+    kit.inner.mock_idle().await;
+    let requested = kit.sent(NOTIFICATIONS_PATH).await;
+    assert!(
+        requested.iter().any(|e| e["body"]["type"] == "STEP_UP_REQUESTED"
+            && e["body"]["stepUpMethod"] == "APP_TO_APP"
+            && e["body"]["tokenId"] == token_id.as_str()),
+        "{requested:?}"
+    );
+    step_up("OTP_EMAIL").await;
+    let wrong = otp("00000000").await.json::<serde_json::Value>().await.expect("json");
+    assert_eq!(wrong["attemptsLeft"].as_u64(), Some(1), "the wrong code before the switch still counts: {wrong}");
+}

@@ -61,11 +61,12 @@ pub fn issuer_api_json() -> String {
 }
 
 /// What a processor event's `data` must hold beyond its type (`domain::processor_events::validate`):
-/// texts that are given are not empty, and a `cardholder.updated` carries a phone, an e-mail or
-/// both.
+/// texts that are given are not empty, a `cardholder.updated` carries a phone, an e-mail or
+/// both, and a `card.metadata_updated` at least one of its members.
 fn processor_event_rule(event_type: &str) -> Option<serde_json::Value> {
     use serde_json::json;
     let not_empty = json!({"minLength": 1});
+    let given = |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
     let data = match event_type {
         "card.issued" => json!({
             "properties": {
@@ -74,13 +75,14 @@ fn processor_event_rule(event_type: &str) -> Option<serde_json::Value> {
             }
         }),
         "card.status_changed" | "card.closed" => json!({"properties": {"reason": not_empty}}),
-        "cardholder.updated" => {
-            let given = |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
-            json!({
-                "anyOf": [given("phone"), given("email")],
-                "properties": {"phone": not_empty, "email": not_empty}
-            })
-        }
+        "cardholder.updated" => json!({
+            "anyOf": [given("phone"), given("email")],
+            "properties": {"phone": not_empty, "email": not_empty}
+        }),
+        "card.metadata_updated" => json!({
+            "anyOf": [given("productId"), given("productName"), given("productCategory"), given("cardArtId")],
+            "properties": {"productName": not_empty, "productCategory": not_empty}
+        }),
         _ => return None,
     };
     Some(json!({"properties": {"data": data}}))
@@ -92,8 +94,8 @@ fn processor_event_rule(event_type: &str) -> Option<serde_json::Value> {
 /// `expiresAt`, any other type no `encryptedPayload`; a `stepUpMethod` goes with a code (a code
 /// method) or with `STEP_UP_REQUESTED` (required there, with `tokenId`; a method without a code)
 /// and nowhere else (`domain::notifications::validate`); a
-/// `cardholder.updated` event carries a phone, an e-mail or both
-/// (`domain::processor_events::validate`).
+/// `cardholder.updated` event carries a phone, an e-mail or both, a `card.metadata_updated` one
+/// of its members (`domain::processor_events::validate`).
 struct ConditionalRules;
 
 impl Modify for ConditionalRules {
@@ -173,6 +175,8 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         ops::tokens::resend_code,
         ops::provisioning::apple_pay,
         ops::provisioning::google_pay,
+        ops::provisioning::samsung_pay,
+        ops::provisioning::web_push,
         ops::audit::decisions,
         ops::audit::list,
         ops::outbox::list,
@@ -213,6 +217,10 @@ by operator tokens (`ops.api_tokens`, every scope); or by client certificates (`
         ops::provisioning::ApplePayPushResponse,
         ops::provisioning::GooglePayPushRequest,
         ops::provisioning::GooglePayPushResponse,
+        ops::provisioning::SamsungPayPushRequest,
+        ops::provisioning::SamsungPayPushResponse,
+        ops::provisioning::WebPushRequest,
+        ops::provisioning::WebPushResponse,
         ops::audit::Decision,
         ops::audit::CardDecisions,
         ops::audit::AuditEntry,

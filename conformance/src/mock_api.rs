@@ -55,6 +55,23 @@ impl MockApi {
         self.call(Method::POST, "/_mock/v1/simulate/wallet/push", Some(request)).await
     }
 
+    /// The wallet's web flow of a web push, as a browser reaches it (`url` is the `pushUrl`
+    /// the target handed out): the page's status and HTML.
+    pub async fn web_push_page(&self, url: &str) -> anyhow::Result<(u16, String)> {
+        let response = self.http.send(Request::get(url)).await.with_context(|| format!("GET {url}: no answer"))?;
+        Ok((response.status.as_u16(), response.text()))
+    }
+
+    /// The web flow's form posted as a browser would (`deviceName=…&terms=accepted&action=add`):
+    /// the status and where it sends the browser (`Location`), not followed.
+    pub async fn web_push_submit(&self, url: &str, form: &str) -> anyhow::Result<(u16, Option<String>)> {
+        let mut request = Request::post(url)
+            .header(actix_web::http::header::CONTENT_TYPE.as_str(), "application/x-www-form-urlencoded");
+        request.body = form.to_owned().into();
+        let response = self.http.send(request).await.with_context(|| format!("POST {url}: no answer"))?;
+        Ok((response.status.as_u16(), response.header("location").map(str::to_owned)))
+    }
+
     pub async fn enter_otp(&self, token_id: &str, otp: &str) -> anyhow::Result<(u16, Value)> {
         self.call(Method::POST, &format!("/_mock/v1/simulate/tokens/{token_id}/otp"), Some(json!({"otp": otp}))).await
     }

@@ -102,6 +102,7 @@ fn events() -> Vec<Value> {
         event("pe-4", "card.renewed", json!({"encryptedPayload": JWE})),
         event("pe-5", "card.closed", json!({"reason": "customer request"})),
         event("pe-6", "cardholder.updated", json!({"phone": "+48500100201"})),
+        event("pe-7", "card.metadata_updated", json!({"productName": "Gold", "cardArtId": "art-gold"})),
     ]
 }
 
@@ -215,6 +216,17 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             }),
         ),
         ("SignCardResponse", json!({"wallet": "GOOGLE_PAY", "googlePay": {"opaquePaymentCard": "b3Bj"}})),
+        (
+            "SignCardRequest",
+            json!({"wallet": "SAMSUNG_PAY", "samsungPay": {"deviceId": "galaxy-1", "walletUserId": "wu-1"}}),
+        ),
+        ("SignCardRequest", json!({"wallet": "GOOGLE_PAY", "web": {"callbackUrl": "https://bank.example/back"}})),
+        ("SignCardResponse", json!({"wallet": "SAMSUNG_PAY", "samsungPay": {"provisioningPayload": "cGF5"}})),
+        (
+            "SignCardResponse",
+            json!({"wallet": "GOOGLE_PAY", "web": {"pushUrl": "https://tmp.example/w/1", "expiresAt": "2026-12-05T10:15:00Z"}}),
+        ),
+        ("CardMetadata", json!({"productId": "gold-2026", "productName": "Gold", "cardArtId": "art-gold"})),
         ("TokenActionRequest", json!({"initiator": "ISSUER", "reasonCode": "LOST", "reason": "card reported lost"})),
         ("TokenActionRequest", json!({"initiator": "CARDHOLDER", "reasonCode": "FOUND", "reason": "resume"})),
         ("CardStatusUpdate", json!({"status": "CLOSED", "reason": "closed by the cardholder"})),
@@ -226,6 +238,7 @@ fn payload_seeds(key: &RsaKeyPair) -> Vec<(&'static str, Value)> {
             "LifecycleCardUpdate",
             json!({"status": "BLOCKED", "encryptedPayload": JWE, "cardholder": {"email": "c@example.com"}}),
         ),
+        ("LifecycleCardUpdate", json!({"metadata": {"productCategory": "CONSUMER_CREDIT"}})),
         ("LifecycleCardReplace", json!({"newCardId": "card-2", "encryptedPayload": JWE})),
         (
             "LifecycleCardView",

@@ -36,8 +36,8 @@ use tmp_protocol::lifecycle_api::{
 use tmp_protocol::processor::{ProcessorEvent, ProcessorEventsAck};
 use tmp_protocol::sensitive::contains_pan_like;
 use tmp_protocol::tmp_api::{
-    CardExpiryUpdate, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData, ReplacementCardData, SignCardRequest,
-    SignCardResponse, TokenActionRequest, TokenInfo, TokenList,
+    CardExpiryUpdate, CardMetadata, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData, ReplacementCardData,
+    SignCardRequest, SignCardResponse, TokenActionRequest, TokenInfo, TokenList,
 };
 
 /// Prefix of a request or answer body.
@@ -153,6 +153,8 @@ pub const PAYLOADS: &[Payload] = &[
     },
     // The error body of every surface.
     Payload { name: "ErrorBody", prefix: BODY, check: |b| _ = by_eq::<ErrorBody>(b, BODY) },
+    // Added later, so that the selector bytes of the stored corpus keep their meaning.
+    Payload { name: "CardMetadata", prefix: BODY, check: |b| _ = by_eq::<CardMetadata>(b, BODY) },
 ];
 
 /// The harness: selector byte, then the document.

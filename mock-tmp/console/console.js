@@ -93,13 +93,20 @@ function tokenRows(tokens) {
     const wallet = (t.tokenRequestor && t.tokenRequestor.wallet) || "";
     return el("tr", { "data-token-id": t.tokenId },
       el("td", { class: "mono", title: t.tokenId, text: short(t.tokenId, 20) }),
-      el("td", { text: t.cardId }),
+      el("td", { text: t.cardId }, productLine(t.product)),
       el("td", { text: wallet + (t.deviceName ? " · " + t.deviceName : "") }),
       el("td", { class: "status status-" + t.status, text: t.status }),
       el("td", { text: (t.suspendedBy || []).join(", ") }),
       otpCell,
       actions);
   });
+}
+
+// The product and card art the wallet shows for a token, once the issuer sent them.
+function productLine(product) {
+  if (!product) return null;
+  const parts = [product.productName, product.cardArtId && "art " + product.cardArtId].filter(Boolean);
+  return el("div", { class: "small product", text: parts.join(" · ") });
 }
 
 async function enterOtp(tokenId, button) {

@@ -150,6 +150,8 @@ pub struct SimulatorConfig {
     pub otp_length: usize,
     pub otp_max_attempts: u32,
     pub otp_ttl_secs: u64,
+    /// How long a web push receipt (`sign` with `web`) stays usable, by the mock's clock.
+    pub web_push_ttl_secs: u64,
 }
 
 /// How callbacks toward the issuer are delivered; changeable at run time (`PUT /_mock/v1/sender`,
@@ -275,6 +277,9 @@ impl MockConfig {
         }
         if self.simulator.otp_max_attempts == 0 || self.simulator.otp_ttl_secs == 0 {
             return fail("simulator.otp_max_attempts and simulator.otp_ttl_secs must be positive");
+        }
+        if self.simulator.web_push_ttl_secs == 0 {
+            return fail("simulator.web_push_ttl_secs must be positive");
         }
         self.sender.validate().map_err(|m| ConfigError(format!("sender: {m}")))?;
         if self.state.storage == StorageKind::Sqlite && !self.state.sqlite_url.starts_with("sqlite:") {

@@ -70,6 +70,9 @@ pub fn validate(event: &ProcessorEvent) -> Result<(), DomainError> {
             not_empty("data.phone", c.phone.as_deref())?;
             not_empty("data.email", c.email.as_deref())?;
         }
+        ProcessorEventBody::CardMetadataUpdated(m) => m.check().map_err(|(member, problem)| {
+            DomainError::invalid(if member.is_empty() { "data".to_owned() } else { format!("data.{member}") }, problem)
+        })?,
     }
     Ok(())
 }
@@ -130,6 +133,10 @@ pub fn to_record(
             phone: c.phone.as_ref().map(Phone::to_string),
             email: c.email.as_ref().map(FreeText::to_string),
         },
+        // The registry keeps what card verification answers: the category. The rest is TMP's.
+        (ProcessorEventBody::CardMetadataUpdated(m), None) => {
+            CardChange::Product { product_category: m.product_category.as_ref().map(FreeText::to_string) }
+        }
         _ => return Err(internal("card data does not match the event type")),
     };
 

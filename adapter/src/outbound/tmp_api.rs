@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use tmp_protocol::tmp_api::{
-    CardExpiryUpdate, CardReplace, CardStatusUpdate, ResendActivationCodeRequest, SignCardRequest, SignCardResponse,
-    TokenAction, TokenActionRequest, TokenInfo, TokenList,
+    CardExpiryUpdate, CardMetadata, CardReplace, CardStatusUpdate, ResendActivationCodeRequest, SignCardRequest,
+    SignCardResponse, TokenAction, TokenActionRequest, TokenInfo, TokenList,
 };
 
 use super::{ApiClient, CallError, destination_client, segment};
@@ -115,5 +115,17 @@ impl TmpApiClient {
     ) -> Result<(), CallError> {
         let path = Self::card(card_id, "/expiry");
         self.api.call_for_status(Method::POST, &path, Some(update), Some(idempotency_key), correlation_id).await
+    }
+
+    /// `POST /tmp-api/v1/cards/{cardId}/metadata`.
+    pub async fn update_card_metadata(
+        &self,
+        card_id: &str,
+        metadata: &CardMetadata,
+        idempotency_key: &str,
+        correlation_id: &str,
+    ) -> Result<(), CallError> {
+        let path = Self::card(card_id, "/metadata");
+        self.api.call_for_status(Method::POST, &path, Some(metadata), Some(idempotency_key), correlation_id).await
     }
 }

@@ -15,6 +15,7 @@ use tmp_protocol::enums::ReplacementTokens;
 use tmp_protocol::fields::{FreeText, Id};
 use tmp_protocol::issuer_api::{CardholderContact, NotificationRequest, TokenEventRequest};
 use tmp_protocol::processor::{CardClosedData, CardStatusChangedData, ProcessorEvent, ProcessorEventBody};
+use tmp_protocol::tmp_api::CardMetadata;
 use utoipa::ToSchema;
 
 /// Where a message is delivered.
@@ -230,6 +231,8 @@ pub enum ForwardedBody {
     CardClosed(CardClosedData),
     #[serde(rename = "cardholder.updated")]
     CardholderUpdated(CardholderContact),
+    #[serde(rename = "card.metadata_updated")]
+    CardMetadataUpdated(CardMetadata),
 }
 
 impl ForwardedBody {
@@ -241,6 +244,7 @@ impl ForwardedBody {
             ForwardedBody::CardRenewed {} => "card.renewed",
             ForwardedBody::CardClosed(_) => "card.closed",
             ForwardedBody::CardholderUpdated(_) => "cardholder.updated",
+            ForwardedBody::CardMetadataUpdated(_) => "card.metadata_updated",
         }
     }
 }
@@ -259,6 +263,7 @@ impl From<&ProcessorEvent> for ForwardedEvent {
             ProcessorEventBody::CardRenewed(_) => ForwardedBody::CardRenewed {},
             ProcessorEventBody::CardClosed(d) => ForwardedBody::CardClosed(d.clone()),
             ProcessorEventBody::CardholderUpdated(c) => ForwardedBody::CardholderUpdated(c.clone()),
+            ProcessorEventBody::CardMetadataUpdated(m) => ForwardedBody::CardMetadataUpdated(m.clone()),
         };
         ForwardedEvent { id: event.id.clone(), card_id: event.card_id.clone(), occurred_at: event.occurred_at, body }
     }

@@ -430,6 +430,9 @@ async fn to_tmp(
             let update = CardExpiryUpdate { encrypted_payload: card_data(jwe)? };
             client.update_card_expiry(card_id, &update, key, correlation_id).await?
         }
+        ForwardedBody::CardMetadataUpdated(metadata) => {
+            client.update_card_metadata(card_id, metadata, key, correlation_id).await?
+        }
         other => return Err(Failure::Unmapped(format!("no TMP API mapping for `{}`", other.type_name()))),
     }
     Ok(())
@@ -478,6 +481,10 @@ async fn to_lifecycle(
         ForwardedBody::CardClosed(_) => client.delete_card(card_id, key, correlation_id).await?,
         ForwardedBody::CardholderUpdated(contact) => {
             let update = LifecycleCardUpdate { cardholder: Some(contact.clone()), ..Default::default() };
+            client.update_card(card_id, &update, key, correlation_id).await?
+        }
+        ForwardedBody::CardMetadataUpdated(metadata) => {
+            let update = LifecycleCardUpdate { metadata: Some(metadata.clone()), ..Default::default() };
             client.update_card(card_id, &update, key, correlation_id).await?
         }
     }

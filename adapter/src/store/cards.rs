@@ -122,6 +122,10 @@ async fn apply_card_change(tx: &mut WriteTx, event: &ProcessorEventRecord) -> St
             });
             return Ok(());
         }
+        CardChange::Product { product_category } => (
+            "UPDATE cards SET product_category = COALESCE($2, product_category), updated_at = $3 WHERE card_id = $1",
+            product_category.as_deref(),
+        ),
     };
     dispatch!(tx.conn(), |c| {
         sqlx::query(sql).bind(card_id).bind(value).bind(now).execute(c).await?;

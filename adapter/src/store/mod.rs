@@ -321,6 +321,8 @@ pub enum CardChange {
     Expiry { expiry_yymm: String },
     /// `cardholder.updated`: fields given replace the stored ones, absent ones are kept.
     Contact { phone: Option<String>, email: Option<String> },
+    /// `card.metadata_updated`: a category given replaces the stored one.
+    Product { product_category: Option<String> },
 }
 
 /// One processor event, ready to commit: dedup record, registry change, outbox message.

@@ -84,6 +84,12 @@ async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
                 json!({"email": "new@example.com", "phone": "+49 176 1234 5678"})
             ),
             event(
+                "e4m",
+                "card-active",
+                "card.metadata_updated",
+                json!({"productName": "Example Gold", "productCategory": "CREDIT", "cardArtId": "art-gold-2026"})
+            ),
+            event(
                 "e5",
                 "card-active",
                 "card.replaced",
@@ -93,10 +99,10 @@ async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
             event("e6", "card-new", "card.closed", json!({"reason": "customer request"})),
         ]);
         let ack = expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
-        assert_eq!(ack, json!({"accepted": 6, "duplicates": 0}), "{}", db.backend);
+        assert_eq!(ack, json!({"accepted": 7, "duplicates": 0}), "{}", db.backend);
 
-        // cardholder.updated has nothing to tell TMP in approach external: 5 calls.
-        tmp.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 5).await;
+        // cardholder.updated has nothing to tell TMP in approach external: 6 calls.
+        tmp.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 6).await;
         // Per-card FIFO; different cards go in parallel, so the new card's message is
         // compared on its own.
         let all = tmp.accepted();
@@ -109,6 +115,7 @@ async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
                 "/tmp-api/v1/cards/card-active/status",
                 "/tmp-api/v1/cards/card-active/status",
                 "/tmp-api/v1/cards/card-active/expiry",
+                "/tmp-api/v1/cards/card-active/metadata",
                 "/tmp-api/v1/cards/card-active/replace",
                 "/tmp-api/v1/cards/card-new/status",
             ],
@@ -119,12 +126,16 @@ async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
         assert_eq!(got[0].body, json!({"status": "BLOCKED", "reason": "lost"}));
         assert_eq!(got[1].body, json!({"status": "ACTIVE"}));
         assert_eq!(got[2].decrypted, Some(json!({"expiry": "11/31"})));
-        assert_eq!(got[3].body["newCardId"], "card-new");
-        assert_eq!(got[3].decrypted, Some(json!({"pan": PAN_UNKNOWN, "expiry": "12/32"})));
-        assert_eq!(got[4].body, json!({"status": "CLOSED", "reason": "customer request"}));
+        assert_eq!(
+            got[3].body,
+            json!({"productName": "Example Gold", "productCategory": "CREDIT", "cardArtId": "art-gold-2026"})
+        );
+        assert_eq!(got[4].body["newCardId"], "card-new");
+        assert_eq!(got[4].decrypted, Some(json!({"pan": PAN_UNKNOWN, "expiry": "12/32"})));
+        assert_eq!(got[5].body, json!({"status": "CLOSED", "reason": "customer request"}));
         let mut keys: Vec<_> = got.iter().map(|r| r.idempotency_key.clone()).collect();
         keys.dedup();
-        assert_eq!(keys.len(), 5, "one idempotency key per message");
+        assert_eq!(keys.len(), 6, "one idempotency key per message");
 
         // The registry followed, in the same transactions.
         let old = app.store.find_card("card-active").await.unwrap().unwrap();
@@ -135,15 +146,17 @@ async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
         assert_eq!(new.status, IssuerCardStatus::Closed);
         assert_eq!(new.pan_last4, &PAN_UNKNOWN[12..]);
         assert_eq!(new.cardholder_email.as_deref(), Some("new@example.com"), "contact carried over");
+        assert_eq!(old.product_category.as_deref(), Some("CREDIT"), "what card verification answers follows");
+        assert_eq!(new.product_category.as_deref(), Some("CREDIT"), "product carried over");
 
         // Same ids, same bodies: accepted, no new effect.
         let again = expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
-        assert_eq!(again, json!({"accepted": 0, "duplicates": 6}));
+        assert_eq!(again, json!({"accepted": 0, "duplicates": 7}));
         // Same id, another body: refused, nothing written.
         let changed = event("e1", "card-active", "card.status_changed", json!({"status": "CLOSED"}));
         expect_error(app.request(EVENTS).json(&changed).send().await, 422, "IDEMPOTENCY_KEY_REUSED").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(tmp.accepted().len(), 5, "{}: duplicates are not forwarded", db.backend);
+        assert_eq!(tmp.accepted().len(), 6, "{}: duplicates are not forwarded", db.backend);
         app.stop().await;
     }
 }
@@ -170,6 +183,7 @@ async fn datacore_events_reach_the_lifecycle_api_with_card_data_encrypted_to_its
                 json!({"encryptedPayload": app.encrypt(&json!({"expiry": "01/33"}))})
             ),
             event("d5", "card-9", "cardholder.updated", json!({"email": "h@example.com"})),
+            event("d5m", "card-9", "card.metadata_updated", json!({"productId": "gold-2026", "cardArtId": "art-7"})),
             event(
                 "d6",
                 "card-9",
@@ -180,7 +194,7 @@ async fn datacore_events_reach_the_lifecycle_api_with_card_data_encrypted_to_its
             event("d7", "card-10", "card.closed", json!({})),
         ]);
         expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
-        dc.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 7).await;
+        dc.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 8).await;
         let all = dc.accepted();
         let (got, new_card): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| !r.path.contains("card-10"));
         let got: Vec<_> = got.into_iter().chain(new_card).collect();
@@ -189,6 +203,7 @@ async fn datacore_events_reach_the_lifecycle_api_with_card_data_encrypted_to_its
             calls,
             [
                 "POST /lifecycle/v1/cards",
+                "PATCH /lifecycle/v1/cards/card-9",
                 "PATCH /lifecycle/v1/cards/card-9",
                 "PATCH /lifecycle/v1/cards/card-9",
                 "PATCH /lifecycle/v1/cards/card-9",
@@ -208,8 +223,9 @@ async fn datacore_events_reach_the_lifecycle_api_with_card_data_encrypted_to_its
         assert_eq!(got[2].body, json!({"status": "ACTIVE"}));
         assert_eq!(got[3].decrypted, Some(json!({"expiry": "01/33"})));
         assert_eq!(got[4].body, json!({"cardholder": {"email": "h@example.com"}}));
-        assert_eq!(got[5].body["newCardId"], "card-10");
-        assert_eq!(got[5].decrypted, Some(json!({"pan": PAN_BLOCKED, "expiry": "02/34"})));
+        assert_eq!(got[5].body, json!({"metadata": {"productId": "gold-2026", "cardArtId": "art-7"}}));
+        assert_eq!(got[6].body["newCardId"], "card-10");
+        assert_eq!(got[6].decrypted, Some(json!({"pan": PAN_BLOCKED, "expiry": "02/34"})));
         // No card data at rest in clear: the outbox rows hold it only sealed.
         for entry in app.store.list_outbox(&Default::default()).await.unwrap() {
             let text = entry.record.message.to_json().to_string();
@@ -236,6 +252,15 @@ async fn ingest_refuses_bad_events_and_plaintext_pans_and_unsigned_requests() {
         let positional = event("x6", "c", "card.status_changed", json!(["BLOCKED"]));
         let body = expect_error(app.request(EVENTS).json(&positional).send().await, 422, "VALIDATION_FAILED").await;
         assert!(body["error"]["message"].as_str().unwrap().contains("expected a JSON object"), "{body}");
+        // A metadata update with nothing to change, or an empty name.
+        for (data, message) in [
+            (json!({}), "`data` must hold `productId`"),
+            (json!({"productName": ""}), "`data.productName` must not be empty"),
+        ] {
+            let nothing = event("x7", "c", "card.metadata_updated", data);
+            let body = expect_error(app.request(EVENTS).json(&nothing).send().await, 422, "VALIDATION_FAILED").await;
+            assert!(body["error"]["message"].as_str().unwrap().contains(message), "{body}");
+        }
         let ok = event("x4", "c", "card.closed", json!({}));
         let bad = event("x5", "", "card.closed", json!({}));
         let body =

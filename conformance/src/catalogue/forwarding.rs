@@ -176,6 +176,16 @@ pub fn cases() -> Vec<Case> {
             &["R-INGEST-4"],
             fwd_plaintext_pan
         ),
+        case!(
+            "FWD-017",
+            Forwarding,
+            BOTH,
+            Mock,
+            "A product or card-art change is forwarded as sent",
+            "card.metadata_updated → external: POST /tmp-api/v1/cards/{id}/metadata; datacore: PATCH /lifecycle/v1/cards/{id} {metadata}; the members as the processor sent them; one with nothing to change is 422 VALIDATION_FAILED.",
+            &["R-FWD-9"],
+            fwd_metadata
+        ),
     ]
 }
 
@@ -390,6 +400,21 @@ async fn fwd_cardholder(s: Arc<Session>) -> Outcome {
             ensure(all.len() == 1, "only the block sent to TMP", format!("{} requests: {all:?}", all.len()))
         }
     }
+}
+
+async fn fwd_metadata(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "fwd-meta").await?;
+    let empty = ingest(&s, event(&s, &card_id, "card.metadata_updated", json!({})), vec![]).await?;
+    empty.error(422, "VALIDATION_FAILED")?;
+    let metadata = json!({"productId": "gold-2026", "productName": "Gold", "cardArtId": "art-gold"});
+    ingest(&s, event(&s, &card_id, "card.metadata_updated", metadata.clone()), vec![]).await?.status(202)?;
+    let (method, path, sent) = match s.approach {
+        Approach::External => ("POST", format!("/tmp-api/v1/cards/{card_id}/metadata"), metadata),
+        Approach::Datacore => ("PATCH", format!("/lifecycle/v1/cards/{card_id}"), json!({"metadata": metadata})),
+    };
+    let calls = received(&s, &card_id, method, &path).await?;
+    let body = &calls.last().map(|c| c["body"].clone()).unwrap_or_default();
+    ensure(body == &sent, sent.to_string(), body.to_string())
 }
 
 async fn fwd_order(s: Arc<Session>) -> Outcome {

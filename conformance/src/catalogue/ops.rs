@@ -54,6 +54,26 @@ pub fn cases() -> Vec<Case> {
             ops_push_apple_pay
         ),
         case!(
+            "OPS-018",
+            Ops,
+            BOTH,
+            OpsApi,
+            "Samsung Pay push provisioning ends in an active token",
+            "The ops API signs the card through TMP for Samsung Pay; the wallet's addCard pushes the provisioning payload; the ACTIVE Samsung Pay token is visible through the ops API.",
+            &["R-OPS-13"],
+            ops_push_samsung_pay
+        ),
+        case!(
+            "OPS-019",
+            Ops,
+            BOTH,
+            OpsApi,
+            "A web push sends the cardholder to the wallet and back with the token",
+            "POST …/push-provisioning/web {wallet, callbackUrl} answers the wallet's web flow; adding the card there returns the browser to the callback with result ADDED and the token id, ACTIVE through the ops API; the receipt works once; an Apple Pay web push, a plain-http callback and a card number in the callback are 422 VALIDATION_FAILED.",
+            &["R-OPS-14"],
+            ops_push_web
+        ),
+        case!(
             "OPS-004",
             Ops,
             BOTH,
@@ -277,6 +297,63 @@ async fn ops_push_apple_pay(s: Arc<Session>) -> Outcome {
     })
     .await?;
     token_status(&s, &token_id(&pushed)?, "ACTIVE").await
+}
+
+async fn ops_push_samsung_pay(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "ops-spay").await?;
+    known_to_tmp(&s, &card_id).await?;
+    let body = json!({"deviceId": "galaxy-1", "walletUserId": "wu-1", "reason": "Add to Samsung Wallet tapped"});
+    let path = format!("/ops/v1/cards/{card_id}/push-provisioning/samsung-pay");
+    let answer = s.send(ops(&s, Method::POST, &path, Some(body))?).await?;
+    answer.ok_with(&[("/wallet", json!("SAMSUNG_PAY"))])?;
+    let payload = answer.json().unwrap_or_default()["provisioningPayload"].as_str().map(str::to_owned);
+    let payload = payload.ok_or_else(|| Failure::new("a provisioningPayload", answer.text()).with(&answer))?;
+    let pushed = push(&s, &payload, |_| {}).await?;
+    expect_path(&pushed, "GREEN").await?;
+    let token = token_id(&pushed)?;
+    token_status(&s, &token, "ACTIVE").await?;
+    let listed_tokens = tokens(&s, &card_id).await?;
+    listed(&listed_tokens, &token, "ACTIVE")?;
+    let wallet = listed_tokens.json().unwrap_or_default()["tokens"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["tokenId"] == token.as_str()).map(|t| t["wallet"].clone()))
+        .unwrap_or_default();
+    ensure(wallet == "SAMSUNG_PAY", "the token in Samsung Pay", wallet.to_string())
+}
+
+async fn ops_push_web(s: Arc<Session>) -> Outcome {
+    let card_id = issue_card(&s, "ops-web").await?;
+    known_to_tmp(&s, &card_id).await?;
+    let path = format!("/ops/v1/cards/{card_id}/push-provisioning/web");
+    let pan = crate::client::generate_pan();
+    for body in [
+        json!({"wallet": "APPLE_PAY", "callbackUrl": "https://bank.example/back"}),
+        json!({"wallet": "GOOGLE_PAY", "callbackUrl": "http://bank.example/back"}),
+        json!({"wallet": "GOOGLE_PAY", "callbackUrl": format!("https://bank.example/back?card={}", pan.expose())}),
+    ] {
+        let refused = s.send(ops(&s, Method::POST, &path, Some(body))?).await?;
+        refused.error(422, "VALIDATION_FAILED")?;
+        ensure(!refused.text().contains(pan.expose()), "no card number in the error", "the card number repeated")?;
+    }
+    let callback = "https://bank.example/cards/added?session=conformance";
+    let body = json!({"wallet": "GOOGLE_PAY", "callbackUrl": callback, "reason": "Add to Google Pay on the website"});
+    let answer = s.send(ops(&s, Method::POST, &path, Some(body))?).await?;
+    answer.ok_with(&[("/wallet", json!("GOOGLE_PAY"))])?;
+    let push_url = answer.json().unwrap_or_default()["pushUrl"].as_str().map(str::to_owned);
+    let push_url = push_url.ok_or_else(|| Failure::new("a pushUrl", answer.text()).with(&answer))?;
+    let mock = s.mock()?;
+    let (status, _) = mock.web_push_page(&push_url).await.map_err(Failure::from)?;
+    ensure(status == 200, "the wallet's web flow at pushUrl (200)", status.to_string())?;
+    let (status, location) =
+        mock.web_push_submit(&push_url, "deviceName=Laptop&terms=accepted&action=add").await.map_err(Failure::from)?;
+    let location = location.unwrap_or_default();
+    let prefix = format!("{callback}&result=ADDED&tokenId=");
+    let token = location.strip_prefix(&prefix).filter(|t| status == 303 && !t.is_empty());
+    let token = token.ok_or_else(|| Failure::new(format!("303 to {prefix}…"), format!("{status} to {location}")))?;
+    token_status(&s, token, "ACTIVE").await?;
+    listed(&tokens(&s, &card_id).await?, token, "ACTIVE")?;
+    let (again, _) = mock.web_push_submit(&push_url, "terms=accepted&action=add").await.map_err(Failure::from)?;
+    ensure(again == 409, "a used receipt refused (409)", again.to_string())
 }
 
 async fn ops_suspend_resume(s: Arc<Session>) -> Outcome {

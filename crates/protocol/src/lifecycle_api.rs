@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::enums::{IssuerCardStatus, ReplacementTokens};
 use crate::issuer_api::CardholderContact;
+use crate::tmp_api::CardMetadata;
 
 pub const PUBLIC_KEY_PATH: &str = "/lifecycle/v1/public-key";
 
@@ -40,7 +41,7 @@ pub struct LifecycleCard {
 }
 
 /// A partial update: status (block / unblock), expiry (renewal, as JWE of `{"expiry"}`),
-/// cardholder contact.
+/// cardholder contact, product and card art.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleCardUpdate {
@@ -58,6 +59,9 @@ pub struct LifecycleCardUpdate {
     pub encrypted_payload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder: Option<CardholderContact>,
+    /// The members given replace DataCore's ([`CardMetadata`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<CardMetadata>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

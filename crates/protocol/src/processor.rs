@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::enums::{IssuerCardStatus, ReplacementTokens};
 use crate::fields::{FreeText, Id};
 use crate::issuer_api::CardholderContact;
+use crate::tmp_api::CardMetadata;
 
 pub const EVENTS_PATH: &str = "/processor/v1/events";
 
@@ -44,6 +45,9 @@ pub enum ProcessorEventBody {
     CardClosed(CardClosedData),
     #[serde(rename = "cardholder.updated", deserialize_with = "crate::json::object")]
     CardholderUpdated(CardholderContact),
+    /// The card's product or card art changed (an upgrade, a new design).
+    #[serde(rename = "card.metadata_updated", deserialize_with = "crate::json::object")]
+    CardMetadataUpdated(CardMetadata),
 }
 
 impl ProcessorEventBody {
@@ -55,6 +59,7 @@ impl ProcessorEventBody {
             ProcessorEventBody::CardRenewed(_) => "card.renewed",
             ProcessorEventBody::CardClosed(_) => "card.closed",
             ProcessorEventBody::CardholderUpdated(_) => "cardholder.updated",
+            ProcessorEventBody::CardMetadataUpdated(_) => "card.metadata_updated",
         }
     }
 }
@@ -136,8 +141,17 @@ pub struct ProcessorEventsAck {
 /// Where a processor event's members are typed and checked by their own rules (ids judged as a
 /// whole, a phone in international form, the JWE's ciphertext, a timestamp), as paths within
 /// one event.
-const TYPED_PATHS: [&str; 7] =
-    ["id", "cardId", "occurredAt", "data.encryptedPayload", "data.newCardId", "data.phone", "data.cardholder.phone"];
+const TYPED_PATHS: [&str; 9] = [
+    "id",
+    "cardId",
+    "occurredAt",
+    "data.encryptedPayload",
+    "data.newCardId",
+    "data.phone",
+    "data.cardholder.phone",
+    "data.productId",
+    "data.cardArtId",
+];
 
 /// Where a processor request carries a card number in clear in a member the contract does not
 /// define — a member whose value would otherwise be ignored without a look: the JSON path of

@@ -8,6 +8,7 @@
 //! | POST | `/tmp-api/v1/cards/{cardId}/status` | [`CardStatusUpdate`] → [`CardUpdateAck`] |
 //! | POST | `/tmp-api/v1/cards/{cardId}/replace` | [`CardReplace`] → [`CardUpdateAck`] |
 //! | POST | `/tmp-api/v1/cards/{cardId}/expiry` | [`CardExpiryUpdate`] → [`CardUpdateAck`] |
+//! | POST | `/tmp-api/v1/cards/{cardId}/metadata` | [`CardMetadata`] → [`CardUpdateAck`] |
 //! | GET | `/tmp-api/v1/public-key` | → [`crate::jwk::JwkSet`] |
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::enums::{IssuerCardStatus, NotificationChannel, ReasonCode, ReplacementTokens, TokenStatus, Tsp, Wallet};
-use crate::fields::FreeText;
+use crate::fields::{FreeText, Id};
 use crate::issuer_api::TokenRequestor;
 use crate::sensitive::{Expiry, Pan};
 
@@ -103,6 +104,68 @@ pub struct GooglePaySignInput {
     pub cardholder_name: Option<String>,
 }
 
+/// Samsung Pay push-provisioning input: what Samsung Pay's SDK (`getWalletInfo`) gives the
+/// issuer app. *The kit's choice*, after Samsung Pay's partner SDK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SamsungPaySignInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cardholder_name: Option<String>,
+}
+
+/// Web push provisioning: the cardholder, signed in to the issuer's website, is sent to the
+/// wallet's web flow and comes back to `callbackUrl`. The tokens are bound to the wallet
+/// account, not to a device. *The kit's choice*, after MDES's and Google Pay's web push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebPushSignInput {
+    /// Where the wallet's web flow sends the cardholder back (`https://`, or `http://` to a
+    /// loopback host for development), with `result` and, once added, `tokenId` in its query.
+    pub callback_url: String,
+}
+
+/// Longest accepted web push callback URL.
+pub const MAX_CALLBACK_URL_LEN: usize = 2048;
+
+impl WebPushSignInput {
+    /// The callback's rules: `https://` (or `http://` to `localhost`, `127.0.0.1` or `[::1]`),
+    /// a host, at most [`MAX_CALLBACK_URL_LEN`] printable ASCII characters, no user name or
+    /// password, no fragment, no card number anywhere. The error says which, never the URL.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let url = self.callback_url.as_str();
+        if url.is_empty() || url.len() > MAX_CALLBACK_URL_LEN || !url.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be at most 2048 printable ASCII characters");
+        }
+        let (rest, secure) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (rest, true),
+            (None, Some(rest)) => (rest, false),
+            _ => return Err("must be an https:// URL"),
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return Err("must name a host, without a user name or password");
+        }
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        if !secure && !matches!(host, "localhost" | "127.0.0.1" | "::1") {
+            return Err("must be an https:// URL (http:// only to localhost)");
+        }
+        if url.contains('#') {
+            return Err("must not hold a fragment");
+        }
+        if crate::sensitive::contains_pan_like(url) {
+            return Err("must not hold a card number");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignCardRequest {
@@ -111,6 +174,12 @@ pub struct SignCardRequest {
     pub apple_pay: Option<ApplePaySignInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google_pay: Option<GooglePaySignInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samsung_pay: Option<SamsungPaySignInput>,
+    /// Web push provisioning to `wallet` (`GOOGLE_PAY`, `SAMSUNG_PAY` or `MERCHANT`) instead
+    /// of an app's push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebPushSignInput>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -130,12 +199,36 @@ pub struct GooglePaySignOutput {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct SamsungPaySignOutput {
+    /// The encrypted payload for Samsung Pay's `addCard` (`EXTRA_PROVISION_PAYLOAD`), opaque to
+    /// the issuer.
+    pub provisioning_payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebPushSignOutput {
+    /// Where the issuer's page sends the cardholder's browser: the wallet's web flow, holding a
+    /// single-use receipt.
+    pub push_url: String,
+    /// After this the receipt is refused.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SignCardResponse {
     pub wallet: Wallet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apple_pay: Option<ApplePaySignOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google_pay: Option<GooglePaySignOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samsung_pay: Option<SamsungPaySignOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebPushSignOutput>,
 }
 
 /// Token actions the issuer may ask TMP for.
@@ -191,6 +284,60 @@ pub struct CardStatusUpdate {
     pub propagate_to_tokens: Option<bool>,
 }
 
+/// What the wallets show of a card's product: a processor's `card.metadata_updated` as the TMP
+/// API (`POST /tmp-api/v1/cards/{cardId}/metadata`) and the Lifecycle API (`metadata` of a card
+/// update) take it. Members given replace TMP's, absent ones are kept; at least one is given.
+/// *The kit's choice, after MDES's product configuration and VTS's card metadata update:
+/// Verestro publishes none.* The art itself is loaded into TMP beforehand (Admin Panel); a card
+/// names it by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardMetadata {
+    /// The issuer's product code (`gold-2026`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<Id>,
+    /// The product's name, shown by the wallet under the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<FreeText>,
+    /// As `card.issued`'s (`CREDIT`, `DEBIT`, a product code): what card verification answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_category: Option<FreeText>,
+    /// The card art, by its id in TMP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_art_id: Option<Id>,
+}
+
+impl CardMetadata {
+    /// The rule the members' types do not hold: something to change, and no empty text. The
+    /// error names the member at fault (`""`: the whole) and what is wrong.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.product_id.is_none()
+            && self.product_name.is_none()
+            && self.product_category.is_none()
+            && self.card_art_id.is_none()
+        {
+            return Err(("", "must hold `productId`, `productName`, `productCategory` or `cardArtId`"));
+        }
+        for (name, text) in [("productName", &self.product_name), ("productCategory", &self.product_category)] {
+            if text.as_ref().is_some_and(|t| t.is_empty()) {
+                return Err((name, "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `self` over `older`: the members given replace.
+    pub fn over(self, older: Option<CardMetadata>) -> CardMetadata {
+        let older = older.unwrap_or_default();
+        CardMetadata {
+            product_id: self.product_id.or(older.product_id),
+            product_name: self.product_name.or(older.product_name),
+            product_category: self.product_category.or(older.product_category),
+            card_art_id: self.card_art_id.or(older.card_art_id),
+        }
+    }
+}
+
 /// Plaintext of `encryptedPayload` of a replacement: the new card's PAN and expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -242,4 +389,37 @@ pub struct CardUpdateAck {
     pub card_id: String,
     /// Tokens whose state changed as a consequence.
     pub tokens_affected: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebPushSignInput;
+
+    #[test]
+    fn a_web_push_callback_is_https_or_loopback_http_and_holds_no_card_number() {
+        let check = |url: &str| WebPushSignInput { callback_url: url.into() }.check();
+        for good in [
+            "https://bank.example/cards/added",
+            "https://bank.example:8443/c?session=ab12",
+            "http://localhost:3000/back",
+            "http://127.0.0.1/back",
+            "http://[::1]:9000/back",
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "ftp://bank.example/",
+            "http://bank.example/back",
+            "https:///path",
+            "https://user:pw@bank.example/",
+            "https://bank.example/back#x",
+            "https://bank.example/back?card=4111111111111111",
+            "https://bank.example/a b",
+            "javascript:alert(1)",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+        assert!(check(&format!("https://bank.example/{}", "a".repeat(2048))).is_err());
+    }
 }

@@ -108,8 +108,13 @@ async fn update(
         ),
         None => None,
     };
-    if request.status.is_none() && expiry.is_none() && request.cardholder.is_none() {
-        return Err(ApiError::validation("nothing to update: send `status`, `encryptedPayload` or `cardholder`"));
+    if request.status.is_none() && expiry.is_none() && request.cardholder.is_none() && request.metadata.is_none() {
+        return Err(ApiError::validation(
+            "nothing to update: send `status`, `encryptedPayload`, `cardholder` or `metadata`",
+        ));
+    }
+    if let Some(metadata) = &request.metadata {
+        metadata.check().map_err(super::tmp::metadata_error)?;
     }
     idempotent(&mock, &req, &key, &body, |state| {
         if !state.cards.get(card_id.as_str()).is_some_and(|c| c.in_datacore) {
@@ -122,6 +127,9 @@ async fn update(
         }
         if let Some(expiry) = expiry {
             effects.extend(state.renew_card(&card_id, expiry)?.1);
+        }
+        if let Some(metadata) = &request.metadata {
+            state.update_card_metadata(&card_id, metadata.clone())?;
         }
         let card = state.card_mut_or_create(&card_id);
         if let Some(contact) = &request.cardholder {

@@ -1,6 +1,7 @@
 //! HTTP surfaces: the TMP API ([`tmp`]) and the Lifecycle API ([`lifecycle`]) as the contract
 //! defines them, the mock's own control plane ([`control`]) under `/_mock/v1`, and the browser
-//! console over it ([`console`], `/_mock/console`).
+//! console over it ([`console`], `/_mock/console`), and the wallet's web flow of a web push
+//! ([`web_push`], `/_mock/web-push/{receipt}`).
 
 pub mod admit;
 pub mod console;
@@ -8,6 +9,7 @@ pub mod control;
 pub mod lifecycle;
 pub mod middleware;
 pub mod tmp;
+pub mod web_push;
 
 use actix_web::web;
 
@@ -18,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(lifecycle::configure)
         .configure(control::configure)
         .configure(console::configure)
+        .configure(web_push::configure)
         .route("/", web::get().to(index));
 }
 

@@ -9,15 +9,15 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use tmp_protocol::enums::{IssuerCardStatus, ReplacementTokens, Wallet};
 use tmp_protocol::tmp_api::{
-    ApplePaySignOutput, CardExpiryUpdate, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData,
-    GooglePaySignOutput, ReplacementCardData, ResendActivationCodeRequest, SignCardRequest, SignCardResponse,
-    TokenAction, TokenActionRequest, TokenList,
+    ApplePaySignOutput, CardExpiryUpdate, CardMetadata, CardReplace, CardStatusUpdate, CardUpdateAck, ExpiryData,
+    GooglePaySignOutput, ReplacementCardData, ResendActivationCodeRequest, SamsungPaySignOutput, SignCardRequest,
+    SignCardResponse, TokenAction, TokenActionRequest, TokenList, WebPushSignOutput,
 };
 
 use super::admit::{Signed, idempotency_key, idempotent};
 use crate::context::Mock;
 use crate::simulator::push::PushPayload;
-use crate::state::PushGrant;
+use crate::state::{PushGrant, WebPushGrant};
 use tmp_edge::error::ApiError;
 use tmp_edge::json::parse_body;
 
@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tmp-api/v1/cards/{cardId}/status", web::post().to(card_status))
         .route("/tmp-api/v1/cards/{cardId}/replace", web::post().to(replace))
         .route("/tmp-api/v1/cards/{cardId}/expiry", web::post().to(expiry))
+        .route("/tmp-api/v1/cards/{cardId}/metadata", web::post().to(metadata))
         .route("/tmp-api/v1/tokens/{tokenId}/activation-code/resend", web::post().to(resend_code))
         .route("/tmp-api/v1/tokens/{tokenId}/{action}", web::post().to(token_action));
 }
@@ -108,8 +109,14 @@ async fn sign(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let request: SignCardRequest = parse_body(&body)?;
-    match request.wallet {
-        Wallet::ApplePay => {
+    match (&request.web, request.wallet) {
+        (Some(web), wallet) => {
+            if !matches!(wallet, Wallet::GooglePay | Wallet::SamsungPay | Wallet::Merchant) {
+                return Err(ApiError::validation("a web push is for GOOGLE_PAY, SAMSUNG_PAY or MERCHANT"));
+            }
+            web.check().map_err(|problem| ApiError::validation(format!("`web.callbackUrl` {problem}")))?;
+        }
+        (None, Wallet::ApplePay) => {
             let input =
                 request.apple_pay.as_ref().ok_or_else(|| ApiError::validation("APPLE_PAY requires `applePay`"))?;
             let hex_ok =
@@ -118,10 +125,21 @@ async fn sign(
                 return Err(ApiError::validation("`applePay` needs certificates and hex `nonce` and `nonceSignature`"));
             }
         }
-        Wallet::GooglePay => {}
-        _ => return Err(ApiError::validation("push provisioning is for APPLE_PAY and GOOGLE_PAY")),
+        (None, Wallet::GooglePay | Wallet::SamsungPay) => {}
+        (None, _) => {
+            return Err(ApiError::validation(
+                "push provisioning is for APPLE_PAY, GOOGLE_PAY and SAMSUNG_PAY, or a web push (`web`)",
+            ));
+        }
     }
     let wallet_key = mock.keys().wallet.current().public_jwk();
+    // The wallet's web flow is this mock's page, at the address the caller reached it by.
+    let web_flow = {
+        let info = req.connection_info();
+        format!("{}://{}{}", info.scheme(), info.host(), super::web_push::WEB_PUSH_PATH)
+    };
+    let now = mock.now();
+    let web_ttl = std::time::Duration::from_secs(mock.config.simulator.web_push_ttl_secs);
     idempotent(&mock, &req, &key, &body, |state| {
         let card = state
             .cards
@@ -134,10 +152,14 @@ async fn sign(
             return Err(ApiError::Conflict("TMP holds no card data for this card".into()));
         };
         let payload = PushPayload::new(&card.card_id, pan, expiry, request.wallet);
-        let jwe = tmp_protocol::jwe::encrypt_json(&payload, &wallet_key).map_err(|e| ApiError::Internal(e.into()))?;
-        let activation_data =
-            (request.wallet == Wallet::ApplePay).then(|| STANDARD.encode(uuid::Uuid::new_v4().as_bytes()));
-        // Remembered so the simulated wallet can check the activation data the app hands it.
+        let activation_data = (request.wallet == Wallet::ApplePay && request.web.is_none())
+            .then(|| STANDARD.encode(uuid::Uuid::new_v4().as_bytes()));
+        let web = request
+            .web
+            .as_ref()
+            .map(|web| WebPushGrant { callback_url: web.callback_url.clone(), expires_at: now + web_ttl });
+        // Remembered so the simulated wallet can check the activation data the app hands it,
+        // and the web flow can find its receipt (the payload's nonce).
         state.push_grants.insert(
             payload.nonce.clone(),
             PushGrant {
@@ -146,25 +168,37 @@ async fn sign(
                 activation_data: activation_data.clone(),
                 issued_at: payload.issued_at,
                 used: false,
+                web: web.clone(),
             },
         );
-        let response = match request.wallet {
-            Wallet::ApplePay => SignCardResponse {
-                wallet: request.wallet,
-                apple_pay: Some(ApplePaySignOutput {
+        let mut response = SignCardResponse {
+            wallet: request.wallet,
+            apple_pay: None,
+            google_pay: None,
+            samsung_pay: None,
+            web: None,
+        };
+        if let Some(web) = web {
+            // The web flow reads the card from TMP's records: nothing to encrypt.
+            response.web = Some(WebPushSignOutput {
+                push_url: format!("{web_flow}/{}", payload.nonce),
+                expires_at: web.expires_at,
+            });
+            return Ok((StatusCode::OK, Some(json!(response)), Vec::new()));
+        }
+        let jwe = tmp_protocol::jwe::encrypt_json(&payload, &wallet_key).map_err(|e| ApiError::Internal(e.into()))?;
+        match request.wallet {
+            Wallet::ApplePay => {
+                response.apple_pay = Some(ApplePaySignOutput {
                     encrypted_pass_data: jwe,
                     activation_data: activation_data.unwrap_or_default(),
                     // Stands for the key agreement PassKit would do; the test wallet needs none.
                     ephemeral_public_key: STANDARD.encode(wallet_key.thumbprint()),
-                }),
-                google_pay: None,
-            },
-            _ => SignCardResponse {
-                wallet: request.wallet,
-                apple_pay: None,
-                google_pay: Some(GooglePaySignOutput { opaque_payment_card: jwe }),
-            },
-        };
+                })
+            }
+            Wallet::SamsungPay => response.samsung_pay = Some(SamsungPaySignOutput { provisioning_payload: jwe }),
+            _ => response.google_pay = Some(GooglePaySignOutput { opaque_payment_card: jwe }),
+        }
         Ok((StatusCode::OK, Some(json!(response)), Vec::new()))
     })
     .await
@@ -239,4 +273,32 @@ async fn expiry(
         Ok((StatusCode::OK, Some(json!(ack)), effects))
     })
     .await
+}
+
+/// The card's product or art changed; every live token shows it.
+#[tracing::instrument(skip_all)]
+async fn metadata(
+    mock: Data<Mock>,
+    req: HttpRequest,
+    Signed(body): Signed,
+    card_id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let update: CardMetadata = parse_body(&body)?;
+    update.check().map_err(metadata_error)?;
+    idempotent(&mock, &req, &key, &body, |state| {
+        state.card_mut_or_create(&card_id); // see `card_status`
+        let affected = state.update_card_metadata(&card_id, update.clone())?;
+        let ack = CardUpdateAck { card_id: card_id.to_string(), tokens_affected: affected };
+        Ok((StatusCode::OK, Some(json!(ack)), Vec::new()))
+    })
+    .await
+}
+
+/// [`CardMetadata::check`]'s finding as a 422.
+pub fn metadata_error((member, problem): (&str, &str)) -> ApiError {
+    match member {
+        "" => ApiError::validation(format!("the card metadata {problem}")),
+        member => ApiError::validation(format!("`{member}` {problem}")),
+    }
 }

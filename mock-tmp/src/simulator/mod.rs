@@ -265,10 +265,16 @@ pub async fn tokenize(mock: &Mock, request: TokenizeRequest) -> Result<Value, Ap
 
 #[tracing::instrument(skip_all)]
 pub async fn push(mock: &Mock, request: PushRequest) -> Result<Value, ApiError> {
-    let wallet_score = score("walletScore", request.wallet_score)?;
-    let device_score = score("deviceScore", request.device_score)?;
     let payload: push::PushPayload =
         mock.keys().wallet.decrypt_json(&request.payload).map_err(|e| ApiError::bad_jwe("payload", e))?;
+    push_payload(mock, payload, request).await
+}
+
+/// A push whose payload the wallet holds: decrypted from an app's push, or built by the web
+/// flow from its receipt (`request.payload` is then unused).
+pub async fn push_payload(mock: &Mock, payload: push::PushPayload, request: PushRequest) -> Result<Value, ApiError> {
+    let wallet_score = score("walletScore", request.wallet_score)?;
+    let device_score = score("deviceScore", request.device_score)?;
     {
         let mut state = mock.state.lock().await;
         if state.used_push_nonces.contains(&payload.nonce) {
@@ -368,6 +374,7 @@ async fn run(mock: &Mock, attempt: Attempt) -> Result<Value, ApiError> {
             otp: None,
             step_up_offered: Vec::new(),
             step_up_chosen: None,
+            product: card.metadata.clone(),
             updated_at: now,
         };
         effects.push(Effect::TokenEvent {

@@ -22,7 +22,7 @@ use tmp_protocol::enums::{
 };
 use tmp_protocol::issuer_api::{CardholderContact, StepUpMethod, TokenRequestor};
 use tmp_protocol::sensitive::{Expiry, Otp, Pan};
-use tmp_protocol::tmp_api::{ActivationCodeState, TokenInfo};
+use tmp_protocol::tmp_api::{ActivationCodeState, CardMetadata, TokenInfo};
 
 use crate::keys::StoredKeys;
 
@@ -39,6 +39,9 @@ pub struct Card {
     pub replaced_by: Option<String>,
     pub cardholder: Option<CardholderContact>,
     pub product_category: Option<String>,
+    /// Product and card art, as the issuer last sent them (state saved before had none).
+    #[serde(default)]
+    pub metadata: Option<CardMetadata>,
     /// Loaded through the Lifecycle API (approach `datacore`).
     pub in_datacore: bool,
     #[serde(with = "time::serde::rfc3339")]
@@ -56,6 +59,7 @@ impl Card {
             replaced_by: None,
             cardholder: None,
             product_category: None,
+            metadata: None,
             in_datacore: false,
             updated_at: OffsetDateTime::now_utc(),
         }
@@ -76,6 +80,7 @@ impl Card {
             "inDatacore": self.in_datacore,
             "hasExpiry": self.expiry.is_some(),
             "productCategory": self.product_category,
+            "metadata": self.metadata,
             "updatedAt": rfc3339(self.updated_at),
         })
     }
@@ -184,6 +189,10 @@ pub struct Token {
     pub step_up_offered: Vec<StepUpMethod>,
     #[serde(default)]
     pub step_up_chosen: Option<StepUpMethodType>,
+    /// The product and card art the wallet shows for this token: its card's when it was
+    /// created, then every update of the card's (TMP pushes them to the wallets).
+    #[serde(default)]
+    pub product: Option<CardMetadata>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -221,6 +230,9 @@ impl Token {
             object.insert("provisioningMethod".into(), json!(self.provisioning_method));
             if !self.step_up_offered.is_empty() {
                 object.insert("stepUp".into(), json!({"offered": self.step_up_offered, "chosen": self.step_up_chosen}));
+            }
+            if let Some(product) = &self.product {
+                object.insert("product".into(), json!(product));
             }
             if let Some(otp) = self.pending_code() {
                 object.insert(
@@ -273,6 +285,18 @@ pub struct PushGrant {
     /// Whether a wallet has presented the payload.
     #[serde(default)]
     pub used: bool,
+    /// A web push: where the wallet's web flow sends the cardholder back, and until when its
+    /// receipt (the grant's key) is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebPushGrant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebPushGrant {
+    pub callback_url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 /// A stored answer to an idempotent inbound request.

@@ -21,7 +21,7 @@ use tmp_protocol::enums::{
     ChangeInitiator, IssuerCardStatus, NotificationType, ReasonCode, ReplacementTokens, TokenStatus,
 };
 use tmp_protocol::sensitive::{Expiry, Pan};
-use tmp_protocol::tmp_api::{ActionInitiator, TokenAction, TokenInfo};
+use tmp_protocol::tmp_api::{ActionInitiator, CardMetadata, TokenAction, TokenInfo};
 
 use super::{Card, Cause, Effect, MockState, Suspender, Token};
 use tmp_edge::error::ApiError;
@@ -262,6 +262,7 @@ impl MockState {
         let mut new = Card::new(new_card_id, IssuerCardStatus::Active);
         new.cardholder = old.cardholder.clone();
         new.product_category = old.product_category.clone();
+        new.metadata = old.metadata.clone();
         new.in_datacore = old.in_datacore;
         new.set_pan(pan);
         new.expiry = Some(expiry);
@@ -320,6 +321,31 @@ impl MockState {
             });
         }
         Ok((effects.len() as u32, effects))
+    }
+
+    /// The card's product or art changed: the card keeps the members given, and every live
+    /// token shows the result (TMP updates the wallets; the issuer hears nothing back, as no
+    /// token's status changes). Returns the tokens updated.
+    pub fn update_card_metadata(&mut self, card_id: &str, update: CardMetadata) -> Result<u32, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let card = self.known_card(card_id)?;
+        if let Some(category) = &update.product_category {
+            card.product_category = Some(category.to_string());
+        }
+        let metadata = update.over(card.metadata.take());
+        card.metadata = Some(metadata.clone());
+        card.updated_at = now;
+        let mut affected = 0;
+        for token_id in self.tokens_of(card_id) {
+            let Some(token) = self.tokens.get_mut(&token_id) else { continue };
+            if token.status == TokenStatus::Deactivated {
+                continue;
+            }
+            token.product = Some(metadata.clone());
+            token.updated_at = now;
+            affected += 1;
+        }
+        Ok(affected)
     }
 
     /// The cardholder removed the card from the wallet.
@@ -382,6 +408,7 @@ mod tests {
                 otp: None,
                 step_up_offered: Vec::new(),
                 step_up_chosen: None,
+                product: None,
                 updated_at: OffsetDateTime::now_utc(),
             },
         );

@@ -190,9 +190,10 @@ pub async fn expect_json(response: reqwest::Response, status: u16) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
 }
 
-/// Asserts a contract error body with `code`.
-pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) {
+/// Asserts a contract error body with `code`; answers the body.
+pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     let body = expect_json(response, status).await;
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(body["error"]["correlationId"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+    body
 }

@@ -78,6 +78,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/ops/v1/cards/{cardId}/tokens/{action}", "POST", tokens::card_action))
         .service(resource("/ops/v1/cards/{cardId}/push-provisioning/apple-pay", "POST", provisioning::apple_pay))
         .service(resource("/ops/v1/cards/{cardId}/push-provisioning/google-pay", "POST", provisioning::google_pay))
+        .service(resource("/ops/v1/cards/{cardId}/push-provisioning/samsung-pay", "POST", provisioning::samsung_pay))
+        .service(resource("/ops/v1/cards/{cardId}/push-provisioning/web", "POST", provisioning::web_push))
         .service(resource("/ops/v1/cards/{cardId}/decisions", "GET", audit::decisions))
         .service(resource("/ops/v1/audit", "GET", audit::list))
         .service(resource("/ops/v1/outbox", "GET", outbox::list))

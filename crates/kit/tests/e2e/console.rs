@@ -281,6 +281,58 @@ async fn the_console_finishes_the_yellow_path_in_a_real_browser() {
     page.close().await;
 }
 
+/// A cardholder on the issuer's website adds the card to Google Pay through the wallet's web
+/// flow (the mock's page) in a real browser: the page shows the card by its last four digits,
+/// holds the add until the terms are accepted, and sends the browser back to the issuer with the
+/// new token, active at the mock.
+#[tokio::test]
+async fn a_web_push_is_added_through_the_wallets_page_in_a_real_browser() {
+    let Some(driver) = Driver::start().await else { return };
+    let ops = crate::ops_api::Ops::spawn().await;
+    ops.seed("card-web", PAN_ACTIVE, "ACTIVE").await;
+    let (_, key) = ops.key("online banking", &["provisioning"], None).await;
+    // The issuer's page to come back to: any loopback address does for the browser.
+    let callback = format!("{}/bank/cards/added?session=s1", ops.kit.mock_url);
+    let body = json!({"wallet": "GOOGLE_PAY", "callbackUrl": callback});
+    let answer = ops.post("/ops/v1/cards/card-web/push-provisioning/web", &key, &body, None).await;
+    let signed: Value = answer.json().await.expect("json");
+    let push_url = signed["pushUrl"].as_str().unwrap_or_else(|| panic!("a web flow: {signed}")).to_owned();
+
+    let page = driver.session().await;
+    page.goto(&push_url).await;
+    let shown = page.text("main").await;
+    assert!(shown.contains("•••• 1111") && shown.contains("Google Pay"), "{shown}");
+    assert!(!shown.contains(PAN_ACTIVE));
+    page.fill("input[name=deviceName]", "Laptop").await;
+    // Without the terms: the page says so, and nothing is added.
+    page.click("#add").await;
+    page.wait_text("main", "the terms asked for", |t| t.contains("Accept the terms")).await;
+    page.goto(&push_url).await;
+    page.fill("input[name=deviceName]", "Laptop").await;
+    page.click("input[name=terms]").await;
+    page.click("#add").await;
+    let started = Instant::now();
+    let landed = loop {
+        let url = page.command(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_owned();
+        if url.starts_with(&callback) {
+            break url;
+        }
+        assert!(started.elapsed() < PATIENCE, "the browser never came back to the issuer: {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let token = landed
+        .strip_prefix(&format!("{callback}&result=ADDED&tokenId="))
+        .unwrap_or_else(|| panic!("added, with the token: {landed}"));
+    ops.kit.inner.mock_idle().await;
+    let at_mock = ops.kit.mock_token(token).await;
+    assert_eq!((at_mock["status"].as_str(), at_mock["deviceName"].as_str()), (Some("ACTIVE"), Some("Laptop")));
+    assert_eq!(at_mock["provisioningMethod"], "PUSH");
+    // Back on the old link: used.
+    page.goto(&push_url).await;
+    page.wait_text("main", "the link used", |t| t.contains("already used")).await;
+    page.close().await;
+}
+
 /// The console's files are served by the mock itself, with a policy that lets the page run only
 /// its own script and call only the mock.
 #[tokio::test]

@@ -344,6 +344,15 @@ async fn external_block_unblock_renew_replace_close_reach_tmp_and_the_tokens_fol
     f.tokens_follow(&tokens, "card-active", TokenStatus::Active).await;
     assert_eq!(f.mock_card("card-active").await["status"], "ACTIVE");
 
+    // A new design → POST …/metadata as sent; the wallets show it on every token.
+    let gold = json!({"productName": "Example Gold", "cardArtId": "art-gold-2026"});
+    let row = f.event("card-active", "card.metadata_updated", gold.clone()).await;
+    let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/metadata", 200).await;
+    assert_eq!(call["body"], gold);
+    for token in &tokens {
+        assert_eq!(f.kit.mock_token(token).await["product"], gold, "{token}");
+    }
+
     // Renew → POST …/expiry {encryptedPayload: JWE{expiry}} to TMP's key.
     let row = f
         .event("card-active", "card.renewed", json!({"encryptedPayload": f.encrypt(&json!({"expiry": "11/31"}))}))
@@ -373,6 +382,10 @@ async fn external_block_unblock_renew_replace_close_reach_tmp_and_the_tokens_fol
     let call = f.assert_call(&row, "POST", "/tmp-api/v1/cards/card-active/replace", 200).await;
     assert_eq!(call["body"]["newCardId"], "card-new");
     f.tokens_follow(&tokens, "card-new", TokenStatus::Active).await;
+    // The token made after the update was made with the card's design; the moved ones keep it.
+    for token in &tokens {
+        assert_eq!(f.kit.mock_token(token).await["product"], gold, "{token}");
+    }
     assert_eq!(f.mock_card("card-active").await["replacedBy"], "card-new");
     assert_eq!(f.mock_card("card-new").await["panLast4"], &PAN_NEW[12..]);
 
@@ -434,6 +447,16 @@ async fn datacore_issue_block_unblock_renew_replace_close_reach_the_lifecycle_ap
     let row = f.event("card-dc", "cardholder.updated", json!({"email": "holder@example.com"})).await;
     let call = f.assert_call(&row, "PATCH", "/lifecycle/v1/cards/card-dc", 200).await;
     assert_eq!(call["body"], json!({"cardholder": {"email": "holder@example.com"}}));
+
+    // An upgrade → PATCH {metadata}: DataCore answers the new category, the tokens show it.
+    let upgrade = json!({"productId": "gold-2026", "productCategory": "CONSUMER_CREDIT"});
+    let row = f.event("card-dc", "card.metadata_updated", upgrade.clone()).await;
+    let call = f.assert_call(&row, "PATCH", "/lifecycle/v1/cards/card-dc", 200).await;
+    assert_eq!(call["body"], json!({"metadata": upgrade}));
+    assert_eq!(f.mock_card("card-dc").await["productCategory"], "CONSUMER_CREDIT");
+    for token in &tokens {
+        assert_eq!(f.kit.mock_token(token).await["product"], upgrade, "{token}");
+    }
 
     // Renew → PATCH {encryptedPayload: JWE{expiry}} to the Lifecycle API's key: DataCore
     // decides the next tokenization on the new expiry.

@@ -13,13 +13,13 @@ use tmp_protocol::enums::TokenStatus;
 use crate::forwarding::PassThrough;
 use crate::helpers::{EXPIRY, Kit, PAN_ACTIVE, PAN_BLOCKED, expect_error, expect_json};
 
-struct Ops {
-    kit: Kit,
+pub(crate) struct Ops {
+    pub(crate) kit: Kit,
     url: String,
 }
 
 impl Ops {
-    async fn spawn() -> Ops {
+    pub(crate) async fn spawn() -> Ops {
         let pass = PassThrough::start().await;
         let tmp_url = pass.url.clone();
         let kit = Kit::spawn_with(
@@ -38,7 +38,12 @@ impl Ops {
     }
 
     /// A new API key with `scopes`, as `tmp-adapter apikey create` makes it.
-    async fn key(&self, name: &str, scopes: &[&str], rate_limit_per_minute: Option<u32>) -> (String, String) {
+    pub(crate) async fn key(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        rate_limit_per_minute: Option<u32>,
+    ) -> (String, String) {
         let new = NewApiKey::generate();
         let record = ApiKeyRecord {
             id: new.id.clone(),
@@ -57,7 +62,13 @@ impl Ops {
         self.kit.client.get(format!("{}{path}", self.url)).bearer_auth(key).send().await.expect("ops request")
     }
 
-    async fn post(&self, path: &str, key: &str, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self.kit.client.post(format!("{}{path}", self.url)).bearer_auth(key).json(body);
         if let Some(k) = idempotency_key {
             request = request.header("X-Idempotency-Key", k);
@@ -69,7 +80,7 @@ impl Ops {
         expect_json(self.get(&format!("/ops/v1/cards/{card}/tokens"), key).await, 200).await
     }
 
-    async fn seed(&self, card_id: &str, pan: &str, status: &str) {
+    pub(crate) async fn seed(&self, card_id: &str, pan: &str, status: &str) {
         self.kit
             .control("/_mock/v1/cards", json!({"cardId": card_id, "pan": pan, "expiry": EXPIRY, "status": status}))
             .await;
@@ -738,4 +749,105 @@ async fn an_expired_activation_code_is_resent_by_another_channel_and_activates_t
     )
     .await;
     expect_error(ops.post(&path, &app, &json!({"channel": "EMAIL"}), None).await, 422, "VALIDATION_FAILED").await;
+}
+
+#[tokio::test]
+async fn samsung_pay_and_web_push_provisioning_end_in_active_tokens() {
+    let ops = Ops::spawn().await;
+    ops.seed("card-active", PAN_ACTIVE, "ACTIVE").await;
+    let (_, app) = ops.key("mobile app backend", &["provisioning", "tokens:read"], None).await;
+
+    // Samsung Pay: TMP signs, the wallet's addCard pushes the payload, the issuer approves.
+    let signed = expect_json(
+        ops.post(
+            "/ops/v1/cards/card-active/push-provisioning/samsung-pay",
+            &app,
+            &json!({"deviceId": "galaxy-1", "walletUserId": "wu-1", "reason": "tapped Add to Samsung Wallet"}),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(signed["wallet"], "SAMSUNG_PAY");
+    let payload = signed["provisioningPayload"].as_str().expect("the provisioning payload");
+    assert_eq!(payload.split('.').count(), 5, "a compact JWE to the wallet");
+    let pushed = ops.wallet_push(json!({"payload": payload, "approach": "external"})).await;
+    assert_eq!((pushed["path"].as_str(), pushed["provisioningMethod"].as_str()), (Some("GREEN"), Some("PUSH")));
+    let samsung = pushed["tokenId"].as_str().expect("token").to_owned();
+    assert_eq!(token_in(&ops.tokens("card-active", &app).await, &samsung)["wallet"], "SAMSUNG_PAY");
+    // A card number where an id belongs is refused, and not repeated.
+    let bad = ops
+        .post("/ops/v1/cards/card-active/push-provisioning/samsung-pay", &app, &json!({"deviceId": PAN_ACTIVE}), None)
+        .await;
+    let body = expect_error(bad, 422, "VALIDATION_FAILED").await;
+    assert!(!body.to_string().contains(PAN_ACTIVE), "{body}");
+
+    // Web: the issuer's website gets the wallet's web flow; the cardholder adds the card there
+    // and comes back to the callback with the token.
+    let web = |wallet: &str, callback: &str| json!({"wallet": wallet, "callbackUrl": callback});
+    for (body, problem) in [
+        (web("APPLE_PAY", "https://bank.example/back"), "`wallet` of a web push"),
+        (web("GOOGLE_PAY", "http://bank.example/back"), "`callbackUrl` must be an https:// URL"),
+        (web("GOOGLE_PAY", &format!("https://bank.example/back?c={PAN_ACTIVE}")), "must not hold a card number"),
+    ] {
+        let answer = ops.post("/ops/v1/cards/card-active/push-provisioning/web", &app, &body, None).await;
+        let error = expect_error(answer, 422, "VALIDATION_FAILED").await;
+        assert!(error["error"]["message"].as_str().unwrap_or_default().contains(problem), "{error}");
+        assert!(!error.to_string().contains(PAN_ACTIVE), "{error}");
+    }
+    let start = |callback: &'static str| {
+        let ops = &ops;
+        let app = app.clone();
+        async move {
+            let answer = ops
+                .post("/ops/v1/cards/card-active/push-provisioning/web", &app, &web("GOOGLE_PAY", callback), None)
+                .await;
+            expect_json(answer, 200).await
+        }
+    };
+    let signed = start("https://bank.example/cards/added?session=s1").await;
+    assert_eq!(signed["wallet"], "GOOGLE_PAY");
+    assert!(signed["expiresAt"].is_string(), "{signed}");
+    let push_url = signed["pushUrl"].as_str().expect("the web flow").to_owned();
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let page = browser.get(&push_url).send().await.expect("the page");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+    assert!(csp.contains("form-action 'self' https://bank.example") && csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&format!("•••• {}", &PAN_ACTIVE[12..])) && !html.contains(PAN_ACTIVE), "{html}");
+    let form = |body: &'static str| {
+        browser.post(&push_url).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    // Terms not accepted: nothing happens.
+    assert_eq!(form("deviceName=Laptop&action=add").await.expect("post").status(), 422);
+    let added = form("deviceName=Laptop&terms=accepted&action=add").await.expect("post");
+    assert_eq!(added.status(), 303);
+    let location = added.headers()["location"].to_str().expect("location").to_owned();
+    let token = location
+        .strip_prefix("https://bank.example/cards/added?session=s1&result=ADDED&tokenId=")
+        .unwrap_or_else(|| panic!("back to the callback with the token: {location}"))
+        .to_owned();
+    ops.kit.inner.mock_idle().await;
+    let listed = ops.tokens("card-active", &app).await;
+    let mirrored = token_in(&listed, &token);
+    assert_eq!((mirrored["status"].as_str(), mirrored["deviceName"].as_str()), (Some("ACTIVE"), Some("Laptop")));
+    // The receipt works once.
+    assert_eq!(form("terms=accepted&action=add").await.expect("post").status(), 409);
+    assert_eq!(browser.get(&push_url).send().await.expect("page").status(), 409);
+
+    // Cancelled: back with CANCELLED, no token.
+    let cancelled = start("https://bank.example/back").await;
+    let url = cancelled["pushUrl"].as_str().expect("url").to_owned();
+    let answer = browser.post(&url).header("content-type", "application/x-www-form-urlencoded").body("action=cancel");
+    let answer = answer.send().await.expect("post");
+    assert_eq!(answer.headers()["location"], "https://bank.example/back?result=CANCELLED");
+
+    // Expired by the mock's clock: refused.
+    let late = start("https://bank.example/back").await;
+    ops.kit.control("/_mock/v1/clock/advance", json!({"secs": 3600})).await;
+    let url = late["pushUrl"].as_str().expect("url");
+    assert_eq!(browser.get(url).send().await.expect("page").status(), 410);
+    assert_eq!(ops.tokens("card-active", &app).await["tokens"].as_array().map(Vec::len), Some(2));
 }

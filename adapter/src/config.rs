@@ -439,7 +439,8 @@ pub struct ProcessorBridgeSettings {
     /// CA bundle that signs the bridge's server certificate (default: system roots).
     pub ca_file: Option<PathBuf>,
     /// Ask the bridge's decision hook (`/bridge/v1/tokenizations/decide`) once the card checks
-    /// passed: the issuer's fraud engine decides within the verification deadline.
+    /// passed: the issuer's fraud engine decides within the verification deadline. With the
+    /// local registry, the bridge's address answers this call alone.
     #[serde(default)]
     pub decide: bool,
 }
@@ -674,6 +675,9 @@ impl Settings {
         if !(1..=31 * 86_400).contains(&self.policy.velocity_window_secs) {
             return fail("policy.velocity_window_secs must be between 1 and 2678400 (31 days)".into());
         }
+        if self.policy.answer_reserve_ms >= self.policy.deadline_ms {
+            return fail("policy.answer_reserve_ms must be less than policy.deadline_ms".into());
+        }
         if self.policy.deadline_ms > 60_000 {
             return fail("policy.deadline_ms must be at most 60000".into());
         }
@@ -721,10 +725,8 @@ impl Settings {
                 ));
             }
         }
-        if self.card_source.processor_bridge.decide && self.card_source.kind != CardSourceKind::ProcessorBridge {
-            return fail("card_source.processor_bridge.decide needs card_source.kind processor_bridge".into());
-        }
-        if self.card_source.kind == CardSourceKind::ProcessorBridge {
+        // The bridge is called for cards (kind processor_bridge), for decisions (decide), or both.
+        if self.bridge_in_use() {
             let url = &self.card_source.processor_bridge.base_url;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return fail("card_source.processor_bridge.base_url must be an http(s) URL".into());
@@ -888,7 +890,7 @@ impl Settings {
         if filter.max_level_hint().is_none_or(|level| level > tracing::level_filters::LevelFilter::INFO) {
             return Err(ConfigError("production: log.level must not enable debug or trace".into()));
         }
-        if self.card_source.kind == CardSourceKind::ProcessorBridge {
+        if self.bridge_in_use() {
             let bridge = &self.card_source.processor_bridge;
             if !bridge.base_url.starts_with("https://") {
                 return Err(ConfigError(
@@ -986,6 +988,12 @@ impl Settings {
 
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.policy.deadline_ms)
+    }
+
+    /// Whether the adapter calls the processor bridge: for cards (`kind: processor_bridge`),
+    /// for decisions (`decide`), or both.
+    pub fn bridge_in_use(&self) -> bool {
+        self.card_source.kind == CardSourceKind::ProcessorBridge || self.card_source.processor_bridge.decide
     }
 }
 
@@ -1092,8 +1100,15 @@ mod tests {
         assert!(error.contains("policy.customer_service_phone must be set"), "{error}");
         let error = refused(|s| s.policy.default.step_up_methods.push(StepUpMethodType::OtpSms));
         assert!(error.contains("names OTP_SMS twice"), "{error}");
-        let error = refused(|s| s.card_source.processor_bridge.decide = true);
-        assert!(error.contains("decide needs card_source.kind processor_bridge"), "{error}");
+        // Cards imported here, decisions by the issuer's engine behind the bridge's address.
+        let mut engine = local.clone();
+        engine.card_source.processor_bridge.decide = true;
+        engine.validate().expect("decide with the local registry");
+        let error = refused(|s| {
+            s.card_source.processor_bridge.decide = true;
+            s.card_source.processor_bridge.base_url = "engine.internal".into();
+        });
+        assert!(error.contains("base_url must be an http(s) URL"), "{error}");
         let mut none = local.clone();
         none.policy.default.step_up_methods.clear();
         none.validate().expect("an issuer may list no method: the wallet then offers codes by the contact");

@@ -75,7 +75,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let decision_hook = IntCounterVec::new(
-            Opts::new("decision_hook_total", "Decision hook calls by outcome (answered, timeout, invalid, failed)"),
+            Opts::new("decision_hook_total", "Decision hook calls by outcome: ANSWERED, TIMEOUT, INVALID, FAILED"),
             &["outcome"],
         )
         .expect("valid metric");
@@ -154,6 +154,9 @@ impl Metrics {
         }
         for outcome in ["applied", "refused"] {
             config_reloads.with_label_values(&[outcome]);
+        }
+        for outcome in crate::domain::verification::HookOutcome::ALL {
+            decision_hook.with_label_values(&[outcome.as_str()]);
         }
         let outbox_held_rows = IntGauge::new("outbox_held", "Outbox rows held for an operator, each blocking its card")
             .expect("valid metric");

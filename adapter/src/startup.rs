@@ -291,19 +291,25 @@ pub(crate) fn ops_tmp_client(settings: &Settings) -> anyhow::Result<TmpApiClient
 /// Where card facts come from, and the fraud engine when one answers.
 type CardSourceParts = (Arc<dyn CardSource>, Option<Arc<dyn DecisionHook>>);
 
-/// The card source, and the decision hook where the processor bridge answers one.
+/// The card source, and the decision hook where the processor bridge answers one (for the
+/// bridge's cards or the local registry's alike).
 fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<CardSourceParts> {
-    Ok(match settings.card_source.kind {
-        CardSourceKind::LocalRegistry => {
+    let bridge = match settings.bridge_in_use() {
+        true => Some(Arc::new(ProcessorBridge::new(&settings.card_source.processor_bridge, settings.deadline())?)),
+        false => None,
+    };
+    let hook = match (&bridge, settings.card_source.processor_bridge.decide) {
+        (Some(bridge), true) => Some(bridge.clone() as Arc<dyn DecisionHook>),
+        _ => None,
+    };
+    let source: Arc<dyn CardSource> = match (settings.card_source.kind, bridge) {
+        (CardSourceKind::ProcessorBridge, Some(bridge)) => bridge,
+        _ => {
             let cvk = keys.cvk.clone().context("the local registry needs card_source.local_registry.cvk_file")?;
-            (Arc::new(LocalRegistry::new(store.clone(), keys.fingerprinter.clone(), cvk)), None)
+            Arc::new(LocalRegistry::new(store.clone(), keys.fingerprinter.clone(), cvk))
         }
-        CardSourceKind::ProcessorBridge => {
-            let bridge = Arc::new(ProcessorBridge::new(&settings.card_source.processor_bridge, settings.deadline())?);
-            let hook = settings.card_source.processor_bridge.decide.then(|| bridge.clone() as Arc<dyn DecisionHook>);
-            (bridge, hook)
-        }
-    })
+    };
+    Ok((source, hook))
 }
 
 /// Erases expired OTPs and forgets idempotency records and request ids nobody can reuse, and

@@ -101,6 +101,8 @@ pub enum Needs {
     OpsApi,
     /// A harness that holds deliveries to the issuer's system and reads what arrives.
     HeldDeliveries,
+    /// A harness that tells the issuer's decision engine how to answer.
+    DecisionEngine,
 }
 
 impl Needs {
@@ -113,12 +115,13 @@ impl Needs {
             Needs::MockActivationCodes => "mock+activation-codes",
             Needs::OpsApi => "mock+ops-api",
             Needs::HeldDeliveries => "hold-deliveries",
+            Needs::DecisionEngine => "decision-engine",
         }
     }
 
     /// Whether the case drives a mock-tmp.
     pub fn mock(self) -> bool {
-        !matches!(self, Needs::IssuerApi | Needs::ActivationCodes | Needs::HeldDeliveries)
+        !matches!(self, Needs::IssuerApi | Needs::ActivationCodes | Needs::HeldDeliveries | Needs::DecisionEngine)
     }
 
     /// The harness capability the case needs, if any.
@@ -129,6 +132,7 @@ impl Needs {
             Needs::ActivationCodes | Needs::MockActivationCodes => Some(Capability::ActivationCodes),
             Needs::OpsApi => Some(Capability::OpsApi),
             Needs::HeldDeliveries => Some(Capability::HoldDeliveries),
+            Needs::DecisionEngine => Some(Capability::DecisionEngine),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use tmp_protocol::enums::Decision;
 use tmp_protocol::sensitive::Otp;
 use zeroize::Zeroizing;
 
@@ -23,6 +24,9 @@ pub enum Capability {
     /// Make the issuer's system that receives activation codes refuse deliveries for a while
     /// (and read them, as [`Capability::ActivationCodes`]).
     HoldDeliveries,
+    /// Tell the issuer's decision engine (its fraud engine, which the target consults once the
+    /// card checks passed) how to answer a tokenization, and read what it was asked.
+    DecisionEngine,
 }
 
 impl Capability {
@@ -32,6 +36,7 @@ impl Capability {
             Capability::ActivationCodes => "activation-codes",
             Capability::OpsApi => "ops-api",
             Capability::HoldDeliveries => "hold-deliveries",
+            Capability::DecisionEngine => "decision-engine",
         }
     }
 
@@ -44,6 +49,7 @@ impl Capability {
             Capability::HoldDeliveries => {
                 "make the issuer's SMS gateway refuse deliveries for a while, and read what it receives"
             }
+            Capability::DecisionEngine => "tell the issuer's decision engine how to answer, and read what it was asked",
         }
     }
 }
@@ -55,6 +61,20 @@ pub struct OpsAccess {
     pub key: Zeroizing<String>,
     /// A key holding `tokens:read` only.
     pub read_only_key: Zeroizing<String>,
+}
+
+/// How the issuer's decision engine answers one tokenization ([`Capability::DecisionEngine`]).
+/// A tokenization it was told nothing about gets the decision the target proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineAnswer {
+    /// A decision of its own.
+    Decide(Decision),
+    /// A decision, but only after the target's verification deadline has passed.
+    Late,
+    /// 200 with a body that is no decision.
+    Malformed,
+    /// 503.
+    Unavailable,
 }
 
 /// A local deployment of the target, driven by the suite.
@@ -78,4 +98,12 @@ pub trait Harness: Send + Sync {
     /// Makes the system that receives activation codes refuse (`true`) or accept (`false`)
     /// deliveries ([`Capability::HoldDeliveries`]).
     fn hold_deliveries(&self, hold: bool);
+
+    /// Tells the decision engine how to answer the tokenization `tokenization_id`
+    /// ([`Capability::DecisionEngine`]).
+    fn engine_answer(&self, tokenization_id: &str, answer: EngineAnswer);
+
+    /// What the decision engine was asked about `tokenization_id` (the request's JSON body),
+    /// once it was ([`Capability::DecisionEngine`]).
+    fn engine_question(&self, tokenization_id: &str) -> Option<serde_json::Value>;
 }

@@ -34,12 +34,16 @@ impl ProcessorBridge {
     }
 
     async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<Response, CardSourceError> {
-        let body = serde_json::to_vec(body).map_err(|e| CardSourceError::Unavailable(e.into()))?;
-        let correlation_id = tmp_edge::correlation::current();
-        self.client.send(Method::POST, path, Some(body), None, &correlation_id).await.map_err(|e| match e {
+        self.send(path, body).await.map_err(|e| match e {
             SendError::Timeout => CardSourceError::Timeout,
             other => CardSourceError::Unavailable(anyhow!("processor bridge request failed: {other}")),
         })
+    }
+
+    async fn send<T: Serialize>(&self, path: &str, body: &T) -> Result<Response, SendError> {
+        let body = serde_json::to_vec(body).map_err(|e| SendError::Invalid(e.to_string()))?;
+        let correlation_id = tmp_edge::correlation::current();
+        self.client.send(Method::POST, path, Some(body), None, &correlation_id).await
     }
 }
 
@@ -147,9 +151,12 @@ impl DecisionHook for ProcessorBridge {
             decision: question.decision,
             reason: question.reason,
         };
-        let response = self.post(DECIDE_PATH, &request).await.map_err(|e| match e {
-            CardSourceError::Timeout => HookError::Timeout,
-            CardSourceError::Unavailable(cause) => HookError::Failed(cause),
+        // An answer too large to read is the engine's, and not a decision: INVALID, like any
+        // other answer that is not one; FAILED is kept for no answer at all.
+        let response = self.send(DECIDE_PATH, &request).await.map_err(|e| match e {
+            SendError::Timeout => HookError::Timeout,
+            SendError::TooLarge => HookError::Invalid("answer too large".to_owned()),
+            other => HookError::Failed(anyhow!("processor bridge decide failed: {other}")),
         })?;
         if response.status != StatusCode::OK {
             return Err(HookError::Invalid(format!("status {}", response.status)));

@@ -14,11 +14,21 @@ use tmp_protocol::enums::{CardStatus, CvcResult, Decision, IssuerCardStatus, Pro
 use tmp_protocol::fields::{FreeText, Phone};
 use tmp_protocol::issuer_api::{CardholderContact, DecisionReason, StepUpMethod};
 
+fn default_answer_reserve_ms() -> u64 {
+    100
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
-    /// Budget for the card source (lookup + CVC) within one verification.
+    /// When a verification's answer must leave: the card source (lookup + CVC) and the decision
+    /// hook share it, less [`PolicySettings::answer_reserve_ms`].
     pub deadline_ms: u64,
+    /// Kept back from `deadline_ms` for recording the decision and answering, so that an
+    /// answer after a card source or decision hook that used its whole budget still leaves
+    /// within the deadline.
+    #[serde(default = "default_answer_reserve_ms")]
+    pub answer_reserve_ms: u64,
     /// Answer when the card source misses the deadline or fails.
     pub stand_in_decision: Decision,
     /// Production refuses a stand-in of `APPROVED` unless this says it is meant.

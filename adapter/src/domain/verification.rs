@@ -55,7 +55,7 @@ struct Velocity<'a> {
 
 /// What came of asking the decision hook (audited as `hook_outcome`, counted by outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HookOutcome {
+pub(crate) enum HookOutcome {
     Answered,
     Timeout,
     Invalid,
@@ -63,7 +63,11 @@ enum HookOutcome {
 }
 
 impl HookOutcome {
-    fn as_str(self) -> &'static str {
+    /// Every outcome, for the metric's series to exist at 0 before the first call.
+    pub(crate) const ALL: [HookOutcome; 4] =
+        [HookOutcome::Answered, HookOutcome::Timeout, HookOutcome::Invalid, HookOutcome::Failed];
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HookOutcome::Answered => "ANSWERED",
             HookOutcome::Timeout => "TIMEOUT",
@@ -95,8 +99,10 @@ impl CardVerifier {
         CardVerifier { source, hook, store, policy, metrics }
     }
 
-    fn deadline(&self) -> Duration {
-        Duration::from_millis(self.policy.deadline_ms)
+    /// What the card source and the decision hook may use of the deadline: the rest is kept
+    /// for recording the decision and answering.
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.policy.deadline_ms.saturating_sub(self.policy.answer_reserve_ms))
     }
 
     #[tracing::instrument(skip_all, fields(tokenization_id = %request.tokenization_id))]
@@ -121,8 +127,7 @@ impl CardVerifier {
             per_card: self.policy.entries().any(|p| p.max_tokenizations_per_card > 0),
             per_device: self.policy.entries().any(|p| p.max_tokenizations_per_device > 0),
         };
-        let answer =
-            tokio::time::timeout(self.deadline(), self.ask_source(request, card, &scope, &velocity, now)).await;
+        let answer = tokio::time::timeout(self.budget(), self.ask_source(request, card, &scope, &velocity, now)).await;
         let mut hook = None;
         let (assessment, facts, cvc_result, stand_in) = match answer {
             Ok(Ok(answer)) => {
@@ -238,7 +243,7 @@ impl CardVerifier {
         }
         let question =
             HookQuestion { card_id: &card.card_id, request, decision: policy.decision, reason: policy.reason };
-        let left = self.deadline().saturating_sub(started.elapsed());
+        let left = self.budget().saturating_sub(started.elapsed());
         let answer = match tokio::time::timeout(left, hook.decide(&question)).await {
             Ok(answer) => answer,
             Err(_elapsed) => Err(HookError::Timeout),
@@ -262,7 +267,7 @@ impl CardVerifier {
                     HookError::Invalid(_) => HookOutcome::Invalid,
                     HookError::Failed(_) => HookOutcome::Failed,
                 };
-                tracing::warn!(error = %error, outcome = outcome.as_str(), "decision hook gave no decision; the policy's stands");
+                tracing::warn!(error = ?error, outcome = outcome.as_str(), "decision hook gave no decision; the policy's stands");
                 (outcome, policy, HookRecord { outcome, decision: None, reason: None })
             }
         };
@@ -425,7 +430,7 @@ impl CardVerifier {
             };
             Ok::<_, DomainError>((facts, outcome, result))
         };
-        let (facts, outcome, cvc_result) = match tokio::time::timeout(self.deadline(), work).await {
+        let (facts, outcome, cvc_result) = match tokio::time::timeout(self.budget(), work).await {
             Ok(result) => result?,
             Err(_) => return Err(DomainError::DeadlineMissed { deadline_ms: self.policy.deadline_ms }),
         };

@@ -370,6 +370,7 @@ async fn the_decision_hook_decides_within_the_deadline_never_above_the_wallet() 
     )
     .await;
     let approves = hook_bridge(200, r#"{"decision": "APPROVED", "reason": "KNOWN_DEVICE"}"#, Duration::ZERO).await;
+    let declines = hook_bridge(200, r#"{"decision": "DECLINED", "reason": "MULE_ACCOUNT"}"#, Duration::ZERO).await;
     for db in test_databases().await {
         let app = hook_app(&db, &steps_up).await;
         let mut body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
@@ -426,27 +427,63 @@ async fn the_decision_hook_decides_within_the_deadline_never_above_the_wallet() 
         );
         let mut wallet = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY");
         wallet["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION");
+        let before = approves.decides.lock().unwrap().len();
         let clamped = verify(&app, &wallet).await;
         assert_eq!(
             (clamped["decision"].as_str(), clamped["reason"].as_str()),
             (Some("REQUIRE_ADDITIONAL_AUTHENTICATION"), Some("WALLET_RECOMMENDATION")),
             "{clamped}"
         );
+        assert_eq!(approves.decides.lock().unwrap().len(), before + 1, "the engine was asked and overruled");
+        let audit = app.store.recent_decisions(1).await.unwrap();
+        assert_eq!(
+            (audit[0].hook_outcome.as_deref(), audit[0].hook_decision.as_deref()),
+            (Some("ANSWERED"), Some("APPROVED")),
+            "{}: the engine's word is audited even where the wallet's stands",
+            db.backend
+        );
+        app.stop().await;
+
+        // An engine that declines in time is followed, and says why in the audit only.
+        let app = hook_app(&db, &declines).await;
+        let declined = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY")).await;
+        assert_eq!(
+            (declined["decision"].as_str(), declined["reason"].as_str(), &declined["cardholder"]),
+            (Some("DECLINED"), Some("RISK_ENGINE"), &serde_json::Value::Null),
+            "{}: {declined}",
+            db.backend
+        );
+        let audit = app.store.recent_decisions(1).await.unwrap();
+        assert_eq!(
+            (audit[0].hook_decision.as_deref(), audit[0].hook_reason.as_deref()),
+            (Some("DECLINED"), Some("MULE_ACCOUNT"))
+        );
         app.stop().await;
     }
     steps_up.stop().await;
     approves.stop().await;
+    declines.stop().await;
 }
 
-/// Without a decision from the engine — too slow, an answer that is not one, a refusal — the
-/// policy's decision stands (not a stand-in: the card was verified), and the outcome says why.
+/// Without a decision from the engine — too slow, an answer that is not one (or too large to
+/// read), a refusal, a connection cut mid-answer — the policy's decision stands (not a
+/// stand-in: the card was verified), and the outcome says why.
 #[tokio::test]
 async fn without_a_decision_from_the_hook_the_policy_s_stands_and_the_outcome_is_recorded() {
     let slow = hook_bridge(200, r#"{"decision": "DECLINED"}"#, Duration::from_millis(2000)).await;
     let nonsense = hook_bridge(200, r#"{"decision": "MAYBE"}"#, Duration::ZERO).await;
     let refuses = hook_bridge(503, "", Duration::ZERO).await;
+    let rambles = hook_bridge(
+        200,
+        &format!(r#"{{"decision": "APPROVED", "reason": "{}"}}"#, "x".repeat(100_000)),
+        Duration::ZERO,
+    )
+    .await;
+    let cuts = hook_bridge(0, "", Duration::ZERO).await;
+    let outcomes =
+        [(&slow, "TIMEOUT"), (&nonsense, "INVALID"), (&refuses, "INVALID"), (&rambles, "INVALID"), (&cuts, "FAILED")];
     for db in test_databases().await {
-        for (bridge, outcome) in [(&slow, "TIMEOUT"), (&nonsense, "INVALID"), (&refuses, "INVALID")] {
+        for (bridge, outcome) in outcomes {
             let app = hook_app(&db, bridge).await;
             let answer =
                 verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some("123")), "APPLE_PAY")).await;
@@ -464,7 +501,7 @@ async fn without_a_decision_from_the_hook_the_policy_s_stands_and_the_outcome_is
             app.stop().await;
         }
     }
-    for bridge in [slow, nonsense, refuses] {
+    for bridge in [slow, nonsense, refuses, rambles, cuts] {
         bridge.stop().await;
     }
 }

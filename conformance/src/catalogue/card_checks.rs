@@ -328,6 +328,46 @@ pub fn cases() -> Vec<Case> {
             &["R-DEADLINE-1"],
             latency_verify_cvc
         ),
+        case!(
+            "ISS-HOOK-001",
+            VerifyCard,
+            EXTERNAL,
+            DecisionEngine,
+            "The issuer's decision engine decides, asked without card data",
+            "With the decision engine set to decline an approvable tokenization, verify-card answers DECLINED with reason RISK_ENGINE (cardStatus ACTIVE, standIn false); the engine was asked with the card id, the tokenization and the proposed APPROVED, and no card number, expiry or CVC.",
+            &["R-HOOK-1"],
+            hook_decides
+        ),
+        case!(
+            "ISS-HOOK-002",
+            VerifyCard,
+            EXTERNAL,
+            DecisionEngine,
+            "The decision engine never answers above the wallet",
+            "The engine approves a tokenization the wallet recommends stepping up: verify-card answers REQUIRE_ADDITIONAL_AUTHENTICATION with reason WALLET_RECOMMENDATION.",
+            &["R-HOOK-1"],
+            hook_below_the_wallet
+        ),
+        case!(
+            "ISS-HOOK-003",
+            VerifyCard,
+            EXTERNAL,
+            DecisionEngine,
+            "A late decision engine does not hold the answer",
+            "The engine answers only after the deadline: verify-card answers within the deadline (profile deadline_ms) with the policy's decision (APPROVED, CARD_VERIFIED), standIn false.",
+            &["R-HOOK-2", "R-DEADLINE-1"],
+            hook_late
+        ),
+        case!(
+            "ISS-HOOK-004",
+            VerifyCard,
+            EXTERNAL,
+            DecisionEngine,
+            "A decision engine answering nonsense or an error is not followed",
+            "The engine answers 200 with a body that is no decision, then 503: each time verify-card answers the policy's decision (APPROVED, CARD_VERIFIED), standIn false.",
+            &["R-HOOK-2"],
+            hook_invalid
+        ),
     ]
 }
 
@@ -898,4 +938,70 @@ async fn latency_verify_card(s: Arc<Session>) -> Outcome {
 async fn latency_verify_cvc(s: Arc<Session>) -> Outcome {
     let n = s.client.profile.latency_requests;
     within_deadline(&s, n, || verify_cvc_call(&s, PayloadSpec::card("active"))).await
+}
+
+/// A verification of the profile's active card whose engine answer is `answer`: its answer and
+/// the tokenization's id.
+async fn engine_verify(
+    s: &Session,
+    answer: crate::harness::EngineAnswer,
+    tweak: impl FnOnce(&mut serde_json::Value),
+) -> Result<(crate::client::Answer, String), Failure> {
+    let harness = s.harness(crate::harness::Capability::DecisionEngine)?.clone();
+    let tokenization_id = s.id("tkz-hook");
+    harness.engine_answer(&tokenization_id, answer);
+    let id = tokenization_id.clone();
+    let answer = verify(s, PayloadSpec::card("active"), move |b| {
+        b["tokenizationId"] = json!(id);
+        tweak(b);
+    })
+    .await?;
+    Ok((answer, tokenization_id))
+}
+
+async fn hook_decides(s: Arc<Session>) -> Outcome {
+    let (answer, tokenization_id) =
+        engine_verify(&s, crate::harness::EngineAnswer::Decide(Decision::Declined), |_| {}).await?;
+    decision(&answer, "DECLINED", "RISK_ENGINE", "ACTIVE")?;
+    answer.field("/standIn", false)?;
+    let harness = s.harness(crate::harness::Capability::DecisionEngine)?;
+    let question = harness.engine_question(&tokenization_id).unwrap_or_default();
+    let asked = question["cardId"] == card_id(&s, "active").as_str()
+        && question["decision"] == "APPROVED"
+        && question["tokenization"]["tokenizationId"] == tokenization_id.as_str();
+    ensure(asked, "the engine asked with the card id, the tokenization and APPROVED", question.to_string())?;
+    let card = s.client.card("active").ok_or_else(|| Failure::new("the profile's active card", "none"))?;
+    let text = question.to_string();
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let leaked = digits.contains(card.pan.expose()) || text.contains("\"expiry\"") || text.contains("\"cvc\"");
+    ensure(!leaked, "no card number, expiry or CVC in the engine's question", "card data in the question")
+}
+
+async fn hook_below_the_wallet(s: Arc<Session>) -> Outcome {
+    let (answer, _) = engine_verify(&s, crate::harness::EngineAnswer::Decide(Decision::Approved), |b| {
+        b["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION");
+    })
+    .await?;
+    decision(&answer, "REQUIRE_ADDITIONAL_AUTHENTICATION", "WALLET_RECOMMENDATION", "ACTIVE")
+}
+
+async fn hook_late(s: Arc<Session>) -> Outcome {
+    let (answer, _) = engine_verify(&s, crate::harness::EngineAnswer::Late, |_| {}).await?;
+    decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+    answer.field("/standIn", false)?;
+    let deadline = Duration::from_millis(s.client.profile.deadline_ms);
+    ensure(
+        answer.elapsed <= deadline,
+        format!("an answer within the deadline ({} ms)", deadline.as_millis()),
+        format!("{} ms", answer.elapsed.as_millis()),
+    )
+}
+
+async fn hook_invalid(s: Arc<Session>) -> Outcome {
+    for engine in [crate::harness::EngineAnswer::Malformed, crate::harness::EngineAnswer::Unavailable] {
+        let (answer, _) = engine_verify(&s, engine, |_| {}).await?;
+        decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
+        answer.field("/standIn", false)?;
+    }
+    Ok(())
 }

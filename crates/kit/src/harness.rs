@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures_util::future::BoxFuture;
 use tmp_conformance::case::Approach;
 use tmp_conformance::client::Client;
-use tmp_conformance::harness::{Capability, Harness, OpsAccess};
+use tmp_conformance::harness::{Capability, EngineAnswer, Harness, OpsAccess};
 use tmp_conformance::mock_api::MockApi;
 use tmp_conformance::payload::PayloadSpec;
 use tmp_conformance::session::Session;
@@ -19,10 +19,12 @@ use crate::test_kit::{TestKit, fixture_events};
 
 impl Harness for TestKit {
     fn capabilities(&self) -> &[Capability] {
-        if self.ops.is_some() {
-            &[Capability::Restart, Capability::ActivationCodes, Capability::HoldDeliveries, Capability::OpsApi]
-        } else {
-            &[Capability::Restart, Capability::ActivationCodes, Capability::HoldDeliveries]
+        use Capability::*;
+        match (self.ops.is_some(), self.engine.is_some()) {
+            (true, true) => &[Restart, ActivationCodes, HoldDeliveries, OpsApi, DecisionEngine],
+            (true, false) => &[Restart, ActivationCodes, HoldDeliveries, OpsApi],
+            (false, true) => &[Restart, ActivationCodes, HoldDeliveries, DecisionEngine],
+            (false, false) => &[Restart, ActivationCodes, HoldDeliveries],
         }
     }
 
@@ -44,6 +46,16 @@ impl Harness for TestKit {
 
     fn hold_deliveries(&self, hold: bool) {
         self.sink.refuse(hold);
+    }
+
+    fn engine_answer(&self, tokenization_id: &str, answer: EngineAnswer) {
+        if let Some(engine) = &self.engine {
+            engine.set_answer(tokenization_id, answer);
+        }
+    }
+
+    fn engine_question(&self, tokenization_id: &str) -> Option<serde_json::Value> {
+        self.engine.as_ref().and_then(|e| e.question(tokenization_id))
     }
 }
 

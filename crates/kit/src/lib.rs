@@ -17,6 +17,7 @@
 //! - [`cli`]: the `tmp-kit` command line.
 
 pub mod cli;
+pub mod engine;
 pub mod harness;
 pub mod load;
 pub mod prepare;

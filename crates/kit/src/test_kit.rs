@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use anyhow::{Context, bail};
@@ -30,6 +31,7 @@ use tmp_protocol::webhook::WebhookSecret;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+use crate::engine::DecisionEngine;
 use crate::sink::Sink;
 
 /// The test cards of a spawned kit: well-known test PANs, never real ones.
@@ -57,11 +59,16 @@ pub struct KitOptions {
     /// Where the adapter's keys are (generated there when missing); a directory of the run's
     /// own when `None`. Tests share one: RSA key generation is slow.
     pub key_dir: Option<std::path::PathBuf>,
+    /// Whether the adapter asks an issuer's decision engine the kit serves (the processor
+    /// bridge's decision hook beside the local registry): the conformance suite's
+    /// `decision-engine` capability. Load and soak runs leave it out: it adds a call to every
+    /// card verification.
+    pub decision_engine: bool,
 }
 
 impl KitOptions {
     pub fn new(approach: Approach) -> KitOptions {
-        KitOptions { approach, database_url: None, mock_journal_capacity: None, key_dir: None }
+        KitOptions { approach, database_url: None, mock_journal_capacity: None, key_dir: None, decision_engine: true }
     }
 }
 
@@ -78,6 +85,8 @@ pub struct TestKit {
     /// (`None` when a customisation turned the ops listener off).
     pub ops: Option<OpsAccess>,
     pub sink: Sink,
+    /// The issuer's decision engine the adapter asks ([`KitOptions::decision_engine`]).
+    pub engine: Option<DecisionEngine>,
     pub profile: Profile,
     pub secrets: Secrets,
     settings: Settings,
@@ -148,6 +157,19 @@ impl TestKit {
             otp_jwk_file: Some(jwk_file),
             tls: Default::default(),
         }];
+        let engine = match options.decision_engine {
+            true => {
+                // A late answer comes well after any deadline the adapter keeps.
+                let late_by = Duration::from_millis(settings.policy.deadline_ms + 2_000);
+                let engine = DecisionEngine::start(late_by).await?;
+                let bridge = &mut settings.card_source.processor_bridge;
+                bridge.base_url = engine.url.clone();
+                bridge.hmac_secret = Some(engine.secret.clone());
+                bridge.decide = true;
+                Some(engine)
+            }
+            false => None,
+        };
         adapter(&mut settings);
         settings.validate().context("the spawned adapter's settings")?;
 
@@ -192,6 +214,7 @@ impl TestKit {
             mock_url,
             ops,
             sink,
+            engine,
             profile,
             secrets: Secrets { tmp: Some(tmp_secret), processor: Some(processor_secret), issuer: Some(issuer_secret) },
             settings,
@@ -273,6 +296,9 @@ impl TestKit {
             mock.stop().await;
         }
         self.sink.stop().await;
+        if let Some(engine) = &self.engine {
+            engine.stop().await;
+        }
         if let Database::Postgres { admin_url, name } = &self.database
             && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
         {

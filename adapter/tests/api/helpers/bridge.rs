@@ -25,7 +25,8 @@ pub struct BridgeBehaviour {
     pub decide: Option<DecideAnswer>,
 }
 
-/// The decision hook's answer: a status and a raw body (valid or not), after `delay`.
+/// The decision hook's answer: a status and a raw body (valid or not), after `delay`; status
+/// 0 starts an answer and cuts the connection before its body ends.
 #[derive(Clone)]
 pub struct DecideAnswer {
     pub status: u16,
@@ -104,6 +105,12 @@ async fn decide(b: Data<Arc<BridgeBehaviour>>, asked: Data<Asked>, raw: web::Jso
     asked.0.lock().expect("decides").push(raw.into_inner());
     let Some(answer) = b.decide.clone() else { return HttpResponse::NotFound().finish() };
     tokio::time::sleep(answer.delay).await;
+    if answer.status == 0 {
+        let cut = futures_util::stream::once(async {
+            Err::<web::Bytes, _>(actix_web::error::ErrorInternalServerError("cut"))
+        });
+        return HttpResponse::Ok().content_type("application/json").streaming(cut);
+    }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status).expect("status"))
         .content_type("application/json")
         .body(answer.body)

@@ -118,6 +118,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
         TestKit::start(&KitOptions {
             database_url: args.database_url.clone(),
             mock_journal_capacity: Some(2_000_000),
+            decision_engine: false,
             ..KitOptions::new(tmp_adapter::config::Approach::External)
         })
         .await?,

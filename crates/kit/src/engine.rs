@@ -1,0 +1,106 @@
+//! The issuer's decision engine as the kit's adapter sees it: the processor bridge's decision
+//! hook (`POST /bridge/v1/tokenizations/decide`, docs/bridge.md §1.3) served alone, for an
+//! adapter whose cards are in its local registry. It checks each call's signature, keeps what it
+//! was asked per tokenization, and answers as the conformance suite told it for that
+//! tokenization ([`EngineAnswer`]) — by default the decision the adapter proposed, so that a run
+//! that tells it nothing sees the policy's decisions unchanged.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{Value, json};
+use tmp_conformance::harness::EngineAnswer;
+use tmp_protocol::bridge::DECIDE_PATH;
+use tmp_protocol::webhook::{Verifier, WebhookSecret};
+
+struct EngineState {
+    verifier: Verifier,
+    /// How to answer, by tokenization id.
+    answers: Mutex<HashMap<String, EngineAnswer>>,
+    /// What was asked, by tokenization id (the last question).
+    questions: Mutex<HashMap<String, Value>>,
+    /// How long a late answer waits: past any verification deadline of the adapter's.
+    late_by: Duration,
+}
+
+pub struct DecisionEngine {
+    /// The base URL the adapter's `card_source.processor_bridge.base_url` names.
+    pub url: String,
+    /// The secret the adapter signs its calls with.
+    pub secret: WebhookSecret,
+    state: Data<EngineState>,
+    handle: ServerHandle,
+}
+
+impl DecisionEngine {
+    /// An engine on a port the system picks; a late answer comes `late_by` after the question.
+    pub async fn start(late_by: Duration) -> anyhow::Result<DecisionEngine> {
+        let (secret, _) = WebhookSecret::generate();
+        let state = Data::new(EngineState {
+            verifier: Verifier::new(vec![secret.clone()], Duration::from_secs(300)),
+            answers: Mutex::new(HashMap::new()),
+            questions: Mutex::new(HashMap::new()),
+            late_by,
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app_state = state.clone();
+        let server =
+            HttpServer::new(move || App::new().app_data(app_state.clone()).route(DECIDE_PATH, web::post().to(decide)))
+                .workers(1)
+                // A late answer still sleeping must not hold the kit's stop.
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(DecisionEngine { url, secret, state, handle })
+    }
+
+    pub fn set_answer(&self, tokenization_id: &str, answer: EngineAnswer) {
+        self.state.answers.lock().expect("answers").insert(tokenization_id.to_owned(), answer);
+    }
+
+    pub fn question(&self, tokenization_id: &str) -> Option<Value> {
+        self.state.questions.lock().expect("questions").get(tokenization_id).cloned()
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+async fn decide(state: Data<EngineState>, request: HttpRequest, body: Bytes) -> HttpResponse {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if state
+        .verifier
+        .verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now)
+        .is_err()
+    {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let Ok(question) = serde_json::from_slice::<Value>(&body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let tokenization_id = question["tokenization"]["tokenizationId"].as_str().unwrap_or_default().to_owned();
+    let proposed = question["decision"].clone();
+    state.questions.lock().expect("questions").insert(tokenization_id.clone(), question);
+    let told = state.answers.lock().expect("answers").get(&tokenization_id).copied();
+    match told {
+        None => HttpResponse::Ok().json(json!({"decision": proposed})),
+        Some(EngineAnswer::Decide(decision)) => {
+            HttpResponse::Ok().json(json!({"decision": decision, "reason": "CONFORMANCE"}))
+        }
+        Some(EngineAnswer::Late) => {
+            tokio::time::sleep(state.late_by).await;
+            HttpResponse::Ok().json(json!({"decision": "DECLINED", "reason": "TOO_LATE"}))
+        }
+        Some(EngineAnswer::Malformed) => HttpResponse::Ok().json(json!({"decision": "MAYBE"})),
+        Some(EngineAnswer::Unavailable) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}

@@ -345,6 +345,57 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive; `RUST_LOG` overrides it outside production.
     pub level: String,
+    /// Spans exported to an OpenTelemetry collector (off unless `endpoint` is set).
+    pub otlp: OtlpExportSettings,
+}
+
+/// `log.otlp`: OTLP/HTTP (JSON) export of the request, delivery and outbound-call spans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExportSettings {
+    /// The collector's base URL (`http://127.0.0.1:4318`); empty: nothing is exported.
+    pub endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    pub flush_interval_ms: u64,
+    pub max_queued_spans: usize,
+    pub timeout_ms: u64,
+    /// CA the collector's certificate must chain to (`None`: the platform's trust store).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl OtlpExportSettings {
+    /// The exporter's settings, or `None` when export is off.
+    pub fn exporter(&self) -> Option<tmp_edge::otlp::OtlpSettings> {
+        (!self.endpoint.is_empty()).then(|| tmp_edge::otlp::OtlpSettings {
+            endpoint: self.endpoint.clone(),
+            service_name: self.service_name.clone(),
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            max_queued_spans: self.max_queued_spans,
+            timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |msg: &str| Err(ConfigError(format!("log.otlp.{msg}")));
+        let url = self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://");
+        if !(self.endpoint.is_empty() || url) {
+            return fail("endpoint must be empty (no export) or an http:// or https:// URL");
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 128 {
+            return fail("service_name must be 1-128 characters");
+        }
+        if !(10..=60_000).contains(&self.flush_interval_ms) {
+            return fail("flush_interval_ms must be between 10 and 60000");
+        }
+        if !(1..=1_000_000).contains(&self.max_queued_spans) {
+            return fail("max_queued_spans must be between 1 and 1000000");
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return fail("timeout_ms must be between 100 and 60000");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -737,6 +788,7 @@ impl Settings {
         }
         self.validate_forwarding()?;
         self.validate_ops()?;
+        self.log.otlp.validate()?;
         if self.environment == Environment::Production {
             self.validate_production()?;
         }
@@ -1112,6 +1164,16 @@ mod tests {
         let mut none = local.clone();
         none.policy.default.step_up_methods.clear();
         none.validate().expect("an issuer may list no method: the wallet then offers codes by the contact");
+        // Span export: off by default, an http(s) collector when on.
+        assert!(local.log.otlp.exporter().is_none(), "nothing is exported unless asked");
+        let error = refused(|s| s.log.otlp.endpoint = "collector:4318".into());
+        assert!(error.contains("log.otlp.endpoint must be empty (no export) or an http"), "{error}");
+        let error = refused(|s| s.log.otlp.flush_interval_ms = 0);
+        assert!(error.contains("log.otlp.flush_interval_ms"), "{error}");
+        let mut exported = local.clone();
+        exported.log.otlp.endpoint = "http://127.0.0.1:4318".into();
+        exported.validate().expect("a local collector");
+        assert_eq!(exported.log.otlp.exporter().map(|e| e.service_name), Some("tmp-adapter".to_owned()));
     }
 
     #[test]

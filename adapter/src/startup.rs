@@ -66,9 +66,10 @@ impl Application {
         let verifier = CardVerifier::new(source, hook, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
         let relay_wakeup = Arc::new(tokio::sync::Notify::new());
+        let exporter = exporter(&settings)?;
         let (relay, relay_task) = if settings.relay.enabled {
-            let relay =
-                Arc::new(Relay::new(&settings, store.clone(), keys.clone(), metrics.clone(), relay_wakeup.clone())?);
+            let relay = Relay::new(&settings, store.clone(), keys.clone(), metrics.clone(), relay_wakeup.clone())?;
+            let relay = Arc::new(relay.with_exporter(exporter.clone()));
             let (stop, stopped) = tokio::sync::watch::channel(false);
             (Some(relay.clone()), Some((stop, tokio::spawn(relay.run(stopped)))))
         } else {
@@ -88,6 +89,7 @@ impl Application {
             relay_wakeup,
             verifier,
             metrics,
+            exporter,
             private_key_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
@@ -293,6 +295,15 @@ type CardSourceParts = (Arc<dyn CardSource>, Option<Arc<dyn DecisionHook>>);
 
 /// The card source, and the decision hook where the processor bridge answers one (for the
 /// bridge's cards or the local registry's alike).
+/// The OTLP span exporter `log.otlp` asks for, started; `None` when export is off.
+fn exporter(settings: &Settings) -> anyhow::Result<Option<tmp_edge::otlp::Exporter>> {
+    let Some(otlp) = settings.log.otlp.exporter() else { return Ok(None) };
+    let tls = tmp_edge::client::ClientTls { ca_file: settings.log.otlp.ca_file.as_deref(), identity: None };
+    let exporter = tmp_edge::otlp::Exporter::start(&otlp, tls).context("log.otlp")?;
+    tracing::info!(endpoint = %otlp.endpoint, "exporting spans over OTLP");
+    Ok(Some(exporter))
+}
+
 fn card_source(settings: &Settings, store: &DynStore, keys: &KeyMaterial) -> anyhow::Result<CardSourceParts> {
     let bridge = match settings.bridge_in_use() {
         true => Some(Arc::new(ProcessorBridge::new(&settings.card_source.processor_bridge, settings.deadline())?)),

@@ -3,7 +3,7 @@
 //! task-local for outbound calls and the outbox), an access log line, the HTTP metrics, and the Issuer
 //! API listener's time budget.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,14 +14,18 @@ use tracing::Instrument;
 
 use super::AppState;
 use tmp_edge::correlation;
+use tmp_edge::otlp::{AttributeValue, SpanKind, SpanRecord};
+use tmp_protocol::trace_context::TraceParent;
 
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let correlation_id = correlation::from_request(&req);
-    let trace = correlation::trace_from_request(&req);
+    let caller = correlation::caller_trace(&req);
+    let trace = caller.map(|t| t.child()).unwrap_or_else(TraceParent::start);
     correlation::remember(&req, &correlation_id);
     // A fixed set: any method token is accepted by HTTP, and each new label value would grow
     // the metrics forever.
@@ -38,8 +42,11 @@ pub async fn observe(
         route = tracing::field::Empty
     );
     let state = req.app_data::<Data<AppState>>().cloned();
+    let exporter = state.as_ref().and_then(|s| s.exporter.clone());
 
-    let result = correlation::scope(correlation_id.clone(), trace, next.call(req)).instrument(span.clone()).await;
+    let result = correlation::scope_exported(correlation_id.clone(), trace, exporter.clone(), next.call(req))
+        .instrument(span.clone())
+        .await;
     let mut response = result?;
 
     // The matched pattern, never the raw path: no ids or card data in labels.
@@ -60,7 +67,37 @@ pub async fn observe(
     span.in_scope(|| {
         tracing::info!(status = %status, latency_ms = started.elapsed().as_millis() as u64, "request served");
     });
+    if let Some(exporter) = exporter {
+        exporter.record(server_span(&method, &route, response.status().as_u16(), trace, caller, started_at));
+    }
     Ok(response)
+}
+
+/// A request served as an exported span: its id is the hop's own (the parent id of every call
+/// it makes), its parent the caller's; named by the route pattern, never the raw path.
+fn server_span(
+    method: &str,
+    route: &str,
+    status: u16,
+    trace: TraceParent,
+    caller: Option<TraceParent>,
+    started: SystemTime,
+) -> SpanRecord {
+    SpanRecord {
+        name: format!("{method} {route}"),
+        kind: SpanKind::Server,
+        position: trace,
+        parent: caller,
+        start: started,
+        end: SystemTime::now(),
+        // OpenTelemetry's rule for servers: a 4xx is the caller's error, not the span's.
+        failed: status >= 500,
+        attributes: vec![
+            ("http.request.method", AttributeValue::Str(method.to_owned())),
+            ("http.route", AttributeValue::Str(route.to_owned())),
+            ("http.response.status_code", AttributeValue::Int(i64::from(status))),
+        ],
+    }
 }
 
 /// Bounds a request of the Issuer API listener — body, signature, database and all — by

@@ -44,6 +44,8 @@ pub struct AppState {
     pub relay_wakeup: Arc<tokio::sync::Notify>,
     pub verifier: CardVerifier,
     pub metrics: Metrics,
+    /// Where requests and their outbound calls are exported as spans (`log.otlp`), when on.
+    pub exporter: Option<tmp_edge::otlp::Exporter>,
     /// Private-key operations running at once: one per core. More would only make each take
     /// longer, and start a blocking thread per request waiting.
     pub private_key_slots: Arc<tokio::sync::Semaphore>,

@@ -26,6 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use time::OffsetDateTime;
 use tmp_edge::correlation;
+use tmp_edge::otlp::Exporter;
 use tmp_protocol::trace_context::TraceParent;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -55,6 +56,8 @@ pub struct Relay {
     /// Names this process's leases.
     owner: String,
     wakeup: Arc<Notify>,
+    /// Where each delivery and its calls are exported as spans (`log.otlp`), when they are.
+    exporter: Option<Exporter>,
 }
 
 impl Relay {
@@ -78,7 +81,14 @@ impl Relay {
             metrics,
             owner,
             wakeup,
+            exporter: None,
         })
+    }
+
+    /// Deliveries exported as spans through `exporter`.
+    pub fn with_exporter(mut self, exporter: Option<Exporter>) -> Relay {
+        self.exporter = exporter;
+        self
     }
 
     /// Builds the destinations `settings` names — the TMP and Lifecycle API clients and the sinks,
@@ -206,8 +216,17 @@ impl Relay {
             DeliveryResult::Dead { error: "expired before delivery (not_after passed)".into() }
         } else {
             let destinations = self.destinations();
-            let delivery = correlation::scope(correlation_id.clone(), trace, destinations.deliver(&entry));
+            let started = std::time::SystemTime::now();
+            let delivery = correlation::scope_exported(
+                correlation_id.clone(),
+                trace,
+                self.exporter.clone(),
+                destinations.deliver(&entry),
+            );
             let attempt = tracing::Instrument::instrument(delivery, span.clone()).await;
+            if let Some(exporter) = &self.exporter {
+                exporter.record(delivery_span(&entry, trace, started, &attempt));
+            }
             if let Attempt::Unauthorized(error) = &attempt {
                 self.metrics.outbox_auth_failures.with_label_values(&[destination]).inc();
                 tracing::warn!(parent: &span, %error, "the destination refused our credentials; check clocks and secrets");
@@ -321,6 +340,31 @@ impl InFlight {
 /// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
 /// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
 /// asked — or, refused for good or out of schedule, held at the head of its card.
+/// A delivery attempt as an exported span, under the request that queued the row: the
+/// destination, the message type and the attempt — no ids, no payload.
+fn delivery_span(
+    entry: &OutboxEntry,
+    trace: TraceParent,
+    started: std::time::SystemTime,
+    attempt: &Attempt,
+) -> tmp_edge::otlp::SpanRecord {
+    use tmp_edge::otlp::AttributeValue::{Int, Str};
+    tmp_edge::otlp::SpanRecord {
+        name: format!("deliver {}", entry.record.destination),
+        kind: tmp_edge::otlp::SpanKind::Internal,
+        position: trace,
+        parent: entry.record.traceparent,
+        start: started,
+        end: std::time::SystemTime::now(),
+        failed: !matches!(attempt, Attempt::Delivered),
+        attributes: vec![
+            ("tmp.outbox.destination", Str(entry.record.destination.to_string())),
+            ("tmp.outbox.event_type", Str(entry.record.event_type().to_string())),
+            ("tmp.outbox.attempt", Int(i64::from(entry.attempts) + 1)),
+        ],
+    }
+}
+
 pub fn decide(
     settings: &crate::config::RelaySettings,
     entry: &OutboxEntry,

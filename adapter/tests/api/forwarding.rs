@@ -580,3 +580,85 @@ async fn a_message_no_sink_takes_is_dead_as_unrouted_not_delivered() {
         app.stop().await;
     }
 }
+
+/// With `log.otlp.endpoint` set, the hops the W3C `traceparent` names are exported to the
+/// collector as one tree: the request served (its parent the caller's span), the outbox
+/// delivery under it, and the call to the sink whose span id is the parent id the sink saw;
+/// a request without a `traceparent` starts a trace of its own. Nothing but routes, methods,
+/// statuses, peers and destinations is exported.
+#[tokio::test]
+async fn spans_are_exported_over_otlp_linking_the_caller_the_adapter_and_the_sink() {
+    use tmp_protocol::trace_context::TraceParent;
+    for db in test_databases().await {
+        let sink = Receiver::start().await;
+        let collector = Receiver::start().await;
+        let endpoint = collector.url.clone();
+        let app = TestApp::spawn_with(&db, |s| {
+            forwarding_settings(s, Approach::External, &sink);
+            s.sinks = vec![plain_sink("core", &sink, &["token.status_changed"])];
+            s.log.otlp.endpoint = endpoint;
+            s.log.otlp.flush_interval_ms = 50;
+        })
+        .await;
+        let caller = TraceParent::start();
+        let event = crate::token_events::event_body("tok-otlp", "card-otlp", "ACTIVE", "2026-03-01T10:00:00Z");
+        let answer =
+            app.request("/issuer-api/v1/tokens/events").header("traceparent", &caller.to_string()).json(&event);
+        expect_json(answer.send().await, 200).await;
+        let untraced = crate::token_events::event_body("tok-otlp-2", "card-otlp", "ACTIVE", "2026-03-01T10:00:01Z");
+        expect_json(app.request("/issuer-api/v1/tokens/events").json(&untraced).send().await, 200).await;
+        sink.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 2).await;
+        let delivered =
+            sink.accepted().into_iter().find(|r| r.body["data"]["tokenId"] == "tok-otlp").expect("delivered");
+        let seen = TraceParent::parse(&delivered.traceparent).expect("the sink got a traceparent");
+        assert_eq!(seen.trace_id(), caller.trace_id(), "{}", db.backend);
+
+        // Every span of the caller's trace, once the collector has the sink call's.
+        let spans_of = |received: &[crate::helpers::receiver::Received]| -> Vec<Value> {
+            received
+                .iter()
+                .filter(|r| r.path == "/v1/traces")
+                .flat_map(|r| r.body["resourceSpans"].as_array().cloned().unwrap_or_default())
+                .inspect(|rs| assert_eq!(rs["resource"]["attributes"][0]["value"]["stringValue"], "tmp-adapter"))
+                .flat_map(|rs| rs["scopeSpans"][0]["spans"].as_array().cloned().unwrap_or_default())
+                .collect()
+        };
+        let sink_call = seen.parent_id();
+        collector.wait_for(WAIT, |r| spans_of(r).iter().any(|s| s["spanId"] == sink_call.as_str())).await;
+        let spans = spans_of(&collector.received());
+        let traced: Vec<&Value> = spans.iter().filter(|s| s["traceId"] == caller.trace_id().as_str()).collect();
+        let find = |kind: u64| -> &Value {
+            traced.iter().find(|s| s["kind"] == kind).unwrap_or_else(|| panic!("kind {kind} in {traced:?}"))
+        };
+        let (server, delivery, client) = (find(2), find(1), find(3));
+        assert_eq!(server["name"], "POST /issuer-api/v1/tokens/events", "{server}");
+        assert_eq!(server["parentSpanId"], caller.parent_id().as_str(), "the caller's span is the parent");
+        assert_eq!(delivery["name"], "deliver issuer_webhook", "{delivery}");
+        assert_eq!(delivery["parentSpanId"], server["spanId"], "the delivery is under the request that queued it");
+        assert_eq!(client["spanId"], sink_call.as_str(), "the call's span is the sink's parent");
+        assert_eq!(client["parentSpanId"], delivery["spanId"]);
+        let attribute = |span: &Value, key: &str| {
+            span["attributes"].as_array().unwrap().iter().find(|a| a["key"] == key).map(|a| a["value"].clone())
+        };
+        assert_eq!(attribute(server, "http.response.status_code"), Some(json!({"intValue": "200"})));
+        assert_eq!(attribute(client, "server.address"), Some(json!({"stringValue": "127.0.0.1"})));
+        assert_eq!((client["status"]["code"].as_u64(), delivery["status"]["code"].as_u64()), (Some(0), Some(0)));
+        let text = serde_json::to_string(&spans).unwrap();
+        for absent in ["tok-otlp", "card-otlp", "/hooks", "whsec_"] {
+            assert!(!text.contains(absent), "{absent} exported: {text}");
+        }
+
+        // Without a traceparent the request starts a trace: its span has no parent.
+        let other = sink.accepted().into_iter().find(|r| r.body["data"]["tokenId"] == "tok-otlp-2").expect("delivered");
+        let other = TraceParent::parse(&other.traceparent).expect("traceparent");
+        assert_ne!(other.trace_id(), caller.trace_id());
+        collector.wait_for(WAIT, |r| spans_of(r).iter().any(|s| s["spanId"] == other.parent_id().as_str())).await;
+        let spans = spans_of(&collector.received());
+        let root = spans
+            .iter()
+            .find(|s| s["traceId"] == other.trace_id().as_str() && s["kind"] == 2)
+            .expect("the request's span");
+        assert!(root.get("parentSpanId").is_none(), "{root}");
+        app.stop().await;
+    }
+}

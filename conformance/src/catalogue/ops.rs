@@ -213,6 +213,16 @@ pub fn cases() -> Vec<Case> {
             &["R-OPS-12"],
             ops_resend_activation_code
         ),
+        case!(
+            "OPS-020",
+            Ops,
+            BOTH,
+            OpsApi,
+            "A token's history says what happened, who did it and why",
+            "After a GREEN tokenization and a suspend with reasonCode LOST, GET /ops/v1/tokens/{id}/history shows the SUSPENDED token, its events in the order they happened ending with SUSPENDED from ACTIVE, LOST, initiator ISSUER; with cards at the processor, the APPROVED verification of the tokenization that created it. An unknown token is 404 NOT_FOUND.",
+            &["R-OPS-15"],
+            ops_token_history
+        ),
     ]
 }
 
@@ -510,6 +520,53 @@ async fn ops_card_wide_suspend(s: Arc<Session>) -> Outcome {
     ensure(listed == 1, "only the lost device's token in the answer", answer.text()).map_err(|f| f.with(&answer))?;
     token_status(&s, &tokens[0], "SUSPENDED").await?;
     token_status(&s, &tokens[1], "ACTIVE").await
+}
+
+async fn ops_token_history(s: Arc<Session>) -> Outcome {
+    let (_, token) = card_with_token(&s, "ops-history").await?;
+    issuer_told(&s, "/issuer-api/v1/tokens/events", &token).await?;
+    let body = json!({"reasonCode": "LOST", "reason": "phone reported lost"});
+    s.send(ops(&s, Method::POST, &format!("/ops/v1/tokens/{token}/suspend"), Some(body))?).await?.status(200)?;
+    let path = format!("/ops/v1/tokens/{token}/history");
+    // TMP tells the issuer of the suspension on its own time: the history has it once it did.
+    eventually(s.delivery_within, || async {
+        let answer = s.send(ops(&s, Method::GET, &path, None)?).await?;
+        answer.ok_with(&[("/token/tokenId", json!(token)), ("/token/status", json!("SUSPENDED"))])
+    })
+    .await?;
+    let answer = s.send(ops(&s, Method::GET, &path, None)?).await?;
+    let history = answer.json().unwrap_or_default();
+    let events = history["events"].as_array().cloned().unwrap_or_default();
+    let shown = answer.text();
+    let fail = |what: &str| Failure::new(what.to_owned(), shown.clone()).with(&answer);
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Err(fail("the token's events"));
+    };
+    ensure(first["status"] == "ACTIVE", "the first event made the token ACTIVE", shown.clone())
+        .map_err(|f| f.with(&answer))?;
+    let suspended = [
+        ("status", json!("SUSPENDED")),
+        ("previousStatus", json!("ACTIVE")),
+        ("reasonCode", json!("LOST")),
+        ("initiator", json!("ISSUER")),
+    ];
+    for (member, expected) in suspended {
+        ensure(last[member] == expected, format!("the last event's {member} {expected}"), shown.clone())
+            .map_err(|f| f.with(&answer))?;
+    }
+    let times: Vec<&str> = events.iter().filter_map(|e| e["occurredAt"].as_str()).collect();
+    // RFC 3339 in UTC with one precision compares as text; the contract's times are that.
+    ensure(times.windows(2).all(|w| w[0] <= w[1]), "events in the order they happened", shown.clone())
+        .map_err(|f| f.with(&answer))?;
+    if s.approach == crate::case::Approach::External {
+        let decided = history["decisions"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["operation"] == "verify_card" && d["decision"] == "APPROVED"));
+        ensure(decided, "the APPROVED card verification of the tokenization", shown.clone())
+            .map_err(|f| f.with(&answer))?;
+    }
+    let unknown = format!("/ops/v1/tokens/{}/history", s.id("no-such-token"));
+    s.send(ops(&s, Method::GET, &unknown, None)?).await?.error(404, "NOT_FOUND")
 }
 
 async fn ops_reconcile_lost_event(s: Arc<Session>) -> Outcome {

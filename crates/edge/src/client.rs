@@ -80,6 +80,19 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// The error's class, without detail: what an exported span or a metric may carry.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SendError::Timeout => "timeout",
+            SendError::Connect => "connect",
+            SendError::Dropped => "dropped",
+            SendError::TooLarge => "too_large",
+            SendError::Invalid(_) => "invalid_request",
+        }
+    }
+}
+
+impl SendError {
     /// A short label for logs and the outbox's last error.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -300,13 +313,80 @@ impl HttpClient {
     pub async fn send(&self, mut request: Request) -> Result<Response, SendError> {
         // Every call carries the trace it is part of (W3C Trace Context), unless the caller
         // named one: read here, on the caller's task, where the request's scope is.
+        // A call made while exporting spans is one: a client span whose id is the parent id the
+        // receiver sees (a caller that named its own trace is not followed here).
+        let mut exported = None;
         if request.header_value(TRACEPARENT).is_none() {
-            request = request.header(TRACEPARENT, &crate::correlation::outbound_trace().to_string());
+            let trace = crate::correlation::outbound_trace();
+            request = request.header(TRACEPARENT, &trace.to_string());
+            exported = crate::correlation::current_exporter().map(|exporter| {
+                let client = ClientSpan::begin(&request, trace);
+                (exporter, client)
+            });
         }
         let (reply, answer) = oneshot::channel();
         let n = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         self.workers[n].send(Job { request, reply }).map_err(|_| SendError::Dropped)?;
-        answer.await.unwrap_or(Err(SendError::Dropped))
+        let result = answer.await.unwrap_or(Err(SendError::Dropped));
+        if let Some((exporter, client)) = exported {
+            exporter.record(client.end(&result));
+        }
+        result
+    }
+}
+
+/// An outbound call as an exported span: the method and the server's address, never the path
+/// or query (ids, perhaps worse) nor any header or body.
+struct ClientSpan {
+    method: String,
+    server: Option<(String, Option<u16>)>,
+    position: tmp_protocol::trace_context::TraceParent,
+    parent: Option<tmp_protocol::trace_context::TraceParent>,
+    start: std::time::SystemTime,
+}
+
+impl ClientSpan {
+    fn begin(request: &Request, position: tmp_protocol::trace_context::TraceParent) -> ClientSpan {
+        let server = request.url.parse::<actix_web::http::Uri>().ok().and_then(|uri| {
+            let port = uri.port_u16();
+            uri.host().map(|host| (host.to_owned(), port))
+        });
+        ClientSpan {
+            method: request.method.to_string(),
+            server,
+            position,
+            parent: crate::correlation::current_trace(),
+            start: std::time::SystemTime::now(),
+        }
+    }
+
+    fn end(self, result: &Result<Response, SendError>) -> crate::otlp::SpanRecord {
+        use crate::otlp::AttributeValue::{Int, Str};
+        let mut attributes = vec![("http.request.method", Str(self.method.clone()))];
+        if let Some((host, port)) = self.server {
+            attributes.push(("server.address", Str(host)));
+            attributes.extend(port.map(|p| ("server.port", Int(i64::from(p)))));
+        }
+        let failed = match result {
+            Ok(answer) => {
+                attributes.push(("http.response.status_code", Int(i64::from(answer.status.as_u16()))));
+                answer.status.is_client_error() || answer.status.is_server_error()
+            }
+            Err(error) => {
+                attributes.push(("error.type", Str(error.kind().to_owned())));
+                true
+            }
+        };
+        crate::otlp::SpanRecord {
+            name: self.method,
+            kind: crate::otlp::SpanKind::Client,
+            position: self.position,
+            parent: self.parent,
+            start: self.start,
+            end: std::time::SystemTime::now(),
+            failed,
+            attributes,
+        }
     }
 }
 

@@ -11,11 +11,15 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use tmp_protocol::headers::{CORRELATION_ID, MAX_CORRELATION_ID_LEN};
 use tmp_protocol::trace_context::{TRACEPARENT, TraceParent};
 
+use crate::otlp::Exporter;
+
 /// What ties the work of one request together, across hops and across the outbox.
 #[derive(Debug, Clone)]
 struct Hop {
     correlation_id: String,
     trace: TraceParent,
+    /// Where the hop's outbound calls are exported as spans, when OTLP export is on.
+    exporter: Option<Exporter>,
 }
 
 tokio::task_local! {
@@ -40,7 +44,28 @@ pub fn outbound_trace() -> TraceParent {
 
 /// Runs `fut` with `id` as the current correlation id and `trace` as this hop's trace position.
 pub fn scope<F: Future>(id: String, trace: TraceParent, fut: F) -> impl Future<Output = F::Output> {
-    CORRELATION.scope(Hop { correlation_id: id, trace }, fut)
+    scope_exported(id, trace, None, fut)
+}
+
+/// [`scope`], and the hop's outbound calls recorded as client spans through `exporter`.
+pub fn scope_exported<F: Future>(
+    id: String,
+    trace: TraceParent,
+    exporter: Option<Exporter>,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    CORRELATION.scope(Hop { correlation_id: id, trace, exporter }, fut)
+}
+
+/// The exporter of the request being served, when it exports spans.
+pub fn current_exporter() -> Option<Exporter> {
+    CORRELATION.try_with(|hop| hop.exporter.clone()).ok().flatten()
+}
+
+/// The caller's own position in the trace, from its `traceparent` (`None`: absent or
+/// malformed, the hop starts a trace): the parent of this hop's span.
+pub fn caller_trace(req: &ServiceRequest) -> Option<TraceParent> {
+    req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(|h| TraceParent::parse(h).ok())
 }
 
 /// The caller's trace continued by this hop, or a new one (absent or malformed header). The

@@ -29,5 +29,6 @@ pub mod index;
 pub mod json;
 pub mod limits;
 pub mod log_budget;
+pub mod otlp;
 pub mod peers;
 pub mod tls;

@@ -75,6 +75,12 @@ impl TraceParent {
     pub fn trace_id(&self) -> String {
         to_hex(&self.trace_id)
     }
+
+    /// The parent id, 16 lower-case hex digits: the id of the span that sent this value — for
+    /// a hop's own position, the hop's span id (what an exported span is named by).
+    pub fn parent_id(&self) -> String {
+        to_hex(&self.parent_id)
+    }
 }
 
 /// A fresh non-zero 8-byte id.

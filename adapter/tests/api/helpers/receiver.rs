@@ -23,6 +23,8 @@ pub struct Received {
     pub path: String,
     pub idempotency_key: String,
     pub correlation_id: String,
+    /// The W3C `traceparent` sent, as sent.
+    pub traceparent: String,
     pub webhook_id: String,
     pub signature_ok: bool,
     pub at: Instant,
@@ -186,6 +188,7 @@ async fn record(shared: Data<Arc<Shared>>, req: HttpRequest, body: Bytes) -> Htt
         path: req.path().to_owned(),
         idempotency_key: header("x-idempotency-key").unwrap_or_default(),
         correlation_id: header("x-correlation-id").unwrap_or_default(),
+        traceparent: header("traceparent").unwrap_or_default(),
         webhook_id: header("webhook-id").unwrap_or_default(),
         signature_ok,
         at: Instant::now(),

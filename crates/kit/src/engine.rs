@@ -75,17 +75,9 @@ impl DecisionEngine {
 }
 
 async fn decide(state: Data<EngineState>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if state
-        .verifier
-        .verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now)
-        .is_err()
-    {
-        return HttpResponse::Unauthorized().finish();
-    }
-    let Ok(question) = serde_json::from_slice::<Value>(&body) else {
-        return HttpResponse::BadRequest().finish();
+    let question = match crate::sink::signed_json(&state.verifier, &request, &body) {
+        Ok(question) => question,
+        Err(refused) => return HttpResponse::build(refused).finish(),
     };
     let tokenization_id = question["tokenization"]["tokenizationId"].as_str().unwrap_or_default().to_owned();
     let proposed = question["decision"].clone();

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
@@ -118,21 +119,27 @@ impl Sink {
     }
 }
 
+/// A Standard-Webhooks-signed JSON body, as the adapter sends the kit's receivers (the sink, the
+/// decision engine); refused 401 for a bad signature, 400 for a body that is not JSON.
+pub(crate) fn signed_json(verifier: &Verifier, request: &HttpRequest, body: &Bytes) -> Result<Value, StatusCode> {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if verifier
+        .verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), body, now)
+        .is_err()
+    {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    serde_json::from_slice::<Value>(body).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
 async fn receive(state: Data<SinkState>, request: HttpRequest, body: Bytes) -> HttpResponse {
     if state.refusing.load(std::sync::atomic::Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if state
-        .verifier
-        .verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now)
-        .is_err()
-    {
-        return HttpResponse::Unauthorized().finish();
-    }
-    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
-        return HttpResponse::BadRequest().finish();
+    let message = match signed_json(&state.verifier, &request, &body) {
+        Ok(message) => message,
+        Err(refused) => return HttpResponse::build(refused).finish(),
     };
     let data = message["data"].clone();
     let otp = data["encryptedPayload"].as_str().and_then(|jwe| {
@@ -140,7 +147,12 @@ async fn receive(state: Data<SinkState>, request: HttpRequest, body: Bytes) -> H
         Otp::parse(plain["otp"].as_str()?).ok()
     });
     let event_type = message["type"].as_str().unwrap_or_default().to_owned();
-    let trace_id = header(TRACEPARENT).and_then(|t| TraceParent::parse(t).ok()).map(|t| t.trace_id());
+    let trace_id = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| TraceParent::parse(t).ok())
+        .map(|t| t.trace_id());
     if state.announce {
         let (token_id, card_id) = (data["tokenId"].as_str(), data["cardId"].as_str());
         match &otp {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{
     card_id, requestor, requestor_id, token_event_body, token_event_call, verify, verify_call, verify_cvc,
@@ -207,6 +207,16 @@ pub fn cases() -> Vec<Case> {
             "A step-up answer for the active card lists in stepUpMethods the declared methods (Google Pay's entry) in their order — those needing a phone or an e-mail exactly when the answer's cardholder has one — each type at most once; an OTP_SMS or OUTBOUND_CALL value shows at most five digits and an OTP_EMAIL value hides the address's local part; a decline lists none.",
             &["R-STEPUP-1", "R-POLICY-11"],
             verify_step_up_methods
+        ),
+        case!(
+            "ISS-VERIFY-020",
+            VerifyCard,
+            EXTERNAL,
+            IssuerApi,
+            "The decision context is taken, and checked, without changing the decision",
+            "verify-card for the active card with device {id, type WATCH}, tokenType HCE and risk {recommendationReasons, panSource KEY_ENTERED, networkScore 2} answers the decision and reason it answers without them; an unknown tokenType, an unknown panSource, networkScore 6, 17 recommendation reasons or a reason holding a card number are each 422 VALIDATION_FAILED.",
+            &["R-FIELD-10", "R-FIELD-11"],
+            verify_decision_context
         ),
         case!(
             "ISS-CVC-001",
@@ -530,6 +540,49 @@ async fn verify_approval_has_no_contact(s: Arc<Session>) -> Outcome {
     let body = declined.json().unwrap_or_default();
     ensure(body.get("cardholder").is_none(), "no cardholder member in a decline", format!("{body}"))
         .map_err(|f| f.with(&declined))
+}
+
+async fn verify_decision_context(s: Arc<Session>) -> Outcome {
+    let plain = verify(&s, PayloadSpec::card("active"), |_| {}).await?;
+    let plain = plain.json().unwrap_or_default();
+    let device = s.id("dev-context");
+    let context = |b: &mut Value| {
+        b["device"] = json!({"id": device, "type": "WATCH"});
+        b["tokenType"] = json!("HCE");
+        b["risk"] = json!({
+            "recommendationReasons": ["ACCOUNT_TOO_NEW", "LOW_DEVICE_SCORE"],
+            "panSource": "KEY_ENTERED",
+            "networkScore": 2
+        });
+    };
+    let answer = verify(&s, PayloadSpec::card("active"), context).await?;
+    answer.field("/decision", plain["decision"].clone())?;
+    answer.field("/reason", plain["reason"].clone())?;
+    // A well-known test card number inside a code: refused, never echoed.
+    let hidden = "X4111111111111111".to_owned();
+    type Spoil = fn(&mut Value, &str);
+    let wrong: [(&str, Spoil); 5] = [
+        ("tokenType PLASTIC", |b, _| b["tokenType"] = json!("PLASTIC")),
+        ("panSource FAX", |b, _| b["risk"]["panSource"] = json!("FAX")),
+        ("networkScore 6", |b, _| b["risk"]["networkScore"] = json!(6)),
+        ("17 recommendation reasons", |b, _| {
+            b["risk"]["recommendationReasons"] = json!((0..17).map(|n| format!("R{n}")).collect::<Vec<_>>())
+        }),
+        ("a reason holding a card number", |b, hidden| b["risk"]["recommendationReasons"] = json!([hidden])),
+    ];
+    for (what, change) in wrong {
+        let answer = verify(&s, PayloadSpec::card("active"), |b| {
+            context(b);
+            change(b, &hidden);
+        })
+        .await?;
+        answer
+            .error(422, "VALIDATION_FAILED")
+            .map_err(|f| Failure { expected: format!("{what}: {}", f.expected), ..f })?;
+        ensure(!answer.text().contains(&hidden[1..]), "an answer without the card number", answer.text())
+            .map_err(|f| f.with(&answer))?;
+    }
+    Ok(())
 }
 
 async fn verify_step_up_methods(s: Arc<Session>) -> Outcome {

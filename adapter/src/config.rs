@@ -165,6 +165,9 @@ pub struct OpsSettings {
     pub rate_limit: RateLimitSettings,
     /// Timeout of one TMP API call made for the ops API (tokens, sign, token actions).
     pub tmp_request_timeout_ms: u64,
+    /// The hosts a web push may send the cardholder back to (`callbackUrl`); empty: any host.
+    #[serde(default)]
+    pub web_push_callback_hosts: Vec<String>,
     /// Most connections the ops listener holds open at once: a caller holding many cannot take
     /// the descriptors the Issuer API needs.
     pub max_connections: usize,
@@ -218,6 +221,7 @@ impl std::fmt::Debug for OpsSettings {
             .field("mtls", &self.mtls)
             .field("rate_limit", &self.rate_limit)
             .field("tmp_request_timeout_ms", &self.tmp_request_timeout_ms)
+            .field("web_push_callback_hosts", &self.web_push_callback_hosts)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_peer", &self.max_connections_per_peer)
             .finish()
@@ -647,7 +651,8 @@ impl Settings {
                     .with_list_parse_key("forwarding.lifecycle_api.hmac_secrets")
                     .with_list_parse_key("relay.retry_schedule_ms")
                     .with_list_parse_key("policy.default.step_up_methods")
-                    .with_list_parse_key("ops.api_tokens"),
+                    .with_list_parse_key("ops.api_tokens")
+                    .with_list_parse_key("ops.web_push_callback_hosts"),
             )
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;

@@ -96,6 +96,15 @@ impl Application {
         });
 
         let ops = if state.settings.ops.enabled { Some(OpsListener::bind(&state)?) } else { None };
+        if ops.is_some()
+            && state.settings.environment == crate::config::Environment::Production
+            && state.settings.ops.web_push_callback_hosts.is_empty()
+        {
+            tracing::warn!(
+                "ops.web_push_callback_hosts is empty: a web push may send the cardholder back to any host; \
+                 list the issuer's own"
+            );
+        }
         let reloader = Reloader {
             state: state.clone(),
             relay,

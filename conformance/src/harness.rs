@@ -100,10 +100,14 @@ pub trait Harness: Send + Sync {
     fn hold_deliveries(&self, hold: bool);
 
     /// Tells the decision engine how to answer the tokenization `tokenization_id`
-    /// ([`Capability::DecisionEngine`]).
-    fn engine_answer(&self, tokenization_id: &str, answer: EngineAnswer);
+    /// ([`Capability::DecisionEngine`]). A harness without the capability need not implement it.
+    fn engine_answer(&self, _tokenization_id: &str, _answer: EngineAnswer) {}
 
-    /// What the decision engine was asked about `tokenization_id` (the request's JSON body),
-    /// once it was ([`Capability::DecisionEngine`]).
-    fn engine_question(&self, tokenization_id: &str) -> Option<serde_json::Value>;
+    /// What the decision engine was asked about `tokenization_id`, once it was
+    /// ([`Capability::DecisionEngine`]): the request's JSON body, in the processor bridge's
+    /// `decide` shape (docs/bridge.md §1.3) — `cardId`, `decision`, `tokenization.tokenizationId`
+    /// are what ISS-HOOK-001 reads. A harness without the capability need not implement it.
+    fn engine_question(&self, _tokenization_id: &str) -> Option<serde_json::Value> {
+        None
+    }
 }

@@ -1026,22 +1026,38 @@ async fn hook_decides(s: Arc<Session>) -> Outcome {
     let card = s.client.card("active").ok_or_else(|| Failure::new("the profile's active card", "none"))?;
     let text = question.to_string();
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    let leaked = digits.contains(card.pan.expose()) || text.contains("\"expiry\"") || text.contains("\"cvc\"");
+    // By value, whatever the members are called: the card number in any spelling, the expiry
+    // as MM/YY or YYMM, the CVC as a string.
+    let expiry = [card.expiry.mm_yy(), format!("\"{}\"", card.expiry.yymm())];
+    let cvc = card.cvc.as_ref().map(|c| format!("\"{}\"", c.expose()));
+    let leaked = digits.contains(card.pan.expose())
+        || expiry.iter().any(|e| text.contains(e.as_str()))
+        || cvc.is_some_and(|c| text.contains(&c));
     ensure(!leaked, "no card number, expiry or CVC in the engine's question", "card data in the question")
 }
 
+/// The engine was asked about `tokenization_id`: the target consulted it, so the answer that
+/// follows is its handling of what the engine said.
+fn engine_asked(s: &Session, tokenization_id: &str) -> Outcome {
+    let harness = s.harness(crate::harness::Capability::DecisionEngine)?;
+    let asked = harness.engine_question(tokenization_id).is_some();
+    ensure(asked, "the decision engine asked about the tokenization", "no question reached the engine")
+}
+
 async fn hook_below_the_wallet(s: Arc<Session>) -> Outcome {
-    let (answer, _) = engine_verify(&s, crate::harness::EngineAnswer::Decide(Decision::Approved), |b| {
+    let (answer, tokenization_id) = engine_verify(&s, crate::harness::EngineAnswer::Decide(Decision::Approved), |b| {
         b["walletRecommendation"] = json!("REQUIRE_ADDITIONAL_AUTHENTICATION");
     })
     .await?;
-    decision(&answer, "REQUIRE_ADDITIONAL_AUTHENTICATION", "WALLET_RECOMMENDATION", "ACTIVE")
+    decision(&answer, "REQUIRE_ADDITIONAL_AUTHENTICATION", "WALLET_RECOMMENDATION", "ACTIVE")?;
+    engine_asked(&s, &tokenization_id)
 }
 
 async fn hook_late(s: Arc<Session>) -> Outcome {
-    let (answer, _) = engine_verify(&s, crate::harness::EngineAnswer::Late, |_| {}).await?;
+    let (answer, tokenization_id) = engine_verify(&s, crate::harness::EngineAnswer::Late, |_| {}).await?;
     decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
     answer.field("/standIn", false)?;
+    engine_asked(&s, &tokenization_id)?;
     let deadline = Duration::from_millis(s.client.profile.deadline_ms);
     ensure(
         answer.elapsed <= deadline,
@@ -1052,9 +1068,10 @@ async fn hook_late(s: Arc<Session>) -> Outcome {
 
 async fn hook_invalid(s: Arc<Session>) -> Outcome {
     for engine in [crate::harness::EngineAnswer::Malformed, crate::harness::EngineAnswer::Unavailable] {
-        let (answer, _) = engine_verify(&s, engine, |_| {}).await?;
+        let (answer, tokenization_id) = engine_verify(&s, engine, |_| {}).await?;
         decision(&answer, "APPROVED", "CARD_VERIFIED", "ACTIVE")?;
         answer.field("/standIn", false)?;
+        engine_asked(&s, &tokenization_id)?;
     }
     Ok(())
 }

@@ -23,8 +23,8 @@ struct EngineState {
     answers: Mutex<HashMap<String, EngineAnswer>>,
     /// What was asked, by tokenization id (the last question).
     questions: Mutex<HashMap<String, Value>>,
-    /// How long a late answer waits: past any verification deadline of the adapter's.
-    late_by: Duration,
+    /// How long a late answer waits: past the adapter's verification deadline.
+    late_by: Mutex<Duration>,
 }
 
 pub struct DecisionEngine {
@@ -37,14 +37,15 @@ pub struct DecisionEngine {
 }
 
 impl DecisionEngine {
-    /// An engine on a port the system picks; a late answer comes `late_by` after the question.
-    pub async fn start(late_by: Duration) -> anyhow::Result<DecisionEngine> {
+    /// An engine on a port the system picks; a late answer comes 10 s after the question until
+    /// [`DecisionEngine::answer_late_by`] says otherwise.
+    pub async fn start() -> anyhow::Result<DecisionEngine> {
         let (secret, _) = WebhookSecret::generate();
         let state = Data::new(EngineState {
             verifier: Verifier::new(vec![secret.clone()], Duration::from_secs(300)),
             answers: Mutex::new(HashMap::new()),
             questions: Mutex::new(HashMap::new()),
-            late_by,
+            late_by: Mutex::new(Duration::from_secs(10)),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -59,6 +60,11 @@ impl DecisionEngine {
         let handle = server.handle();
         tokio::spawn(server);
         Ok(DecisionEngine { url, secret, state, handle })
+    }
+
+    /// How long a late answer waits: set past the adapter's deadline once its settings are final.
+    pub fn answer_late_by(&self, late_by: Duration) {
+        *self.state.late_by.lock().expect("late_by") = late_by;
     }
 
     pub fn set_answer(&self, tokenization_id: &str, answer: EngineAnswer) {
@@ -89,7 +95,8 @@ async fn decide(state: Data<EngineState>, request: HttpRequest, body: Bytes) -> 
             HttpResponse::Ok().json(json!({"decision": decision, "reason": "CONFORMANCE"}))
         }
         Some(EngineAnswer::Late) => {
-            tokio::time::sleep(state.late_by).await;
+            let late_by = *state.late_by.lock().expect("late_by");
+            tokio::time::sleep(late_by).await;
             HttpResponse::Ok().json(json!({"decision": "DECLINED", "reason": "TOO_LATE"}))
         }
         Some(EngineAnswer::Malformed) => HttpResponse::Ok().json(json!({"decision": "MAYBE"})),

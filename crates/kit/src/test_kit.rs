@@ -159,9 +159,7 @@ impl TestKit {
         }];
         let engine = match options.decision_engine {
             true => {
-                // A late answer comes well after any deadline the adapter keeps.
-                let late_by = Duration::from_millis(settings.policy.deadline_ms + 2_000);
-                let engine = DecisionEngine::start(late_by).await?;
+                let engine = DecisionEngine::start().await?;
                 let bridge = &mut settings.card_source.processor_bridge;
                 bridge.base_url = engine.url.clone();
                 bridge.hmac_secret = Some(engine.secret.clone());
@@ -171,6 +169,11 @@ impl TestKit {
             false => None,
         };
         adapter(&mut settings);
+        if let Some(engine) = &engine {
+            // A late answer comes well after the deadline the adapter keeps, as the test's own
+            // settings left it.
+            engine.answer_late_by(Duration::from_millis(settings.policy.deadline_ms + 2_000));
+        }
         settings.validate().context("the spawned adapter's settings")?;
 
         let app = Application::build(settings.clone()).await.context("the adapter did not start")?;

@@ -114,6 +114,12 @@ async fn submit(mock: Data<Mock>, receipt: Path<String>, body: Bytes) -> HttpRes
                 grant.used = true;
             }
             state.used_push_nonces.insert(receipt.to_string());
+            // Spent for good, a restart included: a cancelled receipt never adds the card.
+            if let Err(error) = mock.save(&mut state).await {
+                tracing::warn!(error = %error, "web push: the cancelled receipt could not be stored");
+                let message = "<p class=\"error\">Something went wrong. Try again later.</p>";
+                return page(StatusCode::SERVICE_UNAVAILABLE, "Add card", message, None);
+            }
             drop(state);
             return back(&grant, "CANCELLED", None);
         }
@@ -146,10 +152,11 @@ async fn submit(mock: Data<Mock>, receipt: Path<String>, body: Bytes) -> HttpRes
             };
             back(&grant, result, token.as_deref())
         }
+        // The receipt is spent once the tokenization began: the cardholder goes back to the
+        // issuer, which learns the card was not added, rather than being left on a dead page.
         Err(error) => {
             tracing::warn!(error = %error, "web push tokenization failed");
-            let message = "<p class=\"error\">The card could not be added. Try again later.</p>";
-            page(StatusCode::CONFLICT, "Add card", message, None)
+            back(&grant, "DECLINED", None)
         }
     }
 }

@@ -105,8 +105,9 @@ pub struct WebPushRequest {
     /// Connect offers).
     pub wallet: Wallet,
     /// Where the wallet's web flow sends the cardholder back: `https://` (`http://` only to
-    /// localhost), no fragment, no card number; `result` (`ADDED`, `DECLINED`, `CANCELLED`)
-    /// and, once added, `tokenId` are appended to its query.
+    /// localhost), a host name or IPv4 address, letters, digits and `-._~:/?&=%+` only, no
+    /// fragment, no card number; `result` (`ADDED`, `PENDING`, `DECLINED`, `CANCELLED`) and,
+    /// with `ADDED` or `PENDING`, `tokenId` are appended to its query.
     pub callback_url: String,
     /// Optional, for the audit.
     pub reason: Option<String>,
@@ -195,12 +196,19 @@ fn samsung_input(request: &SamsungPayPushRequest) -> Result<SamsungPaySignInput,
     })
 }
 
-fn web_input(request: &WebPushRequest) -> Result<WebPushSignInput, ApiError> {
+/// `allowed_hosts` (`ops.web_push_callback_hosts`): where the wallet's page may send the
+/// cardholder back; without it, a provisioning key could make the wallet's trusted page
+/// redirect to any site.
+fn web_input(request: &WebPushRequest, allowed_hosts: &[String]) -> Result<WebPushSignInput, ApiError> {
     if !WEB_PUSH_WALLETS.contains(&request.wallet) {
         return Err(ApiError::validation("`wallet` of a web push must be GOOGLE_PAY, SAMSUNG_PAY or MERCHANT"));
     }
     let input = WebPushSignInput { callback_url: request.callback_url.clone() };
     input.check().map_err(|problem| ApiError::validation(format!("`callbackUrl` {problem}")))?;
+    let host = input.callback_host().unwrap_or_default();
+    if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return Err(ApiError::validation("`callbackUrl` must name a host of ops.web_push_callback_hosts"));
+    }
     Ok(input)
 }
 
@@ -363,7 +371,8 @@ async fn push(
             Push::Web => {
                 let body: WebPushRequest = parse_body(bytes)?;
                 audit.reason = super::optional_reason(body.reason.clone())?;
-                SignCardRequest { wallet: body.wallet, web: Some(web_input(&body)?), ..none }
+                let hosts = &state.settings.ops.web_push_callback_hosts;
+                SignCardRequest { wallet: body.wallet, web: Some(web_input(&body, hosts)?), ..none }
             }
         };
         let wallet = request.wallet;

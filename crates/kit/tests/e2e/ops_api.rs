@@ -27,6 +27,8 @@ impl Ops {
                 s.ops.enabled = true;
                 s.ops.port = 0;
                 s.ops.tmp_request_timeout_ms = 3000;
+                // The issuer's website, and the loopback the browser test comes back to.
+                s.ops.web_push_callback_hosts = vec!["bank.example".into(), "127.0.0.1".into()];
                 s.forwarding.tmp_api.base_url = tmp_url;
             },
             |_| {},
@@ -790,6 +792,8 @@ async fn samsung_pay_and_web_push_provisioning_end_in_active_tokens() {
         (web("APPLE_PAY", "https://bank.example/back"), "`wallet` of a web push"),
         (web("GOOGLE_PAY", "http://bank.example/back"), "`callbackUrl` must be an https:// URL"),
         (web("GOOGLE_PAY", &format!("https://bank.example/back?c={PAN_ACTIVE}")), "must not hold a card number"),
+        (web("GOOGLE_PAY", "https://bank.example.evil.example/back"), "a host of ops.web_push_callback_hosts"),
+        (web("GOOGLE_PAY", "https://bank.example;sandbox/back"), "letters, digits"),
     ] {
         let answer = ops.post("/ops/v1/cards/card-active/push-provisioning/web", &app, &body, None).await;
         let error = expect_error(answer, 422, "VALIDATION_FAILED").await;

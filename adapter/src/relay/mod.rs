@@ -18,6 +18,7 @@
 //! On shutdown the loop stops claiming and waits for the deliveries in flight.
 
 mod deliver;
+mod results;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -35,7 +36,8 @@ use crate::config::Settings;
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::outbox::Destination;
-use crate::store::{DeliveryResult, DynStore, NotificationStore, OutboxEntry, OutboxStore};
+use crate::store::{DeliveryResult, DynStore, FinishedAttempt, NotificationStore, OutboxEntry, OutboxStore};
+use results::ResultWriter;
 
 pub use crate::outbox::NO_SINK;
 pub use deliver::Attempt;
@@ -113,6 +115,7 @@ impl Relay {
         let stats_every = Duration::from_secs(self.settings.stats_interval_secs);
         let mut next_stats = tokio::time::Instant::now();
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let (results, result_writer) = ResultWriter::start(self.store.clone(), self.owner.clone());
         // Deliveries in flight per destination (index in DESTINATIONS), and which task is whose.
         let mut in_flight = InFlight::default();
         let mut due = [true; DESTINATIONS.len()];
@@ -149,7 +152,7 @@ impl Relay {
                 match self.store.claim_outbox(&self.owner, *destination, now, lease_until, free as u32).await {
                     Ok(entries) => {
                         for entry in entries {
-                            let task = tasks.spawn(self.clone().process(entry));
+                            let task = tasks.spawn(self.clone().process(entry, results.clone()));
                             in_flight.started(task.id(), index);
                         }
                     }
@@ -176,6 +179,8 @@ impl Relay {
         let in_flight = tasks.len();
         tracing::info!(in_flight, "outbox relay stopping: finishing deliveries in flight");
         while tasks.join_next().await.is_some() {}
+        drop(results);
+        let _ = result_writer.await;
         tracing::info!("outbox relay stopped");
     }
 
@@ -195,7 +200,7 @@ impl Relay {
     }
 
     /// One attempt at one row, and its bookkeeping.
-    async fn process(self: Arc<Self>, entry: OutboxEntry) {
+    async fn process(self: Arc<Self>, entry: OutboxEntry, results: ResultWriter) {
         let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
         // The trace of the request that queued the row, continued by this delivery (every
         // attempt a new hop of it); a row queued without one starts its own.
@@ -265,40 +270,41 @@ impl Relay {
                 tracing::warn!(parent: &span, %error, "not delivered: dead");
             }
         }
-        self.record(&entry, now, &result, &span).await;
+        record(&results, &entry, FinishedAttempt { id: entry.record.id, at: now, result }, &span).await;
     }
+}
 
-    /// Records an attempt's result. A database that fails just then (a cut connection, a
-    /// failover) is tried again, backing off, for as long as the lease is ours: giving up at the
-    /// first error would leave the row leased and its card stopped until the lease ends (a
-    /// minute by default) although the database came back in a second. Once the lease is over
-    /// the row is someone else's to deliver again, with the same idempotency key.
-    async fn record(&self, entry: &OutboxEntry, now: OffsetDateTime, result: &DeliveryResult, span: &tracing::Span) {
-        let mut backoff = RECORD_RETRY_FIRST;
-        loop {
-            match self.store.finish_outbox(entry.record.id, &self.owner, now, result).await {
-                Ok(true) => return,
-                Ok(false) => {
-                    tracing::info!(parent: span, "the row changed hands while in flight; result not recorded");
+/// Records an attempt's result (with those of other deliveries, see [`ResultWriter`]). A
+/// database that fails just then (a cut connection, a failover) is tried again, backing off, for
+/// as long as the lease is ours: giving up at the first error would leave the row leased and its
+/// card stopped until the lease ends (a minute by default) although the database came back in a
+/// second. Once the lease is over the row is someone else's to deliver again, with the same
+/// idempotency key.
+async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAttempt, span: &tracing::Span) {
+    let mut backoff = RECORD_RETRY_FIRST;
+    loop {
+        match results.record(attempt.clone()).await {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::info!(parent: span, "the row changed hands while in flight; result not recorded");
+                return;
+            }
+            Err(error) => {
+                let retry_at = OffsetDateTime::now_utc() + backoff;
+                if entry.lease_until.is_none_or(|lease| retry_at >= lease) {
+                    tracing::warn!(parent: span, error = ?error, "cannot record the attempt; the lease will run out");
                     return;
                 }
-                Err(error) => {
-                    let retry_at = OffsetDateTime::now_utc() + backoff;
-                    if entry.lease_until.is_none_or(|lease| retry_at >= lease) {
-                        tracing::warn!(parent: span, error = ?error, "cannot record the attempt; the lease will run out");
-                        return;
-                    }
-                    tracing::warn!(parent: span, error = ?error, "cannot record the attempt; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(RECORD_RETRY_MAX);
-                }
+                tracing::warn!(parent: span, error = ?error, "cannot record the attempt; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECORD_RETRY_MAX);
             }
         }
     }
 }
 
 /// First and longest pause between attempts to record a delivery's result (see
-/// [`Relay::record`]).
+/// [`record`]).
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 

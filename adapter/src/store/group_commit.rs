@@ -232,6 +232,13 @@ impl GroupCommit {
 #[derive(Debug)]
 pub(super) struct InFlight(Option<Arc<GroupCommit>>);
 
+impl InFlight {
+    /// No durable write: what a relaxed write transaction holds.
+    pub(super) fn none() -> InFlight {
+        InFlight(None)
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(group) = self.0.take() {

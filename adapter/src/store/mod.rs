@@ -255,6 +255,15 @@ pub struct OutboxEntry {
     pub delivered_at: Option<OffsetDateTime>,
 }
 
+/// A delivery attempt on a leased outbox row, to be recorded: the row, when the attempt ended
+/// and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub id: uuid::Uuid,
+    pub at: OffsetDateTime,
+    pub result: DeliveryResult,
+}
+
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {
@@ -439,7 +448,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// and a stored answer is returned only once it is durable. Three writes are *relaxed* —
 /// committed without waiting for a flush, and made durable by the next one:
 /// [`IdempotencyStore::remember_request_id`], [`OutboxStore::claim_outbox`] and
-/// [`OutboxStore::finish_outbox`]. Losing one to a power cut only makes something happen again that
+/// [`OutboxStore::finish_outbox_many`]. Losing one to a power cut only makes something happen again that
 /// is safe to repeat: a replayed request would be checked again (its effects, if any, were
 /// committed durably with their idempotency record, and commit in order after its id), a lease
 /// would be taken again, a delivery would be made again under the same idempotency key

@@ -9,7 +9,8 @@ use crate::outbox::{Destination, OutboxStatus};
 use super::engine::{Engine, Pool, SqlStore, WriteTx, dispatch};
 use super::rows::{self, OutboxEntryRow, OutboxRow, Ts, outbox_columns, outbox_entry_columns};
 use super::{
-    DeliveryResult, OutboxEntry, OutboxFilter, OutboxRecord, OutboxStats, ReplaySelector, StoreResult, postgres, sqlite,
+    DeliveryResult, FinishedAttempt, OutboxEntry, OutboxFilter, OutboxRecord, OutboxStats, ReplaySelector, StoreResult,
+    postgres, sqlite,
 };
 
 #[async_trait]
@@ -28,16 +29,22 @@ pub trait OutboxStore: Send + Sync {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEntry>>;
-    /// Records an attempt on a row `owner` still leases. False when the lease was lost (taken
-    /// over, or the operator changed the row): nothing written. Relaxed durability (see
+    /// Records attempts on rows `owner` still leases, all in one transaction; per attempt,
+    /// whether it was written — false when the lease was lost (taken over, or the operator
+    /// changed the row): nothing written for that row, the others are. Relaxed durability (see
     /// [`super::Store`]): a result lost to a power cut means one more delivery under the same key.
+    async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<bool>>;
+    /// [`OutboxStore::finish_outbox_many`] for one attempt.
     async fn finish_outbox(
         &self,
         id: uuid::Uuid,
         owner: &str,
-        now: OffsetDateTime,
+        at: OffsetDateTime,
         result: &DeliveryResult,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let written = self.finish_outbox_many(owner, &[FinishedAttempt { id, at, result: result.clone() }]).await?;
+        Ok(written.first().copied().unwrap_or(false))
+    }
     /// Newest first.
     async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Vec<OutboxEntry>>;
     async fn find_outbox(&self, id: uuid::Uuid) -> StoreResult<Option<OutboxEntry>>;
@@ -112,8 +119,10 @@ async fn lease_rows(
         (Engine::Postgres(_), true) => postgres::CLAIM_OLDEST,
         (Engine::Postgres(_), false) => postgres::CLAIM_HEADS,
     };
+    let keep_plan = pool.keeps_plans();
     Ok(dispatch!(pool, |pool| {
         let mut query = sqlx::query_as::<_, OutboxEntryRow>(sql)
+            .persistent(keep_plan)
             .bind(owner)
             .bind(Ts(lease_until))
             .bind(Ts(now))
@@ -124,6 +133,26 @@ async fn lease_rows(
         }
         query.fetch_all(*pool).await?
     }))
+}
+
+/// Whether `destination` has a pending row past the first step's window (of `window` rows):
+/// when it has none, that step saw every pending row, so the second could only find what the
+/// first just passed over — and is not run. (Measured: the second step was run after nearly
+/// every claim at moderate load, where the first comes back short, and was the costliest
+/// statement of ingest → delivery on PostgreSQL: 1.8 ms against 0.26 ms for the first.)
+async fn window_was_full(pool: &Pool<'_>, destination: Destination, window: i64) -> StoreResult<bool> {
+    let keep_plan = pool.keeps_plans();
+    let past = dispatch!(pool, |pool| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT seq FROM outbox WHERE status = 'pending' AND destination = $1 ORDER BY seq LIMIT 1 OFFSET $2",
+        )
+        .persistent(keep_plan)
+        .bind(destination.as_str())
+        .bind(window)
+        .fetch_optional(*pool)
+        .await?
+    });
+    Ok(past.is_some())
 }
 
 /// Re-drives the rows a [`ReplaySelector`] picks: `$1` now, `$2` include delivered, then the
@@ -176,15 +205,15 @@ impl OutboxStore for SqlStore {
         // 5 000 rows); `= ANY (ARRAY(…))`, not `IN (…)`, finds the claimed rows by primary key.
         //
         // Two steps (see `claim_window`): the oldest rows first, then — only when they did not
-        // fill the claim — the head of every card, one index probe per card (a loose index scan):
-        // cheap when the backlog is a few deep queues, which is when the first step comes back
-        // short.
+        // fill the claim and pending rows lie past the window — the head of every card, one index
+        // probe per card (a loose index scan): cheap when the backlog is a few deep queues, which
+        // is when the first step comes back short with rows past its window.
         let writer = self.write_relaxed().await;
         let times = (now, lease_until);
         let window = Some(claim_window(limit) - 1);
         let mut rows = lease_rows(&writer.pool, owner, destination, times, i64::from(limit), window).await?;
         let wanted = i64::from(limit) - rows.len() as i64;
-        if wanted > 0 {
+        if wanted > 0 && window_was_full(&writer.pool, destination, claim_window(limit)).await? {
             rows.extend(lease_rows(&writer.pool, owner, destination, times, wanted, None).await?);
         }
         let mut entries = rows::convert_all::<_, OutboxEntry>(rows)?;
@@ -192,35 +221,39 @@ impl OutboxStore for SqlStore {
         Ok(entries)
     }
 
-    #[tracing::instrument(skip_all)]
-    async fn finish_outbox(
-        &self,
-        id: uuid::Uuid,
-        owner: &str,
-        now: OffsetDateTime,
-        result: &DeliveryResult,
-    ) -> StoreResult<bool> {
-        let columns = rows::result_columns(result, now);
-        let writer = self.write_relaxed().await;
-        let updated = dispatch!(writer.pool, |pool| {
-            sqlx::query(
-                "UPDATE outbox SET status = $3, attempts = attempts + 1, \
-                  next_attempt_at = COALESCE($4, next_attempt_at), last_error = $5, delivered_at = $6, \
-                  held_at = $7, lease_owner = NULL, lease_until = NULL \
-                 WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(owner)
-            .bind(columns.status)
-            .bind(columns.next_attempt_at)
-            .bind(&columns.last_error)
-            .bind(columns.delivered_at)
-            .bind(columns.held_at)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(updated == 1)
+    #[tracing::instrument(skip_all, fields(attempts = attempts.len()))]
+    async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<bool>> {
+        // One statement per row, one commit for all: the relay records the results of every
+        // delivery that ended while it recorded the previous ones together (see
+        // `relay::ResultWriter`) — on SQLite one WAL append for the lot, on PostgreSQL one commit.
+        let mut tx = self.begin_write_relaxed().await?;
+        let keep_plan = tx.conn().keeps_plans();
+        let mut written = Vec::with_capacity(attempts.len());
+        for attempt in attempts {
+            let columns = rows::result_columns(&attempt.result, attempt.at);
+            let updated = dispatch!(tx.conn(), |c| {
+                sqlx::query(
+                    "UPDATE outbox SET status = $3, attempts = attempts + 1, \
+                      next_attempt_at = COALESCE($4, next_attempt_at), last_error = $5, delivered_at = $6, \
+                      held_at = $7, lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+                )
+                .persistent(keep_plan)
+                .bind(attempt.id)
+                .bind(owner)
+                .bind(columns.status)
+                .bind(columns.next_attempt_at)
+                .bind(&columns.last_error)
+                .bind(columns.delivered_at)
+                .bind(columns.held_at)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            written.push(updated == 1);
+        }
+        tx.commit_relaxed().await?;
+        Ok(written)
     }
 
     #[tracing::instrument(skip_all)]

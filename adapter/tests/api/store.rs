@@ -1042,6 +1042,43 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
 }
 
 #[tokio::test]
+async fn results_recorded_together_fail_only_the_row_whose_lease_was_lost() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let queue = [("card-1", Destination::TmpApi), ("card-2", Destination::TmpApi), ("card-3", Destination::TmpApi)];
+        let rows = queue_due_outbox(&store, &queue).await;
+        let now = OffsetDateTime::now_utc();
+        let lease = now + Duration::minutes(1);
+        let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 3, "{b}");
+        // An operator skips card-2's row while it is in flight: the relay no longer holds it.
+        assert!(store.skip_outbox(rows[1].id, "operator").await.unwrap(), "{b}");
+        let retry_at = now + Duration::seconds(30);
+        let attempts = [
+            store::FinishedAttempt { id: rows[0].id, at: now, result: store::DeliveryResult::Delivered },
+            store::FinishedAttempt { id: rows[1].id, at: now, result: store::DeliveryResult::Delivered },
+            store::FinishedAttempt {
+                id: rows[2].id,
+                at: now,
+                result: store::DeliveryResult::Retry { at: retry_at, error: "HTTP 503".into() },
+            },
+        ];
+        let written = store.finish_outbox_many("relay", &attempts).await.unwrap();
+        assert_eq!(written, vec![true, false, true], "{b}");
+        let row = |id: Uuid| {
+            let store = store.clone();
+            async move { store.find_outbox(id).await.unwrap().unwrap() }
+        };
+        let (first, second, third) = (row(rows[0].id).await, row(rows[1].id).await, row(rows[2].id).await);
+        assert_eq!((first.status, first.attempts), (OutboxStatus::Delivered, 1), "{b}");
+        assert_eq!((second.status, second.last_error.as_deref()), (OutboxStatus::Dead, Some("operator")), "{b}");
+        assert_eq!((third.status, third.attempts, third.lease_owner), (OutboxStatus::Pending, 1, None), "{b}");
+        assert_eq!(third.next_attempt_at.unix_timestamp(), retry_at.unix_timestamp(), "{b}");
+        assert!(store.finish_outbox_many("relay", &[]).await.unwrap().is_empty(), "{b}: nothing to record");
+    }
+}
+
+#[tokio::test]
 async fn a_held_head_blocks_its_card_until_an_operator_retries_replays_or_skips_it() {
     for (db, store) in stores().await {
         let b = db.backend;

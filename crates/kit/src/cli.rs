@@ -31,6 +31,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Throughput of a started kit as ratios of its ceilings, and latency at half of peak.
     Load(crate::load::LoadArgs),
+    /// The adapter's ingest → delivery beside a running Svix webhook server's message →
+    /// delivery: same generator, PostgreSQL server and receiving endpoint, one run.
+    CompareSvix(crate::load::peer::CompareArgs),
     /// The real tmp-adapter binary: time to ready, memory idle and under load.
     Footprint(crate::load::footprint::FootprintArgs),
     /// Sustained events under faults and restarts; checks none lost, misordered or doubled.
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Prepare(args) => crate::prepare::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => crate::load::run(args).await,
             Command::Footprint(args) => crate::load::footprint::run(args).await,
+            Command::CompareSvix(args) => crate::load::peer::run(args).await,
             Command::Soak(args) => crate::soak::run(args).await,
             Command::Conformance { .. } | Command::Docs(_) => {
                 unreachable!("handled before the runtime starts")

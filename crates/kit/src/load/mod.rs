@@ -9,6 +9,7 @@
 pub mod ceilings;
 pub mod footprint;
 pub mod open_loop;
+pub mod peer;
 pub mod report;
 
 use std::collections::HashMap;
@@ -325,10 +326,27 @@ where
     F: FnMut(f64, Duration) -> Fut,
     Fut: std::future::Future<Output = RunStats>,
 {
+    search_with(name, args.start_rate, args.max_rate, args.refine, step, step_fn, steps).await
+}
+
+/// [`search`] with its bounds given.
+async fn search_with<F, Fut>(
+    name: &str,
+    start_rate: f64,
+    max_rate: f64,
+    refine: u32,
+    step: Duration,
+    step_fn: &mut F,
+    steps: &Steps,
+) -> f64
+where
+    F: FnMut(f64, Duration) -> Fut,
+    Fut: std::future::Future<Output = RunStats>,
+{
     open_loop::find_peak(
-        args.start_rate,
-        args.max_rate,
-        args.refine,
+        start_rate,
+        max_rate,
+        refine,
         |rate| step_fn(rate, step),
         |stats| {
             print_step(name, stats);
@@ -435,33 +453,54 @@ async fn ingest_step(
         })
     };
     let acked = open_loop::run(rate, duration, send).await;
-    let mut stats = RunStats { latency_us: open_loop::histogram(), ok: 0, achieved_rate: 0.0, ..acked.clone() };
-    // Wait for the deliveries (at most 60 s after the last acknowledgement).
     let prefix = format!("/tmp-api/v1/cards/{tag}-c");
+    let delivered = wait_for_arrivals(acked.ok, || async { deliveries(mock, &prefix).await.unwrap_or_default() }).await;
+    let _ = mock.clear_requests().await;
+    arrival_stats(&acked, rate, delivered)
+}
+
+/// What `arrived` returns once it holds `expected` messages, or at most 60 s after the last
+/// acknowledgement, polled every 250 ms.
+pub(crate) async fn wait_for_arrivals<T, F, Fut>(expected: u64, mut arrived: F) -> Vec<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let delivered = loop {
-        let delivered = deliveries(mock, &prefix).await.unwrap_or_default();
-        if delivered.len() as u64 >= acked.ok || std::time::Instant::now() >= deadline {
-            break delivered;
+    loop {
+        let arrivals = arrived().await;
+        if arrivals.len() as u64 >= expected || std::time::Instant::now() >= deadline {
+            return arrivals;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let mut last = acked.started_at;
-    for (i, at) in &delivered {
-        let due = acked.started_at + Duration::from_secs_f64(*i as f64 / rate);
-        let latency = (*at - due).whole_microseconds().max(1);
-        stats.latency_us.saturating_record(latency as u64);
-        last = last.max(*at);
     }
-    stats.ok = delivered.len() as u64;
+}
+
+/// The figures of a step that counts a message once it arrives at its receiver: `acked` as the
+/// generator saw the step at `rate`, `first_arrivals` each message's index and first arrival.
+/// Latency runs from the message's due time (open loop) to its arrival, the rate is what
+/// arrived over the time it took, and a message acknowledged but never arrived is an error.
+pub(crate) fn arrival_stats(
+    acked: &RunStats,
+    rate: f64,
+    first_arrivals: impl IntoIterator<Item = (u64, OffsetDateTime)>,
+) -> RunStats {
+    let mut stats = RunStats { latency_us: open_loop::histogram(), ok: 0, achieved_rate: 0.0, ..acked.clone() };
+    let mut last = acked.started_at;
+    for (i, at) in first_arrivals {
+        let due = acked.started_at + Duration::from_secs_f64(i as f64 / rate);
+        let latency = (at - due).whole_microseconds().max(1);
+        stats.latency_us.saturating_record(latency as u64);
+        last = last.max(at);
+        stats.ok += 1;
+    }
     if stats.ok < acked.ok {
         stats.errors += acked.ok - stats.ok;
-        stats.first_error.get_or_insert(format!("{} acknowledged events not delivered", acked.ok - stats.ok));
+        stats.first_error.get_or_insert(format!("{} acknowledged messages not delivered", acked.ok - stats.ok));
     }
     let schedule = (acked.sent.saturating_sub(1)) as f64 / rate;
     let elapsed = (last - acked.started_at).as_seconds_f64().max(schedule);
     stats.achieved_rate = if elapsed > 0.0 { stats.ok as f64 / elapsed } else { stats.ok as f64 };
-    let _ = mock.clear_requests().await;
     stats
 }
 

@@ -180,7 +180,9 @@ impl Relay {
         tracing::info!(in_flight, "outbox relay stopping: finishing deliveries in flight");
         while tasks.join_next().await.is_some() {}
         drop(results);
-        let _ = result_writer.await;
+        if let Err(error) = result_writer.await {
+            tracing::error!(error = %error, "the outbox relay's result writer failed");
+        }
         tracing::info!("outbox relay stopped");
     }
 
@@ -283,7 +285,18 @@ impl Relay {
 async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAttempt, span: &tracing::Span) {
     let mut backoff = RECORD_RETRY_FIRST;
     loop {
-        match results.record(attempt.clone()).await {
+        // Bounded by the lease: a write that hangs (a half-open connection) frees the delivery's
+        // slot when the row stops being ours anyway.
+        let written = match entry.lease_until {
+            Some(lease) => {
+                let left = Duration::try_from(lease - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
+                tokio::time::timeout(left, results.record(attempt.clone())).await.unwrap_or_else(|_| {
+                    Err(std::sync::Arc::new(crate::store::StoreError::NotDurable("timed out until the lease ended")))
+                })
+            }
+            None => results.record(attempt.clone()).await,
+        };
+        match written {
             Ok(true) => return,
             Ok(false) => {
                 tracing::info!(parent: span, "the row changed hands while in flight; result not recorded");

@@ -9,15 +9,21 @@
 //! batch is being written go together in the next. A batch is never larger than the deliveries
 //! in flight (each has at most one result waiting), so it needs no bound of its own.
 //!
-//! A delivery's task waits for its result to be written before it ends: the relay claims a
-//! card's next row only after that (per-card order), and a failed write is retried by the task
-//! (see `relay::record`).
+//! A delivery's task waits for its result to be written before it ends, and so keeps its slot
+//! until then (per-card order itself is the claim's: a card's next row is claimable only once
+//! the row before it is recorded). A batch that fails is written again row by row, so one row
+//! that cannot be written fails alone; a row that still fails is retried by its task within its
+//! lease (see `relay::record`).
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{FinishedAttempt, OutboxStore, StoreError};
+
+/// Why a result could not be handed in: the writing task ended (a bug: it panicked; logged
+/// when the relay stops).
+const WRITER_GONE: &str = "the relay's result writer has ended";
 
 /// Whether the row was written (false: the lease was lost), or why the batch failed.
 pub type Written = Result<bool, Arc<StoreError>>;
@@ -45,9 +51,9 @@ impl ResultWriter {
     pub async fn record(&self, attempt: FinishedAttempt) -> Written {
         let (reply, written) = oneshot::channel();
         if self.queue.send(Pending { attempt, reply }).is_err() {
-            return Err(Arc::new(StoreError::NotDurable("the relay is stopping")));
+            return Err(Arc::new(StoreError::NotDurable(WRITER_GONE)));
         }
-        written.await.unwrap_or_else(|_| Err(Arc::new(StoreError::NotDurable("the relay is stopping"))))
+        written.await.unwrap_or_else(|_| Err(Arc::new(StoreError::NotDurable(WRITER_GONE))))
     }
 }
 
@@ -62,10 +68,14 @@ async fn write_batches(store: Arc<dyn OutboxStore>, owner: String, mut waiting: 
                     let _ = reply.send(Ok(written));
                 }
             }
+            Err(error) if attempts.len() == 1 => {
+                let _ = replies.into_iter().next().map(|reply| reply.send(Err(Arc::new(error))));
+            }
             Err(error) => {
-                let error = Arc::new(error);
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
+                tracing::warn!(error = ?error, results = attempts.len(), "recording results together failed; one by one");
+                for (attempt, reply) in attempts.into_iter().zip(replies) {
+                    let written = store.finish_outbox_many(&owner, std::slice::from_ref(&attempt)).await;
+                    let _ = reply.send(written.map(|w| w.first().copied().unwrap_or(false)).map_err(Arc::new));
                 }
             }
         }

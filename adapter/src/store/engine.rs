@@ -34,9 +34,10 @@ pub(super) enum Engine<S, P> {
 
 impl<S, P> Engine<S, P> {
     /// Whether a statement whose best plan depends on the size of the tables it reads may be
-    /// kept prepared with its plan. PostgreSQL plans a kept statement once for all parameters
-    /// after its fifth run (a generic plan), with the table sizes of that moment, and keeps that
-    /// plan until the table is next analysed: the outbox is nearly empty when a process starts,
+    /// kept prepared with its plan. From its sixth run PostgreSQL may plan a kept statement once
+    /// for all parameters (a generic plan, taken when it looks no costlier than the plans made so
+    /// far), with the table sizes of that moment, and keeps that plan until the table is next
+    /// analysed: the outbox is nearly empty when a process starts,
     /// so the plan kept for a claim was a sequential scan and the one for recording a result
     /// walked every pending row — measured under `tmp-kit load` (ingest at 700/s): 1 ms per
     /// claim at 14 000 rows, half of the database's time. On PostgreSQL such statements are

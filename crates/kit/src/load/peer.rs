@@ -218,15 +218,10 @@ async fn step(
     let acked = open_loop::run(rate, duration, send).await;
     let prefix = format!("{tag}-");
     let arrivals = super::wait_for_arrivals(acked.ok, || async { receiver.arrivals(&prefix) }).await;
-    // First arrival of each message, and per card the order they came in.
-    let mut first: HashMap<u64, OffsetDateTime> = HashMap::new();
+    // Per card, the order the messages first came in.
     let mut latest: HashMap<u64, u64> = HashMap::new();
     let mut misordered = 0;
-    for (i, at) in &arrivals {
-        if first.contains_key(i) {
-            continue;
-        }
-        first.insert(*i, *at);
+    for (i, _) in &arrivals {
         let card = i % cards;
         match latest.get(&card) {
             Some(&later) if later > *i => misordered += 1,
@@ -236,7 +231,7 @@ async fn step(
         }
     }
     receiver.forget(&prefix);
-    (super::arrival_stats(&acked, rate, first), misordered)
+    (super::arrival_stats(&acked, rate, arrivals), misordered)
 }
 
 /// Each message's reason and when it arrived, in arrival order.
@@ -265,10 +260,16 @@ impl Receiver {
         Ok(Receiver { url, handle, arrived })
     }
 
-    /// `(message index, arrival)` of the messages whose reason starts with `prefix`.
+    /// `(message index, first arrival)` of the messages whose reason starts with `prefix`, in
+    /// the order they first arrived (a message delivered twice counts once).
     fn arrivals(&self, prefix: &str) -> Vec<(u64, OffsetDateTime)> {
         let arrived = self.arrived.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        arrived.iter().filter_map(|(reason, at)| Some((reason.strip_prefix(prefix)?.parse().ok()?, *at))).collect()
+        let mut seen = std::collections::HashSet::new();
+        arrived
+            .iter()
+            .filter_map(|(reason, at)| Some((reason.strip_prefix(prefix)?.parse().ok()?, *at)))
+            .filter(|(i, _)| seen.insert(*i))
+            .collect()
     }
 
     fn forget(&self, prefix: &str) {

@@ -36,7 +36,9 @@ use crate::config::Settings;
 use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::outbox::Destination;
-use crate::store::{DeliveryResult, DynStore, FinishedAttempt, NotificationStore, OutboxEntry, OutboxStore};
+use crate::store::{
+    DeliveryResult, DynStore, FinishedAttempt, NotificationStore, OutboxEntry, OutboxStore, StoreError,
+};
 use results::ResultWriter;
 
 pub use crate::outbox::NO_SINK;
@@ -290,9 +292,9 @@ async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAt
         let written = match entry.lease_until {
             Some(lease) => {
                 let left = Duration::try_from(lease - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
-                tokio::time::timeout(left, results.record(attempt.clone())).await.unwrap_or_else(|_| {
-                    Err(std::sync::Arc::new(crate::store::StoreError::NotDurable("timed out until the lease ended")))
-                })
+                tokio::time::timeout(left, results.record(attempt.clone()))
+                    .await
+                    .unwrap_or_else(|_| Err(Arc::new(StoreError::NotDurable("timed out until the lease ended"))))
             }
             None => results.record(attempt.clone()).await,
         };

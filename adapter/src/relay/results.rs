@@ -74,8 +74,8 @@ async fn write_batches(store: Arc<dyn OutboxStore>, owner: String, mut waiting: 
             Err(error) => {
                 tracing::warn!(error = ?error, results = attempts.len(), "recording results together failed; one by one");
                 for (attempt, reply) in attempts.into_iter().zip(replies) {
-                    let written = store.finish_outbox_many(&owner, std::slice::from_ref(&attempt)).await;
-                    let _ = reply.send(written.map(|w| w.first().copied().unwrap_or(false)).map_err(Arc::new));
+                    let written = store.finish_outbox(attempt.id, &owner, attempt.at, &attempt.result).await;
+                    let _ = reply.send(written.map_err(Arc::new));
                 }
             }
         }

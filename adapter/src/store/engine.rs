@@ -37,10 +37,10 @@ impl<S, P> Engine<S, P> {
     /// kept prepared with its plan. From its sixth run PostgreSQL may plan a kept statement once
     /// for all parameters (a generic plan, taken when it looks no costlier than the plans made so
     /// far), with the table sizes of that moment, and keeps that plan until the table is next
-    /// analysed: the outbox is nearly empty when a process starts,
-    /// so the plan kept for a claim was a sequential scan and the one for recording a result
-    /// walked every pending row — measured under `tmp-kit load` (ingest at 700/s): 1 ms per
-    /// claim at 14 000 rows, half of the database's time. On PostgreSQL such statements are
+    /// analysed: the outbox is nearly empty when a process starts, so the plan kept for a claim
+    /// was a sequential scan and the one for recording a result walked every pending row —
+    /// measured under `tmp-kit load` (ingest at 700/s): 1 ms per claim at 14 000 rows, half of
+    /// the database's time. On PostgreSQL such statements are
     /// therefore not kept (`persistent(false)`: planned on every run, with the table as it is);
     /// SQLite plans from the schema alone and keeps them.
     pub(super) fn keeps_plans(&self) -> bool {

@@ -1,8 +1,8 @@
 //! The outbox relay: delivers what the adapter committed to its outbox — processor events to
 //! TMP or DataCore, token events and notifications to the issuer's webhook sinks.
 //!
-//! Modelled on svix's worker: a loop claims due rows up to a concurrency cap and runs one task
-//! per delivery; a failed attempt is rescheduled from the configured retry schedule with
+//! Modelled on svix's worker: a loop per destination claims due rows up to a concurrency cap
+//! and runs one task per delivery; a failed attempt is rescheduled from the configured retry schedule with
 //! jitter (a destination's `Retry-After` honoured within bounds) or, when permanent or out of
 //! schedule, the row goes `dead` for an operator. What differs from a webhook service:
 //!
@@ -20,7 +20,6 @@
 mod deliver;
 mod results;
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -112,80 +111,90 @@ impl Relay {
     }
 
     /// Delivers until `shutdown` turns true, then waits for the deliveries in flight.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
-        let stats_every = Duration::from_secs(self.settings.stats_interval_secs);
-        let mut next_stats = tokio::time::Instant::now();
-        let mut tasks: JoinSet<()> = JoinSet::new();
+    ///
+    /// Each destination has a claim loop of its own, running concurrently: a claim that is slow
+    /// for one (a deep queue of one card makes the claim's second step walk it) never delays the
+    /// claims of another. (Measured on PostgreSQL with one loop for all three: the token-event
+    /// sink's backlog of one card made every TMP API claim wait ≈ 23 ms behind it, and processor
+    /// ingest → delivery fell from 800/s to 400/s.)
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let (results, result_writer) = ResultWriter::start(self.store.clone(), self.owner.clone());
-        // Deliveries in flight per destination (index in DESTINATIONS), and which task is whose.
-        let mut in_flight = InFlight::default();
-        let mut due = [true; DESTINATIONS.len()];
-        // While deliveries keep finishing the loop never sleeps a whole poll interval; every
-        // destination is still claimed for at least every BUSY_POLL, so that rows due by time (a
-        // retry) or written by another process are found while another destination is busy.
-        let mut next_full_round = tokio::time::Instant::now();
+        let wakeups: [Notify; DESTINATIONS.len()] = Default::default();
         tracing::info!(owner = %self.owner, concurrency = self.settings.concurrency, "outbox relay started");
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            if tokio::time::Instant::now() >= next_stats {
-                self.refresh_stats().await;
-                next_stats = tokio::time::Instant::now() + stats_every;
-            }
-            if tokio::time::Instant::now() >= next_full_round {
-                due = [true; DESTINATIONS.len()];
-            }
-            if due.iter().all(|d| *d) {
-                next_full_round = tokio::time::Instant::now() + BUSY_POLL;
-            }
-            // Every destination has its own share of `relay.concurrency`: a receiver that is
-            // slow or has a backlog never takes the slots of another. A destination is claimed
-            // for when one of its deliveries ended (the card's next row may be due), on a wake-up
-            // and on every poll — not after every other destination's deliveries.
-            for (index, destination) in DESTINATIONS.iter().enumerate() {
-                let free = self.settings.concurrency.saturating_sub(in_flight.count[index]);
-                if !std::mem::take(&mut due[index]) || free == 0 {
-                    continue;
-                }
+        let loops = DESTINATIONS.iter().zip(&wakeups).map(|(destination, wakeup)| {
+            self.clone().claim_loop(*destination, wakeup, results.clone(), shutdown.clone())
+        });
+        tokio::join!(futures_util::future::join_all(loops), self.housekeeping(&wakeups, shutdown));
+        drop(results);
+        if let Err(error) = result_writer.await {
+            tracing::error!(error = %error, "the outbox relay's result writer failed");
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// Claims `destination`'s due rows and runs a task per delivery, at most
+    /// `relay.concurrency` at a time: a receiver that is slow or has a backlog never takes the
+    /// slots of another. It claims when one of its deliveries ended (the card's next row may be
+    /// due), on a wake-up and on every poll; on shutdown it stops claiming and waits for its
+    /// deliveries in flight.
+    async fn claim_loop(
+        self: Arc<Self>,
+        destination: Destination,
+        wakeup: &Notify,
+        results: ResultWriter,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut due = true;
+        while !*shutdown.borrow() {
+            let free = self.settings.concurrency.saturating_sub(tasks.len());
+            if std::mem::take(&mut due) && free > 0 {
                 let now = OffsetDateTime::now_utc();
                 let lease_until = now + Duration::from_secs(self.settings.lease_secs);
-                match self.store.claim_outbox(&self.owner, *destination, now, lease_until, free as u32).await {
+                match self.store.claim_outbox(&self.owner, destination, now, lease_until, free as u32).await {
                     Ok(entries) => {
                         for entry in entries {
-                            let task = tasks.spawn(self.clone().process(entry, results.clone()));
-                            in_flight.started(task.id(), index);
+                            tasks.spawn(self.clone().process(entry, results.clone()));
                         }
                     }
                     Err(error) => tracing::warn!(error = ?error, %destination, "outbox claim failed; will retry"),
                 }
             }
             tokio::select! {
-                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    if let Some(index) = in_flight.finished(done) {
-                        due[index] = true;
-                    }
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    log_failure(done);
+                    due = true;
                 }
-                _ = self.wakeup.notified() => due = [true; DESTINATIONS.len()],
-                _ = tokio::time::sleep(poll) => due = [true; DESTINATIONS.len()],
-                _ = shutdown.changed() => {}
+                _ = wakeup.notified() => due = true,
+                _ = tokio::time::sleep(poll) => due = true,
+                // A sender gone is a stop too (the application is ending).
+                changed = shutdown.changed() => if changed.is_err() { break },
             }
             // Reap every finished delivery before claiming again: one claim for many.
-            while let Some(done) = tasks.try_join_next_with_id() {
-                if let Some(index) = in_flight.finished(done) {
-                    due[index] = true;
-                }
+            while let Some(done) = tasks.try_join_next() {
+                log_failure(done);
+                due = true;
             }
         }
         let in_flight = tasks.len();
-        tracing::info!(in_flight, "outbox relay stopping: finishing deliveries in flight");
+        tracing::info!(in_flight, %destination, "outbox relay stopping: finishing deliveries in flight");
         while tasks.join_next().await.is_some() {}
-        drop(results);
-        if let Err(error) = result_writer.await {
-            tracing::error!(error = %error, "the outbox relay's result writer failed");
+    }
+
+    /// Until shutdown: refreshes the outbox gauges every `relay.stats_interval_secs`, and passes
+    /// a wake-up (new rows committed, an operator's retry) on to every claim loop — each keeps
+    /// it until it next waits, so none misses one while it claims.
+    async fn housekeeping(&self, wakeups: &[Notify], mut shutdown: watch::Receiver<bool>) {
+        let mut stats = tokio::time::interval(Duration::from_secs(self.settings.stats_interval_secs));
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = stats.tick() => self.refresh_stats().await,
+                _ = self.wakeup.notified() => wakeups.iter().for_each(Notify::notify_one),
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
         }
-        tracing::info!("outbox relay stopped");
     }
 
     async fn refresh_stats(&self) {
@@ -323,38 +332,14 @@ async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAt
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// How often every destination is claimed for while the relay is busy (see [`Relay::run`]).
-const BUSY_POLL: Duration = Duration::from_secs(1);
-
 /// The destinations the relay claims for, each on its own (see [`Relay::run`]).
 const DESTINATIONS: [Destination; 3] = [Destination::TmpApi, Destination::LifecycleApi, Destination::IssuerWebhook];
 
-/// Deliveries in flight per destination.
-#[derive(Default)]
-struct InFlight {
-    count: [usize; DESTINATIONS.len()],
-    tasks: HashMap<tokio::task::Id, usize>,
-}
-
-impl InFlight {
-    fn started(&mut self, task: tokio::task::Id, destination: usize) {
-        self.count[destination] += 1;
-        self.tasks.insert(task, destination);
-    }
-
-    /// Frees the slot of a finished delivery, also of one that panicked (a bug: logged; its
-    /// row's lease runs out and the row is delivered again). Returns its destination.
-    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> Option<usize> {
-        let task = match done {
-            Ok((task, ())) => task,
-            Err(error) => {
-                tracing::error!(error = %error, "an outbox delivery task failed");
-                error.id()
-            }
-        };
-        let destination = self.tasks.remove(&task)?;
-        self.count[destination] = self.count[destination].saturating_sub(1);
-        Some(destination)
+/// A delivery task that panicked (a bug) is logged: its row's lease runs out and the row is
+/// delivered again.
+fn log_failure(done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done {
+        tracing::error!(error = %error, "an outbox delivery task failed");
     }
 }
 

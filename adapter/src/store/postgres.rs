@@ -39,7 +39,9 @@ pub(super) const CLAIM_OLDEST: &str = concat!(
 );
 
 /// The second step of a claim: the head of every card with pending rows (parameters as the
-/// first's but the window).
+/// first's but the window). The heads are looked up by primary key (`= ANY (ARRAY(…))`), not
+/// joined: planned without statistics (a young outbox), the join read every pending row into a
+/// hash table and sorted it — 10 300 rows per claim when one card's backlog was deep.
 pub(super) const CLAIM_HEADS: &str = concat!(
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
        WITH RECURSIVE heads(ordering_key, seq) AS ( \
@@ -50,8 +52,8 @@ pub(super) const CLAIM_HEADS: &str = concat!(
            SELECT ordering_key, seq FROM outbox \
            WHERE status = 'pending' AND destination = $5 AND ordering_key > h.ordering_key \
            ORDER BY ordering_key, seq LIMIT 1) n) \
-       SELECT o.seq FROM heads h JOIN outbox o ON o.seq = h.seq \
-       WHERE o.status = 'pending' AND o.next_attempt_at <= $3 AND o.held_at IS NULL \
+       SELECT o.seq FROM outbox o WHERE o.seq = ANY (ARRAY(SELECT seq FROM heads)) \
+         AND o.status = 'pending' AND o.next_attempt_at <= $3 AND o.held_at IS NULL \
          AND (o.lease_until IS NULL OR o.lease_until < $3) \
        ORDER BY o.seq LIMIT $4 FOR UPDATE OF o SKIP LOCKED)) \
      RETURNING ",

@@ -65,7 +65,7 @@ impl Application {
         let credentials = credentials(&settings, &keys);
         let verifier = CardVerifier::new(source, hook, store.clone(), settings.policy.clone(), metrics.clone());
         let housekeeping = tokio::spawn(housekeeping(store.clone(), settings.clone()));
-        let relay_wakeup = Arc::new(tokio::sync::Notify::new());
+        let relay_wakeup = Arc::new(crate::relay::Wakeup::default());
         let exporter = exporter(&settings)?;
         let (relay, relay_task) = if settings.relay.enabled {
             let relay = Relay::new(&settings, store.clone(), keys.clone(), metrics.clone(), relay_wakeup.clone())?;

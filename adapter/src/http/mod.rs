@@ -41,7 +41,7 @@ pub struct AppState {
     pub keys: Arc<KeyMaterial>,
     pub credentials: RwLock<Arc<Credentials>>,
     /// Wakes this process's relay when new outbox rows are committed.
-    pub relay_wakeup: Arc<tokio::sync::Notify>,
+    pub relay_wakeup: Arc<crate::relay::Wakeup>,
     pub verifier: CardVerifier,
     pub metrics: Metrics,
     /// Where requests and their outbound calls are exported as spans (`log.otlp`), when on.

@@ -19,6 +19,7 @@
 
 mod deliver;
 mod results;
+mod wakeup;
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use time::OffsetDateTime;
 use tmp_edge::correlation;
 use tmp_edge::otlp::Exporter;
 use tmp_protocol::trace_context::TraceParent;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
@@ -43,6 +44,7 @@ use results::ResultWriter;
 pub use crate::outbox::NO_SINK;
 pub use deliver::Attempt;
 pub use deliver::Destinations;
+pub use wakeup::Wakeup;
 
 pub struct Relay {
     /// The relay's part of the store: the outbox (deliveries read notifications too, see
@@ -58,7 +60,7 @@ pub struct Relay {
     metrics: Metrics,
     /// Names this process's leases.
     owner: String,
-    wakeup: Arc<Notify>,
+    wakeup: Arc<Wakeup>,
     /// Where each delivery and its calls are exported as spans (`log.otlp`), when they are.
     exporter: Option<Exporter>,
 }
@@ -69,7 +71,7 @@ impl Relay {
         store: DynStore,
         keys: Arc<KeyMaterial>,
         metrics: Metrics,
-        wakeup: Arc<Notify>,
+        wakeup: Arc<Wakeup>,
     ) -> anyhow::Result<Relay> {
         let notifications: Arc<dyn NotificationStore> = store.clone();
         let destinations =
@@ -119,12 +121,11 @@ impl Relay {
     /// ingest → delivery fell from 800/s to 400/s.)
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let (results, result_writer) = ResultWriter::start(self.store.clone(), self.owner.clone());
-        let wakeups: [Notify; DESTINATIONS.len()] = Default::default();
         tracing::info!(owner = %self.owner, concurrency = self.settings.concurrency, "outbox relay started");
-        let loops = DESTINATIONS.iter().zip(&wakeups).map(|(destination, wakeup)| {
-            self.clone().claim_loop(*destination, wakeup, results.clone(), shutdown.clone())
-        });
-        tokio::join!(futures_util::future::join_all(loops), self.housekeeping(&wakeups, shutdown));
+        let loops = DESTINATIONS
+            .iter()
+            .map(|destination| self.clone().claim_loop(*destination, results.clone(), shutdown.clone()));
+        tokio::join!(futures_util::future::join_all(loops), self.refresh_stats_until(shutdown));
         drop(results);
         if let Err(error) = result_writer.await {
             tracing::error!(error = %error, "the outbox relay's result writer failed");
@@ -140,7 +141,6 @@ impl Relay {
     async fn claim_loop(
         self: Arc<Self>,
         destination: Destination,
-        wakeup: &Notify,
         results: ResultWriter,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -166,7 +166,7 @@ impl Relay {
                     log_failure(done);
                     due = true;
                 }
-                _ = wakeup.notified() => due = true,
+                _ = self.wakeup.rows_due(destination) => due = true,
                 _ = tokio::time::sleep(poll) => due = true,
                 // A sender gone is a stop too (the application is ending).
                 changed = shutdown.changed() => if changed.is_err() { break },
@@ -182,16 +182,13 @@ impl Relay {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Until shutdown: refreshes the outbox gauges every `relay.stats_interval_secs`, and passes
-    /// a wake-up (new rows committed, an operator's retry) on to every claim loop — each keeps
-    /// it until it next waits, so none misses one while it claims.
-    async fn housekeeping(&self, wakeups: &[Notify], mut shutdown: watch::Receiver<bool>) {
+    /// Refreshes the outbox gauges every `relay.stats_interval_secs` until shutdown.
+    async fn refresh_stats_until(&self, mut shutdown: watch::Receiver<bool>) {
         let mut stats = tokio::time::interval(Duration::from_secs(self.settings.stats_interval_secs));
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !*shutdown.borrow() {
             tokio::select! {
                 _ = stats.tick() => self.refresh_stats().await,
-                _ = self.wakeup.notified() => wakeups.iter().for_each(Notify::notify_one),
                 changed = shutdown.changed() => if changed.is_err() { break },
             }
         }
@@ -332,7 +329,8 @@ async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAt
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// The destinations the relay claims for, each on its own (see [`Relay::run`]).
+/// The destinations the relay claims for, each on its own (see [`Relay::run`]); [`Wakeup`]
+/// relies on this order.
 const DESTINATIONS: [Destination; 3] = [Destination::TmpApi, Destination::LifecycleApi, Destination::IssuerWebhook];
 
 /// A delivery task that panicked (a bug) is logged: its row's lease runs out and the row is

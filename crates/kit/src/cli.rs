@@ -34,6 +34,9 @@ pub enum Command {
     /// The adapter's ingest → delivery beside a running Svix webhook server's message →
     /// delivery: same generator, PostgreSQL server and receiving endpoint, one run.
     CompareSvix(crate::load::peer::CompareArgs),
+    /// Processor ingest → delivery through one, then several adapter processes sharing one
+    /// PostgreSQL database: peak, latency, order and where the CPU went, per count.
+    ScaleOut(crate::load::scale::ScaleArgs),
     /// The real tmp-adapter binary: time to ready, memory idle and under load.
     Footprint(crate::load::footprint::FootprintArgs),
     /// Sustained events under faults and restarts; checks none lost, misordered or doubled.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Load(args) => crate::load::run(args).await,
             Command::Footprint(args) => crate::load::footprint::run(args).await,
             Command::CompareSvix(args) => crate::load::peer::run(args).await,
+            Command::ScaleOut(args) => crate::load::scale::run(args).await,
             Command::Soak(args) => crate::soak::run(args).await,
             Command::Conformance { .. } | Command::Docs(_) => {
                 unreachable!("handled before the runtime starts")

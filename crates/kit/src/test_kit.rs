@@ -98,7 +98,7 @@ pub struct TestKit {
 
 enum Database {
     Sqlite,
-    Postgres { admin_url: String, name: String },
+    Postgres(ScratchDatabase),
 }
 
 impl TestKit {
@@ -117,14 +117,8 @@ impl TestKit {
         let (database_url, database) = match &options.database_url {
             None => (format!("sqlite://{}", dir.path().join("adapter.db").display()), Database::Sqlite),
             Some(admin_url) if admin_url.starts_with("postgres") => {
-                let name = format!("tmp_kit_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = sqlx::PgConnection::connect(admin_url)
-                    .await
-                    .with_context(|| format!("cannot connect to {}", tmp_adapter::config::redact_url(admin_url)))?;
-                // The name is generated above (hex digits only): safe to splice.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
-                let _ = admin.close().await;
-                (with_database(admin_url, &name), Database::Postgres { admin_url: admin_url.clone(), name })
+                let database = ScratchDatabase::create(admin_url, "tmp_kit").await?;
+                (database.url.clone(), Database::Postgres(database))
             }
             Some(other) => bail!(
                 "--database-url must be a postgres:// URL (SQLite is the default), not {}",
@@ -302,12 +296,8 @@ impl TestKit {
         if let Some(engine) = &self.engine {
             engine.stop().await;
         }
-        if let Database::Postgres { admin_url, name } = &self.database
-            && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
-        {
-            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-            let _ = admin.close().await;
+        if let Database::Postgres(database) = &self.database {
+            database.drop_now().await;
         }
     }
 }
@@ -505,6 +495,38 @@ async fn create_api_key(settings: &Settings, name: &str, scopes: &[&str]) -> any
     };
     store.create_api_key(&record, &audit).await?;
     Ok(key.key)
+}
+
+/// A database made for one run on the PostgreSQL server of `admin_url`, dropped by
+/// [`ScratchDatabase::drop_now`] (a run that is killed leaves it behind: its name says what made it).
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `{prefix}_{random hex}`.
+    pub async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<ScratchDatabase> {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .with_context(|| format!("cannot connect to {}", tmp_adapter::config::redact_url(admin_url)))?;
+        // The name is the caller's constant prefix and hex digits: safe to splice.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
+        let _ = admin.close().await;
+        Ok(ScratchDatabase { admin_url: admin_url.to_owned(), url: with_database(admin_url, &name), name })
+    }
+
+    /// Drops the database, closing whatever is still connected to it.
+    pub async fn drop_now(&self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+            let _ = admin.close().await;
+        }
+    }
 }
 
 /// `admin_url` with its database replaced by `database` (query string kept).

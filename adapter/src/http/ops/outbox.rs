@@ -181,7 +181,7 @@ pub async fn retry(
         let action: ActionRequest = optional_json(bytes)?;
         audit.reason = optional_reason(action.reason)?;
         let entry = ops::outbox::retry(&*state.store, &id, audit).await?;
-        state.relay_wakeup.notify_one();
+        state.relay_wakeup.any();
         Answer::ok(&row(&entry))
     })
     .await
@@ -211,7 +211,7 @@ pub async fn skip(
         let action: ActionRequest = optional_json(bytes)?;
         audit.reason = optional_reason(action.reason)?;
         let entry = ops::outbox::skip(&*state.store, &id, audit).await?;
-        state.relay_wakeup.notify_one();
+        state.relay_wakeup.any();
         Answer::ok(&row(&entry))
     })
     .await
@@ -253,7 +253,7 @@ pub async fn replay(
         };
         let replayed = ops::outbox::replay(&*state.store, &selector, request.include_delivered, audit).await?;
         if replayed > 0 {
-            state.relay_wakeup.notify_one();
+            state.relay_wakeup.any();
         }
         Answer::ok(&ReplayAck { replayed })
     })

@@ -117,7 +117,9 @@ pub async fn events(state: Data<AppState>, body: ProcessorBody) -> Result<HttpRe
     match outcome {
         IngestOutcome::Conflict { event_id } => Err(ApiError::EventIdReused(event_id)),
         IngestOutcome::Committed { accepted, duplicates } => {
-            state.relay_wakeup.notify_one();
+            for outbox in records.iter().filter_map(|record| record.outbox.as_ref()) {
+                state.relay_wakeup.rows_for(outbox.destination);
+            }
             for event in &events {
                 state.metrics.processor_events.with_label_values(&[event.body.type_name()]).inc();
             }

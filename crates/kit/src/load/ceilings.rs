@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer};
-use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tmp_protocol::jwe::KeyRing;
 
@@ -131,10 +130,8 @@ pub async fn sqlite_commits_per_sec(
 
 /// The same on a fresh database of the PostgreSQL server `admin_url` (dropped afterwards).
 pub async fn postgres_commits_per_sec(admin_url: &str, connections: u32, duration: Duration) -> anyhow::Result<f64> {
-    let name = format!("tmp_ceiling_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
-    let url = crate::test_kit::with_database(admin_url, &name);
+    let database = crate::test_kit::ScratchDatabase::create(admin_url, "tmp_ceiling").await?;
+    let url = database.url.clone();
     let result = async {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(connections).connect(&url).await?;
         sqlx::query(CEILING_TABLE).execute(&pool).await?;
@@ -159,9 +156,7 @@ pub async fn postgres_commits_per_sec(admin_url: &str, connections: u32, duratio
         rate
     }
     .await;
-    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-    let _ = admin.close().await;
+    database.drop_now().await;
     result
 }
 

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::Connection;
 use tmp_edge::client::{ClientOptions, HttpClient, Request};
+
+use crate::test_kit::ScratchDatabase;
 
 use tmp_conformance::case::Approach;
 use tmp_conformance::client::{Client, Secrets};
@@ -41,48 +42,55 @@ pub struct FootprintArgs {
 
 pub async fn run(args: FootprintArgs) -> anyhow::Result<std::process::ExitCode> {
     tmp_edge::tls::install_crypto_provider();
-    let bin = match &args.adapter_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()?.with_file_name("tmp-adapter"),
-    };
-    anyhow::ensure!(bin.exists(), "{} not found (cargo build --release -p tmp-adapter)", bin.display());
-    let config_dir = std::fs::canonicalize(&args.config_dir)
-        .with_context(|| format!("the configuration directory {}", args.config_dir.display()))?;
+    let (bin, config_dir) = adapter_paths(args.adapter_bin.as_ref(), &args.config_dir)?;
     let dir = tempfile::Builder::new().prefix("tmp-footprint-").tempdir()?;
-    let (database_url, admin) = match &args.database_url {
-        Some(admin_url) => {
-            let name = format!("tmp_footprint_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
-            let _ = admin.close().await;
-            (crate::test_kit::with_database(admin_url, &name), Some((admin_url.clone(), name)))
-        }
-        None => (format!("sqlite://{}", dir.path().join("adapter.db").display()), None),
+    let scratch = match &args.database_url {
+        Some(admin_url) => Some(ScratchDatabase::create(admin_url, "tmp_footprint").await?),
+        None => None,
     };
-    let database = if admin.is_some() { "PostgreSQL" } else { "SQLite" };
+    let database_url = match &scratch {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("adapter.db").display()),
+    };
+    let database = if scratch.is_some() { "PostgreSQL" } else { "SQLite" };
     let result = measure(&bin, &config_dir, dir.path(), &database_url, &args, database).await;
-    if let Some((admin_url, name)) = admin
-        && let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await
-    {
-        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+    if let Some(scratch) = scratch {
+        scratch.drop_now().await;
     }
     result?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-struct Child {
-    process: tokio::process::Child,
-    pid: String,
-    url: String,
+/// The `tmp-adapter` binary (`bin`, or the one beside this program) and the configuration
+/// directory, made absolute.
+pub(super) fn adapter_paths(bin: Option<&PathBuf>, config_dir: &PathBuf) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let bin = match bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("tmp-adapter"),
+    };
+    anyhow::ensure!(bin.exists(), "{} not found (cargo build --release -p tmp-adapter)", bin.display());
+    let config_dir = std::fs::canonicalize(config_dir)
+        .with_context(|| format!("the configuration directory {}", config_dir.display()))?;
+    Ok((bin, config_dir))
+}
+
+/// A running `tmp-adapter` process (killed when dropped).
+pub(super) struct Child {
+    pub(super) process: tokio::process::Child,
+    pub(super) pid: String,
+    pub(super) url: String,
     ready_after: Duration,
 }
 
-async fn start(
+/// Starts `bin` in `dir` with the `local` configuration of `config_dir` on `database_url`, the
+/// settings `env` adds (`TMP_ADAPTER__…` pairs) on top; returns once `/readyz` answers 200.
+/// Processes started in one `dir` share the development keys the first one generated there.
+pub(super) async fn start(
     bin: &PathBuf,
     config_dir: &PathBuf,
     dir: &std::path::Path,
     database_url: &str,
+    env: &[(&str, String)],
 ) -> anyhow::Result<Child> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let started = Instant::now();
@@ -94,6 +102,7 @@ async fn start(
         .env("TMP_ADAPTER__SERVER__PORT", port.to_string())
         .env("TMP_ADAPTER__DATABASE__URL", database_url)
         .env("TMP_ADAPTER__LOG__LEVEL", "warn")
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -124,30 +133,13 @@ async fn measure(
     database: &str,
 ) -> anyhow::Result<()> {
     // The first start generates the development keys and creates the schema.
-    let mut first = start(bin, config_dir, dir, database_url).await?;
+    let mut first = start(bin, config_dir, dir, database_url, &[]).await?;
     first.process.kill().await?;
-    let mut child = start(bin, config_dir, dir, database_url).await?;
+    let mut child = start(bin, config_dir, dir, database_url, &[]).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = super::rss_mb(&child.pid)?;
 
-    let secret = tmp_protocol::webhook::WebhookSecret::parse(DEV_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let profile = Profile {
-        secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
-        processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
-        issuer_secret_env: tmp_conformance::profile::DEFAULT_ISSUER_SECRET_ENV.into(),
-        deadline_ms: 2000,
-        latency_requests: 0,
-        cvc_max_attempts: 3,
-        cvc_lockout_window_secs: None,
-        body_limit_bytes: 65536,
-        policy: Default::default(),
-        forwarding: Default::default(),
-        token_event_card_id: None,
-        tls: None,
-        cards: Default::default(),
-    };
-    let client = Client::new(profile, &child.url, Secrets { tmp: Some(secret), ..Secrets::default() })?;
-    let session = Arc::new(Session::new(client, &child.url, Approach::External, 0));
+    let session = Arc::new(dev_session(&child.url)?);
     let send = super::request_sender(&session, super::Scenario::TokenEvents).await?;
     let pid = child.pid.clone();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -183,4 +175,28 @@ async fn measure(
         args.duration, args.rate, stats.achieved_rate, stats.errors
     );
     Ok(())
+}
+
+/// A conformance session against a spawned adapter of the `local` configuration: TMP's and the
+/// processor's requests signed with the development secret (see [`DEV_SECRET`]).
+pub(super) fn dev_session(url: &str) -> anyhow::Result<Session> {
+    let secret = tmp_protocol::webhook::WebhookSecret::parse(DEV_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profile = Profile {
+        secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
+        processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),
+        issuer_secret_env: tmp_conformance::profile::DEFAULT_ISSUER_SECRET_ENV.into(),
+        deadline_ms: 2000,
+        latency_requests: 0,
+        cvc_max_attempts: 3,
+        cvc_lockout_window_secs: None,
+        body_limit_bytes: 65536,
+        policy: Default::default(),
+        forwarding: Default::default(),
+        token_event_card_id: None,
+        tls: None,
+        cards: Default::default(),
+    };
+    let secrets = Secrets { tmp: Some(secret.clone()), processor: Some(secret), ..Secrets::default() };
+    let client = Client::new(profile, url, secrets)?;
+    Ok(Session::new(client, url, Approach::External, 0))
 }

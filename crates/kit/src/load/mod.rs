@@ -7,10 +7,12 @@
 //! payloads), so the generator's own crypto does not limit what it measures.
 
 pub mod ceilings;
+pub mod cpu;
 pub mod footprint;
 pub mod open_loop;
 pub mod peer;
 pub mod report;
+pub mod scale;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -112,7 +112,7 @@ async fn compare(kit: &Arc<TestKit>, receiver: &Receiver, args: &CompareArgs) ->
             n += 1;
             let tag = format!("{}-{}{n}", session.id("cmp"), path.letter());
             let send = match path {
-                Path::Kit => kit_sender(&session, &tag, args.cards),
+                Path::Kit => kit_sender(std::slice::from_ref(&session), &tag, args.cards),
                 Path::Svix => svix.sender(&session.client.http, &tag, args.cards),
             };
             async move { step(receiver, &tag, args.cards, rate, duration, send).await }
@@ -188,11 +188,14 @@ fn message(tag: &str, i: u64, cards: u64) -> (String, Value) {
     (card, json!({"status": status, "reason": format!("{tag}-{i}")}))
 }
 
-/// Processor events to the adapter, signed as the processor signs them.
-fn kit_sender(session: &Arc<Session>, tag: &str, cards: u64) -> Send {
-    let (session, tag) = (session.clone(), tag.to_owned());
+/// Processor events to the adapter, signed as the processor signs them. With several
+/// sessions (adapter processes), a card's events all go to one of them (`card % sessions`): the
+/// order a card's events are sent in is then the order they are committed in, which the order
+/// check takes as given.
+pub(super) fn kit_sender(sessions: &[Arc<Session>], tag: &str, cards: u64) -> Send {
+    let (sessions, tag) = (sessions.to_vec(), tag.to_owned());
     Arc::new(move |i| {
-        let (session, tag) = (session.clone(), tag.clone());
+        let (session, tag) = (sessions[((i % cards) % sessions.len() as u64) as usize].clone(), tag.clone());
         Box::pin(async move {
             let (card, data) = message(&tag, i, cards);
             let event = json!({"id": format!("{tag}-e{i}"), "cardId": card, "type": "card.status_changed",
@@ -207,7 +210,7 @@ fn kit_sender(session: &Arc<Session>, tag: &str, cards: u64) -> Send {
 
 /// One step: the messages at `rate` for `duration`, acknowledged by the path under test, then
 /// their arrivals at the receiver (at most 60 s after the last acknowledgement).
-async fn step(
+pub(super) async fn step(
     receiver: &Receiver,
     tag: &str,
     cards: u64,
@@ -239,14 +242,14 @@ type Arrivals = Arc<Mutex<Vec<(String, OffsetDateTime)>>>;
 
 /// The receiving endpoint of both paths: answers 200 to any POST and notes, by the `reason`
 /// the body carries, when each message arrived, in arrival order.
-struct Receiver {
-    url: String,
-    handle: ServerHandle,
+pub(super) struct Receiver {
+    pub(super) url: String,
+    pub(super) handle: ServerHandle,
     arrived: Arrivals,
 }
 
 impl Receiver {
-    async fn start() -> anyhow::Result<Receiver> {
+    pub(super) async fn start() -> anyhow::Result<Receiver> {
         let arrived: Arrivals = Arc::default();
         let data = Data::new(arrived.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -1,0 +1,98 @@
+//! Where the machine's CPU time went during a run, from `/proc` (Linux): the adapter
+//! processes, PostgreSQL's processes, this process (generator and receiver), and what stayed
+//! idle — the figures that say what limits a run when everything shares one machine.
+
+use std::collections::HashMap;
+
+/// CPU time counters at one moment, in the kernel's clock ticks.
+pub struct CpuSample {
+    /// Every CPU's ticks, busy and idle.
+    total: u64,
+    idle: u64,
+    adapters: u64,
+    /// Per PostgreSQL process: its backends come and go, so they are matched by pid.
+    postgres: HashMap<u32, u64>,
+    this: u64,
+}
+
+/// Shares of the machine's CPU capacity over an interval (each 0..=1).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuUse {
+    pub adapters: f64,
+    pub postgres: f64,
+    pub this: f64,
+    pub idle: f64,
+    /// CPU-seconds the whole machine had in the interval (cores × wall time).
+    pub capacity_secs: f64,
+}
+
+impl CpuSample {
+    /// The counters now; `adapters` are the adapter processes' pids.
+    pub fn take(adapters: &[String]) -> anyhow::Result<CpuSample> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let cpu = stat.lines().next().unwrap_or_default();
+        let ticks: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+        anyhow::ensure!(ticks.len() >= 5, "/proc/stat has no cpu line");
+        let mut postgres = HashMap::new();
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+                && let Some(ticks) = process_ticks(&pid.to_string())
+            {
+                postgres.insert(pid, ticks);
+            }
+        }
+        Ok(CpuSample {
+            total: ticks.iter().sum(),
+            // idle + iowait
+            idle: ticks[3] + ticks[4],
+            adapters: adapters.iter().filter_map(|pid| process_ticks(pid)).sum(),
+            postgres,
+            this: process_ticks("self").unwrap_or(0),
+        })
+    }
+
+    /// What went where between `before` and this sample, as shares of the machine.
+    pub fn since(&self, before: &CpuSample, cores: usize, wall_secs: f64) -> CpuUse {
+        let total = self.total.saturating_sub(before.total).max(1) as f64;
+        let postgres: u64 = self
+            .postgres
+            .iter()
+            .map(|(pid, ticks)| ticks.saturating_sub(before.postgres.get(pid).copied().unwrap_or(0)))
+            .sum();
+        CpuUse {
+            adapters: self.adapters.saturating_sub(before.adapters) as f64 / total,
+            postgres: postgres as f64 / total,
+            this: self.this.saturating_sub(before.this) as f64 / total,
+            idle: self.idle.saturating_sub(before.idle) as f64 / total,
+            capacity_secs: cores as f64 * wall_secs,
+        }
+    }
+}
+
+/// User + system ticks of `/proc/<pid>` (`self` for this process); `None` once it has ended.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: the fields follow its last `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuSample;
+
+    #[test]
+    fn this_process_is_seen_spending_cpu() {
+        let before = CpuSample::take(&[]).expect("/proc is readable");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = CpuSample::take(&[]).expect("/proc is readable").since(&before, 1, 0.3);
+        assert!(used.this > 0.0, "a busy loop shows as this process's CPU: {used:?}");
+        assert!(used.this <= 1.0 && used.idle <= 1.0);
+    }
+}

@@ -1,0 +1,193 @@
+//! `tmp-kit scale-out`: processor ingest → delivery through one, then several `tmp-adapter`
+//! processes sharing one PostgreSQL database — how far replicas take it on this machine and
+//! what stops them (docs/performance.md, "Scale-out").
+//!
+//! Each process count gets a fresh database and its own processes: the real binary, the
+//! `local` configuration with its shipped relay settings, forwarding to "TMP's API" at a
+//! receiver in this process that answers 200 at once. The generator sends each card's events
+//! to one process (`card % processes`, as a load balancer with per-card affinity would — the
+//! order of a card's events is then the order they are sent in); every process's relay
+//! delivers any card's rows from the shared outbox. Per count: the peak (as `load`'s search,
+//! counted at the receiver), latency at half of it, messages lost and misordered, and where the
+//! machine's CPU went at half of peak — per delivered event, the figure the scale model uses.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cpu::{CpuSample, CpuUse};
+use super::footprint::{self, Child};
+use super::open_loop::RunStats;
+use super::peer::{Receiver, kit_sender, step};
+use super::{Steps, ceilings, print_step};
+use crate::test_kit::ScratchDatabase;
+
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// The PostgreSQL server the processes share (a fresh database per count, dropped after).
+    #[arg(long, env = "TMP_KIT_DATABASE_URL")]
+    pub database_url: String,
+    /// The process counts to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub processes: Vec<usize>,
+    /// Cards the events are spread over (per-card order is checked).
+    #[arg(long, default_value_t = 1000)]
+    pub cards: u64,
+    /// The `tmp-adapter` binary (default: beside this one).
+    #[arg(long)]
+    pub adapter_bin: Option<PathBuf>,
+    /// The adapter's configuration directory (base.yaml, local.yaml).
+    #[arg(long, default_value = "config")]
+    pub config_dir: PathBuf,
+    /// Seconds per step of the peak search.
+    #[arg(long, default_value_t = 4)]
+    pub step_seconds: u64,
+    /// Seconds of the run at half of peak (the latency and CPU figures).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// The first rate of the peak search (events per second).
+    #[arg(long, default_value_t = 100.0)]
+    pub start_rate: f64,
+    /// Never offer more than this.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub max_rate: f64,
+    /// Bisection steps after the doubling.
+    #[arg(long, default_value_t = 3)]
+    pub refine: u32,
+    /// Seconds each database ceiling is measured for.
+    #[arg(long, default_value_t = 5)]
+    pub ceiling_seconds: u64,
+}
+
+/// The database pool of each process (`database.max_connections` in config/base.yaml): the
+/// commit ceiling of a count is measured with as many connections as its processes have.
+const POOL_PER_PROCESS: u32 = 8;
+
+/// One process count's figures.
+struct Measured {
+    processes: usize,
+    peak: f64,
+    commits: f64,
+    half: RunStats,
+    misordered: u64,
+    cpu: CpuUse,
+}
+
+pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
+    anyhow::ensure!(args.database_url.starts_with("postgres"), "--database-url must be a postgres:// URL");
+    anyhow::ensure!(args.cards > 0, "--cards must be at least 1");
+    anyhow::ensure!(
+        !args.processes.is_empty() && args.processes.iter().all(|n| *n > 0),
+        "--processes must list counts of at least 1"
+    );
+    tmp_edge::tls::install_crypto_provider();
+    if let Err(error) = tmp_edge::limits::raise_open_files() {
+        eprintln!("cannot raise the open-file limit: {error}");
+    }
+    let (bin, config_dir) = footprint::adapter_paths(args.adapter_bin.as_ref(), &args.config_dir)?;
+    let receiver = Receiver::start().await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("# tmp-kit scale-out · PostgreSQL · {cores} cores · {}", bin.display());
+    let mut measured = Vec::new();
+    for &processes in &args.processes {
+        let database = ScratchDatabase::create(&args.database_url, "tmp_scale").await?;
+        let result = measure(&bin, &config_dir, &database.url, &receiver, &args, processes, cores).await;
+        database.drop_now().await;
+        measured.push(result?);
+    }
+    receiver.handle.stop(false).await;
+
+    println!();
+    println!(
+        "| processes | peak /s | PostgreSQL commits /s (same connections) | of commits | p50 ms | p99 ms | p99.9 ms \
+         | @ rate /s | lost | misordered | CPU at half peak: adapters / PostgreSQL / generator+receiver / idle \
+         | CPU ms per event: adapters / PostgreSQL |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    for m in &measured {
+        let per_event = |share: f64| 1e3 * share * m.cpu.capacity_secs / m.half.ok.max(1) as f64;
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {:.0}% / {:.0}% / {:.0}% / {:.0}% | {:.3} / {:.3} |",
+            m.processes,
+            m.peak,
+            m.commits,
+            100.0 * m.peak / m.commits,
+            m.half.percentile_ms(0.50),
+            m.half.percentile_ms(0.99),
+            m.half.percentile_ms(0.999),
+            m.half.offered_rate,
+            m.half.errors,
+            m.misordered,
+            100.0 * m.cpu.adapters,
+            100.0 * m.cpu.postgres,
+            100.0 * m.cpu.this,
+            100.0 * m.cpu.idle,
+            per_event(m.cpu.adapters),
+            per_event(m.cpu.postgres),
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn measure(
+    bin: &PathBuf,
+    config_dir: &PathBuf,
+    database_url: &str,
+    receiver: &Receiver,
+    args: &ScaleArgs,
+    processes: usize,
+    cores: usize,
+) -> anyhow::Result<Measured> {
+    let connections = POOL_PER_PROCESS * processes as u32;
+    let commits =
+        ceilings::postgres_commits_per_sec(&args.database_url, connections, Duration::from_secs(args.ceiling_seconds))
+            .await?;
+    println!("ceiling  PostgreSQL single-row insert commits ({connections} connections): {commits:.0}/s");
+
+    let dir = tempfile::Builder::new().prefix("tmp-scale-").tempdir()?;
+    let env = [
+        ("TMP_ADAPTER__FORWARDING__APPROACH", "external".to_owned()),
+        ("TMP_ADAPTER__FORWARDING__TMP_API__BASE_URL", receiver.url.clone()),
+    ];
+    // The first alone: it generates the development keys the others read, and the schema.
+    let mut children: Vec<Child> = vec![footprint::start(bin, config_dir, dir.path(), database_url, &env).await?];
+    let others = (1..processes).map(|_| footprint::start(bin, config_dir, dir.path(), database_url, &env));
+    for child in futures_util::future::join_all(others).await {
+        children.push(child?);
+    }
+    let sessions = children
+        .iter()
+        .map(|child| footprint::dev_session(&child.url).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pids: Vec<String> = children.iter().map(|child| child.pid.clone()).collect();
+    let name = format!("{processes} process{}", if processes == 1 { "" } else { "es" });
+
+    let mut n = 0u32;
+    let mut step_fn = |rate: f64, duration: Duration| {
+        n += 1;
+        let tag = format!("{}-p{processes}s{n}", sessions[0].id("scale"));
+        let send = kit_sender(&sessions, &tag, args.cards);
+        async move { step(receiver, &tag, args.cards, rate, duration, send).await }
+    };
+    let mut stats_only = |rate: f64, duration: Duration| {
+        let step = step_fn(rate, duration);
+        async move { step.await.0 }
+    };
+    let steps = Steps::default();
+    let step_time = Duration::from_secs(args.step_seconds);
+    let peak =
+        super::search_with(&name, args.start_rate, args.max_rate, args.refine, step_time, &mut stats_only, &steps)
+            .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let before = CpuSample::take(&pids)?;
+    let started = Instant::now();
+    let (half, misordered) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+    let cpu = CpuSample::take(&pids)?.since(&before, cores, started.elapsed().as_secs_f64());
+    print_step(&format!("{name} @ half peak"), &half);
+
+    for mut child in children {
+        let _ = child.process.kill().await;
+    }
+    Ok(Measured { processes, peak, commits, half, misordered, cpu })
+}

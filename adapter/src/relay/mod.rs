@@ -15,7 +15,7 @@
 //!   `X-Idempotency-Key`, which is the row's id and the same on every attempt;
 //! - **several processes** share one PostgreSQL database (`FOR UPDATE SKIP LOCKED` + lease).
 //!
-//! On shutdown the loop stops claiming and waits for the deliveries in flight.
+//! On shutdown each destination's loop stops claiming and waits for its deliveries in flight.
 
 mod deliver;
 mod results;

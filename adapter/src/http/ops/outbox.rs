@@ -181,7 +181,7 @@ pub async fn retry(
         let action: ActionRequest = optional_json(bytes)?;
         audit.reason = optional_reason(action.reason)?;
         let entry = ops::outbox::retry(&*state.store, &id, audit).await?;
-        state.relay_wakeup.any();
+        state.relay_wakeup.rows_for(entry.record.destination);
         Answer::ok(&row(&entry))
     })
     .await
@@ -211,7 +211,7 @@ pub async fn skip(
         let action: ActionRequest = optional_json(bytes)?;
         audit.reason = optional_reason(action.reason)?;
         let entry = ops::outbox::skip(&*state.store, &id, audit).await?;
-        state.relay_wakeup.any();
+        state.relay_wakeup.rows_for(entry.record.destination);
         Answer::ok(&row(&entry))
     })
     .await

@@ -47,7 +47,6 @@ pub async fn notification(state: Data<AppState>, req: HttpRequest, body: SignedB
     let response_body = serde_json::to_vec(&ack).map_err(|e| ApiError::Internal(e.into()))?;
     let idempotency_record = pending.record(StatusCode::OK, response_body);
     let write = state.store.store_notification(&record, &outbox, &idempotency_record).await?;
-    state.relay_wakeup.rows_for(outbox.destination);
     state.metrics.notifications.with_label_values(&[request.notification_type.as_str()]).inc();
     pending.settle(write, &idempotency_record)
 }

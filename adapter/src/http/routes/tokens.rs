@@ -41,7 +41,6 @@ pub async fn token_event(state: Data<AppState>, req: HttpRequest, body: SignedBo
     let record_idem = pending.record(StatusCode::OK, response_body);
     let (write, outcome) = state.store.apply_token_event(&record, &outbox, &record_idem).await?;
     if let Some(outcome) = &outcome {
-        state.relay_wakeup.rows_for(outbox.destination);
         state.metrics.token_events.with_label_values(&[event.status.as_str()]).inc();
         tracing::info!(applied = outcome.applied, status = outcome.token.status.as_str(), "token event stored");
     }

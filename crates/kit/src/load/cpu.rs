@@ -9,8 +9,12 @@ pub struct CpuSample {
     /// Every CPU's ticks, busy and idle.
     total: u64,
     idle: u64,
+    /// CPUs online (`cpuN` lines of `/proc/stat`): the machine's capacity, whatever this
+    /// process's own affinity.
+    cpus: usize,
     adapters: u64,
-    /// Per PostgreSQL process: its backends come and go, so they are matched by pid.
+    /// Per process of the PostgreSQL server: its backends come and go, so they are matched by
+    /// pid (one that ends within the interval is missed — the pools keep theirs).
     postgres: HashMap<u32, u64>,
     this: u64,
 }
@@ -22,30 +26,39 @@ pub struct CpuUse {
     pub postgres: f64,
     pub this: f64,
     pub idle: f64,
-    /// CPU-seconds the whole machine had in the interval (cores × wall time).
+    /// CPU-seconds the whole machine had in the interval (CPUs × wall time).
     pub capacity_secs: f64,
 }
 
 impl CpuSample {
-    /// The counters now; `adapters` are the adapter processes' pids.
-    pub fn take(adapters: &[String]) -> anyhow::Result<CpuSample> {
+    /// The counters now; `adapters` are the adapter processes' pids, `postmaster` the
+    /// PostgreSQL server's main process (its children are its backends and helpers).
+    pub fn take(adapters: &[String], postmaster: Option<u32>) -> anyhow::Result<CpuSample> {
         let stat = std::fs::read_to_string("/proc/stat")?;
         let cpu = stat.lines().next().unwrap_or_default();
-        let ticks: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user and nice).
+        let ticks: Vec<u64> = cpu.split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
         anyhow::ensure!(ticks.len() >= 5, "/proc/stat has no cpu line");
+        let cpus = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count();
         let mut postgres = HashMap::new();
-        for entry in std::fs::read_dir("/proc")?.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-            if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
-                && let Some(ticks) = process_ticks(&pid.to_string())
-            {
-                postgres.insert(pid, ticks);
+        if let Some(postmaster) = postmaster {
+            for entry in std::fs::read_dir("/proc")?.flatten() {
+                let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+                if (pid == postmaster || parent(pid) == Some(postmaster))
+                    && let Some(ticks) = process_ticks(&pid.to_string())
+                {
+                    postgres.insert(pid, ticks);
+                }
             }
         }
         Ok(CpuSample {
             total: ticks.iter().sum(),
             // idle + iowait
             idle: ticks[3] + ticks[4],
+            cpus: cpus.max(1),
             adapters: adapters.iter().filter_map(|pid| process_ticks(pid)).sum(),
             postgres,
             this: process_ticks("self").unwrap_or(0),
@@ -53,7 +66,7 @@ impl CpuSample {
     }
 
     /// What went where between `before` and this sample, as shares of the machine.
-    pub fn since(&self, before: &CpuSample, cores: usize, wall_secs: f64) -> CpuUse {
+    pub fn since(&self, before: &CpuSample, wall_secs: f64) -> CpuUse {
         let total = self.total.saturating_sub(before.total).max(1) as f64;
         let postgres: u64 = self
             .postgres
@@ -65,9 +78,27 @@ impl CpuSample {
             postgres: postgres as f64 / total,
             this: self.this.saturating_sub(before.this) as f64 / total,
             idle: self.idle.saturating_sub(before.idle) as f64 / total,
-            capacity_secs: cores as f64 * wall_secs,
+            capacity_secs: self.cpus as f64 * wall_secs,
         }
     }
+}
+
+/// The PostgreSQL server's main process, on this machine: the parent of the backend serving
+/// `database_url`. `None` when it is elsewhere (a remote server, another pid namespace): its
+/// CPU is then not seen from here.
+pub async fn postmaster_of(database_url: &str) -> Option<u32> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database_url).await.ok()?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.ok()?;
+    let postmaster = parent(u32::try_from(backend).ok()?);
+    let _ = conn.close().await;
+    postmaster
+}
+
+/// The parent of `pid` (`PPid` of `/proc/<pid>/status`).
+fn parent(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("PPid:"))?.trim().parse().ok()
 }
 
 /// User + system ticks of `/proc/<pid>` (`self` for this process); `None` once it has ended.
@@ -85,13 +116,13 @@ mod tests {
 
     #[test]
     fn this_process_is_seen_spending_cpu() {
-        let before = CpuSample::take(&[]).expect("/proc is readable");
+        let before = CpuSample::take(&[], None).expect("/proc is readable");
         let started = std::time::Instant::now();
         let mut x = 0u64;
         while started.elapsed() < std::time::Duration::from_millis(300) {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
-        let used = CpuSample::take(&[]).expect("/proc is readable").since(&before, 1, 0.3);
+        let used = CpuSample::take(&[], None).expect("/proc is readable").since(&before, 0.3);
         assert!(used.this > 0.0, "a busy loop shows as this process's CPU: {used:?}");
         assert!(used.this <= 1.0 && used.idle <= 1.0);
     }

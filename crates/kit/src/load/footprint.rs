@@ -141,24 +141,9 @@ async fn measure(
 
     let session = Arc::new(dev_session(&child.url)?);
     let send = super::request_sender(&session, super::Scenario::TokenEvents).await?;
-    let pid = child.pid.clone();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let mut peak: f64 = 0.0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(mb) = super::rss_mb(&pid) {
-                    peak = peak.max(mb);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            peak
-        }
-    });
+    let rss = super::RssPeak::start(vec![child.pid.clone()]);
     let stats = super::open_loop::run(args.rate, Duration::from_secs(args.duration), send).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.await?.max(super::rss_mb(&child.pid).unwrap_or(0.0));
+    let peak = rss.stop().await;
     let _ = child.process.kill().await;
 
     println!("# tmp-kit footprint · {database} · {}", bin.display());

@@ -539,3 +539,36 @@ pub fn rss_mb(pid: &str) -> anyhow::Result<f64> {
         .context("no VmRSS")?;
     Ok(kb / 1024.0)
 }
+
+/// The most resident memory any one of a set of processes reached, sampled every 50 ms from
+/// [`RssPeak::start`] until [`RssPeak::stop`].
+pub(crate) struct RssPeak {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<f64>,
+    pids: Vec<String>,
+}
+
+impl RssPeak {
+    pub(crate) fn start(pids: Vec<String>) -> RssPeak {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (stop, pids) = (stop.clone(), pids.clone());
+            async move {
+                let mut peak: f64 = 0.0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = pids.iter().filter_map(|pid| rss_mb(pid).ok()).fold(peak, f64::max);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                peak
+            }
+        });
+        RssPeak { stop, task, pids }
+    }
+
+    /// The peak in MB, a last sample included.
+    pub(crate) async fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let last = self.pids.iter().filter_map(|pid| rss_mb(pid).ok()).fold(0.0, f64::max);
+        self.task.await.unwrap_or(0.0).max(last)
+    }
+}

@@ -133,7 +133,7 @@ async fn compare(kit: &Arc<TestKit>, receiver: &Receiver, args: &CompareArgs) ->
         )
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (half, misordered) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+        let (half, misordered, _) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
         print_step(&format!("{} @ half peak", path.name()), &half);
         results.push(Measured { name: path.name(), peak, half, misordered });
     }
@@ -209,7 +209,9 @@ pub(super) fn kit_sender(sessions: &[Arc<Session>], tag: &str, cards: u64) -> Se
 }
 
 /// One step: the messages at `rate` for `duration`, acknowledged by the path under test, then
-/// their arrivals at the receiver (at most 60 s after the last acknowledgement).
+/// their arrivals at the receiver (at most 60 s after the last acknowledgement). Also returns
+/// how many arrived out of their card's order, and how many were acknowledged but never arrived
+/// (the step's errors count those and the requests that failed).
 pub(super) async fn step(
     receiver: &Receiver,
     tag: &str,
@@ -217,7 +219,7 @@ pub(super) async fn step(
     rate: f64,
     duration: Duration,
     send: Send,
-) -> (RunStats, u64) {
+) -> (RunStats, u64, u64) {
     let acked = open_loop::run(rate, duration, send).await;
     let prefix = format!("{tag}-");
     let arrivals = super::wait_for_arrivals(acked.ok, || async { receiver.arrivals(&prefix) }).await;
@@ -234,7 +236,8 @@ pub(super) async fn step(
         }
     }
     receiver.forget(&prefix);
-    (super::arrival_stats(&acked, rate, arrivals), misordered)
+    let undelivered = acked.ok.saturating_sub(arrivals.len() as u64);
+    (super::arrival_stats(&acked, rate, arrivals), misordered, undelivered)
 }
 
 /// Each message's reason and when it arrived, in arrival order.

@@ -9,7 +9,8 @@
 //! order of a card's events is then the order they are sent in); every process's relay
 //! delivers any card's rows from the shared outbox. Per count: the peak (as `load`'s search,
 //! counted at the receiver), latency at half of it, messages lost and misordered, and where the
-//! machine's CPU went at half of peak — per delivered event, the figure the scale model uses.
+//! machine's CPU went at half of peak — per delivered event, the figure the scale model uses —
+//! and the most memory one adapter process held, peak search included.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,7 +71,11 @@ struct Measured {
     commits: f64,
     half: RunStats,
     misordered: u64,
+    /// Acknowledged by an adapter, never delivered.
+    undelivered: u64,
     cpu: CpuUse,
+    /// The most resident memory one adapter process reached over the whole count's run.
+    rss_mb: f64,
 }
 
 pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -86,12 +91,16 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let (bin, config_dir) = footprint::adapter_paths(args.adapter_bin.as_ref(), &args.config_dir)?;
     let receiver = Receiver::start().await?;
+    let postmaster = super::cpu::postmaster_of(&args.database_url).await;
+    if postmaster.is_none() {
+        eprintln!("the PostgreSQL server is not a process of this machine: its CPU is not counted");
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("# tmp-kit scale-out · PostgreSQL · {cores} cores · {}", bin.display());
     let mut measured = Vec::new();
     for &processes in &args.processes {
         let database = ScratchDatabase::create(&args.database_url, "tmp_scale").await?;
-        let result = measure(&bin, &config_dir, &database.url, &receiver, &args, processes, cores).await;
+        let result = measure(&bin, &config_dir, &database.url, &receiver, &args, processes, postmaster).await;
         database.drop_now().await;
         measured.push(result?);
     }
@@ -100,14 +109,14 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
     println!();
     println!(
         "| processes | peak /s | PostgreSQL commits /s (same connections) | of commits | p50 ms | p99 ms | p99.9 ms \
-         | @ rate /s | lost | misordered | CPU at half peak: adapters / PostgreSQL / generator+receiver / idle \
-         | CPU ms per event: adapters / PostgreSQL |"
+         | @ rate /s | failed requests | acknowledged, not delivered | misordered | CPU at half peak: adapters / PostgreSQL / generator+receiver / idle \
+         | CPU ms per event: adapters / PostgreSQL | peak RSS of one adapter MB |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|");
     for m in &measured {
         let per_event = |share: f64| 1e3 * share * m.cpu.capacity_secs / m.half.ok.max(1) as f64;
         println!(
-            "| {} | {:.0} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {:.0}% / {:.0}% / {:.0}% / {:.0}% | {:.3} / {:.3} |",
+            "| {} | {:.0} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {:.0}% / {:.0}% / {:.0}% / {:.0}% | {:.3} / {:.3} | {:.1} |",
             m.processes,
             m.peak,
             m.commits,
@@ -116,7 +125,8 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
             m.half.percentile_ms(0.99),
             m.half.percentile_ms(0.999),
             m.half.offered_rate,
-            m.half.errors,
+            m.half.errors - m.undelivered,
+            m.undelivered,
             m.misordered,
             100.0 * m.cpu.adapters,
             100.0 * m.cpu.postgres,
@@ -124,6 +134,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
             100.0 * m.cpu.idle,
             per_event(m.cpu.adapters),
             per_event(m.cpu.postgres),
+            m.rss_mb,
         );
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -136,7 +147,7 @@ async fn measure(
     receiver: &Receiver,
     args: &ScaleArgs,
     processes: usize,
-    cores: usize,
+    postmaster: Option<u32>,
 ) -> anyhow::Result<Measured> {
     let connections = POOL_PER_PROCESS * processes as u32;
     let commits =
@@ -149,25 +160,32 @@ async fn measure(
         ("TMP_ADAPTER__FORWARDING__APPROACH", "external".to_owned()),
         ("TMP_ADAPTER__FORWARDING__TMP_API__BASE_URL", receiver.url.clone()),
     ];
-    // The first alone: it generates the development keys the others read, and the schema.
-    let mut children: Vec<Child> = vec![footprint::start(bin, config_dir, dir.path(), database_url, &env).await?];
-    let others = (1..processes).map(|_| footprint::start(bin, config_dir, dir.path(), database_url, &env));
-    for child in futures_util::future::join_all(others).await {
-        children.push(child?);
+    // One after the other: the first generates the development keys the others read, and the
+    // schema; each is given a free port just before it starts.
+    let mut children: Vec<Child> = Vec::with_capacity(processes);
+    for _ in 0..processes {
+        children.push(footprint::start(bin, config_dir, dir.path(), database_url, &env).await?);
     }
     let sessions = children
         .iter()
         .map(|child| footprint::dev_session(&child.url).map(Arc::new))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let pids: Vec<String> = children.iter().map(|child| child.pid.clone()).collect();
+    let outbox = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(database_url).await?;
     let name = format!("{processes} process{}", if processes == 1 { "" } else { "es" });
 
+    let rss = super::RssPeak::start(pids.clone());
     let mut n = 0u32;
     let mut step_fn = |rate: f64, duration: Duration| {
         n += 1;
         let tag = format!("{}-p{processes}s{n}", sessions[0].id("scale"));
         let send = kit_sender(&sessions, &tag, args.cards);
-        async move { step(receiver, &tag, args.cards, rate, duration, send).await }
+        let outbox = outbox.clone();
+        async move {
+            // What an overloaded step left behind would share the cores with this one.
+            drain(&outbox).await;
+            step(receiver, &tag, args.cards, rate, duration, send).await
+        }
     };
     let mut stats_only = |rate: f64, duration: Duration| {
         let step = step_fn(rate, duration);
@@ -178,16 +196,32 @@ async fn measure(
     let peak =
         super::search_with(&name, args.start_rate, args.max_rate, args.refine, step_time, &mut stats_only, &steps)
             .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let before = CpuSample::take(&pids)?;
+    drain(&outbox).await;
+    let before = CpuSample::take(&pids, postmaster)?;
     let started = Instant::now();
-    let (half, misordered) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
-    let cpu = CpuSample::take(&pids)?.since(&before, cores, started.elapsed().as_secs_f64());
+    let (half, misordered, undelivered) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+    let cpu = CpuSample::take(&pids, postmaster)?.since(&before, started.elapsed().as_secs_f64());
     print_step(&format!("{name} @ half peak"), &half);
+    let rss_mb = rss.stop().await;
+    outbox.close().await;
 
     for mut child in children {
         let _ = child.process.kill().await;
     }
-    Ok(Measured { processes, peak, commits, half, misordered, cpu })
+    Ok(Measured { processes, peak, commits, half, misordered, undelivered, cpu, rss_mb })
+}
+
+/// Waits until the outbox holds nothing pending, at most 120 s.
+async fn drain(outbox: &sqlx::PgPool) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let pending: Result<bool, _> =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE status = 'pending')").fetch_one(outbox).await;
+        if matches!(pending, Ok(false)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("  the outbox still had pending rows after 120 s; measuring anyway");
 }

@@ -69,6 +69,8 @@ pub(super) fn adapter_paths(bin: Option<&PathBuf>, config_dir: &PathBuf) -> anyh
         None => std::env::current_exe()?.with_file_name("tmp-adapter"),
     };
     anyhow::ensure!(bin.exists(), "{} not found (cargo build --release -p tmp-adapter)", bin.display());
+    // The processes start in a directory of their own: a relative path would name nothing there.
+    let bin = std::fs::canonicalize(&bin)?;
     let config_dir = std::fs::canonicalize(config_dir)
         .with_context(|| format!("the configuration directory {}", config_dir.display()))?;
     Ok((bin, config_dir))

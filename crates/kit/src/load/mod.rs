@@ -89,6 +89,30 @@ pub struct LoadArgs {
     pub json: Option<std::path::PathBuf>,
 }
 
+/// The peak search and the run at half of peak of the commands that count each message when it
+/// arrives at a receiver (`compare-svix`, `scale-out`).
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// Seconds per step of the peak search.
+    #[arg(long, default_value_t = 4)]
+    pub step_seconds: u64,
+    /// Seconds of the run at half of peak (the latency figures).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// The first rate of the peak search (messages per second).
+    #[arg(long, default_value_t = 50.0)]
+    pub start_rate: f64,
+    /// Never offer more than this.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub max_rate: f64,
+    /// Bisection steps after the doubling.
+    #[arg(long, default_value_t = 3)]
+    pub refine: u32,
+    /// Seconds each database ceiling is measured for.
+    #[arg(long, default_value_t = 5)]
+    pub ceiling_seconds: u64,
+}
+
 /// One scenario's figures.
 struct Row {
     name: &'static str,

@@ -47,24 +47,8 @@ pub struct CompareArgs {
     /// Cards the messages are spread over (per-card order is checked).
     #[arg(long, default_value_t = 100)]
     pub cards: u64,
-    /// Seconds per step of the peak search.
-    #[arg(long, default_value_t = 4)]
-    pub step_seconds: u64,
-    /// Seconds of the run at half of peak (the latency figures).
-    #[arg(long, default_value_t = 10)]
-    pub duration: u64,
-    /// The first rate of the peak search (messages per second).
-    #[arg(long, default_value_t = 50.0)]
-    pub start_rate: f64,
-    /// Never offer more than this.
-    #[arg(long, default_value_t = 20_000.0)]
-    pub max_rate: f64,
-    /// Bisection steps after the doubling.
-    #[arg(long, default_value_t = 3)]
-    pub refine: u32,
-    /// Seconds the database ceiling is measured for.
-    #[arg(long, default_value_t = 5)]
-    pub ceiling_seconds: u64,
+    #[command(flatten)]
+    pub search: super::SearchArgs,
 }
 
 pub async fn run(args: CompareArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -99,9 +83,12 @@ async fn compare(kit: &Arc<TestKit>, receiver: &Receiver, args: &CompareArgs) ->
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("# tmp-kit compare-svix · PostgreSQL · {cores} cores · release={}", !cfg!(debug_assertions));
     let connections = kit.settings().database.max_connections;
-    let commits =
-        ceilings::postgres_commits_per_sec(&args.database_url, connections, Duration::from_secs(args.ceiling_seconds))
-            .await?;
+    let commits = ceilings::postgres_commits_per_sec(
+        &args.database_url,
+        connections,
+        Duration::from_secs(args.search.ceiling_seconds),
+    )
+    .await?;
     println!("ceiling  PostgreSQL single-row insert commits ({connections} connections): {commits:.0}/s");
 
     let svix = Svix::connect(&session.client.http, args, receiver).await?;
@@ -124,16 +111,16 @@ async fn compare(kit: &Arc<TestKit>, receiver: &Receiver, args: &CompareArgs) ->
         };
         let peak = super::search_with(
             path.name(),
-            args.start_rate,
-            args.max_rate,
-            args.refine,
-            Duration::from_secs(args.step_seconds),
+            args.search.start_rate,
+            args.search.max_rate,
+            args.search.refine,
+            Duration::from_secs(args.search.step_seconds),
             &mut stats_only,
             &steps,
         )
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (half, misordered, _) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+        let (half, misordered, _) = step_fn(peak / 2.0, Duration::from_secs(args.search.duration)).await;
         print_step(&format!("{} @ half peak", path.name()), &half);
         results.push(Measured { name: path.name(), peak, half, misordered });
     }

@@ -10,7 +10,8 @@
 //! delivers any card's rows from the shared outbox. Per count: the peak (as `load`'s search,
 //! counted at the receiver), latency at half of it, messages lost and misordered, and where the
 //! machine's CPU went at half of peak — per delivered event, the figure the scale model uses —
-//! and the most memory one adapter process held, peak search included.
+//! and the most memory one adapter process held, peak search included. It fails (exit 1) when a
+//! message at half of peak was refused, lost or delivered out of its card's order.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,24 +41,8 @@ pub struct ScaleArgs {
     /// The adapter's configuration directory (base.yaml, local.yaml).
     #[arg(long, default_value = "config")]
     pub config_dir: PathBuf,
-    /// Seconds per step of the peak search.
-    #[arg(long, default_value_t = 4)]
-    pub step_seconds: u64,
-    /// Seconds of the run at half of peak (the latency and CPU figures).
-    #[arg(long, default_value_t = 10)]
-    pub duration: u64,
-    /// The first rate of the peak search (events per second).
-    #[arg(long, default_value_t = 100.0)]
-    pub start_rate: f64,
-    /// Never offer more than this.
-    #[arg(long, default_value_t = 20_000.0)]
-    pub max_rate: f64,
-    /// Bisection steps after the doubling.
-    #[arg(long, default_value_t = 3)]
-    pub refine: u32,
-    /// Seconds each database ceiling is measured for.
-    #[arg(long, default_value_t = 5)]
-    pub ceiling_seconds: u64,
+    #[command(flatten)]
+    pub search: super::SearchArgs,
 }
 
 /// The database pool of each process (`database.max_connections` in config/base.yaml): the
@@ -137,6 +122,12 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
             m.rss_mb,
         );
     }
+    // A message lost, misordered or refused at half of peak is a fault, not a figure.
+    let faults: u64 = measured.iter().map(|m| m.half.errors + m.misordered).sum();
+    if faults > 0 {
+        eprintln!("{faults} messages failed, were lost or arrived out of their card's order at half of peak");
+        return Ok(std::process::ExitCode::FAILURE);
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -150,9 +141,12 @@ async fn measure(
     postmaster: Option<u32>,
 ) -> anyhow::Result<Measured> {
     let connections = POOL_PER_PROCESS * processes as u32;
-    let commits =
-        ceilings::postgres_commits_per_sec(&args.database_url, connections, Duration::from_secs(args.ceiling_seconds))
-            .await?;
+    let commits = ceilings::postgres_commits_per_sec(
+        &args.database_url,
+        connections,
+        Duration::from_secs(args.search.ceiling_seconds),
+    )
+    .await?;
     println!("ceiling  PostgreSQL single-row insert commits ({connections} connections): {commits:.0}/s");
 
     let dir = tempfile::Builder::new().prefix("tmp-scale-").tempdir()?;
@@ -192,15 +186,22 @@ async fn measure(
         async move { step.await.0 }
     };
     let steps = Steps::default();
-    let step_time = Duration::from_secs(args.step_seconds);
-    let peak =
-        super::search_with(&name, args.start_rate, args.max_rate, args.refine, step_time, &mut stats_only, &steps)
-            .await;
+    let step_time = Duration::from_secs(args.search.step_seconds);
+    let peak = super::search_with(
+        &name,
+        args.search.start_rate,
+        args.search.max_rate,
+        args.search.refine,
+        step_time,
+        &mut stats_only,
+        &steps,
+    )
+    .await;
 
     drain(&outbox).await;
     let before = CpuSample::take(&pids, postmaster)?;
     let started = Instant::now();
-    let (half, misordered, undelivered) = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+    let (half, misordered, undelivered) = step_fn(peak / 2.0, Duration::from_secs(args.search.duration)).await;
     let cpu = CpuSample::take(&pids, postmaster)?.since(&before, started.elapsed().as_secs_f64());
     print_step(&format!("{name} @ half peak"), &half);
     let rss_mb = rss.stop().await;

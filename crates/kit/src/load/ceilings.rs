@@ -128,6 +128,13 @@ pub async fn sqlite_commits_per_sec(
     Ok(rate)
 }
 
+/// [`postgres_commits_per_sec`] measured for `seconds` and printed as a run's ceiling line.
+pub async fn print_postgres_commits(admin_url: &str, connections: u32, seconds: u64) -> anyhow::Result<f64> {
+    let rate = postgres_commits_per_sec(admin_url, connections, Duration::from_secs(seconds)).await?;
+    println!("ceiling  PostgreSQL single-row insert commits ({connections} connections): {rate:.0}/s");
+    Ok(rate)
+}
+
 /// The same on a fresh database of the PostgreSQL server `admin_url` (dropped afterwards).
 pub async fn postgres_commits_per_sec(admin_url: &str, connections: u32, duration: Duration) -> anyhow::Result<f64> {
     let database = crate::test_kit::ScratchDatabase::create(admin_url, "tmp_ceiling").await?;

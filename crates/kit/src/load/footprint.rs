@@ -18,9 +18,6 @@ use tmp_conformance::client::{Client, Secrets};
 use tmp_conformance::profile::Profile;
 use tmp_conformance::session::Session;
 
-/// The development secret of `config/local.yaml` (refused in production).
-const DEV_SECRET: &str = "whsec_ZGV2ZWxvcG1lbnQtb25seS10bXAtYWRhcHRlci1zZWNyZXQ=";
-
 #[derive(Debug, clap::Args)]
 pub struct FootprintArgs {
     /// The `tmp-adapter` binary (default: beside this one).
@@ -165,9 +162,11 @@ async fn measure(
 }
 
 /// A conformance session against a spawned adapter of the `local` configuration: TMP's and the
-/// processor's requests signed with the development secret (see [`DEV_SECRET`]).
+/// processor's requests signed with the development secret it accepts
+/// ([`tmp_adapter::config::DEVELOPMENT_HMAC_SECRETS`], refused in production).
 pub(super) fn dev_session(url: &str) -> anyhow::Result<Session> {
-    let secret = tmp_protocol::webhook::WebhookSecret::parse(DEV_SECRET).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secret = tmp_protocol::webhook::WebhookSecret::parse(tmp_adapter::config::DEVELOPMENT_HMAC_SECRETS[0])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let profile = Profile {
         secret_env: tmp_conformance::profile::DEFAULT_SECRET_ENV.into(),
         processor_secret_env: tmp_conformance::profile::DEFAULT_PROCESSOR_SECRET_ENV.into(),

@@ -83,13 +83,8 @@ async fn compare(kit: &Arc<TestKit>, receiver: &Receiver, args: &CompareArgs) ->
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("# tmp-kit compare-svix · PostgreSQL · {cores} cores · release={}", !cfg!(debug_assertions));
     let connections = kit.settings().database.max_connections;
-    let commits = ceilings::postgres_commits_per_sec(
-        &args.database_url,
-        connections,
-        Duration::from_secs(args.search.ceiling_seconds),
-    )
-    .await?;
-    println!("ceiling  PostgreSQL single-row insert commits ({connections} connections): {commits:.0}/s");
+    let commits =
+        ceilings::print_postgres_commits(&args.database_url, connections, args.search.ceiling_seconds).await?;
 
     let svix = Svix::connect(&session.client.http, args, receiver).await?;
     let mut results = Vec::new();

@@ -45,10 +45,6 @@ pub struct ScaleArgs {
     pub search: super::SearchArgs,
 }
 
-/// The database pool of each process (`database.max_connections` in config/base.yaml): the
-/// commit ceiling of a count is measured with as many connections as its processes have.
-const POOL_PER_PROCESS: u32 = 8;
-
 /// One process count's figures.
 struct Measured {
     processes: usize,
@@ -75,17 +71,25 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
         eprintln!("cannot raise the open-file limit: {error}");
     }
     let (bin, config_dir) = footprint::adapter_paths(args.adapter_bin.as_ref(), &args.config_dir)?;
+    // The processes' own configuration (the same files and `TMP_ADAPTER__…` variables): a
+    // count's commit ceiling is measured with as many connections as its processes' pools hold.
+    let pool =
+        tmp_adapter::config::Settings::load_with(&config_dir, "local", config::Environment::with_prefix("TMP_ADAPTER"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .database
+            .max_connections;
     let receiver = Receiver::start().await?;
     let postmaster = super::cpu::postmaster_of(&args.database_url).await;
     if postmaster.is_none() {
         eprintln!("the PostgreSQL server is not a process of this machine: its CPU is not counted");
     }
+    let setup = Setup { bin, config_dir, postmaster, pool };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("# tmp-kit scale-out · PostgreSQL · {cores} cores · {}", bin.display());
+    println!("# tmp-kit scale-out · PostgreSQL · {cores} cores · {}", setup.bin.display());
     let mut measured = Vec::new();
     for &processes in &args.processes {
         let database = ScratchDatabase::create(&args.database_url, "tmp_scale").await?;
-        let result = measure(&bin, &config_dir, &database.url, &receiver, &args, processes, postmaster).await;
+        let result = measure(&setup, &database.url, &receiver, &args, processes).await;
         database.drop_now().await;
         measured.push(result?);
     }
@@ -131,23 +135,28 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// What every count of a run shares.
+struct Setup {
+    /// The `tmp-adapter` binary and its configuration directory.
+    bin: PathBuf,
+    config_dir: PathBuf,
+    /// The PostgreSQL server's main process, when it runs on this machine (see [`CpuSample`]).
+    postmaster: Option<u32>,
+    /// Each process's database pool (`database.max_connections`).
+    pool: u32,
+}
+
 async fn measure(
-    bin: &PathBuf,
-    config_dir: &PathBuf,
+    setup: &Setup,
     database_url: &str,
     receiver: &Receiver,
     args: &ScaleArgs,
     processes: usize,
-    postmaster: Option<u32>,
 ) -> anyhow::Result<Measured> {
-    let connections = POOL_PER_PROCESS * processes as u32;
-    let commits = ceilings::postgres_commits_per_sec(
-        &args.database_url,
-        connections,
-        Duration::from_secs(args.search.ceiling_seconds),
-    )
-    .await?;
-    println!("ceiling  PostgreSQL single-row insert commits ({connections} connections): {commits:.0}/s");
+    let Setup { bin, config_dir, postmaster, pool } = setup;
+    let connections = pool * processes as u32;
+    let commits =
+        ceilings::print_postgres_commits(&args.database_url, connections, args.search.ceiling_seconds).await?;
 
     let dir = tempfile::Builder::new().prefix("tmp-scale-").tempdir()?;
     let env = [
@@ -199,10 +208,10 @@ async fn measure(
     .await;
 
     drain(&outbox).await;
-    let before = CpuSample::take(&pids, postmaster)?;
+    let before = CpuSample::take(&pids, *postmaster)?;
     let started = Instant::now();
     let (half, misordered, undelivered) = step_fn(peak / 2.0, Duration::from_secs(args.search.duration)).await;
-    let cpu = CpuSample::take(&pids, postmaster)?.since(&before, started.elapsed().as_secs_f64());
+    let cpu = CpuSample::take(&pids, *postmaster)?.since(&before, started.elapsed().as_secs_f64());
     print_step(&format!("{name} @ half peak"), &half);
     let rss_mb = rss.stop().await;
     outbox.close().await;

@@ -172,13 +172,9 @@ impl CardStore for SqlStore {
         // PostgreSQL: every ordering key of the batch locked, in one (sorted) order so that
         // concurrent batches sharing cards cannot deadlock.
         let mut tx = self.begin_write().await?;
-        let mut keys: Vec<&str> =
+        let keys: Vec<&str> =
             events.iter().filter_map(|e| e.outbox.as_ref().map(|o| o.ordering_key.as_str())).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            tx.lock_ordering_key(key).await?;
-        }
+        tx.lock_ordering_keys(&keys).await?;
         let (mut accepted, mut duplicates) = (0, 0);
         for event in events {
             let inserted = dispatch!(tx.conn(), |c| {

@@ -209,9 +209,7 @@ impl DecisionStore for SqlStore {
             turns.push(self.velocity_turns[stripe].lock().await);
         }
         let mut tx = self.begin_write().await?;
-        for lock in &locks {
-            tx.lock_ordering_key(lock).await?;
-        }
+        tx.lock_ordering_keys(&locks.iter().map(String::as_str).collect::<Vec<_>>()).await?;
         let mut counts = Vec::with_capacity(keys.len());
         for key in keys {
             let count: i64 = dispatch!(tx.conn(), |c| {

@@ -26,10 +26,12 @@
 //! durable; `/readyz` fails until the adapter is restarted and SQLite recovers from the file.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::{Notify, watch};
 
@@ -88,14 +90,18 @@ impl Flush {
             Flush::Postgres { url, conn } => {
                 let result = async {
                     if conn.is_none() {
-                        *conn = Some(PgConnection::connect(url).await?);
+                        // The flusher's session commits synchronously (whatever the server's
+                        // default), unlike the pool's.
+                        let options = PgConnectOptions::from_str(url)?.options([("synchronous_commit", "on")]);
+                        *conn = Some(PgConnection::connect_with(&options).await?);
                     }
                     let c = conn.as_mut().expect("connected above");
-                    // One round trip: the transaction gets an id, so its commit writes a commit
-                    // record and, being synchronous, waits until the WAL is flushed up to it.
-                    sqlx::raw_sql("BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT;")
-                        .execute(&mut *c)
-                        .await?;
+                    // One statement, its own transaction: it gets an id, so its commit writes a
+                    // commit record and, being synchronous, waits until the WAL is flushed up to
+                    // it. (`BEGIN; SET LOCAL …; SELECT …; COMMIT` did the same in four statements,
+                    // each parsed and run: measured with `pg_stat_statements`, 3 of an event's
+                    // ≈ 19 on PostgreSQL at low load, where every event has a flush of its own.)
+                    sqlx::raw_sql("SELECT pg_current_xact_id()").execute(&mut *c).await?;
                     Ok::<_, sqlx::Error>(())
                 }
                 .await;
@@ -173,7 +179,7 @@ impl GroupCommit {
     /// A durable write begins: the flusher's `max_wait` waits for it.
     pub(super) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Some(self.clone()))
+        InFlight(self.clone())
     }
 
     /// Records that a durable write (begun with [`GroupCommit::begin`]) has committed and waits
@@ -230,21 +236,12 @@ impl GroupCommit {
 
 /// A durable write in flight; dropping it (the write abandoned or committed) ends it.
 #[derive(Debug)]
-pub(super) struct InFlight(Option<Arc<GroupCommit>>);
-
-impl InFlight {
-    /// No durable write: what a relaxed write transaction holds.
-    pub(super) fn none() -> InFlight {
-        InFlight(None)
-    }
-}
+pub(super) struct InFlight(Arc<GroupCommit>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(group) = self.0.take() {
-            group.in_flight.fetch_sub(1, Ordering::AcqRel);
-            group.work.notify_one();
-        }
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.work.notify_one();
     }
 }
 

@@ -21,7 +21,8 @@ use super::{StoreError, StoreResult};
 
 /// The first step of a claim (see `claim_window`): heads of their card among the destination's
 /// oldest pending rows. Parameters: $1 owner, $2 lease until, $3 now, $4 limit, $5 destination, $6 the
-/// window's last offset.
+/// window's last offset. Each row claimed also says whether pending rows lie past the window
+/// (`past_window`: see `claim_outbox`).
 pub(super) const CLAIM_OLDEST: &str = concat!(
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq = ANY (ARRAY( \
        SELECT o.seq FROM outbox o \
@@ -35,7 +36,9 @@ pub(super) const CLAIM_OLDEST: &str = concat!(
                       ORDER BY p.seq LIMIT 1) \
        ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED)) \
      RETURNING ",
-    outbox_entry_columns!()
+    outbox_entry_columns!(),
+    ", (SELECT w.seq FROM outbox w WHERE w.status = 'pending' AND w.destination = $5 \
+        ORDER BY w.seq OFFSET $6 + 1 LIMIT 1) IS NOT NULL AS past_window"
 );
 
 /// The second step of a claim: the head of every card with pending rows (parameters as the
@@ -57,7 +60,8 @@ pub(super) const CLAIM_HEADS: &str = concat!(
          AND (o.lease_until IS NULL OR o.lease_until < $3) \
        ORDER BY o.seq LIMIT $4 FOR UPDATE OF o SKIP LOCKED)) \
      RETURNING ",
-    outbox_entry_columns!()
+    outbox_entry_columns!(),
+    ", FALSE AS past_window"
 );
 
 /// Connects to the database named by `url` (`postgres://user@host:5432/db`); also returns the
@@ -84,10 +88,18 @@ pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
     Ok(())
 }
 
-/// Serialises the writers of one ordering key until the transaction ends. `seq` comes from a
-/// sequence, so without this two concurrent transactions for one card could commit in the
-/// opposite order of their seqs, and the relay could deliver the later message first.
-pub(super) async fn lock_ordering_key(conn: &mut PgConnection, key: &str) -> StoreResult<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(conn).await?;
+/// Serialises the writers of these ordering keys (sorted) until the transaction ends. `seq`
+/// comes from a sequence, so without this two concurrent transactions for one card could commit
+/// in the opposite order of their seqs, and the relay could deliver the later message first.
+/// `unnest` yields the keys in the array's order, and a volatile function in the select list is
+/// evaluated after the `ORDER BY` sort, so the locks are taken in sorted order.
+pub(super) async fn lock_ordering_keys(conn: &mut PgConnection, sorted_keys: &[&str]) -> StoreResult<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+         FROM unnest(CAST($1 AS TEXT[])) WITH ORDINALITY AS keys(k, n) ORDER BY n",
+    )
+    .bind(sorted_keys)
+    .execute(conn)
+    .await?;
     Ok(())
 }

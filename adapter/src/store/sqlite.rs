@@ -49,7 +49,8 @@ pub(super) struct SqliteEngine {
 
 /// The first step of a claim (see `claim_window`): heads of their card among the destination's
 /// oldest pending rows. Parameters: $1 owner, $2 lease until, $3 now, $4 limit, $5 destination, $6 the
-/// window's last offset.
+/// window's last offset. Each row claimed also says whether pending rows lie past the window
+/// (`past_window`: see `claim_outbox`).
 pub(super) const CLAIM_OLDEST: &str = concat!(
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE seq IN ( \
        SELECT o.seq FROM outbox o \
@@ -63,7 +64,9 @@ pub(super) const CLAIM_OLDEST: &str = concat!(
                          AND p.ordering_key = o.ordering_key AND p.seq < o.seq) \
        ORDER BY o.seq LIMIT $4) \
      RETURNING ",
-    outbox_entry_columns!()
+    outbox_entry_columns!(),
+    ", (SELECT w.seq FROM outbox w WHERE w.status = 'pending' AND w.destination = $5 \
+        ORDER BY w.seq LIMIT 1 OFFSET $6 + 1) IS NOT NULL AS past_window"
 );
 
 /// The second step of a claim: the head of every card with pending rows (parameters as the
@@ -82,7 +85,8 @@ pub(super) const CLAIM_HEADS: &str = concat!(
        WHERE o.next_attempt_at <= $3 AND o.held_at IS NULL AND (o.lease_until IS NULL OR o.lease_until < $3) \
        ORDER BY o.seq LIMIT $4) \
      RETURNING ",
-    outbox_entry_columns!()
+    outbox_entry_columns!(),
+    ", FALSE AS past_window"
 );
 
 /// Creates the database file (and its directory) readable by its owner alone when they do not

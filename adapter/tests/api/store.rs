@@ -1042,6 +1042,33 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
 }
 
 #[tokio::test]
+async fn a_claim_whose_first_step_comes_back_short_also_takes_the_heads_past_its_window() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        // card-0 queues one row, card-1 more than a claim of 3 looks through, card-2 one row
+        // past them: the first step leases card-1's head and — the row telling it that pending
+        // rows lie past the window — the second step adds card-2's.
+        let deep = usize::try_from(store::claim_window(3)).unwrap() + 20;
+        let mut queue = vec![("card-0", Destination::TmpApi)];
+        queue.extend((0..deep).map(|_| ("card-1", Destination::TmpApi)));
+        queue.push(("card-2", Destination::TmpApi));
+        let rows = queue_due_outbox(&store, &queue).await;
+        let now = OffsetDateTime::now_utc();
+        let lease = now + Duration::minutes(1);
+        let claim = |limit: u32| {
+            let store = store.clone();
+            async move {
+                let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, limit).await.unwrap();
+                claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
+            }
+        };
+
+        assert_eq!(claim(1).await, vec![rows[0].id], "{b}: card-0's row");
+        assert_eq!(claim(3).await, vec![rows[1].id, rows[deep + 1].id], "{b}: card-1's head, then card-2's");
+    }
+}
+
+#[tokio::test]
 async fn results_recorded_together_fail_only_the_row_whose_lease_was_lost() {
     for (db, store) in stores().await {
         let b = db.backend;
@@ -1075,6 +1102,51 @@ async fn results_recorded_together_fail_only_the_row_whose_lease_was_lost() {
         assert_eq!((third.status, third.attempts, third.lease_owner), (OutboxStatus::Pending, 1, None), "{b}");
         assert_eq!(third.next_attempt_at.unix_timestamp(), retry_at.unix_timestamp(), "{b}");
         assert!(store.finish_outbox_many("relay", &[]).await.unwrap().is_empty(), "{b}: nothing to record");
+    }
+}
+
+#[tokio::test]
+async fn more_results_than_one_statement_records_are_all_written() {
+    // The store records at most 500 results per statement (`RESULTS_PER_STATEMENT`): 1 100
+    // take three, and each result's columns land on its own row.
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let cards: Vec<String> = (0..1_100).map(|n| format!("card-{n}")).collect();
+        let queue: Vec<(&str, Destination)> = cards.iter().map(|c| (c.as_str(), Destination::TmpApi)).collect();
+        let rows = queue_due_outbox(&store, &queue).await;
+        let now = OffsetDateTime::now_utc();
+        let claimed = store.claim_outbox("relay", Destination::TmpApi, now, now + Duration::minutes(1), 2_000).await;
+        assert_eq!(claimed.unwrap().len(), 1_100, "{b}");
+        let result = |n: usize| match n % 3 {
+            0 => store::DeliveryResult::Delivered,
+            1 => store::DeliveryResult::Held { error: format!("HTTP 404 for {n}") },
+            _ => store::DeliveryResult::Dead { error: format!("HTTP 400 for {n}") },
+        };
+        let attempts: Vec<store::FinishedAttempt> = rows
+            .iter()
+            .enumerate()
+            .map(|(n, row)| store::FinishedAttempt { id: row.id, at: now, result: result(n) })
+            .collect();
+        let written = store.finish_outbox_many("relay", &attempts).await.unwrap();
+        assert_eq!(written, vec![true; 1_100], "{b}");
+        let stats = store.outbox_stats().await.unwrap();
+        // 367 delivered, 367 held (stored pending), 366 dead.
+        assert_eq!((stats.pending, stats.held, stats.dead), (367, 367, 366), "{b}");
+        for n in [0, 499, 500, 501, 1_000, 1_099] {
+            let row = store.find_outbox(rows[n].id).await.unwrap().unwrap();
+            let expected = match n % 3 {
+                0 => (OutboxStatus::Delivered, None),
+                1 => (OutboxStatus::Held, Some(format!("HTTP 404 for {n}"))),
+                _ => (OutboxStatus::Dead, Some(format!("HTTP 400 for {n}"))),
+            };
+            assert_eq!(
+                (row.status, row.last_error, row.attempts, row.lease_owner),
+                (expected.0, expected.1, 1, None),
+                "{b}: row {n}"
+            );
+        }
+        // Recorded again by the same owner: the leases are gone, nothing is written twice.
+        assert_eq!(store.finish_outbox_many("relay", &attempts[..3]).await.unwrap(), vec![false; 3], "{b}");
     }
 }
 

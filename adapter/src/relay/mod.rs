@@ -37,7 +37,7 @@ use crate::keys::KeyMaterial;
 use crate::metrics::Metrics;
 use crate::outbox::Destination;
 use crate::store::{
-    DeliveryResult, DynStore, FinishedAttempt, NotificationStore, OutboxEntry, OutboxStore, StoreError,
+    DeliveryResult, DynStore, FinishedAttempt, NotificationStore, OutboxEntry, OutboxStore, Recorded, StoreError,
 };
 use results::ResultWriter;
 
@@ -135,9 +135,13 @@ impl Relay {
 
     /// Claims `destination`'s due rows and runs a task per delivery, at most
     /// `relay.concurrency` at a time: a receiver that is slow or has a backlog never takes the
-    /// slots of another. It claims when one of its deliveries ended (the card's next row may be
-    /// due), on a wake-up and on every poll; on shutdown it stops claiming and waits for its
-    /// deliveries in flight.
+    /// slots of another. It claims on a wake-up, on every poll, and when a delivery ended that
+    /// may have made a row claimable: its card's next row (the store says whether there is one),
+    /// or any due row that the previous claim had no free slot for (it filled every slot). A
+    /// delivery that ends with nothing behind it claims nothing: that claim found nothing at
+    /// low load, and was the most frequent statement of ingest → delivery on PostgreSQL (1.85
+    /// claims per event, each planned anew: measured with `pg_stat_statements`). On shutdown it
+    /// stops claiming and waits for its deliveries in flight.
     async fn claim_loop(
         self: Arc<Self>,
         destination: Destination,
@@ -145,15 +149,19 @@ impl Relay {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
-        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut tasks: JoinSet<bool> = JoinSet::new();
         let mut due = true;
+        // The last claim took as many rows as it had slots for: due rows may be waiting for one.
+        let mut saturated = false;
         while !*shutdown.borrow() {
             let free = self.settings.concurrency.saturating_sub(tasks.len());
-            if std::mem::take(&mut due) && free > 0 {
+            // With no slot free a wake-up stays due until a delivery ends.
+            if free > 0 && std::mem::take(&mut due) {
                 let now = OffsetDateTime::now_utc();
                 let lease_until = now + Duration::from_secs(self.settings.lease_secs);
                 match self.store.claim_outbox(&self.owner, destination, now, lease_until, free as u32).await {
                     Ok(entries) => {
+                        saturated = entries.len() == free;
                         for entry in entries {
                             tasks.spawn(self.clone().process(entry, results.clone()));
                         }
@@ -162,10 +170,7 @@ impl Relay {
                 }
             }
             tokio::select! {
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    log_failure(done);
-                    due = true;
-                }
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => due |= saturated || claim_after(done),
                 _ = self.wakeup.rows_due(destination) => due = true,
                 _ = tokio::time::sleep(poll) => due = true,
                 // A sender gone is a stop too (the application is ending).
@@ -173,8 +178,7 @@ impl Relay {
             }
             // Reap every finished delivery before claiming again: one claim for many.
             while let Some(done) = tasks.try_join_next() {
-                log_failure(done);
-                due = true;
+                due |= saturated || claim_after(done);
             }
         }
         let in_flight = tasks.len();
@@ -209,8 +213,9 @@ impl Relay {
         }
     }
 
-    /// One attempt at one row, and its bookkeeping.
-    async fn process(self: Arc<Self>, entry: OutboxEntry, results: ResultWriter) {
+    /// One attempt at one row, and its bookkeeping. Returns whether a claim is called for: the
+    /// card's next row became claimable, or what became of the row is not known.
+    async fn process(self: Arc<Self>, entry: OutboxEntry, results: ResultWriter) -> bool {
         let correlation_id = entry.record.correlation_id.clone().unwrap_or_else(|| entry.record.id.to_string());
         // The trace of the request that queued the row, continued by this delivery (every
         // attempt a new hop of it); a row queued without one starts its own.
@@ -280,7 +285,7 @@ impl Relay {
                 tracing::warn!(parent: &span, %error, "not delivered: dead");
             }
         }
-        record(&results, &entry, FinishedAttempt { id: entry.record.id, at: now, result }, &span).await;
+        record(&results, &entry, FinishedAttempt { id: entry.record.id, at: now, result }, &span).await
     }
 }
 
@@ -289,8 +294,8 @@ impl Relay {
 /// as long as the lease is ours: giving up at the first error would leave the row leased and its
 /// card stopped until the lease ends (a minute by default) although the database came back in a
 /// second. Once the lease is over the row is someone else's to deliver again, with the same
-/// idempotency key.
-async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAttempt, span: &tracing::Span) {
+/// idempotency key. Returns whether a claim is called for (see [`Relay::process`]).
+async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAttempt, span: &tracing::Span) -> bool {
     let mut backoff = RECORD_RETRY_FIRST;
     loop {
         // Bounded by the lease: a write that hangs (a half-open connection) frees the delivery's
@@ -305,16 +310,16 @@ async fn record(results: &ResultWriter, entry: &OutboxEntry, attempt: FinishedAt
             None => results.record(attempt.clone()).await,
         };
         match written {
-            Ok(true) => return,
-            Ok(false) => {
+            Ok(Recorded::Written { next_in_line }) => return next_in_line,
+            Ok(Recorded::LeaseLost) => {
                 tracing::info!(parent: span, "the row changed hands while in flight; result not recorded");
-                return;
+                return true;
             }
             Err(error) => {
                 let retry_at = OffsetDateTime::now_utc() + backoff;
                 if entry.lease_until.is_none_or(|lease| retry_at >= lease) {
                     tracing::warn!(parent: span, error = ?error, "cannot record the attempt; the lease will run out");
-                    return;
+                    return true;
                 }
                 tracing::warn!(parent: span, error = ?error, "cannot record the attempt; trying again");
                 tokio::time::sleep(backoff).await;
@@ -335,15 +340,15 @@ const DESTINATIONS: [Destination; 3] = [Destination::TmpApi, Destination::Lifecy
 
 /// A delivery task that panicked (a bug) is logged: its row's lease runs out and the row is
 /// delivered again.
-fn log_failure(done: Result<(), tokio::task::JoinError>) {
-    if let Err(error) = done {
+/// Whether the delivery that ended with `done` calls for a claim (see `claim_loop`): yes when
+/// its task failed (logged), as nothing is known of its row.
+fn claim_after(done: Result<bool, tokio::task::JoinError>) -> bool {
+    done.unwrap_or_else(|error| {
         tracing::error!(error = %error, "an outbox delivery task failed");
-    }
+        true
+    })
 }
 
-/// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
-/// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
-/// asked — or, refused for good or out of schedule, held at the head of its card.
 /// A delivery attempt as an exported span, under the request that queued the row: the
 /// destination, the message type and the attempt — no ids, no payload.
 fn delivery_span(
@@ -369,6 +374,9 @@ fn delivery_span(
     }
 }
 
+/// The row's next state after `attempt`: delivered, retried after the scheduled (jittered)
+/// delay — at least, and at most `retry_after_max_secs`, what the destination's `Retry-After`
+/// asked — or, refused for good or out of schedule, held at the head of its card.
 pub fn decide(
     settings: &crate::config::RelaySettings,
     entry: &OutboxEntry,

@@ -19,14 +19,14 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{FinishedAttempt, OutboxStore, StoreError};
+use crate::store::{FinishedAttempt, OutboxStore, Recorded, StoreError};
 
 /// Why a result could not be handed in: the writing task ended (a bug: it panicked; logged
 /// when the relay stops).
 const WRITER_GONE: &str = "the relay's result writer has ended";
 
-/// Whether the row was written (false: the lease was lost), or why the batch failed.
-pub type Written = Result<bool, Arc<StoreError>>;
+/// What recording the attempt did, or why it failed.
+pub type Written = Result<Recorded, Arc<StoreError>>;
 
 struct Pending {
     attempt: FinishedAttempt,
@@ -63,9 +63,9 @@ async fn write_batches(store: Arc<dyn OutboxStore>, owner: String, mut waiting: 
     while waiting.recv_many(&mut batch, usize::MAX).await > 0 {
         let (attempts, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|p| (p.attempt, p.reply)).unzip();
         match store.finish_outbox_many(&owner, &attempts).await {
-            Ok(written) => {
-                for (reply, written) in replies.into_iter().zip(written) {
-                    let _ = reply.send(Ok(written));
+            Ok(recorded) => {
+                for (reply, recorded) in replies.into_iter().zip(recorded) {
+                    let _ = reply.send(Ok(recorded));
                 }
             }
             Err(error) if attempts.len() == 1 => {
@@ -74,8 +74,9 @@ async fn write_batches(store: Arc<dyn OutboxStore>, owner: String, mut waiting: 
             Err(error) => {
                 tracing::warn!(error = ?error, results = attempts.len(), "recording results together failed; one by one");
                 for (attempt, reply) in attempts.into_iter().zip(replies) {
-                    let written = store.finish_outbox(attempt.id, &owner, attempt.at, &attempt.result).await;
-                    let _ = reply.send(written.map_err(Arc::new));
+                    let recorded = store.finish_outbox_many(&owner, std::slice::from_ref(&attempt)).await;
+                    let recorded = recorded.map(|r| r.first().copied().unwrap_or(Recorded::LeaseLost));
+                    let _ = reply.send(recorded.map_err(Arc::new));
                 }
             }
         }

@@ -264,6 +264,22 @@ pub struct FinishedAttempt {
     pub result: DeliveryResult,
 }
 
+/// What recording a [`FinishedAttempt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Nothing written: the lease was lost (taken over, or the operator changed the row).
+    LeaseLost,
+    /// Written. `next_in_line`: the row left its card's queue (delivered or dead) and the card
+    /// has another pending row at the same destination, which a claim can take now.
+    Written { next_in_line: bool },
+}
+
+impl Recorded {
+    pub fn written(self) -> bool {
+        matches!(self, Recorded::Written { .. })
+    }
+}
+
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {

@@ -9,8 +9,8 @@ use crate::outbox::{Destination, OutboxStatus};
 use super::engine::{Engine, Pool, SqlStore, WriteTx, dispatch};
 use super::rows::{self, OutboxEntryRow, OutboxRow, Ts, outbox_columns, outbox_entry_columns};
 use super::{
-    DeliveryResult, FinishedAttempt, OutboxEntry, OutboxFilter, OutboxRecord, OutboxStats, ReplaySelector, StoreResult,
-    postgres, sqlite,
+    DeliveryResult, FinishedAttempt, OutboxEntry, OutboxFilter, OutboxRecord, OutboxStats, Recorded, ReplaySelector,
+    StoreResult, postgres, sqlite,
 };
 
 #[async_trait]
@@ -29,12 +29,13 @@ pub trait OutboxStore: Send + Sync {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEntry>>;
-    /// Records attempts on rows `owner` still leases, all in one transaction; per attempt,
-    /// whether it was written — false when the lease was lost (taken over, or the operator
-    /// changed the row): nothing written for that row, the others are. Relaxed durability (see
-    /// [`super::Store`]): a result lost to a power cut means one more delivery under the same key.
-    async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<bool>>;
-    /// [`OutboxStore::finish_outbox_many`] for one attempt.
+    /// Records attempts on rows `owner` still leases, in one statement; per attempt, whether it
+    /// was written — not when the lease was lost (taken over, or the operator changed the row):
+    /// nothing written for that row, the others are — and whether its card's next row became
+    /// claimable. Relaxed durability (see [`super::Store`]): a result lost to a power cut means
+    /// one more delivery under the same key.
+    async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<Recorded>>;
+    /// [`OutboxStore::finish_outbox_many`] for one attempt: whether it was written.
     async fn finish_outbox(
         &self,
         id: uuid::Uuid,
@@ -42,8 +43,8 @@ pub trait OutboxStore: Send + Sync {
         at: OffsetDateTime,
         result: &DeliveryResult,
     ) -> StoreResult<bool> {
-        let written = self.finish_outbox_many(owner, &[FinishedAttempt { id, at, result: result.clone() }]).await?;
-        Ok(written.first().copied().unwrap_or(false))
+        let recorded = self.finish_outbox_many(owner, &[FinishedAttempt { id, at, result: result.clone() }]).await?;
+        Ok(recorded.first().is_some_and(|r| r.written()))
     }
     /// Newest first.
     async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Vec<OutboxEntry>>;
@@ -82,8 +83,11 @@ const RESULTS_PER_STATEMENT: usize = 500;
 
 /// The statement that records `n` results: `$1` the lease owner, then per result its row's id,
 /// status, next attempt (NULL: unchanged), last error, delivered at and held at. A row is
-/// written only while `$1` still leases it and it is pending; the ids of the rows written come
-/// back. Both engines name a `VALUES` list's columns `column1`, `column2`, ….
+/// written only while `$1` still leases it and it is pending. Each row written comes back with
+/// its id and whether it left its card's queue with another of the card's rows pending behind
+/// it at its destination (`next_in_line`: RETURNING sees the row as written; the next row is
+/// never in the same statement, a card having one row in flight). Both engines name a `VALUES`
+/// list's columns `column1`, `column2`, ….
 fn record_results_sql(n: usize) -> String {
     let values: Vec<String> = (0..n)
         .map(|i| {
@@ -97,7 +101,9 @@ fn record_results_sql(n: usize) -> String {
           delivered_at = v.column5, held_at = v.column6, lease_owner = NULL, lease_until = NULL \
          FROM (VALUES {}) AS v \
          WHERE outbox.id = v.column1 AND outbox.lease_owner = $1 AND outbox.status = 'pending' \
-         RETURNING outbox.id",
+         RETURNING outbox.id, outbox.status <> 'pending' AND EXISTS (SELECT 1 FROM outbox n \
+           WHERE n.status = 'pending' AND n.destination = outbox.destination \
+             AND n.ordering_key = outbox.ordering_key AND n.seq > outbox.seq) AS next_in_line",
         values.join(", ")
     )
 }
@@ -265,7 +271,7 @@ impl OutboxStore for SqlStore {
     }
 
     #[tracing::instrument(skip_all, fields(attempts = attempts.len()))]
-    async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<bool>> {
+    async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<Recorded>> {
         // The relay records the results of every delivery that ended while it recorded the
         // previous ones together (see `relay::ResultWriter`): one statement for the lot, which
         // commits on its own — on SQLite one WAL append, on PostgreSQL one commit. (A statement
@@ -273,12 +279,12 @@ impl OutboxStore for SqlStore {
         // 2 of an event's ≈ 19 statements on PostgreSQL, measured with `pg_stat_statements`.)
         let writer = self.write_relaxed().await;
         let keep_plan = writer.pool.keeps_plans();
-        let mut updated: Vec<uuid::Uuid> = Vec::with_capacity(attempts.len());
+        let mut written: std::collections::HashMap<uuid::Uuid, bool> = std::collections::HashMap::new();
         for chunk in attempts.chunks(RESULTS_PER_STATEMENT) {
             // Built from the chunk's length alone: every value is a bound parameter.
             let sql = sqlx::AssertSqlSafe(record_results_sql(chunk.len()));
-            let ids = dispatch!(writer.pool, |pool| {
-                let mut query = sqlx::query_scalar::<_, uuid::Uuid>(sql).persistent(keep_plan).bind(owner);
+            let rows = dispatch!(writer.pool, |pool| {
+                let mut query = sqlx::query_as::<_, (uuid::Uuid, bool)>(sql).persistent(keep_plan).bind(owner);
                 for attempt in chunk {
                     let columns = rows::result_columns(&attempt.result, attempt.at);
                     query = query
@@ -291,9 +297,15 @@ impl OutboxStore for SqlStore {
                 }
                 query.fetch_all(pool).await?
             });
-            updated.extend(ids);
+            written.extend(rows);
         }
-        Ok(attempts.iter().map(|a| updated.contains(&a.id)).collect())
+        Ok(attempts
+            .iter()
+            .map(|a| match written.get(&a.id) {
+                Some(&next_in_line) => Recorded::Written { next_in_line },
+                None => Recorded::LeaseLost,
+            })
+            .collect())
     }
 
     #[tracing::instrument(skip_all)]

@@ -1036,7 +1036,17 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
         assert_eq!(claim(1).await, vec![rows[0].id], "{b}: card-1's head");
         assert_eq!(claim(2).await, vec![rows[deep].id], "{b}: card-2 does not wait for card-1's queue");
         assert_eq!(claim(2).await, Vec::<Uuid>::new(), "{b}: both heads are leased");
-        assert!(store.finish_outbox(rows[0].id, "relay", now, &store::DeliveryResult::Delivered).await.unwrap());
+        // Recording a row says whether its card's next row became claimable (the relay claims
+        // after a delivery only then): card-1 has one; card-2's row, retried, stays the head.
+        let finish = |id: Uuid, result: store::DeliveryResult| {
+            let store = store.clone();
+            async move { store.finish_outbox_many("relay", &[store::FinishedAttempt { id, at: now, result }]).await }
+        };
+        let retry = store::DeliveryResult::Retry { at: now + Duration::minutes(5), error: "HTTP 503".into() };
+        let alone = vec![store::Recorded::Written { next_in_line: false }];
+        assert_eq!(finish(rows[deep].id, retry).await.unwrap(), alone, "{b}: retried, card-2's row stays its head");
+        let next = vec![store::Recorded::Written { next_in_line: true }];
+        assert_eq!(finish(rows[0].id, store::DeliveryResult::Delivered).await.unwrap(), next, "{b}");
         assert_eq!(claim(2).await, vec![rows[1].id], "{b}: card-1's next row, and only that");
     }
 }
@@ -1091,7 +1101,8 @@ async fn results_recorded_together_fail_only_the_row_whose_lease_was_lost() {
             },
         ];
         let written = store.finish_outbox_many("relay", &attempts).await.unwrap();
-        assert_eq!(written, vec![true, false, true], "{b}");
+        let alone = store::Recorded::Written { next_in_line: false };
+        assert_eq!(written, vec![alone, store::Recorded::LeaseLost, alone], "{b}");
         let row = |id: Uuid| {
             let store = store.clone();
             async move { store.find_outbox(id).await.unwrap().unwrap() }
@@ -1128,7 +1139,7 @@ async fn more_results_than_one_statement_records_are_all_written() {
             .map(|(n, row)| store::FinishedAttempt { id: row.id, at: now, result: result(n) })
             .collect();
         let written = store.finish_outbox_many("relay", &attempts).await.unwrap();
-        assert_eq!(written, vec![true; 1_100], "{b}");
+        assert_eq!(written, vec![store::Recorded::Written { next_in_line: false }; 1_100], "{b}");
         let stats = store.outbox_stats().await.unwrap();
         // 367 delivered, 367 held (stored pending), 366 dead.
         assert_eq!((stats.pending, stats.held, stats.dead), (367, 367, 366), "{b}");
@@ -1146,7 +1157,8 @@ async fn more_results_than_one_statement_records_are_all_written() {
             );
         }
         // Recorded again by the same owner: the leases are gone, nothing is written twice.
-        assert_eq!(store.finish_outbox_many("relay", &attempts[..3]).await.unwrap(), vec![false; 3], "{b}");
+        let again = store.finish_outbox_many("relay", &attempts[..3]).await.unwrap();
+        assert_eq!(again, vec![store::Recorded::LeaseLost; 3], "{b}");
     }
 }
 

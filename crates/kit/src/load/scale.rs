@@ -41,6 +41,10 @@ pub struct ScaleArgs {
     /// The adapter's configuration directory (base.yaml, local.yaml).
     #[arg(long, default_value = "config")]
     pub config_dir: PathBuf,
+    /// Offer this fixed rate instead of searching for the peak (the CPU per event of two builds
+    /// compared at the same load; the peak column then shows twice this rate).
+    #[arg(long)]
+    pub rate: Option<f64>,
     #[command(flatten)]
     pub search: super::SearchArgs,
 }
@@ -196,16 +200,21 @@ async fn measure(
     };
     let steps = Steps::default();
     let step_time = Duration::from_secs(args.search.step_seconds);
-    let peak = super::search_with(
-        &name,
-        args.search.start_rate,
-        args.search.max_rate,
-        args.search.refine,
-        step_time,
-        &mut stats_only,
-        &steps,
-    )
-    .await;
+    let peak = match args.rate {
+        Some(rate) => rate * 2.0,
+        None => {
+            super::search_with(
+                &name,
+                args.search.start_rate,
+                args.search.max_rate,
+                args.search.refine,
+                step_time,
+                &mut stats_only,
+                &steps,
+            )
+            .await
+        }
+    };
 
     drain(&outbox).await;
     let before = CpuSample::take(&pids, *postmaster)?;

@@ -153,10 +153,14 @@ impl Relay {
         let mut due = true;
         // The last claim took as many rows as it had slots for: due rows may be waiting for one.
         let mut saturated = false;
+        // A poll is due `poll` after the last claim (any claim sees what a poll would), however
+        // many deliveries end meanwhile without calling for one.
+        let mut next_poll = tokio::time::Instant::now() + poll;
         while !*shutdown.borrow() {
             let free = self.settings.concurrency.saturating_sub(tasks.len());
             // With no slot free a wake-up stays due until a delivery ends.
             if free > 0 && std::mem::take(&mut due) {
+                next_poll = tokio::time::Instant::now() + poll;
                 let now = OffsetDateTime::now_utc();
                 let lease_until = now + Duration::from_secs(self.settings.lease_secs);
                 match self.store.claim_outbox(&self.owner, destination, now, lease_until, free as u32).await {
@@ -170,15 +174,19 @@ impl Relay {
                 }
             }
             tokio::select! {
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => due |= saturated || claim_after(done),
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => due |= claim_after(done) || saturated,
                 _ = self.wakeup.rows_due(destination) => due = true,
-                _ = tokio::time::sleep(poll) => due = true,
+                _ = tokio::time::sleep_until(next_poll) => {
+                    // Also when no slot is free and nothing is claimed: never a poll in the past.
+                    next_poll = tokio::time::Instant::now() + poll;
+                    due = true;
+                }
                 // A sender gone is a stop too (the application is ending).
                 changed = shutdown.changed() => if changed.is_err() { break },
             }
             // Reap every finished delivery before claiming again: one claim for many.
             while let Some(done) = tasks.try_join_next() {
-                due |= saturated || claim_after(done);
+                due |= claim_after(done) || saturated;
             }
         }
         let in_flight = tasks.len();

@@ -4,7 +4,7 @@
 //! one, that is a commit per delivery — on SQLite one WAL append each behind the single writer,
 //! on PostgreSQL a commit each — and under load the commits, not the deliveries, set the pace.
 //! So one task writes them: it takes the first result that arrives and every other one waiting
-//! by then, and records them in one transaction ([`OutboxStore::finish_outbox_many`]). Nothing
+//! by then, and records them in one statement ([`OutboxStore::finish_outbox_many`]). Nothing
 //! waits for company: a lone result is written at once, as before; results that arrive while a
 //! batch is being written go together in the next. A batch is never larger than the deliveries
 //! in flight (each has at most one result waiting), so it needs no bound of its own.

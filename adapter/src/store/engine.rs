@@ -156,6 +156,11 @@ impl WriteTx {
         }
         wanted.sort_unstable();
         wanted.dedup();
+        // The deadlock-free order: keys are taken in sorted order across the whole transaction.
+        debug_assert!(
+            self.locked.iter().all(|held| wanted.iter().all(|w| held.as_str() < *w)),
+            "ordering keys locked out of order: lock all of a transaction's keys up front"
+        );
         if let Engine::Postgres(conn) = self.conn() {
             postgres::lock_ordering_keys(conn, &wanted).await?;
         }

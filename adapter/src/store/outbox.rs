@@ -81,6 +81,9 @@ pub fn claim_window(limit: u32) -> i64 {
 /// limit on a statement's parameters (SQLite 32 766, PostgreSQL 65 535).
 const RESULTS_PER_STATEMENT: usize = 500;
 
+/// Batches of up to this many results keep their statement prepared on SQLite.
+const KEPT_RESULT_STATEMENTS: usize = 8;
+
 /// The statement that records `n` results: `$1` the lease owner, then per result its row's id,
 /// status, next attempt (NULL: unchanged), last error, delivered at and held at. A row is
 /// written only while `$1` still leases it and it is pending. Each row written comes back with
@@ -273,16 +276,31 @@ impl OutboxStore for SqlStore {
     #[tracing::instrument(skip_all, fields(attempts = attempts.len()))]
     async fn finish_outbox_many(&self, owner: &str, attempts: &[FinishedAttempt]) -> StoreResult<Vec<Recorded>> {
         // The relay records the results of every delivery that ended while it recorded the
-        // previous ones together (see `relay::ResultWriter`): one statement for the lot, which
-        // commits on its own — on SQLite one WAL append, on PostgreSQL one commit. (A statement
-        // per row inside a transaction was 2 + n round trips, and the BEGIN and COMMIT alone
-        // 2 of an event's ≈ 19 statements on PostgreSQL, measured with `pg_stat_statements`.)
+        // previous ones together (see `relay::ResultWriter`): one statement for the lot (up to
+        // `RESULTS_PER_STATEMENT`), which commits on its own — on SQLite one WAL append, on
+        // PostgreSQL one commit. (A statement per row inside a transaction was 2 + n round
+        // trips; the BEGIN and COMMIT alone were 2 of an event's 18 statements on PostgreSQL,
+        // measured with `pg_stat_statements`.)
+        // A row twice in one batch (its lease ran out and this process claimed it again while
+        // the first attempt's result waited): the last attempt is recorded, the earlier one is
+        // answered as a lost lease, as if recorded first and overtaken.
+        let mut last_of: std::collections::HashMap<uuid::Uuid, usize> = std::collections::HashMap::new();
+        for (i, attempt) in attempts.iter().enumerate() {
+            last_of.insert(attempt.id, i);
+        }
+        let unique: Vec<&FinishedAttempt> =
+            attempts.iter().enumerate().filter(|(i, a)| last_of[&a.id] == *i).map(|(_, a)| a).collect();
         let writer = self.write_relaxed().await;
-        let keep_plan = writer.pool.keeps_plans();
         let mut written: std::collections::HashMap<uuid::Uuid, bool> = std::collections::HashMap::new();
-        for chunk in attempts.chunks(RESULTS_PER_STATEMENT) {
+        // Each chunk commits on its own: when a later one fails, the earlier ones stay written
+        // (their rows, recorded again one by one, answer as lost leases: nothing is lost).
+        for chunk in unique.chunks(RESULTS_PER_STATEMENT) {
             // Built from the chunk's length alone: every value is a bound parameter.
             let sql = sqlx::AssertSqlSafe(record_results_sql(chunk.len()));
+            // SQLite keeps the statements it prepares in a cache of 100 per connection: only the
+            // common small batches are kept, so the larger ones cannot push out the hot
+            // statements (PostgreSQL keeps none of the relay's, see `keeps_plans`).
+            let keep_plan = writer.pool.keeps_plans() && chunk.len() <= KEPT_RESULT_STATEMENTS;
             let rows = dispatch!(writer.pool, |pool| {
                 let mut query = sqlx::query_as::<_, (uuid::Uuid, bool)>(sql).persistent(keep_plan).bind(owner);
                 for attempt in chunk {
@@ -301,9 +319,10 @@ impl OutboxStore for SqlStore {
         }
         Ok(attempts
             .iter()
-            .map(|a| match written.get(&a.id) {
-                Some(&next_in_line) => Recorded::Written { next_in_line },
-                None => Recorded::LeaseLost,
+            .enumerate()
+            .map(|(i, a)| match written.get(&a.id) {
+                Some(&next_in_line) if last_of[&a.id] == i => Recorded::Written { next_in_line },
+                _ => Recorded::LeaseLost,
             })
             .collect())
     }

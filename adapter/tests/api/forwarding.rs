@@ -62,6 +62,50 @@ pub fn event(id: &str, card: &str, kind: &str, data: Value) -> Value {
 }
 
 #[tokio::test]
+async fn a_delivery_that_frees_a_cards_next_row_or_a_slot_claims_again_without_waiting_for_the_poll() {
+    // The poll is ten minutes away: every delivery after the first claim is claimed because a
+    // delivery ended — its card's next row became claimable (card-active's queue, with slots
+    // to spare), or the claim before had filled every slot (concurrency 1, two cards).
+    for db in test_databases().await {
+        for concurrency in [8, 1] {
+            let tmp = Receiver::start().await;
+            let app = TestApp::spawn_with(&db, |s| {
+                forwarding_settings(s, Approach::External, &tmp);
+                s.relay.poll_interval_ms = 600_000;
+                s.relay.concurrency = concurrency;
+            })
+            .await;
+            app.import(&fixture_cards()).await;
+            // Event ids of their own per round: the rounds share the database.
+            let id = |n: &str| format!("c{concurrency}-{n}");
+            let blocked = |n: &str, card: &str| {
+                event(&id(n), card, "card.status_changed", json!({"status": "BLOCKED", "reason": "lost"}))
+            };
+            let active = |n: &str, card: &str| event(&id(n), card, "card.status_changed", json!({"status": "ACTIVE"}));
+            let batch = if concurrency == 1 {
+                json!([blocked("e1", "card-active"), blocked("e2", "card-blocked"), active("e3", "card-active")])
+            } else {
+                json!([blocked("e1", "card-active"), active("e2", "card-active"), blocked("e3", "card-active")])
+            };
+            let ack = expect_json(app.request(EVENTS).json(&batch).send().await, 202).await;
+            assert_eq!(ack["accepted"], 3, "{}", db.backend);
+            // Far below the poll: a liveness bound, not a speed target.
+            tmp.wait_for(WAIT, |r| r.iter().filter(|r| r.answered == 200).count() >= 3).await;
+            let card_active: Vec<Value> =
+                tmp.accepted().into_iter().filter(|r| r.path.contains("card-active")).map(|r| r.body).collect();
+            let expected: Vec<Value> = batch
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["cardId"] == "card-active")
+                .map(|e| e["data"].clone())
+                .collect();
+            assert_eq!(card_active, expected, "{} concurrency {concurrency}: card-active in order", db.backend);
+        }
+    }
+}
+
+#[tokio::test]
 async fn external_events_reach_tmp_in_order_with_the_documented_mapping() {
     for db in test_databases().await {
         let tmp = Receiver::start().await;

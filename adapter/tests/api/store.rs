@@ -1055,10 +1055,10 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
 async fn a_claim_whose_first_step_comes_back_short_also_takes_the_heads_past_its_window() {
     for (db, store) in stores().await {
         let b = db.backend;
-        // card-0 queues one row, card-1 more than a claim of 3 looks through, card-2 one row
-        // past them: the first step leases card-1's head and — the row telling it that pending
-        // rows lie past the window — the second step adds card-2's.
-        let deep = usize::try_from(store::claim_window(3)).unwrap() + 20;
+        // card-0 queues one row, card-1 the rest of what a claim of 3 looks through, card-2 the
+        // first row past that window: the first step leases card-1's head and — the row telling
+        // it that a pending row lies past the window — the second step adds card-2's.
+        let deep = usize::try_from(store::claim_window(3)).unwrap() - 1;
         let mut queue = vec![("card-0", Destination::TmpApi)];
         queue.extend((0..deep).map(|_| ("card-1", Destination::TmpApi)));
         queue.push(("card-2", Destination::TmpApi));
@@ -1075,6 +1075,55 @@ async fn a_claim_whose_first_step_comes_back_short_also_takes_the_heads_past_its
 
         assert_eq!(claim(1).await, vec![rows[0].id], "{b}: card-0's row");
         assert_eq!(claim(3).await, vec![rows[1].id, rows[deep + 1].id], "{b}: card-1's head, then card-2's");
+    }
+}
+
+#[tokio::test]
+async fn recording_a_result_says_whether_the_cards_next_row_became_claimable() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        // card-1 and card-2 have a row behind their head, card-3 none.
+        let queue = [
+            ("card-1", Destination::TmpApi),
+            ("card-2", Destination::TmpApi),
+            ("card-3", Destination::TmpApi),
+            ("card-1", Destination::TmpApi),
+            ("card-2", Destination::TmpApi),
+        ];
+        let rows = queue_due_outbox(&store, &queue).await;
+        let now = OffsetDateTime::now_utc();
+        let claimed = store.claim_outbox("relay", Destination::TmpApi, now, now + Duration::minutes(1), 10).await;
+        assert_eq!(claimed.unwrap().len(), 3, "{b}: the three heads");
+        let attempt =
+            |n: usize, result: store::DeliveryResult| store::FinishedAttempt { id: rows[n].id, at: now, result };
+        let recorded = store
+            .finish_outbox_many(
+                "relay",
+                &[
+                    // Dead: it leaves card-1's queue, the next row is claimable.
+                    attempt(0, store::DeliveryResult::Dead { error: "HTTP 400".into() }),
+                    // Held: it stays card-2's head, the row behind it waits.
+                    attempt(1, store::DeliveryResult::Held { error: "HTTP 404".into() }),
+                    // The same row twice (re-claimed after its lease ran out): the last counts.
+                    attempt(2, store::DeliveryResult::Retry { at: now, error: "HTTP 503".into() }),
+                    attempt(2, store::DeliveryResult::Delivered),
+                ],
+            )
+            .await
+            .unwrap();
+        use store::Recorded::{LeaseLost, Written};
+        assert_eq!(
+            recorded,
+            vec![
+                Written { next_in_line: true },
+                Written { next_in_line: false },
+                LeaseLost,
+                Written { next_in_line: false }
+            ],
+            "{b}"
+        );
+        let third = store.find_outbox(rows[2].id).await.unwrap().unwrap();
+        assert_eq!((third.status, third.attempts), (OutboxStatus::Delivered, 1), "{b}: recorded once, the last");
     }
 }
 

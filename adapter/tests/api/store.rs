@@ -977,6 +977,12 @@ async fn queue_due_outbox(store: &DynStore, queue: &[(&str, Destination)]) -> Ve
     rows
 }
 
+/// The ids of the TMP API's rows that `relay` claims, up to `limit`, oldest first.
+async fn claim_tmp_api(store: &DynStore, now: OffsetDateTime, lease: OffsetDateTime, limit: u32) -> Vec<Uuid> {
+    let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, limit).await.unwrap();
+    claimed.into_iter().map(|e| e.record.id).collect()
+}
+
 #[tokio::test]
 async fn the_relay_claims_per_destination_in_order_per_card() {
     for (db, store) in stores().await {
@@ -1025,13 +1031,7 @@ async fn a_card_behind_a_deep_queue_is_claimed_while_that_queue_is_busy() {
         let rows = queue_due_outbox(&store, &queue).await;
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
-        let claim = |limit: u32| {
-            let store = store.clone();
-            async move {
-                let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, limit).await.unwrap();
-                claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
-            }
-        };
+        let claim = |limit: u32| claim_tmp_api(&store, now, lease, limit);
 
         assert_eq!(claim(1).await, vec![rows[0].id], "{b}: card-1's head");
         assert_eq!(claim(2).await, vec![rows[deep].id], "{b}: card-2 does not wait for card-1's queue");
@@ -1065,13 +1065,7 @@ async fn a_claim_whose_first_step_comes_back_short_also_takes_the_heads_past_its
         let rows = queue_due_outbox(&store, &queue).await;
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
-        let claim = |limit: u32| {
-            let store = store.clone();
-            async move {
-                let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, limit).await.unwrap();
-                claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
-            }
-        };
+        let claim = |limit: u32| claim_tmp_api(&store, now, lease, limit);
 
         assert_eq!(claim(1).await, vec![rows[0].id], "{b}: card-0's row");
         assert_eq!(claim(3).await, vec![rows[1].id, rows[deep + 1].id], "{b}: card-1's head, then card-2's");
@@ -1219,13 +1213,7 @@ async fn a_held_head_blocks_its_card_until_an_operator_retries_replays_or_skips_
         let rows = queue_due_outbox(&store, &queue).await;
         let now = OffsetDateTime::now_utc();
         let lease = now + Duration::minutes(1);
-        let claim = || {
-            let store = store.clone();
-            async move {
-                let claimed = store.claim_outbox("relay", Destination::TmpApi, now, lease, 10).await.unwrap();
-                claimed.into_iter().map(|e| e.record.id).collect::<Vec<_>>()
-            }
-        };
+        let claim = || claim_tmp_api(&store, now, lease, 10);
         let held = store::DeliveryResult::Held { error: "HTTP 404 NOT_FOUND".into() };
         let status = |id: Uuid| {
             let store = store.clone();

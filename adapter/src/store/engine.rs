@@ -147,7 +147,7 @@ impl WriteTx {
     /// one (sorted) order for every writer, so that transactions sharing keys cannot deadlock —
     /// a transaction locks all its keys up front, or one key at a time while it holds no other.
     /// (One statement per key was a round trip each, and the outbox row's insert locked its key
-    /// again after the ingest had: measured with `pg_stat_statements`, 2 of an event's ≈ 19
+    /// again after the ingest had: measured with `pg_stat_statements`, 2 of an event's 18
     /// statements.)
     pub(super) async fn lock_ordering_keys(&mut self, keys: &[&str]) -> StoreResult<()> {
         let mut wanted: Vec<&str> = keys.iter().copied().filter(|k| !self.locked.iter().any(|l| l == k)).collect();

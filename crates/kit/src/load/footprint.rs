@@ -30,7 +30,7 @@ pub struct FootprintArgs {
     #[arg(long, env = "TMP_KIT_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Token events per second for the loaded figure.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 1000.0, value_parser = super::rate)]
     pub rate: f64,
     /// Seconds of load.
     #[arg(long, default_value_t = 10)]

@@ -72,16 +72,16 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 5)]
     pub ceiling_seconds: u64,
     /// The first rate of the peak search (requests per second).
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = rate)]
     pub start_rate: f64,
     /// Never offer more than this.
-    #[arg(long, default_value_t = 50_000.0)]
+    #[arg(long, default_value_t = 50_000.0, value_parser = rate)]
     pub max_rate: f64,
     /// Bisection steps after the doubling.
     #[arg(long, default_value_t = 3)]
     pub refine: u32,
     /// Offer this fixed rate instead of searching for the peak (latency at a given load).
-    #[arg(long)]
+    #[arg(long, value_parser = rate)]
     pub rate: Option<f64>,
     /// Also write the figures as JSON to this file, and a chart of latency against offered
     /// rate per scenario next to it (the same name with `.svg`).
@@ -90,6 +90,15 @@ pub struct LoadArgs {
 }
 
 /// The peak search and the run at half of peak of the commands that count each message when it
+/// A rate option of the load commands (requests or messages per second): a finite number above
+/// zero, or a usage error naming the option (a zero rate has no time between requests).
+pub fn rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("`{value}` is not a rate: give a number of requests per second above 0")),
+    }
+}
+
 /// arrives at a receiver (`compare-svix`, `scale-out`).
 #[derive(Debug, clap::Args)]
 pub struct SearchArgs {
@@ -100,10 +109,10 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
     /// The first rate of the peak search (messages per second).
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, value_parser = rate)]
     pub start_rate: f64,
     /// Never offer more than this.
-    #[arg(long, default_value_t = 20_000.0)]
+    #[arg(long, default_value_t = 20_000.0, value_parser = rate)]
     pub max_rate: f64,
     /// Bisection steps after the doubling.
     #[arg(long, default_value_t = 3)]
@@ -594,5 +603,17 @@ impl RssPeak {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let last = self.pids.iter().filter_map(|pid| rss_mb(pid).ok()).fold(0.0, f64::max);
         self.task.await.unwrap_or(0.0).max(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_rate_is_a_finite_number_above_zero() {
+        assert_eq!(super::rate("250"), Ok(250.0));
+        assert_eq!(super::rate("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "abc", "inf", "NaN", ""] {
+            assert!(super::rate(bad).unwrap_err().contains("is not a rate"), "{bad}");
+        }
     }
 }

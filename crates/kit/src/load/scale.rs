@@ -43,7 +43,7 @@ pub struct ScaleArgs {
     pub config_dir: PathBuf,
     /// Offer this fixed rate instead of searching for the peak (the CPU per event of two builds
     /// compared at the same load; the peak column then shows twice this rate).
-    #[arg(long)]
+    #[arg(long, value_parser = super::rate)]
     pub rate: Option<f64>,
     #[command(flatten)]
     pub search: super::SearchArgs,

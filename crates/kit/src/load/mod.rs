@@ -89,7 +89,6 @@ pub struct LoadArgs {
     pub json: Option<std::path::PathBuf>,
 }
 
-/// The peak search and the run at half of peak of the commands that count each message when it
 /// A rate option of the load commands (requests or messages per second): a finite number above
 /// zero, or a usage error naming the option (a zero rate has no time between requests).
 pub fn rate(value: &str) -> Result<f64, String> {
@@ -99,6 +98,7 @@ pub fn rate(value: &str) -> Result<f64, String> {
     }
 }
 
+/// The peak search and the run at half of peak of the commands that count each message when it
 /// arrives at a receiver (`compare-svix`, `scale-out`).
 #[derive(Debug, clap::Args)]
 pub struct SearchArgs {

@@ -154,6 +154,12 @@ impl Faults {
         self.lock().rules.clear();
     }
 
+    /// Whether any rule is set (fired out or not): without one, [`Faults::decide`] answers
+    /// no fault whatever the route, and the caller need not name the route.
+    pub fn any(&self) -> bool {
+        !self.lock().rules.is_empty()
+    }
+
     /// The action for one request on `route` (`"METHOD /pattern"`): the first matching rule
     /// that still has firings left and wins its dice roll. `body` is the outbound callback's
     /// (inbound requests are decided before their body is read: `None`, which a rule with

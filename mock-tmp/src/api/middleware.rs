@@ -12,6 +12,7 @@ use tmp_protocol::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID};
 use tracing::Instrument;
 
 use crate::context::Mock;
+use crate::faults::FaultAction;
 use crate::journal::{Direction, JournalEntry, Outcome, mask_bytes};
 use tmp_edge::correlation;
 use tmp_edge::error::ApiError;
@@ -46,13 +47,17 @@ async fn handle(
     };
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let route = req.match_pattern();
+    // Before routing, naming the route means matching the path against every route of the mock
+    // (≈ 90 k instructions, callgrind: a quarter of what the mock spends on a TMP API call); after routing
+    // actix knows it. So it is asked for up front only when a fault rule may need it, and
+    // otherwise read from the routed request.
+    let faults_armed = mock.faults.any();
+    let mut route = if faults_armed { req.match_pattern() } else { None };
     // The journal holds the calls of the contract and what drives the mock; reading the mock's
     // state (the console polls it every second) or the console's files would bury them.
     let read_of_the_mock = method == "GET" && path.starts_with("/_mock/");
     let journaled = !read_of_the_mock && !path.starts_with("/_mock/v1/requests");
     let mut entry = JournalEntry::new(Direction::Received, &method, &path, Outcome::Answered);
-    entry.route = route.clone();
     entry.correlation_id = Some(correlation_id.clone());
     entry.trace_id = correlation::current_trace().map(|t| t.trace_id());
     entry.idempotency_key = header(&req, IDEMPOTENCY_KEY);
@@ -64,6 +69,7 @@ async fn handle(
     {
         Ok(body) => body,
         Err(error) => {
+            entry.route = route.or_else(|| req.match_pattern());
             entry.status = Some(error.status_code().as_u16());
             if journaled {
                 mock.journal.record(entry);
@@ -75,7 +81,10 @@ async fn handle(
     req.extensions_mut().insert(RawBody(body.clone()));
     req.set_payload(Payload::from(body));
 
-    let fault = mock.faults.decide(&format!("{method} {}", route.as_deref().unwrap_or(&path)), None);
+    let fault = match faults_armed {
+        true => mock.faults.decide(&format!("{method} {}", route.as_deref().unwrap_or(&path)), None),
+        false => FaultAction::default(),
+    };
     entry.fault_id = fault.rule_id;
     if let Some(latency) = fault.latency {
         tokio::time::sleep(latency).await;
@@ -94,8 +103,10 @@ async fn handle(
     } else {
         let mut response = next.call(req).await?.map_into_boxed_body();
         set_correlation(response.headers_mut(), &correlation_id);
+        route = route.or_else(|| response.request().match_pattern());
         response
     };
+    entry.route = route.clone();
     if entry.outcome == Outcome::Answered {
         entry.status = Some(response.status().as_u16());
     }

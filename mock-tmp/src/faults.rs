@@ -162,7 +162,7 @@ impl Faults {
 
     /// The action for one request on `route` (`"METHOD /pattern"`): the first matching rule
     /// that still has firings left and wins its dice roll. `body` is the outbound callback's
-    /// (inbound requests are decided before their body is read: `None`, which a rule with
+    /// (inbound requests are decided without their body: `None`, which a rule with
     /// `body_contains` never matches).
     pub fn decide(&self, route: &str, body: Option<&[u8]>) -> FaultAction {
         let mut inner = self.lock();

@@ -252,3 +252,41 @@ async fn the_sender_and_faults_can_be_changed_at_run_time() {
     assert!(kit.get("/_mock/v1/tokens").await["tokens"].as_array().expect("tokens").is_empty());
     assert_eq!(kit.get("/_mock/v1/sender").await["behaviour"]["duplicate_rate"], 0.0);
 }
+
+/// The journal names each received call's route pattern, never its path (no ids or card data),
+/// whether the route was looked up before routing (a fault rule is set) or taken from the
+/// routed request (none is).
+#[tokio::test]
+async fn the_journal_names_the_route_with_and_without_fault_rules() {
+    let kit = Mock::start().await;
+    let route = "/tmp-api/v1/cards/{cardId}/status";
+    let routes_of_status_calls = || async {
+        let journal = kit.get("/_mock/v1/requests").await;
+        journal["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .filter(|e| e["direction"] == "received" && e["path"] == "/tmp-api/v1/cards/card-active/status")
+            .map(|e| (e["route"].clone(), e["status"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let answered = kit.signed(Method::POST, "/tmp-api/v1/cards/card-active/status").json(&status_body()).send().await;
+    assert_eq!(answered.status(), 200);
+    assert_eq!(routes_of_status_calls().await, vec![(json!(route), json!(200))], "no fault rule");
+
+    kit.control(
+        "/_mock/v1/faults",
+        json!({"route": "POST /tmp-api/v1/tokens/{tokenId}/{action}", "error_status": 503}),
+    )
+    .await;
+    let answered = kit.signed(Method::POST, "/tmp-api/v1/cards/card-active/status").json(&status_body()).send().await;
+    assert_eq!(answered.status(), 200);
+    kit.control("/_mock/v1/faults", json!({"route": format!("POST {route}"), "error_status": 503})).await;
+    let refused = kit.signed(Method::POST, "/tmp-api/v1/cards/card-active/status").json(&status_body()).send().await;
+    expect_error(refused, 503, "UNAVAILABLE").await;
+    assert_eq!(
+        routes_of_status_calls().await,
+        vec![(json!(route), json!(200)), (json!(route), json!(200)), (json!(route), json!(503))],
+        "a rule for another route, then one for this route"
+    );
+}

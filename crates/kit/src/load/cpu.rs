@@ -83,6 +83,51 @@ impl CpuSample {
     }
 }
 
+/// CPU time counters of this process's threads at one moment, by thread (`/proc/self/task`).
+/// Everything `load` runs shares this process — the adapter, mock-tmp, the sink and the
+/// generator — so its threads are what can be told apart: the HTTP servers' workers, the tokio
+/// runtime's workers and blocking pool (the generator, the relay, RSA decrypts, fsyncs), SQLite's
+/// connection threads, the HTTP clients' threads.
+pub struct ThreadSample {
+    /// The machine's ticks, busy and idle (the unit the threads' ticks are shares of).
+    total: u64,
+    cpus: usize,
+    /// Per thread id: its name and its user + system ticks.
+    threads: HashMap<u32, (String, u64)>,
+}
+
+impl ThreadSample {
+    pub fn take() -> anyhow::Result<ThreadSample> {
+        let machine = CpuSample::take(&[], None)?;
+        let mut threads = HashMap::new();
+        for entry in std::fs::read_dir("/proc/self/task")?.flatten() {
+            let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+            let task = format!("self/task/{tid}");
+            let name = std::fs::read_to_string(format!("/proc/{task}/comm")).unwrap_or_default().trim().to_owned();
+            if let Some(ticks) = process_ticks(&task) {
+                threads.insert(tid, (name, ticks));
+            }
+        }
+        Ok(ThreadSample { total: machine.total, cpus: machine.cpus, threads })
+    }
+
+    /// CPU-seconds per thread name between `before` and this sample, most first. A thread
+    /// started in the interval counts from zero; one that ended in it is missed.
+    pub fn since(&self, before: &ThreadSample, wall_secs: f64) -> Vec<(String, f64)> {
+        let total = self.total.saturating_sub(before.total).max(1) as f64;
+        let capacity = self.cpus as f64 * wall_secs;
+        let mut by_name: HashMap<&str, u64> = HashMap::new();
+        for (tid, (name, ticks)) in &self.threads {
+            let earlier = before.threads.get(tid).map_or(0, |(_, t)| *t);
+            *by_name.entry(name.as_str()).or_default() += ticks.saturating_sub(earlier);
+        }
+        let mut spent: Vec<(String, f64)> =
+            by_name.into_iter().map(|(name, ticks)| (name.to_owned(), ticks as f64 / total * capacity)).collect();
+        spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+        spent
+    }
+}
+
 /// The PostgreSQL server's main process, on this machine: the parent of the backend serving
 /// `database_url`. `None` when it is elsewhere (a remote server, another pid namespace): its
 /// CPU is then not seen from here.
@@ -125,5 +170,27 @@ mod tests {
         let used = CpuSample::take(&[], None).expect("/proc is readable").since(&before, 0.3);
         assert!(used.this > 0.0, "a busy loop shows as this process's CPU: {used:?}");
         assert!(used.this <= 1.0 && used.idle <= 1.0);
+    }
+
+    #[test]
+    fn a_busy_thread_is_seen_under_its_name() {
+        let before = super::ThreadSample::take().expect("/proc/self/task is readable");
+        let started = std::time::Instant::now();
+        std::thread::Builder::new()
+            .name("cpu-test-busy".into())
+            .spawn(|| {
+                let started = std::time::Instant::now();
+                let mut x = 0u64;
+                while started.elapsed() < std::time::Duration::from_millis(300) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+                // Still alive when the second sample is taken: an ended thread is not seen.
+                std::thread::park_timeout(std::time::Duration::from_secs(5));
+            })
+            .expect("a thread");
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let spent = super::ThreadSample::take().expect("readable").since(&before, started.elapsed().as_secs_f64());
+        let busy = spent.iter().find(|(name, _)| name == "cpu-test-busy").map(|(_, s)| *s);
+        assert!(busy.is_some_and(|s| s > 0.1), "the busy thread's 0.3 s show under its name: {spent:?}");
     }
 }

@@ -255,7 +255,9 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             };
             tokio::time::sleep(Duration::from_secs(1)).await;
             drain_outbox(kit).await;
+            let threads = ThreadCpu::start();
             let half = step_fn(peak / 2.0, Duration::from_secs(args.duration)).await;
+            threads.print(scenario.name(), &half);
             (peak, half)
         } else {
             let send = request_sender(&session, scenario).await?;
@@ -265,7 +267,9 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
             };
             tokio::time::sleep(Duration::from_secs(1)).await;
             drain_outbox(kit).await;
+            let threads = ThreadCpu::start();
             let half = open_loop::run(peak / 2.0, Duration::from_secs(args.duration), send).await;
+            threads.print(scenario.name(), &half);
             (peak, half)
         };
         print_step(&format!("{} @ half peak", scenario.name()), &half);
@@ -324,6 +328,40 @@ async fn measure(kit: &Arc<TestKit>, args: &LoadArgs, scenarios: &[Scenario], da
         println!("figures: {} · chart: {}", path.display(), chart.display());
     }
     Ok(())
+}
+
+/// Where this process's CPU went during a run at half of peak, per request answered, by kind
+/// of thread ([`cpu::ThreadSample`]): the figures "Where the time goes" in docs/performance.md
+/// reads.
+struct ThreadCpu {
+    before: Option<cpu::ThreadSample>,
+    started: std::time::Instant,
+}
+
+impl ThreadCpu {
+    fn start() -> ThreadCpu {
+        ThreadCpu { before: cpu::ThreadSample::take().ok(), started: std::time::Instant::now() }
+    }
+
+    fn print(self, name: &str, run: &RunStats) {
+        let (Some(before), Ok(after)) = (self.before, cpu::ThreadSample::take()) else { return };
+        if run.ok == 0 {
+            return;
+        }
+        let spent = after.since(&before, self.started.elapsed().as_secs_f64());
+        let per_request = |seconds: f64| 1e3 * seconds / run.ok as f64;
+        let all: f64 = spent.iter().map(|(_, seconds)| seconds).sum();
+        let threads: Vec<String> = spent
+            .iter()
+            .filter(|(_, seconds)| per_request(*seconds) >= 0.005)
+            .map(|(thread, seconds)| format!("{thread} {:.2}", per_request(*seconds)))
+            .collect();
+        eprintln!(
+            "  {name:<24} CPU per request at half peak, ms, by thread of this process: {} · all {:.2}",
+            threads.join(" · "),
+            per_request(all)
+        );
+    }
 }
 
 /// Waits until the adapter's outbox holds nothing pending (at most 120 s): the deliveries an

@@ -657,7 +657,7 @@ async fn spans_are_exported_over_otlp_linking_the_caller_the_adapter_and_the_sin
         let seen = TraceParent::parse(&delivered.traceparent).expect("the sink got a traceparent");
         assert_eq!(seen.trace_id(), caller.trace_id(), "{}", db.backend);
 
-        // Every span of the caller's trace, once the collector has the sink call's.
+        // Every span of the caller's trace, once the collector has the sink call's and the request's.
         let spans_of = |received: &[crate::helpers::receiver::Received]| -> Vec<Value> {
             received
                 .iter()
@@ -668,7 +668,14 @@ async fn spans_are_exported_over_otlp_linking_the_caller_the_adapter_and_the_sin
                 .collect()
         };
         let sink_call = seen.parent_id();
-        collector.wait_for(WAIT, |r| spans_of(r).iter().any(|s| s["spanId"] == sink_call.as_str())).await;
+        // The request's own span may come in a later export than the sink call's (see below).
+        collector
+            .wait_for(WAIT, |r| {
+                let spans = spans_of(r);
+                spans.iter().any(|s| s["spanId"] == sink_call.as_str())
+                    && spans.iter().any(|s| s["traceId"] == caller.trace_id().as_str() && s["kind"] == 2)
+            })
+            .await;
         let spans = spans_of(&collector.received());
         let traced: Vec<&Value> = spans.iter().filter(|s| s["traceId"] == caller.trace_id().as_str()).collect();
         let find = |kind: u64| -> &Value {
@@ -696,7 +703,16 @@ async fn spans_are_exported_over_otlp_linking_the_caller_the_adapter_and_the_sin
         let other = sink.accepted().into_iter().find(|r| r.body["data"]["tokenId"] == "tok-otlp-2").expect("delivered");
         let other = TraceParent::parse(&other.traceparent).expect("traceparent");
         assert_ne!(other.trace_id(), caller.trace_id());
-        collector.wait_for(WAIT, |r| spans_of(r).iter().any(|s| s["spanId"] == other.parent_id().as_str())).await;
+        // The delivery can start before the request's own span has ended (the relay is woken by
+        // the commit, the span ends once the answer is written), and the two may be exported in
+        // different batches: wait for both.
+        collector
+            .wait_for(WAIT, |r| {
+                let spans = spans_of(r);
+                spans.iter().any(|s| s["spanId"] == other.parent_id().as_str())
+                    && spans.iter().any(|s| s["traceId"] == other.trace_id().as_str() && s["kind"] == 2)
+            })
+            .await;
         let spans = spans_of(&collector.received());
         let root = spans
             .iter()

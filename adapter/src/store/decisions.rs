@@ -33,7 +33,8 @@ pub trait DecisionStore: Send + Sync {
     /// each (once per tokenization id, whatever its outcome: TMP asking again counts once).
     /// Under a lock per key for the transaction (PostgreSQL; SQLite has one writer), so
     /// tokenizations of one card or device arriving together are counted one after another —
-    /// none is counted against a total that misses one committing beside it.
+    /// none is counted against a total that misses one committing beside it. *Relaxed*, as
+    /// the CVC attempts are (see [`super::CvcAttempts`]): the decision record's flush covers it.
     async fn count_and_record_tokenization(
         &self,
         keys: &[VelocityKey<'_>],
@@ -208,7 +209,8 @@ impl DecisionStore for SqlStore {
         for stripe in stripes {
             turns.push(self.velocity_turns[stripe].lock().await);
         }
-        let mut tx = self.begin_write().await?;
+        // Relaxed (see `DecisionStore`): the decision record's flush covers it.
+        let mut tx = self.begin_write_relaxed().await?;
         tx.lock_ordering_keys(&locks.iter().map(String::as_str).collect::<Vec<_>>()).await?;
         let mut counts = Vec::with_capacity(keys.len());
         for key in keys {

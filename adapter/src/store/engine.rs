@@ -103,8 +103,8 @@ pub(super) struct WriteTx {
     // Declared first: rolled back (when dropped unfinished) before the gate opens.
     tx: Engine<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>,
     gate: Option<OwnedMutexGuard<()>>,
-    group: Arc<GroupCommit>,
-    in_flight: InFlight,
+    /// A durable transaction's place in the group commit; `None` for a relaxed one.
+    durable: Option<(Arc<GroupCommit>, InFlight)>,
     /// The ordering keys this transaction holds (PostgreSQL): a key is locked once, however
     /// many of its rows the transaction writes.
     locked: Vec<String>,
@@ -120,7 +120,7 @@ impl WriteTx {
     }
 
     /// Commits, opens the gate, and returns once a group-commit flush has made the
-    /// transaction durable.
+    /// transaction durable (a relaxed transaction: once it has committed).
     pub(super) async fn commit(self) -> StoreResult<()> {
         self.commit_releasing(|| {}).await
     }
@@ -129,11 +129,14 @@ impl WriteTx {
     /// waiting for its flush: what the caller holds for the transaction's sake alone (its
     /// locks) is let go at commit, as the database lets go of its own, not after the disk.
     pub(super) async fn commit_releasing(self, release: impl FnOnce()) -> StoreResult<()> {
-        let WriteTx { tx, gate, group, in_flight, .. } = self;
+        let WriteTx { tx, gate, durable, .. } = self;
         dispatch!(tx, |tx| tx.commit().await?);
         drop(gate);
         release();
-        group.committed(in_flight).await
+        match durable {
+            Some((group, in_flight)) => group.committed(in_flight).await,
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn rollback(self) -> StoreResult<()> {
@@ -199,6 +202,13 @@ impl SqlStore {
     /// Begins a durable write transaction (on SQLite: takes the gate, then `BEGIN IMMEDIATE`).
     pub(super) async fn begin_write(&self) -> StoreResult<WriteTx> {
         let in_flight = self.group.begin();
+        let tx = self.begin_write_relaxed().await?;
+        Ok(WriteTx { durable: Some((self.group.clone(), in_flight)), ..tx })
+    }
+
+    /// Begins a write transaction of relaxed durability (see [`super::Store`]): its commit
+    /// returns without waiting for a flush, and the next flush covers it.
+    pub(super) async fn begin_write_relaxed(&self) -> StoreResult<WriteTx> {
         let (tx, gate) = match &self.engine {
             Engine::Sqlite(sqlite) => {
                 let gate = sqlite.gate().await;
@@ -206,7 +216,7 @@ impl SqlStore {
             }
             Engine::Postgres(pool) => (Engine::Postgres(pool.begin().await?), None),
         };
-        Ok(WriteTx { tx, gate, group: self.group.clone(), in_flight, locked: Vec::new() })
+        Ok(WriteTx { tx, gate, durable: None, locked: Vec::new() })
     }
 
     /// Begins a write transaction and, when `idempotency` is given, claims its scope+key in it.

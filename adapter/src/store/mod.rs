@@ -461,7 +461,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// **Durability.** Every write that stands behind an answer (an acknowledgement, a decision, an
 /// idempotency record, a CVC attempt, an audit entry) is durable when the method returns; the
 /// writes of concurrent requests are made durable together, by one flush (see `group_commit`),
-/// and a stored answer is returned only once it is durable. Three writes are *relaxed* —
+/// and a stored answer is returned only once it is durable. Some writes are *relaxed* —
 /// committed without waiting for a flush, and made durable by the next one:
 /// [`IdempotencyStore::remember_request_id`], [`OutboxStore::claim_outbox`] and
 /// [`OutboxStore::finish_outbox_many`]. Losing one to a power cut only makes something happen again that
@@ -469,7 +469,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// committed durably with their idempotency record, and commit in order after its id), a lease
 /// would be taken again, a delivery would be made again under the same idempotency key
 /// (delivery is at least once anyway). Each of these writes is one per request or per delivery,
-/// so relaxing them spares those paths a wait for the disk.
+/// so relaxing them spares those paths a wait for the disk. A verification's own writes —
+/// [`CvcAttempts`]' two and [`DecisionStore::count_and_record_tokenization`] — are relaxed
+/// for another reason: its answer waits for its decision record
+/// ([`DecisionStore::record_decision`], durable), committed after them, and a flush makes
+/// every commit before it durable too (one WAL, written in order; see `group_commit`). So a
+/// verification waits for one flush, not one per write (measured: three before).
 #[async_trait]
 pub trait Store:
     CardStore

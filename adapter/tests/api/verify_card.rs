@@ -125,6 +125,41 @@ async fn a_match_clears_earlier_failures() {
     }
 }
 
+/// A verification's own writes (the CVC attempt reserved, the counter cleared, the tokenization
+/// counted) commit without a flush of their own: the answer waits for one flush, after the
+/// decision record, which covers them all (one WAL, written in order).
+#[tokio::test]
+async fn a_verification_waits_for_one_flush_after_all_its_writes() {
+    for db in test_databases().await {
+        let b = db.backend;
+        let app = TestApp::spawn(&db).await;
+        app.import(&fixture_cards()).await;
+        let right = app.cvc_of(PAN_ACTIVE, EXPIRY);
+        let wrong = if right == "000" { "001" } else { "000" };
+        // The adapter's own store's counters (the test's store is another handle on the file).
+        let flushed = async || {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            let value = |name: &str| -> u64 {
+                let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {text}"));
+                line.rsplit(' ').next().unwrap().parse().unwrap()
+            };
+            (value("tmp_adapter_store_flushed_commits_total "), value("tmp_adapter_store_flushes_total "))
+        };
+        for (cvc, expected, failures) in [(wrong, "NO_MATCH", 1), (right.as_str(), "MATCH", 0)] {
+            let (commits, flushes) = flushed().await;
+            let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(cvc)), "APPLE_PAY")).await;
+            assert_eq!(answer["cvcResult"], expected, "{b}: {answer}");
+            let (commits_after, flushes_after) = flushed().await;
+            assert_eq!(commits_after - commits, 1, "{b}: one durable commit per verification, covered when answered");
+            assert!(flushes_after > flushes, "{b}: answered before a flush");
+            let now = time::OffsetDateTime::now_utc();
+            let counted = app.store.cvc_failures("card-active", now, time::Duration::hours(24)).await.unwrap();
+            assert_eq!(counted, failures, "{b}: the attempt's count is committed before the answer");
+        }
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn cvc_requirement_follows_the_requestor_policy() {
     for db in test_databases().await {

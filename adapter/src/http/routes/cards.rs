@@ -55,6 +55,8 @@ pub async fn verify_card(state: Data<AppState>, req: HttpRequest, body: SignedBo
     let verified = state.verifier.verify_card(&request, &card, &correlation::current()).await;
     let response_body = serde_json::to_vec(&verified.response).map_err(|e| ApiError::Internal(e.into()))?;
     let record = pending.record(StatusCode::OK, response_body);
+    // Durable before the answer, and so are the verifier's relaxed writes committed before it
+    // (the CVC attempt, the tokenization count): the same flush covers them.
     let write = state.store.record_decision(&verified.audit, Some(&record)).await?;
     pending.settle(write, &record)
 }
@@ -85,6 +87,7 @@ pub async fn verify_cvc(state: Data<AppState>, req: HttpRequest, body: SignedBod
     let verified = state.verifier.verify_cvc(&request, &card, &cvc, &correlation::current()).await?;
     let response_body = serde_json::to_vec(&verified.response).map_err(|e| ApiError::Internal(e.into()))?;
     let record = pending.record(StatusCode::OK, response_body);
+    // As for a verification: this flush covers the CVC attempt's relaxed writes.
     let write = state.store.record_decision(&verified.audit, Some(&record)).await?;
     pending.settle(write, &record)
 }

@@ -84,7 +84,8 @@ impl FromRequest for ProcessorBody {
     }
 }
 
-/// The adapter remembers accepted `webhook-id`s durably, in the database replicas share.
+/// The adapter remembers accepted `webhook-id`s in the database replicas share (a relaxed write:
+/// see `IdempotencyStore::remember_request_id`).
 struct StoreReplayGuard<'a>(&'a AppState);
 
 impl ReplayGuard for StoreReplayGuard<'_> {

@@ -10,9 +10,10 @@ use super::rows::{self, Ts};
 
 /// **Durability**: both writes are *relaxed* (see [`super::Store`]): committed — so the next
 /// attempt counts them at once — without waiting for a flush. The CVC's result is answered only
-/// after the request's decision record is durable, and the flush that covers it covers these
-/// earlier commits too (one WAL, in order); a request that fails before its decision record
-/// answers no result, and then a lost reservation has revealed nothing.
+/// after a flush that began after them: the request's decision record's, or, for a replayed
+/// answer, the one [`super::IdempotencyStore::find_idempotency`] waits for (one WAL, in order).
+/// A request that fails before its decision record answers no result, and then a reservation
+/// lost to a power cut has revealed nothing.
 #[async_trait]
 pub trait CvcAttempts: Send + Sync {
     /// Failures counted in the current window (0 when the window has passed).

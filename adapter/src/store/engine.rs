@@ -98,7 +98,7 @@ impl Writer<'_> {
     }
 }
 
-/// A durable write transaction (on SQLite holding the write gate until it ends).
+/// A write transaction, durable or relaxed (on SQLite holding the write gate until it ends).
 pub(super) struct WriteTx {
     // Declared first: rolled back (when dropped unfinished) before the gate opens.
     tx: Engine<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>,

@@ -3,8 +3,9 @@
 //! Every write of the store commits *without* waiting for the disk (SQLite: the writer
 //! connection runs `synchronous=NORMAL`, so a commit appends its frames to the WAL and returns;
 //! PostgreSQL: the sessions run `synchronous_commit=off`, so a commit returns once its record is
-//! in the WAL buffers). A write that stands behind an answer then waits for a **flush** that
-//! started after its commit returned:
+//! in the WAL buffers). An answer that rests on a write then waits for a **flush** that started
+//! after the write's commit returned (as a rule the write's own method waits for it; a
+//! verification's earlier writes are covered by the flush of its decision record):
 //!
 //! - SQLite: an `fsync` of the WAL file. The WAL is written in order, so one fsync makes every
 //!   frame appended before it durable, whoever appended it; writers keep appending while it runs.
@@ -199,10 +200,15 @@ impl GroupCommit {
         self.wait_for(number).await
     }
 
-    /// Waits until everything committed so far is durable: before answering from rows another
-    /// request wrote (a stored idempotent answer), which may not be durable yet.
-    pub(super) async fn settle(&self) -> StoreResult<()> {
-        self.wait_for(self.committed.load(Ordering::Acquire)).await
+    /// Waits for a flush that begins after this call: before answering from rows another
+    /// request wrote (a stored idempotent answer), which may not be durable yet. Such a flush
+    /// covers every commit the caller could read — made by this process or another replica,
+    /// durable or relaxed — which the commits this process has counted so far would not: the
+    /// writer may not have counted its commit yet, another replica's is never counted here, and
+    /// a verification's relaxed writes are not counted at all. It counts as a commit (of
+    /// nothing) in the statistics.
+    pub(super) async fn settle(self: &Arc<Self>) -> StoreResult<()> {
+        self.committed(self.begin()).await
     }
 
     /// Whether durability is lost (a failed SQLite fsync): `/readyz` fails.

@@ -10,6 +10,8 @@ use super::{IdempotencyRecord, StoreResult};
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
+    /// The stored answer under this route and key, returned only after a flush that began once
+    /// it was read: it may be another request's (or replica's) write, committed but not yet durable.
     async fn find_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// Deletes records created before `before`. Returns how many.
     async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64>;
@@ -35,6 +37,11 @@ impl IdempotencyStore for SqlStore {
             .fetch_optional(pool)
             .await?
         });
+        if row.is_some() {
+            // The stored answer may belong to a write not yet durable (this process's or
+            // another replica's): answer it only once it is.
+            self.group.settle().await?;
+        }
         Ok(row)
     }
 

@@ -459,9 +459,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The adapter's storage.
 ///
 /// **Durability.** Every write that stands behind an answer (an acknowledgement, a decision, an
-/// idempotency record, a CVC attempt, an audit entry) is durable when the method returns; the
-/// writes of concurrent requests are made durable together, by one flush (see `group_commit`),
-/// and a stored answer is returned only once it is durable. Some writes are *relaxed* —
+/// idempotency record, a CVC attempt, an audit entry) is durable before the answer leaves — as a
+/// rule when its method returns; the writes of concurrent requests are made durable together, by
+/// one flush (see `group_commit`), and a stored answer
+/// ([`IdempotencyStore::find_idempotency`], an idempotent write that finds its key taken) is
+/// returned only after a flush that began once it was read. Some writes are *relaxed* —
 /// committed without waiting for a flush, and made durable by the next one:
 /// [`IdempotencyStore::remember_request_id`], [`OutboxStore::claim_outbox`] and
 /// [`OutboxStore::finish_outbox_many`]. Losing one to a power cut only makes something happen again that
@@ -474,7 +476,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// for another reason: its answer waits for its decision record
 /// ([`DecisionStore::record_decision`], durable), committed after them, and a flush makes
 /// every commit before it durable too (one WAL, written in order; see `group_commit`). So a
-/// verification waits for one flush, not one per write (measured: three before).
+/// verification waits for one flush, not one per write (before: one per write, two to four).
 #[async_trait]
 pub trait Store:
     CardStore

@@ -145,6 +145,13 @@ async fn a_verification_waits_for_one_flush_after_all_its_writes() {
             };
             (value("tmp_adapter_store_flushed_commits_total "), value("tmp_adapter_store_flushes_total "))
         };
+        // Start-up's durable writes — the velocity backfill, housekeeping's first pass (it erases
+        // expired OTPs) — are done and flushed before counting.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while flushed().await.0 < 2 {
+            assert!(std::time::Instant::now() < deadline, "{b}: start-up's two durable writes were not flushed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         for (cvc, expected, failures) in [(wrong, "NO_MATCH", 1), (right.as_str(), "MATCH", 0)] {
             let (commits, flushes) = flushed().await;
             let answer = verify(&app, &verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(cvc)), "APPLE_PAY")).await;
@@ -156,6 +163,18 @@ async fn a_verification_waits_for_one_flush_after_all_its_writes() {
             let counted = app.store.cvc_failures("card-active", now, time::Duration::hours(24)).await.unwrap();
             assert_eq!(counted, failures, "{b}: the attempt's count is committed before the answer");
         }
+        // A replayed answer (it may be another request's, not yet durable, with that request's
+        // relaxed writes before it) is sent only after a flush that began once it was read.
+        let body = verify_body(app.card_payload(PAN_ACTIVE, EXPIRY, Some(wrong)), "APPLE_PAY");
+        let first =
+            expect_json(app.request(VERIFY).idempotency_key(Some("flush-1")).json(&body).send().await, 200).await;
+        let (commits, flushes) = flushed().await;
+        let again =
+            expect_json(app.request(VERIFY).idempotency_key(Some("flush-1")).json(&body).send().await, 200).await;
+        assert_eq!(again, first, "{b}");
+        let (commits_after, flushes_after) = flushed().await;
+        assert_eq!(commits_after - commits, 1, "{b}: the replay waited for a flush of its own");
+        assert!(flushes_after > flushes, "{b}");
         app.stop().await;
     }
 }

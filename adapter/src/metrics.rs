@@ -169,8 +169,10 @@ impl Metrics {
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let store_flushes = counter("store_flushes_total", "Group-commit flushes (WAL fsyncs / synchronous commits)");
-        let store_flushed_commits =
-            counter("store_flushed_commits_total", "Durable commits made durable by the flushes (÷ flushes = batch)");
+        let store_flushed_commits = counter(
+            "store_flushed_commits_total",
+            "Durable commits (and replays' waits) covered by the flushes (÷ flushes = batch)",
+        );
         let store_flush_failures = counter("store_flush_failures_total", "Group-commit flushes that failed");
         let store_durability_lost = IntGauge::new(
             "store_durability_lost",

@@ -59,7 +59,8 @@ impl Default for GroupCommitSettings {
 pub struct GroupCommitStats {
     /// Flushes that succeeded.
     pub flushes: u64,
-    /// Durable commits those flushes covered: `commits / flushes` is the mean batch.
+    /// Durable commits those flushes covered: `commits / flushes` is the mean batch. A stored
+    /// answer's wait ([`GroupCommit::settle`]) counts as one (rare: replays only).
     pub commits: u64,
     /// Flushes that failed.
     pub failures: u64,
